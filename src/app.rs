@@ -1,0 +1,402 @@
+//! Assembles the application from settings and the enabled domains.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing_actix_web::TracingLogger;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Settings;
+use crate::domains;
+use crate::platform::db::{self, SchemaMigrations};
+use crate::platform::domain::check_dependencies;
+use crate::platform::events::{self, KafkaMirror, Relay, RelayHandle, Subscriber};
+use crate::platform::health::HealthCheck;
+use crate::platform::http::logging::BasaltRootSpan;
+use crate::platform::http::rate_limit::{self, RateLimiter};
+use crate::platform::http::security_headers::{self, SecurityHeaders};
+use crate::platform::http::system::{
+    self, Capabilities, Component, DomainCapability, HealthChecks, Infrastructure,
+};
+use crate::platform::http::{cors, problems, request_id};
+use crate::platform::identity::TokenVerifier;
+use crate::platform::jobs::Job;
+use crate::platform::redis::RedisPool;
+use crate::platform::{Domain, Platform, metrics, openapi};
+
+/// The compiled-in domains minus those `domains.disabled` turns off, plus `extra`; fails
+/// with a one-line message naming the key when the set is not valid.
+pub fn enabled_domains(
+    settings: &Settings,
+    extra: &[Arc<dyn Domain>],
+) -> anyhow::Result<Vec<Arc<dyn Domain>>> {
+    for name in &settings.domains.disabled {
+        anyhow::ensure!(
+            domains::ALL.contains(&name.as_str()) || extra.iter().any(|d| d.name() == name),
+            "domains.disabled: unknown domain `{name}` (known: {})",
+            domains::ALL.join(", ")
+        );
+    }
+    let enabled: Vec<Arc<dyn Domain>> = domains::compiled()
+        .into_iter()
+        .chain(extra.iter().cloned())
+        .filter(|d| !settings.domains.disabled.iter().any(|n| n == d.name()))
+        .collect();
+    check_dependencies(&enabled).map_err(anyhow::Error::msg)?;
+    Ok(enabled)
+}
+
+/// Every schema to migrate, the kernel's first.
+pub fn migration_targets(enabled: &[Arc<dyn Domain>]) -> Vec<SchemaMigrations> {
+    std::iter::once(SchemaMigrations {
+        schema: "platform",
+        migrator: Some(&db::PLATFORM_MIGRATIONS),
+    })
+    .chain(enabled.iter().map(|d| SchemaMigrations {
+        schema: d.schema(),
+        migrator: d.migrations(),
+    }))
+    .collect()
+}
+
+/// Builds an [`Application`]; extra domains and subscribers let embedders (and tests) plug
+/// in their own through the same machinery as the built-in ones.
+pub struct Builder {
+    settings: Settings,
+    extra_domains: Vec<Arc<dyn Domain>>,
+    extra_subscribers: Vec<Arc<dyn Subscriber>>,
+}
+
+impl Builder {
+    pub fn domain(mut self, domain: Arc<dyn Domain>) -> Self {
+        self.extra_domains.push(domain);
+        self
+    }
+
+    pub fn subscriber(mut self, subscriber: Arc<dyn Subscriber>) -> Self {
+        self.extra_subscribers.push(subscriber);
+        self
+    }
+
+    pub async fn build(self) -> anyhow::Result<Application> {
+        let settings = Arc::new(self.settings);
+        let enabled = enabled_domains(&settings, &self.extra_domains)?;
+
+        let pool = db::connect(&settings.database).await?;
+        if settings.database.migrate_on_start {
+            db::migrate(&pool, &migration_targets(&enabled)).await?;
+        }
+        let redis = RedisPool::connect(&settings.redis)?;
+        if redis.is_none() {
+            tracing::info!(
+                "Redis not configured: rate limits stay in-process (single replica only)"
+            );
+        }
+        let mirror = KafkaMirror::new(&settings.kafka)?.map(Arc::new);
+        if mirror.is_none() {
+            tracing::info!("Kafka not configured: events go to in-process subscribers only");
+        }
+        let platform = Platform {
+            db: pool.clone(),
+            redis: redis.clone(),
+            settings: settings.clone(),
+        };
+
+        let subscribers: Vec<Arc<dyn Subscriber>> = self
+            .extra_subscribers
+            .into_iter()
+            .chain(enabled.iter().flat_map(|d| d.subscribers(&platform)))
+            .collect();
+        let relay = Relay::new(
+            pool.clone(),
+            subscribers,
+            mirror.clone(),
+            settings.events.clone(),
+        )
+        .spawn();
+
+        let limiter = web::Data::new(RateLimiter::new(
+            &settings.rate_limit,
+            redis.clone(),
+            settings.server.trust_forwarded_for,
+        ));
+        let checks = health_checks(&platform, &enabled, mirror.clone());
+        let jobs_shutdown = CancellationToken::new();
+        let jobs: Vec<JoinHandle<()>> =
+            platform_jobs(&platform, limiter.clone().into_inner(), mirror.is_some())
+                .into_iter()
+                .chain(enabled.iter().flat_map(|d| d.jobs(&platform)))
+                .map(|job| job.spawn(jobs_shutdown.clone()))
+                .collect();
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!(
+                    "server.port: cannot listen on {}:{}",
+                    settings.server.host, settings.server.port
+                )
+            })?;
+        let port = listener.local_addr()?.port();
+        let shared = Shared {
+            platform: web::Data::new(platform.clone()),
+            verifier: web::Data::new(TokenVerifier::new(&settings.identity)),
+            limiter,
+            security: web::Data::new(SecurityHeaders::new(&settings.http.hsts)),
+            checks: web::Data::new(HealthChecks(checks)),
+            capabilities: web::Data::new(capabilities(&enabled, &platform, mirror.is_some())),
+            mirror: web::Data::new(mirror),
+            openapi: openapi::document(&enabled),
+            domains: enabled,
+        };
+        let server = serve(shared, &settings, listener)?;
+        Ok(Application {
+            port,
+            server,
+            relay,
+            jobs,
+            jobs_shutdown,
+            platform,
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
+        })
+    }
+}
+
+/// Everything the per-worker app factory clones.
+#[derive(Clone)]
+struct Shared {
+    platform: web::Data<Platform>,
+    verifier: web::Data<TokenVerifier>,
+    limiter: web::Data<RateLimiter>,
+    security: web::Data<SecurityHeaders>,
+    checks: web::Data<HealthChecks>,
+    capabilities: web::Data<Capabilities>,
+    mirror: web::Data<Option<Arc<KafkaMirror>>>,
+    openapi: utoipa::openapi::OpenApi,
+    domains: Vec<Arc<dyn Domain>>,
+}
+
+fn serve(shared: Shared, settings: &Settings, listener: TcpListener) -> anyhow::Result<Server> {
+    let json_limit = settings.server.json_limit_bytes;
+    let body_limit = settings.server.body_limit_bytes;
+    let cors_settings = settings.http.cors.clone();
+    let mut server = HttpServer::new(move || {
+        let s = shared.clone();
+        let mut app = App::new()
+            .app_data(s.platform)
+            .app_data(s.verifier)
+            .app_data(s.limiter)
+            .app_data(s.security)
+            .app_data(s.checks)
+            .app_data(s.capabilities)
+            .app_data(s.mirror)
+            .app_data(problems::json_config(json_limit))
+            .app_data(problems::payload_config(body_limit))
+            .app_data(problems::query_config())
+            .app_data(problems::path_config())
+            .configure(system::configure)
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", s.openapi))
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header(("Location", "/docs/"))
+                        .finish()
+                }),
+            );
+        for domain in s.domains {
+            app = app.service(
+                web::scope(&format!("/api/v1/{}", domain.name()))
+                    .configure(move |cfg| domain.routes(cfg)),
+            );
+        }
+        // Outermost last: the request id wraps everything, so every log line and every error
+        // body (even a CORS rejection or a 429) carries it.
+        app.default_service(web::to(problems::not_found))
+            .wrap(from_fn(rate_limit::middleware))
+            .wrap(cors::from_settings(&cors_settings))
+            .wrap(from_fn(security_headers::middleware))
+            .wrap(from_fn(problems::middleware))
+            .wrap(from_fn(metrics::middleware))
+            .wrap(TracingLogger::<BasaltRootSpan>::new())
+            .wrap(from_fn(request_id::middleware))
+    })
+    .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    Ok(server.listen(listener)?.run())
+}
+
+fn health_checks(
+    platform: &Platform,
+    enabled: &[Arc<dyn Domain>],
+    mirror: Option<Arc<KafkaMirror>>,
+) -> Vec<HealthCheck> {
+    let mut checks = Vec::new();
+    let pool = platform.db.clone();
+    checks.push(HealthCheck::new("database", true, move || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            sqlx::query("SELECT 1").execute(&pool).await?;
+            Ok(())
+        })
+    }));
+    if let Some(redis) = platform.redis.clone() {
+        checks.push(HealthCheck::new("redis", false, move || {
+            let redis = redis.clone();
+            Box::pin(async move { redis.ping().await })
+        }));
+    }
+    if let Some(mirror) = mirror {
+        checks.push(HealthCheck::new("kafka", false, move || {
+            let mirror = mirror.clone();
+            Box::pin(async move { mirror.ping().await })
+        }));
+    }
+    for domain in enabled {
+        let pool = platform.db.clone();
+        let schema = domain.schema();
+        checks.push(HealthCheck::new(
+            format!("domain:{}", domain.name()),
+            true,
+            move || {
+                let pool = pool.clone();
+                Box::pin(async move {
+                    anyhow::ensure!(
+                        db::schema_exists(&pool, schema).await?,
+                        "schema {schema} is missing: run `basalt migrate`"
+                    );
+                    Ok(())
+                })
+            },
+        ));
+        checks.extend(domain.health_checks(platform));
+    }
+    checks
+}
+
+fn platform_jobs(platform: &Platform, limiter: Arc<RateLimiter>, mirror_enabled: bool) -> Vec<Job> {
+    let pool = platform.db.clone();
+    let retention = platform.settings.events.retention_hours;
+    vec![
+        Job::new("rate_limit.prune", Duration::from_secs(60), move || {
+            limiter.prune();
+            Box::pin(async { Ok(()) })
+        }),
+        Job::new("outbox.prune", Duration::from_secs(3600), move || {
+            let pool = pool.clone();
+            Box::pin(async move {
+                let n = events::prune(&pool, retention, mirror_enabled).await?;
+                tracing::debug!(deleted = n, "pruned delivered events");
+                Ok(())
+            })
+        }),
+    ]
+}
+
+fn capabilities(
+    enabled: &[Arc<dyn Domain>],
+    platform: &Platform,
+    kafka_configured: bool,
+) -> Capabilities {
+    let compiled = domains::compiled();
+    let domains = domains::ALL
+        .iter()
+        .copied()
+        .chain(
+            enabled
+                .iter()
+                .map(|d| d.name())
+                .filter(|n| !domains::ALL.contains(n)),
+        )
+        .map(|name| {
+            let is_enabled = enabled.iter().any(|d| d.name() == name);
+            DomainCapability {
+                name,
+                compiled: compiled.iter().any(|d| d.name() == name) || is_enabled,
+                enabled: is_enabled,
+                base_path: is_enabled.then(|| format!("/api/v1/{name}")),
+            }
+        })
+        .collect();
+    Capabilities {
+        name: "basalt",
+        version: env!("CARGO_PKG_VERSION"),
+        domains,
+        infrastructure: Infrastructure {
+            kafka: Component {
+                compiled: cfg!(feature = "kafka"),
+                configured: kafka_configured,
+            },
+            redis: Component {
+                compiled: cfg!(feature = "redis"),
+                configured: platform.redis.is_some(),
+            },
+            // The storage domain chooses its backend; until it is configured for S3 the
+            // local disk serves.
+            s3: Component {
+                compiled: cfg!(feature = "s3"),
+                configured: false,
+            },
+        },
+    }
+}
+
+/// A built application: listening, migrated, relay and jobs running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    relay: RelayHandle,
+    jobs: Vec<JoinHandle<()>>,
+    jobs_shutdown: CancellationToken,
+    platform: Platform,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    pub fn builder(settings: Settings) -> Builder {
+        Builder {
+            settings,
+            extra_domains: Vec::new(),
+            extra_subscribers: Vec::new(),
+        }
+    }
+
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::builder(settings).build().await
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// Stops the server gracefully from code (signals do the same).
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT or a `ServerHandle::stop`: stops accepting, lets in-flight
+    /// requests finish (up to `server.shutdown_timeout_secs`), drains the outbox relay,
+    /// flushes the Kafka producer, stops the jobs and closes the pool.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        tracing::info!("HTTP server stopped; draining the event relay");
+        self.relay.shutdown(self.shutdown_timeout).await;
+        self.jobs_shutdown.cancel();
+        futures_util::future::join_all(self.jobs).await;
+        self.platform.db.close().await;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}

@@ -1,0 +1,342 @@
+//! Typed settings: `config/default.toml` < `config/<profile>.toml` < environment.
+//!
+//! Environment variables are `BASALT__SECTION__KEY`; `DATABASE_URL`, `REDIS_URL` and
+//! `KAFKA_BROKERS` are shortcuts for the usual three. Any of them may instead be given as
+//! `<NAME>_FILE`, the path of a file holding the value (Docker and Kubernetes secrets).
+//! Secrets are `SecretString`s, so neither `Debug` nor a log line can print them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The defaults, compiled in so the binary runs from any directory; a `config/default.toml`
+/// on disk takes their place when present.
+const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.toml");
+const DEV_JWT_SECRET: &str = "basalt-local-development-secret-change-me";
+const ENV_PREFIX: &str = "BASALT__";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(skip)]
+    pub profile: String,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub kafka: KafkaSettings,
+    pub log: LogSettings,
+    pub http: HttpSettings,
+    pub rate_limit: RateLimitSettings,
+    pub events: EventsSettings,
+    pub identity: IdentitySettings,
+    pub domains: DomainsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub shutdown_timeout_secs: u64,
+    pub public_base_url: String,
+    pub json_limit_bytes: usize,
+    pub body_limit_bytes: usize,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_secs: u64,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    pub pool_size: usize,
+    pub timeout_ms: u64,
+}
+
+impl RedisSettings {
+    /// The URL when one is configured; an empty string means "no Redis".
+    pub fn url(&self) -> Option<&str> {
+        Some(self.url.expose_secret()).filter(|u| !u.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub topic_prefix: String,
+    pub client_id: String,
+    pub message_timeout_ms: u64,
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
+impl KafkaSettings {
+    pub fn brokers(&self) -> Option<&str> {
+        Some(self.brokers.trim()).filter(|b| !b.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub cors: CorsSettings,
+    pub hsts: HstsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    pub allowed_origins: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age_secs: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HstsSettings {
+    pub enabled: bool,
+    pub max_age_secs: u64,
+    pub include_subdomains: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub default: RatePolicy,
+    pub routes: Vec<RoutePolicy>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatePolicy {
+    pub requests: u32,
+    pub window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutePolicy {
+    pub prefix: String,
+    pub requests: u32,
+    pub window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSettings {
+    pub poll_interval_ms: u64,
+    pub batch_size: i64,
+    pub max_attempts: i32,
+    pub retention_hours: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySettings {
+    pub jwt_secret: SecretString,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainsSettings {
+    pub disabled: Vec<String>,
+}
+
+/// A configuration problem, worded as one line that names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Loads from `BASALT_CONFIG_DIR` (default `config`) and `BASALT_PROFILE` (default `local`)
+    /// and the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let dir = std::env::var("BASALT_CONFIG_DIR").unwrap_or_else(|_| "config".into());
+        let profile = std::env::var("BASALT_PROFILE").unwrap_or_else(|_| "local".into());
+        Self::load_from(Path::new(&dir), &profile, std::env::vars().collect())
+    }
+
+    /// Loads with an explicit directory, profile and environment (tests use this).
+    pub fn load_from(
+        dir: &Path,
+        profile: &str,
+        env: HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        use config::{Config, Environment, File, FileFormat};
+
+        let env = resolve_env(env)?;
+        let defaults = dir.join("default.toml");
+        let mut builder = Config::builder();
+        builder = if defaults.exists() {
+            builder.add_source(File::from(defaults))
+        } else {
+            builder.add_source(File::from_str(EMBEDDED_DEFAULTS, FileFormat::Toml))
+        };
+        let profile_file: PathBuf = dir.join(format!("{profile}.toml"));
+        builder = builder.add_source(File::from(profile_file).required(false));
+
+        let basalt_vars: HashMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("BASALT")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("http.cors.allowed_origins")
+                .with_list_parse_key("domains.disabled")
+                .try_parsing(true)
+                .source(Some(basalt_vars)),
+        );
+        for (var, key) in [
+            ("DATABASE_URL", "database.url"),
+            ("REDIS_URL", "redis.url"),
+            ("KAFKA_BROKERS", "kafka.brokers"),
+        ] {
+            builder = builder
+                .set_override_option(key, env.get(var).cloned())
+                .map_err(|e| ConfigError(e.to_string()))?;
+        }
+
+        let mut settings: Settings = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.profile = profile.to_owned();
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        let db = self.database.url.expose_secret();
+        if !(db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return fail(
+                "database.url",
+                "must be a postgres:// URL (set DATABASE_URL or BASALT__DATABASE__URL)",
+            );
+        }
+        if self.database.max_connections < 2 {
+            return fail(
+                "database.max_connections",
+                "must be at least 2 (the event relay holds one)",
+            );
+        }
+        if let Some(url) = self.redis.url()
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return fail("redis.url", "must be a redis:// or rediss:// URL, or empty");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
+            return fail("log.filter", "is not a valid filter (RUST_LOG syntax)");
+        }
+        if self.server.json_limit_bytes == 0 || self.server.body_limit_bytes == 0 {
+            return fail("server.json_limit_bytes", "body limits must be above zero");
+        }
+        for origin in &self.http.cors.allowed_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return fail(
+                    "http.cors.allowed_origins",
+                    &format!("{origin:?} is neither \"*\" nor an http(s) origin"),
+                );
+            }
+        }
+        if self.http.cors.allow_credentials
+            && self.http.cors.allowed_origins.iter().any(|o| o == "*")
+        {
+            return fail(
+                "http.cors.allow_credentials",
+                "cannot be true while allowed_origins contains \"*\"",
+            );
+        }
+        let policies = std::iter::once(("rate_limit.default", self.rate_limit.default)).chain(
+            self.rate_limit.routes.iter().map(|r| {
+                (
+                    "rate_limit.routes",
+                    RatePolicy {
+                        requests: r.requests,
+                        window_secs: r.window_secs,
+                    },
+                )
+            }),
+        );
+        for (key, p) in policies {
+            if p.requests == 0 || p.window_secs == 0 {
+                return fail(key, "requests and window_secs must be above zero");
+            }
+        }
+        if self.events.batch_size < 1 || self.events.poll_interval_ms == 0 {
+            return fail(
+                "events.batch_size",
+                "batch_size and poll_interval_ms must be above zero",
+            );
+        }
+        let secret = self.identity.jwt_secret.expose_secret();
+        if secret.len() < 32 {
+            return fail("identity.jwt_secret", "must be at least 32 bytes");
+        }
+        if self.profile == "production" && secret == DEV_JWT_SECRET {
+            return fail(
+                "identity.jwt_secret",
+                "is still the development default; set BASALT__IDENTITY__JWT_SECRET(_FILE)",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Replaces every `<NAME>_FILE` variable by `<NAME>` holding the file's contents.
+fn resolve_env(mut env: HashMap<String, String>) -> Result<HashMap<String, String>, ConfigError> {
+    let file_vars: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| {
+            k.ends_with("_FILE")
+                && (k.starts_with(ENV_PREFIX)
+                    || matches!(
+                        k.as_str(),
+                        "DATABASE_URL_FILE" | "REDIS_URL_FILE" | "KAFKA_BROKERS_FILE"
+                    ))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (var, path) in file_vars {
+        env.remove(&var);
+        let name = var.trim_end_matches("_FILE").to_owned();
+        let value = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("{var}: cannot read {path:?}: {e}")))?;
+        env.insert(name, value.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    Ok(env)
+}

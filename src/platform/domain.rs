@@ -1,0 +1,62 @@
+//! The contract every domain implements. `src/domains/mod.rs` lists the compiled-in domains;
+//! the kernel does the rest: creates and migrates the schema, mounts the routes under
+//! `/api/v1/<name>`, merges the OpenAPI document, registers the subscribers, health checks
+//! and background jobs.
+
+use std::sync::Arc;
+
+use actix_web::web;
+use sqlx::migrate::Migrator;
+
+use super::Platform;
+use super::events::Subscriber;
+use super::health::HealthCheck;
+use super::jobs::Job;
+
+pub trait Domain: Send + Sync + 'static {
+    /// The Cargo feature's name, also the route prefix: `/api/v1/<name>`.
+    fn name(&self) -> &'static str;
+    /// The PostgreSQL schema the domain owns (lower-case letters and underscores).
+    fn schema(&self) -> &'static str;
+    /// Domains whose public `api` module this one calls; they must be enabled too.
+    fn depends_on(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// The domain's migrations (`migrations/<schema>/`), tracked inside its schema.
+    fn migrations(&self) -> Option<&'static Migrator> {
+        None
+    }
+    /// Mounts the domain's routes; the kernel has already scoped them to `/api/v1/<name>`.
+    fn routes(&self, _cfg: &mut web::ServiceConfig) {}
+    /// The OpenAPI document of those routes, with paths relative to `/api/v1/<name>`.
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        utoipa::openapi::OpenApiBuilder::new().build()
+    }
+    /// In-process subscribers to the event bus.
+    fn subscribers(&self, _platform: &Platform) -> Vec<Arc<dyn Subscriber>> {
+        Vec::new()
+    }
+    /// Checks beyond the kernel's default one (the schema exists), shown on /health.
+    fn health_checks(&self, _platform: &Platform) -> Vec<HealthCheck> {
+        Vec::new()
+    }
+    /// Periodic background work, stopped on shutdown.
+    fn jobs(&self, _platform: &Platform) -> Vec<Job> {
+        Vec::new()
+    }
+}
+
+/// Checks the enabled set is closed under `depends_on`, naming the config key to change.
+pub fn check_dependencies(enabled: &[Arc<dyn Domain>]) -> Result<(), String> {
+    for domain in enabled {
+        for dep in domain.depends_on() {
+            if !enabled.iter().any(|d| d.name() == *dep) {
+                return Err(format!(
+                    "domains.disabled: `{}` needs `{dep}`, which is disabled",
+                    domain.name()
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! `ApiError`: the one error type handlers return, rendered as RFC 9457 problem+json.
+//!
+//! Every problem carries a stable machine-readable `code` (clients switch on it, never on
+//! `title` or `detail`), the request id, and for validation failures one entry per field.
+//! 5xx problems log their cause with the request id and show the client a generic body.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::platform::http::request_id;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field of a request body or query.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldError {
+    /// Path of the field, e.g. `email` or `items[2].quantity`.
+    pub field: String,
+    /// Stable reason, e.g. `length`, `email`, `range`, `required`.
+    pub code: String,
+    pub message: String,
+}
+
+/// RFC 9457 problem details, as every error response of the API is shaped.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:basalt:problem:not_found",
+    "title": "Not Found",
+    "status": 404,
+    "detail": "No route matches GET /api/v1/nothing",
+    "code": "not_found",
+    "request_id": "0193a5f6-7d2c-7b9e-9f10-3c4d5e6f7a8b"
+}))]
+pub struct Problem {
+    /// `urn:basalt:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Stable machine-readable error code.
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Per-field messages for validation failures (422).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: Cow<'static, str>,
+    detail: Option<String>,
+    errors: Vec<FieldError>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The cause of a 5xx, logged and never shown.
+    source: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            detail: None,
+            errors: Vec::new(),
+            headers: Vec::new(),
+            source: None,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code).detail(detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized")
+            .detail(detail)
+            .header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden").detail(detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found").detail(detail)
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code).detail(detail)
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            .detail("The request is well-formed but some fields are invalid.");
+        e.errors = errors;
+        e
+    }
+
+    /// An unexpected failure: the client sees a generic 500, the log gets `cause`.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+            .detail("An unexpected error occurred. Quote the request id when reporting it.");
+        e.source = Some(cause.into());
+        e
+    }
+
+    pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code).detail(detail)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    pub fn problem(&self) -> Problem {
+        Problem {
+            kind: format!("urn:basalt:problem:{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code.to_string(),
+            request_id: request_id::current(),
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.code)?;
+        if let Some(d) = &self.detail {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.source {
+            tracing::error!(
+                request_id = request_id::current().as_deref().unwrap_or("-"),
+                error = format!("{cause:#}"),
+                "request failed"
+            );
+        }
+        problem_response(self.status, &self.problem(), &self.headers)
+    }
+}
+
+pub(crate) fn problem_response(
+    status: StatusCode,
+    problem: &Problem,
+    headers: &[(HeaderName, HeaderValue)],
+) -> HttpResponse {
+    let mut res = HttpResponse::build(status);
+    res.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+    for (name, value) in headers {
+        res.insert_header((name.clone(), value.clone()));
+    }
+    res.body(serde_json::to_vec(problem).unwrap_or_default())
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut => {
+                Self::unavailable("database_busy", "The database is busy; retry shortly.")
+                    .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
+            _ => Self::internal(e),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<validator::ValidationErrors> for ApiError {
+    fn from(errors: validator::ValidationErrors) -> Self {
+        let mut out = Vec::new();
+        flatten_validation(String::new(), &errors, &mut out);
+        out.sort_by(|a, b| a.field.cmp(&b.field));
+        Self::validation(out)
+    }
+}
+
+fn flatten_validation(
+    prefix: String,
+    errors: &validator::ValidationErrors,
+    out: &mut Vec<FieldError>,
+) {
+    use validator::ValidationErrorsKind as Kind;
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
+        match kind {
+            Kind::Field(list) => out.extend(list.iter().map(|e| {
+                FieldError {
+                    field: path.clone(),
+                    code: e.code.to_string(),
+                    message: e
+                        .message
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| describe(e)),
+                }
+            })),
+            Kind::Struct(inner) => flatten_validation(path, inner, out),
+            Kind::List(items) => {
+                for (i, inner) in items {
+                    flatten_validation(format!("{path}[{i}]"), inner, out);
+                }
+            }
+        }
+    }
+}
+
+/// A readable default for validator's built-in rules, which carry no message of their own.
+fn describe(e: &validator::ValidationError) -> String {
+    let param = |name: &str| e.params.get(name).map(|v| v.to_string());
+    match e.code.as_ref() {
+        "length" => match (param("min"), param("max")) {
+            (Some(min), Some(max)) => format!("must be between {min} and {max} characters long"),
+            (Some(min), None) => format!("must be at least {min} characters long"),
+            (None, Some(max)) => format!("must be at most {max} characters long"),
+            _ => "has the wrong length".into(),
+        },
+        "range" => match (param("min"), param("max")) {
+            (Some(min), Some(max)) => format!("must be between {min} and {max}"),
+            (Some(min), None) => format!("must be at least {min}"),
+            (None, Some(max)) => format!("must be at most {max}"),
+            _ => "is out of range".into(),
+        },
+        "email" => "must be a valid email address".into(),
+        "url" => "must be a valid URL".into(),
+        "required" => "is required".into(),
+        other => format!("is invalid ({other})"),
+    }
+}

@@ -1,0 +1,268 @@
+//! The Kafka mirror (feature `kafka`): every outbox event is also produced to Kafka.
+//!
+//! Topic: `<kafka.topic_prefix>.<source domain>` (e.g. `basalt.auth`), created on first use
+//! with `kafka.partitions` partitions. Key: the aggregate id, so one entity's events land in
+//! one partition in order. Value: the JSON envelope. Headers: `event_id`, `event_type`,
+//! `source`, `schema_version`, so consumers can route and dedupe without parsing the value.
+//! The producer is idempotent with `acks=all`, so librdkafka's own retries neither duplicate
+//! nor reorder messages within a partition.
+
+use std::time::Duration;
+
+use super::Event;
+use crate::config::KafkaSettings;
+
+pub use imp::KafkaMirror;
+
+/// The topic an event goes to.
+pub fn topic_for(prefix: &str, source: &str) -> String {
+    format!("{prefix}.{source}")
+}
+
+#[cfg(feature = "kafka")]
+mod imp {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, RwLock};
+
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::error::RDKafkaErrorCode;
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+    use super::*;
+
+    pub struct KafkaMirror {
+        settings: KafkaSettings,
+        config: ClientConfig,
+        /// Replaced when librdkafka reports a fatal error (the idempotent producer can no
+        /// longer guarantee ordering and refuses to produce).
+        producer: RwLock<FutureProducer>,
+        admin: AdminClient<DefaultClientContext>,
+        /// Topics known to exist; cleared after any failure, since a broker that came back
+        /// empty has lost them.
+        known_topics: Mutex<HashSet<String>>,
+    }
+
+    impl KafkaMirror {
+        pub fn new(settings: &KafkaSettings) -> anyhow::Result<Option<Self>> {
+            let Some(brokers) = settings.brokers() else {
+                return Ok(None);
+            };
+            let mut config = ClientConfig::new();
+            config
+                .set("bootstrap.servers", brokers)
+                .set("client.id", &settings.client_id)
+                .set("enable.idempotence", "true")
+                .set("acks", "all")
+                .set(
+                    "message.timeout.ms",
+                    settings.message_timeout_ms.to_string(),
+                )
+                .set("linger.ms", "5")
+                .set("socket.timeout.ms", "5000")
+                .set("reconnect.backoff.max.ms", "2000");
+            let producer: FutureProducer = config
+                .create()
+                .map_err(|e| anyhow::anyhow!("kafka.brokers: cannot create a producer: {e}"))?;
+            let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| {
+                anyhow::anyhow!("kafka.brokers: cannot create an admin client: {e}")
+            })?;
+            Ok(Some(Self {
+                settings: settings.clone(),
+                config,
+                producer: RwLock::new(producer),
+                admin,
+                known_topics: Mutex::new(HashSet::new()),
+            }))
+        }
+
+        fn producer(&self) -> FutureProducer {
+            let current = self
+                .producer
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some((code, reason)) = current.client().fatal_error() {
+                tracing::warn!(?code, %reason, "Kafka producer hit a fatal error; replacing it");
+                if let Ok(fresh) = self.config.create::<FutureProducer>() {
+                    *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+                    return fresh;
+                }
+            }
+            current
+        }
+
+        async fn ensure_topics(&self, events: &[Event]) -> anyhow::Result<()> {
+            let wanted: HashSet<String> = events
+                .iter()
+                .map(|e| topic_for(&self.settings.topic_prefix, &e.source))
+                .collect();
+            let missing: Vec<String> = {
+                let known = self.known_topics.lock().unwrap_or_else(|p| p.into_inner());
+                wanted.into_iter().filter(|t| !known.contains(t)).collect()
+            };
+            if missing.is_empty() {
+                return Ok(());
+            }
+            let topics: Vec<NewTopic> = missing
+                .iter()
+                .map(|t| {
+                    NewTopic::new(
+                        t,
+                        self.settings.partitions,
+                        TopicReplication::Fixed(self.settings.replication_factor),
+                    )
+                })
+                .collect();
+            let opts = AdminOptions::new()
+                .operation_timeout(Some(Duration::from_secs(5)))
+                .request_timeout(Some(Duration::from_secs(5)));
+            let results = self.admin.create_topics(&topics, &opts).await?;
+            let mut known = self.known_topics.lock().unwrap_or_else(|p| p.into_inner());
+            for result in results {
+                match result {
+                    Ok(topic) | Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                        known.insert(topic);
+                    }
+                    Err((topic, code)) => anyhow::bail!("cannot create topic {topic}: {code}"),
+                }
+            }
+            Ok(())
+        }
+
+        /// Produces `events` in order; returns how many from the start were acknowledged and
+        /// the first failure, if any. Only that prefix may be marked mirrored.
+        pub async fn send(&self, events: &[Event]) -> (usize, Option<anyhow::Error>) {
+            if let Err(e) = self.ensure_topics(events).await {
+                return (0, Some(e));
+            }
+            let producer = self.producer();
+            let mut pending = Vec::with_capacity(events.len());
+            let mut failure: Option<anyhow::Error> = None;
+            for event in events {
+                let topic = topic_for(&self.settings.topic_prefix, &event.source);
+                let payload = match serde_json::to_vec(event) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        failure = Some(e.into());
+                        break;
+                    }
+                };
+                let id = event.id.to_string();
+                let version = event.schema_version.to_string();
+                let headers = OwnedHeaders::new()
+                    .insert(Header {
+                        key: "event_id",
+                        value: Some(&id),
+                    })
+                    .insert(Header {
+                        key: "event_type",
+                        value: Some(&event.event_type),
+                    })
+                    .insert(Header {
+                        key: "source",
+                        value: Some(&event.source),
+                    })
+                    .insert(Header {
+                        key: "schema_version",
+                        value: Some(&version),
+                    });
+                let record = FutureRecord::to(&topic)
+                    .key(&event.aggregate_id)
+                    .payload(&payload)
+                    .headers(headers);
+                match producer.send_result(record) {
+                    Ok(delivery) => pending.push(delivery),
+                    Err((e, _)) => {
+                        failure = Some(anyhow::anyhow!("cannot queue event {}: {e}", event.id));
+                        break;
+                    }
+                }
+            }
+            let mut acknowledged = 0;
+            for delivery in pending {
+                match delivery.await {
+                    Ok(Ok(_)) if failure.is_none() => acknowledged += 1,
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => {
+                        failure.get_or_insert_with(|| {
+                            anyhow::anyhow!("Kafka did not acknowledge: {e}")
+                        });
+                    }
+                    Err(_) => {
+                        failure.get_or_insert_with(|| {
+                            anyhow::anyhow!("the producer dropped a delivery")
+                        });
+                    }
+                }
+            }
+            if failure.is_some() {
+                self.known_topics
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+            }
+            (acknowledged, failure)
+        }
+
+        /// Asks the cluster for its metadata: proves a broker is reachable.
+        pub async fn ping(&self) -> anyhow::Result<()> {
+            let producer = self.producer();
+            tokio::task::spawn_blocking(move || {
+                producer
+                    .client()
+                    .fetch_metadata(None, Duration::from_secs(2))
+                    .map(|m| m.brokers().len())
+            })
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|n| {
+                if n > 0 {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("no brokers in metadata"))
+                }
+            })
+        }
+
+        /// Waits for queued messages to be delivered (shutdown).
+        pub fn flush(&self, timeout: Duration) {
+            if let Err(e) = self.producer().flush(timeout) {
+                tracing::warn!(error = %e, "Kafka producer flush did not finish");
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "kafka"))]
+mod imp {
+    use super::*;
+
+    /// Built without the `kafka` feature: no mirror can exist.
+    pub enum KafkaMirror {}
+
+    impl KafkaMirror {
+        pub fn new(settings: &KafkaSettings) -> anyhow::Result<Option<Self>> {
+            if settings.brokers().is_some() {
+                tracing::warn!(
+                    "kafka.brokers is set, but this binary was built without the `kafka` feature; ignoring it"
+                );
+            }
+            Ok(None)
+        }
+
+        pub async fn send(&self, _events: &[Event]) -> (usize, Option<anyhow::Error>) {
+            match *self {}
+        }
+
+        pub async fn ping(&self) -> anyhow::Result<()> {
+            match *self {}
+        }
+
+        pub fn flush(&self, _timeout: Duration) {
+            match *self {}
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! All SQL of the outbox and the inbox.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::Event;
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: Uuid,
+    event_type: String,
+    source: String,
+    aggregate_id: String,
+    occurred_at: DateTime<Utc>,
+    schema_version: i32,
+    payload: serde_json::Value,
+}
+
+impl From<OutboxRow> for Event {
+    fn from(r: OutboxRow) -> Self {
+        Event {
+            id: r.id,
+            event_type: r.event_type,
+            source: r.source,
+            aggregate_id: r.aggregate_id,
+            occurred_at: r.occurred_at,
+            schema_version: r.schema_version,
+            payload: r.payload,
+        }
+    }
+}
+
+pub async fn insert(conn: &mut PgConnection, e: &Event) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO platform.outbox
+            (id, event_type, source, aggregate_id, occurred_at, schema_version, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.id)
+    .bind(&e.event_type)
+    .bind(&e.source)
+    .bind(&e.aggregate_id)
+    .bind(e.occurred_at)
+    .bind(e.schema_version)
+    .bind(&e.payload)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Locks the next events due for subscribers; rows another relay holds are skipped, so
+/// replicas share the work without handing one event out twice at once.
+pub async fn lock_undispatched(
+    tx: &mut Transaction<'_, Postgres>,
+    limit: i64,
+) -> Result<Vec<(Event, i32)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        event: OutboxRow,
+        dispatch_attempts: i32,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, event_type, source, aggregate_id, occurred_at, schema_version, payload,
+                dispatch_attempts
+           FROM platform.outbox
+          WHERE dispatched_at IS NULL AND dispatch_after <= now()
+          ORDER BY seq
+          LIMIT $1
+          FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.event.into(), r.dispatch_attempts))
+        .collect())
+}
+
+pub async fn mark_dispatched(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE platform.outbox SET dispatched_at = now(), last_error = NULL WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed dispatch: retry after `retry_in_ms`, or give up when `give_up`.
+pub async fn mark_dispatch_failed(
+    tx: &mut Transaction<'_, Postgres>,
+    id: Uuid,
+    error: &str,
+    retry_in_ms: i64,
+    give_up: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE platform.outbox
+            SET dispatch_attempts = dispatch_attempts + 1,
+                last_error = $2,
+                dispatch_after = now() + make_interval(secs => $3::double precision / 1000),
+                dispatch_failed = $4,
+                dispatched_at = CASE WHEN $4 THEN now() END
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(retry_in_ms)
+    .bind(give_up)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records that `consumer` handles `event_id` in this transaction; false if it already has.
+pub async fn claim_inbox(
+    conn: &mut PgConnection,
+    consumer: &str,
+    event_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO platform.inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(event_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Takes the Kafka mirror's turn: a transaction-scoped advisory lock, so exactly one relay in
+/// the cluster mirrors at a time and per-key order on Kafka follows outbox order.
+pub async fn try_mirror_turn(tx: &mut Transaction<'_, Postgres>) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('basalt.outbox.mirror'))")
+        .fetch_one(&mut **tx)
+        .await
+}
+
+pub async fn lock_unmirrored(
+    tx: &mut Transaction<'_, Postgres>,
+    limit: i64,
+) -> Result<Vec<Event>, sqlx::Error> {
+    let rows: Vec<OutboxRow> = sqlx::query_as(
+        "SELECT id, event_type, source, aggregate_id, occurred_at, schema_version, payload
+           FROM platform.outbox
+          WHERE mirrored_at IS NULL
+          ORDER BY seq
+          LIMIT $1
+          FOR UPDATE",
+    )
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(Event::from).collect())
+}
+
+pub async fn mark_mirrored(
+    tx: &mut Transaction<'_, Postgres>,
+    ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE platform.outbox SET mirrored_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Deletes events every consumer is done with, older than the retention, and their inbox rows.
+pub async fn prune(
+    pool: &PgPool,
+    retention_hours: i64,
+    mirror_enabled: bool,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let deleted: Vec<Uuid> = sqlx::query_scalar(
+        "DELETE FROM platform.outbox
+          WHERE dispatched_at IS NOT NULL
+            AND ($2 = false OR mirrored_at IS NOT NULL)
+            AND occurred_at < now() - make_interval(hours => $1::int)
+          RETURNING id",
+    )
+    .bind(retention_hours)
+    .bind(mirror_enabled)
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM platform.inbox WHERE event_id = ANY($1)")
+        .bind(&deleted)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(deleted.len() as u64)
+}
+
+/// Backlog figures for /metrics and /health.
+#[derive(Debug, Default, Clone, Copy, sqlx::FromRow)]
+pub struct Backlog {
+    pub undispatched: i64,
+    pub oldest_undispatched_secs: Option<f64>,
+    pub unmirrored: i64,
+    pub oldest_unmirrored_secs: Option<f64>,
+}
+
+pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT
+           (SELECT count(*) FROM platform.outbox WHERE dispatched_at IS NULL) AS undispatched,
+           (SELECT extract(epoch FROM now() - min(occurred_at))::float8
+              FROM platform.outbox WHERE dispatched_at IS NULL) AS oldest_undispatched_secs,
+           (SELECT count(*) FROM platform.outbox WHERE mirrored_at IS NULL) AS unmirrored,
+           (SELECT extract(epoch FROM now() - min(occurred_at))::float8
+              FROM platform.outbox WHERE mirrored_at IS NULL) AS oldest_unmirrored_secs",
+    )
+    .fetch_one(pool)
+    .await
+}

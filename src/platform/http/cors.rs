@@ -1,0 +1,34 @@
+//! CORS from `http.cors`. Exposes the headers clients need to read: the request id and the
+//! rate-limit budget.
+
+use actix_cors::Cors;
+
+use crate::config::CorsSettings;
+
+pub fn from_settings(settings: &CorsSettings) -> Cors {
+    let mut cors = Cors::default()
+        .allow_any_method()
+        .allow_any_header()
+        .expose_headers([
+            "x-request-id",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "ratelimit-policy",
+            "retry-after",
+            "etag",
+            "location",
+        ])
+        .max_age(settings.max_age_secs);
+    if settings.allowed_origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin().send_wildcard();
+    } else {
+        for origin in &settings.allowed_origins {
+            cors = cors.allowed_origin(origin);
+        }
+    }
+    if settings.allow_credentials {
+        cors = cors.supports_credentials();
+    }
+    cors
+}

@@ -1,0 +1,265 @@
+//! Rate limiting at the edge: a fixed window per policy and caller.
+//!
+//! The policy is the configured route prefix that matches the path most specifically (auth
+//! routes are stricter), else the default. The caller is the signed-in user when the request
+//! carries a valid access token (so users behind one NAT do not share a budget), otherwise the
+//! client IP; a request with an API key is counted against both the key and the IP, because
+//! the key is not verified here and must not become a way around the IP limit.
+//!
+//! Counters live in Redis when it is configured, so replicas share them. When Redis is absent
+//! or fails, counting falls back to this process (logged once per outage) and requests keep
+//! being served. Hand-written rather than a crate because none of the actix rate limiters
+//! offers per-route policies, a deadpool Redis store and an in-process fallback together.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, ResponseError, web};
+use dashmap::DashMap;
+use sha2::{Digest, Sha256};
+
+use crate::config::{RateLimitSettings, RatePolicy};
+use crate::platform::error::ApiError;
+use crate::platform::identity::{TokenVerifier, bearer_token};
+use crate::platform::redis::RedisPool;
+
+/// Paths orchestrators and people poll; never limited.
+const EXEMPT_PREFIXES: &[&str] = &["/health", "/metrics", "/docs", "/api-docs"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window resets.
+    pub reset_secs: u64,
+}
+
+impl Decision {
+    fn from_count(count: u64, policy: &RatePolicy, reset: Duration) -> Self {
+        let limit = policy.requests;
+        Self {
+            allowed: count <= u64::from(limit),
+            limit,
+            remaining: u64::from(limit).saturating_sub(count) as u32,
+            reset_secs: reset.as_secs().max(1),
+        }
+    }
+}
+
+struct Window {
+    started: Instant,
+    count: u64,
+}
+
+pub struct RateLimiter {
+    enabled: bool,
+    default: RatePolicy,
+    /// Longest prefix first, so the first match is the most specific.
+    routes: Vec<(String, RatePolicy)>,
+    memory: DashMap<String, Window>,
+    redis: Option<RedisPool>,
+    redis_failing: AtomicBool,
+    trust_forwarded_for: bool,
+}
+
+impl RateLimiter {
+    pub fn new(
+        settings: &RateLimitSettings,
+        redis: Option<RedisPool>,
+        trust_forwarded_for: bool,
+    ) -> Self {
+        let mut routes: Vec<(String, RatePolicy)> = settings
+            .routes
+            .iter()
+            .map(|r| {
+                (
+                    r.prefix.clone(),
+                    RatePolicy {
+                        requests: r.requests,
+                        window_secs: r.window_secs,
+                    },
+                )
+            })
+            .collect();
+        routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        Self {
+            enabled: settings.enabled,
+            default: settings.default,
+            routes,
+            memory: DashMap::new(),
+            redis,
+            redis_failing: AtomicBool::new(false),
+            trust_forwarded_for,
+        }
+    }
+
+    fn policy_for(&self, path: &str) -> (&str, RatePolicy) {
+        self.routes
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+            .map(|(prefix, p)| (prefix.as_str(), *p))
+            .unwrap_or(("default", self.default))
+    }
+
+    /// Counts one request against `key` and says whether it may proceed.
+    pub async fn hit(&self, key: &str, policy: &RatePolicy) -> Decision {
+        if let Some(redis) = &self.redis {
+            match self.hit_redis(redis, key, policy).await {
+                Ok(decision) => {
+                    if self.redis_failing.swap(false, Ordering::Relaxed) {
+                        tracing::info!("Redis is back; rate limits are shared again");
+                    }
+                    return decision;
+                }
+                Err(e) => {
+                    if !self.redis_failing.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "Redis unavailable; rate limiting in-process until it returns");
+                    }
+                }
+            }
+        }
+        self.hit_memory(key, policy)
+    }
+
+    fn hit_memory(&self, key: &str, policy: &RatePolicy) -> Decision {
+        let window = Duration::from_secs(policy.window_secs);
+        let now = Instant::now();
+        let mut entry = self.memory.entry(key.to_owned()).or_insert(Window {
+            started: now,
+            count: 0,
+        });
+        if now.duration_since(entry.started) >= window {
+            entry.started = now;
+            entry.count = 0;
+        }
+        entry.count += 1;
+        let reset = window.saturating_sub(now.duration_since(entry.started));
+        Decision::from_count(entry.count, policy, reset)
+    }
+
+    async fn hit_redis(
+        &self,
+        pool: &RedisPool,
+        key: &str,
+        policy: &RatePolicy,
+    ) -> anyhow::Result<Decision> {
+        let (count, ttl_ms) = pool.fixed_window(key, policy.window_secs * 1000).await?;
+        Ok(Decision::from_count(
+            count,
+            policy,
+            Duration::from_millis(ttl_ms.max(0) as u64),
+        ))
+    }
+
+    /// Drops in-process windows that have ended; run periodically.
+    pub fn prune(&self) {
+        let now = Instant::now();
+        let longest = self
+            .routes
+            .iter()
+            .map(|(_, p)| p.window_secs)
+            .chain([self.default.window_secs])
+            .max()
+            .unwrap_or(60);
+        self.memory
+            .retain(|_, w| now.duration_since(w.started) < Duration::from_secs(longest));
+    }
+
+    fn subjects(&self, req: &ServiceRequest) -> Vec<String> {
+        let ip = if self.trust_forwarded_for {
+            req.connection_info()
+                .realip_remote_addr()
+                .map(str::to_owned)
+        } else {
+            req.peer_addr().map(|a| a.ip().to_string())
+        }
+        .unwrap_or_else(|| "unknown".into());
+        if let Some(token) = bearer_token(req.request())
+            && let Some(verifier) = req.app_data::<web::Data<TokenVerifier>>()
+            && let Ok(claims) = verifier.verify(token)
+        {
+            return vec![format!("user:{}", claims.sub)];
+        }
+        let mut subjects = vec![format!("ip:{ip}")];
+        if let Some(key) = req.headers().get("x-api-key") {
+            let digest = Sha256::digest(key.as_bytes());
+            subjects.push(format!("key:{}", hex::encode(&digest[..12])));
+        }
+        subjects
+    }
+}
+
+fn set_headers(headers: &mut header::HeaderMap, d: &Decision, policy: &RatePolicy) {
+    let num =
+        |n: u64| HeaderValue::from_str(&n.to_string()).unwrap_or(HeaderValue::from_static("0"));
+    headers.insert(
+        HeaderName::from_static("ratelimit-limit"),
+        num(d.limit.into()),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-remaining"),
+        num(d.remaining.into()),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-reset"),
+        num(d.reset_secs),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("{};w={}", policy.requests, policy.window_secs)) {
+        headers.insert(HeaderName::from_static("ratelimit-policy"), v);
+    }
+}
+
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let limiter: Option<Arc<RateLimiter>> = req
+        .app_data::<web::Data<RateLimiter>>()
+        .map(|d| d.clone().into_inner())
+        .filter(|l| l.enabled);
+    let Some(limiter) =
+        limiter.filter(|_| !EXEMPT_PREFIXES.iter().any(|p| req.path().starts_with(p)))
+    else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let (policy_name, policy) = limiter.policy_for(req.path());
+    let mut tightest: Option<Decision> = None;
+    for subject in limiter.subjects(&req) {
+        let key = format!("basalt:rl:{policy_name}:{}:{subject}", policy.window_secs);
+        let d = limiter.hit(&key, &policy).await;
+        let tighter = match tightest {
+            None => true,
+            Some(t) => {
+                (!d.allowed && t.allowed) || (d.allowed == t.allowed && d.remaining < t.remaining)
+            }
+        };
+        if tighter {
+            tightest = Some(d);
+        }
+    }
+    let Some(decision) = tightest else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    if !decision.allowed {
+        let error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            .detail(format!(
+                "Too many requests: {} per {} s allowed here. Retry in {} s.",
+                policy.requests, policy.window_secs, decision.reset_secs
+            ))
+            .header(header::RETRY_AFTER, HeaderValue::from(decision.reset_secs));
+        let mut res = error.error_response();
+        set_headers(res.headers_mut(), &decision, &policy);
+        let (http_req, _) = req.into_parts();
+        return Ok(ServiceResponse::new(http_req, res).map_into_right_body());
+    }
+    let mut res = next.call(req).await?;
+    set_headers(res.headers_mut(), &decision, &policy);
+    Ok(res.map_into_left_body())
+}

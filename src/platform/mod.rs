@@ -1,0 +1,31 @@
+//! The shared kernel every domain builds on, and nothing domain-specific.
+
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod http;
+pub mod identity;
+pub mod jobs;
+pub mod metrics;
+pub mod openapi;
+pub mod redis;
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::config::Settings;
+
+pub use domain::Domain;
+pub use error::ApiError;
+pub use identity::CurrentUser;
+
+/// What every handler, subscriber and job may use, registered once as `web::Data<Platform>`.
+#[derive(Clone)]
+pub struct Platform {
+    pub db: PgPool,
+    pub redis: Option<redis::RedisPool>,
+    pub settings: Arc<Settings>,
+}

@@ -1,0 +1,116 @@
+//! The Redis connection pool (deadpool-redis), when the `redis` feature is on and a URL is
+//! configured. Everything that uses Redis must keep working without it: callers hold an
+//! `Option<RedisPool>` and fall back in-process on `None` or on an error.
+
+use std::time::Duration;
+
+use crate::config::RedisSettings;
+
+pub use imp::RedisPool;
+
+#[cfg(feature = "redis")]
+mod imp {
+    use super::*;
+    use deadpool_redis::{Config, Runtime, redis};
+
+    /// One fixed-window counter step: increment, start the window's expiry on the first hit,
+    /// and report the count and the milliseconds left. Atomic because it runs as one script.
+    const FIXED_WINDOW: &str = r"
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}";
+
+    #[derive(Clone)]
+    pub struct RedisPool {
+        pool: deadpool_redis::Pool,
+        timeout: Duration,
+    }
+
+    impl RedisPool {
+        /// Builds the pool; connections are opened lazily, so a Redis that is down now does
+        /// not stop start-up.
+        pub fn connect(settings: &RedisSettings) -> anyhow::Result<Option<Self>> {
+            let Some(url) = settings.url() else {
+                return Ok(None);
+            };
+            let mut config = Config::from_url(url);
+            config.pool = Some(deadpool_redis::PoolConfig {
+                max_size: settings.pool_size,
+                timeouts: deadpool_redis::Timeouts {
+                    wait: Some(Duration::from_millis(settings.timeout_ms)),
+                    create: Some(Duration::from_millis(settings.timeout_ms.max(1000))),
+                    recycle: Some(Duration::from_millis(settings.timeout_ms)),
+                },
+                ..Default::default()
+            });
+            let pool = config
+                .create_pool(Some(Runtime::Tokio1))
+                .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
+            Ok(Some(Self {
+                pool,
+                timeout: Duration::from_millis(settings.timeout_ms),
+            }))
+        }
+
+        pub async fn ping(&self) -> anyhow::Result<()> {
+            let mut conn = self.pool.get().await?;
+            let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
+            anyhow::ensure!(pong == "PONG", "unexpected PING reply {pong:?}");
+            Ok(())
+        }
+
+        pub async fn fixed_window(&self, key: &str, window_ms: u64) -> anyhow::Result<(u64, i64)> {
+            let work = async {
+                let mut conn = self.pool.get().await?;
+                let reply: (u64, i64) = redis::cmd("EVAL")
+                    .arg(FIXED_WINDOW)
+                    .arg(1)
+                    .arg(key)
+                    .arg(window_ms)
+                    .query_async(&mut conn)
+                    .await?;
+                anyhow::Ok(reply)
+            };
+            tokio::time::timeout(self.timeout, work)
+                .await
+                .map_err(|_| anyhow::anyhow!("Redis did not answer within {:?}", self.timeout))?
+        }
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+mod imp {
+    use super::*;
+
+    /// Built without the `redis` feature: no pool can exist.
+    #[derive(Clone)]
+    pub enum RedisPool {}
+
+    impl RedisPool {
+        pub fn connect(settings: &RedisSettings) -> anyhow::Result<Option<Self>> {
+            if settings.url().is_some() {
+                tracing::warn!(
+                    "redis.url is set, but this binary was built without the `redis` feature; ignoring it"
+                );
+            }
+            let _ = Duration::ZERO;
+            Ok(None)
+        }
+
+        pub async fn ping(&self) -> anyhow::Result<()> {
+            match *self {}
+        }
+
+        pub async fn fixed_window(
+            &self,
+            _key: &str,
+            _window_ms: u64,
+        ) -> anyhow::Result<(u64, i64)> {
+            match *self {}
+        }
+    }
+}
