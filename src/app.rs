@@ -87,6 +87,8 @@ impl Builder {
 
     pub async fn build(self) -> anyhow::Result<Application> {
         let settings = Arc::new(self.settings);
+        // Install the recorder before anything records, or early counts are lost.
+        metrics::handle();
         let enabled = enabled_domains(&settings, &self.extra_domains)?;
 
         let pool = db::connect(&settings.database).await?;

@@ -102,11 +102,13 @@ pub async fn middleware(
     let method = req.method().clone();
     let res = next.call(req).await?;
     let status = res.status();
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    // JSON error bodies are deliberate (a problem, or a 503 health report); anything else
+    // (empty, plain text) came from the framework and is rewritten.
+    let is_json = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.starts_with(PROBLEM_JSON.as_bytes()) || v.starts_with(b"application/json")
+    });
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
         return Ok(res.map_into_left_body());
     }
     let (http_req, original) = res.into_parts();

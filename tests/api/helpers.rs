@@ -1,0 +1,203 @@
+//! Starts the real application (the same builder `main` uses) against a fresh database, on
+//! a random port, with the `probe` test domain plugged in.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use basalt::Application;
+use basalt::config::Settings;
+use basalt::platform::identity::{Claims, TokenVerifier};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::probe::Probe;
+
+/// The server that test databases are created on.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Creates an empty database with a unique name and returns its URL.
+pub async fn fresh_database() -> String {
+    let admin = admin_url();
+    let name = format!("basalt_test_{}", Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL for tests (scripts/test.sh starts one)");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .unwrap_or(admin);
+    format!("{base}/{name}")
+}
+
+/// Settings as a deployment would load them: config/ files, the `test` profile, and these
+/// environment variables on top.
+pub fn settings(database_url: &str, env: &[(&str, &str)]) -> Settings {
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), database_url.into()),
+        ("BASALT__SERVER__PORT".into(), "0".into()),
+        ("BASALT__SERVER__WORKERS".into(), "1".into()),
+        ("BASALT__SERVER__SHUTDOWN_TIMEOUT_SECS".into(), "10".into()),
+    ]);
+    for (k, v) in env {
+        vars.insert((*k).into(), (*v).into());
+    }
+    Settings::load_from(Path::new("config"), "test", vars).expect("test settings")
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub db: PgPool,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    pub probe: Probe,
+    pub handle: actix_web::dev::ServerHandle,
+    pub stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
+    let database_url = fresh_database().await;
+    spawn_on(&database_url, env).await
+}
+
+/// Starts an app on an existing database (a second replica, say).
+pub async fn spawn_on(database_url: &str, env: &[(&str, &str)]) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        basalt::telemetry::init(&settings(database_url, env).log);
+    }
+    let settings = settings(database_url, env);
+    let probe = Probe::default();
+    let app = Application::builder(settings.clone())
+        .domain(Arc::new(probe.clone()))
+        .build()
+        .await
+        .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.platform().db.clone();
+    let handle = app.server_handle();
+    let stopped = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        db,
+        database_url: database_url.to_owned(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+        settings,
+        probe,
+        handle,
+        stopped,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates a note through the probe domain; the note and its event commit together.
+    pub async fn create_note(&self, body: &str) -> serde_json::Value {
+        let res = self
+            .post_json(
+                "/api/v1/probe/notes",
+                &serde_json::json!({ "body": body, "email": "a@example.com" }),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        res.json().await.expect("json")
+    }
+
+    /// An access token signed with this app's secret.
+    pub fn token(&self, sub: &str, roles: &[&str], permissions: &[&str]) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let verifier = TokenVerifier::new(&self.settings.identity);
+        verifier
+            .sign(&Claims {
+                sub: sub.into(),
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+                permissions: permissions.iter().map(|p| p.to_string()).collect(),
+                jti: Uuid::new_v4().to_string(),
+                iat: now,
+                exp: now + 600,
+                iss: self.settings.identity.issuer.clone(),
+                aud: self.settings.identity.audience.clone(),
+            })
+            .expect("sign")
+    }
+
+    /// How many times the probe's subscriber handled `event_id`.
+    pub async fn times_seen(&self, event_id: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM probe.seen WHERE event_id = $1::uuid")
+            .bind(event_id)
+            .fetch_one(&self.db)
+            .await
+            .expect("count")
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes; returns whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Reads a problem+json body, checking the content type on the way.
+pub async fn problem(res: reqwest::Response) -> serde_json::Value {
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    assert_eq!(
+        ct.as_deref(),
+        Some("application/problem+json"),
+        "problem content type"
+    );
+    res.json().await.expect("problem json")
+}

@@ -1,0 +1,14 @@
+//! Black-box tests of the platform kernel: the real application over HTTP, on real
+//! PostgreSQL, Redis and a Kafka-protocol broker (`scripts/test.sh` starts them).
+
+mod helpers;
+mod probe;
+
+mod cli;
+mod edge;
+mod errors;
+mod events;
+#[cfg(feature = "kafka")]
+mod kafka;
+mod migrations;
+mod system;

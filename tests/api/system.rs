@@ -1,0 +1,240 @@
+//! Health, readiness, metrics, capabilities and the API documents.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_reports_every_dependency_and_domain() {
+    let app = spawn_app().await;
+    let res = app.get("/health").await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    let names: Vec<&str> = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"database"));
+    assert!(names.contains(&"domain:probe"));
+    assert!(
+        names.contains(&"probe:notes"),
+        "a domain's own checks are included: {names:?}"
+    );
+    for domain in basalt::domains::compiled() {
+        assert!(
+            names.contains(&format!("domain:{}", domain.name()).as_str()),
+            "{} missing",
+            domain.name()
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_is_503_when_a_critical_check_fails_and_liveness_stays_200() {
+    let app = spawn_app().await;
+    // Break what the probe domain's own check reads.
+    sqlx::query("ALTER TABLE probe.notes RENAME TO notes_gone")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let res = app.get("/health").await;
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "down");
+    let failing: Vec<&serde_json::Value> = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "down")
+        .collect();
+    assert_eq!(failing.len(), 1);
+    assert_eq!(failing[0]["name"], "probe:notes");
+    assert!(failing[0]["error"].as_str().unwrap().contains("notes"));
+    assert_eq!(app.get("/health/ready").await.status(), 503);
+    assert_eq!(app.get("/health/live").await.status(), 200);
+}
+
+#[tokio::test]
+async fn redis_down_degrades_health_without_failing_it() {
+    // Nothing listens on port 1.
+    let app = spawn_app_with(&[("REDIS_URL", "redis://127.0.0.1:1")]).await;
+    let res = app.get("/health").await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+    let redis = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "redis")
+        .unwrap()
+        .clone();
+    assert_eq!(redis["status"], "down");
+    assert_eq!(redis["critical"], false);
+    assert_eq!(app.get("/health/ready").await.status(), 200);
+}
+
+#[tokio::test]
+async fn redis_up_is_reported_ok() {
+    let app = spawn_app_with(&[("REDIS_URL", &redis_url())]).await;
+    let body: serde_json::Value = app.get("/health").await.json().await.unwrap();
+    let redis = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "redis")
+        .unwrap()
+        .clone();
+    assert_eq!(redis["status"], "ok", "{redis}");
+    assert_eq!(body["status"], "ok");
+}
+
+#[tokio::test]
+async fn capabilities_list_compiled_and_enabled_domains() {
+    let app = spawn_app_with(&[("BASALT__DOMAINS__DISABLED", "content")]).await;
+    let body: serde_json::Value = app.get("/api/v1/capabilities").await.json().await.unwrap();
+    let domains = body["domains"].as_array().unwrap();
+    assert_eq!(
+        domains.len(),
+        basalt::domains::ALL.len() + 1,
+        "every domain plus the probe"
+    );
+    let find = |name: &str| domains.iter().find(|d| d["name"] == name).cloned().unwrap();
+    assert_eq!(find("probe")["enabled"], true);
+    assert_eq!(find("probe")["base_path"], "/api/v1/probe");
+    let content = find("content");
+    assert_eq!(content["compiled"], cfg!(feature = "content"));
+    assert_eq!(content["enabled"], false, "disabled by configuration");
+    assert_eq!(
+        body["infrastructure"]["kafka"]["compiled"],
+        cfg!(feature = "kafka")
+    );
+    assert_eq!(body["infrastructure"]["kafka"]["configured"], false);
+    assert_eq!(body["infrastructure"]["redis"]["configured"], false);
+}
+
+#[tokio::test]
+async fn disabling_a_domain_others_depend_on_stops_start_up_with_the_key() {
+    let url = fresh_database().await;
+    let bad = settings(&url, &[("BASALT__DOMAINS__DISABLED", "nonsense")]);
+    let err = basalt::Application::build(bad)
+        .await
+        .err()
+        .expect("must fail");
+    assert!(
+        err.to_string()
+            .starts_with("domains.disabled: unknown domain `nonsense`"),
+        "{err}"
+    );
+    if cfg!(feature = "cart") {
+        let bad = settings(&url, &[("BASALT__DOMAINS__DISABLED", "catalog")]);
+        let err = basalt::Application::build(bad)
+            .await
+            .err()
+            .expect("must fail");
+        assert!(err.to_string().contains("needs `catalog`"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_expose_requests_pool_and_outbox() {
+    let app = spawn_app().await;
+    app.create_note("hello").await;
+    assert_eq!(app.get("/api/v1/nothing-here").await.status(), 404);
+    let res = app.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("basalt_http_requests_total")
+                && l.contains("route=\"/api/v1/probe/notes\"")
+                && l.contains("status=\"201\"")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("route=\"unmatched\"") && l.contains("status=\"404\""))
+    );
+    assert!(text.contains("basalt_http_request_duration_seconds_bucket"));
+    assert!(text.contains("basalt_db_pool_connections{state=\"idle\"}"));
+    assert!(text.contains("basalt_outbox_backlog{queue=\"subscribers\"}"));
+    assert!(text.contains("basalt_outbox_oldest_age_seconds"));
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            app.get("/metrics")
+                .await
+                .text()
+                .await
+                .unwrap()
+                .contains("basalt_events_dispatched_total")
+        })
+        .await
+    );
+}
+
+#[tokio::test]
+async fn openapi_merges_enabled_domains_and_declares_security_and_problems() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app
+        .get("/api-docs/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/health"]["get"].is_object());
+    assert!(doc["paths"]["/api/v1/capabilities"]["get"].is_object());
+    assert!(
+        doc["paths"]["/api/v1/probe/notes"]["post"].is_object(),
+        "domain paths nested under its prefix"
+    );
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    assert!(doc["components"]["schemas"]["NoteRequest"].is_object());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["name"],
+        "X-Api-Key"
+    );
+}
+
+#[tokio::test]
+async fn swagger_ui_is_served_offline() {
+    let app = spawn_app().await;
+    let res = app.get("/docs").await;
+    assert_eq!(res.status(), 308);
+    assert_eq!(res.headers()["location"], "/docs/");
+    let res = app.get("/docs/").await;
+    assert_eq!(res.status(), 200);
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let html = res.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(
+        csp.contains("script-src 'self'"),
+        "the UI may run its own scripts: {csp}"
+    );
+    let js = app.get("/docs/swagger-ui-bundle.js").await;
+    assert_eq!(js.status(), 200);
+    assert!(
+        js.bytes().await.unwrap().len() > 100_000,
+        "the bundle is vendored, not fetched"
+    );
+    let init = app
+        .get("/docs/swagger-initializer.js")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("/api-docs/openapi.json"));
+}
