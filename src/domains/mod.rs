@@ -28,6 +28,8 @@ macro_rules! domains {
         pub const ALL: &[&str] = &[$($feature),*];
 
         /// The domains compiled into this binary.
+        // One push per feature, because `cfg` cannot sit on `vec![]` elements.
+        #[allow(clippy::vec_init_then_push)]
         pub fn compiled() -> Vec<Arc<dyn Domain>> {
             #[allow(unused_mut)]
             let mut domains: Vec<Arc<dyn Domain>> = Vec::new();

@@ -1,6 +1,9 @@
 //! Black-box tests of the platform kernel: the real application over HTTP, on real
 //! PostgreSQL, Redis and a Kafka-protocol broker (`scripts/test.sh` starts them).
 
+// Tests may panic on the unexpected: that is how they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
 mod probe;
 

@@ -36,8 +36,7 @@ mod imp {
     pub struct KafkaMirror {
         settings: KafkaSettings,
         config: ClientConfig,
-        /// Replaced when librdkafka reports a fatal error (the idempotent producer can no
-        /// longer guarantee ordering and refuses to produce).
+        /// Replaced after a failed batch (see `reset`).
         producer: RwLock<FutureProducer>,
         admin: AdminClient<DefaultClientContext>,
         /// Topics known to exist; cleared after any failure, since a broker that came back
@@ -79,19 +78,28 @@ mod imp {
         }
 
         fn producer(&self) -> FutureProducer {
-            let current = self
-                .producer
+            self.producer
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            if let Some((code, reason)) = current.client().fatal_error() {
-                tracing::warn!(?code, %reason, "Kafka producer hit a fatal error; replacing it");
-                if let Ok(fresh) = self.config.create::<FutureProducer>() {
-                    *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
-                    return fresh;
+                .clone()
+        }
+
+        /// After a failed batch, start over with a fresh producer and re-check topics. A
+        /// broker that restarted without its state no longer knows the idempotent producer's
+        /// id (librdkafka then retries until the message times out, every time), nor its
+        /// topics. Every message of the failed batch has its final outcome by now, so nothing
+        /// of the old producer's can arrive after what the new one sends.
+        fn reset(&self) {
+            self.known_topics
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            match self.config.create::<FutureProducer>() {
+                Ok(fresh) => *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create a new Kafka producer; keeping the old one")
                 }
             }
-            current
         }
 
         async fn ensure_topics(&self, events: &[Event]) -> anyhow::Result<()> {
@@ -199,10 +207,7 @@ mod imp {
                 }
             }
             if failure.is_some() {
-                self.known_topics
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
+                self.reset();
             }
             (acknowledged, failure)
         }
@@ -240,8 +245,11 @@ mod imp {
 mod imp {
     use super::*;
 
-    /// Built without the `kafka` feature: no mirror can exist.
-    pub enum KafkaMirror {}
+    /// Built without the `kafka` feature: `new` never returns a mirror, so these methods
+    /// are never reached; they exist so callers need no `cfg` of their own.
+    pub struct KafkaMirror {
+        _private: (),
+    }
 
     impl KafkaMirror {
         pub fn new(settings: &KafkaSettings) -> anyhow::Result<Option<Self>> {
@@ -254,15 +262,16 @@ mod imp {
         }
 
         pub async fn send(&self, _events: &[Event]) -> (usize, Option<anyhow::Error>) {
-            match *self {}
+            (
+                0,
+                Some(anyhow::anyhow!("built without the `kafka` feature")),
+            )
         }
 
         pub async fn ping(&self) -> anyhow::Result<()> {
-            match *self {}
+            anyhow::bail!("built without the `kafka` feature")
         }
 
-        pub fn flush(&self, _timeout: Duration) {
-            match *self {}
-        }
+        pub fn flush(&self, _timeout: Duration) {}
     }
 }

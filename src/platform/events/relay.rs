@@ -246,7 +246,7 @@ impl Relay {
         if !repo::try_mirror_turn(&mut tx).await? {
             return Ok(Progress::Idle);
         }
-        let events = repo::lock_unmirrored(&mut tx, self.settings.batch_size).await?;
+        let events = repo::next_unmirrored(&mut tx, self.settings.batch_size).await?;
         if events.is_empty() {
             return Ok(Progress::Idle);
         }

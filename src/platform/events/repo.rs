@@ -142,7 +142,10 @@ pub async fn try_mirror_turn(tx: &mut Transaction<'_, Postgres>) -> Result<bool,
         .await
 }
 
-pub async fn lock_unmirrored(
+/// The next events owed to Kafka. No row locks: the advisory lock already makes the mirror
+/// exclusive, and locking rows for the length of a produce would make the dispatcher (which
+/// skips locked rows) wait on Kafka.
+pub async fn next_unmirrored(
     tx: &mut Transaction<'_, Postgres>,
     limit: i64,
 ) -> Result<Vec<Event>, sqlx::Error> {
@@ -151,8 +154,7 @@ pub async fn lock_unmirrored(
            FROM platform.outbox
           WHERE mirrored_at IS NULL
           ORDER BY seq
-          LIMIT $1
-          FOR UPDATE",
+          LIMIT $1",
     )
     .bind(limit)
     .fetch_all(&mut **tx)
