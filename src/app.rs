@@ -229,7 +229,9 @@ fn serve(shared: Shared, settings: &Settings, listener: TcpListener) -> anyhow::
             .wrap(TracingLogger::<BasaltRootSpan>::new())
             .wrap(from_fn(request_id::middleware))
     })
-    .shutdown_timeout(settings.server.shutdown_timeout_secs);
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    // actix treats SIGINT as a forced stop; `run_until_stopped` makes both signals graceful.
+    .disable_signals();
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
@@ -392,7 +394,14 @@ impl Application {
     /// requests finish (up to `server.shutdown_timeout_secs`), drains the outbox relay,
     /// flushes the Kafka producer, stops the jobs and closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let signals = tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown signal received; finishing in-flight requests");
+            handle.stop(true).await;
+        });
         self.server.await?;
+        signals.abort();
         tracing::info!("HTTP server stopped; draining the event relay");
         self.relay.shutdown(self.shutdown_timeout).await;
         self.jobs_shutdown.cancel();
@@ -401,4 +410,28 @@ impl Application {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }

@@ -163,6 +163,7 @@ async fn signed_in_users_have_their_own_budget() {
     assert_eq!(anon.last().unwrap().status(), 429);
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_counters_are_shared_between_replicas() {
     let url = fresh_database().await;
@@ -201,7 +202,7 @@ async fn redis_down_falls_back_to_in_process_limits() {
     assert_eq!(responses[5].status(), 429, "and are still limited");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_in_flight_requests_and_drains_events() {
     let app = spawn_app().await;
     let slow = {
@@ -209,7 +210,14 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_drains_events() {
         let url = app.url("/api/v1/probe/slow");
         tokio::spawn(async move { client.get(url).send().await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = app.probe.slow_started.clone();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let started = started.load(std::sync::atomic::Ordering::SeqCst);
+            async move { started }
+        })
+        .await
+    );
     let note = app.create_note("last words").await;
     let event_id = note["event_id"].as_str().unwrap().to_owned();
     let db = app.db.clone();

@@ -23,6 +23,8 @@ static MIGRATIONS: Migrator = sqlx::migrate!("tests/api/migrations/probe");
 pub struct Probe {
     /// Set by a test to make the subscriber fail (to exercise retries).
     pub subscriber_fails: Arc<AtomicBool>,
+    /// Set when a request to /slow has reached its handler.
+    pub slow_started: Arc<AtomicBool>,
 }
 
 #[derive(Deserialize, Validate, utoipa::ToSchema)]
@@ -64,7 +66,8 @@ async fn create_note(
     Ok(HttpResponse::Created().json(serde_json::json!({ "id": id, "event_id": event.id })))
 }
 
-async fn slow() -> HttpResponse {
+async fn slow(started: web::Data<Arc<AtomicBool>>) -> HttpResponse {
+    started.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     HttpResponse::Ok().json(serde_json::json!({ "slow": true }))
 }
@@ -116,6 +119,7 @@ impl Domain for Probe {
         Some(&MIGRATIONS)
     }
     fn routes(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(web::Data::new(self.slow_started.clone()));
         cfg.service(web::resource("/notes").route(web::post().to(create_note)))
             .service(web::resource("/notes/{id}").route(web::get().to(get_note)))
             .service(web::resource("/slow").route(web::get().to(slow)))

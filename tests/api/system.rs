@@ -55,6 +55,7 @@ async fn health_is_503_when_a_critical_check_fails_and_liveness_stays_200() {
     assert_eq!(app.get("/health/live").await.status(), 200);
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_down_degrades_health_without_failing_it() {
     // Nothing listens on port 1.
@@ -75,6 +76,7 @@ async fn redis_down_degrades_health_without_failing_it() {
     assert_eq!(app.get("/health/ready").await.status(), 200);
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_up_is_reported_ok() {
     let app = spawn_app_with(&[("REDIS_URL", &redis_url())]).await;
