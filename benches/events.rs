@@ -19,14 +19,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let url = std::env::var("BENCH_DATABASE_URL")
-        .map_err(|_| anyhow::anyhow!("set BENCH_DATABASE_URL to an empty database (scripts/bench.sh does)"))?;
+    let url = std::env::var("BENCH_DATABASE_URL").map_err(|_| {
+        anyhow::anyhow!("set BENCH_DATABASE_URL to an empty database (scripts/bench.sh does)")
+    })?;
     let mut env: std::collections::HashMap<String, String> = std::env::vars().collect();
     env.insert("DATABASE_URL".into(), url.clone());
     let settings = Settings::load_from(std::path::Path::new("config"), "local", env)?;
     let pool = db::connect(&settings.database).await?;
     db::migrate(&pool, &basalt::app_migration_targets(&[])).await?;
-    sqlx::query("TRUNCATE platform.outbox, platform.inbox").execute(&pool).await?;
+    sqlx::query("TRUNCATE platform.outbox, platform.inbox")
+        .execute(&pool)
+        .await?;
 
     subscriber_latency(&pool, &settings).await?;
     kafka_throughput(&pool, &settings).await?;
@@ -37,7 +40,10 @@ async fn subscriber_latency(pool: &PgPool, settings: &Settings) -> anyhow::Resul
     const N: usize = 2000;
     let (tx, mut rx) = mpsc::unbounded_channel::<f64>();
     let sub = subscriber_fn("bench.latency", &["bench.*"], move |event, _conn| {
-        let lag = (chrono::Utc::now() - event.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+        let lag = (chrono::Utc::now() - event.occurred_at)
+            .num_microseconds()
+            .unwrap_or(0) as f64
+            / 1000.0;
         let _ = tx.send(lag);
         Box::pin(async { Ok(()) })
     });
@@ -45,7 +51,12 @@ async fn subscriber_latency(pool: &PgPool, settings: &Settings) -> anyhow::Resul
     tokio::time::sleep(Duration::from_millis(300)).await;
     for i in 0..N {
         let mut txn = pool.begin().await?;
-        let event = Event::new("bench", "bench.ping", format!("k{}", i % 16), serde_json::json!({ "i": i }));
+        let event = Event::new(
+            "bench",
+            "bench.ping",
+            format!("k{}", i % 16),
+            serde_json::json!({ "i": i }),
+        );
         events::publish(&mut txn, &event).await?;
         txn.commit().await?;
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -84,21 +95,41 @@ async fn kafka_throughput(pool: &PgPool, settings: &Settings) -> anyhow::Result<
     .execute(pool)
     .await?;
     // Warm up: topic creation and metadata are not part of the rate.
-    mirror.send(&[Event::new("bench", "bench.warmup", "w", serde_json::json!({}))]).await;
+    mirror
+        .send(&[Event::new(
+            "bench",
+            "bench.warmup",
+            "w",
+            serde_json::json!({}),
+        )])
+        .await;
     let started = Instant::now();
-    let relay = Relay::new(pool.clone(), Vec::new(), Some(Arc::new(mirror)), settings.events.clone()).spawn();
+    let relay = Relay::new(
+        pool.clone(),
+        Vec::new(),
+        Some(Arc::new(mirror)),
+        settings.events.clone(),
+    )
+    .spawn();
     loop {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM platform.outbox WHERE mirrored_at IS NULL")
-            .fetch_one(pool)
-            .await?;
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM platform.outbox WHERE mirrored_at IS NULL")
+                .fetch_one(pool)
+                .await?;
         if left == 0 {
             break;
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(300), "{left} events still unmirrored");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "{left} events still unmirrored"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = started.elapsed().as_secs_f64();
     relay.shutdown(Duration::from_secs(5)).await;
-    println!("Kafka mirror: {N} events in {secs:.2} s = {:.0} events/s", N as f64 / secs);
+    println!(
+        "Kafka mirror: {N} events in {secs:.2} s = {:.0} events/s",
+        N as f64 / secs
+    );
     Ok(())
 }

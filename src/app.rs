@@ -29,6 +29,7 @@ use crate::platform::http::{cors, problems, request_id};
 use crate::platform::identity::TokenVerifier;
 use crate::platform::jobs::Job;
 use crate::platform::redis::RedisPool;
+use crate::platform::revocation::Revocations;
 use crate::platform::{Domain, Platform, metrics, openapi};
 
 /// The compiled-in domains minus those `domains.disabled` turns off, plus `extra`; fails
@@ -109,7 +110,12 @@ impl Builder {
             db: pool.clone(),
             redis: redis.clone(),
             settings: settings.clone(),
+            tokens: Arc::new(TokenVerifier::new(&settings.identity)),
+            revocations: Arc::new(Revocations::new(redis.clone())),
         };
+        for domain in &enabled {
+            domain.init(&platform)?;
+        }
 
         let subscribers: Vec<Arc<dyn Subscriber>> = self
             .extra_subscribers
@@ -148,7 +154,8 @@ impl Builder {
         let port = listener.local_addr()?.port();
         let shared = Shared {
             platform: web::Data::new(platform.clone()),
-            verifier: web::Data::new(TokenVerifier::new(&settings.identity)),
+            verifier: web::Data::from(platform.tokens.clone()),
+            revocations: web::Data::from(platform.revocations.clone()),
             limiter,
             security: web::Data::new(SecurityHeaders::new(&settings.http.hsts)),
             checks: web::Data::new(HealthChecks(checks)),
@@ -175,6 +182,7 @@ impl Builder {
 struct Shared {
     platform: web::Data<Platform>,
     verifier: web::Data<TokenVerifier>,
+    revocations: web::Data<Revocations>,
     limiter: web::Data<RateLimiter>,
     security: web::Data<SecurityHeaders>,
     checks: web::Data<HealthChecks>,
@@ -193,6 +201,7 @@ fn serve(shared: Shared, settings: &Settings, listener: TcpListener) -> anyhow::
         let mut app = App::new()
             .app_data(s.platform)
             .app_data(s.verifier)
+            .app_data(s.revocations)
             .app_data(s.limiter)
             .app_data(s.security)
             .app_data(s.checks)
@@ -289,9 +298,11 @@ fn health_checks(
 fn platform_jobs(platform: &Platform, limiter: Arc<RateLimiter>, mirror_enabled: bool) -> Vec<Job> {
     let pool = platform.db.clone();
     let retention = platform.settings.events.retention_hours;
+    let revocations = platform.revocations.clone();
     vec![
         Job::new("rate_limit.prune", Duration::from_secs(60), move || {
             limiter.prune();
+            revocations.prune();
             Box::pin(async { Ok(()) })
         }),
         Job::new("outbox.prune", Duration::from_secs(3600), move || {

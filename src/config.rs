@@ -16,12 +16,28 @@ use serde::Deserialize;
 const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.toml");
 const DEV_JWT_SECRET: &str = "basalt-local-development-secret-change-me";
 const ENV_PREFIX: &str = "BASALT__";
+const KERNEL_SECTIONS: &[&str] = &[
+    "server",
+    "database",
+    "redis",
+    "kafka",
+    "log",
+    "http",
+    "rate_limit",
+    "events",
+    "identity",
+    "domains",
+];
 
+/// The kernel's sections. A domain's own section (`[auth]`, `[storage]`, ...) is read by the
+/// domain with [`Settings::domain_section`]; any other top-level key is refused at load.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(skip)]
     pub profile: String,
+    /// Everything loaded, for the domains' sections.
+    #[serde(skip)]
+    raw: Option<config::Config>,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
@@ -230,13 +246,44 @@ impl Settings {
                 .map_err(|e| ConfigError(e.to_string()))?;
         }
 
-        let mut settings: Settings = builder
-            .build()
-            .and_then(Config::try_deserialize)
+        let raw = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+        let mut settings: Settings = raw
+            .clone()
+            .try_deserialize()
             .map_err(|e| ConfigError(e.to_string()))?;
+        let top: HashMap<String, config::Value> = raw
+            .clone()
+            .try_deserialize()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        for key in top.keys() {
+            let domain_key = crate::domains::ALL
+                .iter()
+                .any(|d| d.replace('-', "_") == *key);
+            if !KERNEL_SECTIONS.contains(&key.as_str()) && !domain_key {
+                return Err(ConfigError(format!(
+                    "{key}: unknown section (known: {}, and one per domain)",
+                    KERNEL_SECTIONS.join(", ")
+                )));
+            }
+        }
         settings.profile = profile.to_owned();
+        settings.raw = Some(raw);
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// A domain's section, e.g. `[auth]` (`BASALT__AUTH__...`), over the domain's defaults.
+    /// Errors name the key, like every configuration error.
+    pub fn domain_section<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        domain: &str,
+    ) -> Result<T, ConfigError> {
+        let key = domain.replace('-', "_");
+        match self.raw.as_ref().map(|raw| raw.get::<T>(&key)) {
+            None | Some(Err(config::ConfigError::NotFound(_))) => Ok(T::default()),
+            Some(Ok(section)) => Ok(section),
+            Some(Err(e)) => Err(ConfigError(format!("{key}: {e}"))),
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

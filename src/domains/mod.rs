@@ -35,7 +35,7 @@ macro_rules! domains {
             let mut domains: Vec<Arc<dyn Domain>> = Vec::new();
             $(
                 #[cfg(feature = $feature)]
-                domains.push(Arc::new($module::$value));
+                domains.push(Arc::new(<$module::$value>::default()));
             )*
             domains
         }

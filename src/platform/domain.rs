@@ -22,6 +22,12 @@ pub trait Domain: Send + Sync + 'static {
     fn depends_on(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Prepares the domain once per application, before routes are mounted: reads its
+    /// configuration section (`platform.settings.domain_section`) and builds its state. An
+    /// error stops start-up with its message.
+    fn init(&self, _platform: &Platform) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// The domain's migrations (`migrations/<schema>/`), tracked inside its schema.
     fn migrations(&self) -> Option<&'static Migrator> {
         None

@@ -2,19 +2,21 @@
 //! domain works with tokens whether or not `auth` is compiled in, even tokens minted by another
 //! Basalt instance that shares the secret.
 //!
-//! Handlers take a `CurrentUser` argument (401 problem when the token is missing or bad) and
+//! Handlers take a `CurrentUser` argument (401 problem when the token is missing, bad or
+//! revoked) and
 //! call `user.require("catalog.products.moderate")?` (403 problem when not allowed).
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use futures_util::future::{Ready, ready};
+use futures_util::future::LocalBoxFuture;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::config::IdentitySettings;
 use crate::platform::error::ApiError;
+use crate::platform::revocation::Revocations;
 
 /// The claims of a Basalt access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -25,6 +27,9 @@ pub struct Claims {
     #[serde(default)]
     pub permissions: Vec<String>,
     pub jti: String,
+    /// The session (refresh-token family) the token was issued for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
@@ -38,6 +43,7 @@ pub struct CurrentUser {
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
     pub token_id: String,
+    pub session_id: Option<String>,
     pub expires_at: i64,
 }
 
@@ -138,26 +144,37 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
 
 impl FromRequest for CurrentUser {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let verified = verify_request(req);
+        let revocations = req.app_data::<web::Data<Revocations>>().cloned();
+        Box::pin(async move {
+            let claims = verified?;
+            if let Some(revocations) = revocations
+                && revocations.is_revoked(&claims).await
+            {
+                return Err(ApiError::unauthorized("The access token has been revoked."));
+            }
+            Ok(CurrentUser {
+                id: claims.sub,
+                roles: claims.roles,
+                permissions: claims.permissions,
+                token_id: claims.jti,
+                session_id: claims.sid,
+                expires_at: claims.exp,
+            })
+        })
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<CurrentUser, ApiError> {
+/// Checks the bearer token's signature and claims (not revocation).
+fn verify_request(req: &HttpRequest) -> Result<Claims, ApiError> {
     let token = bearer_token(req).ok_or_else(|| {
         ApiError::unauthorized("Sign in: send Authorization: Bearer <access token>.")
     })?;
     let verifier = req
         .app_data::<web::Data<TokenVerifier>>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("TokenVerifier is not registered")))?;
-    let claims = verifier.verify(token)?;
-    Ok(CurrentUser {
-        id: claims.sub,
-        roles: claims.roles,
-        permissions: claims.permissions,
-        token_id: claims.jti,
-        expires_at: claims.exp,
-    })
+    verifier.verify(token)
 }

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod redis;
+pub mod revocation;
 
 use std::sync::Arc;
 
@@ -28,4 +29,7 @@ pub struct Platform {
     pub db: PgPool,
     pub redis: Option<redis::RedisPool>,
     pub settings: Arc<Settings>,
+    /// Verifies (and, for the `auth` domain, signs) access tokens.
+    pub tokens: Arc<identity::TokenVerifier>,
+    pub revocations: Arc<revocation::Revocations>,
 }

@@ -63,6 +63,44 @@ return {count, ttl}";
             Ok(())
         }
 
+        /// Sets `key` with an expiry (revocation lists).
+        pub async fn set_with_ttl(&self, key: &str, ttl_ms: u64) -> anyhow::Result<()> {
+            self.bounded(async {
+                let mut conn = self.pool.get().await?;
+                let _: () = redis::cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("PX")
+                    .arg(ttl_ms.max(1))
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(())
+            })
+            .await
+        }
+
+        /// Whether any of `keys` exists.
+        pub async fn any_exists(&self, keys: &[String]) -> anyhow::Result<bool> {
+            self.bounded(async {
+                let mut conn = self.pool.get().await?;
+                let n: u64 = redis::cmd("EXISTS")
+                    .arg(keys)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(n > 0)
+            })
+            .await
+        }
+
+        async fn bounded<T>(
+            &self,
+            work: impl std::future::Future<Output = anyhow::Result<T>>,
+        ) -> anyhow::Result<T> {
+            tokio::time::timeout(self.timeout, work)
+                .await
+                .map_err(|_| anyhow::anyhow!("Redis did not answer within {:?}", self.timeout))?
+        }
+
         pub async fn fixed_window(&self, key: &str, window_ms: u64) -> anyhow::Result<(u64, i64)> {
             let work = async {
                 let mut conn = self.pool.get().await?;

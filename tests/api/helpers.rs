@@ -20,6 +20,7 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -152,6 +153,7 @@ impl TestApp {
                 roles: roles.iter().map(|r| r.to_string()).collect(),
                 permissions: permissions.iter().map(|p| p.to_string()).collect(),
                 jti: Uuid::new_v4().to_string(),
+                sid: None,
                 iat: now,
                 exp: now + 600,
                 iss: self.settings.identity.issuer.clone(),

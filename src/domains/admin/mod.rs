@@ -5,6 +5,7 @@
 
 use crate::platform::Domain;
 
+#[derive(Default)]
 pub struct Admin;
 
 impl Domain for Admin {

@@ -5,6 +5,7 @@
 
 use crate::platform::Domain;
 
+#[derive(Default)]
 pub struct Vendors;
 
 impl Domain for Vendors {
