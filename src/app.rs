@@ -112,6 +112,7 @@ impl Builder {
             settings: settings.clone(),
             tokens: Arc::new(TokenVerifier::new(&settings.identity)),
             revocations: Arc::new(Revocations::new(redis.clone())),
+            domains: Arc::new(enabled.iter().map(|d| d.name()).collect()),
         };
         for domain in &enabled {
             domain.init(&platform)?;

@@ -82,6 +82,12 @@ impl ApiError {
         self
     }
 
+    /// Replaces the stable code (a 403 that is really `email_not_verified`, say).
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code.into();
+        self
+    }
+
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
         self

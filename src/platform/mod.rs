@@ -32,4 +32,12 @@ pub struct Platform {
     /// Verifies (and, for the `auth` domain, signs) access tokens.
     pub tokens: Arc<identity::TokenVerifier>,
     pub revocations: Arc<revocation::Revocations>,
+    /// The names of the enabled domains.
+    pub domains: Arc<Vec<&'static str>>,
+}
+
+impl Platform {
+    pub fn domain_enabled(&self, name: &str) -> bool {
+        self.domains.contains(&name)
+    }
 }

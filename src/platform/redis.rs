@@ -102,7 +102,7 @@ return {count, ttl}";
         }
 
         pub async fn fixed_window(&self, key: &str, window_ms: u64) -> anyhow::Result<(u64, i64)> {
-            let work = async {
+            self.bounded(async {
                 let mut conn = self.pool.get().await?;
                 let reply: (u64, i64) = redis::cmd("EVAL")
                     .arg(FIXED_WINDOW)
@@ -111,11 +111,25 @@ return {count, ttl}";
                     .arg(window_ms)
                     .query_async(&mut conn)
                     .await?;
-                anyhow::Ok(reply)
-            };
-            tokio::time::timeout(self.timeout, work)
-                .await
-                .map_err(|_| anyhow::anyhow!("Redis did not answer within {:?}", self.timeout))?
+                Ok(reply)
+            })
+            .await
+        }
+
+        /// A fixed-window counter's value and milliseconds left, without counting.
+        pub async fn window_count(&self, key: &str) -> anyhow::Result<(u64, i64)> {
+            self.bounded(async {
+                let mut conn = self.pool.get().await?;
+                let (count, ttl): (Option<u64>, i64) = redis::pipe()
+                    .cmd("GET")
+                    .arg(key)
+                    .cmd("PTTL")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await?;
+                Ok((count.unwrap_or(0), ttl))
+            })
+            .await
         }
     }
 }
@@ -150,6 +164,18 @@ mod imp {
             _key: &str,
             _window_ms: u64,
         ) -> anyhow::Result<(u64, i64)> {
+            anyhow::bail!("built without the `redis` feature")
+        }
+
+        pub async fn window_count(&self, _key: &str) -> anyhow::Result<(u64, i64)> {
+            anyhow::bail!("built without the `redis` feature")
+        }
+
+        pub async fn set_with_ttl(&self, _key: &str, _ttl_ms: u64) -> anyhow::Result<()> {
+            anyhow::bail!("built without the `redis` feature")
+        }
+
+        pub async fn any_exists(&self, _keys: &[String]) -> anyhow::Result<bool> {
             anyhow::bail!("built without the `redis` feature")
         }
     }

@@ -7,6 +7,8 @@
 mod helpers;
 mod probe;
 
+#[cfg(feature = "auth")]
+mod auth;
 mod cli;
 mod edge;
 mod errors;

@@ -14,6 +14,16 @@ use crate::config::KafkaSettings;
 
 pub use imp::KafkaMirror;
 
+/// What leaves the process: the event without `payload.secret`, where domains put single-use
+/// tokens meant only for in-process subscribers (the verification link's token, say).
+pub fn without_secrets(event: &Event) -> Event {
+    let mut public = event.clone();
+    if let Some(fields) = public.payload.as_object_mut() {
+        fields.remove("secret");
+    }
+    public
+}
+
 /// The topic an event goes to.
 pub fn topic_for(prefix: &str, source: &str) -> String {
     format!("{prefix}.{source}")
@@ -151,7 +161,7 @@ mod imp {
             let mut failure: Option<anyhow::Error> = None;
             for event in events {
                 let topic = topic_for(&self.settings.topic_prefix, &event.source);
-                let payload = match serde_json::to_vec(event) {
+                let payload = match serde_json::to_vec(&without_secrets(event)) {
                     Ok(p) => p,
                     Err(e) => {
                         failure = Some(e.into());

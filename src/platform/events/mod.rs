@@ -17,7 +17,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use kafka::{KafkaMirror, topic_for};
+pub use kafka::{KafkaMirror, topic_for, without_secrets};
 pub use relay::{Relay, RelayHandle};
 pub use repo::{Backlog, backlog, prune};
 pub use subscriber::{Subscriber, subscriber_fn};

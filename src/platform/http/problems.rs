@@ -128,11 +128,12 @@ pub async fn middleware(
         }
         s => ApiError::new(s, "request_rejected"),
     };
-    // Keep headers that tell the client what to do next (Allow on 405, Retry-After).
+    // Keep what the original response said besides its body (Allow on a 405, rate-limit
+    // budget, Retry-After, CORS).
     let keep: Vec<(header::HeaderName, HeaderValue)> = original
         .headers()
         .iter()
-        .filter(|(name, _)| **name == header::ALLOW || **name == header::RETRY_AFTER)
+        .filter(|(name, _)| **name != header::CONTENT_TYPE && **name != header::CONTENT_LENGTH)
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
     let mut rendered: HttpResponse = actix_web::ResponseError::error_response(&error);

@@ -20,7 +20,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, ResponseError, web};
+use actix_web::{Error, HttpRequest, ResponseError, web};
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 
@@ -42,6 +42,12 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// For a peek: reaching the limit already blocks the next attempt.
+    fn exhausted_at_limit(mut self) -> Self {
+        self.allowed = self.remaining > 0;
+        self
+    }
+
     fn from_count(count: u64, policy: &RatePolicy, reset: Duration) -> Self {
         let limit = policy.requests;
         Self {
@@ -128,6 +134,25 @@ impl RateLimiter {
         self.hit_memory(key, policy)
     }
 
+    /// The current count against `key` without adding to it (lockout checks).
+    pub async fn peek(&self, key: &str, policy: &RatePolicy) -> Decision {
+        if let Some(redis) = &self.redis
+            && let Ok((count, ttl_ms)) = redis.window_count(key).await
+        {
+            let reset = Duration::from_millis(ttl_ms.max(0) as u64);
+            return Decision::from_count(count, policy, reset).exhausted_at_limit();
+        }
+        let window = Duration::from_secs(policy.window_secs);
+        let now = Instant::now();
+        let (count, elapsed) = self
+            .memory
+            .get(key)
+            .map(|w| (w.count, now.duration_since(w.started)))
+            .filter(|(_, elapsed)| *elapsed < window)
+            .unwrap_or((0, Duration::ZERO));
+        Decision::from_count(count, policy, window.saturating_sub(elapsed)).exhausted_at_limit()
+    }
+
     fn hit_memory(&self, key: &str, policy: &RatePolicy) -> Decision {
         let window = Duration::from_secs(policy.window_secs);
         let now = Instant::now();
@@ -172,15 +197,20 @@ impl RateLimiter {
             .retain(|_, w| now.duration_since(w.started) < Duration::from_secs(longest));
     }
 
-    fn subjects(&self, req: &ServiceRequest) -> Vec<String> {
-        let ip = if self.trust_forwarded_for {
+    /// The client's address: the peer, or X-Forwarded-For when configured to trust it.
+    pub fn client_ip(&self, req: &HttpRequest) -> String {
+        if self.trust_forwarded_for {
             req.connection_info()
                 .realip_remote_addr()
                 .map(str::to_owned)
         } else {
             req.peer_addr().map(|a| a.ip().to_string())
         }
-        .unwrap_or_else(|| "unknown".into());
+        .unwrap_or_else(|| "unknown".into())
+    }
+
+    fn subjects(&self, req: &ServiceRequest) -> Vec<String> {
+        let ip = self.client_ip(req.request());
         if let Some(token) = bearer_token(req.request())
             && let Some(verifier) = req.app_data::<web::Data<TokenVerifier>>()
             && let Ok(claims) = verifier.verify(token)

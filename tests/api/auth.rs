@@ -1,0 +1,723 @@
+//! The auth domain through HTTP: accounts, tokens, sessions, verification and passwords.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+async fn register(app: &TestApp, email: &str) -> reqwest::Response {
+    app.post_json(
+        "/api/v1/auth/register",
+        &json!({ "email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "Lovelace" }),
+    )
+    .await
+}
+
+async fn login_as(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.post_json(
+        "/api/v1/auth/login",
+        &json!({ "email": email, "password": password }),
+    )
+    .await
+}
+
+/// Registers and signs in; returns the token response.
+async fn signed_in(app: &TestApp, email: &str) -> Value {
+    assert_eq!(register(app, email).await.status(), 201);
+    let res = login_as(app, email, PASSWORD).await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+async fn authed_get(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
+    app.post_json(
+        "/api/v1/auth/refresh",
+        &json!({ "refresh_token": refresh_token }),
+    )
+    .await
+}
+
+/// The single-use token the latest `event_type` event for `email` carried to the mailer.
+async fn mailed_token(app: &TestApp, event_type: &str, email: &str) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT payload->'secret'->>'token' FROM platform.outbox
+          WHERE event_type = $1 AND payload->>'email' = $2 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(event_type)
+    .bind(email)
+    .fetch_optional(&app.db)
+    .await
+    .unwrap()
+}
+
+async fn users(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM auth.users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn register_login_and_me() {
+    let app = spawn_app().await;
+    let res = register(&app, "  Ada@Example.COM ").await;
+    assert_eq!(res.status(), 201);
+    let user: Value = res.json().await.unwrap();
+    assert_eq!(user["email"], "ada@example.com", "normalised");
+    assert_eq!(user["roles"], json!(["user"]));
+    assert_eq!(user["email_verified"], false);
+
+    let tokens: Value = login_as(&app, "ADA@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(tokens["expires_in"].as_u64().unwrap() > 800);
+    let access = tokens["access_token"].as_str().unwrap();
+    let me: Value = authed_get(&app, "/api/v1/auth/me", access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["id"], user["id"]);
+    assert_eq!(me["first_name"], "Ada");
+
+    let types: Vec<String> =
+        sqlx::query_scalar("SELECT event_type FROM platform.outbox ORDER BY seq")
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(types, ["user.registered", "user.verification_requested"]);
+    // The password is stored as an argon2id hash at OWASP's parameters.
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM auth.users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+}
+
+#[tokio::test]
+async fn bad_registrations_are_rejected_and_store_nothing() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            json!({ "email": "not-an-email", "password": PASSWORD, "first_name": "A", "last_name": "B" }),
+            422,
+            "email",
+        ),
+        (
+            json!({ "email": "a@b.co", "password": "short pw", "first_name": "A", "last_name": "B" }),
+            422,
+            "password",
+        ),
+        (
+            json!({ "email": "a@b.co", "password": "qwerty123456", "first_name": "A", "last_name": "B" }),
+            422,
+            "password",
+        ),
+        (
+            json!({ "email": "a@b.co", "password": PASSWORD, "first_name": "A".repeat(101), "last_name": "B" }),
+            422,
+            "first_name",
+        ),
+        (
+            json!({ "email": "a@b.co", "password": "x".repeat(129), "first_name": "A", "last_name": "B" }),
+            422,
+            "password",
+        ),
+    ];
+    for (body, status, field) in cases {
+        let res = app.post_json("/api/v1/auth/register", &body).await;
+        assert_eq!(res.status().as_u16(), status, "{body}");
+        let p = problem(res).await;
+        assert!(
+            p["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["field"] == field),
+            "{p}"
+        );
+    }
+    let common = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({ "email": "a@b.co", "password": "qwerty123456", "first_name": "A", "last_name": "B" }),
+        )
+        .await;
+    assert_eq!(problem(common).await["errors"][0]["code"], "common");
+    let unknown = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({ "email": "a@b.co", "password": PASSWORD, "first_name": "A", "last_name": "B", "admin": true }),
+        )
+        .await;
+    assert_eq!(unknown.status(), 400);
+    assert!(
+        problem(unknown).await["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `admin`")
+    );
+    assert_eq!(users(&app).await, 0);
+
+    assert_eq!(register(&app, "dup@example.com").await.status(), 201);
+    let again = register(&app, "DUP@example.com").await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(problem(again).await["code"], "email_taken");
+    assert_eq!(users(&app).await, 1);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    let app = spawn_app().await;
+    register(&app, "ada@example.com").await;
+    let wrong = login_as(&app, "ada@example.com", "not the password at all").await;
+    let unknown = login_as(&app, "nobody@example.com", "not the password at all").await;
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(unknown.status(), 401);
+    let (a, b) = (problem(wrong).await, problem(unknown).await);
+    assert_eq!(a["code"], "invalid_credentials");
+    assert_eq!((&a["code"], &a["detail"]), (&b["code"], &b["detail"]));
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_for_a_while() {
+    let app = spawn_app_with(&[("BASALT__AUTH__MAX_FAILURES_PER_ACCOUNT", "3")]).await;
+    register(&app, "ada@example.com").await;
+    register(&app, "bob@example.com").await;
+    for _ in 0..3 {
+        assert_eq!(
+            login_as(&app, "ada@example.com", "wrong wrong wrong")
+                .await
+                .status(),
+            401
+        );
+    }
+    let locked = login_as(&app, "ada@example.com", PASSWORD).await;
+    assert_eq!(
+        locked.status(),
+        429,
+        "even the right password waits out the lock"
+    );
+    let retry: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0 && retry <= 900);
+    assert_eq!(problem(locked).await["code"], "login_locked");
+    assert_eq!(
+        login_as(&app, "bob@example.com", PASSWORD).await.status(),
+        200,
+        "other accounts are unaffected"
+    );
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_the_grace_window_returns_the_same_pair_to_concurrent_tabs() {
+    let app = spawn_app().await;
+    let first = signed_in(&app, "ada@example.com").await;
+    let r0 = first["refresh_token"].as_str().unwrap().to_owned();
+    // Five tabs refresh with the same token at once.
+    let tabs = (0..5).map(|_| refresh(&app, &r0));
+    let mut pairs = Vec::new();
+    for res in futures_util::future::join_all(tabs).await {
+        assert_eq!(res.status(), 200);
+        pairs.push(res.json::<Value>().await.unwrap());
+    }
+    let r1 = pairs[0]["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(r1, r0);
+    for p in &pairs {
+        assert_eq!(
+            p["refresh_token"], pairs[0]["refresh_token"],
+            "one rotation, the same pair for every tab"
+        );
+        assert_eq!(p["access_token"], pairs[0]["access_token"]);
+    }
+    let generation: i32 = sqlx::query_scalar("SELECT generation FROM auth.sessions")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(generation, 1);
+    let next: Value = refresh(&app, &r1).await.json().await.unwrap();
+    assert_ne!(next["refresh_token"], pairs[0]["refresh_token"]);
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_revokes_the_whole_session() {
+    let app = spawn_app_with(&[("BASALT__AUTH__REFRESH_GRACE_SECS", "0")]).await;
+    let first = signed_in(&app, "ada@example.com").await;
+    let r0 = first["refresh_token"].as_str().unwrap();
+    let second: Value = refresh(&app, r0).await.json().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let reuse = refresh(&app, r0).await;
+    assert_eq!(reuse.status(), 401);
+    assert_eq!(problem(reuse).await["code"], "refresh_token_reused");
+    // The thief's and the owner's tokens are both dead now.
+    let r1 = second["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&app, r1).await.status(), 401);
+    let access = second["access_token"].as_str().unwrap();
+    assert_eq!(
+        authed_get(&app, "/api/v1/auth/me", access).await.status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn forged_and_garbled_refresh_tokens_are_401() {
+    let app = spawn_app().await;
+    let tokens = signed_in(&app, "ada@example.com").await;
+    let real = tokens["refresh_token"].as_str().unwrap();
+    let forged = real.replacen(".0.", ".5.", 1);
+    for bad in [forged.as_str(), "brt_nothing", "x"] {
+        let res = refresh(&app, bad).await;
+        assert_eq!(res.status(), 401, "{bad}");
+        assert_eq!(problem(res).await["code"], "invalid_refresh_token");
+    }
+    assert_eq!(
+        refresh(&app, real).await.status(),
+        200,
+        "the genuine one still works"
+    );
+}
+
+#[tokio::test]
+async fn logout_kills_the_access_token_at_once_and_the_session() {
+    let app = spawn_app().await;
+    let tokens = signed_in(&app, "ada@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        authed_get(&app, "/api/v1/auth/me", access).await.status(),
+        200
+    );
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let after = authed_get(&app, "/api/v1/auth/me", access).await;
+    assert_eq!(after.status(), 401);
+    assert!(
+        problem(after).await["detail"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    assert_eq!(
+        refresh(&app, tokens["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        401
+    );
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn logout_is_seen_by_every_replica_through_redis() {
+    let url = fresh_database().await;
+    let redis = redis_url();
+    let one = spawn_on(&url, &[("REDIS_URL", &redis)]).await;
+    let two = spawn_on(&url, &[("REDIS_URL", &redis)]).await;
+    let tokens = signed_in(&one, "ada@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(
+        authed_get(&two, "/api/v1/auth/me", access).await.status(),
+        200
+    );
+    one.client
+        .post(one.url("/api/v1/auth/logout"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        authed_get(&two, "/api/v1/auth/me", access).await.status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn sessions_can_be_listed_and_revoked_but_only_ones_own() {
+    let app = spawn_app().await;
+    let laptop = signed_in(&app, "ada@example.com").await;
+    let phone: Value = login_as(&app, "ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let laptop_access = laptop["access_token"].as_str().unwrap();
+    let phone_access = phone["access_token"].as_str().unwrap();
+    let list: Vec<Value> = authed_get(&app, "/api/v1/auth/sessions", laptop_access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
+    assert!(list.iter().all(|s| s["ip"] == "127.0.0.1"));
+
+    let mallory = signed_in(&app, "mallory@example.com").await;
+    let mallory_access = mallory["access_token"].as_str().unwrap();
+    let phone_session = phone["session_id"].as_str().unwrap();
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/auth/sessions/{phone_session}")))
+        .bearer_auth(mallory_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        404,
+        "another user's session does not exist for you"
+    );
+    assert_eq!(
+        authed_get(&app, "/api/v1/auth/me", phone_access)
+            .await
+            .status(),
+        200
+    );
+
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/auth/sessions/{phone_session}")))
+        .bearer_auth(laptop_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        authed_get(&app, "/api/v1/auth/me", phone_access)
+            .await
+            .status(),
+        401
+    );
+    let list: Vec<Value> = authed_get(&app, "/api/v1/auth/sessions", laptop_access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+
+    let tablet: Value = login_as(&app, "ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .delete(app.url("/api/v1/auth/sessions"))
+        .bearer_auth(laptop_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        authed_get(
+            &app,
+            "/api/v1/auth/me",
+            tablet["access_token"].as_str().unwrap()
+        )
+        .await
+        .status(),
+        401
+    );
+    assert_eq!(
+        authed_get(&app, "/api/v1/auth/me", laptop_access)
+            .await
+            .status(),
+        200,
+        "this one stays"
+    );
+}
+
+#[tokio::test]
+async fn email_verification_is_single_use_and_expires() {
+    let app = spawn_app_with(&[("BASALT__AUTH__REQUIRE_VERIFIED_EMAIL", "true")]).await;
+    register(&app, "ada@example.com").await;
+    let res = login_as(&app, "ada@example.com", PASSWORD).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(problem(res).await["code"], "email_not_verified");
+
+    let token = mailed_token(&app, "user.verification_requested", "ada@example.com")
+        .await
+        .unwrap();
+    let res = app
+        .post_json("/api/v1/auth/verify-email", &json!({ "token": token }))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["email_verified"], true);
+    let again = app
+        .post_json("/api/v1/auth/verify-email", &json!({ "token": token }))
+        .await;
+    assert_eq!(again.status(), 400);
+    assert_eq!(problem(again).await["code"], "invalid_token");
+    assert_eq!(
+        login_as(&app, "ada@example.com", PASSWORD).await.status(),
+        200
+    );
+
+    register(&app, "bob@example.com").await;
+    let token = mailed_token(&app, "user.verification_requested", "bob@example.com")
+        .await
+        .unwrap();
+    sqlx::query("UPDATE auth.one_time_tokens SET expires_at = now() - interval '1 second' WHERE used_at IS NULL")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let expired = app
+        .post_json("/api/v1/auth/verify-email", &json!({ "token": token }))
+        .await;
+    assert_eq!(expired.status(), 400);
+    // Resend: always 202; a fresh token for the unverified account only.
+    for email in ["bob@example.com", "nobody@example.com", "ada@example.com"] {
+        let res = app
+            .post_json(
+                "/api/v1/auth/verify-email/resend",
+                &json!({ "email": email }),
+            )
+            .await;
+        assert_eq!(res.status(), 202);
+    }
+    let fresh = mailed_token(&app, "user.verification_requested", "bob@example.com")
+        .await
+        .unwrap();
+    assert_ne!(fresh, token);
+    let requests: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM platform.outbox WHERE event_type = 'user.verification_requested'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(requests, 3, "two at registration, one resend");
+    let res = app
+        .post_json("/api/v1/auth/verify-email", &json!({ "token": fresh }))
+        .await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn password_reset_revokes_every_session_and_is_single_use() {
+    let app = spawn_app().await;
+    let tokens = signed_in(&app, "ada@example.com").await;
+    let old_access = tokens["access_token"].as_str().unwrap();
+    for email in ["ada@example.com", "nobody@example.com"] {
+        let res = app
+            .post_json("/api/v1/auth/forgot-password", &json!({ "email": email }))
+            .await;
+        assert_eq!(res.status(), 202, "no account enumeration");
+    }
+    assert!(
+        mailed_token(&app, "user.password_reset_requested", "nobody@example.com")
+            .await
+            .is_none()
+    );
+    let token = mailed_token(&app, "user.password_reset_requested", "ada@example.com")
+        .await
+        .unwrap();
+
+    let weak = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({ "token": token, "password": "short" }),
+        )
+        .await;
+    assert_eq!(weak.status(), 422);
+    let new_password = "a brand new passphrase 42";
+    let res = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({ "token": token, "password": new_password }),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        authed_get(&app, "/api/v1/auth/me", old_access)
+            .await
+            .status(),
+        401,
+        "every session revoked"
+    );
+    assert_eq!(
+        login_as(&app, "ada@example.com", PASSWORD).await.status(),
+        401
+    );
+    assert_eq!(
+        login_as(&app, "ada@example.com", new_password)
+            .await
+            .status(),
+        200
+    );
+    let again = app
+        .post_json(
+            "/api/v1/auth/reset-password",
+            &json!({ "token": token, "password": "yet another passphrase" }),
+        )
+        .await;
+    assert_eq!(again.status(), 400);
+    let changed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM platform.outbox WHERE event_type = 'user.password_changed'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(changed, 1);
+}
+
+#[tokio::test]
+async fn change_password_needs_the_current_one_and_signs_out_elsewhere() {
+    let app = spawn_app().await;
+    let here = signed_in(&app, "ada@example.com").await;
+    let there: Value = login_as(&app, "ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = here["access_token"].as_str().unwrap();
+    let change = |current: &str, new: &str| {
+        app.client
+            .post(app.url("/api/v1/auth/change-password"))
+            .bearer_auth(access)
+            .json(&json!({ "current_password": current, "new_password": new }))
+            .send()
+    };
+    let wrong = change("not my password", "a brand new passphrase 42")
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 422);
+    assert_eq!(
+        problem(wrong).await["errors"][0]["field"],
+        "current_password"
+    );
+    let common = change(PASSWORD, "1qaz2wsx3edc").await.unwrap();
+    assert_eq!(common.status(), 422);
+    assert_eq!(
+        change(PASSWORD, "a brand new passphrase 42")
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        authed_get(&app, "/api/v1/auth/me", access).await.status(),
+        200,
+        "this session stays"
+    );
+    assert_eq!(
+        authed_get(
+            &app,
+            "/api/v1/auth/me",
+            there["access_token"].as_str().unwrap()
+        )
+        .await
+        .status(),
+        401
+    );
+    assert_eq!(
+        login_as(&app, "ada@example.com", "a brand new passphrase 42")
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn profile_updates_and_account_deletion() {
+    let app = spawn_app().await;
+    let tokens = signed_in(&app, "ada@example.com").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let res = app
+        .client
+        .patch(app.url("/api/v1/auth/me"))
+        .bearer_auth(access)
+        .json(&json!({ "first_name": "  Augusta " }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let me: Value = res.json().await.unwrap();
+    assert_eq!(
+        (me["first_name"].as_str(), me["last_name"].as_str()),
+        (Some("Augusta"), Some("Lovelace"))
+    );
+    let res = app
+        .client
+        .patch(app.url("/api/v1/auth/me"))
+        .bearer_auth(access)
+        .json(&json!({ "first_name": "" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+
+    let delete = |password: &str| {
+        app.client
+            .delete(app.url("/api/v1/auth/me"))
+            .bearer_auth(access)
+            .json(&json!({ "password": password }))
+            .send()
+    };
+    assert_eq!(delete("wrong password here").await.unwrap().status(), 422);
+    assert_eq!(users(&app).await, 1);
+    assert_eq!(delete(PASSWORD).await.unwrap().status(), 204);
+    assert_eq!(users(&app).await, 0);
+    assert_eq!(
+        authed_get(&app, "/api/v1/auth/me", access).await.status(),
+        401
+    );
+    assert_eq!(
+        login_as(&app, "ada@example.com", PASSWORD).await.status(),
+        401
+    );
+    let deleted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM platform.outbox WHERE event_type = 'user.deleted'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(deleted, 1);
+}
+
+#[tokio::test]
+async fn the_auth_api_is_documented() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .get("/api-docs/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    for (path, method) in [
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/auth/sessions", "get"),
+        ("/api/v1/auth/sessions/{id}", "delete"),
+        ("/api/v1/auth/me", "patch"),
+        ("/api/v1/auth/reset-password", "post"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+    assert!(doc["components"]["schemas"]["RegisterRequest"]["example"].is_object());
+}
