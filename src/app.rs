@@ -26,7 +26,7 @@ use crate::platform::http::system::{
     self, Capabilities, Component, DomainCapability, HealthChecks, Infrastructure,
 };
 use crate::platform::http::{cors, problems, request_id};
-use crate::platform::identity::TokenVerifier;
+use crate::platform::identity::{ApiKeys, TokenVerifier};
 use crate::platform::jobs::Job;
 use crate::platform::redis::RedisPool;
 use crate::platform::revocation::Revocations;
@@ -113,6 +113,7 @@ impl Builder {
             tokens: Arc::new(TokenVerifier::new(&settings.identity)),
             revocations: Arc::new(Revocations::new(redis.clone())),
             domains: Arc::new(enabled.iter().map(|d| d.name()).collect()),
+            api_keys: Default::default(),
         };
         for domain in &enabled {
             domain.init(&platform)?;
@@ -157,6 +158,7 @@ impl Builder {
             platform: web::Data::new(platform.clone()),
             verifier: web::Data::from(platform.tokens.clone()),
             revocations: web::Data::from(platform.revocations.clone()),
+            api_keys: web::Data::new(platform.api_keys.clone()),
             limiter,
             security: web::Data::new(SecurityHeaders::new(&settings.http.hsts)),
             checks: web::Data::new(HealthChecks(checks)),
@@ -184,6 +186,7 @@ struct Shared {
     platform: web::Data<Platform>,
     verifier: web::Data<TokenVerifier>,
     revocations: web::Data<Revocations>,
+    api_keys: web::Data<ApiKeys>,
     limiter: web::Data<RateLimiter>,
     security: web::Data<SecurityHeaders>,
     checks: web::Data<HealthChecks>,
@@ -203,6 +206,7 @@ fn serve(shared: Shared, settings: &Settings, listener: TcpListener) -> anyhow::
             .app_data(s.platform)
             .app_data(s.verifier)
             .app_data(s.revocations)
+            .app_data(s.api_keys)
             .app_data(s.limiter)
             .app_data(s.security)
             .app_data(s.checks)

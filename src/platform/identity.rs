@@ -12,6 +12,8 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
+use std::sync::{Arc, OnceLock};
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::IdentitySettings;
@@ -142,11 +144,37 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Resolves `X-Api-Key` headers to their owner and scopes. The `auth` domain, which owns
+/// the keys, registers one; without it API keys are refused.
+pub trait ApiKeyResolver: Send + Sync + 'static {
+    fn resolve(&self, key: String) -> LocalBoxFuture<'static, Result<CurrentUser, ApiError>>;
+}
+
+/// Where the resolver is registered (set once, by the owning domain's `init`).
+#[derive(Default, Clone)]
+pub struct ApiKeys(pub Arc<OnceLock<Arc<dyn ApiKeyResolver>>>);
+
 impl FromRequest for CurrentUser {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if bearer_token(req).is_none()
+            && let Some(key) = req.headers().get("x-api-key")
+        {
+            let key = key.to_str().unwrap_or_default().to_owned();
+            let resolver = req
+                .app_data::<web::Data<ApiKeys>>()
+                .and_then(|k| k.0.get().cloned());
+            return Box::pin(async move {
+                match resolver {
+                    Some(resolver) => resolver.resolve(key).await,
+                    None => Err(ApiError::unauthorized(
+                        "API keys need the auth domain, which is not enabled.",
+                    )),
+                }
+            });
+        }
         let verified = verify_request(req);
         let revocations = req.app_data::<web::Data<Revocations>>().cloned();
         Box::pin(async move {

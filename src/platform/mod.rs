@@ -32,6 +32,8 @@ pub struct Platform {
     /// Verifies (and, for the `auth` domain, signs) access tokens.
     pub tokens: Arc<identity::TokenVerifier>,
     pub revocations: Arc<revocation::Revocations>,
+    /// The `X-Api-Key` resolver, registered by the domain that owns API keys.
+    pub api_keys: identity::ApiKeys,
     /// The names of the enabled domains.
     pub domains: Arc<Vec<&'static str>>,
 }

@@ -721,3 +721,380 @@ async fn the_auth_api_is_documented() {
     }
     assert!(doc["components"]["schemas"]["RegisterRequest"]["example"].is_object());
 }
+
+const ADMIN: &[(&str, &str)] = &[("BASALT__AUTH__ADMIN_EMAILS", "root@example.com")];
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn api_keys_carry_scopes_no_wider_than_their_owner() {
+    use reqwest::Method;
+    let app = spawn_app_with(ADMIN).await;
+    let root = signed_in(&app, "root@example.com").await;
+    let root_access = root["access_token"].as_str().unwrap();
+    let bob = signed_in(&app, "bob@example.com").await;
+    let bob_access = bob["access_token"].as_str().unwrap();
+
+    let res = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/api-keys",
+        bob_access,
+        Some(json!({ "name": "x", "scopes": ["probe.notes.moderate"] })),
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(problem(res).await["errors"][0]["code"], "not_held");
+    let res = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/api-keys",
+        root_access,
+        Some(json!({ "name": "x", "scopes": ["Bad Scope"] })),
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    let res = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/api-keys",
+        root_access,
+        Some(json!({ "name": "x", "scopes": [], "expires_at": "2001-01-01T00:00:00Z" })),
+    )
+    .await;
+    assert_eq!(problem(res).await["errors"][0]["field"], "expires_at");
+
+    let res = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/api-keys",
+        root_access,
+        Some(json!({ "name": "sync", "scopes": ["probe.notes.moderate"] })),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("bsk_"));
+    let listed: Vec<Value> = authed_get(&app, "/api/v1/auth/api-keys", root_access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].get("key").is_none(), "the secret is shown once");
+
+    let with_key = |k: &str| {
+        app.client
+            .post(app.url("/api/v1/probe/moderate"))
+            .header("x-api-key", k)
+            .send()
+    };
+    assert_eq!(with_key(&key).await.unwrap().status(), 204);
+    let me: Value = app
+        .client
+        .get(app.url("/api/v1/probe/me"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let root_id = authed_get(&app, "/api/v1/auth/me", root_access)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(me["id"], root_id, "a key acts as its owner");
+    let used: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT last_used_at FROM auth.api_keys")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(used.is_some(), "last use is recorded");
+    let mut tampered = key.clone();
+    tampered.pop();
+    assert_eq!(with_key(&tampered).await.unwrap().status(), 401);
+    assert_eq!(with_key("bsk_nonsense").await.unwrap().status(), 401);
+
+    // A key cannot mint keys, and nobody else can revoke it.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/api-keys"))
+        .header("x-api-key", &key)
+        .json(&json!({ "name": "y", "scopes": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/api/v1/auth/api-keys/{id}");
+    assert_eq!(
+        send(&app, Method::DELETE, &path, bob_access, None)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(with_key(&key).await.unwrap().status(), 204);
+    assert_eq!(
+        send(&app, Method::DELETE, &path, root_access, None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(with_key(&key).await.unwrap().status(), 401, "revoked");
+}
+
+#[tokio::test]
+async fn expired_api_keys_are_refused() {
+    use reqwest::Method;
+    let app = spawn_app_with(ADMIN).await;
+    let root = signed_in(&app, "root@example.com").await;
+    let created: Value = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/api-keys",
+        root["access_token"].as_str().unwrap(),
+        Some(json!({ "name": "short-lived", "scopes": ["probe.notes.moderate"], "expires_at": "2099-01-01T00:00:00Z" })),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let key = created["key"].as_str().unwrap();
+    let call = || {
+        app.client
+            .post(app.url("/api/v1/probe/moderate"))
+            .header("x-api-key", key)
+            .send()
+    };
+    assert_eq!(call().await.unwrap().status(), 204);
+    sqlx::query("UPDATE auth.api_keys SET expires_at = now() - interval '1 second'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(call().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn admins_define_roles_and_grant_them() {
+    use reqwest::Method;
+    let app = spawn_app_with(ADMIN).await;
+    let root = signed_in(&app, "root@example.com").await;
+    let root_access = root["access_token"].as_str().unwrap();
+    let bob = signed_in(&app, "bob@example.com").await;
+    let bob_access = bob["access_token"].as_str().unwrap();
+    let bob_id = authed_get(&app, "/api/v1/auth/me", bob_access)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let res = authed_get(&app, "/api/v1/auth/admin/users", bob_access).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(problem(res).await["code"], "forbidden");
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            "/api/v1/auth/admin/roles",
+            bob_access,
+            Some(json!({ "name": "x1" }))
+        )
+        .await
+        .status(),
+        403
+    );
+
+    let role = json!({ "name": "moderator", "description": "Reviews notes", "permissions": ["probe.notes.moderate"] });
+    let res = send(
+        &app,
+        Method::POST,
+        "/api/v1/auth/admin/roles",
+        root_access,
+        Some(role.clone()),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            "/api/v1/auth/admin/roles",
+            root_access,
+            Some(role)
+        )
+        .await
+        .status(),
+        409
+    );
+    for bad in [
+        json!({ "name": "Bad Name" }),
+        json!({ "name": "ok-name", "permissions": ["Not.Valid"] }),
+    ] {
+        let res = send(
+            &app,
+            Method::POST,
+            "/api/v1/auth/admin/roles",
+            root_access,
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(res.status(), 422, "{bad}");
+    }
+
+    let grant = format!("/api/v1/auth/admin/users/{bob_id}/roles");
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            &grant,
+            root_access,
+            Some(json!({ "role": "nope" }))
+        )
+        .await
+        .status(),
+        404
+    );
+    let nobody = format!("/api/v1/auth/admin/users/{}/roles", uuid::Uuid::now_v7());
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            &nobody,
+            root_access,
+            Some(json!({ "role": "moderator" }))
+        )
+        .await
+        .status(),
+        404
+    );
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            &grant,
+            root_access,
+            Some(json!({ "role": "moderator" }))
+        )
+        .await
+        .status(),
+        204
+    );
+
+    // The grant shows in the next token.
+    let fresh: Value = refresh(&app, bob["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let res = send(
+        &app,
+        Method::POST,
+        "/api/v1/probe/moderate",
+        fresh["access_token"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+
+    let roles: Vec<Value> = authed_get(&app, "/api/v1/auth/admin/roles", root_access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let moderator = roles.iter().find(|r| r["name"] == "moderator").unwrap();
+    assert_eq!(moderator["permissions"], json!(["probe.notes.moderate"]));
+    assert_eq!(roles.len(), 4, "user, vendor, admin and moderator");
+
+    let page: Value = authed_get(&app, "/api/v1/auth/admin/users?limit=1", root_access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["users"].as_array().unwrap().len(), 1);
+    let next = page["next"].as_str().unwrap();
+    let page2: Value = authed_get(
+        &app,
+        &format!("/api/v1/auth/admin/users?limit=1&after={next}"),
+        root_access,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_ne!(page2["users"][0]["id"], page["users"][0]["id"]);
+    assert_eq!(
+        authed_get(&app, "/api/v1/auth/admin/users?limit=1000", root_access)
+            .await
+            .status(),
+        400
+    );
+
+    let revoke = format!("/api/v1/auth/admin/users/{bob_id}/roles/moderator");
+    assert_eq!(
+        send(&app, Method::DELETE, &revoke, root_access, None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        send(&app, Method::DELETE, &revoke, root_access, None)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        send(
+            &app,
+            Method::DELETE,
+            "/api/v1/auth/admin/roles/admin",
+            root_access,
+            None
+        )
+        .await
+        .status(),
+        409
+    );
+    assert_eq!(
+        send(
+            &app,
+            Method::DELETE,
+            "/api/v1/auth/admin/roles/moderator",
+            root_access,
+            None
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(
+        send(
+            &app,
+            Method::DELETE,
+            "/api/v1/auth/admin/roles/moderator",
+            root_access,
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+}

@@ -8,6 +8,8 @@
 //! single-use tokens ride in `payload.secret`, which never leaves the process. Consumes its
 //! own verification and reset requests only to log the link when `notifications` is off.
 
+mod admin;
+mod api_keys;
 mod events;
 mod model;
 mod password;
@@ -58,8 +60,21 @@ pub struct Auth {
         routes::me,
         routes::update_me,
         routes::delete_me,
+        api_keys::create_api_key,
+        api_keys::list_api_keys,
+        api_keys::revoke_api_key,
+        admin::list_users,
+        admin::list_roles,
+        admin::create_role,
+        admin::set_role_permissions,
+        admin::delete_role,
+        admin::grant_role,
+        admin::revoke_role,
     ),
-    tags((name = "auth", description = "Accounts, sign-in, sessions and passwords"))
+    tags(
+        (name = "auth", description = "Accounts, sign-in, sessions, passwords and API keys"),
+        (name = "auth-admin", description = "Accounts and roles, for administrators")
+    )
 )]
 struct AuthApi;
 
@@ -77,6 +92,7 @@ impl Domain for Auth {
         settings.validate()?;
         let state = AuthState { settings, refresh_key: tokens::RefreshKey::derive(&platform.settings.identity) };
         let _ = self.state.set(Arc::new(state));
+        let _ = platform.api_keys.0.set(Arc::new(api_keys::Resolver { db: platform.db.clone() }));
         Ok(())
     }
 
@@ -89,6 +105,8 @@ impl Domain for Auth {
             cfg.app_data(web::Data::from(state.clone()));
         }
         routes::configure(cfg);
+        api_keys::configure(cfg);
+        admin::configure(cfg);
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {

@@ -140,3 +140,115 @@ pub struct DeleteMeRequest {
 pub struct AcceptedResponse {
     pub status: &'static str,
 }
+
+/// Permission strings: dotted lower-case segments, the last may be `*` (`catalog.products.*`).
+pub fn valid_permission(p: &str) -> bool {
+    let mut segments = p.split('.').peekable();
+    let mut ok = p.len() <= 128;
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        ok &= (last && seg == "*" && p != "*")
+            || (!seg.is_empty()
+                && seg.starts_with(|c: char| c.is_ascii_lowercase())
+                && seg.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'));
+    }
+    ok
+}
+
+fn validate_permissions(permissions: &[String]) -> Result<(), validator::ValidationError> {
+    if permissions.len() > 100 || !permissions.iter().all(|p| valid_permission(p)) {
+        let mut e = validator::ValidationError::new("permission");
+        e.message = Some("must be at most 100 dotted lower-case names like catalog.products.moderate".into());
+        return Err(e);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "inventory sync", "scopes": ["catalog.products.write"], "expires_at": "2027-06-01T00:00:00Z"}))]
+pub struct CreateApiKeyRequest {
+    #[validate(length(min = 1, max = 100))]
+    pub name: String,
+    /// Permissions the key may use; each must be one its owner holds.
+    #[validate(custom(function = "validate_permissions"))]
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyResponse {
+    pub id: Uuid,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// Only in the response that creates the key: send it as `X-Api-Key`. It cannot be shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "moderator", "description": "Reviews listings", "permissions": ["catalog.products.moderate"]}))]
+pub struct CreateRoleRequest {
+    #[validate(custom(function = "validate_role_name"))]
+    pub name: String,
+    #[validate(length(max = 500))]
+    #[serde(default)]
+    pub description: String,
+    #[validate(custom(function = "validate_permissions"))]
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
+fn validate_role_name(name: &str) -> Result<(), validator::ValidationError> {
+    let ok = (2..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        return Ok(());
+    }
+    let mut e = validator::ValidationError::new("role_name");
+    e.message = Some("must be 2-63 lower-case letters, digits, _ or -, starting with a letter".into());
+    Err(e)
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolePermissionsRequest {
+    #[validate(custom(function = "validate_permissions"))]
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleResponse {
+    pub name: String,
+    pub description: String,
+    pub builtin: bool,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRoleRequest {
+    #[validate(length(min = 1, max = 63))]
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UserListQuery {
+    /// Page size, 1 to 100 (default 25).
+    pub limit: Option<i64>,
+    /// The last id of the previous page.
+    pub after: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub users: Vec<UserResponse>,
+    /// Pass as `after` for the next page; absent on the last one.
+    pub next: Option<Uuid>,
+}

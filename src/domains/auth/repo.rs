@@ -243,3 +243,161 @@ pub async fn consume_one_time(conn: &mut PgConnection, hash: &[u8], purpose: &st
     .fetch_optional(conn)
     .await
 }
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub secret_hash: Vec<u8>,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+const KEY_COLUMNS: &str = "id, user_id, name, secret_hash, scopes, expires_at, last_used_at, created_at, revoked_at";
+
+pub async fn insert_api_key(conn: &mut PgConnection, k: &ApiKeyRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO auth.api_keys (id, user_id, name, secret_hash, scopes, expires_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(k.id)
+    .bind(k.user_id)
+    .bind(&k.name)
+    .bind(&k.secret_hash)
+    .bind(&k.scopes)
+    .bind(k.expires_at)
+    .bind(k.created_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn api_key(pool: &PgPool, id: Uuid) -> Result<Option<ApiKeyRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM auth.api_keys WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn api_keys_of(pool: &PgPool, user: Uuid) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} FROM auth.api_keys WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at"
+    ))
+    .bind(user)
+    .fetch_all(pool)
+    .await
+}
+
+/// Records use at most once a minute, so a busy key does not write on every request.
+pub async fn touch_api_key(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE auth.api_keys SET last_used_at = now()
+          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Revokes the owner's key; false when there is no such live key of theirs.
+pub async fn revoke_api_key(pool: &PgPool, user: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE auth.api_keys SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .bind(user)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RoleRow {
+    pub name: String,
+    pub description: String,
+    pub builtin: bool,
+    pub permissions: Vec<String>,
+}
+
+pub async fn roles(pool: &PgPool) -> Result<Vec<RoleRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.name, r.description, r.builtin,
+                coalesce(array_agg(rp.permission ORDER BY rp.permission) FILTER (WHERE rp.permission IS NOT NULL), '{}') AS permissions
+           FROM auth.roles r LEFT JOIN auth.role_permissions rp ON rp.role = r.name
+          GROUP BY r.name ORDER BY r.name",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn insert_role(conn: &mut PgConnection, name: &str, description: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO auth.roles (name, description) VALUES ($1, $2)")
+        .bind(name)
+        .bind(description)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces a role's permissions, creating permission names not seen before.
+pub async fn set_role_permissions(conn: &mut PgConnection, role: &str, permissions: &[String]) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO auth.permissions (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
+        .bind(permissions)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM auth.role_permissions WHERE role = $1").bind(role).execute(&mut *conn).await?;
+    sqlx::query("INSERT INTO auth.role_permissions (role, permission) SELECT $1, unnest($2::text[])")
+        .bind(role)
+        .bind(permissions)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar("SELECT builtin FROM auth.roles WHERE name = $1 FOR UPDATE")
+        .bind(role)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn delete_role(conn: &mut PgConnection, role: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM auth.roles WHERE name = $1 AND NOT builtin").bind(role).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn revoke_role(conn: &mut PgConnection, user: Uuid, role: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM auth.user_roles WHERE user_id = $1 AND role = $2")
+        .bind(user)
+        .bind(role)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserWithRoles {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub roles: Vec<String>,
+}
+
+/// A page of accounts, newest first; `after` is the last id of the previous page.
+pub async fn list_users(pool: &PgPool, after: Option<Uuid>, limit: i64) -> Result<Vec<UserWithRoles>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.id, u.email, u.password_hash, u.first_name, u.last_name, u.email_verified_at, u.created_at,
+                coalesce(array_agg(ur.role ORDER BY ur.role) FILTER (WHERE ur.role IS NOT NULL), '{}') AS roles
+           FROM auth.users u LEFT JOIN auth.user_roles ur ON ur.user_id = u.id
+          WHERE $1::uuid IS NULL OR u.id < $1
+          GROUP BY u.id ORDER BY u.id DESC LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

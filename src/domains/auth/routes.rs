@@ -164,6 +164,10 @@ async fn register(
         });
     }
     repo::grant_role(&mut tx, user.id, "user").await?;
+    let admin = state.settings.admin_emails.iter().any(|e| normalise_email(e) == user.email);
+    if admin {
+        repo::grant_role(&mut tx, user.id, "admin").await?;
+    }
     publish_domain(
         &mut tx,
         &UserRegistered {
@@ -176,7 +180,8 @@ async fn register(
     .await?;
     request_verification(&mut tx, &state, &user).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(user_response(&user, vec!["user".into()])))
+    let roles = if admin { vec!["admin".into(), "user".into()] } else { vec!["user".into()] };
+    Ok(HttpResponse::Created().json(user_response(&user, roles)))
 }
 
 async fn request_verification(

@@ -27,6 +27,23 @@ pub struct AuthSettings {
     pub lockout_secs: u64,
     /// Forgot-password and verification-resend requests per account per hour.
     pub mail_requests_per_hour: u32,
+    /// Accounts registered with these emails get the `admin` role: how the first
+    /// administrator comes to exist. A list, or comma-separated from the environment.
+    #[serde(deserialize_with = "list_or_commas")]
+    pub admin_emails: Vec<String>,
+}
+
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(list) => list,
+        Either::Commas(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+    })
 }
 
 impl Default for AuthSettings {
@@ -44,6 +61,7 @@ impl Default for AuthSettings {
             max_failures_per_ip: 100,
             lockout_secs: 900,
             mail_requests_per_hour: 5,
+            admin_emails: Vec::new(),
         }
     }
 }
