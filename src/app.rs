@@ -110,7 +110,7 @@ impl Builder {
             db: pool.clone(),
             redis: redis.clone(),
             settings: settings.clone(),
-            tokens: Arc::new(TokenVerifier::new(&settings.identity)),
+            tokens: Arc::new(TokenVerifier::new(&settings.identity)?),
             revocations: Arc::new(Revocations::new(redis.clone())),
             domains: Arc::new(enabled.iter().map(|d| d.name()).collect()),
             api_keys: Default::default(),

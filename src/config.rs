@@ -177,9 +177,31 @@ pub struct EventsSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentitySettings {
+    /// The HS256 secret; also the root the `auth` domain derives its refresh-token key from.
     pub jwt_secret: SecretString,
     pub issuer: String,
     pub audience: String,
+    /// `HS256` (the secret above), or `EdDSA` / `RS256` with `keys`.
+    #[serde(default = "default_algorithm")]
+    pub algorithm: String,
+    /// Asymmetric signing keys, newest first: the first signs, every one verifies (keep an
+    /// old key listed until the last token it signed has expired). Published at
+    /// /.well-known/jwks.json.
+    #[serde(default)]
+    pub keys: Vec<SigningKey>,
+}
+
+fn default_algorithm() -> String {
+    "HS256".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKey {
+    /// The `kid` tokens carry.
+    pub kid: String,
+    /// A PKCS#8 PEM private key (Ed25519 for EdDSA, RSA for RS256).
+    pub private_key_file: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -353,6 +375,18 @@ impl Settings {
         let secret = self.identity.jwt_secret.expose_secret();
         if secret.len() < 32 {
             return fail("identity.jwt_secret", "must be at least 32 bytes");
+        }
+        if !matches!(
+            self.identity.algorithm.as_str(),
+            "HS256" | "EdDSA" | "RS256"
+        ) {
+            return fail("identity.algorithm", "must be HS256, EdDSA or RS256");
+        }
+        if self.identity.algorithm != "HS256" && self.identity.keys.is_empty() {
+            return fail(
+                "identity.keys",
+                "EdDSA and RS256 need at least one signing key",
+            );
         }
         if self.profile == "production" && secret == DEV_JWT_SECRET {
             return fail(

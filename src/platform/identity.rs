@@ -10,8 +10,10 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
@@ -77,51 +79,111 @@ impl CurrentUser {
     }
 }
 
-/// Verifies HS256 access tokens. Only HS256 is accepted, so `alg: none` and algorithm
-/// confusion (an RSA public key used as an HMAC secret) are rejected before any check.
+/// Verifies (and signs) access tokens with exactly one algorithm: HS256 with the shared
+/// secret, or EdDSA / RS256 with `kid`-named keys. A token whose header names any other
+/// algorithm is refused before its signature is looked at, so `alg: none` and algorithm
+/// confusion (a public key used as an HMAC secret) cannot pass.
 pub struct TokenVerifier {
-    decoding: DecodingKey,
-    encoding: EncodingKey,
+    algorithm: Algorithm,
+    /// (kid, key) that signs; `None` kid for HS256.
+    signer: (Option<String>, EncodingKey),
+    /// HS256: the one key under `None`; asymmetric: every configured kid.
+    verifiers: HashMap<Option<String>, DecodingKey>,
+    jwks: JwkSet,
     validation: Validation,
     issuer: String,
     audience: String,
 }
 
 impl TokenVerifier {
-    pub fn new(settings: &IdentitySettings) -> Self {
-        let secret = settings.jwt_secret.expose_secret().as_bytes();
-        let mut validation = Validation::new(Algorithm::HS256);
+    /// Loads the keys; errors name the configuration key at fault.
+    pub fn new(settings: &IdentitySettings) -> anyhow::Result<Self> {
+        let algorithm = match settings.algorithm.as_str() {
+            "EdDSA" => Algorithm::EdDSA,
+            "RS256" => Algorithm::RS256,
+            _ => Algorithm::HS256,
+        };
+        let mut verifiers = HashMap::new();
+        let mut jwks = JwkSet { keys: Vec::new() };
+        let signer = if algorithm == Algorithm::HS256 {
+            let secret = settings.jwt_secret.expose_secret().as_bytes();
+            verifiers.insert(None, DecodingKey::from_secret(secret));
+            (None, EncodingKey::from_secret(secret))
+        } else {
+            let mut signer = None;
+            for (i, key) in settings.keys.iter().enumerate() {
+                let at = format!("identity.keys[{i}].private_key_file");
+                let pem = std::fs::read(&key.private_key_file).map_err(|e| {
+                    anyhow::anyhow!("{at}: cannot read {:?}: {e}", key.private_key_file)
+                })?;
+                let encoding = match algorithm {
+                    Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+                    _ => EncodingKey::from_rsa_pem(&pem),
+                }
+                .map_err(|e| anyhow::anyhow!("{at}: not a {:?} private key: {e}", algorithm))?;
+                let mut jwk = Jwk::from_encoding_key(&encoding, algorithm)
+                    .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+                jwk.common.key_id = Some(key.kid.clone());
+                jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+                let decoding =
+                    DecodingKey::from_jwk(&jwk).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+                verifiers.insert(Some(key.kid.clone()), decoding);
+                jwks.keys.push(jwk);
+                signer.get_or_insert((Some(key.kid.clone()), encoding));
+            }
+            signer.ok_or_else(|| {
+                anyhow::anyhow!("identity.keys: {} needs a signing key", settings.algorithm)
+            })?
+        };
+        let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         validation.leeway = 5;
-        Self {
-            decoding: DecodingKey::from_secret(secret),
-            encoding: EncodingKey::from_secret(secret),
+        Ok(Self {
+            algorithm,
+            signer,
+            verifiers,
+            jwks,
             validation,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
-        }
+        })
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let invalid = || ApiError::unauthorized("The access token is not valid.");
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if header.alg != self.algorithm {
+            return Err(invalid());
+        }
+        let kid = if self.algorithm == Algorithm::HS256 {
+            None
+        } else {
+            header.kid
+        };
+        let key = self.verifiers.get(&kid).ok_or_else(invalid)?;
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map(|data| data.claims)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => {
-                        ApiError::unauthorized("The access token has expired.")
-                    }
-                    _ => ApiError::unauthorized("The access token is not valid."),
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::unauthorized("The access token has expired.")
                 }
+                _ => invalid(),
             })
     }
 
-    /// Signs claims with this instance's key; used by the `auth` domain and by tests.
+    /// Signs claims with the current key; used by the `auth` domain and by tests.
     pub fn sign(&self, claims: &Claims) -> Result<String, ApiError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
-            .map_err(ApiError::internal)
+        let mut header = Header::new(self.algorithm);
+        header.kid = self.signer.0.clone();
+        jsonwebtoken::encode(&header, claims, &self.signer.1).map_err(ApiError::internal)
+    }
+
+    /// The public keys, for /.well-known/jwks.json; empty for HS256 (a shared secret is never
+    /// published).
+    pub fn jwks(&self) -> &JwkSet {
+        &self.jwks
     }
 
     pub fn issuer(&self) -> &str {

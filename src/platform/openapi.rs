@@ -20,7 +20,7 @@ problem+json (`application/problem+json`) with a stable `code`. Authenticate wit
 `Authorization: Bearer <access token>` or, server to server, `X-Api-Key`.",
         license(name = "Apache-2.0")
     ),
-    paths(system::health_report, system::live, system::ready, system::metrics, system::capabilities),
+    paths(system::health_report, system::live, system::ready, system::metrics, system::capabilities, system::jwks),
     components(schemas(
         Problem,
         FieldError,

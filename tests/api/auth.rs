@@ -1098,3 +1098,107 @@ async fn admins_define_roles_and_grant_them() {
         404
     );
 }
+
+fn eddsa(settings: &mut basalt::config::Settings, kids: &[&str]) {
+    settings.identity.algorithm = "EdDSA".into();
+    settings.identity.keys = kids
+        .iter()
+        .map(|kid| basalt::config::SigningKey {
+            kid: (*kid).into(),
+            private_key_file: format!("tests/fixtures/ed25519-{kid}.pem").into(),
+        })
+        .collect();
+}
+
+#[tokio::test]
+async fn eddsa_keys_rotate_and_are_published_as_a_jwks() {
+    let url = fresh_database().await;
+    let old = spawn_custom(&url, &[], |s| eddsa(s, &["2026-05"])).await;
+    let tokens = signed_in(&old, "ada@example.com").await;
+    let old_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let header = jsonwebtoken::decode_header(&old_token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(header.kid.as_deref(), Some("2026-05"));
+    let jwks: Value = old
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (
+            key["kid"].as_str(),
+            key["kty"].as_str(),
+            key["crv"].as_str()
+        ),
+        (Some("2026-05"), Some("OKP"), Some("Ed25519"))
+    );
+    assert!(key.get("d").is_none(), "never the private part");
+
+    // A replica with a new key first and the old one kept: old tokens still verify.
+    let new = spawn_custom(&url, &[], |s| eddsa(s, &["2026-11", "2026-05"])).await;
+    assert_eq!(
+        authed_get(&new, "/api/v1/auth/me", &old_token)
+            .await
+            .status(),
+        200
+    );
+    let fresh: Value = login_as(&new, "ada@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let new_token = fresh["access_token"].as_str().unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(new_token)
+            .unwrap()
+            .kid
+            .as_deref(),
+        Some("2026-11")
+    );
+    let jwks: Value = new
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        authed_get(&old, "/api/v1/auth/me", new_token)
+            .await
+            .status(),
+        401,
+        "unknown kid"
+    );
+
+    // Algorithm confusion: an HS256 token (signed with the shared secret) is not accepted
+    // where EdDSA is configured.
+    let hs = spawn_on(&url, &[]).await;
+    let user_id = authed_get(&new, "/api/v1/auth/me", new_token)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hs_token = hs.token(&user_id, &["admin"], &[]);
+    assert_eq!(
+        authed_get(&hs, "/api/v1/auth/me", &hs_token).await.status(),
+        200
+    );
+    assert_eq!(
+        authed_get(&new, "/api/v1/auth/me", &hs_token)
+            .await
+            .status(),
+        401
+    );
+    let jwks: Value = hs.get("/.well-known/jwks.json").await.json().await.unwrap();
+    assert_eq!(
+        jwks["keys"],
+        json!([]),
+        "an HS256 secret is never published"
+    );
+}

@@ -63,6 +63,8 @@ fn a_bad_value_stops_start_up_with_one_line_naming_the_key() {
         ("BASALT__LOG__FORMAT", "xml", "log.format"),
         ("BASALT__SERVER__NO_SUCH_KEY", "1", "no_such_key"),
         ("BASALT__NO_SUCH_SECTION__KEY", "1", "no_such_section"),
+        ("BASALT__IDENTITY__ALGORITHM", "ES256", "identity.algorithm"),
+        ("BASALT__IDENTITY__ALGORITHM", "EdDSA", "identity.keys"),
         (
             "BASALT__RATE_LIMIT__DEFAULT__REQUESTS",
             "0",

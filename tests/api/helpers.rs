@@ -80,10 +80,21 @@ pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
 
 /// Starts an app on an existing database (a second replica, say).
 pub async fn spawn_on(database_url: &str, env: &[(&str, &str)]) -> TestApp {
+    spawn_custom(database_url, env, |_| {}).await
+}
+
+/// Starts an app with settings changed in code, for what environment variables cannot say
+/// (lists of tables, such as signing keys).
+pub async fn spawn_custom(
+    database_url: &str,
+    env: &[(&str, &str)],
+    change: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = settings(database_url, env);
+    change(&mut settings);
     if std::env::var("TEST_LOG").is_ok() {
-        basalt::telemetry::init(&settings(database_url, env).log);
+        basalt::telemetry::init(&settings.log);
     }
-    let settings = settings(database_url, env);
     let probe = Probe::default();
     let app = Application::builder(settings.clone())
         .domain(Arc::new(probe.clone()))
@@ -146,7 +157,7 @@ impl TestApp {
     /// An access token signed with this app's secret.
     pub fn token(&self, sub: &str, roles: &[&str], permissions: &[&str]) -> String {
         let now = chrono::Utc::now().timestamp();
-        let verifier = TokenVerifier::new(&self.settings.identity);
+        let verifier = TokenVerifier::new(&self.settings.identity).expect("keys");
         verifier
             .sign(&Claims {
                 sub: sub.into(),

@@ -304,7 +304,9 @@ async fn login(
         format!("basalt:auth:fail:ip:{ip}"),
         RatePolicy { requests: s.max_failures_per_ip, window_secs: s.lockout_secs },
     );
-    for (key, policy) in [&account, &address] {
+    // Whatever the lockout settings, never more than 100 failures per account per hour.
+    let hourly = (format!("basalt:auth:fail:acct-hour:{email}"), RatePolicy { requests: 100, window_secs: 3600 });
+    for (key, policy) in [&account, &address, &hourly] {
         let d = limiter.peek(key, policy).await;
         if !d.allowed {
             return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "login_locked")
@@ -315,7 +317,7 @@ async fn login(
     let user = repo::user_by_email(&platform.db, &email).await?;
     let ok = password::verify(body.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
     let Some(user) = user.filter(|_| ok) else {
-        for (key, policy) in [&account, &address] {
+        for (key, policy) in [&account, &address, &hourly] {
             limiter.hit(key, policy).await;
         }
         return Err(bad_credentials());

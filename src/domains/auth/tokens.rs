@@ -91,6 +91,8 @@ mod tests {
             jwt_secret: secret.to_owned().into(),
             issuer: "i".into(),
             audience: "a".into(),
+            algorithm: "HS256".into(),
+            keys: Vec::new(),
         })
     }
 

@@ -10,6 +10,7 @@ use crate::platform::Platform;
 use crate::platform::error::{ApiError, Problem};
 use crate::platform::events::KafkaMirror;
 use crate::platform::health::{self as checks_runner, HealthCheck, HealthReport, Status};
+use crate::platform::identity::TokenVerifier;
 
 /// Every check the app runs for /health, and the critical subset for /health/ready.
 pub struct HealthChecks(pub Vec<HealthCheck>);
@@ -60,7 +61,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/health/live").route(web::get().to(live)))
         .service(web::resource("/health/ready").route(web::get().to(ready)))
         .service(web::resource("/metrics").route(web::get().to(metrics)))
-        .service(web::resource("/api/v1/capabilities").route(web::get().to(capabilities)));
+        .service(web::resource("/api/v1/capabilities").route(web::get().to(capabilities)))
+        .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)));
 }
 
 /// Aggregated health of every dependency and enabled domain.
@@ -169,4 +171,18 @@ pub async fn metrics(
    tag = "system", responses((status = 200, body = Capabilities)))]
 pub async fn capabilities(caps: web::Data<Capabilities>) -> HttpResponse {
     HttpResponse::Ok().json(caps.get_ref())
+}
+
+/// The public keys access tokens are signed with (EdDSA or RS256), so other services can
+/// verify them; empty when tokens use the shared HS256 secret.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "system",
+    responses((status = 200, description = "RFC 7517 JSON Web Key Set", body = Object))
+)]
+pub async fn jwks(tokens: web::Data<TokenVerifier>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(tokens.jwks())
 }
