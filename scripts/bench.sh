@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks of the kernel on this machine: start-up time to ready, idle RSS, throughput and
-# latency of GET /health/live and of a 404 problem+json under wrk, then the event pipeline
+# Benchmarks on this machine: start-up time to ready, idle RSS, throughput and latency of
+# GET /health/live and of a 404 problem+json under wrk, logins and token-verified GET /me
+# (with and without Redis revocation checks), then the event pipeline
 # (benches/events.rs: outbox -> subscriber latency, events/s relayed to Kafka through tansu).
 # Results go to stdout; docs/benchmarks.md records them with the machine they came from.
 set -euo pipefail
@@ -37,6 +38,32 @@ for path in /health/live /api/v1/nothing-here; do
     | grep -E 'Requests/sec|Non-2xx|^ +(50|90|99)%'
 done
 echo "RSS after load: $(awk '/VmRSS/{print $2/1024 " MiB"}' /proc/$pid/status)"
+
+# Auth: logins are bound by argon2id (m=19456 KiB, t=2, p=1) on the blocking pool.
+base="http://127.0.0.1:$port/api/v1/auth"
+curl -fsS -o /dev/null -H 'content-type: application/json' "$base/register" \
+  -d '{"email":"bench@example.com","password":"correct horse battery staple","first_name":"B","last_name":"M"}'
+echo "--- login, 1 client (about one argon2id verification each)"
+wrk -t1 -c1 -d5s --latency -s scripts/wrk/login.lua "$base/login" | grep -E 'Requests/sec|^ +(50|99)%'
+echo "--- login, 16 concurrent clients"
+wrk -t2 -c16 -d"$DURATION" --latency -s scripts/wrk/login.lua "$base/login" | grep -E 'Requests/sec|Non-2xx|^ +(50|90|99)%'
+token=$(curl -fsS -H 'content-type: application/json' "$base/login" \
+  -d '{"email":"bench@example.com","password":"correct horse battery staple"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+echo "--- GET /api/v1/auth/me with a bearer token (verify + in-process revocation check + one query)"
+wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$base/me" \
+  | grep -E 'Requests/sec|Non-2xx|^ +(50|90|99)%'
+kill $pid; wait $pid 2>/dev/null || true
+
+# The same /me with Redis configured: every request also asks Redis whether the token was
+# revoked. The difference is the cost of the shared revocation check.
+ensure_redis
+BASALT__SERVER__PORT=$port BASALT__RATE_LIMIT__ENABLED=false BASALT__LOG__FILTER=warn REDIS_URL=redis://127.0.0.1:6379 \
+  ./target/release/basalt serve >/dev/null 2>&1 &
+pid=$!
+until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null; do sleep 0.01; done
+echo "--- GET /api/v1/auth/me with Redis revocation checks"
+wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$base/me" \
+  | grep -E 'Requests/sec|Non-2xx|^ +(50|90|99)%'
 kill $pid; wait $pid 2>/dev/null || true
 
 kport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

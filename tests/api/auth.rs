@@ -503,12 +503,7 @@ async fn email_verification_is_single_use_and_expires() {
         .await
         .unwrap();
     assert_ne!(fresh, token);
-    let requests: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM platform.outbox WHERE event_type = 'user.verification_requested'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let requests = app.events_of("user.verification_requested").await;
     assert_eq!(requests, 3, "two at registration, one resend");
     let res = app
         .post_json("/api/v1/auth/verify-email", &json!({ "token": fresh }))
@@ -575,12 +570,7 @@ async fn password_reset_revokes_every_session_and_is_single_use() {
         )
         .await;
     assert_eq!(again.status(), 400);
-    let changed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM platform.outbox WHERE event_type = 'user.password_changed'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let changed = app.events_of("user.password_changed").await;
     assert_eq!(changed, 1);
 }
 
@@ -689,12 +679,7 @@ async fn profile_updates_and_account_deletion() {
         login_as(&app, "ada@example.com", PASSWORD).await.status(),
         401
     );
-    let deleted: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM platform.outbox WHERE event_type = 'user.deleted'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let deleted = app.events_of("user.deleted").await;
     assert_eq!(deleted, 1);
 }
 

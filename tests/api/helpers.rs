@@ -173,6 +173,15 @@ impl TestApp {
             .expect("sign")
     }
 
+    /// How many events of this type are in the outbox.
+    pub async fn events_of(&self, event_type: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM platform.outbox WHERE event_type = $1")
+            .bind(event_type)
+            .fetch_one(&self.db)
+            .await
+            .expect("count")
+    }
+
     /// How many times the probe's subscriber handled `event_id`.
     pub async fn times_seen(&self, event_id: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM probe.seen WHERE event_id = $1::uuid")
@@ -199,6 +208,15 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// One named check of a /health report.
+pub fn health_check(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} check in {report}"))
 }
 
 /// Reads a problem+json body, checking the content type on the way.

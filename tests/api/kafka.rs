@@ -201,13 +201,7 @@ async fn every_event_is_mirrored_to_kafka_in_order_per_key() {
         );
     }
     let body: serde_json::Value = app.get("/health").await.json().await.unwrap();
-    let kafka = body["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "kafka")
-        .unwrap()
-        .clone();
+    let kafka = health_check(&body, "kafka");
     assert_eq!(kafka["status"], "ok", "{kafka}");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
