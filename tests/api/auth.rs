@@ -1187,3 +1187,65 @@ async fn eddsa_keys_rotate_and_are_published_as_a_jwks() {
         "an HS256 secret is never published"
     );
 }
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn lockouts_are_shared_between_replicas_through_redis() {
+    let url = fresh_database().await;
+    let redis = redis_url();
+    let env = [
+        ("REDIS_URL", redis.as_str()),
+        ("BASALT__AUTH__MAX_FAILURES_PER_ACCOUNT", "2"),
+    ];
+    let one = spawn_on(&url, &env).await;
+    let two = spawn_on(&url, &env).await;
+    // Redis outlives test databases: a unique address keeps other runs' counters out.
+    let email = format!("ada-{}@example.com", uuid::Uuid::new_v4().simple());
+    register(&one, &email).await;
+    for _ in 0..2 {
+        assert_eq!(
+            login_as(&one, &email, "wrong wrong wrong").await.status(),
+            401
+        );
+    }
+    let res = login_as(&two, &email, PASSWORD).await;
+    assert_eq!(res.status(), 429, "the other replica sees the failures");
+}
+
+#[tokio::test]
+async fn expired_access_tokens_are_refused() {
+    let app = spawn_app().await;
+    let tokens = signed_in(&app, "ada@example.com").await;
+    let me: Value = authed_get(
+        &app,
+        "/api/v1/auth/me",
+        tokens["access_token"].as_str().unwrap(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let verifier = basalt::platform::identity::TokenVerifier::new(&app.settings.identity).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let expired = verifier
+        .sign(&basalt::platform::identity::Claims {
+            sub: me["id"].as_str().unwrap().into(),
+            roles: vec!["user".into()],
+            permissions: vec![],
+            jti: "old".into(),
+            sid: None,
+            iat: now - 3600,
+            exp: now - 600,
+            iss: app.settings.identity.issuer.clone(),
+            aud: app.settings.identity.audience.clone(),
+        })
+        .unwrap();
+    let res = authed_get(&app, "/api/v1/auth/me", &expired).await;
+    assert_eq!(res.status(), 401);
+    assert!(
+        problem(res).await["detail"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+}
