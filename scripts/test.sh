@@ -11,6 +11,7 @@ ensure_redis
 ensure_tansu
 ensure_python_tools
 export TEST_DATABASE_URL="$ADMIN_DATABASE_URL" TEST_REDIS_URL=redis://127.0.0.1:6379
+export TEST_PYTHON="$BASALT_STATE_DIR/venv/bin/python"
 
 # Each test makes its own database; drop what earlier runs left behind.
 psql "$ADMIN_DATABASE_URL" -qAtc "select format('drop database if exists %I', datname) from pg_database where datname like 'basalt_test_%'" \

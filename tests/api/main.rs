@@ -16,4 +16,6 @@ mod events;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod migrations;
+#[cfg(feature = "notifications")]
+mod notifications;
 mod system;

@@ -1,12 +1,94 @@
-//! The notifications domain: email over SMTP, in-app notifications, signed outbound webhooks.
+//! The notifications domain: email (SMTP through lettre, or .eml files without SMTP) from
+//! templates, with a delivery log and retries; in-app notifications; per-user preferences with
+//! one-click unsubscribe. The only domain that sends mail.
 //!
-//! Schema `notifications`; routes under `/api/v1/notifications`. Registered in `src/domains/mod.rs`; its
-//! endpoints, events and migrations arrive with the domain's own issue.
+//! Schema `notifications`; routes under `/api/v1/notifications`. Consumes the auth domain's
+//! `user.verification_requested`, `user.password_reset_requested`, `user.password_changed`,
+//! `user.email_verified` and `user.deleted`; calls no other domain.
 
-use crate::platform::Domain;
+mod mailer;
+mod model;
+mod repo;
+mod routes;
+mod sender;
+mod settings;
+mod subscribers;
+mod templates;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix_web::web;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use utoipa::OpenApi;
+use uuid::Uuid;
+
+use crate::platform::events::Subscriber;
+use crate::platform::health::HealthCheck;
+use crate::platform::jobs::Job;
+use crate::platform::{Domain, Platform};
+
+pub use settings::NotificationSettings;
+
+static MIGRATIONS: Migrator = sqlx::migrate!("migrations/notifications");
+
+/// What handlers, subscribers and the sender share, built once by `init`.
+pub struct NotifyState {
+    settings: NotificationSettings,
+    db: PgPool,
+    mailer: mailer::Mailer,
+    templates: templates::Templates,
+    /// Where links in mail point (the front end).
+    links_base: String,
+    /// Where the unsubscribe endpoint is (this API).
+    api_base: String,
+    unsubscribe_key: [u8; 32],
+}
+
+fn unsubscribe_token(state: &NotifyState, user: Uuid, category: &str) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&state.unsubscribe_key) else {
+        return String::new();
+    };
+    mac.update(user.as_bytes());
+    mac.update(category.as_bytes());
+    B64.encode(mac.finalize().into_bytes())
+}
+
+fn unsubscribe_url(state: &NotifyState, user: Uuid, category: &str) -> String {
+    format!(
+        "{}/api/v1/notifications/unsubscribe?user={user}&category={category}&token={}",
+        state.api_base,
+        unsubscribe_token(state, user, category)
+    )
+}
 
 #[derive(Default)]
-pub struct Notifications;
+pub struct Notifications {
+    state: OnceLock<Arc<NotifyState>>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        routes::list_inbox,
+        routes::read_one,
+        routes::read_all,
+        routes::delete_one,
+        routes::list_preferences,
+        routes::set_preference,
+        routes::unsubscribe,
+        routes::list_messages,
+        routes::retry_message,
+    ),
+    tags((name = "notifications", description = "Inbox, preferences, unsubscribe and the email delivery log"))
+)]
+struct NotificationsApi;
 
 impl Domain for Notifications {
     fn name(&self) -> &'static str {
@@ -15,5 +97,67 @@ impl Domain for Notifications {
 
     fn schema(&self) -> &'static str {
         "notifications"
+    }
+
+    fn init(&self, platform: &Platform) -> anyhow::Result<()> {
+        let settings: NotificationSettings = platform.settings.domain_section("notifications")?;
+        let api_base = platform.settings.server.public_base_url.trim_end_matches('/').to_owned();
+        let links_base = if settings.links_base_url.is_empty() {
+            api_base.clone()
+        } else {
+            settings.links_base_url.trim_end_matches('/').to_owned()
+        };
+        let mut key = Hmac::<Sha256>::new_from_slice(platform.settings.identity.jwt_secret.expose_secret().as_bytes())
+            .map_err(|e| anyhow::anyhow!("identity.jwt_secret: {e}"))?;
+        key.update(b"basalt.notifications.unsubscribe.v1");
+        let state = NotifyState {
+            mailer: mailer::Mailer::new(&settings)?,
+            templates: templates::Templates::new(settings.templates_dir.clone()),
+            db: platform.db.clone(),
+            links_base,
+            api_base,
+            unsubscribe_key: key.finalize().into_bytes().into(),
+            settings,
+        };
+        tracing::info!(transport = %state.mailer.describe(), "notifications ready");
+        let _ = self.state.set(Arc::new(state));
+        Ok(())
+    }
+
+    fn migrations(&self) -> Option<&'static Migrator> {
+        Some(&MIGRATIONS)
+    }
+
+    fn routes(&self, cfg: &mut web::ServiceConfig) {
+        if let Some(state) = self.state.get() {
+            cfg.app_data(web::Data::from(state.clone()));
+        }
+        routes::configure(cfg);
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        NotificationsApi::openapi()
+    }
+
+    fn subscribers(&self, _platform: &Platform) -> Vec<Arc<dyn Subscriber>> {
+        self.state.get().map(|s| vec![subscribers::auth_events(s.clone())]).unwrap_or_default()
+    }
+
+    fn health_checks(&self, _platform: &Platform) -> Vec<HealthCheck> {
+        let Some(state) = self.state.get().cloned() else { return Vec::new() };
+        // Mail being down delays messages (they wait and retry); it does not stop the API.
+        vec![HealthCheck::new("mail", false, move || {
+            let state = state.clone();
+            Box::pin(async move { state.mailer.check().await })
+        })]
+    }
+
+    fn jobs(&self, _platform: &Platform) -> Vec<Job> {
+        let Some(state) = self.state.get().cloned() else { return Vec::new() };
+        let every = Duration::from_millis(state.settings.poll_interval_ms);
+        vec![Job::new("notifications.sender", every, move || {
+            let state = state.clone();
+            Box::pin(async move { sender::send_due(&state).await.map(|_| ()) })
+        })]
     }
 }

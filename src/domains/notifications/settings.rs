@@ -1,0 +1,51 @@
+//! The `[notifications]` configuration section (`BASALT__NOTIFICATIONS__...`).
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS), `smtps://host:465` (TLS), or
+    /// `smtp://host:2525` (plain, for local sinks). Empty: messages are written as .eml files
+    /// to `outbox_dir` and logged, so nothing is lost in development.
+    pub smtp_url: SecretString,
+    /// The From header.
+    pub from: String,
+    pub outbox_dir: PathBuf,
+    /// Overrides: `<name>.subject`, `<name>.txt`, `<name>.html` (and `layout.html`) found here
+    /// win over the built-in templates.
+    pub templates_dir: Option<PathBuf>,
+    /// The product name shown in messages.
+    pub app_name: String,
+    /// Where the front end serves the pages the links open (`/verify-email?token=...`).
+    /// Empty: `server.public_base_url`.
+    pub links_base_url: String,
+    pub timeout_secs: u64,
+    /// Sends per message before it is marked failed (an admin can retry it).
+    pub max_attempts: i32,
+    /// The wait after the first failed send; it doubles with each further failure (capped at
+    /// an hour).
+    pub retry_base_ms: u64,
+    /// The sender's poll interval for due messages.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            smtp_url: SecretString::from(String::new()),
+            from: "Basalt <no-reply@localhost>".into(),
+            outbox_dir: PathBuf::from("data/mail-outbox"),
+            templates_dir: None,
+            app_name: "Basalt".into(),
+            links_base_url: String::new(),
+            timeout_secs: 10,
+            max_attempts: 8,
+            retry_base_ms: 5000,
+            poll_interval_ms: 500,
+        }
+    }
+}

@@ -1,0 +1,619 @@
+//! The notifications domain: mail through a real SMTP server (aiosmtpd, storing into a
+//! maildir the test reads back), the .eml fallback, retries, the inbox and preferences.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// aiosmtpd on a loopback port, delivering every message into a maildir.
+struct SmtpSink {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("basalt-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl SmtpSink {
+    fn start_on(port: u16) -> Self {
+        // Python's Maildir creates its new/cur/tmp only when it creates the folder itself.
+        let maildir = temp_dir("maildir").join("box");
+        let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let child = Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd (scripts/test.sh installs it; TEST_PYTHON names its python)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far, raw.
+    fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+            .collect()
+    }
+
+    async fn wait_for(&self, subject: &str) -> String {
+        self.wait_for_to(subject, "").await
+    }
+
+    /// The first message with this subject (and recipient, unless empty) to arrive.
+    async fn wait_for_to(&self, subject: &str, to: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let wanted = |m: &String| {
+            let m = decode(m);
+            m.contains(&format!("Subject: {subject}")) && m.contains(&format!("To: {to}"))
+        };
+        loop {
+            if let Some(m) = self.messages().into_iter().find(wanted) {
+                return decode(&m);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no message {subject:?} arrived; got {:?}",
+                self.messages()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Undoes quoted-printable (soft line breaks, =XX), which mail bodies may use.
+fn decode(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let mut out = Vec::new();
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        if bytes[i] == b'='
+            && let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn token_in(mail: &str, page: &str) -> String {
+    let start = mail.find(&format!("/{page}?token=")).expect("a link") + page.len() + 8;
+    mail[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+async fn register(app: &TestApp, email: &str) {
+    let res = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({ "email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "Lovelace" }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+}
+
+async fn access_token(app: &TestApp, email: &str) -> String {
+    let res = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({ "email": email, "password": PASSWORD }),
+        )
+        .await;
+    res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn messages(app: &TestApp, template: &str) -> Vec<(String, i32)> {
+    sqlx::query_as("SELECT status, attempts FROM notifications.messages WHERE template = $1")
+        .bind(template)
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+}
+
+#[cfg(feature = "auth")]
+#[tokio::test]
+async fn registration_to_inbox_end_to_end() {
+    let smtp = SmtpSink::start();
+    let url = smtp.url();
+    let app = spawn_app_with(&[
+        ("BASALT__NOTIFICATIONS__SMTP_URL", url.as_str()),
+        ("BASALT__NOTIFICATIONS__APP_NAME", "Acme Shop"),
+        (
+            "BASALT__NOTIFICATIONS__LINKS_BASE_URL",
+            "https://shop.example",
+        ),
+        ("BASALT__AUTH__ADMIN_EMAILS", "root@example.com"),
+    ])
+    .await;
+    register(&app, "ada@example.com").await;
+
+    let mail = smtp.wait_for("Confirm your email address").await;
+    assert!(mail.contains("To: ada@example.com"), "{mail}");
+    assert!(mail.contains("From: Basalt <no-reply@localhost>"));
+    assert!(mail.contains("multipart/alternative"));
+    assert!(mail.contains("Content-Type: text/plain") && mail.contains("Content-Type: text/html"));
+    assert!(mail.contains("Hello Ada,"));
+    assert!(
+        mail.contains("https://shop.example/verify-email?token="),
+        "{mail}"
+    );
+    assert!(
+        !mail.contains("List-Unsubscribe"),
+        "security mail has no unsubscribe"
+    );
+    let token = token_in(&mail, "verify-email");
+
+    let res = app
+        .post_json("/api/v1/auth/verify-email", &json!({ "token": token }))
+        .await;
+    assert_eq!(res.status(), 200);
+    let welcome = smtp.wait_for("Welcome to Acme Shop").await;
+    assert!(
+        welcome
+            .contains("List-Unsubscribe: <http://127.0.0.1:8080/api/v1/notifications/unsubscribe?"),
+        "{welcome}"
+    );
+    assert!(welcome.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+
+    let access = access_token(&app, "ada@example.com").await;
+    let inbox: Value = app
+        .client
+        .get(app.url("/api/v1/notifications/inbox"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(inbox["unread"], 1);
+    assert_eq!(inbox["items"][0]["title"], "Welcome!");
+
+    // Redelivering the event sends nothing twice.
+    sqlx::query("UPDATE platform.outbox SET dispatched_at = NULL WHERE event_type = 'user.verification_requested'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        messages(&app, "verify-email").await,
+        [("sent".to_owned(), 1)]
+    );
+    assert_eq!(smtp.messages().len(), 2);
+
+    // The delivery log, for administrators only.
+    register(&app, "root@example.com").await;
+    let root = access_token(&app, "root@example.com").await;
+    let log = app
+        .client
+        .get(app.url("/api/v1/notifications/messages?status=sent"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(log.status(), 200);
+    let log: Vec<Value> = log.json().await.unwrap();
+    assert!(
+        log.iter()
+            .any(|m| m["template"] == "welcome" && m["to"] == "ada@example.com")
+    );
+    let denied = app
+        .client
+        .get(app.url("/api/v1/notifications/messages"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+}
+
+#[cfg(feature = "auth")]
+#[tokio::test]
+async fn without_smtp_messages_become_eml_files() {
+    let dir = temp_dir("outbox");
+    let app = spawn_app_with(&[("BASALT__NOTIFICATIONS__OUTBOX_DIR", dir.to_str().unwrap())]).await;
+    register(&app, "ada@example.com").await;
+    let found = eventually(Duration::from_secs(10), || {
+        let dir = dir.clone();
+        async move {
+            eml_files(&dir)
+                .iter()
+                .any(|m| decode(m).contains("Subject: Confirm your email address"))
+        }
+    })
+    .await;
+    assert!(found, "the message was written to the outbox folder");
+    assert_eq!(
+        messages(&app, "verify-email").await,
+        [("sent".to_owned(), 1)]
+    );
+    let health: Value = app.get("/health").await.json().await.unwrap();
+    assert_eq!(health_check(&health, "mail")["status"], "ok");
+}
+
+fn eml_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(feature = "auth")]
+#[tokio::test]
+async fn an_smtp_outage_is_retried_then_failed_and_an_admin_can_retry() {
+    let port = free_port();
+    let url = format!("smtp://127.0.0.1:{port}");
+    let app = spawn_app_with(&[
+        ("BASALT__NOTIFICATIONS__SMTP_URL", url.as_str()),
+        ("BASALT__NOTIFICATIONS__MAX_ATTEMPTS", "3"),
+        ("BASALT__NOTIFICATIONS__RETRY_BASE_MS", "100"),
+        ("BASALT__NOTIFICATIONS__TIMEOUT_SECS", "2"),
+        ("BASALT__AUTH__ADMIN_EMAILS", "root@example.com"),
+    ])
+    .await;
+    register(&app, "ada@example.com").await;
+    let failed = eventually(Duration::from_secs(20), || async {
+        messages(&app, "verify-email").await == [("failed".to_owned(), 3)]
+    })
+    .await;
+    assert!(
+        failed,
+        "three attempts, then failed: {:?}",
+        messages(&app, "verify-email").await
+    );
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM notifications.messages")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(error.is_some_and(|e| !e.is_empty()));
+    let health: Value = app.get("/health").await.json().await.unwrap();
+    assert_eq!(health_check(&health, "mail")["status"], "down");
+    assert_eq!(health["status"], "degraded");
+
+    let smtp = SmtpSink::start_on(port);
+    // Root's own verification mail goes out now that the server is up.
+    register(&app, "root@example.com").await;
+    let root = access_token(&app, "root@example.com").await;
+    let failed: Vec<Value> = app
+        .client
+        .get(app.url("/api/v1/notifications/messages?status=failed"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    let id = failed[0]["id"].as_str().unwrap();
+    let retry = format!("/api/v1/notifications/messages/{id}/retry");
+    let res = app
+        .client
+        .post(app.url(&retry))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let mail = smtp
+        .wait_for_to("Confirm your email address", "ada@example.com")
+        .await;
+    assert!(mail.contains("Hello Ada,"));
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            messages(&app, "verify-email")
+                .await
+                .iter()
+                .all(|(status, _)| status == "sent")
+        })
+        .await
+    );
+    let again = app
+        .client
+        .post(app.url(&retry))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409, "only failed messages are retried");
+}
+
+#[cfg(feature = "auth")]
+#[tokio::test]
+async fn preferences_and_one_click_unsubscribe() {
+    let dir = temp_dir("outbox");
+    let app = spawn_app_with(&[("BASALT__NOTIFICATIONS__OUTBOX_DIR", dir.to_str().unwrap())]).await;
+    register(&app, "ada@example.com").await;
+    let access = access_token(&app, "ada@example.com").await;
+    let prefs: Vec<Value> = app
+        .client
+        .get(app.url("/api/v1/notifications/preferences"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prefs.len(), 4);
+    assert_eq!(prefs[0]["category"], "security");
+    assert_eq!(prefs[0]["can_disable_email"], false);
+
+    let put = |category: &str, body: Value| {
+        app.client
+            .put(app.url(&format!("/api/v1/notifications/preferences/{category}")))
+            .bearer_auth(&access)
+            .json(&body)
+            .send()
+    };
+    let res = put("security", json!({ "email": false })).await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(
+        put("nonsense", json!({ "email": false }))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        put("account", json!({ "email": false }))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+
+    // Verifying now sends no welcome mail (account mail is off) but still fills the inbox.
+    let token: String = sqlx::query_scalar(
+        "SELECT payload->'secret'->>'token' FROM platform.outbox WHERE event_type = 'user.verification_requested'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        app.post_json("/api/v1/auth/verify-email", &json!({ "token": token }))
+            .await
+            .status(),
+        200
+    );
+    let inbox_filled = eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM notifications.inbox")
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+            == 1
+    })
+    .await;
+    assert!(inbox_filled);
+    assert!(messages(&app, "welcome").await.is_empty());
+
+    // One-click unsubscribe for a fresh account, from the link in its welcome mail.
+    register(&app, "bob@example.com").await;
+    let token: String = sqlx::query_scalar(
+        "SELECT payload->'secret'->>'token' FROM platform.outbox
+          WHERE event_type = 'user.verification_requested' AND payload->>'email' = 'bob@example.com'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    app.post_json("/api/v1/auth/verify-email", &json!({ "token": token }))
+        .await;
+    let link = eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT unsubscribe_url FROM notifications.messages WHERE template = 'welcome'",
+        )
+        .fetch_optional(&app.db)
+        .await
+        .unwrap()
+        .flatten()
+        .is_some()
+    })
+    .await;
+    assert!(link);
+    let link: String = sqlx::query_scalar(
+        "SELECT unsubscribe_url FROM notifications.messages WHERE template = 'welcome'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let path = link.trim_start_matches("http://127.0.0.1:8080");
+    let tampered = path.replace("category=account", "category=orders");
+    assert_eq!(
+        app.client
+            .post(app.url(&tampered))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let res = app.client.post(app.url(path)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let bob = access_token(&app, "bob@example.com").await;
+    let prefs: Vec<Value> = app
+        .client
+        .get(app.url("/api/v1/notifications/preferences"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let account = prefs.iter().find(|p| p["category"] == "account").unwrap();
+    assert_eq!(account["email"], false);
+}
+
+#[cfg(feature = "auth")]
+#[tokio::test]
+async fn the_inbox_is_private_and_can_be_read_and_cleared() {
+    let app = spawn_app().await;
+    register(&app, "ada@example.com").await;
+    register(&app, "bob@example.com").await;
+    let ada = access_token(&app, "ada@example.com").await;
+    let bob = access_token(&app, "bob@example.com").await;
+    // Two password changes give Ada two notifications.
+    for (from, to) in [
+        (PASSWORD, "a brand new passphrase 1"),
+        ("a brand new passphrase 1", PASSWORD),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/auth/change-password"))
+            .bearer_auth(&ada)
+            .json(&json!({ "current_password": from, "new_password": to }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+    let inbox = |token: String| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url("/api/v1/notifications/inbox"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            inbox(ada.clone()).await["unread"] == 2
+        })
+        .await
+    );
+    let page = inbox(ada.clone()).await;
+    let first = page["items"][0]["id"].as_str().unwrap().to_owned();
+    let second = page["items"][1]["id"].as_str().unwrap().to_owned();
+
+    let post =
+        |path: String, token: String| app.client.post(app.url(&path)).bearer_auth(token).send();
+    assert_eq!(
+        post(
+            format!("/api/v1/notifications/inbox/{first}/read"),
+            bob.clone()
+        )
+        .await
+        .unwrap()
+        .status(),
+        404
+    );
+    assert_eq!(
+        post(
+            format!("/api/v1/notifications/inbox/{first}/read"),
+            ada.clone()
+        )
+        .await
+        .unwrap()
+        .status(),
+        204
+    );
+    let page = inbox(ada.clone()).await;
+    assert_eq!(page["unread"], 1);
+    assert_eq!(page["items"][0]["id"], second.as_str(), "unread first");
+    assert_eq!(
+        post("/api/v1/notifications/inbox/read-all".into(), ada.clone())
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(inbox(ada.clone()).await["unread"], 0);
+    let delete = app
+        .client
+        .delete(app.url(&format!("/api/v1/notifications/inbox/{second}")))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+    assert_eq!(
+        inbox(ada.clone()).await["items"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        inbox(bob.clone()).await["items"].as_array().unwrap().len(),
+        0
+    );
+    let bad = app
+        .client
+        .get(app.url("/api/v1/notifications/inbox?limit=0"))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
