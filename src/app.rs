@@ -90,6 +90,7 @@ impl Builder {
         let settings = Arc::new(self.settings);
         // Install the recorder before anything records, or early counts are lost.
         metrics::handle();
+        crate::platform::install_tls_provider();
         let enabled = enabled_domains(&settings, &self.extra_domains)?;
 
         let pool = db::connect(&settings.database).await?;
@@ -113,6 +114,12 @@ impl Builder {
             tokens: Arc::new(TokenVerifier::new(&settings.identity)?),
             revocations: Arc::new(Revocations::new(redis.clone())),
             domains: Arc::new(enabled.iter().map(|d| d.name()).collect()),
+            event_types: Arc::new(
+                enabled
+                    .iter()
+                    .flat_map(|d| d.events().iter().copied())
+                    .collect(),
+            ),
             api_keys: Default::default(),
         };
         for domain in &enabled {

@@ -18,6 +18,11 @@ pub trait Domain: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The PostgreSQL schema the domain owns (lower-case letters and underscores).
     fn schema(&self) -> &'static str;
+    /// The event types this domain publishes (webhook subscriptions are checked against
+    /// them).
+    fn events(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Domains whose public `api` module this one calls; they must be enabled too.
     fn depends_on(&self) -> &'static [&'static str] {
         &[]

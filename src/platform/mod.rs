@@ -23,6 +23,13 @@ pub use domain::Domain;
 pub use error::ApiError;
 pub use identity::CurrentUser;
 
+/// Makes aws-lc-rs the process-wide TLS provider. reqwest is built without a provider of its
+/// own, so that aws-lc-rs stays the only one (two make rustls refuse to choose at run time);
+/// an error only means a provider is installed already.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// What every handler, subscriber and job may use, registered once as `web::Data<Platform>`.
 #[derive(Clone)]
 pub struct Platform {
@@ -36,6 +43,8 @@ pub struct Platform {
     pub api_keys: identity::ApiKeys,
     /// The names of the enabled domains.
     pub domains: Arc<Vec<&'static str>>,
+    /// Every event type the enabled domains publish.
+    pub event_types: Arc<Vec<&'static str>>,
 }
 
 impl Platform {

@@ -161,13 +161,15 @@ async fn migrate_then_serve_then_stop_on_sigterm() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let up = eventually(Duration::from_secs(20), || async {
-        reqwest::get(format!("{base}/health/ready"))
+        client()
+            .get(format!("{base}/health/ready"))
+            .send()
             .await
             .is_ok_and(|r| r.status() == 200)
     })
     .await;
     assert!(up, "the binary serves");
-    let res = reqwest::Client::new()
+    let res = client()
         .get(format!("{base}/health/live"))
         .header("x-request-id", "cli-test-request")
         .send()

@@ -231,7 +231,9 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_drains_events() {
     app.stopped.await.unwrap().expect("clean shutdown");
     // Stopped: no longer accepting.
     assert!(
-        reqwest::get(format!("{address}/health/live"))
+        client()
+            .get(format!("{address}/health/live"))
+            .send()
             .await
             .is_err()
     );

@@ -192,6 +192,12 @@ impl TestApp {
     }
 }
 
+/// An HTTP client for tests that talk to a server started another way (the binary).
+pub fn client() -> reqwest::Client {
+    basalt::platform::install_tls_provider();
+    reqwest::Client::new()
+}
+
 /// Polls `check` until it holds or `timeout` passes; returns whether it held.
 pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
 where

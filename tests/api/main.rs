@@ -19,3 +19,5 @@ mod migrations;
 #[cfg(feature = "notifications")]
 mod notifications;
 mod system;
+#[cfg(all(feature = "notifications", feature = "auth"))]
+mod webhooks;

@@ -115,6 +115,9 @@ impl Domain for Probe {
     fn schema(&self) -> &'static str {
         "probe"
     }
+    fn events(&self) -> &'static [&'static str] {
+        &["probe.note_created", "probe.tick"]
+    }
     fn migrations(&self) -> Option<&'static Migrator> {
         Some(&MIGRATIONS)
     }

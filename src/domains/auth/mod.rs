@@ -87,6 +87,17 @@ impl Domain for Auth {
         "auth"
     }
 
+    fn events(&self) -> &'static [&'static str] {
+        &[
+            "user.registered",
+            "user.verification_requested",
+            "user.email_verified",
+            "user.password_reset_requested",
+            "user.password_changed",
+            "user.deleted",
+        ]
+    }
+
     fn init(&self, platform: &Platform) -> anyhow::Result<()> {
         let settings: AuthSettings = platform.settings.domain_section("auth")?;
         settings.validate()?;

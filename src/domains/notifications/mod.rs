@@ -1,6 +1,7 @@
 //! The notifications domain: email (SMTP through lettre, or .eml files without SMTP) from
 //! templates, with a delivery log and retries; in-app notifications; per-user preferences with
-//! one-click unsubscribe. The only domain that sends mail.
+//! one-click unsubscribe; signed outbound webhooks with retries and replay. The only domain
+//! that sends mail or calls out to webhooks.
 //!
 //! Schema `notifications`; routes under `/api/v1/notifications`. Consumes the auth domain's
 //! `user.verification_requested`, `user.password_reset_requested`, `user.password_changed`,
@@ -14,6 +15,7 @@ mod sender;
 mod settings;
 mod subscribers;
 mod templates;
+mod webhooks;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -49,6 +51,8 @@ pub struct NotifyState {
     /// Where the unsubscribe endpoint is (this API).
     api_base: String,
     unsubscribe_key: [u8; 32],
+    /// For webhooks: no redirects (a redirect could lead past the address check).
+    http: reqwest::Client,
 }
 
 fn unsubscribe_token(state: &NotifyState, user: Uuid, category: &str) -> String {
@@ -85,8 +89,20 @@ pub struct Notifications {
         routes::unsubscribe,
         routes::list_messages,
         routes::retry_message,
+        webhooks::create_endpoint,
+        webhooks::list_endpoints,
+        webhooks::get_endpoint,
+        webhooks::delete_endpoint,
+        webhooks::rotate_secret,
+        webhooks::enable_endpoint,
+        webhooks::list_deliveries,
+        webhooks::replay_one,
+        webhooks::replay_range,
     ),
-    tags((name = "notifications", description = "Inbox, preferences, unsubscribe and the email delivery log"))
+    tags(
+        (name = "notifications", description = "Inbox, preferences, unsubscribe and the email delivery log"),
+        (name = "webhooks", description = "Signed outbound webhooks (Standard Webhooks) with retries and replay")
+    )
 )]
 struct NotificationsApi;
 
@@ -110,7 +126,13 @@ impl Domain for Notifications {
         let mut key = Hmac::<Sha256>::new_from_slice(platform.settings.identity.jwt_secret.expose_secret().as_bytes())
             .map_err(|e| anyhow::anyhow!("identity.jwt_secret: {e}"))?;
         key.update(b"basalt.notifications.unsubscribe.v1");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(settings.webhook_timeout_secs))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Basalt-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
         let state = NotifyState {
+            http,
             mailer: mailer::Mailer::new(&settings)?,
             templates: templates::Templates::new(settings.templates_dir.clone()),
             db: platform.db.clone(),
@@ -133,6 +155,7 @@ impl Domain for Notifications {
             cfg.app_data(web::Data::from(state.clone()));
         }
         routes::configure(cfg);
+        webhooks::configure(cfg);
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
@@ -140,7 +163,10 @@ impl Domain for Notifications {
     }
 
     fn subscribers(&self, _platform: &Platform) -> Vec<Arc<dyn Subscriber>> {
-        self.state.get().map(|s| vec![subscribers::auth_events(s.clone())]).unwrap_or_default()
+        self.state
+            .get()
+            .map(|s| vec![subscribers::auth_events(s.clone()), webhooks::subscriber()])
+            .unwrap_or_default()
     }
 
     fn health_checks(&self, _platform: &Platform) -> Vec<HealthCheck> {
@@ -155,9 +181,16 @@ impl Domain for Notifications {
     fn jobs(&self, _platform: &Platform) -> Vec<Job> {
         let Some(state) = self.state.get().cloned() else { return Vec::new() };
         let every = Duration::from_millis(state.settings.poll_interval_ms);
-        vec![Job::new("notifications.sender", every, move || {
-            let state = state.clone();
-            Box::pin(async move { sender::send_due(&state).await.map(|_| ()) })
-        })]
+        let hooks = state.clone();
+        vec![
+            Job::new("notifications.sender", every, move || {
+                let state = state.clone();
+                Box::pin(async move { sender::send_due(&state).await.map(|_| ()) })
+            }),
+            Job::new("notifications.webhooks", every, move || {
+                let state = hooks.clone();
+                Box::pin(async move { webhooks::send_due(&state).await.map(|_| ()) })
+            }),
+        ]
     }
 }

@@ -239,3 +239,250 @@ pub async fn forget_user(conn: &mut PgConnection, user: Uuid) -> Result<(), sqlx
     sqlx::query("DELETE FROM notifications.preferences WHERE user_id = $1").bind(user).execute(conn).await?;
     Ok(())
 }
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub sees_all: bool,
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_expires_at: Option<DateTime<Utc>>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub failure_streak: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+const ENDPOINT_COLUMNS: &str = "id, owner_id, sees_all, url, description, event_types, secret, previous_secret, \
+     previous_expires_at, enabled, disabled_reason, failure_streak, created_at";
+
+pub async fn insert_endpoint(pool: &PgPool, e: &EndpointRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO notifications.webhook_endpoints (id, owner_id, sees_all, url, description, event_types, secret)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(e.id)
+    .bind(e.owner_id)
+    .bind(e.sees_all)
+    .bind(&e.url)
+    .bind(&e.description)
+    .bind(&e.event_types)
+    .bind(&e.secret)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The owner's endpoint, or `None` (also for anyone else's).
+pub async fn endpoint(pool: &PgPool, owner: Uuid, id: Uuid) -> Result<Option<EndpointRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM notifications.webhook_endpoints WHERE id = $1 AND owner_id = $2"
+    ))
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn endpoints_of(pool: &PgPool, owner: Uuid) -> Result<Vec<EndpointRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM notifications.webhook_endpoints WHERE owner_id = $1 ORDER BY created_at"
+    ))
+    .bind(owner)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn delete_endpoint(pool: &PgPool, owner: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM notifications.webhook_endpoints WHERE id = $1 AND owner_id = $2")
+        .bind(id)
+        .bind(owner)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn rotate_secret(pool: &PgPool, owner: Uuid, id: Uuid, secret: &str, overlap_hours: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE notifications.webhook_endpoints
+            SET previous_secret = secret, previous_expires_at = now() + make_interval(hours => $4::int), secret = $3
+          WHERE id = $1 AND owner_id = $2",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(secret)
+    .bind(overlap_hours)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn enable_endpoint(pool: &PgPool, owner: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE notifications.webhook_endpoints SET enabled = true, disabled_reason = NULL, failure_streak = 0
+          WHERE id = $1 AND owner_id = $2",
+    )
+    .bind(id)
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Enabled endpoints that may receive an event of this type about `subject` (the payload's
+/// user, if any).
+pub async fn endpoints_for(conn: &mut PgConnection, subject: Option<Uuid>) -> Result<Vec<EndpointRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM notifications.webhook_endpoints
+          WHERE enabled AND (sees_all OR owner_id = $1)"
+    ))
+    .bind(subject)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn queue_delivery(conn: &mut PgConnection, endpoint: Uuid, event: Uuid, event_type: &str, body: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO notifications.webhook_deliveries (id, endpoint_id, event_id, event_type, body)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT ON CONSTRAINT webhook_deliveries_once DO NOTHING",
+    )
+    .bind(Uuid::now_v7())
+    .bind(endpoint)
+    .bind(event)
+    .bind(event_type)
+    .bind(body)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub body: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, endpoint_id, event_id, event_type, body, status, attempts, last_status, last_error, delivered_at, created_at";
+
+/// Claims due deliveries of enabled endpoints (and ones a dead sender left `sending`).
+pub async fn claim_deliveries(pool: &PgPool, limit: i64) -> Result<Vec<DeliveryRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE notifications.webhook_deliveries SET status = 'sending', next_attempt_at = now()
+          WHERE id IN (
+            SELECT d.id FROM notifications.webhook_deliveries d
+              JOIN notifications.webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled
+             WHERE (d.status = 'pending' AND d.next_attempt_at <= now())
+                OR (d.status = 'sending' AND d.next_attempt_at < now() - interval '5 minutes')
+             ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED)
+          RETURNING {DELIVERY_COLUMNS}"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn endpoint_by_id(pool: &PgPool, id: Uuid) -> Result<Option<EndpointRow>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {ENDPOINT_COLUMNS} FROM notifications.webhook_endpoints WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Records one attempt's outcome and keeps the endpoint's failure streak; disables the
+/// endpoint when the streak reaches `disable_after`.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_attempt(
+    pool: &PgPool,
+    delivery: Uuid,
+    endpoint: Uuid,
+    ok: bool,
+    status_code: Option<i32>,
+    error: Option<&str>,
+    retry_in_secs: f64,
+    dead: bool,
+    disable_after: i32,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE notifications.webhook_deliveries
+            SET attempts = attempts + 1, last_status = $2, last_error = $3,
+                status = CASE WHEN $4 THEN 'succeeded' WHEN $6 THEN 'dead' ELSE 'pending' END,
+                delivered_at = CASE WHEN $4 THEN now() END,
+                next_attempt_at = now() + make_interval(secs => $5)
+          WHERE id = $1",
+    )
+    .bind(delivery)
+    .bind(status_code)
+    .bind(error)
+    .bind(ok)
+    .bind(retry_in_secs)
+    .bind(dead)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE notifications.webhook_endpoints
+            SET failure_streak = CASE WHEN $2 THEN 0 ELSE failure_streak + 1 END,
+                enabled = CASE WHEN NOT $2 AND failure_streak + 1 >= $3 THEN false ELSE enabled END,
+                disabled_reason = CASE WHEN NOT $2 AND failure_streak + 1 >= $3
+                                       THEN 'disabled after ' || $3 || ' failed attempts in a row' ELSE disabled_reason END
+          WHERE id = $1",
+    )
+    .bind(endpoint)
+    .bind(ok)
+    .bind(disable_after)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+pub async fn deliveries(pool: &PgPool, endpoint: Uuid, status: Option<&str>, limit: i64, offset: i64) -> Result<Vec<DeliveryRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM notifications.webhook_deliveries
+          WHERE endpoint_id = $1 AND ($2::text IS NULL OR status = $2)
+          ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+    ))
+    .bind(endpoint)
+    .bind(status)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await
+}
+
+/// Queues deliveries again: one (`Some(id)`), or every one created in [since, until).
+pub async fn replay(
+    pool: &PgPool,
+    endpoint: Uuid,
+    id: Option<Uuid>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE notifications.webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now()
+          WHERE endpoint_id = $1 AND status <> 'sending'
+            AND ($2::uuid IS NULL OR id = $2)
+            AND ($3::timestamptz IS NULL OR created_at >= $3)
+            AND ($4::timestamptz IS NULL OR created_at < $4)",
+    )
+    .bind(endpoint)
+    .bind(id)
+    .bind(since)
+    .bind(until)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

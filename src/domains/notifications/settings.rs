@@ -29,8 +29,20 @@ pub struct NotificationSettings {
     /// The wait after the first failed send; it doubles with each further failure (capped at
     /// an hour).
     pub retry_base_ms: u64,
-    /// The sender's poll interval for due messages.
+    /// The sender's poll interval for due messages (and webhook deliveries).
     pub poll_interval_ms: u64,
+    /// Webhook URLs may resolve to loopback or private addresses (off: the SSRF guard).
+    pub allow_private_webhooks: bool,
+    pub webhook_timeout_secs: u64,
+    /// Attempts per webhook delivery before it is dead-lettered; the waits between them grow
+    /// from `webhook_retry_base_ms` by five times each (5 s, 25 s, 2 min, 10 min, 52 min, 4 h,
+    /// capped at 10 h): over a day in all by default.
+    pub webhook_max_attempts: i32,
+    pub webhook_retry_base_ms: u64,
+    /// Consecutive failed attempts after which an endpoint is disabled.
+    pub webhook_disable_after: i32,
+    /// How long a rotated-out secret keeps signing alongside the new one.
+    pub webhook_rotation_overlap_hours: i64,
 }
 
 impl Default for NotificationSettings {
@@ -46,6 +58,12 @@ impl Default for NotificationSettings {
             max_attempts: 8,
             retry_base_ms: 5000,
             poll_interval_ms: 500,
+            allow_private_webhooks: false,
+            webhook_timeout_secs: 10,
+            webhook_max_attempts: 8,
+            webhook_retry_base_ms: 5000,
+            webhook_disable_after: 40,
+            webhook_rotation_overlap_hours: 24,
         }
     }
 }

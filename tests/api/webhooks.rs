@@ -1,0 +1,511 @@
+//! Outbound webhooks, received by a real HTTP listener in the test that checks the Standard
+//! Webhooks signature.
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::helpers::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Clone, Debug)]
+struct Received {
+    id: String,
+    timestamp: String,
+    signature: String,
+    body: String,
+}
+
+/// An HTTP listener on loopback that records every POST and answers with `status`.
+struct Receiver {
+    url: String,
+    got: Arc<Mutex<Vec<Received>>>,
+    status: Arc<AtomicU16>,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let got: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let status = Arc::new(AtomicU16::new(200));
+        let (g, st) = (got.clone(), status.clone());
+        let server = HttpServer::new(move || {
+            let (g, st) = (g.clone(), st.clone());
+            App::new().default_service(web::to(move |req: HttpRequest, body: String| {
+                let (g, st) = (g.clone(), st.clone());
+                async move {
+                    let header = |n: &str| {
+                        req.headers()
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    g.lock().unwrap().push(Received {
+                        id: header("webhook-id"),
+                        timestamp: header("webhook-timestamp"),
+                        signature: header("webhook-signature"),
+                        body,
+                    });
+                    HttpResponse::build(
+                        actix_web::http::StatusCode::from_u16(st.load(Ordering::SeqCst)).unwrap(),
+                    )
+                    .finish()
+                }
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let port = server.addrs()[0].port();
+        tokio::spawn(server.run());
+        Self {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            got,
+            status,
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    fn of_type(&self, event_type: &str) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| serde_json::from_str::<Value>(&r.body).unwrap()["type"] == event_type)
+            .collect()
+    }
+}
+
+/// Whether one of the `v1,` signatures matches under `secret`.
+fn verifies(r: &Received, secret: &str) -> bool {
+    let key = B64.decode(secret.trim_start_matches("whsec_")).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.{}", r.id, r.timestamp, r.body).as_bytes());
+    let expected = format!("v1,{}", B64.encode(mac.finalize().into_bytes()));
+    r.signature.split(' ').any(|s| s == expected)
+}
+
+async fn register(app: &TestApp, email: &str) {
+    let res = app
+        .post_json(
+            "/api/v1/auth/register",
+            &json!({ "email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "Lovelace" }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+}
+
+async fn token(app: &TestApp, email: &str) -> String {
+    let res = app
+        .post_json(
+            "/api/v1/auth/login",
+            &json!({ "email": email, "password": PASSWORD }),
+        )
+        .await;
+    res.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn create_endpoint(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/notifications/webhooks"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn deliveries(app: &TestApp, token: &str, endpoint: &str) -> Vec<Value> {
+    app.client
+        .get(app.url(&format!(
+            "/api/v1/notifications/webhooks/{endpoint}/deliveries"
+        )))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+const FAST: &[(&str, &str)] = &[
+    ("BASALT__NOTIFICATIONS__ALLOW_PRIVATE_WEBHOOKS", "true"),
+    ("BASALT__NOTIFICATIONS__WEBHOOK_RETRY_BASE_MS", "50"),
+    ("BASALT__NOTIFICATIONS__POLL_INTERVAL_MS", "100"),
+    ("BASALT__AUTH__ADMIN_EMAILS", "root@example.com"),
+];
+
+async fn admin(app: &TestApp) -> String {
+    register(app, "root@example.com").await;
+    token(app, "root@example.com").await
+}
+
+#[tokio::test]
+async fn events_are_delivered_signed_and_without_secrets() {
+    let receiver = Receiver::start();
+    let app = spawn_app_with(FAST).await;
+    let root = admin(&app).await;
+    let res = create_endpoint(
+        &app,
+        &root,
+        json!({ "url": receiver.url, "event_types": ["user.*"] }),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let endpoint: Value = res.json().await.unwrap();
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(endpoint["sees_all"], true);
+
+    register(&app, "ada@example.com").await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            receiver.of_type("user.verification_requested").len() == 1
+        })
+        .await
+    );
+    let hook = receiver.of_type("user.verification_requested").remove(0);
+    assert!(verifies(&hook, &secret), "{hook:?}");
+    assert!(!verifies(
+        &hook,
+        "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    ));
+    let body: Value = serde_json::from_str(&hook.body).unwrap();
+    assert_eq!(body["data"]["email"], "ada@example.com");
+    assert!(
+        body["data"].get("secret").is_none(),
+        "single-use tokens never leave: {body}"
+    );
+    let event_id: String = sqlx::query_scalar(
+        "SELECT id::text FROM platform.outbox WHERE event_type = 'user.verification_requested' AND payload->>'email' = 'ada@example.com'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        hook.id, event_id,
+        "webhook-id is the event id, stable across retries"
+    );
+    let sent_at: i64 = hook.timestamp.parse().unwrap();
+    assert!((chrono::Utc::now().timestamp() - sent_at).abs() < 60);
+
+    let log = deliveries(&app, &root, endpoint["id"].as_str().unwrap()).await;
+    assert!(
+        log.iter()
+            .any(|d| d["event_type"] == "user.verification_requested"
+                && d["status"] == "succeeded"
+                && d["last_status"] == 200)
+    );
+}
+
+#[tokio::test]
+async fn bad_endpoints_are_refused() {
+    let app = spawn_app_with(&[("BASALT__AUTH__ADMIN_EMAILS", "root@example.com")]).await;
+    let root = admin(&app).await;
+    for (body, field) in [
+        (
+            json!({ "url": "http://127.0.0.1:9/hook", "event_types": ["user.*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "http://10.0.0.7/hook", "event_types": ["user.*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "ftp://example.com/hook", "event_types": ["user.*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "not a url", "event_types": ["user.*"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "http://127.0.0.1:9/hook", "event_types": ["order.teleported"] }),
+            "event_types",
+        ),
+        (
+            json!({ "url": "http://127.0.0.1:9/hook", "event_types": [] }),
+            "event_types",
+        ),
+    ] {
+        let res = create_endpoint(&app, &root, body.clone()).await;
+        assert_eq!(res.status(), 422, "{body}");
+        let p = problem(res).await;
+        assert!(
+            p["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["field"] == field),
+            "{body}: {p}"
+        );
+    }
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications.webhook_endpoints")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    let anon = app
+        .post_json(
+            "/api/v1/notifications/webhooks",
+            &json!({ "url": "https://example.com", "event_types": ["*"] }),
+        )
+        .await;
+    assert_eq!(anon.status(), 401);
+}
+
+#[tokio::test]
+async fn failures_are_retried_dead_lettered_replayed_and_the_endpoint_disabled() {
+    let receiver = Receiver::start();
+    receiver.status.store(500, Ordering::SeqCst);
+    let mut env = FAST.to_vec();
+    env.push(("BASALT__NOTIFICATIONS__WEBHOOK_MAX_ATTEMPTS", "3"));
+    env.push(("BASALT__NOTIFICATIONS__WEBHOOK_DISABLE_AFTER", "5"));
+    let app = spawn_app_with(&env).await;
+    let root = admin(&app).await;
+    let endpoint: Value = create_endpoint(
+        &app,
+        &root,
+        json!({ "url": receiver.url, "event_types": ["user.registered"] }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+
+    register(&app, "ada@example.com").await;
+    let dead = eventually(Duration::from_secs(15), || async {
+        deliveries(&app, &root, &id)
+            .await
+            .first()
+            .is_some_and(|d| d["status"] == "dead")
+    })
+    .await;
+    assert!(dead, "{:?}", deliveries(&app, &root, &id).await);
+    let log = deliveries(&app, &root, &id).await;
+    assert_eq!(log[0]["attempts"], 3);
+    assert_eq!(log[0]["last_status"], 500);
+    assert_eq!(receiver.received().len(), 3, "one POST per attempt");
+    assert!(
+        receiver.received().windows(2).all(|w| w[0].id == w[1].id),
+        "the same webhook-id on every retry"
+    );
+
+    // The receiver is fixed: replay that one delivery.
+    receiver.status.store(204, Ordering::SeqCst);
+    let delivery = log[0]["id"].as_str().unwrap();
+    let replay = format!("/api/v1/notifications/webhooks/{id}/deliveries/{delivery}/replay");
+    let res = app
+        .client
+        .post(app.url(&replay))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            deliveries(&app, &root, &id).await[0]["status"] == "succeeded"
+        })
+        .await
+    );
+
+    // A range replay sends everything since then again.
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/notifications/webhooks/{id}/replay")))
+        .bearer_auth(&root)
+        .json(&json!({ "since": since }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["queued"],
+        1,
+        "ada's registration, the one since the endpoint exists"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            receiver.received().len() >= 5
+        })
+        .await
+    );
+
+    // Five failed attempts in a row disable it; enabling resets the count.
+    receiver.status.store(503, Ordering::SeqCst);
+    register(&app, "bob@example.com").await;
+    register(&app, "cy@example.com").await;
+    let get = || async {
+        app.client
+            .get(app.url(&format!("/api/v1/notifications/webhooks/{id}")))
+            .bearer_auth(&root)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            get().await["enabled"] == false
+        })
+        .await
+    );
+    let endpoint = get().await;
+    assert!(
+        endpoint["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("failed attempts")
+    );
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/notifications/webhooks/{id}/enable")))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(get().await["consecutive_failures"], 0);
+}
+
+#[tokio::test]
+async fn a_users_endpoint_sees_only_their_own_events_and_nobody_elses_endpoints() {
+    let receiver = Receiver::start();
+    let app = spawn_app_with(FAST).await;
+    register(&app, "bob@example.com").await;
+    let bob = token(&app, "bob@example.com").await;
+    let endpoint: Value = create_endpoint(
+        &app,
+        &bob,
+        json!({ "url": receiver.url, "event_types": ["user.password_changed"] }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(endpoint["sees_all"], false);
+    register(&app, "ada@example.com").await;
+    let ada = token(&app, "ada@example.com").await;
+    for access in [&ada, &bob] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/auth/change-password"))
+            .bearer_auth(access)
+            .json(&json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase 9" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !receiver.received().is_empty()
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = receiver.of_type("user.password_changed");
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(&got[0].body).unwrap()["data"]["email"],
+        "bob@example.com"
+    );
+
+    let path = format!(
+        "/api/v1/notifications/webhooks/{}",
+        endpoint["id"].as_str().unwrap()
+    );
+    let res = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        404,
+        "another user's endpoint does not exist for you"
+    );
+    let res = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&ada)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_alongside_the_new_one_for_a_while() {
+    let receiver = Receiver::start();
+    let app = spawn_app_with(FAST).await;
+    let root = admin(&app).await;
+    let endpoint: Value = create_endpoint(
+        &app,
+        &root,
+        json!({ "url": receiver.url, "event_types": ["user.registered"] }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let old = endpoint["secret"].as_str().unwrap().to_owned();
+    let rotated: Value = app
+        .client
+        .post(app.url(&format!(
+            "/api/v1/notifications/webhooks/{}/rotate-secret",
+            endpoint["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    let listed: Vec<Value> = app
+        .client
+        .get(app.url("/api/v1/notifications/webhooks"))
+        .bearer_auth(&root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(listed[0].get("secret").is_none(), "secrets are shown once");
+
+    register(&app, "ada@example.com").await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !receiver.of_type("user.registered").is_empty()
+        })
+        .await
+    );
+    let hook = receiver.of_type("user.registered").remove(0);
+    assert_eq!(hook.signature.split(' ').count(), 2);
+    assert!(verifies(&hook, &new) && verifies(&hook, &old));
+}
