@@ -74,3 +74,9 @@ wait_port "$kport" 20
 psql "$ADMIN_DATABASE_URL" -qc "drop database if exists ${db}_events" >/dev/null
 BENCH_DATABASE_URL=$(ensure_database "${db}_events") KAFKA_BROKERS="127.0.0.1:$kport" \
   BASALT__LOG__FILTER=error cargo bench --quiet --bench events
+
+# Notifications: emails to a local SMTP sink (aiosmtpd), webhooks to a local receiver.
+ensure_python_tools
+psql "$ADMIN_DATABASE_URL" -qc "drop database if exists ${db}_notifications" >/dev/null
+BENCH_DATABASE_URL=$(ensure_database "${db}_notifications") BENCH_SMTP_URL=smtp://127.0.0.1:2525 \
+  cargo bench --quiet --bench notifications

@@ -617,3 +617,47 @@ async fn the_inbox_is_private_and_can_be_read_and_cleared() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[cfg(feature = "auth")]
+#[tokio::test]
+async fn templates_can_be_overridden_from_a_folder() {
+    let outbox = temp_dir("outbox");
+    let templates = temp_dir("templates");
+    std::fs::write(
+        templates.join("verify-email.subject"),
+        "Please confirm, {{ first_name }}",
+    )
+    .unwrap();
+    let app = spawn_app_with(&[
+        (
+            "BASALT__NOTIFICATIONS__OUTBOX_DIR",
+            outbox.to_str().unwrap(),
+        ),
+        (
+            "BASALT__NOTIFICATIONS__TEMPLATES_DIR",
+            templates.to_str().unwrap(),
+        ),
+    ])
+    .await;
+    register(&app, "ada@example.com").await;
+    let found = eventually(Duration::from_secs(10), || {
+        let outbox = outbox.clone();
+        async move {
+            eml_files(&outbox)
+                .iter()
+                .any(|m| decode(m).contains("Subject: Please confirm, Ada"))
+        }
+    })
+    .await;
+    assert!(found, "the folder's subject wins; {:?}", eml_files(&outbox));
+    // The parts not overridden still come from the built-in templates.
+    let mail = eml_files(&outbox)
+        .into_iter()
+        .map(|m| decode(&m))
+        .find(|m| m.contains("Please confirm"))
+        .unwrap();
+    assert!(
+        mail.contains("Confirm your email address for Basalt"),
+        "{mail}"
+    );
+}

@@ -17,22 +17,30 @@ pub async fn send_due(state: &Arc<NotifyState>) -> anyhow::Result<usize> {
             return Ok(total);
         }
         total += batch.len();
-        for message in batch {
-            match state.mailer.send(&message).await {
-                Ok(()) => {
-                    repo::mark_sent(&state.db, message.id).await?;
-                    metrics::counter!("basalt_emails_sent_total").increment(1);
-                }
-                Err(e) => {
-                    let attempts = message.attempts + 1;
-                    let give_up = attempts >= state.settings.max_attempts;
-                    let base = state.settings.retry_base_ms as f64 / 1000.0;
-                    let retry = (base * 2f64.powi(attempts - 1)).min(3600.0);
-                    tracing::warn!(message = %message.id, to = %message.to_address, attempts, give_up, error = %format!("{e:#}"), "email delivery failed");
-                    metrics::counter!("basalt_email_failures_total").increment(1);
-                    repo::mark_attempt_failed(&state.db, message.id, &format!("{e:#}"), retry, give_up).await?;
-                }
-            }
+        // The batch goes out concurrently (lettre pools SMTP connections); one slow message
+        // does not hold up the others.
+        let sends = batch.into_iter().map(|message| deliver(state, message));
+        for outcome in futures_util::future::join_all(sends).await {
+            outcome?;
         }
     }
+}
+
+async fn deliver(state: &NotifyState, message: repo::MessageRow) -> anyhow::Result<()> {
+    match state.mailer.send(&message).await {
+        Ok(()) => {
+            repo::mark_sent(&state.db, message.id).await?;
+            metrics::counter!("basalt_emails_sent_total").increment(1);
+        }
+        Err(e) => {
+            let attempts = message.attempts + 1;
+            let give_up = attempts >= state.settings.max_attempts;
+            let base = state.settings.retry_base_ms as f64 / 1000.0;
+            let retry = (base * 2f64.powi(attempts - 1)).min(3600.0);
+            tracing::warn!(message = %message.id, to = %message.to_address, attempts, give_up, error = %format!("{e:#}"), "email delivery failed");
+            metrics::counter!("basalt_email_failures_total").increment(1);
+            repo::mark_attempt_failed(&state.db, message.id, &format!("{e:#}"), retry, give_up).await?;
+        }
+    }
+    Ok(())
 }
