@@ -6,22 +6,12 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const PASSWORD: &str = "correct horse battery staple";
-
 async fn register(app: &TestApp, email: &str) -> reqwest::Response {
-    app.post_json(
-        "/api/v1/auth/register",
-        &json!({ "email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "Lovelace" }),
-    )
-    .await
+    app.register(email).await
 }
 
 async fn login_as(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
-    app.post_json(
-        "/api/v1/auth/login",
-        &json!({ "email": email, "password": password }),
-    )
-    .await
+    app.login(email, password).await
 }
 
 /// Registers and signs in; returns the token response.

@@ -14,6 +14,10 @@ use uuid::Uuid;
 
 use crate::probe::Probe;
 
+/// The password test accounts are registered with.
+#[cfg_attr(not(feature = "auth"), allow(dead_code))]
+pub const PASSWORD: &str = "correct horse battery staple";
+
 /// The server that test databases are created on.
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -154,6 +158,36 @@ impl TestApp {
         res.json().await.expect("json")
     }
 
+    /// Registers an account (auth domain) with [`PASSWORD`].
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
+    pub async fn register(&self, email: &str) -> reqwest::Response {
+        let body = serde_json::json!({
+            "email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "Lovelace"
+        });
+        self.post_json("/api/v1/auth/register", &body).await
+    }
+
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &serde_json::json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// Signs in with [`PASSWORD`] and returns the access token.
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
+    pub async fn access_token(&self, email: &str) -> String {
+        let res = self.login(email, PASSWORD).await;
+        assert_eq!(res.status(), 200, "sign-in of {email}");
+        let tokens: serde_json::Value = res.json().await.expect("json");
+        tokens["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
     /// An access token signed with this app's secret.
     pub fn token(&self, sub: &str, roles: &[&str], permissions: &[&str]) -> String {
         let now = chrono::Utc::now().timestamp();
@@ -174,6 +208,7 @@ impl TestApp {
     }
 
     /// How many events of this type are in the outbox.
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
     pub async fn events_of(&self, event_type: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM platform.outbox WHERE event_type = $1")
             .bind(event_type)
@@ -217,6 +252,10 @@ where
 }
 
 /// One named check of a /health report.
+#[cfg_attr(
+    not(any(feature = "redis", feature = "kafka", feature = "notifications")),
+    allow(dead_code)
+)]
 pub fn health_check(report: &serde_json::Value, name: &str) -> serde_json::Value {
     report["checks"]
         .as_array()

@@ -10,8 +10,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const PASSWORD: &str = "correct horse battery staple";
-
 /// aiosmtpd on a loopback port, delivering every message into a maildir.
 struct SmtpSink {
     child: Child,
@@ -143,26 +141,11 @@ fn token_in(mail: &str, page: &str) -> String {
 }
 
 async fn register(app: &TestApp, email: &str) {
-    let res = app
-        .post_json(
-            "/api/v1/auth/register",
-            &json!({ "email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "Lovelace" }),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
+    assert_eq!(app.register(email).await.status(), 201);
 }
 
 async fn access_token(app: &TestApp, email: &str) -> String {
-    let res = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({ "email": email, "password": PASSWORD }),
-        )
-        .await;
-    res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    app.access_token(email).await
 }
 
 async fn messages(app: &TestApp, template: &str) -> Vec<(String, i32)> {

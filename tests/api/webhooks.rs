@@ -14,8 +14,6 @@ use sha2::Sha256;
 
 use crate::helpers::*;
 
-const PASSWORD: &str = "correct horse battery staple";
-
 #[derive(Clone, Debug)]
 struct Received {
     id: String,
@@ -96,26 +94,11 @@ fn verifies(r: &Received, secret: &str) -> bool {
 }
 
 async fn register(app: &TestApp, email: &str) {
-    let res = app
-        .post_json(
-            "/api/v1/auth/register",
-            &json!({ "email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "Lovelace" }),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
+    assert_eq!(app.register(email).await.status(), 201);
 }
 
 async fn token(app: &TestApp, email: &str) -> String {
-    let res = app
-        .post_json(
-            "/api/v1/auth/login",
-            &json!({ "email": email, "password": PASSWORD }),
-        )
-        .await;
-    res.json::<Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    app.access_token(email).await
 }
 
 async fn create_endpoint(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
