@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use uuid::Uuid;
 
 use super::events::{
@@ -149,7 +149,8 @@ async fn register(
         first_name: body.first_name.trim().to_owned(),
         last_name: body.last_name.trim().to_owned(),
         email_verified_at: None,
-        created_at: Utc::now(),
+        // PostgreSQL keeps microseconds: answer with what a later read will show.
+        created_at: Utc::now().trunc_subsecs(6),
     };
     let mut tx = platform.db.begin().await?;
     if let Err(e) = repo::insert_user(&mut tx, &user).await {
