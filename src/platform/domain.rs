@@ -3,7 +3,7 @@
 //! `/api/v1/<name>`, merges the OpenAPI document, registers the subscribers, health checks
 //! and background jobs.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use actix_web::web;
 use sqlx::migrate::Migrator;
@@ -54,6 +54,34 @@ pub trait Domain: Send + Sync + 'static {
     /// Periodic background work, stopped on shutdown.
     fn jobs(&self, _platform: &Platform) -> Vec<Job> {
         Vec::new()
+    }
+}
+
+/// A domain's shared state: built once by `init`, handed to its handlers as `web::Data<T>`
+/// and to its subscribers and jobs by `get`.
+pub struct DomainState<T>(OnceLock<Arc<T>>);
+
+impl<T> Default for DomainState<T> {
+    fn default() -> Self {
+        Self(OnceLock::new())
+    }
+}
+
+impl<T: 'static> DomainState<T> {
+    /// Stores the state; a second call (the same domain value initialised twice) keeps the first.
+    pub fn set(&self, state: T) {
+        let _ = self.0.set(Arc::new(state));
+    }
+
+    pub fn get(&self) -> Option<Arc<T>> {
+        self.0.get().cloned()
+    }
+
+    /// Makes the state available to the domain's handlers; call it from `routes`.
+    pub fn register(&self, cfg: &mut web::ServiceConfig) {
+        if let Some(state) = self.0.get() {
+            cfg.app_data(web::Data::from(state.clone()));
+        }
     }
 }
 

@@ -52,6 +52,13 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
+    /// The caller's id as a local account id; 403 for tokens whose subject is not a UUID
+    /// (issued elsewhere for something that is not an account here).
+    pub fn uuid(&self) -> Result<uuid::Uuid, ApiError> {
+        uuid::Uuid::parse_str(&self.id)
+            .map_err(|_| ApiError::forbidden("This token is not for a local account."))
+    }
+
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
     }

@@ -45,7 +45,7 @@ fn owner(user: &CurrentUser) -> Result<Uuid, ApiError> {
     if user.token_id.starts_with("apikey:") {
         return Err(ApiError::forbidden("API keys cannot manage API keys; sign in."));
     }
-    Uuid::parse_str(&user.id).map_err(|_| ApiError::forbidden("This token is not for a local account."))
+    user.uuid()
 }
 
 /// Create an API key. The key is in this response only.

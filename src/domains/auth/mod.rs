@@ -18,13 +18,14 @@ mod routes;
 mod settings;
 mod tokens;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use actix_web::web;
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
 
 use crate::platform::events::{Subscriber, subscriber_fn};
+use crate::platform::domain::DomainState;
 use crate::platform::{Domain, Platform};
 
 pub use settings::AuthSettings;
@@ -39,7 +40,7 @@ pub struct AuthState {
 
 #[derive(Default)]
 pub struct Auth {
-    state: OnceLock<Arc<AuthState>>,
+    state: DomainState<AuthState>,
 }
 
 #[derive(OpenApi)]
@@ -102,7 +103,7 @@ impl Domain for Auth {
         let settings: AuthSettings = platform.settings.domain_section("auth")?;
         settings.validate()?;
         let state = AuthState { settings, refresh_key: tokens::RefreshKey::derive(&platform.settings.identity) };
-        let _ = self.state.set(Arc::new(state));
+        self.state.set(state);
         let _ = platform.api_keys.0.set(Arc::new(api_keys::Resolver { db: platform.db.clone() }));
         Ok(())
     }
@@ -112,9 +113,7 @@ impl Domain for Auth {
     }
 
     fn routes(&self, cfg: &mut web::ServiceConfig) {
-        if let Some(state) = self.state.get() {
-            cfg.app_data(web::Data::from(state.clone()));
-        }
+        self.state.register(cfg);
         routes::configure(cfg);
         api_keys::configure(cfg);
         admin::configure(cfg);

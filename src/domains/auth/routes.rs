@@ -77,10 +77,6 @@ fn session_uuid(user: &CurrentUser) -> Option<Uuid> {
     user.session_id.as_deref().and_then(|s| Uuid::parse_str(s).ok())
 }
 
-fn user_uuid(user: &CurrentUser) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(&user.id).map_err(|_| ApiError::forbidden("This token is not for a local account."))
-}
-
 /// Signs the pair for a session's current generation. Deterministic, so the grace window can
 /// hand the same pair out again.
 async fn issue_pair(
@@ -420,7 +416,7 @@ async fn logout(platform: web::Data<Platform>, state: State, user: CurrentUser) 
 )]
 async fn list_sessions(platform: web::Data<Platform>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
     let current = session_uuid(&user);
-    let sessions: Vec<SessionResponse> = repo::live_sessions(&platform.db, user_uuid(&user)?)
+    let sessions: Vec<SessionResponse> = repo::live_sessions(&platform.db, user.uuid()?)
         .await?
         .into_iter()
         .map(|s| SessionResponse {
@@ -451,7 +447,7 @@ async fn revoke_session(
     let id = id.into_inner();
     let mut tx = platform.db.begin().await?;
     let session = repo::lock_session(&mut tx, id).await?;
-    let owner = user_uuid(&user)?;
+    let owner = user.uuid()?;
     if !session.is_some_and(|s| s.user_id == owner && s.revoked_at.is_none()) {
         return Err(ApiError::not_found("No such session."));
     }
@@ -473,7 +469,7 @@ async fn revoke_other_sessions(
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = platform.db.acquire().await?;
     let revoked =
-        repo::revoke_sessions(&mut conn, user_uuid(&user)?, session_uuid(&user), "signed out elsewhere").await?;
+        repo::revoke_sessions(&mut conn, user.uuid()?, session_uuid(&user), "signed out elsewhere").await?;
     revoke_access(&platform, &state, &revoked).await;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -566,7 +562,7 @@ async fn change_password(
     body: ValidatedJson<ChangePasswordRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let id = user_uuid(&user)?;
+    let id = user.uuid()?;
     let mut conn = platform.db.acquire().await?;
     let account = repo::user_by_id(&mut conn, id).await?.ok_or_else(|| ApiError::unauthorized("No such account."))?;
     drop(conn);
@@ -594,7 +590,7 @@ async fn change_password(
 
 async fn load_me(platform: &Platform, user: &CurrentUser) -> Result<(UserRow, Vec<String>), ApiError> {
     let mut conn = platform.db.acquire().await?;
-    let id = user_uuid(user)?;
+    let id = user.uuid()?;
     let account = repo::user_by_id(&mut conn, id).await?.ok_or_else(|| ApiError::unauthorized("No such account."))?;
     let (roles, _) = repo::grants(&mut conn, id).await?;
     Ok((account, roles))
@@ -622,7 +618,7 @@ async fn update_me(
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = platform.db.acquire().await?;
     let trimmed = |v: &Option<String>| v.as_deref().map(str::trim).map(str::to_owned);
-    repo::update_names(&mut conn, user_uuid(&user)?, trimmed(&body.first_name).as_deref(), trimmed(&body.last_name).as_deref())
+    repo::update_names(&mut conn, user.uuid()?, trimmed(&body.first_name).as_deref(), trimmed(&body.last_name).as_deref())
         .await?;
     drop(conn);
     let (account, roles) = load_me(&platform, &user).await?;

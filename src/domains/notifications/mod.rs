@@ -17,7 +17,7 @@ mod subscribers;
 mod templates;
 mod webhooks;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
@@ -34,6 +34,7 @@ use uuid::Uuid;
 use crate::platform::events::Subscriber;
 use crate::platform::health::HealthCheck;
 use crate::platform::jobs::Job;
+use crate::platform::domain::DomainState;
 use crate::platform::{Domain, Platform};
 
 pub use settings::NotificationSettings;
@@ -74,7 +75,7 @@ fn unsubscribe_url(state: &NotifyState, user: Uuid, category: &str) -> String {
 
 #[derive(Default)]
 pub struct Notifications {
-    state: OnceLock<Arc<NotifyState>>,
+    state: DomainState<NotifyState>,
 }
 
 #[derive(OpenApi)]
@@ -142,7 +143,7 @@ impl Domain for Notifications {
             settings,
         };
         tracing::info!(transport = %state.mailer.describe(), "notifications ready");
-        let _ = self.state.set(Arc::new(state));
+        self.state.set(state);
         Ok(())
     }
 
@@ -151,9 +152,7 @@ impl Domain for Notifications {
     }
 
     fn routes(&self, cfg: &mut web::ServiceConfig) {
-        if let Some(state) = self.state.get() {
-            cfg.app_data(web::Data::from(state.clone()));
-        }
+        self.state.register(cfg);
         routes::configure(cfg);
         webhooks::configure(cfg);
     }
@@ -165,12 +164,12 @@ impl Domain for Notifications {
     fn subscribers(&self, _platform: &Platform) -> Vec<Arc<dyn Subscriber>> {
         self.state
             .get()
-            .map(|s| vec![subscribers::auth_events(s.clone()), webhooks::subscriber()])
+            .map(|s| vec![subscribers::auth_events(s), webhooks::subscriber()])
             .unwrap_or_default()
     }
 
     fn health_checks(&self, _platform: &Platform) -> Vec<HealthCheck> {
-        let Some(state) = self.state.get().cloned() else { return Vec::new() };
+        let Some(state) = self.state.get() else { return Vec::new() };
         // Mail being down delays messages (they wait and retry); it does not stop the API.
         vec![HealthCheck::new("mail", false, move || {
             let state = state.clone();
@@ -179,7 +178,7 @@ impl Domain for Notifications {
     }
 
     fn jobs(&self, _platform: &Platform) -> Vec<Job> {
-        let Some(state) = self.state.get().cloned() else { return Vec::new() };
+        let Some(state) = self.state.get() else { return Vec::new() };
         let every = Duration::from_millis(state.settings.poll_interval_ms);
         let hooks = state.clone();
         vec![

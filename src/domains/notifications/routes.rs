@@ -21,10 +21,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/messages/{id}/retry").route(web::post().to(retry_message)));
 }
 
-fn me(user: &CurrentUser) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(&user.id).map_err(|_| ApiError::forbidden("This token is not for a local account."))
-}
-
 fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
     let limit = limit.unwrap_or(25);
     let offset = offset.unwrap_or(0);
@@ -41,7 +37,7 @@ fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError>
 )]
 pub async fn list_inbox(platform: web::Data<Platform>, user: CurrentUser, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     let (limit, offset) = page(q.limit, q.offset)?;
-    let (rows, unread) = repo::inbox(&platform.db, me(&user)?, limit, offset).await?;
+    let (rows, unread) = repo::inbox(&platform.db, user.uuid()?, limit, offset).await?;
     let items = rows
         .into_iter()
         .map(|r| InboxItem {
@@ -63,7 +59,7 @@ pub async fn list_inbox(platform: web::Data<Platform>, user: CurrentUser, q: web
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn read_one(platform: web::Data<Platform>, user: CurrentUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    if repo::mark_read(&platform.db, me(&user)?, Some(*id)).await? == 0 {
+    if repo::mark_read(&platform.db, user.uuid()?, Some(*id)).await? == 0 {
         return Err(ApiError::not_found("No such notification."));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -75,7 +71,7 @@ pub async fn read_one(platform: web::Data<Platform>, user: CurrentUser, id: web:
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn read_all(platform: web::Data<Platform>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
-    repo::mark_read(&platform.db, me(&user)?, None).await?;
+    repo::mark_read(&platform.db, user.uuid()?, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -85,7 +81,7 @@ pub async fn read_all(platform: web::Data<Platform>, user: CurrentUser) -> Resul
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn delete_one(platform: web::Data<Platform>, user: CurrentUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    if !repo::delete_from_inbox(&platform.db, me(&user)?, *id).await? {
+    if !repo::delete_from_inbox(&platform.db, user.uuid()?, *id).await? {
         return Err(ApiError::not_found("No such notification."));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -97,7 +93,7 @@ pub async fn delete_one(platform: web::Data<Platform>, user: CurrentUser, id: we
     responses((status = 200, body = Vec<Preference>), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn list_preferences(platform: web::Data<Platform>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
-    let stored = repo::preferences(&platform.db, me(&user)?).await?;
+    let stored = repo::preferences(&platform.db, user.uuid()?).await?;
     let prefs: Vec<Preference> = CATEGORIES
         .iter()
         .map(|c| {
@@ -132,7 +128,7 @@ pub async fn set_preference(
             message: "security emails cannot be turned off".into(),
         }]));
     }
-    repo::set_preference(&platform.db, me(&user)?, &category, body.email, body.in_app).await?;
+    repo::set_preference(&platform.db, user.uuid()?, &category, body.email, body.in_app).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -125,10 +125,6 @@ fn response(e: EndpointRow, secret: Option<String>) -> EndpointResponse {
     }
 }
 
-fn owner(user: &CurrentUser) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(&user.id).map_err(|_| ApiError::forbidden("This token is not for a local account."))
-}
-
 fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -229,7 +225,7 @@ pub async fn create_endpoint(
     }
     let row = EndpointRow {
         id: Uuid::now_v7(),
-        owner_id: owner(&user)?,
+        owner_id: user.uuid()?,
         sees_all: user.can(MANAGE),
         url: body.url,
         description: body.description,
@@ -253,12 +249,12 @@ pub async fn create_endpoint(
     responses((status = 200, body = Vec<EndpointResponse>), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn list_endpoints(platform: web::Data<Platform>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
-    let rows = repo::endpoints_of(&platform.db, owner(&user)?).await?;
+    let rows = repo::endpoints_of(&platform.db, user.uuid()?).await?;
     Ok(HttpResponse::Ok().json(rows.into_iter().map(|e| response(e, None)).collect::<Vec<_>>()))
 }
 
 async fn own_endpoint(platform: &Platform, user: &CurrentUser, id: Uuid) -> Result<EndpointRow, ApiError> {
-    repo::endpoint(&platform.db, owner(user)?, id)
+    repo::endpoint(&platform.db, user.uuid()?, id)
         .await?
         .ok_or_else(|| ApiError::not_found("No such webhook endpoint."))
 }
@@ -278,7 +274,7 @@ pub async fn get_endpoint(platform: web::Data<Platform>, user: CurrentUser, id: 
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn delete_endpoint(platform: web::Data<Platform>, user: CurrentUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    if !repo::delete_endpoint(&platform.db, owner(&user)?, *id).await? {
+    if !repo::delete_endpoint(&platform.db, user.uuid()?, *id).await? {
         return Err(ApiError::not_found("No such webhook endpoint."));
     }
     Ok(HttpResponse::NoContent().finish())
@@ -297,7 +293,7 @@ pub async fn rotate_secret(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let secret = new_secret();
-    let owner_id = owner(&user)?;
+    let owner_id = user.uuid()?;
     if !repo::rotate_secret(&platform.db, owner_id, *id, &secret, state.settings.webhook_rotation_overlap_hours).await? {
         return Err(ApiError::not_found("No such webhook endpoint."));
     }
@@ -311,7 +307,7 @@ pub async fn rotate_secret(
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn enable_endpoint(platform: web::Data<Platform>, user: CurrentUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    if !repo::enable_endpoint(&platform.db, owner(&user)?, *id).await? {
+    if !repo::enable_endpoint(&platform.db, user.uuid()?, *id).await? {
         return Err(ApiError::not_found("No such webhook endpoint."));
     }
     Ok(HttpResponse::NoContent().finish())
