@@ -41,7 +41,8 @@ ensure_postgres() {
   if psql "$default" -qAtc 'select 1' >/dev/null 2>&1; then
     ADMIN_DATABASE_URL="$default"; return
   fi
-  local port=55432 dir="$BASALT_STATE_DIR/postgres"
+  # Not under $HOME: the postgres user must be able to reach it (root's home is 0700).
+  local port=55432 dir="${BASALT_PG_DIR:-/var/tmp/basalt-postgres}"
   ADMIN_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
   if psql "$ADMIN_DATABASE_URL" -qAtc 'select 1' >/dev/null 2>&1; then return; fi
   local bin
