@@ -23,9 +23,7 @@ async fn signed_in(app: &TestApp, email: &str) -> Value {
 }
 
 async fn authed_get(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
-    app.client
-        .get(app.url(path))
-        .bearer_auth(token)
+    app.as_user(reqwest::Method::GET, path, token)
         .send()
         .await
         .unwrap()
@@ -298,9 +296,7 @@ async fn logout_kills_the_access_token_at_once_and_the_session() {
         200
     );
     let res = app
-        .client
-        .post(app.url("/api/v1/auth/logout"))
-        .bearer_auth(access)
+        .as_user(reqwest::Method::POST, "/api/v1/auth/logout", access)
         .send()
         .await
         .unwrap();
@@ -334,9 +330,7 @@ async fn logout_is_seen_by_every_replica_through_redis() {
         authed_get(&two, "/api/v1/auth/me", access).await.status(),
         200
     );
-    one.client
-        .post(one.url("/api/v1/auth/logout"))
-        .bearer_auth(access)
+    one.as_user(reqwest::Method::POST, "/api/v1/auth/logout", access)
         .send()
         .await
         .unwrap();
@@ -370,9 +364,11 @@ async fn sessions_can_be_listed_and_revoked_but_only_ones_own() {
     let mallory_access = mallory["access_token"].as_str().unwrap();
     let phone_session = phone["session_id"].as_str().unwrap();
     let res = app
-        .client
-        .delete(app.url(&format!("/api/v1/auth/sessions/{phone_session}")))
-        .bearer_auth(mallory_access)
+        .as_user(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/auth/sessions/{phone_session}"),
+            mallory_access,
+        )
         .send()
         .await
         .unwrap();
@@ -389,9 +385,11 @@ async fn sessions_can_be_listed_and_revoked_but_only_ones_own() {
     );
 
     let res = app
-        .client
-        .delete(app.url(&format!("/api/v1/auth/sessions/{phone_session}")))
-        .bearer_auth(laptop_access)
+        .as_user(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/auth/sessions/{phone_session}"),
+            laptop_access,
+        )
         .send()
         .await
         .unwrap();
@@ -415,9 +413,11 @@ async fn sessions_can_be_listed_and_revoked_but_only_ones_own() {
         .await
         .unwrap();
     let res = app
-        .client
-        .delete(app.url("/api/v1/auth/sessions"))
-        .bearer_auth(laptop_access)
+        .as_user(
+            reqwest::Method::DELETE,
+            "/api/v1/auth/sessions",
+            laptop_access,
+        )
         .send()
         .await
         .unwrap();
@@ -575,11 +575,13 @@ async fn change_password_needs_the_current_one_and_signs_out_elsewhere() {
         .unwrap();
     let access = here["access_token"].as_str().unwrap();
     let change = |current: &str, new: &str| {
-        app.client
-            .post(app.url("/api/v1/auth/change-password"))
-            .bearer_auth(access)
-            .json(&json!({ "current_password": current, "new_password": new }))
-            .send()
+        app.as_user(
+            reqwest::Method::POST,
+            "/api/v1/auth/change-password",
+            access,
+        )
+        .json(&json!({ "current_password": current, "new_password": new }))
+        .send()
     };
     let wrong = change("not my password", "a brand new passphrase 42")
         .await
@@ -627,9 +629,7 @@ async fn profile_updates_and_account_deletion() {
     let tokens = signed_in(&app, "ada@example.com").await;
     let access = tokens["access_token"].as_str().unwrap();
     let res = app
-        .client
-        .patch(app.url("/api/v1/auth/me"))
-        .bearer_auth(access)
+        .as_user(reqwest::Method::PATCH, "/api/v1/auth/me", access)
         .json(&json!({ "first_name": "  Augusta " }))
         .send()
         .await
@@ -641,9 +641,7 @@ async fn profile_updates_and_account_deletion() {
         (Some("Augusta"), Some("Lovelace"))
     );
     let res = app
-        .client
-        .patch(app.url("/api/v1/auth/me"))
-        .bearer_auth(access)
+        .as_user(reqwest::Method::PATCH, "/api/v1/auth/me", access)
         .json(&json!({ "first_name": "" }))
         .send()
         .await
@@ -651,9 +649,7 @@ async fn profile_updates_and_account_deletion() {
     assert_eq!(res.status(), 422);
 
     let delete = |password: &str| {
-        app.client
-            .delete(app.url("/api/v1/auth/me"))
-            .bearer_auth(access)
+        app.as_user(reqwest::Method::DELETE, "/api/v1/auth/me", access)
             .json(&json!({ "password": password }))
             .send()
     };
@@ -706,7 +702,7 @@ async fn send(
     token: &str,
     body: Option<Value>,
 ) -> reqwest::Response {
-    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
+    let mut req = app.as_user(method, path, token);
     if let Some(body) = body {
         req = req.json(&body);
     }

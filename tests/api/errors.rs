@@ -222,9 +222,7 @@ async fn identity_gives_401_without_a_valid_token_and_403_without_the_permission
     let user = uuid::Uuid::new_v4().to_string();
     let token = app.token(&user, &["user"], &[]);
     let res = app
-        .client
-        .get(app.url("/api/v1/probe/me"))
-        .bearer_auth(&token)
+        .as_user(reqwest::Method::GET, "/api/v1/probe/me", &token)
         .send()
         .await
         .unwrap();
@@ -239,9 +237,7 @@ async fn identity_gives_401_without_a_valid_token_and_403_without_the_permission
     forged.pop();
     forged.push(if token.ends_with('A') { 'B' } else { 'A' });
     let res = app
-        .client
-        .get(app.url("/api/v1/probe/me"))
-        .bearer_auth(&forged)
+        .as_user(reqwest::Method::GET, "/api/v1/probe/me", &forged)
         .send()
         .await
         .unwrap();
@@ -249,18 +245,14 @@ async fn identity_gives_401_without_a_valid_token_and_403_without_the_permission
     let payload = token.split('.').nth(1).unwrap();
     let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
     let res = app
-        .client
-        .get(app.url("/api/v1/probe/me"))
-        .bearer_auth(&none)
+        .as_user(reqwest::Method::GET, "/api/v1/probe/me", &none)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
 
     let res = app
-        .client
-        .post(app.url("/api/v1/probe/moderate"))
-        .bearer_auth(&token)
+        .as_user(reqwest::Method::POST, "/api/v1/probe/moderate", &token)
         .send()
         .await
         .unwrap();
@@ -268,9 +260,7 @@ async fn identity_gives_401_without_a_valid_token_and_403_without_the_permission
     assert_eq!(problem(res).await["code"], "forbidden");
     let moderator = app.token(&user, &["user"], &["probe.notes.*"]);
     let res = app
-        .client
-        .post(app.url("/api/v1/probe/moderate"))
-        .bearer_auth(&moderator)
+        .as_user(reqwest::Method::POST, "/api/v1/probe/moderate", &moderator)
         .send()
         .await
         .unwrap();

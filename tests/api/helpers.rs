@@ -129,6 +129,33 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// A request on behalf of a signed-in caller, ready for a body and `send()`.
+    pub fn as_user(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: impl std::fmt::Display,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    /// GET on behalf of a signed-in caller, read as JSON.
+    #[cfg_attr(not(feature = "notifications"), allow(dead_code))]
+    pub async fn json_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: impl std::fmt::Display,
+    ) -> T {
+        let res = self
+            .as_user(reqwest::Method::GET, path, token)
+            .send()
+            .await
+            .expect("request");
+        res.json().await.expect("json")
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

@@ -202,16 +202,7 @@ async fn registration_to_inbox_end_to_end() {
     assert!(welcome.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
 
     let access = access_token(&app, "ada@example.com").await;
-    let inbox: Value = app
-        .client
-        .get(app.url("/api/v1/notifications/inbox"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let inbox: Value = app.json_as("/api/v1/notifications/inbox", &access).await;
     assert_eq!(inbox["unread"], 1);
     assert_eq!(inbox["items"][0]["title"], "Welcome!");
 
@@ -231,9 +222,11 @@ async fn registration_to_inbox_end_to_end() {
     register(&app, "root@example.com").await;
     let root = access_token(&app, "root@example.com").await;
     let log = app
-        .client
-        .get(app.url("/api/v1/notifications/messages?status=sent"))
-        .bearer_auth(&root)
+        .as_user(
+            reqwest::Method::GET,
+            "/api/v1/notifications/messages?status=sent",
+            &root,
+        )
         .send()
         .await
         .unwrap();
@@ -244,9 +237,11 @@ async fn registration_to_inbox_end_to_end() {
             .any(|m| m["template"] == "welcome" && m["to"] == "ada@example.com")
     );
     let denied = app
-        .client
-        .get(app.url("/api/v1/notifications/messages"))
-        .bearer_auth(&access)
+        .as_user(
+            reqwest::Method::GET,
+            "/api/v1/notifications/messages",
+            &access,
+        )
         .send()
         .await
         .unwrap();
@@ -326,22 +321,13 @@ async fn an_smtp_outage_is_retried_then_failed_and_an_admin_can_retry() {
     register(&app, "root@example.com").await;
     let root = access_token(&app, "root@example.com").await;
     let failed: Vec<Value> = app
-        .client
-        .get(app.url("/api/v1/notifications/messages?status=failed"))
-        .bearer_auth(&root)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_as("/api/v1/notifications/messages?status=failed", &root)
+        .await;
     assert_eq!(failed.len(), 1);
     let id = failed[0]["id"].as_str().unwrap();
     let retry = format!("/api/v1/notifications/messages/{id}/retry");
     let res = app
-        .client
-        .post(app.url(&retry))
-        .bearer_auth(&root)
+        .as_user(reqwest::Method::POST, &retry, &root)
         .send()
         .await
         .unwrap();
@@ -360,9 +346,7 @@ async fn an_smtp_outage_is_retried_then_failed_and_an_admin_can_retry() {
         .await
     );
     let again = app
-        .client
-        .post(app.url(&retry))
-        .bearer_auth(&root)
+        .as_user(reqwest::Method::POST, &retry, &root)
         .send()
         .await
         .unwrap();
@@ -377,25 +361,20 @@ async fn preferences_and_one_click_unsubscribe() {
     register(&app, "ada@example.com").await;
     let access = access_token(&app, "ada@example.com").await;
     let prefs: Vec<Value> = app
-        .client
-        .get(app.url("/api/v1/notifications/preferences"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_as("/api/v1/notifications/preferences", &access)
+        .await;
     assert_eq!(prefs.len(), 4);
     assert_eq!(prefs[0]["category"], "security");
     assert_eq!(prefs[0]["can_disable_email"], false);
 
     let put = |category: &str, body: Value| {
-        app.client
-            .put(app.url(&format!("/api/v1/notifications/preferences/{category}")))
-            .bearer_auth(&access)
-            .json(&body)
-            .send()
+        app.as_user(
+            reqwest::Method::PUT,
+            &format!("/api/v1/notifications/preferences/{category}"),
+            &access,
+        )
+        .json(&body)
+        .send()
     };
     let res = put("security", json!({ "email": false })).await.unwrap();
     assert_eq!(res.status(), 422);
@@ -481,16 +460,7 @@ async fn preferences_and_one_click_unsubscribe() {
     let res = app.client.post(app.url(path)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let bob = access_token(&app, "bob@example.com").await;
-    let prefs: Vec<Value> = app
-        .client
-        .get(app.url("/api/v1/notifications/preferences"))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let prefs: Vec<Value> = app.json_as("/api/v1/notifications/preferences", &bob).await;
     let account = prefs.iter().find(|p| p["category"] == "account").unwrap();
     assert_eq!(account["email"], false);
 }
@@ -509,9 +479,7 @@ async fn the_inbox_is_private_and_can_be_read_and_cleared() {
         ("a brand new passphrase 1", PASSWORD),
     ] {
         let res = app
-            .client
-            .post(app.url("/api/v1/auth/change-password"))
-            .bearer_auth(&ada)
+            .as_user(reqwest::Method::POST, "/api/v1/auth/change-password", &ada)
             .json(&json!({ "current_password": from, "new_password": to }))
             .send()
             .await
@@ -521,15 +489,8 @@ async fn the_inbox_is_private_and_can_be_read_and_cleared() {
     let inbox = |token: String| {
         let app = &app;
         async move {
-            app.client
-                .get(app.url("/api/v1/notifications/inbox"))
-                .bearer_auth(token)
-                .send()
+            app.json_as::<Value>("/api/v1/notifications/inbox", token)
                 .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
         }
     };
     assert!(
@@ -543,7 +504,7 @@ async fn the_inbox_is_private_and_can_be_read_and_cleared() {
     let second = page["items"][1]["id"].as_str().unwrap().to_owned();
 
     let post =
-        |path: String, token: String| app.client.post(app.url(&path)).bearer_auth(token).send();
+        |path: String, token: String| app.as_user(reqwest::Method::POST, &path, token).send();
     assert_eq!(
         post(
             format!("/api/v1/notifications/inbox/{first}/read"),
@@ -576,9 +537,11 @@ async fn the_inbox_is_private_and_can_be_read_and_cleared() {
     );
     assert_eq!(inbox(ada.clone()).await["unread"], 0);
     let delete = app
-        .client
-        .delete(app.url(&format!("/api/v1/notifications/inbox/{second}")))
-        .bearer_auth(&ada)
+        .as_user(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/notifications/inbox/{second}"),
+            &ada,
+        )
         .send()
         .await
         .unwrap();
@@ -592,9 +555,11 @@ async fn the_inbox_is_private_and_can_be_read_and_cleared() {
         0
     );
     let bad = app
-        .client
-        .get(app.url("/api/v1/notifications/inbox?limit=0"))
-        .bearer_auth(&ada)
+        .as_user(
+            reqwest::Method::GET,
+            "/api/v1/notifications/inbox?limit=0",
+            &ada,
+        )
         .send()
         .await
         .unwrap();

@@ -102,27 +102,23 @@ async fn token(app: &TestApp, email: &str) -> String {
 }
 
 async fn create_endpoint(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/v1/notifications/webhooks"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    app.as_user(
+        reqwest::Method::POST,
+        "/api/v1/notifications/webhooks",
+        token,
+    )
+    .json(&body)
+    .send()
+    .await
+    .unwrap()
 }
 
 async fn deliveries(app: &TestApp, token: &str, endpoint: &str) -> Vec<Value> {
-    app.client
-        .get(app.url(&format!(
-            "/api/v1/notifications/webhooks/{endpoint}/deliveries"
-        )))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.json_as(
+        &format!("/api/v1/notifications/webhooks/{endpoint}/deliveries"),
+        token,
+    )
+    .await
 }
 
 const FAST: &[(&str, &str)] = &[
@@ -294,9 +290,7 @@ async fn failures_are_retried_dead_lettered_replayed_and_the_endpoint_disabled()
     let delivery = log[0]["id"].as_str().unwrap();
     let replay = format!("/api/v1/notifications/webhooks/{id}/deliveries/{delivery}/replay");
     let res = app
-        .client
-        .post(app.url(&replay))
-        .bearer_auth(&root)
+        .as_user(reqwest::Method::POST, &replay, &root)
         .send()
         .await
         .unwrap();
@@ -311,9 +305,11 @@ async fn failures_are_retried_dead_lettered_replayed_and_the_endpoint_disabled()
     // A range replay sends everything since then again.
     let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let res = app
-        .client
-        .post(app.url(&format!("/api/v1/notifications/webhooks/{id}/replay")))
-        .bearer_auth(&root)
+        .as_user(
+            reqwest::Method::POST,
+            &format!("/api/v1/notifications/webhooks/{id}/replay"),
+            &root,
+        )
         .json(&json!({ "since": since }))
         .send()
         .await
@@ -336,15 +332,8 @@ async fn failures_are_retried_dead_lettered_replayed_and_the_endpoint_disabled()
     register(&app, "bob@example.com").await;
     register(&app, "cy@example.com").await;
     let get = || async {
-        app.client
-            .get(app.url(&format!("/api/v1/notifications/webhooks/{id}")))
-            .bearer_auth(&root)
-            .send()
+        app.json_as::<Value>(&format!("/api/v1/notifications/webhooks/{id}"), &root)
             .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
     };
     assert!(
         eventually(Duration::from_secs(15), || async {
@@ -360,9 +349,11 @@ async fn failures_are_retried_dead_lettered_replayed_and_the_endpoint_disabled()
             .contains("failed attempts")
     );
     let res = app
-        .client
-        .post(app.url(&format!("/api/v1/notifications/webhooks/{id}/enable")))
-        .bearer_auth(&root)
+        .as_user(
+            reqwest::Method::POST,
+            &format!("/api/v1/notifications/webhooks/{id}/enable"),
+            &root,
+        )
         .send()
         .await
         .unwrap();
@@ -389,10 +380,7 @@ async fn a_users_endpoint_sees_only_their_own_events_and_nobody_elses_endpoints(
     register(&app, "ada@example.com").await;
     let ada = token(&app, "ada@example.com").await;
     for access in [&ada, &bob] {
-        let res = app
-            .client
-            .post(app.url("/api/v1/auth/change-password"))
-            .bearer_auth(access)
+        let res = app.as_user(reqwest::Method::POST, "/api/v1/auth/change-password", access)
             .json(&json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase 9" }))
             .send()
             .await
@@ -418,9 +406,7 @@ async fn a_users_endpoint_sees_only_their_own_events_and_nobody_elses_endpoints(
         endpoint["id"].as_str().unwrap()
     );
     let res = app
-        .client
-        .get(app.url(&path))
-        .bearer_auth(&ada)
+        .as_user(reqwest::Method::GET, &path, &ada)
         .send()
         .await
         .unwrap();
@@ -430,9 +416,7 @@ async fn a_users_endpoint_sees_only_their_own_events_and_nobody_elses_endpoints(
         "another user's endpoint does not exist for you"
     );
     let res = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&ada)
+        .as_user(reqwest::Method::DELETE, &path, &ada)
         .send()
         .await
         .unwrap();
@@ -455,12 +439,14 @@ async fn a_rotated_secret_signs_alongside_the_new_one_for_a_while() {
     .unwrap();
     let old = endpoint["secret"].as_str().unwrap().to_owned();
     let rotated: Value = app
-        .client
-        .post(app.url(&format!(
-            "/api/v1/notifications/webhooks/{}/rotate-secret",
-            endpoint["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&root)
+        .as_user(
+            reqwest::Method::POST,
+            &format!(
+                "/api/v1/notifications/webhooks/{}/rotate-secret",
+                endpoint["id"].as_str().unwrap()
+            ),
+            &root,
+        )
         .send()
         .await
         .unwrap()
@@ -469,16 +455,7 @@ async fn a_rotated_secret_signs_alongside_the_new_one_for_a_while() {
         .unwrap();
     let new = rotated["secret"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
-    let listed: Vec<Value> = app
-        .client
-        .get(app.url("/api/v1/notifications/webhooks"))
-        .bearer_auth(&root)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Vec<Value> = app.json_as("/api/v1/notifications/webhooks", &root).await;
     assert!(listed[0].get("secret").is_none(), "secrets are shown once");
 
     register(&app, "ada@example.com").await;
