@@ -1235,3 +1235,69 @@ async fn expired_access_tokens_are_refused() {
             .contains("expired")
     );
 }
+
+#[tokio::test]
+async fn role_permissions_can_be_replaced_by_admins_only() {
+    use reqwest::Method;
+    let app = spawn_app_with(ADMIN).await;
+    let root = signed_in(&app, "root@example.com").await;
+    let root_access = root["access_token"].as_str().unwrap();
+    let bob = signed_in(&app, "bob@example.com").await;
+    let bob_access = bob["access_token"].as_str().unwrap();
+    let role = json!({ "name": "editor", "permissions": ["content.pages.write"] });
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            "/api/v1/auth/admin/roles",
+            root_access,
+            Some(role)
+        )
+        .await
+        .status(),
+        201
+    );
+
+    let body = json!({ "permissions": ["content.pages.*", "content.media.write"] });
+    let path = "/api/v1/auth/admin/roles/editor";
+    assert_eq!(
+        send(&app, Method::PUT, path, bob_access, Some(body.clone()))
+            .await
+            .status(),
+        403
+    );
+    let bad = send(
+        &app,
+        Method::PUT,
+        path,
+        root_access,
+        Some(json!({ "permissions": ["Content Pages"] })),
+    )
+    .await;
+    assert_eq!(bad.status(), 422);
+    let unknown = send(
+        &app,
+        Method::PUT,
+        "/api/v1/auth/admin/roles/nobody",
+        root_access,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        send(&app, Method::PUT, path, root_access, Some(body))
+            .await
+            .status(),
+        204
+    );
+    let roles: Vec<Value> = authed_get(&app, "/api/v1/auth/admin/roles", root_access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let editor = roles.iter().find(|r| r["name"] == "editor").unwrap();
+    assert_eq!(
+        editor["permissions"],
+        json!(["content.media.write", "content.pages.*"])
+    );
+}

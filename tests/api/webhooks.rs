@@ -469,3 +469,51 @@ async fn a_rotated_secret_signs_alongside_the_new_one_for_a_while() {
     assert_eq!(hook.signature.split(' ').count(), 2);
     assert!(verifies(&hook, &new) && verifies(&hook, &old));
 }
+
+#[tokio::test]
+async fn delivery_logs_and_replays_reject_bad_input() {
+    let app = spawn_app_with(FAST).await;
+    let root = admin(&app).await;
+    let endpoint: Value = create_endpoint(
+        &app,
+        &root,
+        json!({ "url": "http://127.0.0.1:9/hook", "event_types": ["user.*"] }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = endpoint["id"].as_str().unwrap();
+    let log = format!("/api/v1/notifications/webhooks/{id}/deliveries?limit=500");
+    let res = app
+        .as_user(reqwest::Method::GET, &log, &root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let replay = format!("/api/v1/notifications/webhooks/{id}/replay");
+    let res = app
+        .as_user(reqwest::Method::POST, &replay, &root)
+        .json(&json!({ "since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let res = app
+        .as_user(reqwest::Method::POST, &replay, &root)
+        .json(&json!({ "since": "yesterday" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let missing = format!(
+        "/api/v1/notifications/webhooks/{id}/deliveries/{}/replay",
+        uuid::Uuid::now_v7()
+    );
+    let res = app
+        .as_user(reqwest::Method::POST, &missing, &root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
