@@ -98,9 +98,9 @@ ensure_python_tools() {
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv python3-pip; python3 -m venv "$venv"; }
   fi
-  if ! "$venv/bin/python" -c 'import aiosmtpd, moto.server' 2>/dev/null; then
-    say "Installing aiosmtpd and moto[server] (PyPI)"
-    "$venv/bin/pip" install -q aiosmtpd 'moto[server]' >&2
+  if ! "$venv/bin/python" -c 'import aiosmtpd, moto.server, openapi_spec_validator' 2>/dev/null; then
+    say "Installing aiosmtpd, moto[server] and openapi-spec-validator (PyPI)"
+    "$venv/bin/pip" install -q aiosmtpd 'moto[server]' openapi-spec-validator >&2
   fi
   export PATH="$venv/bin:$PATH"
   if ! port_open 2525; then

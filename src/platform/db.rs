@@ -117,3 +117,11 @@ pub async fn schema_exists(pool: &PgPool, schema: &str) -> Result<bool, sqlx::Er
         .fetch_one(pool)
         .await
 }
+
+/// Text matched literally inside a `LIKE` pattern (`%`, `_` and `\` stand for themselves),
+/// for prefix and substring filters built from what clients send.
+pub fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

@@ -1,6 +1,6 @@
 //! The contract every domain implements. `src/domains/mod.rs` lists the compiled-in domains;
 //! the kernel does the rest: creates and migrates the schema, mounts the routes under
-//! `/api/v1/<name>`, merges the OpenAPI document, registers the subscribers, health checks
+//! `/api/v1/<path>`, merges the OpenAPI document, registers the subscribers, health checks
 //! and background jobs.
 
 use std::sync::{Arc, OnceLock};
@@ -14,8 +14,13 @@ use super::health::HealthCheck;
 use super::jobs::Job;
 
 pub trait Domain: Send + Sync + 'static {
-    /// The Cargo feature's name, also the route prefix: `/api/v1/<name>`.
+    /// The Cargo feature's name.
     fn name(&self) -> &'static str;
+    /// The route prefix under `/api/v1/`; the name unless the API reads better otherwise
+    /// (`baas-database` serves `/api/v1/databases`).
+    fn path(&self) -> &'static str {
+        self.name()
+    }
     /// The PostgreSQL schema the domain owns (lower-case letters and underscores).
     fn schema(&self) -> &'static str;
     /// The event types this domain publishes (webhook subscriptions are checked against
@@ -37,9 +42,9 @@ pub trait Domain: Send + Sync + 'static {
     fn migrations(&self) -> Option<&'static Migrator> {
         None
     }
-    /// Mounts the domain's routes; the kernel has already scoped them to `/api/v1/<name>`.
+    /// Mounts the domain's routes; the kernel has already scoped them to `/api/v1/<path>`.
     fn routes(&self, _cfg: &mut web::ServiceConfig) {}
-    /// The OpenAPI document of those routes, with paths relative to `/api/v1/<name>`.
+    /// The OpenAPI document of those routes, with paths relative to `/api/v1/<path>`.
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         utoipa::openapi::OpenApiBuilder::new().build()
     }

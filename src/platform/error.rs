@@ -134,6 +134,27 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code).detail(detail)
     }
 
+    /// The same problem as part `prefix` of a larger request (one operation of a batch):
+    /// field paths go under the prefix, and a problem without fields names the part itself.
+    pub fn within(mut self, prefix: &str) -> Self {
+        if self.errors.is_empty() {
+            self.errors.push(FieldError {
+                field: prefix.to_owned(),
+                code: self.code.to_string(),
+                message: self.detail.clone().unwrap_or_default(),
+            });
+        } else {
+            for e in &mut self.errors {
+                e.field = format!("{prefix}.{}", e.field);
+            }
+        }
+        self.detail = Some(format!(
+            "{prefix}: {}",
+            self.detail.as_deref().unwrap_or("failed")
+        ));
+        self
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

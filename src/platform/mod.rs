@@ -4,6 +4,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod grants;
 pub mod health;
 pub mod http;
 pub mod identity;

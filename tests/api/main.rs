@@ -10,6 +10,8 @@ mod probe;
 #[cfg(feature = "auth")]
 mod auth;
 mod cli;
+#[cfg(feature = "baas-database")]
+mod databases;
 mod edge;
 mod errors;
 mod events;
@@ -18,6 +20,8 @@ mod kafka;
 mod migrations;
 #[cfg(feature = "notifications")]
 mod notifications;
+#[cfg(feature = "storage")]
+mod storage;
 mod system;
 #[cfg(all(feature = "notifications", feature = "auth"))]
 mod webhooks;

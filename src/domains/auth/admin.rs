@@ -38,10 +38,7 @@ pub async fn list_users(
     query: web::Query<UserListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require("auth.users.read")?;
-    let limit = query.limit.unwrap_or(25);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 100"));
-    }
+    let limit = crate::platform::http::page_limit(query.limit)?;
     let rows = repo::list_users(&platform.db, query.after, limit).await?;
     let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.user.id)).flatten();
     let users = rows

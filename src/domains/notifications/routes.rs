@@ -21,11 +21,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/messages/{id}/retry").route(web::post().to(retry_message)));
 }
 
-fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
-    let limit = limit.unwrap_or(25);
+pub(super) fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let limit = crate::platform::http::page_limit(limit)?;
     let offset = offset.unwrap_or(0);
-    if !(1..=100).contains(&limit) || offset < 0 {
-        return Err(ApiError::bad_request("invalid_query", "limit must be 1 to 100 and offset at least 0"));
+    if offset < 0 {
+        return Err(ApiError::bad_request("invalid_query", "offset: must be at least 0"));
     }
     Ok((limit, offset))
 }

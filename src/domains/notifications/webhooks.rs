@@ -325,11 +325,7 @@ pub async fn list_deliveries(
     q: web::Query<DeliveryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let endpoint = own_endpoint(&platform, &user, *id).await?;
-    let limit = q.limit.unwrap_or(25);
-    let offset = q.offset.unwrap_or(0);
-    if !(1..=100).contains(&limit) || offset < 0 {
-        return Err(ApiError::bad_request("invalid_query", "limit must be 1 to 100 and offset at least 0"));
-    }
+    let (limit, offset) = super::routes::page(q.limit, q.offset)?;
     let rows = repo::deliveries(&platform.db, endpoint.id, q.status.as_deref(), limit, offset).await?;
     let out: Vec<DeliveryResponse> = rows
         .into_iter()

@@ -86,6 +86,12 @@ pub async fn publish(conn: &mut PgConnection, event: &Event) -> Result<(), sqlx:
     repo::insert(conn, event).await
 }
 
+/// Writes several events to the outbox in one statement (a bulk write's events); see
+/// [`publish`].
+pub async fn publish_all(conn: &mut PgConnection, events: &[Event]) -> Result<(), sqlx::Error> {
+    repo::insert_many(conn, events).await
+}
+
 /// Publishes a typed event; see [`publish`].
 pub async fn publish_domain<E: DomainEvent>(
     conn: &mut PgConnection,

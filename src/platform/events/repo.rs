@@ -49,6 +49,26 @@ pub async fn insert(conn: &mut PgConnection, e: &Event) -> Result<(), sqlx::Erro
     Ok(())
 }
 
+/// Inserts many events in as few statements as the bind-parameter limit allows.
+pub async fn insert_many(conn: &mut PgConnection, events: &[Event]) -> Result<(), sqlx::Error> {
+    for chunk in events.chunks(5000) {
+        let mut qb = sqlx::QueryBuilder::<Postgres>::new(
+            "INSERT INTO platform.outbox (id, event_type, source, aggregate_id, occurred_at, schema_version, payload) ",
+        );
+        qb.push_values(chunk, |mut row, e| {
+            row.push_bind(e.id)
+                .push_bind(&e.event_type)
+                .push_bind(&e.source)
+                .push_bind(&e.aggregate_id)
+                .push_bind(e.occurred_at)
+                .push_bind(e.schema_version)
+                .push_bind(&e.payload);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Locks the next events due for subscribers; rows another relay holds are skipped, so
 /// replicas share the work without handing one event out twice at once.
 pub async fn lock_undispatched(

@@ -11,4 +11,4 @@ pub mod request_id;
 pub mod security_headers;
 pub mod system;
 
-pub use extract::ValidatedJson;
+pub use extract::{ValidatedJson, page_limit};

@@ -1,0 +1,218 @@
+//! Storage benchmark against a running server (`scripts/bench.sh` starts the release binary
+//! and passes its address, process id and a token):
+//! 1. a 1 GiB upload (streamed multipart) and download, in MB/s, with the server's resident
+//!    memory sampled throughout, so a flat peak shows nothing is buffered whole;
+//! 2. the time to make three variants of a 12-megapixel JPEG, from the upload's answer to the
+//!    variants being listed, and of a first (uncached) and second (cached) preview.
+//!
+//! `BENCH_BASE_URL=http://127.0.0.1:PORT BENCH_TOKEN=... BENCH_SERVER_PID=... cargo bench --bench storage`
+
+use std::io::Cursor;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+const GIB: u64 = 1024 * 1024 * 1024;
+const CHUNK: usize = 256 * 1024;
+
+fn rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Samples the server's RSS every 50 ms until stopped; returns the highest seen.
+fn watch_rss(pid: String) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+    let peak = Arc::new(AtomicU64::new(0));
+    let p = peak.clone();
+    let handle = tokio::spawn(async move {
+        loop {
+            p.fetch_max(rss_kib(&pid), Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    (peak, handle)
+}
+
+/// Incompressible, cheap bytes (xorshift), produced as the upload goes.
+fn generated(total: u64) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut sent = 0u64;
+    futures_util::stream::iter(std::iter::from_fn(move || {
+        if sent >= total {
+            return None;
+        }
+        let n = CHUNK.min((total - sent) as usize);
+        let mut buf = vec![0u8; n];
+        for chunk in buf.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+        }
+        sent += n as u64;
+        Some(Ok(buf))
+    }))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .ok();
+    let base =
+        std::env::var("BENCH_BASE_URL").map_err(|_| anyhow::anyhow!("set BENCH_BASE_URL"))?;
+    let token = std::env::var("BENCH_TOKEN").map_err(|_| anyhow::anyhow!("set BENCH_TOKEN"))?;
+    let pid =
+        std::env::var("BENCH_SERVER_PID").map_err(|_| anyhow::anyhow!("set BENCH_SERVER_PID"))?;
+    let size: u64 = std::env::var("BENCH_FILE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(GIB);
+    let http = reqwest::Client::new();
+    let api = |path: &str| format!("{base}/api/v1/storage{path}");
+
+    let bucket: Value = http
+        .post(api("/buckets"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "bench"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let bucket = bucket["id"].as_str().unwrap_or_default().to_owned();
+    println!(
+        "server RSS before: {:.1} MiB",
+        rss_kib(&pid) as f64 / 1024.0
+    );
+
+    // 1. One large file up and down.
+    let (peak, watcher) = watch_rss(pid.clone());
+    let part = Part::stream_with_length(reqwest::Body::wrap_stream(generated(size)), size)
+        .file_name("large.bin");
+    let started = Instant::now();
+    let res = http
+        .post(api(&format!("/buckets/{bucket}/files")))
+        .bearer_auth(&token)
+        .multipart(Form::new().part("file", part))
+        .send()
+        .await?;
+    let status = res.status();
+    let file: Value = res.json().await?;
+    anyhow::ensure!(status.is_success(), "upload: {status} {file}");
+    let secs = started.elapsed().as_secs_f64();
+    let mb = size as f64 / 1_000_000.0;
+    println!(
+        "upload {:.0} MiB: {:.1} s, {:.0} MB/s; server RSS peak {:.1} MiB",
+        size as f64 / 1048576.0,
+        secs,
+        mb / secs,
+        peak.load(Ordering::Relaxed) as f64 / 1024.0
+    );
+    let id = file["id"].as_str().unwrap_or_default().to_owned();
+
+    peak.store(0, Ordering::Relaxed);
+    let started = Instant::now();
+    let res = http
+        .get(api(&format!("/files/{id}/download")))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    let mut stream = res.bytes_stream();
+    let mut got = 0u64;
+    while let Some(chunk) = stream.next().await {
+        got += chunk?.len() as u64;
+    }
+    anyhow::ensure!(got == size, "downloaded {got} of {size}");
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "download: {:.1} s, {:.0} MB/s; server RSS peak {:.1} MiB",
+        secs,
+        mb / secs,
+        peak.load(Ordering::Relaxed) as f64 / 1024.0
+    );
+    watcher.abort();
+    http.delete(api(&format!("/files/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+
+    // 2. Variants of a 12-megapixel JPEG.
+    let variants = json!([
+        {"name": "thumbnail", "width": 200, "height": 200, "fit": "cover", "format": "webp"},
+        {"name": "small", "width": 640, "height": 640},
+        {"name": "medium", "width": 1280, "height": 1280}
+    ]);
+    let images: Value = http
+        .post(api("/buckets"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "images", "variants": variants}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let images = images["id"].as_str().unwrap_or_default().to_owned();
+    let img = image::RgbImage::from_fn(4000, 3000, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8])
+    });
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)?;
+    let started = Instant::now();
+    let res = http
+        .post(api(&format!("/buckets/{images}/files")))
+        .bearer_auth(&token)
+        .multipart(Form::new().part("file", Part::bytes(jpeg.clone()).file_name("photo.jpg")))
+        .send()
+        .await?;
+    let photo: Value = res.json().await?;
+    let uploaded = started.elapsed();
+    let id = photo["id"].as_str().unwrap_or_default().to_owned();
+    loop {
+        let f: Value = http
+            .get(api(&format!("/files/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if f["variants"].as_array().is_some_and(|v| v.len() == 3) {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "variants not made: {f}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "12 MP JPEG ({:.1} MB): upload answered in {:.0} ms; three variants listed {:.0} ms after the answer",
+        jpeg.len() as f64 / 1e6,
+        uploaded.as_secs_f64() * 1000.0,
+        (started.elapsed() - uploaded).as_secs_f64() * 1000.0
+    );
+    for label in ["first (made)", "second (cached)"] {
+        let started = Instant::now();
+        let res = http
+            .get(api(&format!("/files/{id}/preview?width=800&height=600")))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        let n = res.bytes().await?.len();
+        println!(
+            "preview 800x600, {label}: {:.0} ms ({n} bytes)",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    println!("server RSS after: {:.1} MiB", rss_kib(&pid) as f64 / 1024.0);
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Image variants and previews: decoding under limits (decompression bombs stop at the
+//! header), resizing to fit, and encoding. CPU-bound: callers run it on the blocking pool.
+
+use std::io::Cursor;
+
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// Fill the box exactly, cropping what overflows (thumbnails).
+    Cover,
+    /// Fit inside the box, keeping the whole image.
+    #[default]
+    Contain,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Jpeg,
+    Png,
+    /// Lossless WebP.
+    Webp,
+}
+
+impl Fit {
+    /// As in URLs and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fit::Cover => "cover",
+            Fit::Contain => "contain",
+        }
+    }
+}
+
+impl Format {
+    /// As in URLs and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpeg",
+            Format::Png => "png",
+            Format::Webp => "webp",
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+            Format::Webp => "image/webp",
+        }
+    }
+}
+
+/// One variant a bucket makes of every image uploaded to it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "thumbnail", "width": 200, "height": 200, "fit": "cover", "format": "webp"}))]
+pub struct VariantSpec {
+    /// Letters, digits, `_` and `-`.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    #[serde(default)]
+    pub fit: Fit,
+    #[serde(default)]
+    pub format: Format,
+}
+
+/// Image types that are decoded for variants and previews.
+pub fn is_processable(mime: &str) -> bool {
+    matches!(mime, "image/jpeg" | "image/png" | "image/webp" | "image/gif")
+}
+
+pub struct ImageLimits {
+    pub max_pixels: u64,
+    pub max_dimension: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("the image is {0}x{1}, past the {2} pixels or {3} per side allowed")]
+    TooLarge(u32, u32, u64, u32),
+    #[error("the image cannot be read: {0}")]
+    Unreadable(String),
+}
+
+fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, ImageError> {
+    ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Unreadable(e.to_string()))
+}
+
+/// The dimensions in the header, if the bytes hold it (a prefix of the file may do).
+pub fn dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    reader(bytes).ok()?.into_dimensions().ok()
+}
+
+/// Refuses dimensions past the limits, before anything is decoded.
+pub fn check_dimensions(w: u32, h: u32, limits: &ImageLimits) -> Result<(), ImageError> {
+    if w > limits.max_dimension || h > limits.max_dimension || u64::from(w) * u64::from(h) > limits.max_pixels {
+        return Err(ImageError::TooLarge(w, h, limits.max_pixels, limits.max_dimension));
+    }
+    Ok(())
+}
+
+/// Decodes after checking the header's dimensions, with the decoder's own allocation limit
+/// as a second guard (a header may lie).
+pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, ImageError> {
+    let (w, h) = dimensions(bytes).ok_or_else(|| ImageError::Unreadable("no image header".into()))?;
+    check_dimensions(w, h, limits)?;
+    let mut r = reader(bytes)?;
+    let mut l = Limits::default();
+    l.max_image_width = Some(limits.max_dimension);
+    l.max_image_height = Some(limits.max_dimension);
+    // Eight bytes per pixel covers 16-bit RGBA, the widest layout the decoders produce.
+    l.max_alloc = Some(limits.max_pixels.saturating_mul(8));
+    r.limits(l);
+    r.decode().map_err(|e| ImageError::Unreadable(e.to_string()))
+}
+
+/// Resizes to the box and encodes; returns the bytes and the result's dimensions.
+pub fn render(img: &DynamicImage, width: u32, height: u32, fit: Fit, format: Format) -> Result<(Vec<u8>, u32, u32), ImageError> {
+    let (width, height) = (width.max(1), height.max(1));
+    // Never enlarge: a box bigger than the image keeps the image's size.
+    let resized = if img.width() <= width && img.height() <= height && fit == Fit::Contain {
+        img.clone()
+    } else {
+        match fit {
+            Fit::Contain => img.resize(width, height, FilterType::Triangle),
+            Fit::Cover => img.resize_to_fill(width.min(img.width()), height.min(img.height()), FilterType::Triangle),
+        }
+    };
+    let out = match format {
+        // JPEG has no alpha channel.
+        Format::Jpeg => DynamicImage::ImageRgb8(resized.to_rgb8()),
+        Format::Webp => DynamicImage::ImageRgba8(resized.to_rgba8()),
+        Format::Png => resized,
+    };
+    let mut bytes = Vec::new();
+    let image_format = match format {
+        Format::Jpeg => ImageFormat::Jpeg,
+        Format::Png => ImageFormat::Png,
+        Format::Webp => ImageFormat::WebP,
+    };
+    out.write_to(&mut Cursor::new(&mut bytes), image_format).map_err(|e| ImageError::Unreadable(e.to_string()))?;
+    Ok((bytes, out.width(), out.height()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(w, h, image::Rgb([200, 30, 30])));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        out
+    }
+
+    const LIMITS: ImageLimits = ImageLimits { max_pixels: 1_000_000, max_dimension: 2000 };
+
+    #[test]
+    fn variants_fit_their_box() {
+        let img = decode(&png(400, 200), &LIMITS).unwrap();
+        let (_, w, h) = render(&img, 100, 100, Fit::Contain, Format::Jpeg).unwrap();
+        assert_eq!((w, h), (100, 50));
+        let (bytes, w, h) = render(&img, 100, 100, Fit::Cover, Format::Webp).unwrap();
+        assert_eq!((w, h), (100, 100));
+        assert_eq!(&bytes[8..12], b"WEBP");
+        let (_, w, h) = render(&img, 1000, 1000, Fit::Contain, Format::Png).unwrap();
+        assert_eq!((w, h), (400, 200), "never enlarged");
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for b in bytes {
+            crc ^= u32::from(*b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn huge_headers_are_refused_before_decoding() {
+        // A valid PNG header (checksum and all) claiming 30000 x 30000 pixels.
+        let mut bomb = png(1, 1);
+        bomb[16..20].copy_from_slice(&30000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&30000u32.to_be_bytes());
+        let crc = crc32(&bomb[12..29]);
+        bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(decode(&bomb, &LIMITS), Err(ImageError::TooLarge(30000, 30000, ..))));
+        assert!(decode(b"not an image", &LIMITS).is_err());
+    }
+}

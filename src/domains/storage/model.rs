@@ -1,0 +1,280 @@
+//! Request and response bodies of the storage API.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use validator::Validate;
+
+use super::images::{Fit, Format, VariantSpec};
+use crate::platform::grants::{ContainerPermissions, ItemPermissions};
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "avatars", "max_file_bytes": 5242880, "allowed_types": ["image/*"],
+    "allowed_extensions": ["jpg", "jpeg", "png", "webp"], "public": true, "versioning": false,
+    "variants": [{"name": "thumbnail", "width": 128, "height": 128, "fit": "cover", "format": "webp"}]
+}))]
+pub struct CreateBucketRequest {
+    #[validate(length(min = 1, max = 128))]
+    pub name: String,
+    /// Default and ceiling: `storage.max_file_bytes`.
+    pub max_file_bytes: Option<u64>,
+    /// MIME types or families (`image/*`), judged from the bytes; empty: any.
+    #[serde(default)]
+    pub allowed_types: Vec<String>,
+    /// Extensions without the dot; empty: any.
+    #[serde(default)]
+    pub allowed_extensions: Vec<String>,
+    /// Anyone may read its files, without a token.
+    #[serde(default)]
+    pub public: bool,
+    /// Keep earlier versions when a file gets a new one.
+    #[serde(default)]
+    pub versioning: bool,
+    #[serde(default)]
+    pub variants: Vec<VariantSpec>,
+    #[serde(default)]
+    pub permissions: ContainerPermissions,
+    /// Whether each file's own grants apply (default true).
+    #[serde(default = "yes")]
+    pub file_security: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBucketRequest {
+    #[validate(length(min = 1, max = 128))]
+    pub name: Option<String>,
+    pub max_file_bytes: Option<u64>,
+    pub allowed_types: Option<Vec<String>>,
+    pub allowed_extensions: Option<Vec<String>>,
+    pub public: Option<bool>,
+    pub versioning: Option<bool>,
+    pub variants: Option<Vec<VariantSpec>>,
+    pub permissions: Option<ContainerPermissions>,
+    pub file_security: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BucketResponse {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub max_file_bytes: i64,
+    pub allowed_types: Vec<String>,
+    pub allowed_extensions: Vec<String>,
+    pub public: bool,
+    pub versioning: bool,
+    pub variants: Vec<VariantSpec>,
+    pub permissions: ContainerPermissions,
+    pub file_security: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BucketList {
+    pub buckets: Vec<BucketResponse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionResponse {
+    pub number: i32,
+    pub size: i64,
+    pub content_type: String,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<i32>,
+    pub current: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VariantResponse {
+    pub name: String,
+    pub width: i32,
+    pub height: i32,
+    pub size: i64,
+    pub content_type: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a5f6-7d2c-7b9e-9f10-3c4d5e6f7a8b", "bucket_id": "0193a5f6-7d2c-7b9e-9f10-3c4d5e6f7a8c",
+    "name": "cat.png", "size": 48213, "content_type": "image/png",
+    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "version": 1,
+    "tags": ["pets"], "metadata": {"alt": "A cat"}, "width": 640, "height": 480,
+    "variants": [{"name": "thumbnail", "width": 128, "height": 128, "size": 3120, "content_type": "image/webp"}],
+    "permissions": {"read": ["any"], "update": [], "delete": []},
+    "created_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:00:00Z"
+}))]
+pub struct FileResponse {
+    pub id: Uuid,
+    pub bucket_id: Uuid,
+    pub name: String,
+    /// Of the current version.
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: String,
+    /// The current version's number.
+    pub version: i32,
+    pub tags: Vec<String>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<i32>,
+    /// Variants made so far (they are made after the upload answers).
+    pub variants: Vec<VariantResponse>,
+    pub uploader_id: Option<Uuid>,
+    pub permissions: ItemPermissions,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FileList {
+    pub files: Vec<FileResponse>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionList {
+    pub versions: Vec<VersionResponse>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FileSort {
+    Name,
+    #[default]
+    CreatedAt,
+}
+
+/// `GET /buckets/{bucket}/files` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FileListParams {
+    /// Names starting with this.
+    pub prefix: Option<String>,
+    /// An exact type (`image/png`) or a family (`image/*`).
+    pub content_type: Option<String>,
+    /// Files carrying this tag.
+    pub tag: Option<String>,
+    /// `name` or `created_at` (default).
+    pub sort: Option<FileSort>,
+    /// `asc` (default) or `desc`.
+    pub order: Option<String>,
+    /// 1 to 100 (default 25).
+    pub limit: Option<i64>,
+    /// The `next` of the previous page.
+    pub after: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "cat.png", "tags": ["pets", "cute"], "metadata": {"alt": "A cat"}}))]
+pub struct UpdateFileRequest {
+    #[validate(length(min = 1, max = 255))]
+    pub name: Option<String>,
+    pub tags: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    pub permissions: Option<ItemPermissions>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"expires_in": 3600}))]
+pub struct SignedUrlRequest {
+    /// Seconds, 1 to `storage.max_signed_url_secs` (default one hour).
+    pub expires_in: Option<i64>,
+    /// A version number instead of the current version.
+    pub version: Option<i32>,
+    /// A variant's name instead of the file.
+    pub variant: Option<String>,
+    /// A preview of the current version instead of the file.
+    pub preview: Option<PreviewOptions>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedUrlResponse {
+    /// Absolute, under `server.public_base_url`; anyone holding it may download until it expires.
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Query parameters of downloads: a signed URL's.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DownloadParams {
+    /// Unix seconds; with `signature`, from a signed URL.
+    pub expires: Option<i64>,
+    pub signature: Option<String>,
+    /// `attachment` forces a download even for types a browser could show.
+    pub disposition: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewParams {
+    /// 1 to `storage.max_preview_dimension` (the default).
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// `contain` (default) or `cover`.
+    pub fit: Option<Fit>,
+    /// `jpeg` (default), `png` or `webp`.
+    pub format: Option<Format>,
+    /// With `signature`, from a signed URL.
+    pub expires: Option<i64>,
+    pub signature: Option<String>,
+}
+
+/// A preview a signed URL opens.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewOptions {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fit: Option<Fit>,
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageResponse {
+    pub bytes: i64,
+    /// Absent when there is no quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<u64>,
+}
+
+/// The parts of a multipart upload (documentation only: the server streams it).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The file. Its type is judged from its bytes.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    /// Overrides the file part's file name.
+    pub name: Option<String>,
+    /// Comma-separated.
+    pub tags: Option<String>,
+    /// A JSON object of custom keys and values.
+    pub metadata: Option<String>,
+    /// JSON like `{"read": ["any"]}`; default: the uploader only.
+    pub permissions: Option<String>,
+}

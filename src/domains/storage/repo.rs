@@ -1,0 +1,603 @@
+//! All SQL of the storage domain (schema `storage`).
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::images::VariantSpec;
+use crate::platform::grants::{Access, ContainerPermissions, ItemGrants, ItemPermissions};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
+pub struct BucketRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub name: String,
+    pub max_file_bytes: i64,
+    pub allowed_types: Vec<String>,
+    pub allowed_extensions: Vec<String>,
+    pub public: bool,
+    pub versioning: bool,
+    pub variants: Json<Vec<VariantSpec>>,
+    pub permissions: Json<ContainerPermissions>,
+    pub file_security: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub struct BucketFields<'a> {
+    pub name: &'a str,
+    pub max_file_bytes: i64,
+    pub allowed_types: &'a [String],
+    pub allowed_extensions: &'a [String],
+    pub public: bool,
+    pub versioning: bool,
+    pub variants: &'a [VariantSpec],
+    pub permissions: &'a ContainerPermissions,
+    pub file_security: bool,
+}
+
+pub async fn insert_bucket(conn: &mut PgConnection, owner: Uuid, b: &BucketFields<'_>) -> Result<BucketRow, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO storage.buckets (id, owner_id, name, max_file_bytes, allowed_types, allowed_extensions, public, versioning,
+                                      variants, permissions, file_security)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(owner)
+    .bind(b.name)
+    .bind(b.max_file_bytes)
+    .bind(b.allowed_types)
+    .bind(b.allowed_extensions)
+    .bind(b.public)
+    .bind(b.versioning)
+    .bind(Json(b.variants))
+    .bind(Json(b.permissions))
+    .bind(b.file_security)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn update_bucket(conn: &mut PgConnection, id: Uuid, b: &BucketFields<'_>) -> Result<BucketRow, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE storage.buckets SET name = $2, max_file_bytes = $3, allowed_types = $4, allowed_extensions = $5, public = $6,
+                versioning = $7, variants = $8, permissions = $9, file_security = $10, updated_at = now()
+          WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(b.name)
+    .bind(b.max_file_bytes)
+    .bind(b.allowed_types)
+    .bind(b.allowed_extensions)
+    .bind(b.public)
+    .bind(b.versioning)
+    .bind(Json(b.variants))
+    .bind(Json(b.permissions))
+    .bind(b.file_security)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn bucket(conn: &mut PgConnection, id: Uuid) -> Result<Option<BucketRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.buckets WHERE id = $1").bind(id).fetch_optional(conn).await
+}
+
+pub async fn list_buckets(db: &PgPool, owner: Uuid) -> Result<Vec<BucketRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.buckets WHERE owner_id = $1 ORDER BY created_at, id").bind(owner).fetch_all(db).await
+}
+
+/// Deletes the bucket; cascades and triggers queue every byte it held for removal.
+pub async fn delete_bucket(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM storage.buckets WHERE id = $1").bind(id).execute(conn).await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
+pub struct FileRow {
+    pub id: Uuid,
+    pub bucket_id: Uuid,
+    pub uploader_id: Option<Uuid>,
+    pub name: String,
+    pub current_version: Uuid,
+    pub tags: Vec<String>,
+    pub metadata: Json<serde_json::Map<String, serde_json::Value>>,
+    pub perm_read: Vec<String>,
+    pub perm_update: Vec<String>,
+    pub perm_delete: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl FileRow {
+    pub fn grants(&self) -> ItemGrants<'_> {
+        ItemGrants { read: &self.perm_read, update: &self.perm_update, delete: &self.perm_delete }
+    }
+
+    pub fn permissions(&self) -> ItemPermissions {
+        ItemPermissions { read: self.perm_read.clone(), update: self.perm_update.clone(), delete: self.perm_delete.clone() }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
+pub struct VersionRow {
+    pub id: Uuid,
+    pub file_id: Uuid,
+    pub number: i32,
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: String,
+    pub object_key: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a file's response shows of its current version.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionSummary {
+    pub number: i32,
+    pub size: i64,
+    pub content_type: String,
+    pub sha256: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+}
+
+impl VersionRow {
+    pub fn summary(&self) -> VersionSummary {
+        VersionSummary {
+            number: self.number,
+            size: self.size,
+            content_type: self.content_type.clone(),
+            sha256: self.sha256.clone(),
+            width: self.width,
+            height: self.height,
+        }
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VariantRow {
+    pub version_id: Uuid,
+    pub name: String,
+    pub width: i32,
+    pub height: i32,
+    pub size: i64,
+    pub content_type: String,
+    pub object_key: String,
+}
+
+/// Adds `bytes` to the owner's usage if that stays within `quota` (0: no quota); false when
+/// it would not.
+pub async fn charge(conn: &mut PgConnection, owner: Uuid, bytes: i64, quota: u64) -> Result<bool, sqlx::Error> {
+    let quota = if quota == 0 { i64::MAX } else { i64::try_from(quota).unwrap_or(i64::MAX) };
+    let row: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO storage.usage AS u (owner_id, bytes) SELECT $1, $2 WHERE $2 <= $3
+         ON CONFLICT (owner_id) DO UPDATE SET bytes = u.bytes + EXCLUDED.bytes WHERE u.bytes + EXCLUDED.bytes <= $3
+         RETURNING bytes",
+    )
+    .bind(owner)
+    .bind(bytes)
+    .bind(quota)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+pub async fn usage(conn: &mut PgConnection, owner: Uuid) -> Result<i64, sqlx::Error> {
+    let bytes: Option<i64> = sqlx::query_scalar("SELECT bytes FROM storage.usage WHERE owner_id = $1").bind(owner).fetch_optional(conn).await?;
+    Ok(bytes.unwrap_or(0))
+}
+
+pub struct NewVersion<'a> {
+    pub id: Uuid,
+    pub file_id: Uuid,
+    pub size: i64,
+    pub content_type: &'a str,
+    pub sha256: &'a str,
+    pub object_key: &'a str,
+    pub dimensions: Option<(u32, u32)>,
+    pub quota_owner: Uuid,
+}
+
+pub async fn insert_version(conn: &mut PgConnection, v: &NewVersion<'_>) -> Result<VersionRow, sqlx::Error> {
+    let (w, h) = v.dimensions.map(|(w, h)| (Some(w as i32), Some(h as i32))).unwrap_or((None, None));
+    sqlx::query_as(
+        "INSERT INTO storage.versions (id, file_id, number, size, content_type, sha256, object_key, width, height, quota_owner)
+         VALUES ($1, $2, (SELECT coalesce(max(number), 0) + 1 FROM storage.versions WHERE file_id = $2), $3, $4, $5, $6, $7, $8, $9)
+         RETURNING *",
+    )
+    .bind(v.id)
+    .bind(v.file_id)
+    .bind(v.size)
+    .bind(v.content_type)
+    .bind(v.sha256)
+    .bind(v.object_key)
+    .bind(w)
+    .bind(h)
+    .bind(v.quota_owner)
+    .fetch_one(conn)
+    .await
+}
+
+pub struct NewFile<'a> {
+    pub id: Uuid,
+    pub bucket_id: Uuid,
+    pub uploader: Option<Uuid>,
+    pub name: &'a str,
+    pub version: Uuid,
+    pub tags: &'a [String],
+    pub metadata: &'a serde_json::Map<String, serde_json::Value>,
+    pub permissions: &'a ItemPermissions,
+}
+
+pub async fn insert_file(conn: &mut PgConnection, f: &NewFile<'_>) -> Result<FileRow, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO storage.files (id, bucket_id, uploader_id, name, current_version, tags, metadata, perm_read, perm_update, perm_delete)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
+    )
+    .bind(f.id)
+    .bind(f.bucket_id)
+    .bind(f.uploader)
+    .bind(f.name)
+    .bind(f.version)
+    .bind(f.tags)
+    .bind(Json(f.metadata))
+    .bind(&f.permissions.read)
+    .bind(&f.permissions.update)
+    .bind(&f.permissions.delete)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn file(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<FileRow>, sqlx::Error> {
+    let sql = if for_update { "SELECT * FROM storage.files WHERE id = $1 FOR UPDATE" } else { "SELECT * FROM storage.files WHERE id = $1" };
+    sqlx::query_as(sql).bind(id).fetch_optional(conn).await
+}
+
+/// A file with its bucket and current version, in one round trip (the download path).
+pub async fn file_bundle(conn: &mut PgConnection, id: Uuid) -> Result<Option<(FileRow, BucketRow, VersionRow)>, sqlx::Error> {
+    let row: Option<(Json<FileRow>, Json<BucketRow>, Json<VersionRow>)> = sqlx::query_as(
+        "SELECT to_jsonb(f), to_jsonb(b), to_jsonb(v) FROM storage.files f
+           JOIN storage.buckets b ON b.id = f.bucket_id JOIN storage.versions v ON v.id = f.current_version
+          WHERE f.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(f, b, v)| (f.0, b.0, v.0)))
+}
+
+pub async fn set_current(conn: &mut PgConnection, file: Uuid, version: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE storage.files SET current_version = $2, updated_at = now() WHERE id = $1").bind(file).bind(version).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn update_file(
+    conn: &mut PgConnection,
+    id: Uuid,
+    name: &str,
+    tags: &[String],
+    metadata: &serde_json::Map<String, serde_json::Value>,
+    permissions: &ItemPermissions,
+) -> Result<FileRow, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE storage.files SET name = $2, tags = $3, metadata = $4, perm_read = $5, perm_update = $6, perm_delete = $7, updated_at = now()
+          WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(tags)
+    .bind(Json(metadata))
+    .bind(&permissions.read)
+    .bind(&permissions.update)
+    .bind(&permissions.delete)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn delete_file(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM storage.files WHERE id = $1").bind(id).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn version(conn: &mut PgConnection, id: Uuid) -> Result<Option<VersionRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.versions WHERE id = $1").bind(id).fetch_optional(conn).await
+}
+
+pub async fn version_by_number(conn: &mut PgConnection, file: Uuid, number: i32) -> Result<Option<VersionRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.versions WHERE file_id = $1 AND number = $2").bind(file).bind(number).fetch_optional(conn).await
+}
+
+pub async fn versions(conn: &mut PgConnection, file: Uuid) -> Result<Vec<VersionRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.versions WHERE file_id = $1 ORDER BY number").bind(file).fetch_all(conn).await
+}
+
+/// Deletes every version but `keep` (an unversioned bucket's replace).
+pub async fn delete_other_versions(conn: &mut PgConnection, file: Uuid, keep: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM storage.versions WHERE file_id = $1 AND id <> $2").bind(file).bind(keep).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn delete_version(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM storage.versions WHERE id = $1").bind(id).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn variants(conn: &mut PgConnection, version: Uuid) -> Result<Vec<VariantRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = $1 ORDER BY name").bind(version).fetch_all(conn).await
+}
+
+pub async fn variants_of(conn: &mut PgConnection, versions: &[Uuid]) -> Result<Vec<VariantRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = ANY($1) ORDER BY name").bind(versions).fetch_all(conn).await
+}
+
+pub async fn variant(conn: &mut PgConnection, version: Uuid, name: &str) -> Result<Option<VariantRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = $1 AND name = $2").bind(version).bind(name).fetch_optional(conn).await
+}
+
+/// Records a variant; false when the version went away meanwhile (or it exists already).
+pub async fn insert_variant(conn: &mut PgConnection, v: &VariantRow) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO storage.variants (version_id, name, width, height, size, content_type, object_key)
+         SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(v.version_id)
+    .bind(&v.name)
+    .bind(v.width)
+    .bind(v.height)
+    .bind(v.size)
+    .bind(&v.content_type)
+    .bind(&v.object_key)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn preview(conn: &mut PgConnection, version: Uuid, params: &str) -> Result<Option<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as("SELECT object_key, content_type, size FROM storage.previews WHERE version_id = $1 AND params = $2")
+        .bind(version)
+        .bind(params)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn insert_preview(conn: &mut PgConnection, version: Uuid, params: &str, key: &str, content_type: &str, size: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO storage.previews (version_id, params, object_key, content_type, size)
+         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(version)
+    .bind(params)
+    .bind(key)
+    .bind(content_type)
+    .bind(size)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A file with its current version, as listed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ListedFile {
+    #[sqlx(flatten)]
+    pub file: FileRow,
+    #[sqlx(flatten)]
+    pub version: VersionSummary,
+}
+
+pub struct FileQuery<'a> {
+    pub bucket: Uuid,
+    pub prefix: Option<&'a str>,
+    /// (exact type) or (family, with a trailing `/`)
+    pub content_type: Option<&'a str>,
+    pub tag: Option<&'a str>,
+    pub by_name: bool,
+    pub descending: bool,
+    pub limit: i64,
+    pub after: Option<Uuid>,
+}
+
+pub async fn list_files(conn: &mut PgConnection, access: &Access, roles: &[String], q: &FileQuery<'_>) -> Result<Vec<ListedFile>, sqlx::Error> {
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "SELECT f.*, v.size, v.content_type, v.sha256, v.number, v.width, v.height
+           FROM storage.files f JOIN storage.versions v ON v.id = f.current_version WHERE f.bucket_id = ",
+    );
+    qb.push_bind(q.bucket);
+    if !access.read_all {
+        if access.item_security {
+            qb.push(" AND f.perm_read && ").push_bind(roles.to_vec());
+        } else {
+            qb.push(" AND false");
+        }
+    }
+    if let Some(prefix) = q.prefix {
+        qb.push(" AND f.name LIKE ").push_bind(format!("{}%", crate::platform::db::like_escape(prefix)));
+    }
+    match q.content_type {
+        Some(t) if t.ends_with('/') => {
+            qb.push(" AND starts_with(v.content_type, ").push_bind(t.to_owned()).push(")");
+        }
+        Some(t) => {
+            qb.push(" AND v.content_type = ").push_bind(t.to_owned());
+        }
+        None => {}
+    }
+    if let Some(tag) = q.tag {
+        qb.push(" AND f.tags @> ").push_bind(vec![tag.to_owned()]);
+    }
+    let column = if q.by_name { "f.name" } else { "f.created_at" };
+    let (cmp, dir) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
+    if let Some(after) = q.after {
+        qb.push(format!(" AND ({column}, f.id) {cmp} (SELECT {column}, f.id FROM storage.files f WHERE f.id = "));
+        qb.push_bind(after).push(")");
+    }
+    qb.push(format!(" ORDER BY {column} {dir}, f.id {dir} LIMIT ")).push_bind(q.limit);
+    qb.build_query_as().fetch_all(conn).await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UploadRow {
+    pub id: Uuid,
+    pub bucket_id: Uuid,
+    pub uploader_id: Option<Uuid>,
+    pub file_id: Option<Uuid>,
+    pub name: String,
+    pub length: i64,
+    pub received: i64,
+    pub options: Json<serde_json::Value>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub struct NewUpload<'a> {
+    pub bucket: Uuid,
+    pub uploader: Option<Uuid>,
+    pub file: Option<Uuid>,
+    pub name: &'a str,
+    pub length: i64,
+    pub options: serde_json::Value,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert_upload(conn: &mut PgConnection, u: &NewUpload<'_>) -> Result<UploadRow, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO storage.uploads (id, bucket_id, uploader_id, file_id, name, length, options, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING id, bucket_id, uploader_id, file_id, name, length, received, options, expires_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(u.bucket)
+    .bind(u.uploader)
+    .bind(u.file)
+    .bind(u.name)
+    .bind(u.length)
+    .bind(Json(&u.options))
+    .bind(u.expires_at)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn upload(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<UploadRow>, sqlx::Error> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    sqlx::query_as(&format!(
+        "SELECT id, bucket_id, uploader_id, file_id, name, length, received, options, expires_at
+           FROM storage.uploads WHERE id = $1 AND expires_at > now(){lock}"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn add_part(conn: &mut PgConnection, upload: Uuid, start: i64, length: i64, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO storage.upload_parts (upload_id, start, length, object_key) VALUES ($1, $2, $3, $4)")
+        .bind(upload)
+        .bind(start)
+        .bind(length)
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE storage.uploads SET received = received + $2 WHERE id = $1").bind(upload).bind(length).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn parts(conn: &mut PgConnection, upload: Uuid) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT object_key FROM storage.upload_parts WHERE upload_id = $1 ORDER BY start").bind(upload).fetch_all(conn).await
+}
+
+/// Deletes the upload; its parts' bytes are queued for removal.
+pub async fn delete_upload(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM storage.uploads WHERE id = $1").bind(id).execute(conn).await?;
+    Ok(())
+}
+
+pub async fn expire_uploads(db: &PgPool) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("DELETE FROM storage.uploads WHERE expires_at <= now()").execute(db).await?.rows_affected())
+}
+
+/// Records bytes about to be written before any row owns them.
+pub async fn track_pending(db: &PgPool, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO storage.pending_objects (object_key) VALUES ($1) ON CONFLICT DO NOTHING").bind(key).execute(db).await?;
+    Ok(())
+}
+
+/// A row now owns the bytes (call it in that row's transaction).
+pub async fn forget_pending(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM storage.pending_objects WHERE object_key = $1").bind(key).execute(conn).await?;
+    Ok(())
+}
+
+/// Queues bytes whose writer never recorded an owning row (it died mid-way).
+pub async fn sweep_pending(db: &PgPool, older_than_secs: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "WITH gone AS (DELETE FROM storage.pending_objects WHERE created_at < now() - make_interval(secs => $1) RETURNING object_key)
+         INSERT INTO storage.garbage (object_key) SELECT object_key FROM gone ON CONFLICT DO NOTHING",
+    )
+    .bind(older_than_secs as f64)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Queues bytes that no row refers to (a write whose rows did not commit).
+pub async fn queue_garbage(db: &PgPool, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO storage.garbage (object_key) VALUES ($1) ON CONFLICT DO NOTHING").bind(key).execute(db).await?;
+    Ok(())
+}
+
+pub async fn garbage(db: &PgPool, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT object_key FROM storage.garbage ORDER BY queued_at LIMIT $1").bind(limit).fetch_all(db).await
+}
+
+pub async fn forget_garbage(db: &PgPool, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM storage.garbage WHERE object_key = $1").bind(key).execute(db).await?;
+    Ok(())
+}
+
+/// Queues variant work for a version (once; a version already gone queues nothing).
+pub async fn queue_variants(conn: &mut PgConnection, version: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO storage.variant_jobs (version_id) SELECT $1 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims due variant jobs for this process: each is leased for five minutes (if the
+/// process dies mid-work, another takes it up then). Returns (version, attempts so far).
+pub async fn claim_variant_jobs(db: &PgPool, limit: i64) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE storage.variant_jobs SET attempts = attempts + 1, next_attempt_at = now() + interval '5 minutes'
+          WHERE version_id IN (SELECT version_id FROM storage.variant_jobs WHERE next_attempt_at <= now()
+                                ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+          RETURNING version_id, attempts",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn finish_variant_job(db: &PgPool, version: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM storage.variant_jobs WHERE version_id = $1").bind(version).execute(db).await?;
+    Ok(())
+}
+
+/// Retries later, waiting longer each time; after `max_attempts` the job is dropped.
+pub async fn fail_variant_job(db: &PgPool, version: Uuid, attempts: i32, max_attempts: i32, error: &str) -> Result<(), sqlx::Error> {
+    if attempts >= max_attempts {
+        return finish_variant_job(db, version).await;
+    }
+    sqlx::query(
+        "UPDATE storage.variant_jobs SET last_error = $2, next_attempt_at = now() + make_interval(secs => $3) WHERE version_id = $1",
+    )
+    .bind(version)
+    .bind(error)
+    .bind(f64::from(2i32.saturating_pow(attempts as u32).min(3600)))
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! The `[storage]` configuration section (`BASALT__STORAGE__...`).
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Files under `local_dir`, written to a temporary file and renamed into place.
+    Local,
+    /// Any S3-compatible store (needs the `s3` feature).
+    S3,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    pub backend: Backend,
+    pub local_dir: PathBuf,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    /// Empty: AWS itself. Set for MinIO, moto, R2 and the like (path-style requests).
+    pub s3_endpoint: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: SecretString,
+    /// Allow `http://` endpoints (local test servers).
+    pub s3_allow_http: bool,
+    /// The largest file any bucket may accept; a bucket's own limit is at most this.
+    pub max_file_bytes: u64,
+    /// Bytes a user's buckets may hold in all (every version counts); 0: no quota.
+    pub quota_bytes_per_user: u64,
+    /// Resumable uploads not finished within this many hours are removed.
+    pub upload_expiry_hours: i64,
+    /// Images with more pixels than this are not decoded (decompression bombs).
+    pub max_image_pixels: u64,
+    /// Images wider or taller than this are refused outright.
+    pub max_image_dimension: u32,
+    /// Originals larger than this get no variants or previews.
+    pub max_image_bytes: u64,
+    /// The largest width or height an on-the-fly preview may ask for.
+    pub max_preview_dimension: u32,
+    /// The longest a signed URL may stay valid.
+    pub max_signed_url_secs: i64,
+    /// How often deleted files' bytes are removed from the backend.
+    pub gc_interval_ms: u64,
+    /// Bytes written this long ago that no row owns (the writer died before committing) are
+    /// removed.
+    pub orphan_after_secs: i64,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Local,
+            local_dir: PathBuf::from("data/storage"),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_endpoint: String::new(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: SecretString::from(String::new()),
+            s3_allow_http: false,
+            max_file_bytes: 5 * 1024 * 1024 * 1024,
+            quota_bytes_per_user: 10 * 1024 * 1024 * 1024,
+            upload_expiry_hours: 24,
+            max_image_pixels: 100_000_000,
+            max_image_dimension: 20_000,
+            max_image_bytes: 64 * 1024 * 1024,
+            max_preview_dimension: 4096,
+            max_signed_url_secs: 7 * 24 * 3600,
+            gc_interval_ms: 1000,
+            orphan_after_secs: 24 * 3600,
+        }
+    }
+}
+
+impl StorageSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.backend == Backend::S3 {
+            if !cfg!(feature = "s3") {
+                anyhow::bail!("storage.backend: `s3` needs a build with the `s3` feature");
+            }
+            if self.s3_bucket.is_empty() {
+                anyhow::bail!("storage.s3_bucket: required when storage.backend = \"s3\"");
+            }
+        }
+        if self.max_file_bytes == 0 {
+            anyhow::bail!("storage.max_file_bytes: must be above zero");
+        }
+        if self.max_signed_url_secs <= 0 || self.upload_expiry_hours <= 0 || self.gc_interval_ms == 0 {
+            anyhow::bail!("storage: max_signed_url_secs, upload_expiry_hours and gc_interval_ms must be above zero");
+        }
+        Ok(())
+    }
+}
