@@ -1160,6 +1160,32 @@ async fn quotas_stop_uploads_and_free_up_on_delete() {
         201,
     )
     .await;
+
+    // Ada is at 9,000 of 10,000. Bob may upload into her shared bucket: that spends his quota,
+    // not hers, and his own limit stops him.
+    let bob = account(app, &["user"]);
+    let shared = bucket(
+        app,
+        &ada,
+        json!({"permissions": {"create": ["users"], "read": [], "update": [], "delete": []}}),
+    )
+    .await;
+    json_ok(
+        upload(app, Some(&bob), &shared, form("bob.bin", vec![5u8; 7000])).await,
+        201,
+    )
+    .await;
+    let p =
+        problem(upload(app, Some(&bob), &shared, form("more.bin", vec![6u8; 4000])).await).await;
+    assert_eq!(p["code"], "quota_exceeded");
+    let used = |who: &Account| {
+        let req = api(app, Method::GET, "/usage", Some(who)).send();
+        async move { json_ok(req.await.unwrap(), 200).await["bytes"].as_i64() }
+    };
+    assert_eq!(
+        (used(&ada).await, used(&bob).await),
+        (Some(9000), Some(7000))
+    );
 }
 
 async fn variants(backend: Backend) {

@@ -231,7 +231,7 @@ pub async fn delete_bucket(platform: web::Data<Platform>, caller: Caller, path: 
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The bytes the caller's buckets hold, and their quota.
+/// The bytes the caller has stored (every version of what they uploaded), and their quota.
 #[utoipa::path(
     get, path = "/usage", tag = "storage", security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = UsageResponse), (status = 401, body = Problem, content_type = "application/problem+json"))

@@ -220,13 +220,20 @@ fn check_metadata(m: &serde_json::Map<String, serde_json::Value>, errors: &mut V
     }
 }
 
-/// What the owner's quota leaves for one upload.
-pub async fn limit_for(conn: &mut PgConnection, state: &StorageState, t: &Target) -> Result<Limit, ApiError> {
+/// Whose quota an upload spends: the signed-in uploader's (an API key's owner's), so that a
+/// grant to upload into someone's bucket never lets a stranger fill that owner's quota.
+/// Anonymous uploads, which a bucket owner chose to allow, fall to the owner.
+fn payer(caller: &Caller, t: &Target) -> Uuid {
+    caller.user_id.unwrap_or(t.bucket.owner_id)
+}
+
+/// What the payer's quota leaves for one upload.
+pub async fn limit_for(conn: &mut PgConnection, state: &StorageState, caller: &Caller, t: &Target) -> Result<Limit, ApiError> {
     let quota = state.settings.quota_bytes_per_user;
     let quota_left = if quota == 0 {
         None
     } else {
-        let used = repo::usage(conn, t.bucket.owner_id).await?;
+        let used = repo::usage(conn, payer(caller, t)).await?;
         Some(quota.saturating_sub(u64::try_from(used).unwrap_or(0)))
     };
     Ok(Limit { file_bytes: t.bucket.max_file_bytes as u64, quota_left })
@@ -246,7 +253,8 @@ pub async fn commit_upload(
     let key = stored.key.clone();
     let result = async {
         let mut tx = platform.db.begin().await?;
-        if !repo::charge(&mut tx, t.bucket.owner_id, stored.size, state.settings.quota_bytes_per_user).await? {
+        let payer = payer(caller, t);
+        if !repo::charge(&mut tx, payer, stored.size, state.settings.quota_bytes_per_user).await? {
             return Err(upload::quota_exceeded());
         }
         let version_id = Uuid::now_v7();
@@ -266,7 +274,7 @@ pub async fn commit_upload(
             sha256: &stored.sha256,
             object_key: &stored.key,
             dimensions: stored.dimensions,
-            quota_owner: t.bucket.owner_id,
+            quota_owner: payer,
         };
         let version = repo::insert_version(&mut tx, &v).await?;
         repo::forget_pending(&mut tx, &stored.key).await?;
@@ -315,7 +323,7 @@ pub async fn commit_upload(
         (status = 413, description = "Past the bucket's size limit, as soon as that is known (`file_too_large`)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`type_not_allowed`, `extension_not_allowed` or `type_mismatch` (an executable named .png)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad tags, metadata or permissions; `image_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 507, description = "Past the owner's quota (`quota_exceeded`)", body = Problem, content_type = "application/problem+json"),
+        (status = 507, description = "Past the uploader's quota (`quota_exceeded`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn upload_file(
@@ -333,7 +341,7 @@ pub async fn upload_file(
         if !t.access.create {
             return Err(ApiError::forbidden("You may not upload to this bucket."));
         }
-        let limit = limit_for(&mut conn, &state, &t).await?;
+        let limit = limit_for(&mut conn, &state, &caller, &t).await?;
         (t, limit)
     };
     limit.check_declared(&req)?;
@@ -756,7 +764,7 @@ pub async fn upload_version(
     let (t, file, limit) = {
         let mut conn = platform.db.acquire().await?;
         let (t, file) = changeable(&mut conn, &caller, &path, false).await?;
-        let limit = limit_for(&mut conn, &state, &t).await?;
+        let limit = limit_for(&mut conn, &state, &caller, &t).await?;
         (t, file, limit)
     };
     limit.check_declared(&req)?;

@@ -29,7 +29,8 @@ pub struct StorageSettings {
     pub s3_allow_http: bool,
     /// The largest file any bucket may accept; a bucket's own limit is at most this.
     pub max_file_bytes: u64,
-    /// Bytes a user's buckets may hold in all (every version counts); 0: no quota.
+    /// Bytes each user may store in all, counting every version of what they uploaded into any
+    /// bucket; 0: no quota.
     pub quota_bytes_per_user: u64,
     /// Resumable uploads not finished within this many hours are removed.
     pub upload_expiry_hours: i64,

@@ -135,7 +135,7 @@ pub async fn create_upload(
             None
         }
     };
-    let limit = limit_for(&mut conn, &state, &t).await?;
+    let limit = limit_for(&mut conn, &state, &caller, &t).await?;
     check_length(&limit, length as u64)?;
     if !sniff::extension_allowed(&t.bucket.allowed_extensions, &name) {
         return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "extension_not_allowed")
@@ -308,7 +308,7 @@ async fn finish(platform: &Platform, state: &StorageState, caller: &Caller, u: r
     let mut conn = platform.db.acquire().await?;
     let t: Target = buckets::target(&mut conn, caller, &u.bucket_id.to_string()).await?;
     let parts = repo::parts(&mut conn, u.id).await?;
-    let limit = limit_for(&mut conn, state, &t).await?;
+    let limit = limit_for(&mut conn, state, caller, &t).await?;
     drop(conn);
     let store = state.store.clone();
     let joined = futures_util::stream::iter(parts)

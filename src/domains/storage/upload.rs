@@ -30,7 +30,7 @@ pub struct Stored {
 #[derive(Debug, Clone, Copy)]
 pub struct Limit {
     pub file_bytes: u64,
-    /// What is left of the owner's quota, when there is one.
+    /// What is left of the uploader's quota, when there is one.
     pub quota_left: Option<u64>,
 }
 
