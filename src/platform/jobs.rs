@@ -1,12 +1,17 @@
-//! Periodic background jobs: each runs on its own interval until shutdown. A failing run is
-//! logged and the job carries on at its next tick.
+//! Periodic background jobs: each runs on its own interval until shutdown, and sooner when a
+//! NOTIFY on its channel says work was queued. A failing run is logged and the job carries on
+//! at its next tick.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use sqlx::PgPool;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use super::wakeup;
 
 type JobFn = dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync;
 
@@ -15,6 +20,7 @@ pub struct Job {
     pub name: String,
     pub every: Duration,
     run: Arc<JobFn>,
+    woken_by: Option<(PgPool, &'static str)>,
 }
 
 impl Job {
@@ -26,10 +32,27 @@ impl Job {
             name: name.into(),
             every,
             run: Arc::new(run),
+            woken_by: None,
         }
     }
 
+    /// Also runs as soon as `pg_notify(channel)` commits, so queued work does not wait for the
+    /// next tick; the interval stays as the fallback and for retries that fall due.
+    pub fn woken_by(mut self, db: PgPool, channel: &'static str) -> Self {
+        self.woken_by = Some((db, channel));
+        self
+    }
+
     pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
+        let wake = Arc::new(Notify::new());
+        if let Some((db, channel)) = self.woken_by.clone() {
+            tokio::spawn(wakeup::forward(
+                db,
+                channel,
+                vec![wake.clone()],
+                shutdown.clone(),
+            ));
+        }
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(self.every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -38,6 +61,7 @@ impl Job {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = ticks.tick() => {}
+                    _ = wake.notified() => ticks.reset(),
                 }
                 if let Err(e) = (self.run)().await {
                     tracing::warn!(job = %self.name, error = %format!("{e:#}"), "background job failed");

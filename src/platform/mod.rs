@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod redis;
 pub mod revocation;
+pub mod wakeup;
 
 use std::sync::Arc;
 

@@ -199,10 +199,11 @@ impl Domain for Storage {
         let expiry = state.clone();
         let images = state.clone();
         vec![
-            Job::new("storage.variants", Duration::from_millis(200), move || {
+            Job::new("storage.variants", Duration::from_millis(state.settings.variants_poll_ms), move || {
                 let state = images.clone();
                 Box::pin(async move { variants::run_due(&state).await })
-            }),
+            })
+            .woken_by(state.db.clone(), repo::VARIANTS_CHANNEL),
             Job::new("storage.collect", every, move || {
                 let state = state.clone();
                 Box::pin(async move {

@@ -555,13 +555,20 @@ pub async fn forget_garbage(db: &PgPool, key: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Queues variant work for a version (once; a version already gone queues nothing).
+/// The NOTIFY channel that wakes the variants job when work is queued.
+pub const VARIANTS_CHANNEL: &str = "storage_variants";
+
+/// Queues variant work for a version (once; a version already gone queues nothing) and, when
+/// it did, wakes the variants job as the transaction commits.
 pub async fn queue_variants(conn: &mut PgConnection, version: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO storage.variant_jobs (version_id) SELECT $1 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
-         ON CONFLICT DO NOTHING",
+        "WITH queued AS (
+           INSERT INTO storage.variant_jobs (version_id) SELECT $1 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
+           ON CONFLICT DO NOTHING RETURNING 1)
+         SELECT pg_notify($2, '') FROM queued",
     )
     .bind(version)
+    .bind(VARIANTS_CHANNEL)
     .execute(conn)
     .await?;
     Ok(())

@@ -46,6 +46,9 @@ pub struct StorageSettings {
     pub max_signed_url_secs: i64,
     /// How often deleted files' bytes are removed from the backend.
     pub gc_interval_ms: u64,
+    /// How often the variants job looks for due work besides being woken when an upload
+    /// queues some (this picks up retries, and work queued while its listener was down).
+    pub variants_poll_ms: u64,
     /// Bytes written this long ago that no row owns (the writer died before committing) are
     /// removed.
     pub orphan_after_secs: i64,
@@ -71,6 +74,7 @@ impl Default for StorageSettings {
             max_preview_dimension: 4096,
             max_signed_url_secs: 7 * 24 * 3600,
             gc_interval_ms: 1000,
+            variants_poll_ms: 1000,
             orphan_after_secs: 24 * 3600,
         }
     }
@@ -89,8 +93,8 @@ impl StorageSettings {
         if self.max_file_bytes == 0 {
             anyhow::bail!("storage.max_file_bytes: must be above zero");
         }
-        if self.max_signed_url_secs <= 0 || self.upload_expiry_hours <= 0 || self.gc_interval_ms == 0 {
-            anyhow::bail!("storage: max_signed_url_secs, upload_expiry_hours and gc_interval_ms must be above zero");
+        if self.max_signed_url_secs <= 0 || self.upload_expiry_hours <= 0 || self.gc_interval_ms == 0 || self.variants_poll_ms == 0 {
+            anyhow::bail!("storage: max_signed_url_secs, upload_expiry_hours, gc_interval_ms and variants_poll_ms must be above zero");
         }
         Ok(())
     }

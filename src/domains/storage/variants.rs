@@ -111,19 +111,24 @@ pub fn subscriber() -> Arc<dyn Subscriber> {
     })
 }
 
-/// One tick of the variants job: a few due versions, one after another (each decodes on the
-/// blocking pool). Replicas share the queue.
+/// One run of the variants job: due versions a few at a time, one after another (each decodes
+/// on the blocking pool), until none is due. Replicas share the queue.
 pub async fn run_due(state: &StorageState) -> anyhow::Result<()> {
-    for (version, attempts) in repo::claim_variant_jobs(&state.db, 4).await? {
-        match make_variants(state, version).await {
-            Ok(()) => repo::finish_variant_job(&state.db, version).await?,
-            Err(e) => {
-                tracing::warn!(%version, attempts, error = %format!("{e:#}"), "variants failed; will retry");
-                repo::fail_variant_job(&state.db, version, attempts, MAX_ATTEMPTS, &format!("{e:#}")).await?;
+    loop {
+        let due = repo::claim_variant_jobs(&state.db, 4).await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        for (version, attempts) in due {
+            match make_variants(state, version).await {
+                Ok(()) => repo::finish_variant_job(&state.db, version).await?,
+                Err(e) => {
+                    tracing::warn!(%version, attempts, error = %format!("{e:#}"), "variants failed; will retry");
+                    repo::fail_variant_job(&state.db, version, attempts, MAX_ATTEMPTS, &format!("{e:#}")).await?;
+                }
             }
         }
     }
-    Ok(())
 }
 
 /// A preview's settings, defaults filled in, with the key that names it (in the cache and in

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +24,7 @@ use uuid::Uuid;
 
 use super::{Event, KafkaMirror, Subscriber, repo};
 use crate::config::EventsSettings;
+use crate::platform::wakeup;
 
 pub const CHANNEL: &str = "basalt_outbox";
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -85,8 +85,9 @@ impl Relay {
         let dispatch_wake = Arc::new(Notify::new());
         let mirror_wake = Arc::new(Notify::new());
         let mut tasks = vec![
-            tokio::spawn(listen(
+            tokio::spawn(wakeup::forward(
                 this.pool.clone(),
+                CHANNEL,
                 vec![dispatch_wake.clone(), mirror_wake.clone()],
                 shutdown.clone(),
             )),
@@ -267,44 +268,5 @@ impl Relay {
         } else {
             Progress::Idle
         })
-    }
-}
-
-/// Forwards NOTIFYs on the outbox channel to the loops; reconnects after errors. While it is
-/// down the loops still poll, so events are late, never lost.
-async fn listen(pool: PgPool, wakes: Vec<Arc<Notify>>, shutdown: CancellationToken) {
-    let wake_all = || wakes.iter().for_each(|w| w.notify_one());
-    while !shutdown.is_cancelled() {
-        let mut listener = match PgListener::connect_with(&pool).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox listener cannot connect; polling only");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
-                }
-            }
-        };
-        if let Err(e) = listener.listen(CHANNEL).await {
-            tracing::warn!(error = %e, "outbox LISTEN failed; polling only");
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            continue;
-        }
-        // Events committed while we were not listening are picked up by this wake-up.
-        wake_all();
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                n = listener.try_recv() => match n {
-                    Ok(Some(_)) => wake_all(),
-                    // The connection dropped; reconnect (and wake, in case we missed one).
-                    Ok(None) => { wake_all(); }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "outbox listener failed; reconnecting");
-                        break;
-                    }
-                }
-            }
-        }
     }
 }
