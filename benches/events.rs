@@ -9,9 +9,20 @@ use std::time::{Duration, Instant};
 
 use basalt::config::Settings;
 use basalt::platform::db;
-use basalt::platform::events::{self, Event, KafkaMirror, Relay, subscriber_fn};
+use basalt::platform::events::{self, Event, KafkaMirror, Relay, RelayHandle, subscriber_fn};
+use basalt::platform::wakeup::Wakeups;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Starts a relay woken by NOTIFY, as the server runs it; cancel the token after its shutdown.
+fn start(relay: Relay, pool: &PgPool) -> (RelayHandle, CancellationToken) {
+    let wakeups = Wakeups::new(pool.clone());
+    let handle = relay.spawn(&wakeups);
+    let listening = CancellationToken::new();
+    wakeups.spawn(listening.clone());
+    (handle, listening)
+}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -47,7 +58,10 @@ async fn subscriber_latency(pool: &PgPool, settings: &Settings) -> anyhow::Resul
         let _ = tx.send(lag);
         Box::pin(async { Ok(()) })
     });
-    let relay = Relay::new(pool.clone(), vec![sub], None, settings.events.clone()).spawn();
+    let (relay, listening) = start(
+        Relay::new(pool.clone(), vec![sub], None, settings.events.clone()),
+        pool,
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     for i in 0..N {
         let mut txn = pool.begin().await?;
@@ -69,6 +83,7 @@ async fn subscriber_latency(pool: &PgPool, settings: &Settings) -> anyhow::Resul
         }
     }
     relay.shutdown(Duration::from_secs(5)).await;
+    listening.cancel();
     lags.sort_by(f64::total_cmp);
     println!(
         "outbox -> subscriber latency over {N} events: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -104,13 +119,15 @@ async fn kafka_throughput(pool: &PgPool, settings: &Settings) -> anyhow::Result<
         )])
         .await;
     let started = Instant::now();
-    let relay = Relay::new(
-        pool.clone(),
-        Vec::new(),
-        Some(Arc::new(mirror)),
-        settings.events.clone(),
-    )
-    .spawn();
+    let (relay, listening) = start(
+        Relay::new(
+            pool.clone(),
+            Vec::new(),
+            Some(Arc::new(mirror)),
+            settings.events.clone(),
+        ),
+        pool,
+    );
     loop {
         let left: i64 =
             sqlx::query_scalar("SELECT count(*) FROM platform.outbox WHERE mirrored_at IS NULL")
@@ -127,6 +144,7 @@ async fn kafka_throughput(pool: &PgPool, settings: &Settings) -> anyhow::Result<
     }
     let secs = started.elapsed().as_secs_f64();
     relay.shutdown(Duration::from_secs(5)).await;
+    listening.cancel();
     println!(
         "Kafka mirror: {N} events in {secs:.2} s = {:.0} events/s",
         N as f64 / secs

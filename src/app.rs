@@ -30,6 +30,7 @@ use crate::platform::identity::{ApiKeys, TokenVerifier};
 use crate::platform::jobs::Job;
 use crate::platform::redis::RedisPool;
 use crate::platform::revocation::Revocations;
+use crate::platform::wakeup::Wakeups;
 use crate::platform::{Domain, Platform, metrics, openapi};
 
 /// The compiled-in domains minus those `domains.disabled` turns off, plus `extra`; fails
@@ -131,13 +132,14 @@ impl Builder {
             .into_iter()
             .chain(enabled.iter().flat_map(|d| d.subscribers(&platform)))
             .collect();
+        let wakeups = Wakeups::new(pool.clone());
         let relay = Relay::new(
             pool.clone(),
             subscribers,
             mirror.clone(),
             settings.events.clone(),
         )
-        .spawn();
+        .spawn(&wakeups);
 
         let limiter = web::Data::new(RateLimiter::new(
             &settings.rate_limit,
@@ -146,12 +148,13 @@ impl Builder {
         ));
         let checks = health_checks(&platform, &enabled, mirror.clone());
         let jobs_shutdown = CancellationToken::new();
-        let jobs: Vec<JoinHandle<()>> =
+        let mut jobs: Vec<JoinHandle<()>> =
             platform_jobs(&platform, limiter.clone().into_inner(), mirror.is_some())
                 .into_iter()
                 .chain(enabled.iter().flat_map(|d| d.jobs(&platform)))
-                .map(|job| job.spawn(jobs_shutdown.clone()))
+                .map(|job| job.spawn(jobs_shutdown.clone(), &wakeups))
                 .collect();
+        jobs.extend(wakeups.spawn(jobs_shutdown.clone()));
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {

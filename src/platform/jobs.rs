@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::wakeup;
+use super::wakeup::Wakeups;
 
 type JobFn = dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync;
 
@@ -20,7 +19,7 @@ pub struct Job {
     pub name: String,
     pub every: Duration,
     run: Arc<JobFn>,
-    woken_by: Option<(PgPool, &'static str)>,
+    woken_by: Option<&'static str>,
 }
 
 impl Job {
@@ -38,21 +37,16 @@ impl Job {
 
     /// Also runs as soon as `pg_notify(channel)` commits, so queued work does not wait for the
     /// next tick; the interval stays as the fallback and for retries that fall due.
-    pub fn woken_by(mut self, db: PgPool, channel: &'static str) -> Self {
-        self.woken_by = Some((db, channel));
+    pub fn woken_by(mut self, channel: &'static str) -> Self {
+        self.woken_by = Some(channel);
         self
     }
 
-    pub fn spawn(self, shutdown: CancellationToken) -> JoinHandle<()> {
-        let wake = Arc::new(Notify::new());
-        if let Some((db, channel)) = self.woken_by.clone() {
-            tokio::spawn(wakeup::forward(
-                db,
-                channel,
-                vec![wake.clone()],
-                shutdown.clone(),
-            ));
-        }
+    pub fn spawn(self, shutdown: CancellationToken, wakeups: &Wakeups) -> JoinHandle<()> {
+        let wake = match self.woken_by {
+            Some(channel) => wakeups.on(channel),
+            None => Arc::new(Notify::new()),
+        };
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(self.every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

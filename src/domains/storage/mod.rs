@@ -203,7 +203,7 @@ impl Domain for Storage {
                 let state = images.clone();
                 Box::pin(async move { variants::run_due(&state).await })
             })
-            .woken_by(state.db.clone(), repo::VARIANTS_CHANNEL),
+            .woken_by(repo::VARIANTS_CHANNEL),
             Job::new("storage.collect", every, move || {
                 let state = state.clone();
                 Box::pin(async move {

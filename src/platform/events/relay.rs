@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::{Event, KafkaMirror, Subscriber, repo};
 use crate::config::EventsSettings;
-use crate::platform::wakeup;
+use crate::platform::wakeup::Wakeups;
 
 pub const CHANNEL: &str = "basalt_outbox";
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -79,20 +79,15 @@ impl Relay {
         }
     }
 
-    pub fn spawn(self) -> RelayHandle {
+    /// Starts the loops; they are woken through `wakeups` once that starts listening.
+    pub fn spawn(self, wakeups: &Wakeups) -> RelayHandle {
         let this = Arc::new(self);
         let shutdown = CancellationToken::new();
-        let dispatch_wake = Arc::new(Notify::new());
-        let mirror_wake = Arc::new(Notify::new());
-        let mut tasks = vec![
-            tokio::spawn(wakeup::forward(
-                this.pool.clone(),
-                CHANNEL,
-                vec![dispatch_wake.clone(), mirror_wake.clone()],
-                shutdown.clone(),
-            )),
-            tokio::spawn(this.clone().dispatch_loop(dispatch_wake, shutdown.clone())),
-        ];
+        let dispatch_wake = wakeups.on(CHANNEL);
+        let mirror_wake = wakeups.on(CHANNEL);
+        let mut tasks = vec![tokio::spawn(
+            this.clone().dispatch_loop(dispatch_wake, shutdown.clone()),
+        )];
         if let Some(mirror) = this.mirror.clone() {
             tasks.push(tokio::spawn(this.clone().mirror_loop(
                 mirror,
