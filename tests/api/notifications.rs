@@ -169,6 +169,8 @@ async fn registration_to_inbox_end_to_end() {
             "https://shop.example",
         ),
         ("BASALT__AUTH__ADMIN_EMAILS", "root@example.com"),
+        // A minute between polls: each mail goes out because queuing it woke the sender.
+        ("BASALT__NOTIFICATIONS__POLL_INTERVAL_MS", "60000"),
     ])
     .await;
     register(&app, "ada@example.com").await;

@@ -136,7 +136,14 @@ async fn admin(app: &TestApp) -> String {
 #[tokio::test]
 async fn events_are_delivered_signed_and_without_secrets() {
     let receiver = Receiver::start();
-    let app = spawn_app_with(FAST).await;
+    // A minute between polls: the delivery goes out because queuing it woke the job.
+    let mut env: Vec<_> = FAST
+        .iter()
+        .filter(|(k, _)| *k != "BASALT__NOTIFICATIONS__POLL_INTERVAL_MS")
+        .copied()
+        .collect();
+    env.push(("BASALT__NOTIFICATIONS__POLL_INTERVAL_MS", "60000"));
+    let app = spawn_app_with(&env).await;
     let root = admin(&app).await;
     let res = create_endpoint(
         &app,

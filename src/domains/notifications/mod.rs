@@ -185,11 +185,13 @@ impl Domain for Notifications {
             Job::new("notifications.sender", every, move || {
                 let state = state.clone();
                 Box::pin(async move { sender::send_due(&state).await.map(|_| ()) })
-            }),
+            })
+            .woken_by(repo::MESSAGES_CHANNEL),
             Job::new("notifications.webhooks", every, move || {
                 let state = hooks.clone();
                 Box::pin(async move { webhooks::send_due(&state).await.map(|_| ()) })
-            }),
+            })
+            .woken_by(repo::DELIVERIES_CHANNEL),
         ]
     }
 }

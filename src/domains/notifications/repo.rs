@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::platform::wakeup;
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRow {
     pub id: Uuid,
@@ -26,7 +28,12 @@ pub struct MessageRow {
 const MESSAGE_COLUMNS: &str = "id, event_id, user_id, category, template, to_address, subject, text_body, html_body, \
      unsubscribe_url, status, attempts, last_error, sent_at, created_at";
 
-/// Queues a message; a second one for the same event and template is ignored.
+/// The NOTIFY channels that wake the sender and the webhook jobs when work is queued.
+pub const MESSAGES_CHANNEL: &str = "notifications_messages";
+pub const DELIVERIES_CHANNEL: &str = "notifications_deliveries";
+
+/// Queues a message and wakes the sender; a second one for the same event and template is
+/// ignored.
 pub async fn queue_message(conn: &mut PgConnection, m: &MessageRow) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO notifications.messages
@@ -44,9 +51,13 @@ pub async fn queue_message(conn: &mut PgConnection, m: &MessageRow) -> Result<bo
     .bind(&m.text_body)
     .bind(&m.html_body)
     .bind(&m.unsubscribe_url)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    let queued = done.rows_affected() == 1;
+    if queued {
+        wakeup::notify(conn, MESSAGES_CHANNEL).await?;
+    }
+    Ok(queued)
 }
 
 /// Claims due messages for this sender: queued ones whose time has come, and ones another
@@ -109,13 +120,17 @@ pub async fn messages(pool: &PgPool, status: Option<&str>, limit: i64, offset: i
 
 /// Puts a failed message back in the queue with a fresh budget of attempts.
 pub async fn retry_message(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar(
+    let status = sqlx::query_scalar(
         "UPDATE notifications.messages SET status = 'queued', attempts = 0, next_attempt_at = now()
           WHERE id = $1 AND status = 'failed' RETURNING status",
     )
     .bind(id)
     .fetch_optional(pool)
-    .await
+    .await?;
+    if status.is_some() {
+        wakeup::notify(pool, MESSAGES_CHANNEL).await?;
+    }
+    Ok(status)
 }
 
 pub async fn message_status(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
@@ -355,9 +370,9 @@ pub async fn queue_delivery(conn: &mut PgConnection, endpoint: Uuid, event: Uuid
     .bind(event)
     .bind(event_type)
     .bind(body)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    wakeup::notify(conn, DELIVERIES_CHANNEL).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -484,5 +499,8 @@ pub async fn replay(
     .bind(until)
     .execute(pool)
     .await?;
+    if done.rows_affected() > 0 {
+        wakeup::notify(pool, DELIVERIES_CHANNEL).await?;
+    }
     Ok(done.rows_affected())
 }

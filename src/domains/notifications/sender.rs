@@ -1,7 +1,8 @@
 //! The sender: takes due messages from the queue and delivers them, with exponential backoff
 //! between attempts (5 s, 10 s, 20 s ... capped at an hour) and `failed` after
-//! `notifications.max_attempts`. It runs as a background job every
-//! `notifications.poll_interval_ms`; replicas share the queue (rows are claimed with SKIP LOCKED).
+//! `notifications.max_attempts`. It runs as a background job, woken as soon as a message is
+//! queued and every `notifications.poll_interval_ms` for retries; replicas share the queue
+//! (rows are claimed with SKIP LOCKED).
 
 use std::sync::Arc;
 

@@ -29,7 +29,8 @@ pub struct NotificationSettings {
     /// The wait after the first failed send; it doubles with each further failure (capped at
     /// an hour).
     pub retry_base_ms: u64,
-    /// The sender's poll interval for due messages (and webhook deliveries).
+    /// How often the sender and the webhook job look for due work: retries, and work queued
+    /// while their listener was down. New messages and deliveries wake them at once.
     pub poll_interval_ms: u64,
     /// Webhook URLs may resolve to loopback or private addresses (off: the SSRF guard).
     pub allow_private_webhooks: bool,

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::images::VariantSpec;
 use crate::platform::grants::{Access, ContainerPermissions, ItemGrants, ItemPermissions};
+use crate::platform::wakeup;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct BucketRow {
@@ -561,16 +562,16 @@ pub const VARIANTS_CHANNEL: &str = "storage_variants";
 /// Queues variant work for a version (once; a version already gone queues nothing) and, when
 /// it did, wakes the variants job as the transaction commits.
 pub async fn queue_variants(conn: &mut PgConnection, version: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "WITH queued AS (
-           INSERT INTO storage.variant_jobs (version_id) SELECT $1 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
-           ON CONFLICT DO NOTHING RETURNING 1)
-         SELECT pg_notify($2, '') FROM queued",
+    let queued = sqlx::query(
+        "INSERT INTO storage.variant_jobs (version_id) SELECT $1 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
+         ON CONFLICT DO NOTHING",
     )
     .bind(version)
-    .bind(VARIANTS_CHANNEL)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    if queued.rows_affected() > 0 {
+        wakeup::notify(conn, VARIANTS_CHANNEL).await?;
+    }
     Ok(())
 }
 
