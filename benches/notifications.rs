@@ -175,9 +175,13 @@ async fn main() -> anyhow::Result<()> {
     .bind(HOOKS)
     .execute(&pool)
     .await?;
+    // Released as a replay releases them: due now, and the webhook job woken.
+    let mut release = pool.begin().await?;
     sqlx::query("UPDATE notifications.webhook_deliveries SET next_attempt_at = now() WHERE status = 'pending'")
-        .execute(&pool)
+        .execute(&mut *release)
         .await?;
+    basalt::platform::wakeup::notify(&mut *release, "notifications_deliveries").await?;
+    release.commit().await?;
     let took = wait_until(
         &pool,
         "SELECT count(*) FROM notifications.webhook_deliveries WHERE status = 'succeeded'",
