@@ -13,6 +13,7 @@ mod repo;
 mod routes;
 mod sender;
 mod settings;
+mod ssrf;
 mod subscribers;
 mod templates;
 mod webhooks;
@@ -127,11 +128,14 @@ impl Domain for Notifications {
         let mut key = Hmac::<Sha256>::new_from_slice(platform.settings.identity.jwt_secret.expose_secret().as_bytes())
             .map_err(|e| anyhow::anyhow!("identity.jwt_secret: {e}"))?;
         key.update(b"basalt.notifications.unsubscribe.v1");
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.webhook_timeout_secs))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Basalt-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("Basalt-Webhooks/", env!("CARGO_PKG_VERSION")));
+        if !settings.allow_private_webhooks {
+            http = http.dns_resolver(Arc::new(ssrf::PublicOnly));
+        }
+        let http = http.build()?;
         let state = NotifyState {
             http,
             mailer: mailer::Mailer::new(&settings)?,

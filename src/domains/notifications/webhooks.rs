@@ -6,10 +6,9 @@
 //! Deliveries are queued by a subscriber in the relay's transaction, sent by a background job
 //! with growing waits between attempts, dead-lettered after the last one, replayable one by
 //! one or by time range; an endpoint failing again and again is disabled. URLs that resolve
-//! to loopback, private or link-local addresses are refused (checked at registration and
-//! again before every send) unless `notifications.allow_private_webhooks` is on.
+//! to loopback, private or link-local addresses are refused (see `ssrf`) unless
+//! `notifications.allow_private_webhooks` is on.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,6 +25,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::NotifyState;
+use super::ssrf::check_url;
 use super::repo::{self, DeliveryRow, EndpointRow};
 use crate::platform::error::{ApiError, FieldError, Problem};
 use crate::platform::events::{Event, Subscriber, subscriber_fn, without_secrets};
@@ -138,54 +138,6 @@ fn matches(pattern: &str, event_type: &str) -> bool {
         || pattern
             .strip_suffix(".*")
             .is_some_and(|prefix| event_type.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')))
-}
-
-fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || (a == 100 && (64..128).contains(&b)))
-        }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80)
-            }
-        },
-    }
-}
-
-/// Refuses URLs that are not http(s), or whose host resolves to a non-public address.
-async fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err("must be an http or https URL".into());
-    }
-    let host = parsed.host_str().ok_or("has no host")?.trim_matches(['[', ']']).to_owned();
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    if allow_private {
-        return Ok(parsed);
-    }
-    let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| format!("does not resolve: {e}"))?
-        .collect();
-    if addrs.is_empty() || addrs.iter().any(|a| !is_public(a.ip())) {
-        return Err("resolves to a loopback, private or link-local address".into());
-    }
-    Ok(parsed)
 }
 
 /// Create an endpoint
@@ -489,7 +441,8 @@ async fn attempt(state: &NotifyState, delivery: DeliveryRow) -> anyhow::Result<(
 
 /// One POST; the status code, or why there was none.
 async fn post(state: &NotifyState, endpoint: &EndpointRow, delivery: &DeliveryRow) -> Result<u16, String> {
-    // Checked again at send time: DNS may have changed since registration.
+    // Checked again at send time: DNS may have changed since registration. The client's
+    // resolver checks the addresses it connects to as well (`ssrf::PublicOnly`).
     let url = check_url(&endpoint.url, state.settings.allow_private_webhooks).await?;
     let msg_id = delivery.event_id.to_string();
     let timestamp = Utc::now().timestamp();
@@ -510,16 +463,6 @@ async fn post(state: &NotifyState, endpoint: &EndpointRow, delivery: &DeliveryRo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn private_and_special_addresses_are_not_public() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
-            assert!(!is_public(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"] {
-            assert!(is_public(ip.parse().unwrap()), "{ip}");
-        }
-    }
 
     #[test]
     fn patterns_match_types_and_families() {
