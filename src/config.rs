@@ -61,6 +61,9 @@ pub struct ServerSettings {
     pub json_limit_bytes: usize,
     pub body_limit_bytes: usize,
     pub trust_forwarded_for: bool,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>` (Prometheus's
+    /// `authorization` scrape setting); empty leaves it open, for a private network.
+    pub metrics_token: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -202,15 +202,15 @@ impl TokenVerifier {
     }
 }
 
-/// The bearer token of a request, if it has one.
+/// The bearer token of a request, if it has one (the scheme is case-insensitive, RFC 9110).
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    req.headers()
+    let (scheme, token) = req
+        .headers()
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+        .split_once(' ')?;
+    Some(token.trim()).filter(|t| scheme.eq_ignore_ascii_case("bearer") && !t.is_empty())
 }
 
 /// Resolves `X-Api-Key` headers to their owner and scopes. The `auth` domain, which owns

@@ -259,3 +259,43 @@ async fn swagger_ui_is_served_offline() {
         .unwrap();
     assert!(init.contains("/api-docs/openapi.json"));
 }
+
+#[tokio::test]
+async fn a_metrics_token_closes_metrics_to_scrapers_without_it() {
+    let app = spawn_app_with(&[("BASALT__SERVER__METRICS_TOKEN", "scrape-me-9f8e7d")]).await;
+    let scrape = |authorization: Option<&str>| {
+        let mut req = client().get(app.url("/metrics"));
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        req.send()
+    };
+    for authorization in [
+        None,
+        Some("Bearer scrape-me"),
+        Some("Basic scrape-me-9f8e7d"),
+    ] {
+        let res = scrape(authorization).await.unwrap();
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            "Bearer",
+            "{authorization:?}"
+        );
+        let p = problem(res).await;
+        assert_eq!(
+            (p["status"].as_u64(), p["code"].as_str()),
+            (Some(401), Some("unauthorized"))
+        );
+    }
+    // The scheme is case-insensitive (RFC 9110).
+    for authorization in ["Bearer scrape-me-9f8e7d", "bearer scrape-me-9f8e7d"] {
+        let res = scrape(Some(authorization)).await.unwrap();
+        assert_eq!(res.status(), 200, "{authorization}");
+        assert!(
+            res.text()
+                .await
+                .unwrap()
+                .contains("basalt_db_pool_connections")
+        );
+    }
+}

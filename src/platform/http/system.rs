@@ -2,15 +2,17 @@
 //! the capabilities a client can rely on.
 
 use actix_web::http::header::ContentType;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::ExposeSecret;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::platform::Platform;
 use crate::platform::error::{ApiError, Problem};
 use crate::platform::events::KafkaMirror;
 use crate::platform::health::{self as checks_runner, HealthCheck, HealthReport, Status};
-use crate::platform::identity::TokenVerifier;
+use crate::platform::identity::{TokenVerifier, bearer_token};
 
 /// Every check the app runs for /health, and the critical subset for /health/ready.
 pub struct HealthChecks(pub Vec<HealthCheck>);
@@ -114,6 +116,22 @@ fn respond(report: HealthReport) -> HttpResponse {
     }
 }
 
+/// Lets a scrape through when no token is configured or it carries the token. Digests are
+/// compared, so the time taken says nothing about the token.
+fn scrape_allowed(req: &HttpRequest, token: &str) -> Result<(), ApiError> {
+    if token.is_empty() {
+        return Ok(());
+    }
+    let given = bearer_token(req).unwrap_or_default();
+    if Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(
+            "Send the metrics token: Authorization: Bearer <server.metrics_token>.",
+        ))
+    }
+}
+
 /// Prometheus metrics: requests by route and status, latency histograms, database pool use,
 /// outbox backlog and age, events relayed.
 #[utoipa::path(
@@ -121,15 +139,19 @@ fn respond(report: HealthReport) -> HttpResponse {
     path = "/metrics",
 
     tag = "system",
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "`server.metrics_token` is set and the request does not carry it", body = Problem, content_type = "application/problem+json"),
         (status = 500, body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn metrics(
+    req: HttpRequest,
     platform: web::Data<Platform>,
     mirror: web::Data<Option<std::sync::Arc<KafkaMirror>>>,
 ) -> Result<HttpResponse, ApiError> {
+    scrape_allowed(&req, platform.settings.server.metrics_token.expose_secret())?;
     let pool = &platform.db;
     let size = f64::from(pool.size());
     let idle = pool.num_idle() as f64;
