@@ -1,21 +1,18 @@
-//! Files: streamed multipart uploads, metadata, listing, downloads (with ranges and signed
-//! URLs), versions, variants and previews.
+//! Files: streamed multipart uploads, metadata, listing, and the routes of everything under
+//! `/files` (downloads and signed URLs live in `download`, versions in `versions`).
 
 use actix_multipart::{Field, Multipart};
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{Duration, Utc};
 use futures_util::TryStreamExt;
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::buckets::{self, Target};
-use super::download::{self, Object};
 use super::model::*;
-use super::repo::{self, FileRow, NewFile, NewVersion, VersionRow};
-use super::signing::Grant;
+use super::repo::{self, FileRow, NewFile, NewVersion};
 use super::upload::{self, Limit, Stored};
-use super::{StorageState, events, variants};
+use super::{StorageState, download, events, variants, versions};
 use crate::platform::Platform;
 use crate::platform::error::{ApiError, FieldError, Problem};
 use crate::platform::grants::{Caller, ItemPermissions};
@@ -29,20 +26,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::patch().to(update_file))
                 .route(web::delete().to(delete_file)),
         )
-        .service(web::resource("/files/{file}/download").route(web::get().to(download_file)))
-        .service(web::resource("/files/{file}/signed-url").route(web::post().to(signed_url)))
-        .service(web::resource("/files/{file}/versions").route(web::get().to(list_versions)).route(web::post().to(upload_version)))
-        .service(web::resource("/files/{file}/versions/{number}").route(web::delete().to(delete_version)))
-        .service(web::resource("/files/{file}/versions/{number}/download").route(web::get().to(download_version)))
-        .service(web::resource("/files/{file}/versions/{number}/restore").route(web::post().to(restore_version)))
-        .service(web::resource("/files/{file}/variants/{name}").route(web::get().to(download_variant)))
+        .service(web::resource("/files/{file}/download").route(web::get().to(download::download_file)))
+        .service(web::resource("/files/{file}/signed-url").route(web::post().to(download::signed_url)))
+        .service(
+            web::resource("/files/{file}/versions").route(web::get().to(versions::list_versions)).route(web::post().to(versions::upload_version)),
+        )
+        .service(web::resource("/files/{file}/versions/{number}").route(web::delete().to(versions::delete_version)))
+        .service(web::resource("/files/{file}/versions/{number}/download").route(web::get().to(versions::download_version)))
+        .service(web::resource("/files/{file}/versions/{number}/restore").route(web::post().to(versions::restore_version)))
+        .service(web::resource("/files/{file}/variants/{name}").route(web::get().to(download::download_variant)))
         .service(web::resource("/files/{file}/preview").route(web::get().to(variants::preview)));
 }
 
 const MAX_TEXT_FIELD: usize = 64 * 1024;
 const MAX_TAGS: usize = 32;
 
-fn no_file() -> ApiError {
+pub fn no_file() -> ApiError {
     ApiError::not_found("No such file.")
 }
 
@@ -110,7 +109,7 @@ pub struct FileDetails {
 
 /// The text parts of an upload form.
 #[derive(Default)]
-struct FormFields {
+pub struct FormFields {
     name: Option<String>,
     tags: Option<String>,
     metadata: Option<String>,
@@ -133,7 +132,7 @@ fn invalid_multipart(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// Reads the form, streaming the `file` part into the backend as it arrives.
-async fn receive(state: &StorageState, t: &Target, mut form: Multipart, limit: Limit) -> Result<(Stored, String, FormFields), ApiError> {
+pub async fn receive(state: &StorageState, t: &Target, mut form: Multipart, limit: Limit) -> Result<(Stored, String, FormFields), ApiError> {
     let mut fields = FormFields::default();
     let mut stored: Option<(Stored, String)> = None;
     let result: Result<(), ApiError> = async {
@@ -491,338 +490,6 @@ pub async fn delete_file(platform: web::Data<Platform>, state: web::Data<Storage
         json!({"user_id": t.bucket.owner_id, "actor_id": caller.user_id, "bucket_id": t.bucket.id, "file_id": file.id, "name": file.name}),
     )
     .await?;
-    tx.commit().await?;
-    state.collect_soon();
-    Ok(HttpResponse::NoContent().finish())
-}
-
-/// Checks a signed URL's signature and expiry (403 on either), or the caller's grants;
-/// returns the file with its bucket and current version, read in one query.
-pub async fn authorised(
-    conn: &mut PgConnection,
-    state: &StorageState,
-    caller: &Caller,
-    raw: &str,
-    (signature, expires): (Option<&String>, Option<i64>),
-    version: Option<i32>,
-    variant: Option<&str>,
-) -> Result<(Target, FileRow, VersionRow), ApiError> {
-    let id = file_id(raw)?;
-    match (signature, expires) {
-        (Some(signature), Some(expires)) => {
-            let grant = Grant { file: id, version, variant, expires };
-            if !state.signer.verify(&grant, signature) {
-                return Err(ApiError::forbidden("The URL's signature is not valid.").with_code("invalid_signature"));
-            }
-            if expires < Utc::now().timestamp() {
-                return Err(ApiError::forbidden("The URL has expired.").with_code("url_expired"));
-            }
-            let (file, bucket, current) = repo::file_bundle(conn, id).await?.ok_or_else(no_file)?;
-            let access = buckets::access(caller, &bucket);
-            Ok((Target { bucket, access }, file, current))
-        }
-        (None, None) => {
-            caller.require_scope("storage.read")?;
-            let (file, bucket, current) = repo::file_bundle(conn, id).await?.ok_or_else(no_file)?;
-            let access = buckets::access(caller, &bucket);
-            if !access.visible() || !access.allows(access.read_all, caller, &file.perm_read) {
-                return Err(no_file());
-            }
-            Ok((Target { bucket, access }, file, current))
-        }
-        _ => Err(ApiError::forbidden("A signed URL carries both expires and signature.").with_code("invalid_signature")),
-    }
-}
-
-fn public_read(t: &Target) -> bool {
-    t.bucket.public
-}
-
-async fn serve_version(req: &HttpRequest, state: &StorageState, t: &Target, file: &FileRow, v: &VersionRow, params: &DownloadParams) -> Result<HttpResponse, ApiError> {
-    let o = Object {
-        key: &v.object_key,
-        size: v.size as u64,
-        content_type: &v.content_type,
-        etag: format!("\"{}\"", v.sha256),
-        name: &file.name,
-        public: public_read(t),
-        force_attachment: params.disposition.as_deref() == Some("attachment"),
-    };
-    download::serve(req, &state.store, o).await
-}
-
-/// Download the current version: `Range`, `If-None-Match`, public buckets without a token,
-/// private files with a token that may read them or a signed URL.
-#[utoipa::path(
-    get, path = "/files/{file}/download", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path), DownloadParams, ("Range" = Option<String>, Header, description = "One range: bytes=0-1023, bytes=1024-, bytes=-512")),
-    responses(
-        (status = 200, description = "The bytes", content_type = "application/octet-stream"),
-        (status = 206, description = "The range asked for"),
-        (status = 304, description = "If-None-Match matched"),
-        (status = 403, description = "A signed URL that was changed or has expired", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 416, description = "The range starts past the end", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn download_file(
-    req: HttpRequest,
-    platform: web::Data<Platform>,
-    state: web::Data<StorageState>,
-    caller: Caller,
-    path: web::Path<String>,
-    params: web::Query<DownloadParams>,
-) -> Result<HttpResponse, ApiError> {
-    let mut conn = platform.db.acquire().await?;
-    let (t, file, v) = authorised(&mut conn, &state, &caller, &path, (params.signature.as_ref(), params.expires), None, None).await?;
-    drop(conn);
-    serve_version(&req, &state, &t, &file, &v, &params).await
-}
-
-fn version_number(raw: &str) -> Result<i32, ApiError> {
-    raw.parse().map_err(|_| ApiError::not_found("No such version."))
-}
-
-/// Download one version.
-#[utoipa::path(
-    get, path = "/files/{file}/versions/{number}/download", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path), ("number" = i32, Path), DownloadParams),
-    responses(
-        (status = 200, description = "The bytes", content_type = "application/octet-stream"),
-        (status = 206, description = "The range asked for"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 416, body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn download_version(
-    req: HttpRequest,
-    platform: web::Data<Platform>,
-    state: web::Data<StorageState>,
-    caller: Caller,
-    path: web::Path<(String, String)>,
-    params: web::Query<DownloadParams>,
-) -> Result<HttpResponse, ApiError> {
-    let number = version_number(&path.1)?;
-    let mut conn = platform.db.acquire().await?;
-    let (t, file, _) = authorised(&mut conn, &state, &caller, &path.0, (params.signature.as_ref(), params.expires), Some(number), None).await?;
-    let v = repo::version_by_number(&mut conn, file.id, number).await?.ok_or_else(|| ApiError::not_found("No such version."))?;
-    drop(conn);
-    serve_version(&req, &state, &t, &file, &v, &params).await
-}
-
-/// Download a variant of the current version by name (made shortly after upload).
-#[utoipa::path(
-    get, path = "/files/{file}/variants/{name}", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path), ("name" = String, Path), DownloadParams),
-    responses(
-        (status = 200, description = "The variant's bytes"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such file or variant, or not made yet (`variant_pending`)", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn download_variant(
-    req: HttpRequest,
-    platform: web::Data<Platform>,
-    state: web::Data<StorageState>,
-    caller: Caller,
-    path: web::Path<(String, String)>,
-    params: web::Query<DownloadParams>,
-) -> Result<HttpResponse, ApiError> {
-    let (raw, name) = path.into_inner();
-    let mut conn = platform.db.acquire().await?;
-    let (t, file, _) = authorised(&mut conn, &state, &caller, &raw, (params.signature.as_ref(), params.expires), None, Some(&name)).await?;
-    let Some(variant) = repo::variant(&mut conn, file.current_version, &name).await? else {
-        let declared = t.bucket.variants.0.iter().any(|v| v.name == name);
-        return Err(if declared {
-            ApiError::not_found("The variant is not made yet (or the file is not an image).").with_code("variant_pending")
-        } else {
-            ApiError::not_found("The bucket has no such variant.")
-        });
-    };
-    drop(conn);
-    let o = Object {
-        key: &variant.object_key,
-        size: variant.size as u64,
-        content_type: &variant.content_type,
-        etag: format!("\"{}-{}\"", variant.version_id.simple(), variant.name),
-        name: &file.name,
-        public: public_read(&t),
-        force_attachment: params.disposition.as_deref() == Some("attachment"),
-    };
-    download::serve(&req, &state.store, o).await
-}
-
-/// A URL that downloads the file (or one version, or a variant) without a token until it
-/// expires. Changing any part of it, or using it after expiry, gives 403.
-#[utoipa::path(
-    post, path = "/files/{file}/signed-url", tag = "storage", request_body = SignedUrlRequest, security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path)),
-    responses(
-        (status = 200, body = SignedUrlResponse),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn signed_url(
-    platform: web::Data<Platform>,
-    state: web::Data<StorageState>,
-    caller: Caller,
-    path: web::Path<String>,
-    body: web::Json<SignedUrlRequest>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require_scope("storage.read")?;
-    let body = body.into_inner();
-    let ttl = body.expires_in.unwrap_or(3600);
-    if !(1..=state.settings.max_signed_url_secs).contains(&ttl) {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "expires_in".into(),
-            code: "range".into(),
-            message: format!("must be between 1 and {}", state.settings.max_signed_url_secs),
-        }]));
-    }
-    let mut conn = platform.db.acquire().await?;
-    let (_, file) = readable(&mut conn, &caller, &path, false).await?;
-    if let Some(n) = body.version
-        && repo::version_by_number(&mut conn, file.id, n).await?.is_none()
-    {
-        return Err(ApiError::not_found("No such version."));
-    }
-    let expires_at = Utc::now() + Duration::seconds(ttl);
-    let preview = body.preview.map(|p| variants::preview_spec(&state, p)).transpose()?;
-    let preview_grant = preview.as_ref().map(|p| format!("preview:{}", p.key));
-    let grant = Grant {
-        file: file.id,
-        version: body.version,
-        variant: preview_grant.as_deref().or(body.variant.as_deref()),
-        expires: expires_at.timestamp(),
-    };
-    let signature = state.signer.sign(&grant);
-    let target = match (&body.version, &body.variant, &preview) {
-        (Some(n), _, _) => format!("versions/{n}/download?"),
-        (None, _, Some(p)) => format!("preview?{}&", p.query()),
-        (None, Some(v), None) => format!("variants/{}?", download::percent_encode(v)),
-        (None, None, None) => "download?".into(),
-    };
-    let url = format!("{}/api/v1/storage/files/{}/{target}expires={}&signature={signature}", state.public_base, file.id, grant.expires);
-    Ok(HttpResponse::Ok().json(SignedUrlResponse { url, expires_at }))
-}
-
-
-/// A file's versions, oldest first.
-#[utoipa::path(
-    get, path = "/files/{file}/versions", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path)),
-    responses((status = 200, body = VersionList), (status = 404, body = Problem, content_type = "application/problem+json"))
-)]
-pub async fn list_versions(platform: web::Data<Platform>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    caller.require_scope("storage.read")?;
-    let mut conn = platform.db.acquire().await?;
-    let (_, file) = readable(&mut conn, &caller, &path, false).await?;
-    let versions = repo::versions(&mut conn, file.id)
-        .await?
-        .into_iter()
-        .map(|v| VersionResponse {
-            current: v.id == file.current_version,
-            number: v.number,
-            size: v.size,
-            content_type: v.content_type,
-            sha256: v.sha256,
-            width: v.width,
-            height: v.height,
-            created_at: v.created_at,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(VersionList { versions }))
-}
-
-/// Upload a new version (multipart `file`). With versioning on, earlier versions stay;
-/// otherwise they are replaced.
-#[utoipa::path(
-    post, path = "/files/{file}/versions", tag = "storage", request_body(content = UploadForm, content_type = "multipart/form-data"),
-    security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path)),
-    responses(
-        (status = 201, body = FileResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 507, body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn upload_version(
-    req: HttpRequest,
-    platform: web::Data<Platform>,
-    state: web::Data<StorageState>,
-    caller: Caller,
-    path: web::Path<String>,
-    form: Multipart,
-) -> Result<HttpResponse, ApiError> {
-    caller.require_scope("storage.write")?;
-    let (t, file, limit) = {
-        let mut conn = platform.db.acquire().await?;
-        let (t, file) = changeable(&mut conn, &caller, &path, false).await?;
-        let limit = limit_for(&mut conn, &state, &caller, &t).await?;
-        (t, file, limit)
-    };
-    limit.check_declared(&req)?;
-    let (stored, _, _) = receive(&state, &t, form, limit).await?;
-    let res = commit_upload(&platform, &state, &caller, &t, stored, Some(file.id), None).await?;
-    state.collect_soon();
-    Ok(HttpResponse::Created().json(res))
-}
-
-/// Make an earlier version the current one again.
-#[utoipa::path(
-    post, path = "/files/{file}/versions/{number}/restore", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path), ("number" = i32, Path)),
-    responses(
-        (status = 200, body = FileResponse),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn restore_version(platform: web::Data<Platform>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
-    caller.require_scope("storage.write")?;
-    let number = version_number(&path.1)?;
-    let mut tx = platform.db.begin().await?;
-    let (_, file) = changeable(&mut tx, &caller, &path.0, false).await?;
-    let v = repo::version_by_number(&mut tx, file.id, number).await?.ok_or_else(|| ApiError::not_found("No such version."))?;
-    repo::set_current(&mut tx, file.id, v.id).await?;
-    let file = repo::file(&mut tx, file.id, false).await?.ok_or_else(no_file)?;
-    let res = file_response(&mut tx, file).await?;
-    tx.commit().await?;
-    Ok(HttpResponse::Ok().json(res))
-}
-
-/// Delete one version (not the current one: restore another first).
-#[utoipa::path(
-    delete, path = "/files/{file}/versions/{number}", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path), ("number" = i32, Path)),
-    responses(
-        (status = 204),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It is the current version (`current_version`)", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-pub async fn delete_version(
-    platform: web::Data<Platform>,
-    state: web::Data<StorageState>,
-    caller: Caller,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require_scope("storage.write")?;
-    let number = version_number(&path.1)?;
-    let mut tx = platform.db.begin().await?;
-    let (_, file) = changeable(&mut tx, &caller, &path.0, true).await?;
-    let v = repo::version_by_number(&mut tx, file.id, number).await?.ok_or_else(|| ApiError::not_found("No such version."))?;
-    if v.id == file.current_version {
-        return Err(ApiError::conflict("current_version", "This is the current version: restore another one first."));
-    }
-    repo::delete_version(&mut tx, v.id).await?;
     tx.commit().await?;
     state.collect_soon();
     Ok(HttpResponse::NoContent().finish())

@@ -21,6 +21,7 @@ mod sniff;
 mod tus;
 mod upload;
 mod variants;
+mod versions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,14 +118,14 @@ pub struct Storage {
         files::get_file,
         files::update_file,
         files::delete_file,
-        files::download_file,
-        files::signed_url,
-        files::list_versions,
-        files::upload_version,
-        files::download_version,
-        files::restore_version,
-        files::delete_version,
-        files::download_variant,
+        download::download_file,
+        download::signed_url,
+        versions::list_versions,
+        versions::upload_version,
+        versions::download_version,
+        versions::restore_version,
+        versions::delete_version,
+        download::download_variant,
         variants::preview,
         tus::options,
         tus::create_upload,

@@ -9,7 +9,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::download::{self, Object};
-use super::files::authorised;
+use super::download::authorised;
 use super::images::{self, Fit, Format, VariantSpec};
 use super::model::{PreviewOptions, PreviewParams};
 use super::repo::{self, VariantRow, VersionRow};
