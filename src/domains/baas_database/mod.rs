@@ -9,6 +9,7 @@ mod documents;
 mod events;
 mod model;
 mod query;
+mod listing;
 mod repo;
 mod routes;
 mod schema;
@@ -58,9 +59,9 @@ pub struct BaasDatabase {
         routes::remove_index,
         documents::create_document,
         documents::bulk_create,
-        documents::list_documents,
-        documents::query_documents,
-        documents::aggregate,
+        listing::list_documents,
+        listing::query_documents,
+        listing::aggregate,
         documents::get_document,
         documents::replace_document,
         documents::update_document,
