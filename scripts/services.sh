@@ -92,15 +92,16 @@ ensure_tansu() {
   export TANSU_BIN
 }
 
-# Python test servers (the SMTP sink and the S3-compatible server) in a private venv.
+# Python test tools in a private venv: the SMTP sink and the S3-compatible server, the
+# OpenAPI validator and Schemathesis (the API fuzzer).
 ensure_python_tools() {
   local venv="$BASALT_STATE_DIR/venv"
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv python3-pip; python3 -m venv "$venv"; }
   fi
-  if ! "$venv/bin/python" -c 'import aiosmtpd, moto.server, openapi_spec_validator' 2>/dev/null; then
-    say "Installing aiosmtpd, moto[server] and openapi-spec-validator (PyPI)"
-    "$venv/bin/pip" install -q aiosmtpd 'moto[server]' openapi-spec-validator >&2
+  if ! "$venv/bin/python" -c 'import aiosmtpd, moto.server, openapi_spec_validator, schemathesis' 2>/dev/null; then
+    say "Installing aiosmtpd, moto[server], openapi-spec-validator and schemathesis (PyPI)"
+    "$venv/bin/pip" install -q aiosmtpd 'moto[server]' openapi-spec-validator 'schemathesis>=4.32,<5' >&2
   fi
   export PATH="$venv/bin:$PATH"
   if ! port_open 2525; then

@@ -15,6 +15,8 @@ mod databases;
 mod edge;
 mod errors;
 mod events;
+#[cfg(all(feature = "baas-database", feature = "storage"))]
+mod fuzz;
 #[cfg(feature = "kafka")]
 mod kafka;
 mod migrations;

@@ -259,7 +259,8 @@ pub async fn bulk_create(
 #[utoipa::path(
     get, path = "/{db}/collections/{collection}/documents/{id}", tag = "documents",
     security((), ("bearer" = []), ("api_key" = [])),
-    params(("db" = Uuid, Path), ("collection" = String, Path), ("id" = String, Path)),
+    params(("db" = Uuid, Path), ("collection" = String, Path), ("id" = String, Path),
+        ("If-None-Match" = Option<String>, Header, description = "The document's ETag from before: 304 while it is unchanged")),
     responses(
         (status = 200, body = DocumentResponse, headers(("ETag" = String))),
         (status = 304, description = "If-None-Match matched the current version"),

@@ -191,7 +191,7 @@ pub async fn serve_version(req: &HttpRequest, state: &StorageState, t: &Target, 
 /// private files with a token that may read them or a signed URL.
 #[utoipa::path(
     get, path = "/files/{file}/download", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path), DownloadParams, ("Range" = Option<String>, Header, description = "One range: bytes=0-1023, bytes=1024-, bytes=-512")),
+    params(("file" = Uuid, Path), DownloadParams, DownloadHeaders),
     responses(
         (status = 200, description = "The bytes", content_type = "application/octet-stream"),
         (status = 206, description = "The range asked for"),
@@ -218,7 +218,7 @@ pub async fn download_file(
 /// Download a variant of the current version by name (made shortly after upload).
 #[utoipa::path(
     get, path = "/files/{file}/variants/{name}", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path), ("name" = String, Path), DownloadParams),
+    params(("file" = Uuid, Path), ("name" = String, Path), DownloadParams, DownloadHeaders),
     responses(
         (status = 200, description = "The variant's bytes"),
         (status = 403, body = Problem, content_type = "application/problem+json"),

@@ -228,6 +228,20 @@ pub struct DownloadParams {
     pub disposition: Option<String>,
 }
 
+/// The request headers every download honours. Documentation only: the handlers read them
+/// from the request.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct DownloadHeaders {
+    /// One range: `bytes=0-1023`, `bytes=1024-` or `bytes=-512` (206, or 416 past the end).
+    #[param(rename = "Range")]
+    pub range: Option<String>,
+    /// An ETag from an earlier download: 304 while the bytes are unchanged.
+    #[param(rename = "If-None-Match")]
+    pub if_none_match: Option<String>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]

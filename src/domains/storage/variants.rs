@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::download::{self, Object};
 use super::download::authorised;
 use super::images::{self, Fit, Format, VariantSpec};
-use super::model::{PreviewOptions, PreviewParams};
+use super::model::{DownloadHeaders, PreviewOptions, PreviewParams};
 use super::repo::{self, VariantRow, VersionRow};
 use super::{StorageState, events};
 use crate::platform::Platform;
@@ -163,7 +163,7 @@ pub fn preview_spec(state: &StorageState, p: PreviewOptions) -> Result<PreviewSp
 /// and kept for the next.
 #[utoipa::path(
     get, path = "/files/{file}/preview", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path), PreviewParams),
+    params(("file" = Uuid, Path), PreviewParams, DownloadHeaders),
     responses(
         (status = 200, description = "The preview's bytes", content_type = "image/jpeg"),
         (status = 400, description = "A dimension past `storage.max_preview_dimension`, or not an image", body = Problem, content_type = "application/problem+json"),

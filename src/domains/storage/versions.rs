@@ -19,7 +19,7 @@ fn version_number(raw: &str) -> Result<i32, ApiError> {
 /// Download one version.
 #[utoipa::path(
     get, path = "/files/{file}/versions/{number}/download", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path), ("number" = i32, Path), DownloadParams),
+    params(("file" = Uuid, Path), ("number" = i32, Path), DownloadParams, DownloadHeaders),
     responses(
         (status = 200, description = "The bytes", content_type = "application/octet-stream"),
         (status = 206, description = "The range asked for"),

@@ -1,0 +1,164 @@
+//! Generated requests against every database and storage operation in the OpenAPI document,
+//! with Schemathesis (`scripts/test.sh` installs it from PyPI): examples, boundary and
+//! malformed values, fuzzed bodies and chains of calls. Whatever it sends, no answer may be a
+//! server error. The path parameters name real things, so requests reach the handlers'
+//! logic instead of stopping at a 404.
+
+use std::path::PathBuf;
+
+use reqwest::Method;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, spawn_app_with};
+
+async fn create(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
+    let res = app
+        .as_user(Method::POST, path, token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{path}");
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn generated_requests_never_get_a_server_error() {
+    let dir = std::env::temp_dir().join(format!("basalt-fuzz-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = dir.join("files");
+    let app = spawn_app_with(&[
+        ("BASALT__STORAGE__LOCAL_DIR", files.to_str().unwrap()),
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+    ])
+    .await;
+    let token = app.token(&Uuid::now_v7().to_string(), &["user"], &[]);
+
+    let db = create(&app, &token, "/api/v1/databases", json!({"name": "fuzz"})).await;
+    let db = db["id"].as_str().unwrap().to_owned();
+    create(
+        &app,
+        &token,
+        &format!("/api/v1/databases/{db}/collections"),
+        json!({
+            "id": "books",
+            "name": "Books",
+            "attributes": [
+                {"key": "title", "type": "string", "size": 100, "required": true},
+                {"key": "year", "type": "integer", "min": 0, "max": 3000},
+                {"key": "price", "type": "float"},
+                {"key": "tags", "type": "string", "size": 20, "array": true},
+                {"key": "genre", "type": "enum", "elements": ["fiction", "poetry"]},
+                {"key": "published", "type": "datetime"}
+            ],
+            "indexes": [{"key": "by_year", "type": "key", "attributes": ["year"]}]
+        }),
+    )
+    .await;
+    create(
+        &app,
+        &token,
+        &format!("/api/v1/databases/{db}/collections/books/documents"),
+        json!({"id": "b1", "data": {"title": "Dune", "year": 1965, "tags": ["sf"]}}),
+    )
+    .await;
+    let bucket = create(
+        &app,
+        &token,
+        "/api/v1/storage/buckets",
+        json!({"name": "fuzz", "versioning": true, "variants": [{"name": "thumb", "width": 16, "height": 16}]}),
+    )
+    .await;
+    let bucket = bucket["id"].as_str().unwrap().to_owned();
+    let res = app
+        .as_user(
+            Method::POST,
+            &format!("/api/v1/storage/buckets/{bucket}/files"),
+            &token,
+        )
+        .multipart(Form::new().part(
+            "file",
+            Part::bytes(b"hello, fuzz".to_vec()).file_name("a.txt"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let file = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Deleting the things the path parameters name would leave the rest of the run with
+    // 404s; those deletes have tests of their own.
+    std::fs::write(
+        dir.join("schemathesis.toml"),
+        format!(
+            r#"base-url = "{base}"
+headers = {{ Authorization = "Bearer {token}" }}
+
+[parameters]
+db = "{db}"
+collection = "books"
+id = "b1"
+key = "year"
+bucket = "{bucket}"
+file = "{file}"
+number = "1"
+name = "thumb"
+"#,
+            base = app.address
+        ),
+    )
+    .unwrap();
+    let python = PathBuf::from(std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into()));
+    let st = python.with_file_name("st");
+    let out = tokio::process::Command::new(&st)
+        .current_dir(&dir)
+        .args(["run", &format!("{}/api-docs/openapi.json", app.address)])
+        .args([
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "10",
+            "--seed",
+            "1",
+            "--no-color",
+        ])
+        .args([
+            "--include-tag",
+            "databases",
+            "--include-tag",
+            "documents",
+            "--include-tag",
+            "storage",
+        ])
+        // tus PATCH bodies are application/offset+octet-stream, which it cannot generate;
+        // the storage tests break and resume them by hand.
+        .args(["--exclude-name", "PATCH /api/v1/storage/uploads/{upload}"])
+        .args(["--exclude-name", "DELETE /api/v1/databases/{db}"])
+        .args([
+            "--exclude-name",
+            "DELETE /api/v1/databases/{db}/collections/{collection}",
+        ])
+        .args(["--exclude-name", "DELETE /api/v1/storage/buckets/{bucket}"])
+        .args(["--exclude-name", "DELETE /api/v1/storage/files/{file}"])
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} (scripts/test.sh installs Schemathesis next to TEST_PYTHON): {e}",
+                st.display()
+            )
+        });
+    let report = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("passed"), "{report}");
+}
