@@ -223,6 +223,14 @@ impl From<sqlx::Error> for ApiError {
                 Self::unavailable("database_busy", "The database is busy; retry shortly.")
                     .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
             }
+            // Valid JSON and valid UTF-8, yet PostgreSQL stores no U+0000 in text or jsonb:
+            // the input is at fault, whichever handler passed it on.
+            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("22021" | "22P05")) => {
+                Self::bad_request(
+                    "invalid_text",
+                    "Text may not contain the NUL character (U+0000).",
+                )
+            }
             _ => Self::internal(e),
         }
     }

@@ -1301,3 +1301,26 @@ async fn role_permissions_can_be_replaced_by_admins_only() {
         json!(["content.media.write", "content.pages.*"])
     );
 }
+
+#[tokio::test]
+async fn a_token_outliving_its_account_cannot_mint_api_keys() {
+    // A replica without Redis learns of a deletion elsewhere only when the token expires;
+    // until then the token verifies but names no account (this answered 500).
+    let app = spawn_app().await;
+    let ghost = app.token(&uuid::Uuid::now_v7().to_string(), &["user"], &[]);
+    let res = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/auth/api-keys",
+        &ghost,
+        Some(json!({ "name": "left behind", "scopes": [] })),
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(problem(res).await["code"], "unauthorized");
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM auth.api_keys")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(keys, 0);
+}

@@ -2208,3 +2208,44 @@ async fn schema_and_bulk_changes_refuse_bad_input() {
         "nothing of a refused bulk is stored"
     );
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_and_nothing_is_stored() {
+    // Valid JSON and UTF-8, but PostgreSQL stores no U+0000 in text or jsonb; the fuzzing
+    // test found these answering 500.
+    let app = spawn_app().await;
+    let ada = account(&app, &["user"]);
+    let res = send(
+        &app,
+        Method::POST,
+        "",
+        Some(&ada),
+        Some(json!({"name": "a\u{0}b"})),
+    )
+    .await;
+    assert_eq!(problem(res).await["code"], "invalid_text");
+    let db = blog(&app, &ada, json!({})).await;
+    let listed = ok(send(&app, Method::GET, "", Some(&ada), None).await, 200).await;
+    assert_eq!(
+        listed["databases"].as_array().unwrap().len(),
+        1,
+        "only the blog: {listed}"
+    );
+    for data in [
+        json!({"title": "x", "meta": {"note": "a\u{0}b"}}),
+        json!({"title": "x", "meta": {"a\u{0}b": 1}}),
+        json!({"title": "x", "tags": ["\u{0}"]}),
+    ] {
+        let res = send(
+            &app,
+            Method::POST,
+            &docs(&db),
+            Some(&ada),
+            Some(json!({"data": data})),
+        )
+        .await;
+        let p = problem(res).await;
+        assert!(matches!(p["status"].as_u64(), Some(400 | 422)), "{p}");
+    }
+    assert_eq!(document_count(&app, &db).await, 0);
+}

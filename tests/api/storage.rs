@@ -1965,3 +1965,35 @@ async fn every_file_endpoint_checks_grants_and_input() {
     .await;
     assert_eq!(bk["public"], false);
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_and_nothing_is_stored() {
+    // Valid JSON and UTF-8, but PostgreSQL stores no U+0000 in text or jsonb.
+    let s = storage(Backend::Local, &[]).await;
+    let app = &s.app;
+    let ada = account(app, &["user"]);
+    let res = api(app, Method::POST, "/buckets", Some(&ada))
+        .json(&json!({"name": "a\u{0}b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(res).await["code"], "invalid_text");
+    let b = bucket(app, &ada, json!({})).await;
+    let form = form("a.txt", b"hello".to_vec()).text("metadata", r#"{"note": "a\u0000b"}"#);
+    let p = problem(upload(app, Some(&ada), &b, form).await).await;
+    assert_eq!(p["code"], "invalid_text");
+    let listed = json_ok(
+        api(app, Method::GET, &format!("/buckets/{b}/files"), Some(&ada))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(listed["files"].as_array().unwrap().len(), 0, "{listed}");
+    assert!(
+        s.objects_become(0).await,
+        "the bytes went too: {:?}",
+        s.objects().await
+    );
+}

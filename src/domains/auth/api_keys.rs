@@ -93,7 +93,14 @@ pub async fn create_api_key(
         revoked_at: None,
     };
     let mut conn = platform.db.acquire().await?;
-    repo::insert_api_key(&mut conn, &row).await?;
+    repo::insert_api_key(&mut conn, &row).await.map_err(|e| match &e {
+        // A token still valid for an account deleted since (on a replica without Redis, the
+        // revocation reaches it only at expiry).
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            ApiError::unauthorized("The account this token belongs to no longer exists.")
+        }
+        _ => e.into(),
+    })?;
     let key = format!("bsk_{}_{secret}", row.id.simple());
     Ok(HttpResponse::Created().json(response(row, Some(key))))
 }
