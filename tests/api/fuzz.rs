@@ -192,18 +192,14 @@ async fn generated_requests_from_a_deleted_user_never_get_a_server_error() {
 async fn schemathesis(app: &TestApp, dir: &std::path::Path, filters: &[&str]) {
     let python = PathBuf::from(std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into()));
     let st = python.with_file_name("st");
+    // A fixed, small run by default; FUZZ_EXAMPLES=200 FUZZ_SEED=$RANDOM digs deeper.
+    let examples = std::env::var("FUZZ_EXAMPLES").unwrap_or_else(|_| "10".into());
+    let seed = std::env::var("FUZZ_SEED").unwrap_or_else(|_| "1".into());
     let out = tokio::process::Command::new(&st)
         .current_dir(dir)
         .args(["run", &format!("{}/api-docs/openapi.json", app.address)])
-        .args([
-            "--checks",
-            "not_a_server_error",
-            "--max-examples",
-            "10",
-            "--seed",
-            "1",
-            "--no-color",
-        ])
+        .args(["--checks", "not_a_server_error", "--no-color"])
+        .args(["--max-examples", &examples, "--seed", &seed])
         .args(filters)
         .output()
         .await
