@@ -542,7 +542,7 @@ pub async fn sweep_pending(db: &PgPool, older_than_secs: i64) -> Result<u64, sql
 }
 
 /// Queues bytes that no row refers to (a write whose rows did not commit).
-pub async fn queue_garbage(db: &PgPool, key: &str) -> Result<(), sqlx::Error> {
+pub async fn queue_garbage<'c>(db: impl sqlx::PgExecutor<'c>, key: &str) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO storage.garbage (object_key) VALUES ($1) ON CONFLICT DO NOTHING").bind(key).execute(db).await?;
     Ok(())
 }

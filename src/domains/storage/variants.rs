@@ -19,19 +19,30 @@ use crate::platform::error::{ApiError, Problem};
 use crate::platform::events::{Subscriber, subscriber_fn};
 use crate::platform::grants::Caller;
 
-/// Renders on the blocking pool; the original is read whole, which its size cap bounds.
+/// Decodes once, then renders the variants side by side, one thread each, so a large image's
+/// variants take about as long as its largest; all of it off the async runtime. The
+/// original is read whole, which its size cap bounds.
 async fn render_all(state: &StorageState, v: &VersionRow, specs: Vec<VariantSpec>) -> anyhow::Result<Vec<(VariantSpec, Vec<u8>, u32, u32)>> {
     let original = state.store.read_all(&v.object_key).await?;
     let limits = state.image_limits();
     tokio::task::spawn_blocking(move || {
         let img = images::decode(&original, &limits)?;
-        specs
-            .into_iter()
-            .map(|s| {
-                let (bytes, w, h) = images::render(&img, s.width, s.height, s.fit, s.format)?;
-                Ok((s, bytes, w, h))
-            })
-            .collect::<Result<Vec<_>, images::ImageError>>()
+        std::thread::scope(|scope| {
+            let renders: Vec<_> = specs
+                .into_iter()
+                .map(|s| {
+                    let img = &img;
+                    scope.spawn(move || {
+                        let (bytes, w, h) = images::render(img, s.width, s.height, s.fit, s.format)?;
+                        Ok::<_, images::ImageError>((s, bytes, w, h))
+                    })
+                })
+                .collect();
+            renders
+                .into_iter()
+                .map(|r| r.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect::<Result<Vec<_>, images::ImageError>>()
+        })
     })
     .await?
     .map_err(Into::into)
@@ -92,7 +103,7 @@ async fn make_variants(state: &StorageState, version_id: Uuid) -> anyhow::Result
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         } else if repo::version(&mut tx, v.id).await?.is_none() {
             // The version went away meanwhile: its rows are gone, so must the bytes be.
-            sqlx::query("INSERT INTO storage.garbage (object_key) VALUES ($1) ON CONFLICT DO NOTHING").bind(&row.object_key).execute(&mut *tx).await?;
+            repo::queue_garbage(&mut *tx, &row.object_key).await?;
         }
     }
     tx.commit().await?;
