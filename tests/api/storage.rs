@@ -168,6 +168,23 @@ async fn bucket(app: &TestApp, who: &Account, settings: Value) -> String {
     b["id"].as_str().unwrap().to_owned()
 }
 
+/// The listing of a bucket's files that `who` sees.
+async fn files_in(app: &TestApp, who: &Account, bucket: &str) -> Value {
+    json_ok(
+        api(
+            app,
+            Method::GET,
+            &format!("/buckets/{bucket}/files"),
+            Some(who),
+        )
+        .send()
+        .await
+        .unwrap(),
+        200,
+    )
+    .await
+}
+
 fn form(name: &str, bytes: Vec<u8>) -> Form {
     Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()))
 }
@@ -1501,14 +1518,7 @@ async fn resumable(backend: Backend) {
     let res = patch(resume_at, data[resume_at..].to_vec()).await.unwrap();
     assert_eq!((res.status().as_u16(), offset_of(&res)), (204, data.len()));
 
-    let listed = json_ok(
-        api(app, Method::GET, &format!("/buckets/{b}/files"), Some(&ada))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let listed = files_in(app, &ada, &b).await;
     let file = &listed["files"][0];
     assert_eq!(
         (file["name"].as_str(), file["sha256"].as_str()),
@@ -1614,14 +1624,7 @@ async fn bytes_no_row_ever_owned_are_swept() {
         .unwrap();
     assert_eq!(s.objects().await.len(), 2);
     assert!(s.objects_become(1).await, "{:?}", s.objects().await);
-    let listed = json_ok(
-        api(app, Method::GET, &format!("/buckets/{b}/files"), Some(&ada))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let listed = files_in(app, &ada, &b).await;
     assert_eq!(listed["files"][0]["name"], "kept.txt", "owned bytes stay");
 }
 
@@ -1982,14 +1985,7 @@ async fn nul_characters_are_refused_and_nothing_is_stored() {
     let form = form("a.txt", b"hello".to_vec()).text("metadata", r#"{"note": "a\u0000b"}"#);
     let p = problem(upload(app, Some(&ada), &b, form).await).await;
     assert_eq!(p["code"], "invalid_text");
-    let listed = json_ok(
-        api(app, Method::GET, &format!("/buckets/{b}/files"), Some(&ada))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let listed = files_in(app, &ada, &b).await;
     assert_eq!(listed["files"].as_array().unwrap().len(), 0, "{listed}");
     assert!(
         s.objects_become(0).await,
