@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, problem, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, error_fields, problem, spawn_app, spawn_app_with, statuses_of};
 
 /// A signed-in account: its id and an access token.
 struct Account {
@@ -266,12 +266,7 @@ async fn collection_schemas_are_checked_and_nothing_half_made_is_kept() {
     )
     .await;
     assert_eq!(p["status"], 422);
-    let fields: Vec<&str> = p["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&p);
     for expected in [
         "id",
         "permissions.read[0]",
@@ -625,16 +620,13 @@ async fn concurrent_writers_with_the_same_version_only_one_wins() {
     )
     .await;
     let updates = (0..8).map(|i| {
-        app.as_user(Method::PATCH, &path, &ada.token)
+        let req = app
+            .as_user(Method::PATCH, &path, &ada.token)
             .header("if-match", "1")
-            .json(&json!({"data": {"views": i}}))
-            .send()
+            .json(&json!({"data": {"views": i}}));
+        async move { req.send().await.unwrap() }
     });
-    let statuses: Vec<u16> = futures_util::future::join_all(updates)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap().status().as_u16())
-        .collect();
+    let statuses = statuses_of(updates).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         1,
@@ -646,20 +638,17 @@ async fn concurrent_writers_with_the_same_version_only_one_wins() {
         "{statuses:?}"
     );
 
+    let path = docs(&db);
     let creates = (0..8).map(|_| {
-        app.as_user(
+        send(
+            &app,
             Method::POST,
-            &format!("/api/v1/databases{}", docs(&db)),
-            &ada.token,
+            &path,
+            Some(&ada),
+            Some(json!({"id": "same", "data": {"title": "S"}})),
         )
-        .json(&json!({"id": "same", "data": {"title": "S"}}))
-        .send()
     });
-    let statuses: Vec<u16> = futures_util::future::join_all(creates)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap().status().as_u16())
-        .collect();
+    let statuses = statuses_of(creates).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 201).count(),
         1,
@@ -2170,12 +2159,7 @@ async fn schema_and_bulk_changes_refuse_bad_input() {
         .await,
     )
     .await;
-    let fields: Vec<&str> = p["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&p);
     assert_eq!(fields, ["documents[1].data.title", "documents[2].id"]);
     let empty = problem(
         send(

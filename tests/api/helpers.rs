@@ -304,3 +304,25 @@ pub async fn problem(res: reqwest::Response) -> serde_json::Value {
     );
     res.json().await.expect("problem json")
 }
+
+/// The `field` of each entry in a 422 problem's `errors`, in order.
+pub fn error_fields(problem: &serde_json::Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .expect("a validation problem")
+        .iter()
+        .map(|e| e["field"].as_str().expect("a field"))
+        .collect()
+}
+
+/// Sends the requests at once; their statuses, in order.
+pub async fn statuses_of<F>(requests: impl IntoIterator<Item = F>) -> Vec<u16>
+where
+    F: std::future::Future<Output = reqwest::Response>,
+{
+    futures_util::future::join_all(requests)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect()
+}

@@ -12,7 +12,22 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, eventually, problem, spawn_app_with};
+use crate::helpers::{TestApp, error_fields, eventually, problem, spawn_app_with, statuses_of};
+
+/// A test per backend running `$check` (an async fn taking a `Backend`).
+macro_rules! on_both_backends {
+    ($check:ident: $local:ident, $s3:ident) => {
+        #[tokio::test]
+        async fn $local() {
+            $check(Backend::Local).await;
+        }
+
+        #[tokio::test]
+        async fn $s3() {
+            $check(Backend::S3).await;
+        }
+    };
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Backend {
@@ -351,15 +366,7 @@ async fn round_trip(backend: Backend) {
     assert_eq!(app.events_of("storage.file.deleted").await, 1);
 }
 
-#[tokio::test]
-async fn files_round_trip_on_local_disk() {
-    round_trip(Backend::Local).await;
-}
-
-#[tokio::test]
-async fn files_round_trip_on_s3() {
-    round_trip(Backend::S3).await;
-}
+on_both_backends!(round_trip: files_round_trip_on_local_disk, files_round_trip_on_s3);
 
 #[tokio::test]
 async fn buckets_are_checked_and_private_to_their_owner() {
@@ -377,12 +384,7 @@ async fn buckets_are_checked_and_private_to_their_owner() {
             .unwrap(),
     )
     .await;
-    let fields: Vec<&str> = p["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&p);
     for f in [
         "max_file_bytes",
         "allowed_types[0]",
@@ -1013,15 +1015,7 @@ async fn versions(backend: Backend) {
     assert_eq!(usage["bytes"], 5 + 3, "only what is kept counts");
 }
 
-#[tokio::test]
-async fn versions_on_local_disk() {
-    versions(Backend::Local).await;
-}
-
-#[tokio::test]
-async fn versions_on_s3() {
-    versions(Backend::S3).await;
-}
+on_both_backends!(versions: versions_on_local_disk, versions_on_s3);
 
 #[tokio::test]
 async fn listing_filters_sorts_and_pages() {
@@ -1144,11 +1138,7 @@ async fn quotas_stop_uploads_and_free_up_on_delete() {
             form(&format!("r{i}.bin"), vec![3u8; 3000]),
         )
     });
-    let statuses: Vec<u16> = futures_util::future::join_all(racers)
-        .await
-        .into_iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+    let statuses = statuses_of(racers).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 201).count(),
         1,
@@ -1377,15 +1367,7 @@ async fn variants(backend: Backend) {
     assert!(s.objects_become(0).await, "{:?}", s.objects().await);
 }
 
-#[tokio::test]
-async fn image_variants_on_local_disk() {
-    variants(Backend::Local).await;
-}
-
-#[tokio::test]
-async fn image_variants_on_s3() {
-    variants(Backend::S3).await;
-}
+on_both_backends!(variants: image_variants_on_local_disk, image_variants_on_s3);
 
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
@@ -1585,15 +1567,7 @@ async fn resumable(backend: Backend) {
     assert!(s.objects_become(1).await, "{:?}", s.objects().await);
 }
 
-#[tokio::test]
-async fn resumable_uploads_on_local_disk() {
-    resumable(Backend::Local).await;
-}
-
-#[tokio::test]
-async fn resumable_uploads_on_s3() {
-    resumable(Backend::S3).await;
-}
+on_both_backends!(resumable: resumable_uploads_on_local_disk, resumable_uploads_on_s3);
 
 #[tokio::test]
 async fn bytes_no_row_ever_owned_are_swept() {

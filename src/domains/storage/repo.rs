@@ -38,43 +38,44 @@ pub struct BucketFields<'a> {
     pub file_security: bool,
 }
 
+type BucketQuery<'q> = sqlx::query::QueryAs<'q, Postgres, BucketRow, sqlx::postgres::PgArguments>;
+
+/// `sql` with a bucket's id as $1 and its settings as $2 to $10, in `BucketFields` order.
+fn bucket_query<'q>(sql: &'q str, id: Uuid, b: &BucketFields<'q>) -> BucketQuery<'q> {
+    sqlx::query_as(sql)
+        .bind(id)
+        .bind(b.name)
+        .bind(b.max_file_bytes)
+        .bind(b.allowed_types)
+        .bind(b.allowed_extensions)
+        .bind(b.public)
+        .bind(b.versioning)
+        .bind(Json(b.variants))
+        .bind(Json(b.permissions))
+        .bind(b.file_security)
+}
+
 pub async fn insert_bucket(conn: &mut PgConnection, owner: Uuid, b: &BucketFields<'_>) -> Result<BucketRow, sqlx::Error> {
-    sqlx::query_as(
-        "INSERT INTO storage.buckets (id, owner_id, name, max_file_bytes, allowed_types, allowed_extensions, public, versioning,
-                                      variants, permissions, file_security)
+    bucket_query(
+        "INSERT INTO storage.buckets (id, name, max_file_bytes, allowed_types, allowed_extensions, public, versioning,
+                                      variants, permissions, file_security, owner_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *",
+        Uuid::now_v7(),
+        b,
     )
-    .bind(Uuid::now_v7())
     .bind(owner)
-    .bind(b.name)
-    .bind(b.max_file_bytes)
-    .bind(b.allowed_types)
-    .bind(b.allowed_extensions)
-    .bind(b.public)
-    .bind(b.versioning)
-    .bind(Json(b.variants))
-    .bind(Json(b.permissions))
-    .bind(b.file_security)
     .fetch_one(conn)
     .await
 }
 
 pub async fn update_bucket(conn: &mut PgConnection, id: Uuid, b: &BucketFields<'_>) -> Result<BucketRow, sqlx::Error> {
-    sqlx::query_as(
+    bucket_query(
         "UPDATE storage.buckets SET name = $2, max_file_bytes = $3, allowed_types = $4, allowed_extensions = $5, public = $6,
                 versioning = $7, variants = $8, permissions = $9, file_security = $10, updated_at = now()
           WHERE id = $1 RETURNING *",
+        id,
+        b,
     )
-    .bind(id)
-    .bind(b.name)
-    .bind(b.max_file_bytes)
-    .bind(b.allowed_types)
-    .bind(b.allowed_extensions)
-    .bind(b.public)
-    .bind(b.versioning)
-    .bind(Json(b.variants))
-    .bind(Json(b.permissions))
-    .bind(b.file_security)
     .fetch_one(conn)
     .await
 }
