@@ -14,8 +14,14 @@ use crate::platform::{CurrentUser, Platform};
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/admin/users").route(web::get().to(list_users)))
         .service(web::resource("/admin/users/{id}/roles").route(web::post().to(grant_role)))
-        .service(web::resource("/admin/users/{id}/roles/{role}").route(web::delete().to(revoke_role)))
-        .service(web::resource("/admin/roles").route(web::get().to(list_roles)).route(web::post().to(create_role)))
+        .service(
+            web::resource("/admin/users/{id}/roles/{role}").route(web::delete().to(revoke_role)),
+        )
+        .service(
+            web::resource("/admin/roles")
+                .route(web::get().to(list_roles))
+                .route(web::post().to(create_role)),
+        )
         .service(
             web::resource("/admin/roles/{name}")
                 .route(web::put().to(set_role_permissions))
@@ -24,7 +30,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn role_response(r: repo::RoleRow) -> RoleResponse {
-    RoleResponse { name: r.name, description: r.description, builtin: r.builtin, permissions: r.permissions }
+    RoleResponse {
+        name: r.name,
+        description: r.description,
+        builtin: r.builtin,
+        permissions: r.permissions,
+    }
 }
 
 /// Accounts, newest first (permission `auth.users.read`).
@@ -40,7 +51,9 @@ pub async fn list_users(
     user.require("auth.users.read")?;
     let limit = crate::platform::http::page_limit(query.limit)?;
     let rows = repo::list_users(&platform.db, query.after, limit).await?;
-    let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.user.id)).flatten();
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.user.id))
+        .flatten();
     let users = rows
         .into_iter()
         .map(|r| UserResponse {
@@ -61,9 +74,16 @@ pub async fn list_users(
     get, path = "/admin/roles", tag = "auth-admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<RoleResponse>), (status = 403, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_roles(platform: web::Data<Platform>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+pub async fn list_roles(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
     user.require("auth.roles.read")?;
-    let roles: Vec<RoleResponse> = repo::roles(&platform.db).await?.into_iter().map(role_response).collect();
+    let roles: Vec<RoleResponse> = repo::roles(&platform.db)
+        .await?
+        .into_iter()
+        .map(role_response)
+        .collect();
     Ok(HttpResponse::Ok().json(roles))
 }
 
@@ -86,7 +106,10 @@ pub async fn create_role(
     let body = body.into_inner();
     let mut tx = platform.db.begin().await?;
     if repo::role_exists(&mut tx, &body.name).await?.is_some() {
-        return Err(ApiError::conflict("role_exists", format!("The role {} already exists.", body.name)));
+        return Err(ApiError::conflict(
+            "role_exists",
+            format!("The role {} already exists.", body.name),
+        ));
     }
     repo::insert_role(&mut tx, &body.name, &body.description).await?;
     repo::set_role_permissions(&mut tx, &body.name, &body.permissions).await?;
@@ -138,7 +161,12 @@ pub async fn delete_role(
     let mut tx = platform.db.begin().await?;
     match repo::role_exists(&mut tx, &name).await? {
         None => return Err(ApiError::not_found("No such role.")),
-        Some(true) => return Err(ApiError::conflict("builtin_role", "Built-in roles cannot be deleted.")),
+        Some(true) => {
+            return Err(ApiError::conflict(
+                "builtin_role",
+                "Built-in roles cannot be deleted.",
+            ));
+        }
         Some(false) => repo::delete_role(&mut tx, &name).await?,
     }
     tx.commit().await?;

@@ -43,7 +43,9 @@ fn response(k: ApiKeyRow, key: Option<String>) -> ApiKeyResponse {
 fn owner(user: &CurrentUser) -> Result<Uuid, ApiError> {
     // A key cannot mint keys: only a person signed in with a token can.
     if user.token_id.starts_with("apikey:") {
-        return Err(ApiError::forbidden("API keys cannot manage API keys; sign in."));
+        return Err(ApiError::forbidden(
+            "API keys cannot manage API keys; sign in.",
+        ));
     }
     user.uuid()
 }
@@ -73,7 +75,11 @@ pub async fn create_api_key(
         });
     }
     if body.expires_at.is_some_and(|e| e <= Utc::now()) {
-        errors.push(FieldError { field: "expires_at".into(), code: "past".into(), message: "must be in the future".into() });
+        errors.push(FieldError {
+            field: "expires_at".into(),
+            code: "past".into(),
+            message: "must be in the future".into(),
+        });
     }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
@@ -93,14 +99,16 @@ pub async fn create_api_key(
         revoked_at: None,
     };
     let mut conn = platform.db.acquire().await?;
-    repo::insert_api_key(&mut conn, &row).await.map_err(|e| match &e {
-        // A token still valid for an account deleted since (on a replica without Redis, the
-        // revocation reaches it only at expiry).
-        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-            ApiError::unauthorized("The account this token belongs to no longer exists.")
-        }
-        _ => e.into(),
-    })?;
+    repo::insert_api_key(&mut conn, &row)
+        .await
+        .map_err(|e| match &e {
+            // A token still valid for an account deleted since (on a replica without Redis, the
+            // revocation reaches it only at expiry).
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                ApiError::unauthorized("The account this token belongs to no longer exists.")
+            }
+            _ => e.into(),
+        })?;
     let key = format!("bsk_{}_{secret}", row.id.simple());
     Ok(HttpResponse::Created().json(response(row, Some(key))))
 }
@@ -110,9 +118,16 @@ pub async fn create_api_key(
     get, path = "/api-keys", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Vec<ApiKeyResponse>), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_api_keys(platform: web::Data<Platform>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+pub async fn list_api_keys(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
     let keys = repo::api_keys_of(&platform.db, owner(&user)?).await?;
-    Ok(HttpResponse::Ok().json(keys.into_iter().map(|k| response(k, None)).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(
+        keys.into_iter()
+            .map(|k| response(k, None))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Revoke one of the signed-in user's API keys (404 for anyone else's).
@@ -149,7 +164,11 @@ impl ApiKeyResolver for Resolver {
             let presented = Sha256::digest(secret.as_bytes());
             // Constant-time: a timing difference must not leak how much of a hash matched.
             let same = presented.len() == row.secret_hash.len()
-                && presented.iter().zip(&row.secret_hash).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+                && presented
+                    .iter()
+                    .zip(&row.secret_hash)
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0;
             let live = row.revoked_at.is_none() && row.expires_at.is_none_or(|e| e > Utc::now());
             if !(same && live) {
                 return Err(invalid());

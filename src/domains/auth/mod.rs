@@ -24,8 +24,8 @@ use actix_web::web;
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
 
-use crate::platform::events::{Subscriber, subscriber_fn};
 use crate::platform::domain::DomainState;
+use crate::platform::events::{Subscriber, subscriber_fn};
 use crate::platform::{Domain, Platform};
 
 pub use settings::AuthSettings;
@@ -102,9 +102,14 @@ impl Domain for Auth {
     fn init(&self, platform: &Platform) -> anyhow::Result<()> {
         let settings: AuthSettings = platform.settings.domain_section("auth")?;
         settings.validate()?;
-        let state = AuthState { settings, refresh_key: tokens::RefreshKey::derive(&platform.settings.identity) };
+        let state = AuthState {
+            settings,
+            refresh_key: tokens::RefreshKey::derive(&platform.settings.identity),
+        };
         self.state.set(state);
-        let _ = platform.api_keys.0.set(Arc::new(api_keys::Resolver { db: platform.db.clone() }));
+        let _ = platform.api_keys.0.set(Arc::new(api_keys::Resolver {
+            db: platform.db.clone(),
+        }));
         Ok(())
     }
 
@@ -129,14 +134,32 @@ impl Domain for Auth {
         }
         // Without the notifications domain nobody mails the link: log it so a developer can
         // still verify and reset (PocketBase and Supabase do the same in development).
-        let base = platform.settings.server.public_base_url.trim_end_matches('/').to_owned();
+        let base = platform
+            .settings
+            .server
+            .public_base_url
+            .trim_end_matches('/')
+            .to_owned();
         vec![subscriber_fn(
             "auth.log_links",
-            &["user.verification_requested", "user.password_reset_requested"],
+            &[
+                "user.verification_requested",
+                "user.password_reset_requested",
+            ],
             move |event, _conn| {
-                let page = if event.event_type == "user.verification_requested" { "verify-email" } else { "reset-password" };
-                let email = event.payload["email"].as_str().unwrap_or_default().to_owned();
-                let token = event.payload["secret"]["token"].as_str().unwrap_or_default().to_owned();
+                let page = if event.event_type == "user.verification_requested" {
+                    "verify-email"
+                } else {
+                    "reset-password"
+                };
+                let email = event.payload["email"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let token = event.payload["secret"]["token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 let link = format!("{base}/{page}?token={token}");
                 Box::pin(async move {
                     tracing::info!(%email, %link, "no notifications domain: this link would have been emailed");

@@ -150,7 +150,9 @@ pub fn valid_permission(p: &str) -> bool {
         ok &= (last && seg == "*" && p != "*")
             || (!seg.is_empty()
                 && seg.starts_with(|c: char| c.is_ascii_lowercase())
-                && seg.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'));
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'));
     }
     ok
 }
@@ -158,7 +160,9 @@ pub fn valid_permission(p: &str) -> bool {
 fn validate_permissions(permissions: &[String]) -> Result<(), validator::ValidationError> {
     if permissions.len() > 100 || !permissions.iter().all(|p| valid_permission(p)) {
         let mut e = validator::ValidationError::new("permission");
-        e.message = Some("must be at most 100 dotted lower-case names like catalog.products.moderate".into());
+        e.message = Some(
+            "must be at most 100 dotted lower-case names like catalog.products.moderate".into(),
+        );
         return Err(e);
     }
     Ok(())
@@ -206,12 +210,15 @@ pub struct CreateRoleRequest {
 fn validate_role_name(name: &str) -> Result<(), validator::ValidationError> {
     let ok = (2..=63).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if ok {
         return Ok(());
     }
     let mut e = validator::ValidationError::new("role_name");
-    e.message = Some("must be 2-63 lower-case letters, digits, _ or -, starting with a letter".into());
+    e.message =
+        Some("must be 2-63 lower-case letters, digits, _ or -, starting with a letter".into());
     Err(e)
 }
 

@@ -29,7 +29,11 @@ fn argon2() -> Argon2<'static> {
 pub fn check(field: &str, password: &str, min: usize, max: usize) -> Result<(), FieldError> {
     let chars = password.chars().count();
     let fail = |code: &str, message: String| {
-        Err(FieldError { field: field.to_owned(), code: code.to_owned(), message })
+        Err(FieldError {
+            field: field.to_owned(),
+            code: code.to_owned(),
+            message,
+        })
     };
     if chars < min {
         return fail("length", format!("must be at least {min} characters long"));
@@ -38,7 +42,10 @@ pub fn check(field: &str, password: &str, min: usize, max: usize) -> Result<(), 
         return fail("length", format!("must be at most {max} characters long"));
     }
     if COMMON.contains(password.to_lowercase().as_str()) {
-        return fail("common", "is one of the most common passwords; choose another".into());
+        return fail(
+            "common",
+            "is one of the most common passwords; choose another".into(),
+        );
     }
     Ok(())
 }
@@ -59,8 +66,12 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 pub async fn verify(password: String, hash: Option<String>) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || {
         let stored = hash.unwrap_or_else(|| DUMMY.clone());
-        let parsed: PasswordHash = stored.parse().map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        Ok(argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+        let parsed: PasswordHash = stored
+            .parse()
+            .map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        Ok(argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
     })
     .await?
 }
@@ -79,9 +90,23 @@ mod tests {
     #[test]
     fn the_policy_checks_length_and_the_common_list() {
         assert!(check("password", "correct horse battery", 12, 128).is_ok());
-        assert_eq!(check("password", "short", 12, 128).unwrap_err().code, "length");
-        assert_eq!(check("password", &"x".repeat(129), 12, 128).unwrap_err().code, "length");
-        assert_eq!(check("password", "qwerty123456", 12, 128).unwrap_err().code, "common");
-        assert_eq!(check("password", "PASSWORD", 8, 128).unwrap_err().code, "common");
+        assert_eq!(
+            check("password", "short", 12, 128).unwrap_err().code,
+            "length"
+        );
+        assert_eq!(
+            check("password", &"x".repeat(129), 12, 128)
+                .unwrap_err()
+                .code,
+            "length"
+        );
+        assert_eq!(
+            check("password", "qwerty123456", 12, 128).unwrap_err().code,
+            "common"
+        );
+        assert_eq!(
+            check("password", "PASSWORD", 8, 128).unwrap_err().code,
+            "common"
+        );
     }
 }

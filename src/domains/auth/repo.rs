@@ -34,31 +34,44 @@ pub async fn insert_user(conn: &mut PgConnection, u: &UserRow) -> Result<(), sql
     Ok(())
 }
 
-pub async fn grant_role(conn: &mut PgConnection, user: Uuid, role: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO auth.user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(user)
-        .bind(role)
-        .execute(conn)
-        .await?;
+pub async fn grant_role(
+    conn: &mut PgConnection,
+    user: Uuid,
+    role: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO auth.user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(user)
+    .bind(role)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 pub async fn user_by_email(pool: &PgPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM auth.users WHERE email = $1"))
-        .bind(email)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM auth.users WHERE email = $1"
+    ))
+    .bind(email)
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn user_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM auth.users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM auth.users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// The user's roles and the permissions they grant, each sorted.
-pub async fn grants(conn: &mut PgConnection, user: Uuid) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
+pub async fn grants(
+    conn: &mut PgConnection,
+    user: Uuid,
+) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
     let roles: Vec<String> =
         sqlx::query_scalar("SELECT role FROM auth.user_roles WHERE user_id = $1 ORDER BY role")
             .bind(user)
@@ -93,7 +106,11 @@ pub async fn update_names(
     Ok(())
 }
 
-pub async fn set_password(conn: &mut PgConnection, user: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+pub async fn set_password(
+    conn: &mut PgConnection,
+    user: Uuid,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE auth.users SET password_hash = $2, updated_at = now() WHERE id = $1")
         .bind(user)
         .bind(hash)
@@ -114,7 +131,10 @@ pub async fn mark_verified(conn: &mut PgConnection, user: Uuid) -> Result<(), sq
 }
 
 pub async fn delete_user(conn: &mut PgConnection, user: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM auth.users WHERE id = $1").bind(user).execute(conn).await?;
+    sqlx::query("DELETE FROM auth.users WHERE id = $1")
+        .bind(user)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -132,8 +152,7 @@ pub struct SessionRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-const SESSION_COLUMNS: &str =
-    "id, user_id, generation, rotated_at, created_at, last_used_at, expires_at, user_agent, ip, revoked_at";
+const SESSION_COLUMNS: &str = "id, user_id, generation, rotated_at, created_at, last_used_at, expires_at, user_agent, ip, revoked_at";
 
 pub async fn create_session(conn: &mut PgConnection, s: &SessionRow) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -153,11 +172,16 @@ pub async fn create_session(conn: &mut PgConnection, s: &SessionRow) -> Result<(
 }
 
 /// Locks the session row: concurrent refreshes of one session take turns.
-pub async fn lock_session(conn: &mut PgConnection, id: Uuid) -> Result<Option<SessionRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {SESSION_COLUMNS} FROM auth.sessions WHERE id = $1 FOR UPDATE"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+pub async fn lock_session(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<SessionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {SESSION_COLUMNS} FROM auth.sessions WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Moves the session to its next generation; returns the new row.
@@ -171,7 +195,11 @@ pub async fn rotate_session(conn: &mut PgConnection, id: Uuid) -> Result<Session
     .await
 }
 
-pub async fn revoke_session(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
+pub async fn revoke_session(
+    conn: &mut PgConnection,
+    id: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE auth.sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
     )
@@ -232,7 +260,11 @@ pub async fn insert_one_time(
 }
 
 /// Uses a single-use token in one statement, so two concurrent uses cannot both succeed.
-pub async fn consume_one_time(conn: &mut PgConnection, hash: &[u8], purpose: &str) -> Result<Option<Uuid>, sqlx::Error> {
+pub async fn consume_one_time(
+    conn: &mut PgConnection,
+    hash: &[u8],
+    purpose: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE auth.one_time_tokens SET used_at = now()
           WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
@@ -257,7 +289,8 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-const KEY_COLUMNS: &str = "id, user_id, name, secret_hash, scopes, expires_at, last_used_at, created_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, user_id, name, secret_hash, scopes, expires_at, last_used_at, created_at, revoked_at";
 
 pub async fn insert_api_key(conn: &mut PgConnection, k: &ApiKeyRow) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -277,10 +310,12 @@ pub async fn insert_api_key(conn: &mut PgConnection, k: &ApiKeyRow) -> Result<()
 }
 
 pub async fn api_key(pool: &PgPool, id: Uuid) -> Result<Option<ApiKeyRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM auth.api_keys WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} FROM auth.api_keys WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn api_keys_of(pool: &PgPool, user: Uuid) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
@@ -335,7 +370,11 @@ pub async fn roles(pool: &PgPool) -> Result<Vec<RoleRow>, sqlx::Error> {
     .await
 }
 
-pub async fn insert_role(conn: &mut PgConnection, name: &str, description: &str) -> Result<(), sqlx::Error> {
+pub async fn insert_role(
+    conn: &mut PgConnection,
+    name: &str,
+    description: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO auth.roles (name, description) VALUES ($1, $2)")
         .bind(name)
         .bind(description)
@@ -345,17 +384,28 @@ pub async fn insert_role(conn: &mut PgConnection, name: &str, description: &str)
 }
 
 /// Replaces a role's permissions, creating permission names not seen before.
-pub async fn set_role_permissions(conn: &mut PgConnection, role: &str, permissions: &[String]) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO auth.permissions (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
-        .bind(permissions)
+pub async fn set_role_permissions(
+    conn: &mut PgConnection,
+    role: &str,
+    permissions: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO auth.permissions (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+    )
+    .bind(permissions)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM auth.role_permissions WHERE role = $1")
+        .bind(role)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM auth.role_permissions WHERE role = $1").bind(role).execute(&mut *conn).await?;
-    sqlx::query("INSERT INTO auth.role_permissions (role, permission) SELECT $1, unnest($2::text[])")
-        .bind(role)
-        .bind(permissions)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO auth.role_permissions (role, permission) SELECT $1, unnest($2::text[])",
+    )
+    .bind(role)
+    .bind(permissions)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -367,11 +417,18 @@ pub async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<Option<b
 }
 
 pub async fn delete_role(conn: &mut PgConnection, role: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM auth.roles WHERE name = $1 AND NOT builtin").bind(role).execute(conn).await?;
+    sqlx::query("DELETE FROM auth.roles WHERE name = $1 AND NOT builtin")
+        .bind(role)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-pub async fn revoke_role(conn: &mut PgConnection, user: Uuid, role: &str) -> Result<bool, sqlx::Error> {
+pub async fn revoke_role(
+    conn: &mut PgConnection,
+    user: Uuid,
+    role: &str,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM auth.user_roles WHERE user_id = $1 AND role = $2")
         .bind(user)
         .bind(role)
@@ -388,7 +445,11 @@ pub struct UserWithRoles {
 }
 
 /// A page of accounts, newest first; `after` is the last id of the previous page.
-pub async fn list_users(pool: &PgPool, after: Option<Uuid>, limit: i64) -> Result<Vec<UserWithRoles>, sqlx::Error> {
+pub async fn list_users(
+    pool: &PgPool,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<UserWithRoles>, sqlx::Error> {
     sqlx::query_as(
         "SELECT u.id, u.email, u.password_hash, u.first_name, u.last_name, u.email_verified_at, u.created_at,
                 coalesce(array_agg(ur.role ORDER BY ur.role) FILTER (WHERE ur.role IS NOT NULL), '{}') AS roles

@@ -64,17 +64,25 @@ fn user_response(u: &UserRow, roles: Vec<String>) -> UserResponse {
 
 fn check_password(state: &AuthState, field: &str, password: &str) -> Result<(), ApiError> {
     let s = &state.settings;
-    password::check(field, password, s.min_password_length, s.max_password_length)
-        .map_err(|e| ApiError::validation(vec![e]))
+    password::check(
+        field,
+        password,
+        s.min_password_length,
+        s.max_password_length,
+    )
+    .map_err(|e| ApiError::validation(vec![e]))
 }
 
 /// A 401 that says nothing about which part was wrong.
 fn bad_credentials() -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials").detail("The email or password is wrong.")
+    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials")
+        .detail("The email or password is wrong.")
 }
 
 fn session_uuid(user: &CurrentUser) -> Option<Uuid> {
-    user.session_id.as_deref().and_then(|s| Uuid::parse_str(s).ok())
+    user.session_id
+        .as_deref()
+        .and_then(|s| Uuid::parse_str(s).ok())
 }
 
 /// Signs the pair for a session's current generation. Deterministic, so the grace window can
@@ -114,7 +122,10 @@ async fn issue_pair(
 async fn revoke_access(platform: &Platform, state: &AuthState, sessions: &[Uuid]) {
     let ttl = Duration::from_secs(state.settings.access_ttl_secs + 60);
     for id in sessions {
-        platform.revocations.revoke_session(&id.to_string(), ttl).await;
+        platform
+            .revocations
+            .revoke_session(&id.to_string(), ttl)
+            .await;
     }
 }
 
@@ -161,7 +172,11 @@ async fn register(
         });
     }
     repo::grant_role(&mut tx, user.id, "user").await?;
-    let admin = state.settings.admin_emails.iter().any(|e| normalise_email(e) == user.email);
+    let admin = state
+        .settings
+        .admin_emails
+        .iter()
+        .any(|e| normalise_email(e) == user.email);
     if admin {
         repo::grant_role(&mut tx, user.id, "admin").await?;
     }
@@ -177,7 +192,11 @@ async fn register(
     .await?;
     request_verification(&mut tx, &state, &user).await?;
     tx.commit().await?;
-    let roles = if admin { vec!["admin".into(), "user".into()] } else { vec!["user".into()] };
+    let roles = if admin {
+        vec!["admin".into(), "user".into()]
+    } else {
+        vec!["user".into()]
+    };
     Ok(HttpResponse::Created().json(user_response(&user, roles)))
 }
 
@@ -187,7 +206,8 @@ async fn request_verification(
     user: &UserRow,
 ) -> Result<(), ApiError> {
     let (token, hash) = tokens::one_time();
-    let expires_at = Utc::now() + chrono::Duration::hours(state.settings.verification_ttl_hours as i64);
+    let expires_at =
+        Utc::now() + chrono::Duration::hours(state.settings.verification_ttl_hours as i64);
     repo::insert_one_time(conn, &hash, user.id, "verify_email", expires_at).await?;
     publish_domain(
         conn,
@@ -215,18 +235,28 @@ async fn verify_email(
     body: ValidatedJson<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let mut tx = platform.db.begin().await?;
-    let user_id = repo::consume_one_time(&mut tx, &tokens::hash_one_time(&body.token), "verify_email")
+    let user_id =
+        repo::consume_one_time(&mut tx, &tokens::hash_one_time(&body.token), "verify_email")
+            .await?
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_token", "This link is invalid, used or expired.")
+            })?;
+    let was_verified = repo::user_by_id(&mut tx, user_id)
         .await?
-        .ok_or_else(|| ApiError::bad_request("invalid_token", "This link is invalid, used or expired."))?;
-    let was_verified = repo::user_by_id(&mut tx, user_id).await?.and_then(|u| u.email_verified_at).is_some();
+        .and_then(|u| u.email_verified_at)
+        .is_some();
     repo::mark_verified(&mut tx, user_id).await?;
-    let user = repo::user_by_id(&mut tx, user_id)
-        .await?
-        .ok_or_else(|| ApiError::bad_request("invalid_token", "This link is invalid, used or expired."))?;
+    let user = repo::user_by_id(&mut tx, user_id).await?.ok_or_else(|| {
+        ApiError::bad_request("invalid_token", "This link is invalid, used or expired.")
+    })?;
     if !was_verified {
         publish_domain(
             &mut tx,
-            &EmailVerified { user_id, email: user.email.clone(), first_name: user.first_name.clone() },
+            &EmailVerified {
+                user_id,
+                email: user.email.clone(),
+                first_name: user.first_name.clone(),
+            },
         )
         .await?;
     }
@@ -237,8 +267,14 @@ async fn verify_email(
 
 /// Counts a mail-sending request against the account; false when over the hourly limit.
 async fn mail_allowed(limiter: &RateLimiter, state: &AuthState, kind: &str, email: &str) -> bool {
-    let policy = RatePolicy { requests: state.settings.mail_requests_per_hour, window_secs: 3600 };
-    limiter.hit(&format!("basalt:auth:{kind}:{email}"), &policy).await.allowed
+    let policy = RatePolicy {
+        requests: state.settings.mail_requests_per_hour,
+        window_secs: 3600,
+    };
+    limiter
+        .hit(&format!("basalt:auth:{kind}:{email}"), &policy)
+        .await
+        .allowed
 }
 
 fn accepted() -> HttpResponse {
@@ -295,24 +331,43 @@ async fn login(
     let s = &state.settings;
     let account = (
         format!("basalt:auth:fail:acct:{email}"),
-        RatePolicy { requests: s.max_failures_per_account, window_secs: s.lockout_secs },
+        RatePolicy {
+            requests: s.max_failures_per_account,
+            window_secs: s.lockout_secs,
+        },
     );
     let address = (
         format!("basalt:auth:fail:ip:{ip}"),
-        RatePolicy { requests: s.max_failures_per_ip, window_secs: s.lockout_secs },
+        RatePolicy {
+            requests: s.max_failures_per_ip,
+            window_secs: s.lockout_secs,
+        },
     );
     // Whatever the lockout settings, never more than 100 failures per account per hour.
-    let hourly = (format!("basalt:auth:fail:acct-hour:{email}"), RatePolicy { requests: 100, window_secs: 3600 });
+    let hourly = (
+        format!("basalt:auth:fail:acct-hour:{email}"),
+        RatePolicy {
+            requests: 100,
+            window_secs: 3600,
+        },
+    );
     for (key, policy) in [&account, &address, &hourly] {
         let d = limiter.peek(key, policy).await;
         if !d.allowed {
             return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "login_locked")
-                .detail(format!("Too many failed sign-ins. Try again in {} s.", d.reset_secs))
+                .detail(format!(
+                    "Too many failed sign-ins. Try again in {} s.",
+                    d.reset_secs
+                ))
                 .header(header::RETRY_AFTER, HeaderValue::from(d.reset_secs)));
         }
     }
     let user = repo::user_by_email(&platform.db, &email).await?;
-    let ok = password::verify(body.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let ok = password::verify(
+        body.password,
+        user.as_ref().map(|u| u.password_hash.clone()),
+    )
+    .await?;
     let Some(user) = user.filter(|_| ok) else {
         for (key, policy) in [&account, &address, &hourly] {
             limiter.hit(key, policy).await;
@@ -320,7 +375,9 @@ async fn login(
         return Err(bad_credentials());
     };
     if s.require_verified_email && user.email_verified_at.is_none() {
-        return Err(ApiError::forbidden("Verify your email address first.").with_code("email_not_verified"));
+        return Err(
+            ApiError::forbidden("Verify your email address first.").with_code("email_not_verified")
+        );
     }
     let now = Utc::now();
     let session = SessionRow {
@@ -343,7 +400,10 @@ async fn login(
     repo::create_session(&mut conn, &session).await?;
     drop(conn);
     // Round to whole seconds as the token does, so the pair can be rebuilt exactly.
-    let session = SessionRow { rotated_at: trunc_secs(now), ..session };
+    let session = SessionRow {
+        rotated_at: trunc_secs(now),
+        ..session
+    };
     Ok(HttpResponse::Ok().json(issue_pair(&platform, &state, &session).await?))
 }
 
@@ -368,10 +428,17 @@ async fn refresh(
     state: State,
     body: ValidatedJson<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token").detail("Sign in again.");
-    let (session_id, generation) = state.refresh_key.open(&body.refresh_token).ok_or_else(invalid)?;
+    let invalid = || {
+        ApiError::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token").detail("Sign in again.")
+    };
+    let (session_id, generation) = state
+        .refresh_key
+        .open(&body.refresh_token)
+        .ok_or_else(invalid)?;
     let mut tx = platform.db.begin().await?;
-    let session = repo::lock_session(&mut tx, session_id).await?.ok_or_else(invalid)?;
+    let session = repo::lock_session(&mut tx, session_id)
+        .await?
+        .ok_or_else(invalid)?;
     if session.revoked_at.is_some() || session.expires_at <= Utc::now() {
         return Err(invalid());
     }
@@ -385,11 +452,17 @@ async fn refresh(
         tx.commit().await?;
         revoke_access(&platform, &state, &[session_id]).await;
         tracing::warn!(session = %session_id, "refresh token reused; session revoked");
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "refresh_token_reused")
-            .detail("This refresh token was already used; the session has been revoked. Sign in again."));
+        return Err(
+            ApiError::new(StatusCode::UNAUTHORIZED, "refresh_token_reused").detail(
+                "This refresh token was already used; the session has been revoked. Sign in again.",
+            ),
+        );
     };
     tx.commit().await?;
-    let current = SessionRow { rotated_at: trunc_secs(current.rotated_at), ..current };
+    let current = SessionRow {
+        rotated_at: trunc_secs(current.rotated_at),
+        ..current
+    };
     Ok(HttpResponse::Ok().json(issue_pair(&platform, &state, &current).await?))
 }
 
@@ -398,14 +471,21 @@ async fn refresh(
     post, path = "/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-async fn logout(platform: web::Data<Platform>, state: State, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+async fn logout(
+    platform: web::Data<Platform>,
+    state: State,
+    user: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
     if let Some(sid) = session_uuid(&user) {
         let mut conn = platform.db.acquire().await?;
         repo::revoke_session(&mut conn, sid, "logout").await?;
         revoke_access(&platform, &state, &[sid]).await;
     }
     let left = (user.expires_at - Utc::now().timestamp()).max(1) as u64;
-    platform.revocations.revoke_token(&user.token_id, Duration::from_secs(left + 60)).await;
+    platform
+        .revocations
+        .revoke_token(&user.token_id, Duration::from_secs(left + 60))
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -414,7 +494,10 @@ async fn logout(platform: web::Data<Platform>, state: State, user: CurrentUser) 
     get, path = "/sessions", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = Vec<SessionResponse>), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-async fn list_sessions(platform: web::Data<Platform>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+async fn list_sessions(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
     let current = session_uuid(&user);
     let sessions: Vec<SessionResponse> = repo::live_sessions(&platform.db, user.uuid()?)
         .await?
@@ -468,8 +551,13 @@ async fn revoke_other_sessions(
     user: CurrentUser,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = platform.db.acquire().await?;
-    let revoked =
-        repo::revoke_sessions(&mut conn, user.uuid()?, session_uuid(&user), "signed out elsewhere").await?;
+    let revoked = repo::revoke_sessions(
+        &mut conn,
+        user.uuid()?,
+        session_uuid(&user),
+        "signed out elsewhere",
+    )
+    .await?;
     revoke_access(&platform, &state, &revoked).await;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -490,7 +578,8 @@ async fn forgot_password(
         && mail_allowed(&limiter, &state, "forgot", &email).await
     {
         let (token, hash) = tokens::one_time();
-        let expires_at = Utc::now() + chrono::Duration::minutes(state.settings.reset_ttl_minutes as i64);
+        let expires_at =
+            Utc::now() + chrono::Duration::minutes(state.settings.reset_ttl_minutes as i64);
         let mut tx = platform.db.begin().await?;
         repo::insert_one_time(&mut tx, &hash, user.id, "reset_password", expires_at).await?;
         publish_domain(
@@ -526,19 +615,30 @@ async fn reset_password(
     check_password(&state, "password", &body.password)?;
     let hash = password::hash(body.password).await?;
     let mut tx = platform.db.begin().await?;
-    let user_id = repo::consume_one_time(&mut tx, &tokens::hash_one_time(&body.token), "reset_password")
-        .await?
-        .ok_or_else(|| ApiError::bad_request("invalid_token", "This link is invalid, used or expired."))?;
-    let user = repo::user_by_id(&mut tx, user_id)
-        .await?
-        .ok_or_else(|| ApiError::bad_request("invalid_token", "This link is invalid, used or expired."))?;
+    let user_id = repo::consume_one_time(
+        &mut tx,
+        &tokens::hash_one_time(&body.token),
+        "reset_password",
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::bad_request("invalid_token", "This link is invalid, used or expired.")
+    })?;
+    let user = repo::user_by_id(&mut tx, user_id).await?.ok_or_else(|| {
+        ApiError::bad_request("invalid_token", "This link is invalid, used or expired.")
+    })?;
     repo::set_password(&mut tx, user_id, &hash).await?;
     // Following the link proves the mailbox too.
     repo::mark_verified(&mut tx, user_id).await?;
     let revoked = repo::revoke_sessions(&mut tx, user_id, None, "password reset").await?;
     publish_domain(
         &mut tx,
-        &PasswordChanged { user_id, email: user.email, first_name: user.first_name, via: "reset" },
+        &PasswordChanged {
+            user_id,
+            email: user.email,
+            first_name: user.first_name,
+            via: "reset",
+        },
     )
     .await?;
     tx.commit().await?;
@@ -564,7 +664,9 @@ async fn change_password(
     let body = body.into_inner();
     let id = user.uuid()?;
     let mut conn = platform.db.acquire().await?;
-    let account = repo::user_by_id(&mut conn, id).await?.ok_or_else(|| ApiError::unauthorized("No such account."))?;
+    let account = repo::user_by_id(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("No such account."))?;
     drop(conn);
     if !password::verify(body.current_password, Some(account.password_hash.clone())).await? {
         return Err(ApiError::validation(vec![FieldError {
@@ -577,10 +679,16 @@ async fn change_password(
     let hash = password::hash(body.new_password).await?;
     let mut tx = platform.db.begin().await?;
     repo::set_password(&mut tx, id, &hash).await?;
-    let revoked = repo::revoke_sessions(&mut tx, id, session_uuid(&user), "password changed").await?;
+    let revoked =
+        repo::revoke_sessions(&mut tx, id, session_uuid(&user), "password changed").await?;
     publish_domain(
         &mut tx,
-        &PasswordChanged { user_id: id, email: account.email, first_name: account.first_name, via: "change" },
+        &PasswordChanged {
+            user_id: id,
+            email: account.email,
+            first_name: account.first_name,
+            via: "change",
+        },
     )
     .await?;
     tx.commit().await?;
@@ -588,10 +696,15 @@ async fn change_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn load_me(platform: &Platform, user: &CurrentUser) -> Result<(UserRow, Vec<String>), ApiError> {
+async fn load_me(
+    platform: &Platform,
+    user: &CurrentUser,
+) -> Result<(UserRow, Vec<String>), ApiError> {
     let mut conn = platform.db.acquire().await?;
     let id = user.uuid()?;
-    let account = repo::user_by_id(&mut conn, id).await?.ok_or_else(|| ApiError::unauthorized("No such account."))?;
+    let account = repo::user_by_id(&mut conn, id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("No such account."))?;
     let (roles, _) = repo::grants(&mut conn, id).await?;
     Ok((account, roles))
 }
@@ -618,8 +731,13 @@ async fn update_me(
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = platform.db.acquire().await?;
     let trimmed = |v: &Option<String>| v.as_deref().map(str::trim).map(str::to_owned);
-    repo::update_names(&mut conn, user.uuid()?, trimmed(&body.first_name).as_deref(), trimmed(&body.last_name).as_deref())
-        .await?;
+    repo::update_names(
+        &mut conn,
+        user.uuid()?,
+        trimmed(&body.first_name).as_deref(),
+        trimmed(&body.last_name).as_deref(),
+    )
+    .await?;
     drop(conn);
     let (account, roles) = load_me(&platform, &user).await?;
     Ok(HttpResponse::Ok().json(user_response(&account, roles)))
@@ -637,7 +755,12 @@ async fn delete_me(
     body: ValidatedJson<DeleteMeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (account, _) = load_me(&platform, &user).await?;
-    if !password::verify(body.into_inner().password, Some(account.password_hash.clone())).await? {
+    if !password::verify(
+        body.into_inner().password,
+        Some(account.password_hash.clone()),
+    )
+    .await?
+    {
         return Err(ApiError::validation(vec![FieldError {
             field: "password".into(),
             code: "mismatch".into(),
@@ -647,7 +770,14 @@ async fn delete_me(
     let mut tx = platform.db.begin().await?;
     let revoked = repo::revoke_sessions(&mut tx, account.id, None, "account deleted").await?;
     repo::delete_user(&mut tx, account.id).await?;
-    publish_domain(&mut tx, &UserDeleted { user_id: account.id, email: account.email }).await?;
+    publish_domain(
+        &mut tx,
+        &UserDeleted {
+            user_id: account.id,
+            email: account.email,
+        },
+    )
+    .await?;
     tx.commit().await?;
     revoke_access(&platform, &state, &revoked).await;
     Ok(HttpResponse::NoContent().finish())

@@ -42,7 +42,12 @@ fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
     }
     Ok(match Either::deserialize(d)? {
         Either::List(list) => list,
-        Either::Commas(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        Either::Commas(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -68,7 +73,10 @@ impl Default for AuthSettings {
 
 impl AuthSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.access_ttl_secs >= 30, "auth.access_ttl_secs: must be at least 30");
+        anyhow::ensure!(
+            self.access_ttl_secs >= 30,
+            "auth.access_ttl_secs: must be at least 30"
+        );
         anyhow::ensure!(
             (8..=self.max_password_length).contains(&self.min_password_length),
             "auth.min_password_length: must be between 8 and auth.max_password_length"

@@ -102,8 +102,15 @@ mod tests {
         let s = Uuid::now_v7();
         let t = k.issue(s, 3);
         assert_eq!(k.open(&t), Some((s, 3)));
-        assert_eq!(k.open(&t.replacen(".3.", ".4.", 1)), None, "generation is signed");
-        assert_eq!(key("another-secret-that-is-long-enough-too!!").open(&t), None);
+        assert_eq!(
+            k.open(&t.replacen(".3.", ".4.", 1)),
+            None,
+            "generation is signed"
+        );
+        assert_eq!(
+            key("another-secret-that-is-long-enough-too!!").open(&t),
+            None
+        );
         assert_eq!(k.open("brt_garbage"), None);
         assert_eq!(k.issue(s, 3), t, "deterministic");
     }

@@ -10,7 +10,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 
-use crate::platform::grants::{Access, Caller, ItemPermissions};
 use super::model::*;
 use super::repo::{self, CollectionRow, DocumentRow, Lock, NewDocument, Visible};
 use super::routes::database_id;
@@ -18,21 +17,26 @@ use super::schema::{self, Mode};
 use super::{DatabaseState, begin, db_error, events, listing};
 use crate::platform::Platform;
 use crate::platform::error::{ApiError, FieldError, Problem};
+use crate::platform::grants::{Access, Caller, ItemPermissions};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let base = "/{db}/collections/{collection}/documents";
-    cfg.service(web::resource(base).route(web::get().to(listing::list_documents)).route(web::post().to(create_document)))
-        .service(web::resource(format!("{base}/bulk")).route(web::post().to(bulk_create)))
-        .service(web::resource(format!("{base}/query")).route(web::post().to(listing::query_documents)))
-        .service(web::resource(format!("{base}/aggregate")).route(web::post().to(listing::aggregate)))
-        .service(
-            web::resource(format!("{base}/{{id}}"))
-                .route(web::get().to(get_document))
-                .route(web::put().to(replace_document))
-                .route(web::patch().to(update_document))
-                .route(web::delete().to(delete_document)),
-        )
-        .service(web::resource("/{db}/batch").route(web::post().to(batch)));
+    cfg.service(
+        web::resource(base)
+            .route(web::get().to(listing::list_documents))
+            .route(web::post().to(create_document)),
+    )
+    .service(web::resource(format!("{base}/bulk")).route(web::post().to(bulk_create)))
+    .service(web::resource(format!("{base}/query")).route(web::post().to(listing::query_documents)))
+    .service(web::resource(format!("{base}/aggregate")).route(web::post().to(listing::aggregate)))
+    .service(
+        web::resource(format!("{base}/{{id}}"))
+            .route(web::get().to(get_document))
+            .route(web::put().to(replace_document))
+            .route(web::patch().to(update_document))
+            .route(web::delete().to(delete_document)),
+    )
+    .service(web::resource("/{db}/batch").route(web::post().to(batch)));
 }
 
 const RESERVED_IDS: &[&str] = &["bulk", "query", "aggregate"];
@@ -45,7 +49,11 @@ pub struct Target {
 
 impl Target {
     pub fn visible<'a>(&'a self, caller: &'a Caller) -> Visible<'a> {
-        Visible { collection: &self.c, access: &self.access, roles: &caller.roles }
+        Visible {
+            collection: &self.c,
+            access: &self.access,
+            roles: &caller.roles,
+        }
     }
 }
 
@@ -53,8 +61,16 @@ fn not_found() -> ApiError {
     ApiError::not_found("No such document.")
 }
 
-pub async fn target(conn: &mut PgConnection, caller: &Caller, db: &str, key: &str, lock: Lock) -> Result<Target, ApiError> {
-    let c = repo::collection(conn, database_id(db)?, key, lock).await?.ok_or_else(|| ApiError::not_found("No such collection."))?;
+pub async fn target(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    db: &str,
+    key: &str,
+    lock: Lock,
+) -> Result<Target, ApiError> {
+    let c = repo::collection(conn, database_id(db)?, key, lock)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No such collection."))?;
     let access = Access::new(caller, c.owner_id, &c.permissions.0, c.document_security);
     if !access.visible() {
         return Err(ApiError::not_found("No such collection."));
@@ -66,7 +82,11 @@ fn etag(row: &DocumentRow) -> String {
     format!("\"{}.{}\"", row.seq, row.version)
 }
 
-pub fn response(c: &CollectionRow, row: DocumentRow, select: Option<&[String]>) -> DocumentResponse {
+pub fn response(
+    c: &CollectionRow,
+    row: DocumentRow,
+    select: Option<&[String]>,
+) -> DocumentResponse {
     let permissions = row.permissions();
     let mut data = row.data.0;
     if let Some(keys) = select {
@@ -101,15 +121,29 @@ fn valid_document_id(id: &str) -> bool {
 }
 
 fn too_large(state: &DatabaseState, data: &Map<String, Value>) -> Option<ApiError> {
-    let size = serde_json::to_vec(data).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(data)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     (size > state.settings.max_document_bytes).then(|| {
-        ApiError::new(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE, "document_too_large")
-            .detail(format!("The document is {size} bytes; the most allowed is {}.", state.settings.max_document_bytes))
+        ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "document_too_large",
+        )
+        .detail(format!(
+            "The document is {size} bytes; the most allowed is {}.",
+            state.settings.max_document_bytes
+        ))
     })
 }
 
 /// Checks a new document and shapes it for insertion; field paths start with `prefix`.
-fn prepare_new(state: &DatabaseState, caller: &Caller, t: &Target, req: CreateDocumentRequest, prefix: &str) -> Result<NewDocument, ApiError> {
+fn prepare_new(
+    state: &DatabaseState,
+    caller: &Caller,
+    t: &Target,
+    req: CreateDocumentRequest,
+    prefix: &str,
+) -> Result<NewDocument, ApiError> {
     let mut errors: Vec<FieldError> = Vec::new();
     let id = req.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     if !valid_document_id(&id) {
@@ -119,9 +153,16 @@ fn prepare_new(state: &DatabaseState, caller: &Caller, t: &Target, req: CreateDo
             message: "must be 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit (and not bulk, query or aggregate)".into(),
         });
     }
-    let permissions = req.permissions.unwrap_or_else(|| ItemPermissions::owner(caller.user_id));
+    let permissions = req
+        .permissions
+        .unwrap_or_else(|| ItemPermissions::owner(caller.user_id));
     errors.extend(permissions.check(&format!("{prefix}permissions.")));
-    let data = match schema::check_document(&t.c.attributes.0, &req.data, Mode::Whole, &format!("{prefix}data.")) {
+    let data = match schema::check_document(
+        &t.c.attributes.0,
+        &req.data,
+        Mode::Whole,
+        &format!("{prefix}data."),
+    ) {
         Ok(data) => Some(data),
         Err(e) => {
             errors.extend(e);
@@ -131,7 +172,12 @@ fn prepare_new(state: &DatabaseState, caller: &Caller, t: &Target, req: CreateDo
     match data {
         Some(data) if errors.is_empty() => match too_large(state, &data) {
             Some(e) => Err(e),
-            None => Ok(NewDocument { id, data, owner: caller.user_id, permissions }),
+            None => Ok(NewDocument {
+                id,
+                data,
+                owner: caller.user_id,
+                permissions,
+            }),
         },
         _ => Err(ApiError::validation(errors)),
     }
@@ -141,11 +187,18 @@ fn may_create(t: &Target) -> Result<(), ApiError> {
     if t.access.create {
         Ok(())
     } else {
-        Err(ApiError::forbidden("You may not create documents in this collection."))
+        Err(ApiError::forbidden(
+            "You may not create documents in this collection.",
+        ))
     }
 }
 
-fn document_event(kind: &str, caller: &Caller, c: &CollectionRow, doc: &DocumentResponse) -> (String, String, Value) {
+fn document_event(
+    kind: &str,
+    caller: &Caller,
+    c: &CollectionRow,
+    doc: &DocumentResponse,
+) -> (String, String, Value) {
     let mut payload = json!({
         "user_id": c.owner_id,
         "actor_id": caller.user_id,
@@ -159,14 +212,37 @@ fn document_event(kind: &str, caller: &Caller, c: &CollectionRow, doc: &Document
     (kind.to_owned(), format!("{}:{}", c.id, doc.id), payload)
 }
 
-async fn emit_document(conn: &mut PgConnection, kind: &str, caller: &Caller, c: &CollectionRow, doc: &DocumentResponse) -> Result<(), ApiError> {
+async fn emit_document(
+    conn: &mut PgConnection,
+    kind: &str,
+    caller: &Caller,
+    c: &CollectionRow,
+    doc: &DocumentResponse,
+) -> Result<(), ApiError> {
     let (kind, id, payload) = document_event(kind, caller, c, doc);
     events::emit(conn, &kind, id, payload).await
 }
 
-async fn insert(conn: &mut PgConnection, caller: &Caller, t: &Target, docs: &[NewDocument]) -> Result<Vec<DocumentRow>, ApiError> {
-    let rows = repo::insert_documents(conn, &t.c, docs).await.map_err(|e| db_error(e, &t.c))?;
-    let events: Vec<_> = rows.iter().map(|row| document_event("baas.document.created", caller, &t.c, &response(&t.c, row.clone(), None))).collect();
+async fn insert(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    t: &Target,
+    docs: &[NewDocument],
+) -> Result<Vec<DocumentRow>, ApiError> {
+    let rows = repo::insert_documents(conn, &t.c, docs)
+        .await
+        .map_err(|e| db_error(e, &t.c))?;
+    let events: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            document_event(
+                "baas.document.created",
+                caller,
+                &t.c,
+                &response(&t.c, row.clone(), None),
+            )
+        })
+        .collect();
     events::emit_all(conn, &events).await?;
     Ok(rows)
 }
@@ -201,7 +277,10 @@ pub async fn create_document(
     let row = insert(&mut tx, &caller, &t, &[doc]).await?.remove(0);
     tx.commit().await?;
     let tag = etag(&row);
-    Ok(with_etag(HttpResponse::Created().json(response(&t.c, row, None)), &tag))
+    Ok(with_etag(
+        HttpResponse::Created().json(response(&t.c, row, None)),
+        &tag,
+    ))
 }
 
 /// Create many documents at once, all or none.
@@ -231,7 +310,10 @@ pub async fn bulk_create(
         return Err(ApiError::validation(vec![FieldError {
             field: "documents".into(),
             code: "length".into(),
-            message: format!("must hold between 1 and {} documents", state.settings.max_bulk_documents),
+            message: format!(
+                "must hold between 1 and {} documents",
+                state.settings.max_bulk_documents
+            ),
         }]));
     }
     let mut tx = begin(&platform, &state).await?;
@@ -252,7 +334,9 @@ pub async fn bulk_create(
     }
     let rows = insert(&mut tx, &caller, &t, &prepared).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(BulkCreateResponse { documents: rows.into_iter().map(|r| response(&t.c, r, None)).collect() }))
+    Ok(HttpResponse::Created().json(BulkCreateResponse {
+        documents: rows.into_iter().map(|r| response(&t.c, r, None)).collect(),
+    }))
 }
 
 /// Get a document.
@@ -278,16 +362,26 @@ pub async fn get_document(
     let (db, collection, id) = path.into_inner();
     let mut tx = begin(&platform, &state).await?;
     let t = target(&mut tx, &caller, &db, &collection, Lock::None).await?;
-    let row = repo::document(&mut tx, &t.c, &id, false).await?.ok_or_else(not_found)?;
+    let row = repo::document(&mut tx, &t.c, &id, false)
+        .await?
+        .ok_or_else(not_found)?;
     if !t.access.allows(t.access.read_all, &caller, &row.perm_read) {
         return Err(not_found());
     }
     tx.commit().await?;
     let tag = etag(&row);
-    if req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|e| e.trim() == tag)) {
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim() == tag))
+    {
         return Ok(with_etag(HttpResponse::NotModified().finish(), &tag));
     }
-    Ok(with_etag(HttpResponse::Ok().json(response(&t.c, row, None)), &tag))
+    Ok(with_etag(
+        HttpResponse::Ok().json(response(&t.c, row, None)),
+        &tag,
+    ))
 }
 
 /// What `If-Match` asks for: a version, an exact ETag, or any existing document.
@@ -299,15 +393,25 @@ enum Precondition {
 }
 
 fn precondition(req: &HttpRequest) -> Result<Option<Precondition>, ApiError> {
-    let Some(raw) = req.headers().get(header::IF_MATCH) else { return Ok(None) };
-    let bad = || ApiError::bad_request("invalid_if_match", "If-Match takes the document's ETag or its $version.");
+    let Some(raw) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_if_match",
+            "If-Match takes the document's ETag or its $version.",
+        )
+    };
     let raw = raw.to_str().map_err(|_| bad())?.trim();
     if raw == "*" {
         return Ok(Some(Precondition::Any));
     }
     let tag = raw.trim_start_matches("W/").trim_matches('"');
     Ok(Some(match tag.split_once('.') {
-        Some((seq, version)) => Precondition::Exact(seq.parse().map_err(|_| bad())?, version.parse().map_err(|_| bad())?),
+        Some((seq, version)) => Precondition::Exact(
+            seq.parse().map_err(|_| bad())?,
+            version.parse().map_err(|_| bad())?,
+        ),
         None => Precondition::Version(tag.parse().map_err(|_| bad())?),
     }))
 }
@@ -321,7 +425,11 @@ fn check_precondition(row: &DocumentRow, p: Option<Precondition>) -> Result<(), 
     if holds {
         Ok(())
     } else {
-        Err(ApiError::new(actix_web::http::StatusCode::PRECONDITION_FAILED, "version_mismatch").detail(format!(
+        Err(ApiError::new(
+            actix_web::http::StatusCode::PRECONDITION_FAILED,
+            "version_mismatch",
+        )
+        .detail(format!(
             "The document is at version {}; read it again and reapply the change.",
             row.version
         )))
@@ -330,9 +438,19 @@ fn check_precondition(row: &DocumentRow, p: Option<Precondition>) -> Result<(), 
 
 /// The document locked for a change the caller may make (404 when they may not even read
 /// it, 403 when they may read but not make this change).
-async fn lock_for(conn: &mut PgConnection, caller: &Caller, t: &Target, id: &str, delete: bool) -> Result<DocumentRow, ApiError> {
-    let row = repo::document(conn, &t.c, id, true).await?.ok_or_else(not_found)?;
-    t.access.may_change(caller, row.grants(), delete).map_err(|d| d.into_error(not_found(), "document", delete))?;
+async fn lock_for(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    t: &Target,
+    id: &str,
+    delete: bool,
+) -> Result<DocumentRow, ApiError> {
+    let row = repo::document(conn, &t.c, id, true)
+        .await?
+        .ok_or_else(not_found)?;
+    t.access
+        .may_change(caller, row.grants(), delete)
+        .map_err(|d| d.into_error(not_found(), "document", delete))?;
     Ok(row)
 }
 
@@ -344,8 +462,19 @@ struct Change<'a> {
     pre: Option<Precondition>,
 }
 
-async fn change(conn: &mut PgConnection, state: &DatabaseState, caller: &Caller, t: &Target, ch: Change<'_>) -> Result<DocumentRow, ApiError> {
-    let Change { id, body, partial, pre } = ch;
+async fn change(
+    conn: &mut PgConnection,
+    state: &DatabaseState,
+    caller: &Caller,
+    t: &Target,
+    ch: Change<'_>,
+) -> Result<DocumentRow, ApiError> {
+    let Change {
+        id,
+        body,
+        partial,
+        pre,
+    } = ch;
     let row = lock_for(conn, caller, t, id, false).await?;
     check_precondition(&row, pre)?;
     let data = match (body.data, partial) {
@@ -374,16 +503,38 @@ async fn change(conn: &mut PgConnection, state: &DatabaseState, caller: &Caller,
     if let Some(e) = too_large(state, &data) {
         return Err(e);
     }
-    let row = repo::update_document(conn, &t.c, row.seq, &data, &permissions).await.map_err(|e| db_error(e, &t.c))?;
-    emit_document(conn, "baas.document.updated", caller, &t.c, &response(&t.c, row.clone(), None)).await?;
+    let row = repo::update_document(conn, &t.c, row.seq, &data, &permissions)
+        .await
+        .map_err(|e| db_error(e, &t.c))?;
+    emit_document(
+        conn,
+        "baas.document.updated",
+        caller,
+        &t.c,
+        &response(&t.c, row.clone(), None),
+    )
+    .await?;
     Ok(row)
 }
 
-async fn remove(conn: &mut PgConnection, caller: &Caller, t: &Target, id: &str, pre: Option<Precondition>) -> Result<DocumentRow, ApiError> {
+async fn remove(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    t: &Target,
+    id: &str,
+    pre: Option<Precondition>,
+) -> Result<DocumentRow, ApiError> {
     let row = lock_for(conn, caller, t, id, true).await?;
     check_precondition(&row, pre)?;
     repo::delete_document(conn, &t.c, row.seq).await?;
-    emit_document(conn, "baas.document.deleted", caller, &t.c, &response(&t.c, row.clone(), None)).await?;
+    emit_document(
+        conn,
+        "baas.document.deleted",
+        caller,
+        &t.c,
+        &response(&t.c, row.clone(), None),
+    )
+    .await?;
     Ok(row)
 }
 
@@ -401,10 +552,25 @@ async fn write(
     let (db, collection, id) = path.into_inner();
     let mut tx = begin(&platform, &state).await?;
     let t = target(&mut tx, &caller, &db, &collection, Lock::Share).await?;
-    let row = change(&mut tx, &state, &caller, &t, Change { id: &id, body: body.into_inner(), partial, pre }).await?;
+    let row = change(
+        &mut tx,
+        &state,
+        &caller,
+        &t,
+        Change {
+            id: &id,
+            body: body.into_inner(),
+            partial,
+            pre,
+        },
+    )
+    .await?;
     tx.commit().await?;
     let tag = etag(&row);
-    Ok(with_etag(HttpResponse::Ok().json(response(&t.c, row, None)), &tag))
+    Ok(with_etag(
+        HttpResponse::Ok().json(response(&t.c, row, None)),
+        &tag,
+    ))
 }
 
 /// Replace a document's attributes (and, if given, its grants).
@@ -517,7 +683,10 @@ pub async fn batch(
     if ops.is_empty() || ops.len() > state.settings.max_batch_operations {
         return Err(ApiError::bad_request(
             "invalid_batch",
-            format!("operations: between 1 and {} per batch", state.settings.max_batch_operations),
+            format!(
+                "operations: between 1 and {} per batch",
+                state.settings.max_batch_operations
+            ),
         ));
     }
     let mut tx = begin(&platform, &state).await?;
@@ -525,8 +694,14 @@ pub async fn batch(
     let mut results = Vec::with_capacity(ops.len());
     for (index, op) in ops.into_iter().enumerate() {
         let prefix = format!("operations[{index}]");
-        let result = run_operation(&mut tx, &state, &caller, &path, &mut targets, op).await.map_err(|e| e.within(&prefix))?;
-        results.push(BatchResult { index, status: result.0, document: result.1 });
+        let result = run_operation(&mut tx, &state, &caller, &path, &mut targets, op)
+            .await
+            .map_err(|e| e.within(&prefix))?;
+        results.push(BatchResult {
+            index,
+            status: result.0,
+            document: result.1,
+        });
     }
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(BatchResponse { results }))
@@ -546,19 +721,42 @@ async fn run_operation(
     }
     let t = &targets[&op.collection];
     let pre = op.if_match.map(Precondition::Version);
-    let id = || op.id.clone().ok_or_else(|| ApiError::bad_request("invalid_batch", "id is required for this action"));
+    let id = || {
+        op.id
+            .clone()
+            .ok_or_else(|| ApiError::bad_request("invalid_batch", "id is required for this action"))
+    };
     Ok(match op.action {
         BatchAction::Create => {
             may_create(t)?;
-            let req = CreateDocumentRequest { id: op.id.clone(), data: op.data.clone().unwrap_or(Value::Null), permissions: op.permissions.clone() };
+            let req = CreateDocumentRequest {
+                id: op.id.clone(),
+                data: op.data.clone().unwrap_or(Value::Null),
+                permissions: op.permissions.clone(),
+            };
             let doc = prepare_new(state, caller, t, req, "")?;
             let row = insert(conn, caller, t, &[doc]).await?.remove(0);
             (201, Some(response(&t.c, row, None)))
         }
         BatchAction::Replace | BatchAction::Update => {
-            let body = UpdateDocumentRequest { data: op.data.clone(), permissions: op.permissions.clone() };
+            let body = UpdateDocumentRequest {
+                data: op.data.clone(),
+                permissions: op.permissions.clone(),
+            };
             let id = id()?;
-            let row = change(conn, state, caller, t, Change { id: &id, body, partial: op.action == BatchAction::Update, pre }).await?;
+            let row = change(
+                conn,
+                state,
+                caller,
+                t,
+                Change {
+                    id: &id,
+                    body,
+                    partial: op.action == BatchAction::Update,
+                    pre,
+                },
+            )
+            .await?;
             (200, Some(response(&t.c, row, None)))
         }
         BatchAction::Delete => {

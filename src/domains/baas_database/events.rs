@@ -21,14 +21,25 @@ pub const TYPES: &[&str] = &[
     "baas.document.deleted",
 ];
 
-pub async fn emit(conn: &mut PgConnection, kind: &str, aggregate_id: String, payload: Value) -> Result<(), ApiError> {
+pub async fn emit(
+    conn: &mut PgConnection,
+    kind: &str,
+    aggregate_id: String,
+    payload: Value,
+) -> Result<(), ApiError> {
     publish(conn, &Event::new(SOURCE, kind, aggregate_id, payload)).await?;
     Ok(())
 }
 
 /// Many events of one change (a bulk create), in one statement.
-pub async fn emit_all(conn: &mut PgConnection, events: &[(String, String, Value)]) -> Result<(), ApiError> {
-    let events: Vec<Event> = events.iter().map(|(kind, id, payload)| Event::new(SOURCE, kind, id.clone(), payload.clone())).collect();
+pub async fn emit_all(
+    conn: &mut PgConnection,
+    events: &[(String, String, Value)],
+) -> Result<(), ApiError> {
+    let events: Vec<Event> = events
+        .iter()
+        .map(|(kind, id, payload)| Event::new(SOURCE, kind, id.clone(), payload.clone()))
+        .collect();
     publish_all(conn, &events).await?;
     Ok(())
 }

@@ -7,9 +7,9 @@
 
 mod documents;
 mod events;
+mod listing;
 mod model;
 mod query;
-mod listing;
 mod repo;
 mod routes;
 mod schema;
@@ -116,7 +116,10 @@ impl Domain for BaasDatabase {
 }
 
 /// A transaction whose statements give up after the configured timeout.
-async fn begin(platform: &Platform, state: &DatabaseState) -> Result<Transaction<'static, Postgres>, ApiError> {
+async fn begin(
+    platform: &Platform,
+    state: &DatabaseState,
+) -> Result<Transaction<'static, Postgres>, ApiError> {
     Ok(repo::begin_with_timeout(&platform.db, state.settings.statement_timeout_ms).await?)
 }
 
@@ -129,20 +132,33 @@ fn db_error(e: sqlx::Error, c: &repo::CollectionRow) -> ApiError {
                 if let Some(index) = c.indexes.0.iter().find(|i| i.pg_name == constraint) {
                     return ApiError::conflict(
                         "unique_violation",
-                        format!("Another document has the same {} (unique index `{}`).", index.attributes.join(", "), index.key),
+                        format!(
+                            "Another document has the same {} (unique index `{}`).",
+                            index.attributes.join(", "),
+                            index.key
+                        ),
                     );
                 }
                 if d.message().contains("could not create unique index") {
-                    return ApiError::conflict("unique_violation", "Existing documents share values, so this cannot be unique.");
+                    return ApiError::conflict(
+                        "unique_violation",
+                        "Existing documents share values, so this cannot be unique.",
+                    );
                 }
-                return ApiError::conflict("document_exists", "A document with this id already exists.");
+                return ApiError::conflict(
+                    "document_exists",
+                    "A document with this id already exists.",
+                );
             }
             Some("57014") => {
                 return ApiError::new(StatusCode::GATEWAY_TIMEOUT, "query_timeout")
                     .detail("The query ran past the statement timeout: add an index for it or narrow the filter.");
             }
             Some("54000") | Some("54001") => {
-                return ApiError::bad_request("query_too_complex", "The query is too complex for the server.");
+                return ApiError::bad_request(
+                    "query_too_complex",
+                    "The query is too complex for the server.",
+                );
             }
             _ => {}
         }

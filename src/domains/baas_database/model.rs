@@ -7,8 +7,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
-use crate::platform::grants::{ContainerPermissions, ItemPermissions};
 use super::schema::{Attribute, Index};
+use crate::platform::grants::{ContainerPermissions, ItemPermissions};
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -185,7 +185,9 @@ pub struct ListParams {
     /// arrays), startsWith, endsWith, isNull, isNotNull, search (needs a fulltext index).
     /// Group with `{"and": [...]}` or `{"or": [...]}`; a list means and. `$id`, `$createdAt`
     /// and `$updatedAt` may be filtered too.
-    #[param(example = r#"{"or":[{"attribute":"views","op":"greaterThan","value":10},{"attribute":"tags","op":"contains","value":"intro"}]}"#)]
+    #[param(
+        example = r#"{"or":[{"attribute":"views","op":"greaterThan","value":10},{"attribute":"tags","op":"contains","value":"intro"}]}"#
+    )]
     pub filter: Option<String>,
     /// Comma-separated attributes; `-` sorts descending: `-views,title`. Ties break by
     /// creation order, newest first when the last key is descending (so one index serves

@@ -27,7 +27,11 @@ impl Field {
             "$id" => Some(Field::Id),
             "$createdAt" => Some(Field::CreatedAt),
             "$updatedAt" => Some(Field::UpdatedAt),
-            _ => attributes.iter().find(|a| a.key == name).cloned().map(Field::Attr),
+            _ => attributes
+                .iter()
+                .find(|a| a.key == name)
+                .cloned()
+                .map(Field::Attr),
         }
     }
 
@@ -102,7 +106,11 @@ impl Scalar {
 pub enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
-    Cond { field: Field, op: Op, values: Vec<Scalar> },
+    Cond {
+        field: Field,
+        op: Op,
+        values: Vec<Scalar>,
+    },
 }
 
 /// One sort key.
@@ -118,7 +126,10 @@ fn invalid(path: &str, detail: impl std::fmt::Display) -> ApiError {
 
 fn unknown(path: &str, name: &str) -> ApiError {
     let shown: String = name.chars().take(64).collect();
-    ApiError::bad_request("unknown_attribute", format!("{path}: `{shown}` is not an attribute of this collection"))
+    ApiError::bad_request(
+        "unknown_attribute",
+        format!("{path}: `{shown}` is not an attribute of this collection"),
+    )
 }
 
 /// Parses filters for one collection under the configured complexity caps.
@@ -130,8 +141,17 @@ pub struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    pub fn new(attributes: &'a [Attribute], indexes: &'a [Index], limits: &'a DatabaseSettings) -> Self {
-        Self { attributes, indexes, limits, conditions: 0 }
+    pub fn new(
+        attributes: &'a [Attribute],
+        indexes: &'a [Index],
+        limits: &'a DatabaseSettings,
+    ) -> Self {
+        Self {
+            attributes,
+            indexes,
+            limits,
+            conditions: 0,
+        }
     }
 
     pub fn filter(&mut self, value: &Value) -> Result<Filter, ApiError> {
@@ -142,42 +162,79 @@ impl<'a> Parser<'a> {
         if depth > self.limits.max_filter_depth {
             return Err(ApiError::bad_request(
                 "query_too_complex",
-                format!("{path}: filters nest at most {} levels", self.limits.max_filter_depth),
+                format!(
+                    "{path}: filters nest at most {} levels",
+                    self.limits.max_filter_depth
+                ),
             ));
         }
         let group = |this: &mut Self, items: &Value, name: &str| -> Result<Vec<Filter>, ApiError> {
-            let list = items.as_array().ok_or_else(|| invalid(path, format!("`{name}` takes a list of filters")))?;
+            let list = items
+                .as_array()
+                .ok_or_else(|| invalid(path, format!("`{name}` takes a list of filters")))?;
             if list.is_empty() {
                 return Err(invalid(path, format!("`{name}` needs at least one filter")));
             }
-            list.iter().enumerate().map(|(i, f)| this.node(f, &format!("{path}.{name}[{i}]"), depth + 1)).collect()
+            list.iter()
+                .enumerate()
+                .map(|(i, f)| this.node(f, &format!("{path}.{name}[{i}]"), depth + 1))
+                .collect()
         };
         match value {
             Value::Array(_) => Ok(Filter::And(group(self, value, "and")?)),
-            Value::Object(map) if map.len() == 1 && map.contains_key("and") => Ok(Filter::And(group(self, &map["and"], "and")?)),
-            Value::Object(map) if map.len() == 1 && map.contains_key("or") => Ok(Filter::Or(group(self, &map["or"], "or")?)),
+            Value::Object(map) if map.len() == 1 && map.contains_key("and") => {
+                Ok(Filter::And(group(self, &map["and"], "and")?))
+            }
+            Value::Object(map) if map.len() == 1 && map.contains_key("or") => {
+                Ok(Filter::Or(group(self, &map["or"], "or")?))
+            }
             Value::Object(map) => {
-                if let Some(extra) = map.keys().find(|k| !["attribute", "op", "value"].contains(&k.as_str())) {
+                if let Some(extra) = map
+                    .keys()
+                    .find(|k| !["attribute", "op", "value"].contains(&k.as_str()))
+                {
                     let shown: String = extra.chars().take(64).collect();
-                    return Err(invalid(path, format!("unexpected key `{shown}` (a condition has attribute, op and value)")));
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "unexpected key `{shown}` (a condition has attribute, op and value)"
+                        ),
+                    ));
                 }
                 self.conditions += 1;
                 if self.conditions > self.limits.max_filter_conditions {
                     return Err(ApiError::bad_request(
                         "query_too_complex",
-                        format!("a filter holds at most {} conditions", self.limits.max_filter_conditions),
+                        format!(
+                            "a filter holds at most {} conditions",
+                            self.limits.max_filter_conditions
+                        ),
                     ));
                 }
                 self.condition(map, path)
             }
-            _ => Err(invalid(path, "must be a condition object, {\"and\": [...]}, {\"or\": [...]} or a list")),
+            _ => Err(invalid(
+                path,
+                "must be a condition object, {\"and\": [...]}, {\"or\": [...]} or a list",
+            )),
         }
     }
 
-    fn condition(&self, map: &serde_json::Map<String, Value>, path: &str) -> Result<Filter, ApiError> {
-        let name = map.get("attribute").and_then(Value::as_str).ok_or_else(|| invalid(path, "`attribute` must be a string"))?;
-        let field = Field::resolve(name, self.attributes).ok_or_else(|| unknown(&format!("{path}.attribute"), name))?;
-        let op_name = map.get("op").and_then(Value::as_str).ok_or_else(|| invalid(path, "`op` must be a string"))?;
+    fn condition(
+        &self,
+        map: &serde_json::Map<String, Value>,
+        path: &str,
+    ) -> Result<Filter, ApiError> {
+        let name = map
+            .get("attribute")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(path, "`attribute` must be a string"))?;
+        let field = Field::resolve(name, self.attributes)
+            .ok_or_else(|| unknown(&format!("{path}.attribute"), name))?;
+        let op_name = map
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(path, "`op` must be a string"))?;
         let op = Op::parse(op_name).ok_or_else(|| {
             invalid(
                 &format!("{path}.op"),
@@ -186,7 +243,12 @@ impl<'a> Parser<'a> {
         })?;
         let value = map.get("value").unwrap_or(&Value::Null);
         let vpath = format!("{path}.value");
-        let not_for = |what: &str| invalid(path, format!("`{op_name}` does not apply to {what} `{name}`"));
+        let not_for = |what: &str| {
+            invalid(
+                path,
+                format!("`{op_name}` does not apply to {what} `{name}`"),
+            )
+        };
         let is_array = matches!(&field, Field::Attr(a) if a.array);
         let text_like = match &field {
             Field::Id => true,
@@ -201,7 +263,9 @@ impl<'a> Parser<'a> {
                 Vec::new()
             }
             Op::Search => {
-                let Field::Attr(a) = &field else { return Err(not_for("system field")) };
+                let Field::Attr(a) = &field else {
+                    return Err(not_for("system field"));
+                };
                 let indexed = self
                     .indexes
                     .iter()
@@ -223,21 +287,34 @@ impl<'a> Parser<'a> {
             }
             _ if !field.comparable() => return Err(not_for("array or json")),
             Op::Between => {
-                let pair = value.as_array().filter(|a| a.len() == 2).ok_or_else(|| invalid(&vpath, "`between` takes [low, high]"))?;
-                vec![self.scalar(&field, &pair[0], &vpath)?, self.scalar(&field, &pair[1], &vpath)?]
+                let pair = value
+                    .as_array()
+                    .filter(|a| a.len() == 2)
+                    .ok_or_else(|| invalid(&vpath, "`between` takes [low, high]"))?;
+                vec![
+                    self.scalar(&field, &pair[0], &vpath)?,
+                    self.scalar(&field, &pair[1], &vpath)?,
+                ]
             }
             Op::In => {
-                let list = value.as_array().filter(|a| !a.is_empty()).ok_or_else(|| invalid(&vpath, "`in` takes a non-empty list"))?;
+                let list = value
+                    .as_array()
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| invalid(&vpath, "`in` takes a non-empty list"))?;
                 if list.len() > self.limits.max_filter_values {
                     return Err(ApiError::bad_request(
                         "query_too_complex",
-                        format!("{vpath}: `in` takes at most {} values", self.limits.max_filter_values),
+                        format!(
+                            "{vpath}: `in` takes at most {} values",
+                            self.limits.max_filter_values
+                        ),
                     ));
                 }
-                list.iter().map(|v| self.scalar(&field, v, &vpath)).collect::<Result<_, _>>()?
+                list.iter()
+                    .map(|v| self.scalar(&field, v, &vpath))
+                    .collect::<Result<_, _>>()?
             }
-            Op::LessThan | Op::LessThanEqual | Op::GreaterThan | Op::GreaterThanEqual
-                if matches!(&field, Field::Attr(a) if a.kind == AttributeType::Boolean) =>
+            Op::LessThan | Op::LessThanEqual | Op::GreaterThan | Op::GreaterThanEqual if matches!(&field, Field::Attr(a) if a.kind == AttributeType::Boolean) =>
             {
                 return Err(not_for("boolean"));
             }
@@ -251,15 +328,28 @@ impl<'a> Parser<'a> {
         let wrong = |what: &str| invalid(path, format!("must be {what}"));
         Ok(match field {
             Field::Id => Scalar::Text(text(value, path)?),
-            Field::CreatedAt | Field::UpdatedAt => {
-                Scalar::Time(value.as_str().and_then(schema::parse_datetime).ok_or_else(|| wrong("an RFC 3339 date-time"))?)
-            }
+            Field::CreatedAt | Field::UpdatedAt => Scalar::Time(
+                value
+                    .as_str()
+                    .and_then(schema::parse_datetime)
+                    .ok_or_else(|| wrong("an RFC 3339 date-time"))?,
+            ),
             Field::Attr(a) => match a.kind {
-                AttributeType::Integer => Scalar::Int(value.as_i64().ok_or_else(|| wrong("an integer"))?),
-                AttributeType::Float => Scalar::Float(value.as_f64().ok_or_else(|| wrong("a number"))?),
-                AttributeType::Boolean => Scalar::Bool(value.as_bool().ok_or_else(|| wrong("true or false"))?),
+                AttributeType::Integer => {
+                    Scalar::Int(value.as_i64().ok_or_else(|| wrong("an integer"))?)
+                }
+                AttributeType::Float => {
+                    Scalar::Float(value.as_f64().ok_or_else(|| wrong("a number"))?)
+                }
+                AttributeType::Boolean => {
+                    Scalar::Bool(value.as_bool().ok_or_else(|| wrong("true or false"))?)
+                }
                 AttributeType::Datetime => Scalar::Text(
-                    value.as_str().and_then(schema::parse_datetime).map(schema::format_datetime).ok_or_else(|| wrong("an RFC 3339 date-time"))?,
+                    value
+                        .as_str()
+                        .and_then(schema::parse_datetime)
+                        .map(schema::format_datetime)
+                        .ok_or_else(|| wrong("an RFC 3339 date-time"))?,
                 ),
                 AttributeType::Json => return Err(wrong("compared only with isNull or isNotNull")),
                 _ => Scalar::Text(text(value, path)?),
@@ -272,7 +362,10 @@ impl<'a> Parser<'a> {
         if spec.len() > self.limits.max_sort_attributes {
             return Err(ApiError::bad_request(
                 "query_too_complex",
-                format!("sort: at most {} attributes", self.limits.max_sort_attributes),
+                format!(
+                    "sort: at most {} attributes",
+                    self.limits.max_sort_attributes
+                ),
             ));
         }
         spec.iter()
@@ -281,9 +374,13 @@ impl<'a> Parser<'a> {
                     Some(rest) => (rest, true),
                     None => (s.strip_prefix('+').unwrap_or(s), false),
                 };
-                let field = Field::resolve(name, self.attributes).ok_or_else(|| unknown("sort", name))?;
+                let field =
+                    Field::resolve(name, self.attributes).ok_or_else(|| unknown("sort", name))?;
                 if !field.comparable() {
-                    return Err(invalid("sort", format!("`{name}` is an array or json and cannot be sorted on")));
+                    return Err(invalid(
+                        "sort",
+                        format!("`{name}` is an array or json and cannot be sorted on"),
+                    ));
                 }
                 Ok(Sort { field, descending })
             })
@@ -295,7 +392,11 @@ impl<'a> Parser<'a> {
         spec.iter()
             .filter(|s| !s.starts_with('$'))
             .map(|s| {
-                self.attributes.iter().find(|a| &a.key == s).map(|a| a.key.clone()).ok_or_else(|| unknown("select", s))
+                self.attributes
+                    .iter()
+                    .find(|a| &a.key == s)
+                    .map(|a| a.key.clone())
+                    .ok_or_else(|| unknown("select", s))
             })
             .collect()
     }
@@ -311,7 +412,9 @@ impl<'a> Parser<'a> {
 }
 
 fn text(value: &Value, path: &str) -> Result<String, ApiError> {
-    let s = value.as_str().ok_or_else(|| invalid(path, "must be a string"))?;
+    let s = value
+        .as_str()
+        .ok_or_else(|| invalid(path, "must be a string"))?;
     if s.contains('\0') {
         return Err(invalid(path, "must not contain NUL characters"));
     }
@@ -320,7 +423,15 @@ fn text(value: &Value, path: &str) -> Result<String, ApiError> {
 
 /// Splits a comma-separated query parameter (`sort=a,-b`).
 pub fn split_list(param: Option<&str>) -> Vec<String> {
-    param.map(|p| p.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+    param
+        .map(|p| {
+            p.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -343,9 +454,15 @@ mod tests {
         let attrs = attrs();
         let limits = DatabaseSettings::default();
         let mut p = Parser::new(&attrs, &[], &limits);
-        let f = p.filter(&json!({"attribute": "age", "op": "greaterThan", "value": 3})).unwrap();
-        assert!(matches!(f, Filter::Cond { op: Op::GreaterThan, ref values, .. } if values == &[Scalar::Int(3)]));
-        let e = p.filter(&json!({"attribute": "age", "op": "equal", "value": "3"})).unwrap_err();
+        let f = p
+            .filter(&json!({"attribute": "age", "op": "greaterThan", "value": 3}))
+            .unwrap();
+        assert!(
+            matches!(f, Filter::Cond { op: Op::GreaterThan, ref values, .. } if values == &[Scalar::Int(3)])
+        );
+        let e = p
+            .filter(&json!({"attribute": "age", "op": "equal", "value": "3"}))
+            .unwrap_err();
         assert_eq!(e.code(), "invalid_query");
     }
 
@@ -361,8 +478,16 @@ mod tests {
         for _ in 0..10 {
             deep = json!({"or": [deep]});
         }
-        assert_eq!(Parser::new(&attrs, &[], &limits).filter(&deep).unwrap_err().code(), "query_too_complex");
-        let e = Parser::new(&attrs, &[], &limits).filter(&json!({"attribute": "meta", "op": "equal", "value": 1})).unwrap_err();
+        assert_eq!(
+            Parser::new(&attrs, &[], &limits)
+                .filter(&deep)
+                .unwrap_err()
+                .code(),
+            "query_too_complex"
+        );
+        let e = Parser::new(&attrs, &[], &limits)
+            .filter(&json!({"attribute": "meta", "op": "equal", "value": 1}))
+            .unwrap_err();
         assert_eq!(e.code(), "invalid_query");
     }
 
@@ -373,7 +498,13 @@ mod tests {
         let p = Parser::new(&attrs, &[], &limits);
         let s = p.sort(&split_list(Some("-age, name"))).unwrap();
         assert!(s[0].descending && !s[1].descending);
-        assert_eq!(p.sort(&["tags".into()]).unwrap_err().code(), "invalid_query");
-        assert_eq!(p.sort(&["nope".into()]).unwrap_err().code(), "unknown_attribute");
+        assert_eq!(
+            p.sort(&["tags".into()]).unwrap_err().code(),
+            "invalid_query"
+        );
+        assert_eq!(
+            p.sort(&["nope".into()]).unwrap_err().code(),
+            "unknown_attribute"
+        );
     }
 }

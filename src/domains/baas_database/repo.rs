@@ -14,10 +14,10 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use crate::platform::grants::{ItemGrants, Access, ContainerPermissions, ItemPermissions};
 use super::query::{Field, Filter, Op, Scalar, Sort};
-use crate::platform::db::like_escape;
 use super::schema::{Attribute, AttributeType, Index, IndexType, SortOrder};
+use crate::platform::db::like_escape;
+use crate::platform::grants::{Access, ContainerPermissions, ItemGrants, ItemPermissions};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DatabaseRow {
@@ -29,56 +29,92 @@ pub struct DatabaseRow {
 }
 
 pub async fn count_databases(conn: &mut PgConnection, owner: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM baas.databases WHERE owner_id = $1").bind(owner).fetch_one(conn).await
-}
-
-/// Serialises database creation per owner, so the cap holds under concurrent requests.
-pub async fn lock_owner(conn: &mut PgConnection, owner: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))").bind(owner).execute(conn).await?;
-    Ok(())
-}
-
-pub async fn insert_database(conn: &mut PgConnection, owner: Uuid, name: &str) -> Result<DatabaseRow, sqlx::Error> {
-    sqlx::query_as("INSERT INTO baas.databases (id, owner_id, name) VALUES ($1, $2, $3) RETURNING *")
-        .bind(Uuid::now_v7())
+    sqlx::query_scalar("SELECT count(*) FROM baas.databases WHERE owner_id = $1")
         .bind(owner)
-        .bind(name)
         .fetch_one(conn)
         .await
 }
 
+/// Serialises database creation per owner, so the cap holds under concurrent requests.
+pub async fn lock_owner(conn: &mut PgConnection, owner: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
+        .bind(owner)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert_database(
+    conn: &mut PgConnection,
+    owner: Uuid,
+    name: &str,
+) -> Result<DatabaseRow, sqlx::Error> {
+    sqlx::query_as(
+        "INSERT INTO baas.databases (id, owner_id, name) VALUES ($1, $2, $3) RETURNING *",
+    )
+    .bind(Uuid::now_v7())
+    .bind(owner)
+    .bind(name)
+    .fetch_one(conn)
+    .await
+}
+
 pub async fn list_databases(db: &PgPool, owner: Uuid) -> Result<Vec<DatabaseRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM baas.databases WHERE owner_id = $1 ORDER BY created_at, id").bind(owner).fetch_all(db).await
+    sqlx::query_as("SELECT * FROM baas.databases WHERE owner_id = $1 ORDER BY created_at, id")
+        .bind(owner)
+        .fetch_all(db)
+        .await
 }
 
 /// The database, if `owner` owns it (others get nothing: 404, not 403).
-pub async fn owned_database(conn: &mut PgConnection, id: Uuid, owner: Uuid, lock: bool) -> Result<Option<DatabaseRow>, sqlx::Error> {
+pub async fn owned_database(
+    conn: &mut PgConnection,
+    id: Uuid,
+    owner: Uuid,
+    lock: bool,
+) -> Result<Option<DatabaseRow>, sqlx::Error> {
     let sql = if lock {
         "SELECT * FROM baas.databases WHERE id = $1 AND owner_id = $2 FOR UPDATE"
     } else {
         "SELECT * FROM baas.databases WHERE id = $1 AND owner_id = $2"
     };
-    sqlx::query_as(sql).bind(id).bind(owner).fetch_optional(conn).await
+    sqlx::query_as(sql)
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(conn)
+        .await
 }
 
-pub async fn rename_database(conn: &mut PgConnection, id: Uuid, name: &str) -> Result<DatabaseRow, sqlx::Error> {
-    sqlx::query_as("UPDATE baas.databases SET name = $2, updated_at = now() WHERE id = $1 RETURNING *")
-        .bind(id)
-        .bind(name)
-        .fetch_one(conn)
-        .await
+pub async fn rename_database(
+    conn: &mut PgConnection,
+    id: Uuid,
+    name: &str,
+) -> Result<DatabaseRow, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE baas.databases SET name = $2, updated_at = now() WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(name)
+    .fetch_one(conn)
+    .await
 }
 
 /// Deletes the database, its collections and their document tables.
 pub async fn delete_database(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    let collections: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM baas.collections WHERE database_id = $1 FOR UPDATE")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
+    let collections: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM baas.collections WHERE database_id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
     for collection in collections {
-        sqlx::query(&format!("DROP TABLE IF EXISTS {}", table(collection))).execute(&mut *conn).await?;
+        sqlx::query(&format!("DROP TABLE IF EXISTS {}", table(collection)))
+            .execute(&mut *conn)
+            .await?;
     }
-    sqlx::query("DELETE FROM baas.databases WHERE id = $1").bind(id).execute(conn).await?;
+    sqlx::query("DELETE FROM baas.databases WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -118,7 +154,12 @@ pub enum Lock {
     Update,
 }
 
-pub async fn collection(conn: &mut PgConnection, database: Uuid, key: &str, lock: Lock) -> Result<Option<CollectionRow>, sqlx::Error> {
+pub async fn collection(
+    conn: &mut PgConnection,
+    database: Uuid,
+    key: &str,
+    lock: Lock,
+) -> Result<Option<CollectionRow>, sqlx::Error> {
     let suffix = match lock {
         Lock::None => "",
         Lock::Share => " FOR KEY SHARE OF c",
@@ -134,7 +175,10 @@ pub async fn collection(conn: &mut PgConnection, database: Uuid, key: &str, lock
     .await
 }
 
-pub async fn list_collections(db: &PgPool, database: Uuid) -> Result<Vec<CollectionRow>, sqlx::Error> {
+pub async fn list_collections(
+    db: &PgPool,
+    database: Uuid,
+) -> Result<Vec<CollectionRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT c.*, d.owner_id FROM baas.collections c JOIN baas.databases d ON d.id = c.database_id
           WHERE c.database_id = $1 ORDER BY c.created_at, c.key",
@@ -144,8 +188,14 @@ pub async fn list_collections(db: &PgPool, database: Uuid) -> Result<Vec<Collect
     .await
 }
 
-pub async fn count_collections(conn: &mut PgConnection, database: Uuid) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM baas.collections WHERE database_id = $1").bind(database).fetch_one(conn).await
+pub async fn count_collections(
+    conn: &mut PgConnection,
+    database: Uuid,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM baas.collections WHERE database_id = $1")
+        .bind(database)
+        .fetch_one(conn)
+        .await
 }
 
 pub struct NewCollection<'a> {
@@ -159,7 +209,10 @@ pub struct NewCollection<'a> {
 }
 
 /// Inserts the collection and creates its document table; `None` when the key is taken.
-pub async fn insert_collection(conn: &mut PgConnection, c: NewCollection<'_>) -> Result<Option<Uuid>, sqlx::Error> {
+pub async fn insert_collection(
+    conn: &mut PgConnection,
+    c: NewCollection<'_>,
+) -> Result<Option<Uuid>, sqlx::Error> {
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
         "INSERT INTO baas.collections (id, database_id, key, name, permissions, document_security, attributes, indexes)
@@ -195,8 +248,12 @@ pub async fn insert_collection(conn: &mut PgConnection, c: NewCollection<'_>) ->
     ))
     .execute(&mut *conn)
     .await?;
-    sqlx::query(&format!("CREATE INDEX ON {t} USING gin (perm_read)")).execute(&mut *conn).await?;
-    sqlx::query(&format!("CREATE INDEX ON {t} (created_at, seq)")).execute(&mut *conn).await?;
+    sqlx::query(&format!("CREATE INDEX ON {t} USING gin (perm_read)"))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(&format!("CREATE INDEX ON {t} (created_at, seq)"))
+        .execute(&mut *conn)
+        .await?;
     for index in c.indexes {
         create_index(conn, id, index, c.attributes).await?;
     }
@@ -220,7 +277,12 @@ pub async fn update_collection(
     Ok(())
 }
 
-pub async fn save_schema(conn: &mut PgConnection, id: Uuid, attributes: &[Attribute], indexes: &[Index]) -> Result<(), sqlx::Error> {
+pub async fn save_schema(
+    conn: &mut PgConnection,
+    id: Uuid,
+    attributes: &[Attribute],
+    indexes: &[Index],
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE baas.collections SET attributes = $2, indexes = $3, updated_at = now() WHERE id = $1")
         .bind(id)
         .bind(Json(attributes))
@@ -231,8 +293,13 @@ pub async fn save_schema(conn: &mut PgConnection, id: Uuid, attributes: &[Attrib
 }
 
 pub async fn delete_collection(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!("DROP TABLE IF EXISTS {}", table(id))).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM baas.collections WHERE id = $1").bind(id).execute(conn).await?;
+    sqlx::query(&format!("DROP TABLE IF EXISTS {}", table(id)))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM baas.collections WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -265,63 +332,116 @@ fn fulltext_expr(a: &Attribute) -> String {
 }
 
 /// The DDL of an index; `CONCURRENTLY` for tables that may already hold documents.
-fn index_sql(collection: Uuid, index: &Index, attributes: &[Attribute], concurrently: bool) -> String {
+fn index_sql(
+    collection: Uuid,
+    index: &Index,
+    attributes: &[Attribute],
+    concurrently: bool,
+) -> String {
     let t = table(collection);
-    let attrs: Vec<&Attribute> = index.attributes.iter().filter_map(|k| attributes.iter().find(|a| &a.key == k)).collect();
+    let attrs: Vec<&Attribute> = index
+        .attributes
+        .iter()
+        .filter_map(|k| attributes.iter().find(|a| &a.key == k))
+        .collect();
     let name = &index.pg_name;
     let how = if concurrently { " CONCURRENTLY" } else { "" };
     match index.kind {
-        IndexType::Fulltext => format!("CREATE INDEX{how} {name} ON {t} USING gin ({})", fulltext_expr(attrs[0])),
+        IndexType::Fulltext => format!(
+            "CREATE INDEX{how} {name} ON {t} USING gin ({})",
+            fulltext_expr(attrs[0])
+        ),
         IndexType::Key if attrs.len() == 1 && attrs[0].array => {
-            format!("CREATE INDEX{how} {name} ON {t} USING gin ({} jsonb_path_ops)", attr_expr(attrs[0]))
+            format!(
+                "CREATE INDEX{how} {name} ON {t} USING gin ({} jsonb_path_ops)",
+                attr_expr(attrs[0])
+            )
         }
         kind => {
             let order = |i: usize| match index.orders.get(i) {
                 Some(SortOrder::Desc) => " DESC",
                 _ => "",
             };
-            let mut columns: Vec<String> = attrs.iter().enumerate().map(|(i, a)| format!("{}{}", attr_expr(a), order(i))).collect();
+            let mut columns: Vec<String> = attrs
+                .iter()
+                .enumerate()
+                .map(|(i, a)| format!("{}{}", attr_expr(a), order(i)))
+                .collect();
             let unique = kind == IndexType::Unique;
             if !unique {
                 // Ties sort by seq, so a trailing seq lets one index serve filter, order and limit.
                 columns.push(format!("seq{}", order(attrs.len().saturating_sub(1))));
             }
             let keyword = if unique { "UNIQUE INDEX" } else { "INDEX" };
-            format!("CREATE {keyword}{how} {name} ON {t} ({})", columns.join(", "))
+            format!(
+                "CREATE {keyword}{how} {name} ON {t} ({})",
+                columns.join(", ")
+            )
         }
     }
 }
 
 /// Creates an index inside the caller's transaction (a new collection's empty table, or a
 /// unique attribute added in the same change).
-pub async fn create_index(conn: &mut PgConnection, collection: Uuid, index: &Index, attributes: &[Attribute]) -> Result<(), sqlx::Error> {
-    sqlx::query(&index_sql(collection, index, attributes, false)).execute(conn).await?;
+pub async fn create_index(
+    conn: &mut PgConnection,
+    collection: Uuid,
+    index: &Index,
+    attributes: &[Attribute],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&index_sql(collection, index, attributes, false))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Builds an index while writes go on (`CREATE INDEX CONCURRENTLY`, which must run outside
 /// any transaction). A failed build leaves an invalid index behind: the caller drops it.
-pub async fn build_index(db: &PgPool, collection: Uuid, index: &Index, attributes: &[Attribute]) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(&index_sql(collection, index, attributes, true)).execute(db).await?;
+pub async fn build_index(
+    db: &PgPool,
+    collection: Uuid,
+    index: &Index,
+    attributes: &[Attribute],
+) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(&index_sql(collection, index, attributes, true))
+        .execute(db)
+        .await?;
     Ok(())
 }
 
 pub async fn drop_index_concurrently(db: &PgPool, pg_name: &str) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS baas.{pg_name}")).execute(db).await?;
+    sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS baas.{pg_name}"))
+        .execute(db)
+        .await?;
     Ok(())
 }
 
 pub async fn drop_index(conn: &mut PgConnection, pg_name: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!("DROP INDEX IF EXISTS baas.{pg_name}")).execute(conn).await?;
+    sqlx::query(&format!("DROP INDEX IF EXISTS baas.{pg_name}"))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-pub async fn has_documents(conn: &mut PgConnection, collection: &CollectionRow) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {})", collection.table())).fetch_one(conn).await
+pub async fn has_documents(
+    conn: &mut PgConnection,
+    collection: &CollectionRow,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {})",
+        collection.table()
+    ))
+    .fetch_one(conn)
+    .await
 }
 
 /// Gives documents that lack the attribute its default.
-pub async fn fill_default(conn: &mut PgConnection, collection: &CollectionRow, key: &str, value: &Value) -> Result<(), sqlx::Error> {
+pub async fn fill_default(
+    conn: &mut PgConnection,
+    collection: &CollectionRow,
+    key: &str,
+    value: &Value,
+) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "UPDATE {} SET data = data || jsonb_build_object($1::text, $2::jsonb) WHERE NOT data ? $1",
         collection.table()
@@ -334,11 +454,18 @@ pub async fn fill_default(conn: &mut PgConnection, collection: &CollectionRow, k
 }
 
 /// Removes an attribute's values from every document.
-pub async fn strip_attribute(conn: &mut PgConnection, collection: &CollectionRow, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!("UPDATE {} SET data = data - $1::text WHERE data ? $1", collection.table()))
-        .bind(key)
-        .execute(conn)
-        .await?;
+pub async fn strip_attribute(
+    conn: &mut PgConnection,
+    collection: &CollectionRow,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "UPDATE {} SET data = data - $1::text WHERE data ? $1",
+        collection.table()
+    ))
+    .bind(key)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -358,18 +485,30 @@ pub struct DocumentRow {
 
 impl DocumentRow {
     pub fn grants(&self) -> ItemGrants<'_> {
-        ItemGrants { read: &self.perm_read, update: &self.perm_update, delete: &self.perm_delete }
+        ItemGrants {
+            read: &self.perm_read,
+            update: &self.perm_update,
+            delete: &self.perm_delete,
+        }
     }
 
     pub fn permissions(&self) -> ItemPermissions {
-        ItemPermissions { read: self.perm_read.clone(), update: self.perm_update.clone(), delete: self.perm_delete.clone() }
+        ItemPermissions {
+            read: self.perm_read.clone(),
+            update: self.perm_update.clone(),
+            delete: self.perm_delete.clone(),
+        }
     }
 }
 
 /// A transaction whose every statement gives up after `ms` (a runaway query cannot hold a
 /// connection), begun in the same round trip as its `BEGIN`.
-pub async fn begin_with_timeout(db: &PgPool, ms: u64) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
-    db.begin_with(format!("BEGIN; SET LOCAL statement_timeout = {ms}")).await
+pub async fn begin_with_timeout(
+    db: &PgPool,
+    ms: u64,
+) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+    db.begin_with(format!("BEGIN; SET LOCAL statement_timeout = {ms}"))
+        .await
 }
 
 pub struct NewDocument {
@@ -380,7 +519,11 @@ pub struct NewDocument {
 }
 
 /// Inserts documents in one statement, returning them in order.
-pub async fn insert_documents(conn: &mut PgConnection, collection: &CollectionRow, docs: &[NewDocument]) -> Result<Vec<DocumentRow>, sqlx::Error> {
+pub async fn insert_documents(
+    conn: &mut PgConnection,
+    collection: &CollectionRow,
+    docs: &[NewDocument],
+) -> Result<Vec<DocumentRow>, sqlx::Error> {
     let mut qb = QueryBuilder::<Postgres>::new(format!(
         "INSERT INTO {} (id, data, owner_id, perm_read, perm_update, perm_delete) ",
         collection.table()
@@ -400,12 +543,20 @@ pub async fn insert_documents(conn: &mut PgConnection, collection: &CollectionRo
     Ok(rows)
 }
 
-pub async fn document(conn: &mut PgConnection, collection: &CollectionRow, id: &str, for_update: bool) -> Result<Option<DocumentRow>, sqlx::Error> {
+pub async fn document(
+    conn: &mut PgConnection,
+    collection: &CollectionRow,
+    id: &str,
+    for_update: bool,
+) -> Result<Option<DocumentRow>, sqlx::Error> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
-    sqlx::query_as(&format!("SELECT * FROM {} WHERE id = $1{lock}", collection.table()))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT * FROM {} WHERE id = $1{lock}",
+        collection.table()
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn update_document(
@@ -429,8 +580,18 @@ pub async fn update_document(
     .await
 }
 
-pub async fn delete_document(conn: &mut PgConnection, collection: &CollectionRow, seq: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!("DELETE FROM {} WHERE seq = $1", collection.table())).bind(seq).execute(conn).await?;
+pub async fn delete_document(
+    conn: &mut PgConnection,
+    collection: &CollectionRow,
+    seq: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "DELETE FROM {} WHERE seq = $1",
+        collection.table()
+    ))
+    .bind(seq)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -451,7 +612,12 @@ pub struct ListQuery<'a> {
 }
 
 /// `WHERE` for what the caller may read, then the filter.
-fn push_where(qb: &mut QueryBuilder<'_, Postgres>, access: &Access, roles: &[String], filter: Option<&Filter>) {
+fn push_where(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    access: &Access,
+    roles: &[String],
+    filter: Option<&Filter>,
+) {
     qb.push(" WHERE ");
     if access.read_all {
         qb.push("true");
@@ -479,7 +645,11 @@ fn push_scalar(qb: &mut QueryBuilder<'_, Postgres>, value: &Scalar) {
 fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
     match filter {
         Filter::And(items) | Filter::Or(items) => {
-            let joiner = if matches!(filter, Filter::And(_)) { " AND " } else { " OR " };
+            let joiner = if matches!(filter, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
             qb.push("(");
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -547,8 +717,13 @@ fn push_filter(qb: &mut QueryBuilder<'_, Postgres>, filter: &Filter) {
                     qb.push(format!("{} IS NOT NULL", null_expr(field)));
                 }
                 Op::Search => {
-                    let (Field::Attr(a), Scalar::Text(s)) = (field, &values[0]) else { return };
-                    qb.push(format!("{} @@ websearch_to_tsquery('simple', ", fulltext_expr(a)));
+                    let (Field::Attr(a), Scalar::Text(s)) = (field, &values[0]) else {
+                        return;
+                    };
+                    qb.push(format!(
+                        "{} @@ websearch_to_tsquery('simple', ",
+                        fulltext_expr(a)
+                    ));
                     qb.push_bind(s.clone());
                     qb.push(")");
                 }
@@ -575,7 +750,11 @@ fn push_order(qb: &mut QueryBuilder<'_, Postgres>, sort: &[Sort], reverse: bool)
     qb.push(" ORDER BY ");
     for s in sort {
         let desc = s.descending != reverse;
-        qb.push(format!("{} {}, ", field_expr(&s.field), if desc { "DESC" } else { "ASC" }));
+        qb.push(format!(
+            "{} {}, ",
+            field_expr(&s.field),
+            if desc { "DESC" } else { "ASC" }
+        ));
     }
     let desc = tie_descending(sort) != reverse;
     qb.push(if desc { "seq DESC" } else { "seq ASC" });
@@ -588,9 +767,19 @@ async fn cursor_values(
     sort: &[Sort],
     id: &str,
 ) -> Result<Option<(Vec<Value>, i64)>, sqlx::Error> {
-    let exprs: Vec<String> = sort.iter().map(|s| format!("to_jsonb({})", field_expr(&s.field))).collect();
-    let select = if exprs.is_empty() { "'[]'::jsonb".to_owned() } else { format!("jsonb_build_array({})", exprs.join(", ")) };
-    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {select}, seq FROM {}", v.collection.table()));
+    let exprs: Vec<String> = sort
+        .iter()
+        .map(|s| format!("to_jsonb({})", field_expr(&s.field)))
+        .collect();
+    let select = if exprs.is_empty() {
+        "'[]'::jsonb".to_owned()
+    } else {
+        format!("jsonb_build_array({})", exprs.join(", "))
+    };
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {select}, seq FROM {}",
+        v.collection.table()
+    ));
     push_where(&mut qb, v.access, v.roles, None);
     qb.push(" AND id = ").push_bind(id.to_owned());
     let row = qb.build().fetch_optional(conn).await?;
@@ -606,7 +795,10 @@ async fn cursor_values(
 fn push_json_scalar(qb: &mut QueryBuilder<'_, Postgres>, field: &Field, v: &Value) {
     match field {
         Field::CreatedAt | Field::UpdatedAt => {
-            let t = v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc));
+            let t = v
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc));
             qb.push_bind(t);
         }
         Field::Attr(a) if a.kind == AttributeType::Integer => {
@@ -627,7 +819,13 @@ fn push_json_scalar(qb: &mut QueryBuilder<'_, Postgres>, field: &Field, v: &Valu
 /// Keyset condition: rows strictly after the cursor in the (possibly reversed) order.
 /// ASC puts nulls last and DESC first (PostgreSQL's defaults, which indexes follow), so a
 /// null sorts as the largest value.
-fn push_keyset(qb: &mut QueryBuilder<'_, Postgres>, sort: &[Sort], values: &[Value], seq: i64, reverse: bool) {
+fn push_keyset(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    sort: &[Sort],
+    values: &[Value],
+    seq: i64,
+    reverse: bool,
+) {
     let tie_desc = tie_descending(sort) != reverse;
     let uniform = sort.iter().all(|s| (s.descending != reverse) == tie_desc);
     let never_null = |f: &Field| match f {
@@ -636,7 +834,10 @@ fn push_keyset(qb: &mut QueryBuilder<'_, Postgres>, sort: &[Sort], values: &[Val
     };
     // One direction and no nulls to step over: a row comparison, which an index on the sort
     // keys (ending in seq) serves directly.
-    if uniform && values.iter().all(|v| !v.is_null()) && (tie_desc || sort.iter().all(|s| never_null(&s.field))) {
+    if uniform
+        && values.iter().all(|v| !v.is_null())
+        && (tie_desc || sort.iter().all(|s| never_null(&s.field)))
+    {
         qb.push(" AND (");
         for s in sort {
             qb.push(format!("{}, ", field_expr(&s.field)));
@@ -667,7 +868,8 @@ fn push_keyset(qb: &mut QueryBuilder<'_, Postgres>, sort: &[Sort], values: &[Val
         }
         if i == sort.len() {
             let desc = tie_descending(sort) != reverse;
-            qb.push(if desc { "seq < " } else { "seq > " }).push_bind(seq);
+            qb.push(if desc { "seq < " } else { "seq > " })
+                .push_bind(seq);
         } else {
             let s = &sort[i];
             let v = &values[i];
@@ -724,8 +926,13 @@ pub async fn list_documents(
     Ok(Some(rows))
 }
 
-pub async fn count_documents(conn: &mut PgConnection, v: &Visible<'_>, filter: Option<&Filter>) -> Result<i64, sqlx::Error> {
-    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT count(*) FROM {}", v.collection.table()));
+pub async fn count_documents(
+    conn: &mut PgConnection,
+    v: &Visible<'_>,
+    filter: Option<&Filter>,
+) -> Result<i64, sqlx::Error> {
+    let mut qb =
+        QueryBuilder::<Postgres>::new(format!("SELECT count(*) FROM {}", v.collection.table()));
     push_where(&mut qb, v.access, v.roles, filter);
     qb.build_query_scalar().fetch_one(conn).await
 }

@@ -5,7 +5,6 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::platform::grants::Caller;
 use super::events;
 use super::model::*;
 use super::repo::{self, CollectionRow, DatabaseRow, Lock, NewCollection};
@@ -13,43 +12,60 @@ use super::schema::{self, Attribute, Index, IndexStatus, IndexType};
 use super::{DatabaseState, db_error};
 use crate::platform::Platform;
 use crate::platform::error::{ApiError, FieldError, Problem};
+use crate::platform::grants::Caller;
 use crate::platform::http::ValidatedJson;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("").route(web::get().to(list_databases)).route(web::post().to(create_database)))
-        .service(
-            web::resource("/{db}")
-                .route(web::get().to(get_database))
-                .route(web::patch().to(rename_database))
-                .route(web::delete().to(delete_database)),
-        )
-        .service(
-            web::resource("/{db}/collections")
-                .route(web::get().to(list_collections))
-                .route(web::post().to(create_collection)),
-        )
-        .service(
-            web::resource("/{db}/collections/{collection}")
-                .route(web::get().to(get_collection))
-                .route(web::patch().to(update_collection))
-                .route(web::delete().to(delete_collection)),
-        )
-        .service(
-            web::resource("/{db}/collections/{collection}/attributes")
-                .route(web::get().to(list_attributes))
-                .route(web::post().to(add_attribute)),
-        )
-        .service(web::resource("/{db}/collections/{collection}/attributes/{key}").route(web::delete().to(remove_attribute)))
-        .service(
-            web::resource("/{db}/collections/{collection}/indexes")
-                .route(web::get().to(list_indexes))
-                .route(web::post().to(add_index)),
-        )
-        .service(web::resource("/{db}/collections/{collection}/indexes/{key}").route(web::delete().to(remove_index)));
+    cfg.service(
+        web::resource("")
+            .route(web::get().to(list_databases))
+            .route(web::post().to(create_database)),
+    )
+    .service(
+        web::resource("/{db}")
+            .route(web::get().to(get_database))
+            .route(web::patch().to(rename_database))
+            .route(web::delete().to(delete_database)),
+    )
+    .service(
+        web::resource("/{db}/collections")
+            .route(web::get().to(list_collections))
+            .route(web::post().to(create_collection)),
+    )
+    .service(
+        web::resource("/{db}/collections/{collection}")
+            .route(web::get().to(get_collection))
+            .route(web::patch().to(update_collection))
+            .route(web::delete().to(delete_collection)),
+    )
+    .service(
+        web::resource("/{db}/collections/{collection}/attributes")
+            .route(web::get().to(list_attributes))
+            .route(web::post().to(add_attribute)),
+    )
+    .service(
+        web::resource("/{db}/collections/{collection}/attributes/{key}")
+            .route(web::delete().to(remove_attribute)),
+    )
+    .service(
+        web::resource("/{db}/collections/{collection}/indexes")
+            .route(web::get().to(list_indexes))
+            .route(web::post().to(add_index)),
+    )
+    .service(
+        web::resource("/{db}/collections/{collection}/indexes/{key}")
+            .route(web::delete().to(remove_index)),
+    );
 }
 
 fn database_response(d: DatabaseRow) -> DatabaseResponse {
-    DatabaseResponse { id: d.id, name: d.name, owner_id: d.owner_id, created_at: d.created_at, updated_at: d.updated_at }
+    DatabaseResponse {
+        id: d.id,
+        name: d.name,
+        owner_id: d.owner_id,
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+    }
 }
 
 pub fn collection_response(c: CollectionRow) -> CollectionResponse {
@@ -80,15 +96,30 @@ pub fn database_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 /// The caller's own database, or 404.
-async fn own_database(conn: &mut PgConnection, caller: &Caller, raw: &str, lock: bool) -> Result<DatabaseRow, ApiError> {
+async fn own_database(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    raw: &str,
+    lock: bool,
+) -> Result<DatabaseRow, ApiError> {
     let owner = caller.account()?;
-    repo::owned_database(conn, database_id(raw)?, owner, lock).await?.ok_or_else(no_database)
+    repo::owned_database(conn, database_id(raw)?, owner, lock)
+        .await?
+        .ok_or_else(no_database)
 }
 
 /// The caller's own collection (schema access is the database owner's alone), or 404.
-async fn own_collection(conn: &mut PgConnection, caller: &Caller, db: &str, key: &str, lock: Lock) -> Result<CollectionRow, ApiError> {
+async fn own_collection(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    db: &str,
+    key: &str,
+    lock: Lock,
+) -> Result<CollectionRow, ApiError> {
     let owner = caller.account()?;
-    let c = repo::collection(conn, database_id(db)?, key, lock).await?.ok_or_else(no_collection)?;
+    let c = repo::collection(conn, database_id(db)?, key, lock)
+        .await?
+        .ok_or_else(no_collection)?;
     if c.owner_id != owner {
         return Err(no_collection());
     }
@@ -119,11 +150,20 @@ pub async fn create_database(
     if repo::count_databases(&mut tx, owner).await? >= state.settings.max_databases_per_user {
         return Err(ApiError::conflict(
             "limit_reached",
-            format!("You hold {} databases, the most allowed.", state.settings.max_databases_per_user),
+            format!(
+                "You hold {} databases, the most allowed.",
+                state.settings.max_databases_per_user
+            ),
         ));
     }
     let d = repo::insert_database(&mut tx, owner, body.name.trim()).await?;
-    events::emit(&mut tx, "baas.database.created", d.id.to_string(), json!({"user_id": owner, "database_id": d.id, "name": d.name})).await?;
+    events::emit(
+        &mut tx,
+        "baas.database.created",
+        d.id.to_string(),
+        json!({"user_id": owner, "database_id": d.id, "name": d.name}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(database_response(d)))
 }
@@ -133,10 +173,15 @@ pub async fn create_database(
     get, path = "", tag = "databases", security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = DatabaseList), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_databases(platform: web::Data<Platform>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn list_databases(
+    platform: web::Data<Platform>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("databases.read")?;
     let rows = repo::list_databases(&platform.db, caller.account()?).await?;
-    Ok(HttpResponse::Ok().json(DatabaseList { databases: rows.into_iter().map(database_response).collect() }))
+    Ok(HttpResponse::Ok().json(DatabaseList {
+        databases: rows.into_iter().map(database_response).collect(),
+    }))
 }
 
 /// Get one of the caller's databases.
@@ -148,7 +193,11 @@ pub async fn list_databases(platform: web::Data<Platform>, caller: Caller) -> Re
         (status = 404, description = "No such database, or not the caller's", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn get_database(platform: web::Data<Platform>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_database(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("databases.read")?;
     let mut conn = platform.db.acquire().await?;
     let d = own_database(&mut conn, &caller, &path, false).await?;
@@ -175,7 +224,13 @@ pub async fn rename_database(
     let mut tx = platform.db.begin().await?;
     let d = own_database(&mut tx, &caller, &path, true).await?;
     let d = repo::rename_database(&mut tx, d.id, body.name.trim()).await?;
-    events::emit(&mut tx, "baas.database.updated", d.id.to_string(), json!({"user_id": d.owner_id, "database_id": d.id, "name": d.name})).await?;
+    events::emit(
+        &mut tx,
+        "baas.database.updated",
+        d.id.to_string(),
+        json!({"user_id": d.owner_id, "database_id": d.id, "name": d.name}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(database_response(d)))
 }
@@ -186,42 +241,74 @@ pub async fn rename_database(
     params(("db" = Uuid, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn delete_database(platform: web::Data<Platform>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_database(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("databases.write")?;
     let mut tx = platform.db.begin().await?;
     let d = own_database(&mut tx, &caller, &path, true).await?;
     repo::delete_database(&mut tx, d.id).await?;
-    events::emit(&mut tx, "baas.database.deleted", d.id.to_string(), json!({"user_id": d.owner_id, "database_id": d.id})).await?;
+    events::emit(
+        &mut tx,
+        "baas.database.deleted",
+        d.id.to_string(),
+        json!({"user_id": d.owner_id, "database_id": d.id}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn check_schema(state: &DatabaseState, attributes: &[Attribute], indexes: &[Index]) -> Vec<FieldError> {
+fn check_schema(
+    state: &DatabaseState,
+    attributes: &[Attribute],
+    indexes: &[Index],
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if attributes.len() > state.settings.max_attributes_per_collection {
         errors.push(FieldError {
             field: "attributes".into(),
             code: "limit_reached".into(),
-            message: format!("at most {} attributes", state.settings.max_attributes_per_collection),
+            message: format!(
+                "at most {} attributes",
+                state.settings.max_attributes_per_collection
+            ),
         });
     }
     if indexes.len() > state.settings.max_indexes_per_collection {
         errors.push(FieldError {
             field: "indexes".into(),
             code: "limit_reached".into(),
-            message: format!("at most {} indexes", state.settings.max_indexes_per_collection),
+            message: format!(
+                "at most {} indexes",
+                state.settings.max_indexes_per_collection
+            ),
         });
     }
     for (i, a) in attributes.iter().enumerate() {
         errors.extend(schema::check_attribute(a, &format!("attributes[{i}].")));
         if attributes[..i].iter().any(|b| b.key == a.key) {
-            errors.push(FieldError { field: format!("attributes[{i}].key"), code: "duplicate".into(), message: "is declared twice".into() });
+            errors.push(FieldError {
+                field: format!("attributes[{i}].key"),
+                code: "duplicate".into(),
+                message: "is declared twice".into(),
+            });
         }
     }
     for (i, index) in indexes.iter().enumerate() {
-        errors.extend(schema::check_index(index, attributes, &format!("indexes[{i}].")));
+        errors.extend(schema::check_index(
+            index,
+            attributes,
+            &format!("indexes[{i}]."),
+        ));
         if indexes[..i].iter().any(|b| b.key == index.key) {
-            errors.push(FieldError { field: format!("indexes[{i}].key"), code: "duplicate".into(), message: "is declared twice".into() });
+            errors.push(FieldError {
+                field: format!("indexes[{i}].key"),
+                code: "duplicate".into(),
+                message: "is declared twice".into(),
+            });
         }
     }
     errors
@@ -273,7 +360,8 @@ pub async fn create_collection(
         errors.push(FieldError {
             field: "id".into(),
             code: "key".into(),
-            message: "must start with a letter and hold only letters, digits and _ (at most 64)".into(),
+            message: "must start with a letter and hold only letters, digits and _ (at most 64)"
+                .into(),
         });
     }
     errors.extend(body.permissions.check("permissions."));
@@ -284,10 +372,14 @@ pub async fn create_collection(
     }
     let mut tx = platform.db.begin().await?;
     let d = own_database(&mut tx, &caller, &path, true).await?;
-    if repo::count_collections(&mut tx, d.id).await? >= state.settings.max_collections_per_database {
+    if repo::count_collections(&mut tx, d.id).await? >= state.settings.max_collections_per_database
+    {
         return Err(ApiError::conflict(
             "limit_reached",
-            format!("This database holds {} collections, the most allowed.", state.settings.max_collections_per_database),
+            format!(
+                "This database holds {} collections, the most allowed.",
+                state.settings.max_collections_per_database
+            ),
         ));
     }
     let new = NewCollection {
@@ -300,15 +392,24 @@ pub async fn create_collection(
         indexes: &body.indexes,
     };
     if repo::insert_collection(&mut tx, new).await?.is_none() {
-        return Err(ApiError::conflict("collection_exists", format!("This database already has a collection `{}`.", body.id)));
+        return Err(ApiError::conflict(
+            "collection_exists",
+            format!("This database already has a collection `{}`.", body.id),
+        ));
     }
-    let c = repo::collection(&mut tx, d.id, &body.id, Lock::None).await?.ok_or_else(no_collection)?;
+    let c = repo::collection(&mut tx, d.id, &body.id, Lock::None)
+        .await?
+        .ok_or_else(no_collection)?;
     emit_collection(&mut tx, "baas.collection.created", &c).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(collection_response(c)))
 }
 
-async fn emit_collection(conn: &mut PgConnection, kind: &str, c: &CollectionRow) -> Result<(), ApiError> {
+async fn emit_collection(
+    conn: &mut PgConnection,
+    kind: &str,
+    c: &CollectionRow,
+) -> Result<(), ApiError> {
     events::emit(
         conn,
         kind,
@@ -324,12 +425,18 @@ async fn emit_collection(conn: &mut PgConnection, kind: &str, c: &CollectionRow)
     params(("db" = Uuid, Path)),
     responses((status = 200, body = CollectionList), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_collections(platform: web::Data<Platform>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn list_collections(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("databases.read")?;
     let mut conn = platform.db.acquire().await?;
     let d = own_database(&mut conn, &caller, &path, false).await?;
     let rows = repo::list_collections(&platform.db, d.id).await?;
-    Ok(HttpResponse::Ok().json(CollectionList { collections: rows.into_iter().map(collection_response).collect() }))
+    Ok(HttpResponse::Ok().json(CollectionList {
+        collections: rows.into_iter().map(collection_response).collect(),
+    }))
 }
 
 /// Get a collection with its schema.
@@ -338,7 +445,11 @@ pub async fn list_collections(platform: web::Data<Platform>, caller: Caller, pat
     params(("db" = Uuid, Path), ("collection" = String, Path)),
     responses((status = 200, body = CollectionResponse), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn get_collection(platform: web::Data<Platform>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn get_collection(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("databases.read")?;
     let mut conn = platform.db.acquire().await?;
     let c = own_collection(&mut conn, &caller, &path.0, &path.1, Lock::None).await?;
@@ -374,8 +485,17 @@ pub async fn update_collection(
     let c = own_collection(&mut tx, &caller, &path.0, &path.1, Lock::Update).await?;
     let name = body.name.as_deref().map(str::trim).unwrap_or(&c.name);
     let permissions = body.permissions.as_ref().unwrap_or(&c.permissions.0);
-    repo::update_collection(&mut tx, c.id, name, permissions, body.document_security.unwrap_or(c.document_security)).await?;
-    let c = repo::collection(&mut tx, c.database_id, &c.key, Lock::None).await?.ok_or_else(no_collection)?;
+    repo::update_collection(
+        &mut tx,
+        c.id,
+        name,
+        permissions,
+        body.document_security.unwrap_or(c.document_security),
+    )
+    .await?;
+    let c = repo::collection(&mut tx, c.database_id, &c.key, Lock::None)
+        .await?
+        .ok_or_else(no_collection)?;
     emit_collection(&mut tx, "baas.collection.updated", &c).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(collection_response(c)))
@@ -387,7 +507,11 @@ pub async fn update_collection(
     params(("db" = Uuid, Path), ("collection" = String, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn delete_collection(platform: web::Data<Platform>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_collection(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("databases.write")?;
     let mut tx = platform.db.begin().await?;
     let c = own_collection(&mut tx, &caller, &path.0, &path.1, Lock::Update).await?;
@@ -403,11 +527,17 @@ pub async fn delete_collection(platform: web::Data<Platform>, caller: Caller, pa
     params(("db" = Uuid, Path), ("collection" = String, Path)),
     responses((status = 200, body = AttributeList), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_attributes(platform: web::Data<Platform>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn list_attributes(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("databases.read")?;
     let mut conn = platform.db.acquire().await?;
     let c = own_collection(&mut conn, &caller, &path.0, &path.1, Lock::None).await?;
-    Ok(HttpResponse::Ok().json(AttributeList { attributes: c.attributes.0 }))
+    Ok(HttpResponse::Ok().json(AttributeList {
+        attributes: c.attributes.0,
+    }))
 }
 
 /// Add an attribute. Existing documents get its default; a required attribute without a
@@ -441,10 +571,16 @@ pub async fn add_attribute(
     let mut attributes = c.attributes.0.clone();
     let mut indexes = c.indexes.0.clone();
     if attributes.iter().any(|a| a.key == attr.key) {
-        return Err(ApiError::conflict("attribute_exists", format!("`{}` is already an attribute.", attr.key)));
+        return Err(ApiError::conflict(
+            "attribute_exists",
+            format!("`{}` is already an attribute.", attr.key),
+        ));
     }
     if attributes.len() >= state.settings.max_attributes_per_collection {
-        return Err(ApiError::conflict("limit_reached", "This collection has the most attributes allowed."));
+        return Err(ApiError::conflict(
+            "limit_reached",
+            "This collection has the most attributes allowed.",
+        ));
     }
     if attr.required && attr.default.is_none() && repo::has_documents(&mut tx, &c).await? {
         return Err(ApiError::conflict(
@@ -453,14 +589,17 @@ pub async fn add_attribute(
         ));
     }
     if let Some(default) = &attr.default {
-        let value = schema::check_value(&attr, default).map_err(|(_, m)| ApiError::bad_request("invalid_default", m))?;
+        let value = schema::check_value(&attr, default)
+            .map_err(|(_, m)| ApiError::bad_request("invalid_default", m))?;
         repo::fill_default(&mut tx, &c, &attr.key, &value).await?;
     }
     attributes.push(attr.clone());
     let before = indexes.len();
     unique_indexes(std::slice::from_ref(&attr), &mut indexes);
     for index in &indexes[before..] {
-        repo::create_index(&mut tx, c.id, index, &attributes).await.map_err(|e| db_error(e, &c))?;
+        repo::create_index(&mut tx, c.id, index, &attributes)
+            .await
+            .map_err(|e| db_error(e, &c))?;
     }
     // unique_indexes renames every index; keep the existing names.
     for (i, old) in c.indexes.0.iter().enumerate() {
@@ -471,8 +610,13 @@ pub async fn add_attribute(
     finish_schema_change(tx, &c).await
 }
 
-async fn finish_schema_change(mut tx: sqlx::Transaction<'_, sqlx::Postgres>, c: &CollectionRow) -> Result<HttpResponse, ApiError> {
-    let c = repo::collection(&mut tx, c.database_id, &c.key, Lock::None).await?.ok_or_else(no_collection)?;
+async fn finish_schema_change(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    c: &CollectionRow,
+) -> Result<HttpResponse, ApiError> {
+    let c = repo::collection(&mut tx, c.database_id, &c.key, Lock::None)
+        .await?
+        .ok_or_else(no_collection)?;
     emit_collection(&mut tx, "baas.collection.updated", &c).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(collection_response(c)))
@@ -503,12 +647,18 @@ pub async fn remove_attribute(
         return Err(ApiError::not_found("No such attribute."));
     };
     // The attribute's own unique index (from `unique: true`) goes with it.
-    if let Some(i) = indexes.iter().position(|i| i.key == key && i.attributes == [key.clone()] && i.kind == IndexType::Unique) {
+    if let Some(i) = indexes
+        .iter()
+        .position(|i| i.key == key && i.attributes == [key.clone()] && i.kind == IndexType::Unique)
+    {
         repo::drop_index(&mut tx, &indexes[i].pg_name).await?;
         indexes.remove(i);
     }
     if let Some(index) = indexes.iter().find(|i| i.attributes.contains(&key)) {
-        return Err(ApiError::conflict("attribute_indexed", format!("The index `{}` uses `{key}`: delete it first.", index.key)));
+        return Err(ApiError::conflict(
+            "attribute_indexed",
+            format!("The index `{}` uses `{key}`: delete it first.", index.key),
+        ));
     }
     attributes.remove(pos);
     repo::strip_attribute(&mut tx, &c, &key).await?;
@@ -523,11 +673,17 @@ pub async fn remove_attribute(
     params(("db" = Uuid, Path), ("collection" = String, Path)),
     responses((status = 200, body = IndexList), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_indexes(platform: web::Data<Platform>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn list_indexes(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("databases.read")?;
     let mut conn = platform.db.acquire().await?;
     let c = own_collection(&mut conn, &caller, &path.0, &path.1, Lock::None).await?;
-    Ok(HttpResponse::Ok().json(IndexList { indexes: c.indexes.0 }))
+    Ok(HttpResponse::Ok().json(IndexList {
+        indexes: c.indexes.0,
+    }))
 }
 
 /// Add an index. It is built before the response, without blocking writes to the collection
@@ -562,10 +718,16 @@ pub async fn add_index(
     }
     let mut indexes = c.indexes.0.clone();
     if indexes.iter().any(|i| i.key == index.key) {
-        return Err(ApiError::conflict("index_exists", format!("`{}` is already an index.", index.key)));
+        return Err(ApiError::conflict(
+            "index_exists",
+            format!("`{}` is already an index.", index.key),
+        ));
     }
     if indexes.len() >= state.settings.max_indexes_per_collection {
-        return Err(ApiError::conflict("limit_reached", "This collection has the most indexes allowed."));
+        return Err(ApiError::conflict(
+            "limit_reached",
+            "This collection has the most indexes allowed.",
+        ));
     }
     index.pg_name = Index::new_pg_name();
     index.status = IndexStatus::Building;
@@ -606,7 +768,11 @@ pub async fn add_index(
     params(("db" = Uuid, Path), ("collection" = String, Path), ("key" = String, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn remove_index(platform: web::Data<Platform>, caller: Caller, path: web::Path<(String, String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn remove_index(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("databases.write")?;
     let (db, collection, key) = path.into_inner();
     let mut tx = platform.db.begin().await?;

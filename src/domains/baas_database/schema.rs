@@ -37,7 +37,10 @@ impl AttributeType {
     /// Stored as JSON text and compared as text (datetimes are fixed-width UTC, so text order
     /// is time order).
     pub fn is_text(self) -> bool {
-        matches!(self, Self::String | Self::Email | Self::Url | Self::Enum | Self::Datetime)
+        matches!(
+            self,
+            Self::String | Self::Email | Self::Url | Self::Enum | Self::Datetime
+        )
     }
 }
 
@@ -145,7 +148,11 @@ pub fn valid_key(key: &str) -> bool {
 }
 
 fn field_error(field: impl Into<String>, code: &str, message: impl Into<String>) -> FieldError {
-    FieldError { field: field.into(), code: code.into(), message: message.into() }
+    FieldError {
+        field: field.into(),
+        code: code.into(),
+        message: message.into(),
+    }
 }
 
 /// Checks an attribute definition; `path` prefixes the field names of the errors.
@@ -155,19 +162,35 @@ pub fn check_attribute(attr: &Attribute, path: &str) -> Vec<FieldError> {
         errors.push(field_error(format!("{path}{field}"), code, message));
     };
     if !valid_key(&attr.key) {
-        fail("key", "key", "must start with a letter and hold only letters, digits and _ (at most 64)".into());
+        fail(
+            "key",
+            "key",
+            "must start with a letter and hold only letters, digits and _ (at most 64)".into(),
+        );
     }
     let numeric = matches!(attr.kind, AttributeType::Integer | AttributeType::Float);
     if attr.size.is_some() && attr.kind != AttributeType::String {
-        fail("size", "not_applicable", "only string attributes have a size".into());
+        fail(
+            "size",
+            "not_applicable",
+            "only string attributes have a size".into(),
+        );
     }
     if let Some(size) = attr.size
         && !(1..=MAX_STRING_SIZE).contains(&size)
     {
-        fail("size", "range", format!("must be between 1 and {MAX_STRING_SIZE}"));
+        fail(
+            "size",
+            "range",
+            format!("must be between 1 and {MAX_STRING_SIZE}"),
+        );
     }
     if (attr.min.is_some() || attr.max.is_some()) && !numeric {
-        fail("min", "not_applicable", "only integer and float attributes have min and max".into());
+        fail(
+            "min",
+            "not_applicable",
+            "only integer and float attributes have min and max".into(),
+        );
     }
     if attr.kind == AttributeType::Integer {
         for (name, bound) in [("min", &attr.min), ("max", &attr.max)] {
@@ -176,30 +199,52 @@ pub fn check_attribute(attr: &Attribute, path: &str) -> Vec<FieldError> {
             }
         }
     }
-    if let (Some(min), Some(max)) = (attr.min.as_ref().and_then(|n| n.as_f64()), attr.max.as_ref().and_then(|n| n.as_f64()))
-        && min > max
+    if let (Some(min), Some(max)) = (
+        attr.min.as_ref().and_then(|n| n.as_f64()),
+        attr.max.as_ref().and_then(|n| n.as_f64()),
+    ) && min > max
     {
         fail("max", "range", "must not be below min".into());
     }
     match (&attr.elements, attr.kind) {
-        (None, AttributeType::Enum) => fail("elements", "required", "enum attributes list their allowed values".into()),
-        (Some(_), kind) if kind != AttributeType::Enum => {
-            fail("elements", "not_applicable", "only enum attributes have elements".into())
-        }
+        (None, AttributeType::Enum) => fail(
+            "elements",
+            "required",
+            "enum attributes list their allowed values".into(),
+        ),
+        (Some(_), kind) if kind != AttributeType::Enum => fail(
+            "elements",
+            "not_applicable",
+            "only enum attributes have elements".into(),
+        ),
         (Some(elements), _) => {
             let mut sorted: Vec<&String> = elements.iter().collect();
             sorted.sort();
             sorted.dedup();
             if elements.is_empty() || elements.len() > MAX_ENUM_ELEMENTS {
-                fail("elements", "length", format!("must hold between 1 and {MAX_ENUM_ELEMENTS} values"));
-            } else if sorted.len() != elements.len() || elements.iter().any(|e| e.is_empty() || e.len() > 255) {
-                fail("elements", "invalid", "values must be distinct, non-empty and at most 255 characters".into());
+                fail(
+                    "elements",
+                    "length",
+                    format!("must hold between 1 and {MAX_ENUM_ELEMENTS} values"),
+                );
+            } else if sorted.len() != elements.len()
+                || elements.iter().any(|e| e.is_empty() || e.len() > 255)
+            {
+                fail(
+                    "elements",
+                    "invalid",
+                    "values must be distinct, non-empty and at most 255 characters".into(),
+                );
             }
         }
         _ => {}
     }
     if attr.unique && (attr.array || attr.kind == AttributeType::Json) {
-        fail("unique", "not_applicable", "arrays and json attributes cannot be unique".into());
+        fail(
+            "unique",
+            "not_applicable",
+            "arrays and json attributes cannot be unique".into(),
+        );
     }
     if errors.is_empty()
         && let Some(default) = &attr.default
@@ -217,35 +262,64 @@ pub fn check_index(index: &Index, attributes: &[Attribute], path: &str) -> Vec<F
         errors.push(field_error(format!("{path}{field}"), code, message));
     };
     if !valid_key(&index.key) {
-        fail("key", "key", "must start with a letter and hold only letters, digits and _ (at most 64)".into());
+        fail(
+            "key",
+            "key",
+            "must start with a letter and hold only letters, digits and _ (at most 64)".into(),
+        );
     }
     if index.attributes.is_empty() || index.attributes.len() > 8 {
-        fail("attributes", "length", "must name between 1 and 8 attributes".into());
+        fail(
+            "attributes",
+            "length",
+            "must name between 1 and 8 attributes".into(),
+        );
     }
     if !index.orders.is_empty() && index.orders.len() != index.attributes.len() {
-        fail("orders", "length", "must give one order per attribute, or none".into());
+        fail(
+            "orders",
+            "length",
+            "must give one order per attribute, or none".into(),
+        );
     }
     let mut seen = Vec::new();
     for (i, key) in index.attributes.iter().enumerate() {
         if seen.contains(&key) {
-            fail(&format!("attributes[{i}]"), "duplicate", format!("`{key}` is listed twice"));
+            fail(
+                &format!("attributes[{i}]"),
+                "duplicate",
+                format!("`{key}` is listed twice"),
+            );
         }
         seen.push(key);
         match attributes.iter().find(|a| &a.key == key) {
-            None => fail(&format!("attributes[{i}]"), "unknown_attribute", format!("`{key}` is not an attribute of this collection")),
-            Some(a) if a.kind == AttributeType::Json => {
-                fail(&format!("attributes[{i}]"), "not_indexable", format!("`{key}` is json, which cannot be indexed"))
+            None => fail(
+                &format!("attributes[{i}]"),
+                "unknown_attribute",
+                format!("`{key}` is not an attribute of this collection"),
+            ),
+            Some(a) if a.kind == AttributeType::Json => fail(
+                &format!("attributes[{i}]"),
+                "not_indexable",
+                format!("`{key}` is json, which cannot be indexed"),
+            ),
+            Some(a) if a.array && (index.attributes.len() > 1 || index.kind != IndexType::Key) => {
+                fail(
+                    &format!("attributes[{i}]"),
+                    "not_indexable",
+                    format!("`{key}` is an array: it can only have a key index of its own"),
+                )
             }
-            Some(a) if a.array && (index.attributes.len() > 1 || index.kind != IndexType::Key) => fail(
-                &format!("attributes[{i}]"),
-                "not_indexable",
-                format!("`{key}` is an array: it can only have a key index of its own"),
-            ),
-            Some(a) if index.kind == IndexType::Fulltext && (!a.kind.is_text() || index.attributes.len() > 1) => fail(
-                &format!("attributes[{i}]"),
-                "not_indexable",
-                "a fulltext index covers exactly one string attribute".into(),
-            ),
+            Some(a)
+                if index.kind == IndexType::Fulltext
+                    && (!a.kind.is_text() || index.attributes.len() > 1) =>
+            {
+                fail(
+                    &format!("attributes[{i}]"),
+                    "not_indexable",
+                    "a fulltext index covers exactly one string attribute".into(),
+                )
+            }
             Some(_) => {}
         }
     }
@@ -270,13 +344,21 @@ pub fn check_document(
     prefix: &str,
 ) -> Result<Map<String, Value>, Vec<FieldError>> {
     let Some(object) = data.as_object() else {
-        return Err(vec![field_error(prefix.trim_end_matches('.'), "type", "must be a JSON object")]);
+        return Err(vec![field_error(
+            prefix.trim_end_matches('.'),
+            "type",
+            "must be a JSON object",
+        )]);
     };
     let mut errors = Vec::new();
     let mut out = Map::new();
     for key in object.keys() {
         if !attributes.iter().any(|a| &a.key == key) {
-            errors.push(field_error(format!("{prefix}{}", printable(key)), "unknown_attribute", "is not an attribute of this collection"));
+            errors.push(field_error(
+                format!("{prefix}{}", printable(key)),
+                "unknown_attribute",
+                "is not an attribute of this collection",
+            ));
         }
     }
     for attr in attributes {
@@ -286,7 +368,11 @@ pub fn check_document(
             None => match &attr.default {
                 Some(d) => d.clone(),
                 None if attr.required => {
-                    errors.push(field_error(format!("{prefix}{}", attr.key), "required", "is required"));
+                    errors.push(field_error(
+                        format!("{prefix}{}", attr.key),
+                        "required",
+                        "is required",
+                    ));
                     continue;
                 }
                 None => Value::Null,
@@ -296,10 +382,16 @@ pub fn check_document(
             Ok(v) => {
                 out.insert(attr.key.clone(), v);
             }
-            Err((code, message)) => errors.push(field_error(format!("{prefix}{}", attr.key), &code, message)),
+            Err((code, message)) => {
+                errors.push(field_error(format!("{prefix}{}", attr.key), &code, message))
+            }
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// A key as it may be echoed back in an error: attackers' keys are truncated, not reflected
@@ -311,7 +403,11 @@ fn printable(key: &str) -> String {
 /// Checks one value (null, a scalar or, for arrays, a list) and returns it normalised.
 pub fn check_value(attr: &Attribute, value: &Value) -> Result<Value, (String, String)> {
     if value.is_null() {
-        return if attr.required { Err(("required".into(), "is required".into())) } else { Ok(Value::Null) };
+        return if attr.required {
+            Err(("required".into(), "is required".into()))
+        } else {
+            Ok(Value::Null)
+        };
     }
     if attr.array {
         let Some(items) = value.as_array() else {
@@ -333,7 +429,9 @@ fn check_scalar(attr: &Attribute, value: &Value) -> Result<Value, (String, Strin
     let err = |code: &str, message: String| Err((code.to_owned(), message));
     match attr.kind {
         AttributeType::String | AttributeType::Email | AttributeType::Url | AttributeType::Enum => {
-            let Some(s) = value.as_str() else { return err("type", "must be a string".into()) };
+            let Some(s) = value.as_str() else {
+                return err("type", "must be a string".into());
+            };
             let size = attr.size.unwrap_or(DEFAULT_STRING_SIZE) as usize;
             if s.chars().count() > size {
                 return err("length", format!("must be at most {size} characters long"));
@@ -342,30 +440,65 @@ fn check_scalar(attr: &Attribute, value: &Value) -> Result<Value, (String, Strin
                 return err("invalid", "must not contain NUL characters".into());
             }
             match attr.kind {
-                AttributeType::Email if !s.validate_email() => err("email", "must be a valid email address".into()),
-                AttributeType::Url if !(s.validate_url() && (s.starts_with("http://") || s.starts_with("https://"))) => {
+                AttributeType::Email if !s.validate_email() => {
+                    err("email", "must be a valid email address".into())
+                }
+                AttributeType::Url
+                    if !(s.validate_url()
+                        && (s.starts_with("http://") || s.starts_with("https://"))) =>
+                {
                     err("url", "must be an http or https URL".into())
                 }
-                AttributeType::Enum if !attr.elements.as_ref().is_some_and(|e| e.iter().any(|x| x == s)) => err(
-                    "enum",
-                    format!("must be one of: {}", attr.elements.as_deref().unwrap_or_default().join(", ")),
-                ),
+                AttributeType::Enum
+                    if !attr
+                        .elements
+                        .as_ref()
+                        .is_some_and(|e| e.iter().any(|x| x == s)) =>
+                {
+                    err(
+                        "enum",
+                        format!(
+                            "must be one of: {}",
+                            attr.elements.as_deref().unwrap_or_default().join(", ")
+                        ),
+                    )
+                }
                 _ => Ok(value.clone()),
             }
         }
         AttributeType::Integer => {
-            let Some(n) = value.as_i64() else { return err("type", "must be an integer".into()) };
-            if attr.min.as_ref().and_then(|m| m.as_i64()).is_some_and(|min| n < min)
-                || attr.max.as_ref().and_then(|m| m.as_i64()).is_some_and(|max| n > max)
+            let Some(n) = value.as_i64() else {
+                return err("type", "must be an integer".into());
+            };
+            if attr
+                .min
+                .as_ref()
+                .and_then(|m| m.as_i64())
+                .is_some_and(|min| n < min)
+                || attr
+                    .max
+                    .as_ref()
+                    .and_then(|m| m.as_i64())
+                    .is_some_and(|max| n > max)
             {
                 return err("range", range_message(attr));
             }
             Ok(value.clone())
         }
         AttributeType::Float => {
-            let Some(n) = value.as_f64() else { return err("type", "must be a number".into()) };
-            if attr.min.as_ref().and_then(|m| m.as_f64()).is_some_and(|min| n < min)
-                || attr.max.as_ref().and_then(|m| m.as_f64()).is_some_and(|max| n > max)
+            let Some(n) = value.as_f64() else {
+                return err("type", "must be a number".into());
+            };
+            if attr
+                .min
+                .as_ref()
+                .and_then(|m| m.as_f64())
+                .is_some_and(|min| n < min)
+                || attr
+                    .max
+                    .as_ref()
+                    .and_then(|m| m.as_f64())
+                    .is_some_and(|max| n > max)
             {
                 return err("range", range_message(attr));
             }
@@ -377,14 +510,20 @@ fn check_scalar(attr: &Attribute, value: &Value) -> Result<Value, (String, Strin
         },
         AttributeType::Datetime => match value.as_str().and_then(parse_datetime) {
             Some(t) => Ok(Value::String(format_datetime(t))),
-            None => err("datetime", "must be an RFC 3339 date-time between years 0 and 9999".into()),
+            None => err(
+                "datetime",
+                "must be an RFC 3339 date-time between years 0 and 9999".into(),
+            ),
         },
         AttributeType::Json => {
             if !(value.is_object() || value.is_array()) {
                 return err("type", "must be a JSON object or array".into());
             }
             if depth(value) > MAX_JSON_DEPTH {
-                return err("depth", format!("must nest at most {MAX_JSON_DEPTH} levels"));
+                return err(
+                    "depth",
+                    format!("must nest at most {MAX_JSON_DEPTH} levels"),
+                );
             }
             Ok(value.clone())
         }
@@ -462,8 +601,17 @@ mod tests {
             attr(json!({"key": "tags", "type": "string", "array": true})),
         ];
         let ok = check_document(&attrs, &json!({"title": "abc"}), Mode::Whole, "").unwrap();
-        assert_eq!(Value::Object(ok), json!({"title": "abc", "n": 7, "tags": null}));
-        let errors = check_document(&attrs, &json!({"title": "abcd", "tags": [1], "x": 1}), Mode::Whole, "data.").unwrap_err();
+        assert_eq!(
+            Value::Object(ok),
+            json!({"title": "abc", "n": 7, "tags": null})
+        );
+        let errors = check_document(
+            &attrs,
+            &json!({"title": "abcd", "tags": [1], "x": 1}),
+            Mode::Whole,
+            "data.",
+        )
+        .unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["data.x", "data.title", "data.tags"]);
     }

@@ -13,8 +13,14 @@ use super::repo::MessageRow;
 use super::settings::NotificationSettings;
 
 pub enum Mailer {
-    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
-    Files { dir: PathBuf, from: Mailbox },
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+    Files {
+        dir: PathBuf,
+        from: Mailbox,
+    },
 }
 
 impl Mailer {
@@ -25,7 +31,10 @@ impl Mailer {
             .map_err(|e| anyhow::anyhow!("notifications.from: {e}"))?;
         let url = settings.smtp_url.expose_secret();
         if url.is_empty() {
-            return Ok(Self::Files { dir: settings.outbox_dir.clone(), from });
+            return Ok(Self::Files {
+                dir: settings.outbox_dir.clone(),
+                from,
+            });
         }
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| anyhow::anyhow!("notifications.smtp_url: {e}"))?
@@ -45,7 +54,10 @@ impl Mailer {
     pub async fn check(&self) -> anyhow::Result<()> {
         match self {
             Self::Smtp { transport, .. } => {
-                anyhow::ensure!(transport.test_connection().await?, "the SMTP server did not accept a connection");
+                anyhow::ensure!(
+                    transport.test_connection().await?,
+                    "the SMTP server did not accept a connection"
+                );
             }
             Self::Files { dir, .. } => {
                 tokio::fs::create_dir_all(dir).await?;
@@ -69,7 +81,10 @@ impl Mailer {
         if let Some(url) = &m.unsubscribe_url {
             // RFC 8058 one-click unsubscribe: mail clients POST to the URL.
             builder = builder
-                .raw_header(HeaderValue::new(HeaderName::new_from_ascii_str("List-Unsubscribe"), format!("<{url}>")))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
                 .raw_header(HeaderValue::new(
                     HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
                     "List-Unsubscribe=One-Click".into(),
@@ -77,8 +92,16 @@ impl Mailer {
         }
         Ok(builder.multipart(
             MultiPart::alternative()
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(m.text_body.clone()))
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(m.html_body.clone())),
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(m.text_body.clone()),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(m.html_body.clone()),
+                ),
         )?)
     }
 

@@ -32,10 +32,10 @@ use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
 use uuid::Uuid;
 
+use crate::platform::domain::DomainState;
 use crate::platform::events::Subscriber;
 use crate::platform::health::HealthCheck;
 use crate::platform::jobs::Job;
-use crate::platform::domain::DomainState;
 use crate::platform::{Domain, Platform};
 
 pub use settings::NotificationSettings;
@@ -119,14 +119,26 @@ impl Domain for Notifications {
 
     fn init(&self, platform: &Platform) -> anyhow::Result<()> {
         let settings: NotificationSettings = platform.settings.domain_section("notifications")?;
-        let api_base = platform.settings.server.public_base_url.trim_end_matches('/').to_owned();
+        let api_base = platform
+            .settings
+            .server
+            .public_base_url
+            .trim_end_matches('/')
+            .to_owned();
         let links_base = if settings.links_base_url.is_empty() {
             api_base.clone()
         } else {
             settings.links_base_url.trim_end_matches('/').to_owned()
         };
-        let mut key = Hmac::<Sha256>::new_from_slice(platform.settings.identity.jwt_secret.expose_secret().as_bytes())
-            .map_err(|e| anyhow::anyhow!("identity.jwt_secret: {e}"))?;
+        let mut key = Hmac::<Sha256>::new_from_slice(
+            platform
+                .settings
+                .identity
+                .jwt_secret
+                .expose_secret()
+                .as_bytes(),
+        )
+        .map_err(|e| anyhow::anyhow!("identity.jwt_secret: {e}"))?;
         key.update(b"basalt.notifications.unsubscribe.v1");
         let mut http = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.webhook_timeout_secs))
@@ -173,7 +185,9 @@ impl Domain for Notifications {
     }
 
     fn health_checks(&self, _platform: &Platform) -> Vec<HealthCheck> {
-        let Some(state) = self.state.get() else { return Vec::new() };
+        let Some(state) = self.state.get() else {
+            return Vec::new();
+        };
         // Mail being down delays messages (they wait and retry); it does not stop the API.
         vec![HealthCheck::new("mail", false, move || {
             let state = state.clone();
@@ -182,7 +196,9 @@ impl Domain for Notifications {
     }
 
     fn jobs(&self, _platform: &Platform) -> Vec<Job> {
-        let Some(state) = self.state.get() else { return Vec::new() };
+        let Some(state) = self.state.get() else {
+            return Vec::new();
+        };
         let every = Duration::from_millis(state.settings.poll_interval_ms);
         let hooks = state.clone();
         vec![

@@ -89,7 +89,13 @@ pub async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
 }
 
 /// Records a failed attempt: back to the queue after `retry_in_secs`, or failed for good.
-pub async fn mark_attempt_failed(pool: &PgPool, id: Uuid, error: &str, retry_in_secs: f64, give_up: bool) -> Result<(), sqlx::Error> {
+pub async fn mark_attempt_failed(
+    pool: &PgPool,
+    id: Uuid,
+    error: &str,
+    retry_in_secs: f64,
+    give_up: bool,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE notifications.messages
             SET attempts = attempts + 1, last_error = $2,
@@ -106,7 +112,12 @@ pub async fn mark_attempt_failed(pool: &PgPool, id: Uuid, error: &str, retry_in_
     Ok(())
 }
 
-pub async fn messages(pool: &PgPool, status: Option<&str>, limit: i64, offset: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
+pub async fn messages(
+    pool: &PgPool,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<MessageRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM notifications.messages
           WHERE $1::text IS NULL OR status = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
@@ -134,7 +145,10 @@ pub async fn retry_message(pool: &PgPool, id: Uuid) -> Result<Option<String>, sq
 }
 
 pub async fn message_status(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT status FROM notifications.messages WHERE id = $1").bind(id).fetch_optional(pool).await
+    sqlx::query_scalar("SELECT status FROM notifications.messages WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -175,7 +189,12 @@ pub async fn add_to_inbox(
 }
 
 /// Unread first, then newest first.
-pub async fn inbox(pool: &PgPool, user: Uuid, limit: i64, offset: i64) -> Result<(Vec<InboxRow>, i64), sqlx::Error> {
+pub async fn inbox(
+    pool: &PgPool,
+    user: Uuid,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<InboxRow>, i64), sqlx::Error> {
     let rows = sqlx::query_as(
         "SELECT id, category, title, body, link, read_at, created_at FROM notifications.inbox
           WHERE user_id = $1 ORDER BY (read_at IS NOT NULL), created_at DESC, id DESC LIMIT $2 OFFSET $3",
@@ -185,10 +204,12 @@ pub async fn inbox(pool: &PgPool, user: Uuid, limit: i64, offset: i64) -> Result
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    let unread = sqlx::query_scalar("SELECT count(*) FROM notifications.inbox WHERE user_id = $1 AND read_at IS NULL")
-        .bind(user)
-        .fetch_one(pool)
-        .await?;
+    let unread = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications.inbox WHERE user_id = $1 AND read_at IS NULL",
+    )
+    .bind(user)
+    .fetch_one(pool)
+    .await?;
     Ok((rows, unread))
 }
 
@@ -215,24 +236,40 @@ pub async fn delete_from_inbox(pool: &PgPool, user: Uuid, id: Uuid) -> Result<bo
 }
 
 /// (email, in_app) for a user and category; both on unless the user said otherwise.
-pub async fn preference(conn: &mut PgConnection, user: Uuid, category: &str) -> Result<(bool, bool), sqlx::Error> {
-    let row: Option<(bool, bool)> =
-        sqlx::query_as("SELECT email, in_app FROM notifications.preferences WHERE user_id = $1 AND category = $2")
-            .bind(user)
-            .bind(category)
-            .fetch_optional(conn)
-            .await?;
+pub async fn preference(
+    conn: &mut PgConnection,
+    user: Uuid,
+    category: &str,
+) -> Result<(bool, bool), sqlx::Error> {
+    let row: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT email, in_app FROM notifications.preferences WHERE user_id = $1 AND category = $2",
+    )
+    .bind(user)
+    .bind(category)
+    .fetch_optional(conn)
+    .await?;
     Ok(row.unwrap_or((true, true)))
 }
 
-pub async fn preferences(pool: &PgPool, user: Uuid) -> Result<Vec<(String, bool, bool)>, sqlx::Error> {
-    sqlx::query_as("SELECT category, email, in_app FROM notifications.preferences WHERE user_id = $1")
-        .bind(user)
-        .fetch_all(pool)
-        .await
+pub async fn preferences(
+    pool: &PgPool,
+    user: Uuid,
+) -> Result<Vec<(String, bool, bool)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT category, email, in_app FROM notifications.preferences WHERE user_id = $1",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await
 }
 
-pub async fn set_preference(pool: &PgPool, user: Uuid, category: &str, email: Option<bool>, in_app: Option<bool>) -> Result<(), sqlx::Error> {
+pub async fn set_preference(
+    pool: &PgPool,
+    user: Uuid,
+    category: &str,
+    email: Option<bool>,
+    in_app: Option<bool>,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO notifications.preferences (user_id, category, email, in_app)
          VALUES ($1, $2, coalesce($3, true), coalesce($4, true))
@@ -250,8 +287,14 @@ pub async fn set_preference(pool: &PgPool, user: Uuid, category: &str, email: Op
 
 /// Forgets everything about a deleted account.
 pub async fn forget_user(conn: &mut PgConnection, user: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM notifications.inbox WHERE user_id = $1").bind(user).execute(&mut *conn).await?;
-    sqlx::query("DELETE FROM notifications.preferences WHERE user_id = $1").bind(user).execute(conn).await?;
+    sqlx::query("DELETE FROM notifications.inbox WHERE user_id = $1")
+        .bind(user)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM notifications.preferences WHERE user_id = $1")
+        .bind(user)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -293,7 +336,11 @@ pub async fn insert_endpoint(pool: &PgPool, e: &EndpointRow) -> Result<(), sqlx:
 }
 
 /// The owner's endpoint, or `None` (also for anyone else's).
-pub async fn endpoint(pool: &PgPool, owner: Uuid, id: Uuid) -> Result<Option<EndpointRow>, sqlx::Error> {
+pub async fn endpoint(
+    pool: &PgPool,
+    owner: Uuid,
+    id: Uuid,
+) -> Result<Option<EndpointRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {ENDPOINT_COLUMNS} FROM notifications.webhook_endpoints WHERE id = $1 AND owner_id = $2"
     ))
@@ -313,15 +360,22 @@ pub async fn endpoints_of(pool: &PgPool, owner: Uuid) -> Result<Vec<EndpointRow>
 }
 
 pub async fn delete_endpoint(pool: &PgPool, owner: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM notifications.webhook_endpoints WHERE id = $1 AND owner_id = $2")
-        .bind(id)
-        .bind(owner)
-        .execute(pool)
-        .await?;
+    let done =
+        sqlx::query("DELETE FROM notifications.webhook_endpoints WHERE id = $1 AND owner_id = $2")
+            .bind(id)
+            .bind(owner)
+            .execute(pool)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn rotate_secret(pool: &PgPool, owner: Uuid, id: Uuid, secret: &str, overlap_hours: i64) -> Result<bool, sqlx::Error> {
+pub async fn rotate_secret(
+    pool: &PgPool,
+    owner: Uuid,
+    id: Uuid,
+    secret: &str,
+    overlap_hours: i64,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE notifications.webhook_endpoints
             SET previous_secret = secret, previous_expires_at = now() + make_interval(hours => $4::int), secret = $3
@@ -350,7 +404,10 @@ pub async fn enable_endpoint(pool: &PgPool, owner: Uuid, id: Uuid) -> Result<boo
 
 /// Enabled endpoints that may receive an event of this type about `subject` (the payload's
 /// user, if any).
-pub async fn endpoints_for(conn: &mut PgConnection, subject: Option<Uuid>) -> Result<Vec<EndpointRow>, sqlx::Error> {
+pub async fn endpoints_for(
+    conn: &mut PgConnection,
+    subject: Option<Uuid>,
+) -> Result<Vec<EndpointRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {ENDPOINT_COLUMNS} FROM notifications.webhook_endpoints
           WHERE enabled AND (sees_all OR owner_id = $1)"
@@ -360,7 +417,13 @@ pub async fn endpoints_for(conn: &mut PgConnection, subject: Option<Uuid>) -> Re
     .await
 }
 
-pub async fn queue_delivery(conn: &mut PgConnection, endpoint: Uuid, event: Uuid, event_type: &str, body: &str) -> Result<(), sqlx::Error> {
+pub async fn queue_delivery(
+    conn: &mut PgConnection,
+    endpoint: Uuid,
+    event: Uuid,
+    event_type: &str,
+    body: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO notifications.webhook_deliveries (id, endpoint_id, event_id, event_type, body)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT ON CONSTRAINT webhook_deliveries_once DO NOTHING",
@@ -390,8 +453,7 @@ pub struct DeliveryRow {
     pub created_at: DateTime<Utc>,
 }
 
-const DELIVERY_COLUMNS: &str =
-    "id, endpoint_id, event_id, event_type, body, status, attempts, last_status, last_error, delivered_at, created_at";
+const DELIVERY_COLUMNS: &str = "id, endpoint_id, event_id, event_type, body, status, attempts, last_status, last_error, delivered_at, created_at";
 
 /// Claims due deliveries of enabled endpoints (and ones a dead sender left `sending`).
 pub async fn claim_deliveries(pool: &PgPool, limit: i64) -> Result<Vec<DeliveryRow>, sqlx::Error> {
@@ -411,10 +473,12 @@ pub async fn claim_deliveries(pool: &PgPool, limit: i64) -> Result<Vec<DeliveryR
 }
 
 pub async fn endpoint_by_id(pool: &PgPool, id: Uuid) -> Result<Option<EndpointRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {ENDPOINT_COLUMNS} FROM notifications.webhook_endpoints WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM notifications.webhook_endpoints WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Records one attempt's outcome and keeps the endpoint's failure streak; disables the
@@ -464,7 +528,13 @@ pub async fn record_attempt(
     tx.commit().await
 }
 
-pub async fn deliveries(pool: &PgPool, endpoint: Uuid, status: Option<&str>, limit: i64, offset: i64) -> Result<Vec<DeliveryRow>, sqlx::Error> {
+pub async fn deliveries(
+    pool: &PgPool,
+    endpoint: Uuid,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<DeliveryRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM notifications.webhook_deliveries
           WHERE endpoint_id = $1 AND ($2::text IS NULL OR status = $2)

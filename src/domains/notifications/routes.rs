@@ -16,7 +16,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/inbox/{id}").route(web::delete().to(delete_one)))
         .service(web::resource("/preferences").route(web::get().to(list_preferences)))
         .service(web::resource("/preferences/{category}").route(web::put().to(set_preference)))
-        .service(web::resource("/unsubscribe").route(web::get().to(unsubscribe)).route(web::post().to(unsubscribe)))
+        .service(
+            web::resource("/unsubscribe")
+                .route(web::get().to(unsubscribe))
+                .route(web::post().to(unsubscribe)),
+        )
         .service(web::resource("/messages").route(web::get().to(list_messages)))
         .service(web::resource("/messages/{id}/retry").route(web::post().to(retry_message)));
 }
@@ -25,7 +29,10 @@ pub(super) fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64)
     let limit = crate::platform::http::page_limit(limit)?;
     let offset = offset.unwrap_or(0);
     if offset < 0 {
-        return Err(ApiError::bad_request("invalid_query", "offset: must be at least 0"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "offset: must be at least 0",
+        ));
     }
     Ok((limit, offset))
 }
@@ -35,7 +42,11 @@ pub(super) fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64)
     get, path = "/inbox", tag = "notifications", params(PageQuery), security(("bearer" = [])),
     responses((status = 200, body = InboxPage), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_inbox(platform: web::Data<Platform>, user: CurrentUser, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_inbox(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     let (limit, offset) = page(q.limit, q.offset)?;
     let (rows, unread) = repo::inbox(&platform.db, user.uuid()?, limit, offset).await?;
     let items = rows
@@ -58,7 +69,11 @@ pub async fn list_inbox(platform: web::Data<Platform>, user: CurrentUser, q: web
     post, path = "/inbox/{id}/read", tag = "notifications", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn read_one(platform: web::Data<Platform>, user: CurrentUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn read_one(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     if repo::mark_read(&platform.db, user.uuid()?, Some(*id)).await? == 0 {
         return Err(ApiError::not_found("No such notification."));
     }
@@ -70,7 +85,10 @@ pub async fn read_one(platform: web::Data<Platform>, user: CurrentUser, id: web:
     post, path = "/inbox/read-all", tag = "notifications", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn read_all(platform: web::Data<Platform>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+pub async fn read_all(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
     repo::mark_read(&platform.db, user.uuid()?, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -80,7 +98,11 @@ pub async fn read_all(platform: web::Data<Platform>, user: CurrentUser) -> Resul
     delete, path = "/inbox/{id}", tag = "notifications", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn delete_one(platform: web::Data<Platform>, user: CurrentUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_one(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     if !repo::delete_from_inbox(&platform.db, user.uuid()?, *id).await? {
         return Err(ApiError::not_found("No such notification."));
     }
@@ -92,14 +114,25 @@ pub async fn delete_one(platform: web::Data<Platform>, user: CurrentUser, id: we
     get, path = "/preferences", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = Vec<Preference>), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_preferences(platform: web::Data<Platform>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+pub async fn list_preferences(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
     let stored = repo::preferences(&platform.db, user.uuid()?).await?;
     let prefs: Vec<Preference> = CATEGORIES
         .iter()
         .map(|c| {
-            let (email, in_app) =
-                stored.iter().find(|(cat, ..)| cat == c).map(|(_, e, i)| (*e, *i)).unwrap_or((true, true));
-            Preference { category: (*c).into(), email: email || *c == SECURITY, in_app, can_disable_email: *c != SECURITY }
+            let (email, in_app) = stored
+                .iter()
+                .find(|(cat, ..)| cat == c)
+                .map(|(_, e, i)| (*e, *i))
+                .unwrap_or((true, true));
+            Preference {
+                category: (*c).into(),
+                email: email || *c == SECURITY,
+                in_app,
+                can_disable_email: *c != SECURITY,
+            }
         })
         .collect();
     Ok(HttpResponse::Ok().json(prefs))
@@ -119,7 +152,10 @@ pub async fn set_preference(
     body: web::Json<PreferenceRequest>,
 ) -> Result<HttpResponse, ApiError> {
     if !CATEGORIES.contains(&category.as_str()) {
-        return Err(ApiError::not_found(format!("No category {category}; known: {}.", CATEGORIES.join(", "))));
+        return Err(ApiError::not_found(format!(
+            "No category {category}; known: {}.",
+            CATEGORIES.join(", ")
+        )));
     }
     if category.as_str() == SECURITY && body.email == Some(false) {
         return Err(ApiError::validation(vec![FieldError {
@@ -128,7 +164,14 @@ pub async fn set_preference(
             message: "security emails cannot be turned off".into(),
         }]));
     }
-    repo::set_preference(&platform.db, user.uuid()?, &category, body.email, body.in_app).await?;
+    repo::set_preference(
+        &platform.db,
+        user.uuid()?,
+        &category,
+        body.email,
+        body.in_app,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -144,12 +187,18 @@ pub async fn unsubscribe(
 ) -> Result<HttpResponse, ApiError> {
     let expected = unsubscribe_token(&state, q.user, &q.category);
     let genuine = expected.len() == q.token.len()
-        && expected.bytes().zip(q.token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        && expected
+            .bytes()
+            .zip(q.token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if !genuine || q.category == SECURITY || !CATEGORIES.contains(&q.category.as_str()) {
         return Err(ApiError::forbidden("This unsubscribe link is not valid."));
     }
     repo::set_preference(&platform.db, q.user, &q.category, Some(false), None).await?;
-    Ok(HttpResponse::Ok().json(StatusResponse { status: "unsubscribed".into() }))
+    Ok(HttpResponse::Ok().json(StatusResponse {
+        status: "unsubscribed".into(),
+    }))
 }
 
 /// The delivery log (permission `notifications.messages.read`).
@@ -157,7 +206,11 @@ pub async fn unsubscribe(
     get, path = "/messages", tag = "notifications", params(MessageQuery), security(("bearer" = [])),
     responses((status = 200, body = Vec<MessageResponse>), (status = 403, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_messages(platform: web::Data<Platform>, user: CurrentUser, q: web::Query<MessageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_messages(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+    q: web::Query<MessageQuery>,
+) -> Result<HttpResponse, ApiError> {
     user.require("notifications.messages.read")?;
     let (limit, offset) = page(q.limit, q.offset)?;
     let rows = repo::messages(&platform.db, q.status.as_deref(), limit, offset).await?;
@@ -185,13 +238,22 @@ pub async fn list_messages(platform: web::Data<Platform>, user: CurrentUser, q: 
     post, path = "/messages/{id}/retry", tag = "notifications", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 202, body = StatusResponse), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, description = "Not failed", body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn retry_message(platform: web::Data<Platform>, user: CurrentUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn retry_message(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     user.require("notifications.messages.manage")?;
     if repo::retry_message(&platform.db, *id).await?.is_some() {
-        return Ok(HttpResponse::Accepted().json(StatusResponse { status: "queued".into() }));
+        return Ok(HttpResponse::Accepted().json(StatusResponse {
+            status: "queued".into(),
+        }));
     }
     match repo::message_status(&platform.db, *id).await? {
         None => Err(ApiError::not_found("No such message.")),
-        Some(status) => Err(ApiError::conflict("not_failed", format!("The message is {status}; only failed messages are retried."))),
+        Some(status) => Err(ApiError::conflict(
+            "not_failed",
+            format!("The message is {status}; only failed messages are retried."),
+        )),
     }
 }

@@ -40,7 +40,8 @@ async fn deliver(state: &NotifyState, message: repo::MessageRow) -> anyhow::Resu
             let retry = (base * 2f64.powi(attempts - 1)).min(3600.0);
             tracing::warn!(message = %message.id, to = %message.to_address, attempts, give_up, error = %format!("{e:#}"), "email delivery failed");
             metrics::counter!("basalt_email_failures_total").increment(1);
-            repo::mark_attempt_failed(&state.db, message.id, &format!("{e:#}"), retry, give_up).await?;
+            repo::mark_attempt_failed(&state.db, message.id, &format!("{e:#}"), retry, give_up)
+                .await?;
         }
     }
     Ok(())

@@ -45,7 +45,11 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<reqwest::Url, S
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err("must be an http or https URL".into());
     }
-    let host = parsed.host_str().ok_or("has no host")?.trim_matches(['[', ']']).to_owned();
+    let host = parsed
+        .host_str()
+        .ok_or("has no host")?
+        .trim_matches(['[', ']'])
+        .to_owned();
     let port = parsed.port_or_known_default().unwrap_or(443);
     if allow_private {
         return Ok(parsed);
@@ -86,7 +90,19 @@ mod tests {
 
     #[test]
     fn private_and_special_addresses_are_not_public() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"] {
@@ -96,7 +112,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_client_resolver_refuses_names_of_private_addresses() {
-        let err = PublicOnly.resolve("localhost".parse().unwrap()).await.err().expect("localhost is refused");
+        let err = PublicOnly
+            .resolve("localhost".parse().unwrap())
+            .await
+            .err()
+            .expect("localhost is refused");
         assert!(err.to_string().contains("loopback"), "{err}");
     }
 }

@@ -50,8 +50,12 @@ async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> 
         let token = event.payload["secret"]["token"]
             .as_str()
             .ok_or_else(|| anyhow::anyhow!("{} carries no token", event.event_type))?;
-        let expires: DateTime<Utc> = serde_json::from_value(event.payload["secret"]["expires_at"].clone())?;
-        Ok((token.to_owned(), expires.format("%Y-%m-%d %H:%M UTC").to_string()))
+        let expires: DateTime<Utc> =
+            serde_json::from_value(event.payload["secret"]["expires_at"].clone())?;
+        Ok((
+            token.to_owned(),
+            expires.format("%Y-%m-%d %H:%M UTC").to_string(),
+        ))
     };
     match event.event_type.as_str() {
         "user.verification_requested" => {
@@ -71,12 +75,28 @@ async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> 
             let reset_link = format!("{links}/forgot-password");
             let ctx = minijinja::context! { first_name, via, reset_link };
             email(state, conn, event, user, "password-changed", SECURITY, ctx).await?;
-            in_app(conn, event, user, SECURITY, "Your password was changed", "If this was not you, reset it now.").await
+            in_app(
+                conn,
+                event,
+                user,
+                SECURITY,
+                "Your password was changed",
+                "If this was not you, reset it now.",
+            )
+            .await
         }
         "user.email_verified" => {
             let ctx = minijinja::context! { first_name };
             email(state, conn, event, user, "welcome", "account", ctx).await?;
-            in_app(conn, event, user, "account", "Welcome!", "Your email address is confirmed.").await
+            in_app(
+                conn,
+                event,
+                user,
+                "account",
+                "Welcome!",
+                "Your email address is confirmed.",
+            )
+            .await
         }
         _ => Ok(()),
     }
@@ -121,7 +141,14 @@ async fn email(
     Ok(())
 }
 
-async fn in_app(conn: &mut PgConnection, event: &Event, user: Uuid, category: &str, title: &str, body: &str) -> anyhow::Result<()> {
+async fn in_app(
+    conn: &mut PgConnection,
+    event: &Event,
+    user: Uuid,
+    category: &str,
+    title: &str,
+    body: &str,
+) -> anyhow::Result<()> {
     let (_, wants_in_app) = repo::preference(conn, user, category).await?;
     if wants_in_app {
         repo::add_to_inbox(conn, user, Some(event.id), category, title, body, None).await?;

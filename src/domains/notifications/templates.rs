@@ -48,7 +48,10 @@ impl Templates {
                 let path = dir.join(name);
                 if path.is_file() {
                     return std::fs::read_to_string(&path).map(Some).map_err(|e| {
-                        minijinja::Error::new(minijinja::ErrorKind::TemplateNotFound, format!("{path:?}: {e}"))
+                        minijinja::Error::new(
+                            minijinja::ErrorKind::TemplateNotFound,
+                            format!("{path:?}: {e}"),
+                        )
                     });
                 }
             }
@@ -58,13 +61,28 @@ impl Templates {
     }
 
     /// Renders `<name>.subject`, `.txt` and `.html` with one context.
-    pub fn render(&self, name: &str, context: impl Serialize) -> Result<Rendered, minijinja::Error> {
+    pub fn render(
+        &self,
+        name: &str,
+        context: impl Serialize,
+    ) -> Result<Rendered, minijinja::Error> {
         let ctx = minijinja::Value::from(minijinja::value::Serde(&context));
-        let part = |ext: &str| self.env.get_template(&format!("{name}.{ext}"))?.render(&ctx);
+        let part = |ext: &str| {
+            self.env
+                .get_template(&format!("{name}.{ext}"))?
+                .render(&ctx)
+        };
         let subject = part("subject")?.trim().to_owned();
         let subject_ctx = minijinja::context! { subject => subject.clone(), ..ctx.clone() };
-        let html = self.env.get_template(&format!("{name}.html"))?.render(&subject_ctx)?;
-        Ok(Rendered { subject, text: part("txt")?, html })
+        let html = self
+            .env
+            .get_template(&format!("{name}.html"))?
+            .render(&subject_ctx)?;
+        Ok(Rendered {
+            subject,
+            text: part("txt")?,
+            html,
+        })
     }
 }
 
@@ -83,7 +101,14 @@ mod tests {
         assert_eq!(r.subject, "Confirm your email address");
         assert!(r.text.contains("https://x/verify?token=abc"));
         // HTML escaping writes `/` as `&#x2f;`, which browsers read back as `/`.
-        assert!(r.html.replace("&#x2f;", "/").contains("href=\"https://x/verify?token=abc\""));
-        assert!(t.render("verify-email", minijinja::context! { app_name => "Shop" }).is_err());
+        assert!(
+            r.html
+                .replace("&#x2f;", "/")
+                .contains("href=\"https://x/verify?token=abc\"")
+        );
+        assert!(
+            t.render("verify-email", minijinja::context! { app_name => "Shop" })
+                .is_err()
+        );
     }
 }

@@ -25,8 +25,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::NotifyState;
-use super::ssrf::check_url;
 use super::repo::{self, DeliveryRow, EndpointRow};
+use super::ssrf::check_url;
 use crate::platform::error::{ApiError, FieldError, Problem};
 use crate::platform::events::{Event, Subscriber, subscriber_fn, without_secrets};
 use crate::platform::http::ValidatedJson;
@@ -101,13 +101,24 @@ pub struct ReplayResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/webhooks").route(web::get().to(list_endpoints)).route(web::post().to(create_endpoint)))
-        .service(web::resource("/webhooks/{id}").route(web::get().to(get_endpoint)).route(web::delete().to(delete_endpoint)))
-        .service(web::resource("/webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)))
-        .service(web::resource("/webhooks/{id}/enable").route(web::post().to(enable_endpoint)))
-        .service(web::resource("/webhooks/{id}/deliveries").route(web::get().to(list_deliveries)))
-        .service(web::resource("/webhooks/{id}/deliveries/{delivery}/replay").route(web::post().to(replay_one)))
-        .service(web::resource("/webhooks/{id}/replay").route(web::post().to(replay_range)));
+    cfg.service(
+        web::resource("/webhooks")
+            .route(web::get().to(list_endpoints))
+            .route(web::post().to(create_endpoint)),
+    )
+    .service(
+        web::resource("/webhooks/{id}")
+            .route(web::get().to(get_endpoint))
+            .route(web::delete().to(delete_endpoint)),
+    )
+    .service(web::resource("/webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)))
+    .service(web::resource("/webhooks/{id}/enable").route(web::post().to(enable_endpoint)))
+    .service(web::resource("/webhooks/{id}/deliveries").route(web::get().to(list_deliveries)))
+    .service(
+        web::resource("/webhooks/{id}/deliveries/{delivery}/replay")
+            .route(web::post().to(replay_one)),
+    )
+    .service(web::resource("/webhooks/{id}/replay").route(web::post().to(replay_range)));
 }
 
 fn response(e: EndpointRow, secret: Option<String>) -> EndpointResponse {
@@ -135,9 +146,11 @@ fn new_secret() -> String {
 fn matches(pattern: &str, event_type: &str) -> bool {
     pattern == "*"
         || pattern == event_type
-        || pattern
-            .strip_suffix(".*")
-            .is_some_and(|prefix| event_type.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')))
+        || pattern.strip_suffix(".*").is_some_and(|prefix| {
+            event_type
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('.'))
+        })
 }
 
 /// Create an endpoint
@@ -161,7 +174,11 @@ pub async fn create_endpoint(
     let body = body.into_inner();
     let mut errors = Vec::new();
     if let Err(why) = check_url(&body.url, state.settings.allow_private_webhooks).await {
-        errors.push(FieldError { field: "url".into(), code: "url".into(), message: why });
+        errors.push(FieldError {
+            field: "url".into(),
+            code: "url".into(),
+            message: why,
+        });
     }
     for t in &body.event_types {
         if !platform.event_types.iter().any(|known| matches(t, known)) {
@@ -200,12 +217,23 @@ pub async fn create_endpoint(
     get, path = "/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses((status = 200, body = Vec<EndpointResponse>), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_endpoints(platform: web::Data<Platform>, user: CurrentUser) -> Result<HttpResponse, ApiError> {
+pub async fn list_endpoints(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+) -> Result<HttpResponse, ApiError> {
     let rows = repo::endpoints_of(&platform.db, user.uuid()?).await?;
-    Ok(HttpResponse::Ok().json(rows.into_iter().map(|e| response(e, None)).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(
+        rows.into_iter()
+            .map(|e| response(e, None))
+            .collect::<Vec<_>>(),
+    ))
 }
 
-async fn own_endpoint(platform: &Platform, user: &CurrentUser, id: Uuid) -> Result<EndpointRow, ApiError> {
+async fn own_endpoint(
+    platform: &Platform,
+    user: &CurrentUser,
+    id: Uuid,
+) -> Result<EndpointRow, ApiError> {
     repo::endpoint(&platform.db, user.uuid()?, id)
         .await?
         .ok_or_else(|| ApiError::not_found("No such webhook endpoint."))
@@ -216,7 +244,11 @@ async fn own_endpoint(platform: &Platform, user: &CurrentUser, id: Uuid) -> Resu
     get, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = EndpointResponse), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn get_endpoint(platform: web::Data<Platform>, user: CurrentUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_endpoint(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(response(own_endpoint(&platform, &user, *id).await?, None)))
 }
 
@@ -225,7 +257,11 @@ pub async fn get_endpoint(platform: web::Data<Platform>, user: CurrentUser, id: 
     delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn delete_endpoint(platform: web::Data<Platform>, user: CurrentUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_endpoint(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     if !repo::delete_endpoint(&platform.db, user.uuid()?, *id).await? {
         return Err(ApiError::not_found("No such webhook endpoint."));
     }
@@ -246,7 +282,15 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     let secret = new_secret();
     let owner_id = user.uuid()?;
-    if !repo::rotate_secret(&platform.db, owner_id, *id, &secret, state.settings.webhook_rotation_overlap_hours).await? {
+    if !repo::rotate_secret(
+        &platform.db,
+        owner_id,
+        *id,
+        &secret,
+        state.settings.webhook_rotation_overlap_hours,
+    )
+    .await?
+    {
         return Err(ApiError::not_found("No such webhook endpoint."));
     }
     let row = own_endpoint(&platform, &user, *id).await?;
@@ -258,7 +302,11 @@ pub async fn rotate_secret(
     post, path = "/webhooks/{id}/enable", tag = "webhooks", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn enable_endpoint(platform: web::Data<Platform>, user: CurrentUser, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn enable_endpoint(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     if !repo::enable_endpoint(&platform.db, user.uuid()?, *id).await? {
         return Err(ApiError::not_found("No such webhook endpoint."));
     }
@@ -278,7 +326,14 @@ pub async fn list_deliveries(
 ) -> Result<HttpResponse, ApiError> {
     let endpoint = own_endpoint(&platform, &user, *id).await?;
     let (limit, offset) = super::routes::page(q.limit, q.offset)?;
-    let rows = repo::deliveries(&platform.db, endpoint.id, q.status.as_deref(), limit, offset).await?;
+    let rows = repo::deliveries(
+        &platform.db,
+        endpoint.id,
+        q.status.as_deref(),
+        limit,
+        offset,
+    )
+    .await?;
     let out: Vec<DeliveryResponse> = rows
         .into_iter()
         .map(|d| DeliveryResponse {
@@ -302,7 +357,11 @@ pub async fn list_deliveries(
     params(("id" = Uuid, Path), ("delivery" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 202, body = ReplayResponse), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn replay_one(platform: web::Data<Platform>, user: CurrentUser, path: web::Path<(Uuid, Uuid)>) -> Result<HttpResponse, ApiError> {
+pub async fn replay_one(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
     let (id, delivery) = path.into_inner();
     let endpoint = own_endpoint(&platform, &user, id).await?;
     let queued = repo::replay(&platform.db, endpoint.id, Some(delivery), None, None).await?;
@@ -332,17 +391,28 @@ pub async fn replay_range(
             message: "must be after since".into(),
         }]));
     }
-    let queued = repo::replay(&platform.db, endpoint.id, None, Some(body.since), body.until).await?;
+    let queued = repo::replay(
+        &platform.db,
+        endpoint.id,
+        None,
+        Some(body.since),
+        body.until,
+    )
+    .await?;
     Ok(HttpResponse::Accepted().json(ReplayResponse { queued }))
 }
 
 /// Queues a delivery of every event to each endpoint that wants it and may see it.
 pub fn subscriber() -> Arc<dyn Subscriber> {
-    subscriber_fn("notifications.webhooks", &["*"], |event, conn| Box::pin(queue(event, conn)))
+    subscriber_fn("notifications.webhooks", &["*"], |event, conn| {
+        Box::pin(queue(event, conn))
+    })
 }
 
 async fn queue(event: &Event, conn: &mut PgConnection) -> anyhow::Result<()> {
-    let subject = event.payload["user_id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+    let subject = event.payload["user_id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok());
     let endpoints = repo::endpoints_for(conn, subject).await?;
     let wanted: Vec<&EndpointRow> = endpoints
         .iter()
@@ -409,7 +479,11 @@ async fn attempt(state: &NotifyState, delivery: DeliveryRow) -> anyhow::Result<(
     metrics::histogram!("basalt_webhook_delivery_seconds").record(started.elapsed().as_secs_f64());
     let (ok, code, error) = match outcome {
         Ok(code) if (200..300).contains(&code) => (true, Some(code), None),
-        Ok(code) => (false, Some(code), Some(format!("the endpoint answered {code}"))),
+        Ok(code) => (
+            false,
+            Some(code),
+            Some(format!("the endpoint answered {code}")),
+        ),
         Err(e) => (false, None, Some(e)),
     };
     let attempts = delivery.attempts + 1;
@@ -418,7 +492,10 @@ async fn attempt(state: &NotifyState, delivery: DeliveryRow) -> anyhow::Result<(
     let retry = (base * 5f64.powi(attempts - 1)).min(36_000.0);
     if ok {
         metrics::counter!("basalt_webhooks_delivered_total").increment(1);
-        let lag = (Utc::now() - delivery.created_at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+        let lag = (Utc::now() - delivery.created_at)
+            .num_microseconds()
+            .unwrap_or(0) as f64
+            / 1e6;
         metrics::histogram!("basalt_webhook_event_to_delivery_seconds").record(lag);
     } else {
         metrics::counter!("basalt_webhook_failures_total").increment(1);
@@ -440,7 +517,11 @@ async fn attempt(state: &NotifyState, delivery: DeliveryRow) -> anyhow::Result<(
 }
 
 /// One POST; the status code, or why there was none.
-async fn post(state: &NotifyState, endpoint: &EndpointRow, delivery: &DeliveryRow) -> Result<u16, String> {
+async fn post(
+    state: &NotifyState,
+    endpoint: &EndpointRow,
+    delivery: &DeliveryRow,
+) -> Result<u16, String> {
     // Checked again at send time: DNS may have changed since registration. The client's
     // resolver checks the addresses it connects to as well (`ssrf::PublicOnly`).
     let url = check_url(&endpoint.url, state.settings.allow_private_webhooks).await?;
@@ -452,7 +533,10 @@ async fn post(state: &NotifyState, endpoint: &EndpointRow, delivery: &DeliveryRo
         .header("content-type", "application/json")
         .header("webhook-id", &msg_id)
         .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signatures(endpoint, &msg_id, timestamp, &delivery.body))
+        .header(
+            "webhook-signature",
+            signatures(endpoint, &msg_id, timestamp, &delivery.body),
+        )
         .body(delivery.body.clone())
         .send()
         .await

@@ -28,9 +28,14 @@ pub fn open(settings: &StorageSettings) -> anyhow::Result<Store> {
     let inner: Arc<dyn ObjectStore> = match settings.backend {
         Backend::Local => {
             std::fs::create_dir_all(&settings.local_dir).map_err(|e| {
-                anyhow::anyhow!("storage.local_dir: cannot create {}: {e}", settings.local_dir.display())
+                anyhow::anyhow!(
+                    "storage.local_dir: cannot create {}: {e}",
+                    settings.local_dir.display()
+                )
             })?;
-            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&settings.local_dir)?)
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(
+                &settings.local_dir,
+            )?)
         }
         Backend::S3 => s3(settings)?,
     };
@@ -45,7 +50,9 @@ fn s3(settings: &StorageSettings) -> anyhow::Result<Arc<dyn ObjectStore>> {
         .with_region(&settings.s3_region)
         .with_allow_http(settings.s3_allow_http);
     if !settings.s3_endpoint.is_empty() {
-        builder = builder.with_endpoint(&settings.s3_endpoint).with_virtual_hosted_style_request(false);
+        builder = builder
+            .with_endpoint(&settings.s3_endpoint)
+            .with_virtual_hosted_style_request(false);
     }
     if !settings.s3_access_key_id.is_empty() {
         builder = builder
@@ -102,7 +109,9 @@ impl Drop for Writer {
 impl Store {
     pub async fn writer(&self, key: &str) -> anyhow::Result<Writer> {
         let upload = self.inner.put_multipart(&Path::from(key)).await?;
-        Ok(Writer { inner: Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES)) })
+        Ok(Writer {
+            inner: Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES)),
+        })
     }
 
     pub async fn put(&self, key: &str, bytes: Bytes) -> anyhow::Result<()> {
@@ -111,8 +120,15 @@ impl Store {
     }
 
     /// The bytes of `range` (or all), as a stream.
-    pub async fn read(&self, key: &str, range: Option<Range<u64>>) -> anyhow::Result<BoxStream<'static, std::io::Result<Bytes>>> {
-        let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
+    pub async fn read(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> anyhow::Result<BoxStream<'static, std::io::Result<Bytes>>> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
         let result = self.inner.get_opts(&Path::from(key), options).await?;
         Ok(result.into_stream().map_err(std::io::Error::other).boxed())
     }

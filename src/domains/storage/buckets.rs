@@ -14,14 +14,18 @@ use crate::platform::grants::{Access, Caller};
 use crate::platform::http::ValidatedJson;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/buckets").route(web::get().to(list_buckets)).route(web::post().to(create_bucket)))
-        .service(
-            web::resource("/buckets/{bucket}")
-                .route(web::get().to(get_bucket))
-                .route(web::patch().to(update_bucket))
-                .route(web::delete().to(delete_bucket)),
-        )
-        .service(web::resource("/usage").route(web::get().to(usage)));
+    cfg.service(
+        web::resource("/buckets")
+            .route(web::get().to(list_buckets))
+            .route(web::post().to(create_bucket)),
+    )
+    .service(
+        web::resource("/buckets/{bucket}")
+            .route(web::get().to(get_bucket))
+            .route(web::patch().to(update_bucket))
+            .route(web::delete().to(delete_bucket)),
+    )
+    .service(web::resource("/usage").route(web::get().to(usage)));
 }
 
 /// A bucket as one caller sees it.
@@ -42,7 +46,11 @@ pub fn no_bucket() -> ApiError {
 }
 
 /// The bucket, if the caller may know it exists.
-pub async fn target(conn: &mut PgConnection, caller: &Caller, raw: &str) -> Result<Target, ApiError> {
+pub async fn target(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    raw: &str,
+) -> Result<Target, ApiError> {
     let id = Uuid::parse_str(raw).map_err(|_| no_bucket())?;
     let bucket = repo::bucket(conn, id).await?.ok_or_else(no_bucket)?;
     let access = access(caller, &bucket);
@@ -82,21 +90,41 @@ pub fn response(b: BucketRow) -> BucketResponse {
 
 fn check(state: &StorageState, b: &BucketFields<'_>) -> Result<(), ApiError> {
     let mut errors = b.permissions.check("permissions.");
-    let mut fail = |field: String, code: &str, message: String| errors.push(FieldError { field, code: code.into(), message });
+    let mut fail = |field: String, code: &str, message: String| {
+        errors.push(FieldError {
+            field,
+            code: code.into(),
+            message,
+        })
+    };
     let ceiling = state.settings.max_file_bytes;
     if b.max_file_bytes <= 0 || b.max_file_bytes as u64 > ceiling {
-        fail("max_file_bytes".into(), "range", format!("must be between 1 and {ceiling}"));
+        fail(
+            "max_file_bytes".into(),
+            "range",
+            format!("must be between 1 and {ceiling}"),
+        );
     }
     for (i, t) in b.allowed_types.iter().enumerate() {
-        let valid = t.split_once('/').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && t.len() <= 127 && !t.contains(char::is_whitespace));
+        let valid = t.split_once('/').is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && t.len() <= 127 && !t.contains(char::is_whitespace)
+        });
         if !valid {
-            fail(format!("allowed_types[{i}]"), "mime", "must be a MIME type such as image/png or image/*".into());
+            fail(
+                format!("allowed_types[{i}]"),
+                "mime",
+                "must be a MIME type such as image/png or image/*".into(),
+            );
         }
     }
     for (i, e) in b.allowed_extensions.iter().enumerate() {
         let e = e.trim_start_matches('.');
         if e.is_empty() || e.len() > 16 || !e.chars().all(|c| c.is_ascii_alphanumeric()) {
-            fail(format!("allowed_extensions[{i}]"), "extension", "must be letters and digits, such as png".into());
+            fail(
+                format!("allowed_extensions[{i}]"),
+                "extension",
+                "must be letters and digits, such as png".into(),
+            );
         }
     }
     if b.variants.len() > 10 {
@@ -104,15 +132,31 @@ fn check(state: &StorageState, b: &BucketFields<'_>) -> Result<(), ApiError> {
     }
     let max = state.settings.max_preview_dimension;
     for (i, v) in b.variants.iter().enumerate() {
-        let name_ok = !v.name.is_empty() && v.name.len() <= 32 && v.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        let name_ok = !v.name.is_empty()
+            && v.name.len() <= 32
+            && v.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !name_ok || b.variants[..i].iter().any(|o| o.name == v.name) {
-            fail(format!("variants[{i}].name"), "name", "must be a unique name of letters, digits, _ and -".into());
+            fail(
+                format!("variants[{i}].name"),
+                "name",
+                "must be a unique name of letters, digits, _ and -".into(),
+            );
         }
         if !(1..=max).contains(&v.width) || !(1..=max).contains(&v.height) {
-            fail(format!("variants[{i}].width"), "range", format!("width and height must be between 1 and {max}"));
+            fail(
+                format!("variants[{i}].width"),
+                "range",
+                format!("width and height must be between 1 and {max}"),
+            );
         }
     }
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::validation(errors)) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
 }
 
 /// Create a bucket, owned by the caller.
@@ -148,7 +192,13 @@ pub async fn create_bucket(
     check(&state, &fields)?;
     let mut tx = platform.db.begin().await?;
     let row = repo::insert_bucket(&mut tx, owner, &fields).await?;
-    events::emit(&mut tx, "storage.bucket.created", row.id.to_string(), json!({"user_id": owner, "bucket_id": row.id, "name": row.name})).await?;
+    events::emit(
+        &mut tx,
+        "storage.bucket.created",
+        row.id.to_string(),
+        json!({"user_id": owner, "bucket_id": row.id, "name": row.name}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(response(row)))
 }
@@ -158,10 +208,15 @@ pub async fn create_bucket(
     get, path = "/buckets", tag = "storage", security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = BucketList), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_buckets(platform: web::Data<Platform>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn list_buckets(
+    platform: web::Data<Platform>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("storage.read")?;
     let rows = repo::list_buckets(&platform.db, caller.account()?).await?;
-    Ok(HttpResponse::Ok().json(BucketList { buckets: rows.into_iter().map(response).collect() }))
+    Ok(HttpResponse::Ok().json(BucketList {
+        buckets: rows.into_iter().map(response).collect(),
+    }))
 }
 
 /// Get one of the caller's buckets.
@@ -170,7 +225,11 @@ pub async fn list_buckets(platform: web::Data<Platform>, caller: Caller) -> Resu
     params(("bucket" = Uuid, Path)),
     responses((status = 200, body = BucketResponse), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn get_bucket(platform: web::Data<Platform>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_bucket(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("storage.read")?;
     let mut conn = platform.db.acquire().await?;
     Ok(HttpResponse::Ok().json(response(own(&mut conn, &caller, &path).await?)))
@@ -199,9 +258,15 @@ pub async fn update_bucket(
     let b = own(&mut tx, &caller, &path).await?;
     let fields = BucketFields {
         name: u.name.as_deref().map(str::trim).unwrap_or(&b.name),
-        max_file_bytes: u.max_file_bytes.map(|m| i64::try_from(m).unwrap_or(i64::MAX)).unwrap_or(b.max_file_bytes),
+        max_file_bytes: u
+            .max_file_bytes
+            .map(|m| i64::try_from(m).unwrap_or(i64::MAX))
+            .unwrap_or(b.max_file_bytes),
         allowed_types: u.allowed_types.as_deref().unwrap_or(&b.allowed_types),
-        allowed_extensions: u.allowed_extensions.as_deref().unwrap_or(&b.allowed_extensions),
+        allowed_extensions: u
+            .allowed_extensions
+            .as_deref()
+            .unwrap_or(&b.allowed_extensions),
         public: u.public.unwrap_or(b.public),
         versioning: u.versioning.unwrap_or(b.versioning),
         variants: u.variants.as_deref().unwrap_or(&b.variants.0),
@@ -210,7 +275,13 @@ pub async fn update_bucket(
     };
     check(&state, &fields)?;
     let row = repo::update_bucket(&mut tx, b.id, &fields).await?;
-    events::emit(&mut tx, "storage.bucket.updated", row.id.to_string(), json!({"user_id": row.owner_id, "bucket_id": row.id})).await?;
+    events::emit(
+        &mut tx,
+        "storage.bucket.updated",
+        row.id.to_string(),
+        json!({"user_id": row.owner_id, "bucket_id": row.id}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(response(row)))
 }
@@ -221,12 +292,22 @@ pub async fn update_bucket(
     params(("bucket" = Uuid, Path)),
     responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn delete_bucket(platform: web::Data<Platform>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_bucket(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("storage.write")?;
     let mut tx = platform.db.begin().await?;
     let b = own(&mut tx, &caller, &path).await?;
     repo::delete_bucket(&mut tx, b.id).await?;
-    events::emit(&mut tx, "storage.bucket.deleted", b.id.to_string(), json!({"user_id": b.owner_id, "bucket_id": b.id})).await?;
+    events::emit(
+        &mut tx,
+        "storage.bucket.deleted",
+        b.id.to_string(),
+        json!({"user_id": b.owner_id, "bucket_id": b.id}),
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -236,10 +317,17 @@ pub async fn delete_bucket(platform: web::Data<Platform>, caller: Caller, path: 
     get, path = "/usage", tag = "storage", security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, body = UsageResponse), (status = 401, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn usage(platform: web::Data<Platform>, state: web::Data<StorageState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn usage(
+    platform: web::Data<Platform>,
+    state: web::Data<StorageState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("storage.read")?;
     let mut conn = platform.db.acquire().await?;
     let bytes = repo::usage(&mut conn, caller.account()?).await?;
     let quota = state.settings.quota_bytes_per_user;
-    Ok(HttpResponse::Ok().json(UsageResponse { bytes, quota_bytes: (quota > 0).then_some(quota) }))
+    Ok(HttpResponse::Ok().json(UsageResponse {
+        bytes,
+        quota_bytes: (quota > 0).then_some(quota),
+    }))
 }

@@ -38,11 +38,15 @@ pub struct Object<'a> {
 /// The byte range asked for: `None` for the whole object (no header, or one this server
 /// does not serve, such as several ranges), `Err` when it starts past the end.
 pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<Range<u64>>, ()> {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Ok(None) };
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
-    let Some((start, end)) = spec.split_once('-') else { return Ok(None) };
+    let Some((start, end)) = spec.split_once('-') else {
+        return Ok(None);
+    };
     let (start, end) = (start.trim(), end.trim());
     let range = match (start.parse::<u64>(), end.parse::<u64>()) {
         (Ok(s), Ok(e)) if s <= e => s..(e + 1).min(size),
@@ -59,46 +63,99 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<Range<u64>>
 /// Every byte but RFC 3986's unreserved characters as `%XX` (for header parameters and URL
 /// path segments alike).
 pub fn percent_encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// RFC 6266 / 5987: a plain ASCII fallback and the exact UTF-8 name.
 fn disposition(kind: &str, name: &str) -> String {
-    let ascii: String = name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
-    format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{}", percent_encode(name))
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "{kind}; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        percent_encode(name)
+    )
 }
 
-pub async fn serve(req: &HttpRequest, store: &Store, o: Object<'_>) -> Result<HttpResponse, ApiError> {
+pub async fn serve(
+    req: &HttpRequest,
+    store: &Store,
+    o: Object<'_>,
+) -> Result<HttpResponse, ApiError> {
     let mut res = HttpResponse::build(StatusCode::OK);
     let etag = HeaderValue::from_str(&o.etag).map_err(ApiError::internal)?;
     res.insert_header((header::ETAG, etag));
     res.insert_header((header::ACCEPT_RANGES, "bytes"));
-    res.insert_header((header::CACHE_CONTROL, if o.public { "public, max-age=300" } else { "private, no-cache" }));
+    res.insert_header((
+        header::CACHE_CONTROL,
+        if o.public {
+            "public, max-age=300"
+        } else {
+            "private, no-cache"
+        },
+    ));
     // Served bytes are never a page or a script of this origin.
-    res.insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"));
+    res.insert_header((
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; sandbox",
+    ));
     res.insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-    let kind = if !o.force_attachment && sniff::inline_safe(o.content_type) { "inline" } else { "attachment" };
+    let kind = if !o.force_attachment && sniff::inline_safe(o.content_type) {
+        "inline"
+    } else {
+        "attachment"
+    };
     if let Ok(v) = HeaderValue::from_str(&disposition(kind, o.name)) {
         res.insert_header((header::CONTENT_DISPOSITION, v));
     }
-    let none_match = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    let none_match = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
     if none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == o.etag || t.trim() == "*")) {
         return Ok(res.status(StatusCode::NOT_MODIFIED).finish());
     }
-    let range_header = req.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
+    let range_header = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok());
     let range = match parse_range(range_header, o.size) {
         Ok(r) => r,
         Err(()) => {
-            return Err(ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
-                .detail(format!("The file is {} bytes long.", o.size))
-                .header(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{}", o.size)).map_err(ApiError::internal)?));
+            return Err(
+                ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
+                    .detail(format!("The file is {} bytes long.", o.size))
+                    .header(
+                        header::CONTENT_RANGE,
+                        HeaderValue::from_str(&format!("bytes */{}", o.size))
+                            .map_err(ApiError::internal)?,
+                    ),
+            );
         }
     };
     res.insert_header((header::CONTENT_TYPE, o.content_type));
     let length = match &range {
         Some(r) => {
             res.status(StatusCode::PARTIAL_CONTENT);
-            res.insert_header((header::CONTENT_RANGE, format!("bytes {}-{}/{}", r.start, r.end - 1, o.size)));
+            res.insert_header((
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{}", r.start, r.end - 1, o.size),
+            ));
             r.end - r.start
         }
         None => o.size,
@@ -127,8 +184,13 @@ mod tests {
 
     #[test]
     fn dispositions_quote_safely() {
-        assert_eq!(disposition("inline", "a b.png"), "inline; filename=\"a b.png\"; filename*=UTF-8''a%20b.png");
-        assert!(disposition("attachment", "é\".txt").starts_with("attachment; filename=\"__.txt\""));
+        assert_eq!(
+            disposition("inline", "a b.png"),
+            "inline; filename=\"a b.png\"; filename*=UTF-8''a%20b.png"
+        );
+        assert!(
+            disposition("attachment", "é\".txt").starts_with("attachment; filename=\"__.txt\"")
+        );
     }
 }
 
@@ -146,9 +208,15 @@ pub async fn authorised(
     let id = file_id(raw)?;
     match (signature, expires) {
         (Some(signature), Some(expires)) => {
-            let grant = Grant { file: id, version, variant, expires };
+            let grant = Grant {
+                file: id,
+                version,
+                variant,
+                expires,
+            };
             if !state.signer.verify(&grant, signature) {
-                return Err(ApiError::forbidden("The URL's signature is not valid.").with_code("invalid_signature"));
+                return Err(ApiError::forbidden("The URL's signature is not valid.")
+                    .with_code("invalid_signature"));
             }
             if expires < Utc::now().timestamp() {
                 return Err(ApiError::forbidden("The URL has expired.").with_code("url_expired"));
@@ -166,7 +234,10 @@ pub async fn authorised(
             }
             Ok((Target { bucket, access }, file, current))
         }
-        _ => Err(ApiError::forbidden("A signed URL carries both expires and signature.").with_code("invalid_signature")),
+        _ => Err(
+            ApiError::forbidden("A signed URL carries both expires and signature.")
+                .with_code("invalid_signature"),
+        ),
     }
 }
 
@@ -174,7 +245,14 @@ fn public_read(t: &Target) -> bool {
     t.bucket.public
 }
 
-pub async fn serve_version(req: &HttpRequest, state: &StorageState, t: &Target, file: &FileRow, v: &VersionRow, params: &DownloadParams) -> Result<HttpResponse, ApiError> {
+pub async fn serve_version(
+    req: &HttpRequest,
+    state: &StorageState,
+    t: &Target,
+    file: &FileRow,
+    v: &VersionRow,
+    params: &DownloadParams,
+) -> Result<HttpResponse, ApiError> {
     let o = Object {
         key: &v.object_key,
         size: v.size as u64,
@@ -210,7 +288,16 @@ pub async fn download_file(
     params: web::Query<DownloadParams>,
 ) -> Result<HttpResponse, ApiError> {
     let mut conn = platform.db.acquire().await?;
-    let (t, file, v) = authorised(&mut conn, &state, &caller, &path, (params.signature.as_ref(), params.expires), None, None).await?;
+    let (t, file, v) = authorised(
+        &mut conn,
+        &state,
+        &caller,
+        &path,
+        (params.signature.as_ref(), params.expires),
+        None,
+        None,
+    )
+    .await?;
     drop(conn);
     serve_version(&req, &state, &t, &file, &v, &params).await
 }
@@ -235,11 +322,21 @@ pub async fn download_variant(
 ) -> Result<HttpResponse, ApiError> {
     let (raw, name) = path.into_inner();
     let mut conn = platform.db.acquire().await?;
-    let (t, file, _) = authorised(&mut conn, &state, &caller, &raw, (params.signature.as_ref(), params.expires), None, Some(&name)).await?;
+    let (t, file, _) = authorised(
+        &mut conn,
+        &state,
+        &caller,
+        &raw,
+        (params.signature.as_ref(), params.expires),
+        None,
+        Some(&name),
+    )
+    .await?;
     let Some(variant) = repo::variant(&mut conn, file.current_version, &name).await? else {
         let declared = t.bucket.variants.0.iter().any(|v| v.name == name);
         return Err(if declared {
-            ApiError::not_found("The variant is not made yet (or the file is not an image).").with_code("variant_pending")
+            ApiError::not_found("The variant is not made yet (or the file is not an image).")
+                .with_code("variant_pending")
         } else {
             ApiError::not_found("The bucket has no such variant.")
         });
@@ -282,18 +379,26 @@ pub async fn signed_url(
         return Err(ApiError::validation(vec![FieldError {
             field: "expires_in".into(),
             code: "range".into(),
-            message: format!("must be between 1 and {}", state.settings.max_signed_url_secs),
+            message: format!(
+                "must be between 1 and {}",
+                state.settings.max_signed_url_secs
+            ),
         }]));
     }
     let mut conn = platform.db.acquire().await?;
     let (_, file) = readable(&mut conn, &caller, &path, false).await?;
     if let Some(n) = body.version
-        && repo::version_by_number(&mut conn, file.id, n).await?.is_none()
+        && repo::version_by_number(&mut conn, file.id, n)
+            .await?
+            .is_none()
     {
         return Err(ApiError::not_found("No such version."));
     }
     let expires_at = Utc::now() + Duration::seconds(ttl);
-    let preview = body.preview.map(|p| variants::preview_spec(&state, p)).transpose()?;
+    let preview = body
+        .preview
+        .map(|p| variants::preview_spec(&state, p))
+        .transpose()?;
     let preview_grant = preview.as_ref().map(|p| format!("preview:{}", p.key));
     let grant = Grant {
         file: file.id,
@@ -308,6 +413,9 @@ pub async fn signed_url(
         (None, Some(v), None) => format!("variants/{}?", percent_encode(v)),
         (None, None, None) => "download?".into(),
     };
-    let url = format!("{}/api/v1/storage/files/{}/{target}expires={}&signature={signature}", state.public_base, file.id, grant.expires);
+    let url = format!(
+        "{}/api/v1/storage/files/{}/{target}expires={}&signature={signature}",
+        state.public_base, file.id, grant.expires
+    );
     Ok(HttpResponse::Ok().json(SignedUrlResponse { url, expires_at }))
 }

@@ -18,7 +18,12 @@ pub const TYPES: &[&str] = &[
     "storage.variant.created",
 ];
 
-pub async fn emit(conn: &mut PgConnection, kind: &str, aggregate_id: String, payload: Value) -> Result<(), ApiError> {
+pub async fn emit(
+    conn: &mut PgConnection,
+    kind: &str,
+    aggregate_id: String,
+    payload: Value,
+) -> Result<(), ApiError> {
     publish(conn, &Event::new(SOURCE, kind, aggregate_id, payload)).await?;
     Ok(())
 }

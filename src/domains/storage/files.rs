@@ -19,23 +19,41 @@ use crate::platform::grants::{Caller, ItemPermissions};
 use crate::platform::http::{ValidatedJson, page_limit};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/buckets/{bucket}/files").route(web::get().to(list_files)).route(web::post().to(upload_file)))
-        .service(
-            web::resource("/files/{file}")
-                .route(web::get().to(get_file))
-                .route(web::patch().to(update_file))
-                .route(web::delete().to(delete_file)),
-        )
-        .service(web::resource("/files/{file}/download").route(web::get().to(download::download_file)))
-        .service(web::resource("/files/{file}/signed-url").route(web::post().to(download::signed_url)))
-        .service(
-            web::resource("/files/{file}/versions").route(web::get().to(versions::list_versions)).route(web::post().to(versions::upload_version)),
-        )
-        .service(web::resource("/files/{file}/versions/{number}").route(web::delete().to(versions::delete_version)))
-        .service(web::resource("/files/{file}/versions/{number}/download").route(web::get().to(versions::download_version)))
-        .service(web::resource("/files/{file}/versions/{number}/restore").route(web::post().to(versions::restore_version)))
-        .service(web::resource("/files/{file}/variants/{name}").route(web::get().to(download::download_variant)))
-        .service(web::resource("/files/{file}/preview").route(web::get().to(variants::preview)));
+    cfg.service(
+        web::resource("/buckets/{bucket}/files")
+            .route(web::get().to(list_files))
+            .route(web::post().to(upload_file)),
+    )
+    .service(
+        web::resource("/files/{file}")
+            .route(web::get().to(get_file))
+            .route(web::patch().to(update_file))
+            .route(web::delete().to(delete_file)),
+    )
+    .service(web::resource("/files/{file}/download").route(web::get().to(download::download_file)))
+    .service(web::resource("/files/{file}/signed-url").route(web::post().to(download::signed_url)))
+    .service(
+        web::resource("/files/{file}/versions")
+            .route(web::get().to(versions::list_versions))
+            .route(web::post().to(versions::upload_version)),
+    )
+    .service(
+        web::resource("/files/{file}/versions/{number}")
+            .route(web::delete().to(versions::delete_version)),
+    )
+    .service(
+        web::resource("/files/{file}/versions/{number}/download")
+            .route(web::get().to(versions::download_version)),
+    )
+    .service(
+        web::resource("/files/{file}/versions/{number}/restore")
+            .route(web::post().to(versions::restore_version)),
+    )
+    .service(
+        web::resource("/files/{file}/variants/{name}")
+            .route(web::get().to(download::download_variant)),
+    )
+    .service(web::resource("/files/{file}/preview").route(web::get().to(variants::preview)));
 }
 
 const MAX_TEXT_FIELD: usize = 64 * 1024;
@@ -50,9 +68,18 @@ pub fn file_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 /// The file and its bucket, if the caller may read it (404 otherwise, whatever the reason).
-pub async fn readable(conn: &mut PgConnection, caller: &Caller, raw: &str, for_update: bool) -> Result<(Target, FileRow), ApiError> {
-    let file = repo::file(conn, file_id(raw)?, for_update).await?.ok_or_else(no_file)?;
-    let t = buckets::target(conn, caller, &file.bucket_id.to_string()).await.map_err(|_| no_file())?;
+pub async fn readable(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    raw: &str,
+    for_update: bool,
+) -> Result<(Target, FileRow), ApiError> {
+    let file = repo::file(conn, file_id(raw)?, for_update)
+        .await?
+        .ok_or_else(no_file)?;
+    let t = buckets::target(conn, caller, &file.bucket_id.to_string())
+        .await
+        .map_err(|_| no_file())?;
     if !t.access.allows(t.access.read_all, caller, &file.perm_read) {
         return Err(no_file());
     }
@@ -61,15 +88,31 @@ pub async fn readable(conn: &mut PgConnection, caller: &Caller, raw: &str, for_u
 
 /// The file locked for a change the caller may make: 404 if they cannot even read it, 403
 /// if they can read but not make this change.
-pub async fn changeable(conn: &mut PgConnection, caller: &Caller, raw: &str, delete: bool) -> Result<(Target, FileRow), ApiError> {
-    let file = repo::file(conn, file_id(raw)?, true).await?.ok_or_else(no_file)?;
-    let t = buckets::target(conn, caller, &file.bucket_id.to_string()).await.map_err(|_| no_file())?;
-    t.access.may_change(caller, file.grants(), delete).map_err(|d| d.into_error(no_file(), "file", delete))?;
+pub async fn changeable(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    raw: &str,
+    delete: bool,
+) -> Result<(Target, FileRow), ApiError> {
+    let file = repo::file(conn, file_id(raw)?, true)
+        .await?
+        .ok_or_else(no_file)?;
+    let t = buckets::target(conn, caller, &file.bucket_id.to_string())
+        .await
+        .map_err(|_| no_file())?;
+    t.access
+        .may_change(caller, file.grants(), delete)
+        .map_err(|d| d.into_error(no_file(), "file", delete))?;
     Ok((t, file))
 }
 
-pub async fn file_response(conn: &mut PgConnection, file: FileRow) -> Result<FileResponse, ApiError> {
-    let version = repo::version(conn, file.current_version).await?.ok_or_else(no_file)?;
+pub async fn file_response(
+    conn: &mut PgConnection,
+    file: FileRow,
+) -> Result<FileResponse, ApiError> {
+    let version = repo::version(conn, file.current_version)
+        .await?
+        .ok_or_else(no_file)?;
     let variants = repo::variants(conn, version.id).await?;
     Ok(shape(file, &version.summary(), variants))
 }
@@ -90,7 +133,13 @@ fn shape(file: FileRow, v: &repo::VersionSummary, variants: Vec<repo::VariantRow
         height: v.height,
         variants: variants
             .into_iter()
-            .map(|x| VariantResponse { name: x.name, width: x.width, height: x.height, size: x.size, content_type: x.content_type })
+            .map(|x| VariantResponse {
+                name: x.name,
+                width: x.width,
+                height: x.height,
+                size: x.size,
+                content_type: x.content_type,
+            })
             .collect(),
         uploader_id: file.uploader_id,
         permissions,
@@ -120,30 +169,53 @@ async fn read_text(field: &mut Field) -> Result<String, ApiError> {
     let mut out = Vec::new();
     while let Some(chunk) = field.try_next().await.map_err(invalid_multipart)? {
         if out.len() + chunk.len() > MAX_TEXT_FIELD {
-            return Err(ApiError::bad_request("invalid_multipart", "Form fields other than the file are at most 64 KiB."));
+            return Err(ApiError::bad_request(
+                "invalid_multipart",
+                "Form fields other than the file are at most 64 KiB.",
+            ));
         }
         out.extend_from_slice(&chunk);
     }
-    String::from_utf8(out).map_err(|_| ApiError::bad_request("invalid_multipart", "Form fields must be UTF-8 text."))
+    String::from_utf8(out)
+        .map_err(|_| ApiError::bad_request("invalid_multipart", "Form fields must be UTF-8 text."))
 }
 
 fn invalid_multipart(e: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("invalid_multipart", format!("The multipart body is malformed: {e}"))
+    ApiError::bad_request(
+        "invalid_multipart",
+        format!("The multipart body is malformed: {e}"),
+    )
 }
 
 /// Reads the form, streaming the `file` part into the backend as it arrives.
-pub async fn receive(state: &StorageState, t: &Target, mut form: Multipart, limit: Limit) -> Result<(Stored, String, FormFields), ApiError> {
+pub async fn receive(
+    state: &StorageState,
+    t: &Target,
+    mut form: Multipart,
+    limit: Limit,
+) -> Result<(Stored, String, FormFields), ApiError> {
     let mut fields = FormFields::default();
     let mut stored: Option<(Stored, String)> = None;
     let result: Result<(), ApiError> = async {
         while let Some(mut field) = form.try_next().await.map_err(invalid_multipart)? {
-            let name = field.content_disposition().and_then(|d| d.get_name()).unwrap_or_default().to_owned();
+            let name = field
+                .content_disposition()
+                .and_then(|d| d.get_name())
+                .unwrap_or_default()
+                .to_owned();
             match name.as_str() {
                 "file" => {
                     if stored.is_some() {
-                        return Err(ApiError::bad_request("invalid_multipart", "Send one file per upload."));
+                        return Err(ApiError::bad_request(
+                            "invalid_multipart",
+                            "Send one file per upload.",
+                        ));
                     }
-                    let filename = field.content_disposition().and_then(|d| d.get_filename()).unwrap_or_default().to_owned();
+                    let filename = field
+                        .content_disposition()
+                        .and_then(|d| d.get_filename())
+                        .unwrap_or_default()
+                        .to_owned();
                     let given = super::sniff::sanitize_name(&filename);
                     let s = upload::store(state, &t.bucket, &given, &mut field, limit).await?;
                     stored = Some((s, given));
@@ -154,7 +226,10 @@ pub async fn receive(state: &StorageState, t: &Target, mut form: Multipart, limi
                 "permissions" => fields.permissions = Some(read_text(&mut field).await?),
                 other => {
                     let shown: String = other.chars().take(64).collect();
-                    return Err(ApiError::bad_request("invalid_multipart", format!("Unknown form field `{shown}`.")));
+                    return Err(ApiError::bad_request(
+                        "invalid_multipart",
+                        format!("Unknown form field `{shown}`."),
+                    ));
                 }
             }
         }
@@ -163,7 +238,10 @@ pub async fn receive(state: &StorageState, t: &Target, mut form: Multipart, limi
     .await;
     match (result, stored) {
         (Ok(()), Some((s, given))) => Ok((s, given, fields)),
-        (Ok(()), None) => Err(ApiError::bad_request("invalid_multipart", "The form has no `file` part.")),
+        (Ok(()), None) => Err(ApiError::bad_request(
+            "invalid_multipart",
+            "The form has no `file` part.",
+        )),
         (Err(e), stored) => {
             if let Some((s, _)) = stored {
                 state.discard(&s.key).await;
@@ -173,33 +251,67 @@ pub async fn receive(state: &StorageState, t: &Target, mut form: Multipart, limi
     }
 }
 
-fn parse_fields(fields: &FormFields, default_name: &str, creator: Option<Uuid>) -> Result<FileDetails, ApiError> {
+fn parse_fields(
+    fields: &FormFields,
+    default_name: &str,
+    creator: Option<Uuid>,
+) -> Result<FileDetails, ApiError> {
     let mut errors = Vec::new();
     let name = super::sniff::sanitize_name(fields.name.as_deref().unwrap_or(default_name));
     let tags = parse_tags(fields.tags.as_deref().unwrap_or_default(), &mut errors);
-    let metadata = match fields.metadata.as_deref().map(serde_json::from_str::<serde_json::Map<String, serde_json::Value>>) {
+    let metadata = match fields
+        .metadata
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Map<String, serde_json::Value>>)
+    {
         None => serde_json::Map::new(),
         Some(Ok(m)) => m,
         Some(Err(_)) => {
-            errors.push(FieldError { field: "metadata".into(), code: "json".into(), message: "must be a JSON object".into() });
+            errors.push(FieldError {
+                field: "metadata".into(),
+                code: "json".into(),
+                message: "must be a JSON object".into(),
+            });
             serde_json::Map::new()
         }
     };
     check_metadata(&metadata, &mut errors);
-    let permissions = match fields.permissions.as_deref().map(serde_json::from_str::<ItemPermissions>) {
+    let permissions = match fields
+        .permissions
+        .as_deref()
+        .map(serde_json::from_str::<ItemPermissions>)
+    {
         None => ItemPermissions::owner(creator),
         Some(Ok(p)) => p,
         Some(Err(_)) => {
-            errors.push(FieldError { field: "permissions".into(), code: "json".into(), message: "must be JSON like {\"read\": [\"any\"]}".into() });
+            errors.push(FieldError {
+                field: "permissions".into(),
+                code: "json".into(),
+                message: "must be JSON like {\"read\": [\"any\"]}".into(),
+            });
             ItemPermissions::default()
         }
     };
     errors.extend(permissions.check("permissions."));
-    if errors.is_empty() { Ok(FileDetails { name, tags, metadata, permissions }) } else { Err(ApiError::validation(errors)) }
+    if errors.is_empty() {
+        Ok(FileDetails {
+            name,
+            tags,
+            metadata,
+            permissions,
+        })
+    } else {
+        Err(ApiError::validation(errors))
+    }
 }
 
 fn parse_tags(raw: &str, errors: &mut Vec<FieldError>) -> Vec<String> {
-    let mut tags: Vec<String> = raw.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect();
+    let mut tags: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
     tags.sort();
     tags.dedup();
     check_tags(&tags, errors);
@@ -207,15 +319,27 @@ fn parse_tags(raw: &str, errors: &mut Vec<FieldError>) -> Vec<String> {
 }
 
 fn check_tags(tags: &[String], errors: &mut Vec<FieldError>) {
-    if tags.len() > MAX_TAGS || tags.iter().any(|t| t.chars().count() > 64 || t.chars().any(char::is_control)) {
-        errors.push(FieldError { field: "tags".into(), code: "invalid".into(), message: format!("at most {MAX_TAGS} tags of at most 64 characters") });
+    if tags.len() > MAX_TAGS
+        || tags
+            .iter()
+            .any(|t| t.chars().count() > 64 || t.chars().any(char::is_control))
+    {
+        errors.push(FieldError {
+            field: "tags".into(),
+            code: "invalid".into(),
+            message: format!("at most {MAX_TAGS} tags of at most 64 characters"),
+        });
     }
 }
 
 fn check_metadata(m: &serde_json::Map<String, serde_json::Value>, errors: &mut Vec<FieldError>) {
     let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(usize::MAX);
     if m.len() > 50 || size > 8192 {
-        errors.push(FieldError { field: "metadata".into(), code: "size".into(), message: "at most 50 keys and 8 KiB".into() });
+        errors.push(FieldError {
+            field: "metadata".into(),
+            code: "size".into(),
+            message: "at most 50 keys and 8 KiB".into(),
+        });
     }
 }
 
@@ -227,7 +351,12 @@ fn payer(caller: &Caller, t: &Target) -> Uuid {
 }
 
 /// What the payer's quota leaves for one upload.
-pub async fn limit_for(conn: &mut PgConnection, state: &StorageState, caller: &Caller, t: &Target) -> Result<Limit, ApiError> {
+pub async fn limit_for(
+    conn: &mut PgConnection,
+    state: &StorageState,
+    caller: &Caller,
+    t: &Target,
+) -> Result<Limit, ApiError> {
     let quota = state.settings.quota_bytes_per_user;
     let quota_left = if quota == 0 {
         None
@@ -235,7 +364,10 @@ pub async fn limit_for(conn: &mut PgConnection, state: &StorageState, caller: &C
         let used = repo::usage(conn, payer(caller, t)).await?;
         Some(quota.saturating_sub(u64::try_from(used).unwrap_or(0)))
     };
-    Ok(Limit { file_bytes: t.bucket.max_file_bytes as u64, quota_left })
+    Ok(Limit {
+        file_bytes: t.bucket.max_file_bytes as u64,
+        quota_left,
+    })
 }
 
 /// Records a stored upload as a new file, or as a new version of `existing`; the bytes are
@@ -380,7 +512,10 @@ pub async fn list_files(
         Some("desc") => true,
         Some(_) => return Err(ApiError::bad_request("invalid_query", "order: asc or desc")),
     };
-    let family = p.content_type.as_deref().map(|t| t.strip_suffix('*').unwrap_or(t));
+    let family = p
+        .content_type
+        .as_deref()
+        .map(|t| t.strip_suffix('*').unwrap_or(t));
     let mut conn = platform.db.acquire().await?;
     let t = buckets::target(&mut conn, &caller, &path).await?;
     let q = repo::FileQuery {
@@ -403,12 +538,19 @@ pub async fn list_files(
     let files = rows
         .into_iter()
         .map(|r| {
-            let mine = variants.iter().filter(|v| v.version_id == r.file.current_version).cloned().collect();
+            let mine = variants
+                .iter()
+                .filter(|v| v.version_id == r.file.current_version)
+                .cloned()
+                .collect();
             variants.retain(|v| v.version_id != r.file.current_version);
             shape(r.file, &r.version, mine)
         })
         .collect();
-    Ok(HttpResponse::Ok().json(FileList { files, next: next.flatten() }))
+    Ok(HttpResponse::Ok().json(FileList {
+        files,
+        next: next.flatten(),
+    }))
 }
 
 /// A file's details: current version, variants made so far, tags and metadata.
@@ -417,7 +559,11 @@ pub async fn list_files(
     params(("file" = Uuid, Path)),
     responses((status = 200, body = FileResponse), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn get_file(platform: web::Data<Platform>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_file(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("storage.read")?;
     let mut conn = platform.db.acquire().await?;
     let (_, file) = readable(&mut conn, &caller, &path, false).await?;
@@ -458,7 +604,11 @@ pub async fn update_file(
     }
     let mut tx = platform.db.begin().await?;
     let (_, file) = changeable(&mut tx, &caller, &path, false).await?;
-    let name = u.name.as_deref().map(super::sniff::sanitize_name).unwrap_or_else(|| file.name.clone());
+    let name = u
+        .name
+        .as_deref()
+        .map(super::sniff::sanitize_name)
+        .unwrap_or_else(|| file.name.clone());
     let permissions = u.permissions.unwrap_or_else(|| file.permissions());
     let tags = u.tags.unwrap_or_else(|| file.tags.clone());
     let metadata = u.metadata.unwrap_or_else(|| file.metadata.0.clone());
@@ -478,7 +628,12 @@ pub async fn update_file(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn delete_file(platform: web::Data<Platform>, state: web::Data<StorageState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_file(
+    platform: web::Data<Platform>,
+    state: web::Data<StorageState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("storage.write")?;
     let mut tx = platform.db.begin().await?;
     let (t, file) = changeable(&mut tx, &caller, &path, true).await?;

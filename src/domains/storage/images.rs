@@ -74,7 +74,10 @@ pub struct VariantSpec {
 
 /// Image types that are decoded for variants and previews.
 pub fn is_processable(mime: &str) -> bool {
-    matches!(mime, "image/jpeg" | "image/png" | "image/webp" | "image/gif")
+    matches!(
+        mime,
+        "image/jpeg" | "image/png" | "image/webp" | "image/gif"
+    )
 }
 
 pub struct ImageLimits {
@@ -91,7 +94,9 @@ pub enum ImageError {
 }
 
 fn reader(bytes: &[u8]) -> Result<ImageReader<Cursor<&[u8]>>, ImageError> {
-    ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Unreadable(e.to_string()))
+    ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ImageError::Unreadable(e.to_string()))
 }
 
 /// The dimensions in the header, if the bytes hold it (a prefix of the file may do).
@@ -101,8 +106,16 @@ pub fn dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
 
 /// Refuses dimensions past the limits, before anything is decoded.
 pub fn check_dimensions(w: u32, h: u32, limits: &ImageLimits) -> Result<(), ImageError> {
-    if w > limits.max_dimension || h > limits.max_dimension || u64::from(w) * u64::from(h) > limits.max_pixels {
-        return Err(ImageError::TooLarge(w, h, limits.max_pixels, limits.max_dimension));
+    if w > limits.max_dimension
+        || h > limits.max_dimension
+        || u64::from(w) * u64::from(h) > limits.max_pixels
+    {
+        return Err(ImageError::TooLarge(
+            w,
+            h,
+            limits.max_pixels,
+            limits.max_dimension,
+        ));
     }
     Ok(())
 }
@@ -110,7 +123,8 @@ pub fn check_dimensions(w: u32, h: u32, limits: &ImageLimits) -> Result<(), Imag
 /// Decodes after checking the header's dimensions, with the decoder's own allocation limit
 /// as a second guard (a header may lie).
 pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, ImageError> {
-    let (w, h) = dimensions(bytes).ok_or_else(|| ImageError::Unreadable("no image header".into()))?;
+    let (w, h) =
+        dimensions(bytes).ok_or_else(|| ImageError::Unreadable("no image header".into()))?;
     check_dimensions(w, h, limits)?;
     let mut r = reader(bytes)?;
     let mut l = Limits::default();
@@ -119,11 +133,18 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, ImageE
     // Eight bytes per pixel covers 16-bit RGBA, the widest layout the decoders produce.
     l.max_alloc = Some(limits.max_pixels.saturating_mul(8));
     r.limits(l);
-    r.decode().map_err(|e| ImageError::Unreadable(e.to_string()))
+    r.decode()
+        .map_err(|e| ImageError::Unreadable(e.to_string()))
 }
 
 /// Resizes to the box and encodes; returns the bytes and the result's dimensions.
-pub fn render(img: &DynamicImage, width: u32, height: u32, fit: Fit, format: Format) -> Result<(Vec<u8>, u32, u32), ImageError> {
+pub fn render(
+    img: &DynamicImage,
+    width: u32,
+    height: u32,
+    fit: Fit,
+    format: Format,
+) -> Result<(Vec<u8>, u32, u32), ImageError> {
     let (width, height) = (width.max(1), height.max(1));
     // Never enlarge: a box bigger than the image keeps the image's size.
     let resized = if img.width() <= width && img.height() <= height && fit == Fit::Contain {
@@ -131,7 +152,11 @@ pub fn render(img: &DynamicImage, width: u32, height: u32, fit: Fit, format: For
     } else {
         match fit {
             Fit::Contain => img.resize(width, height, FilterType::Triangle),
-            Fit::Cover => img.resize_to_fill(width.min(img.width()), height.min(img.height()), FilterType::Triangle),
+            Fit::Cover => img.resize_to_fill(
+                width.min(img.width()),
+                height.min(img.height()),
+                FilterType::Triangle,
+            ),
         }
     };
     let out = match format {
@@ -146,7 +171,8 @@ pub fn render(img: &DynamicImage, width: u32, height: u32, fit: Fit, format: For
         Format::Png => ImageFormat::Png,
         Format::Webp => ImageFormat::WebP,
     };
-    out.write_to(&mut Cursor::new(&mut bytes), image_format).map_err(|e| ImageError::Unreadable(e.to_string()))?;
+    out.write_to(&mut Cursor::new(&mut bytes), image_format)
+        .map_err(|e| ImageError::Unreadable(e.to_string()))?;
     Ok((bytes, out.width(), out.height()))
 }
 
@@ -155,13 +181,18 @@ mod tests {
     use super::*;
 
     fn png(w: u32, h: u32) -> Vec<u8> {
-        let img = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(w, h, image::Rgb([200, 30, 30])));
+        let img =
+            DynamicImage::ImageRgb8(image::RgbImage::from_pixel(w, h, image::Rgb([200, 30, 30])));
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
         out
     }
 
-    const LIMITS: ImageLimits = ImageLimits { max_pixels: 1_000_000, max_dimension: 2000 };
+    const LIMITS: ImageLimits = ImageLimits {
+        max_pixels: 1_000_000,
+        max_dimension: 2000,
+    };
 
     #[test]
     fn variants_fit_their_box() {
@@ -180,7 +211,11 @@ mod tests {
         for b in bytes {
             crc ^= u32::from(*b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -194,7 +229,10 @@ mod tests {
         bomb[20..24].copy_from_slice(&30000u32.to_be_bytes());
         let crc = crc32(&bomb[12..29]);
         bomb[29..33].copy_from_slice(&crc.to_be_bytes());
-        assert!(matches!(decode(&bomb, &LIMITS), Err(ImageError::TooLarge(30000, 30000, ..))));
+        assert!(matches!(
+            decode(&bomb, &LIMITS),
+            Err(ImageError::TooLarge(30000, 30000, ..))
+        ));
         assert!(decode(b"not an image", &LIMITS).is_err());
     }
 }

@@ -52,7 +52,10 @@ pub struct StorageState {
 
 impl StorageState {
     fn image_limits(&self) -> images::ImageLimits {
-        images::ImageLimits { max_pixels: self.settings.max_image_pixels, max_dimension: self.settings.max_image_dimension }
+        images::ImageLimits {
+            max_pixels: self.settings.max_image_pixels,
+            max_dimension: self.settings.max_image_dimension,
+        }
     }
 
     /// Records a key before its bytes are written: see `repo::track_pending`.
@@ -159,7 +162,12 @@ impl Domain for Storage {
         self.state.set(StorageState {
             store,
             signer: signing::UrlSigner::derive(&platform.settings.identity),
-            public_base: platform.settings.server.public_base_url.trim_end_matches('/').to_owned(),
+            public_base: platform
+                .settings
+                .server
+                .public_base_url
+                .trim_end_matches('/')
+                .to_owned(),
             db: platform.db.clone(),
             settings,
         });
@@ -186,7 +194,9 @@ impl Domain for Storage {
     }
 
     fn health_checks(&self, _platform: &Platform) -> Vec<HealthCheck> {
-        let Some(state) = self.state.get() else { return Vec::new() };
+        let Some(state) = self.state.get() else {
+            return Vec::new();
+        };
         // Without the backend no file can be read or written.
         vec![HealthCheck::new("storage-backend", true, move || {
             let state = state.clone();
@@ -195,15 +205,21 @@ impl Domain for Storage {
     }
 
     fn jobs(&self, _platform: &Platform) -> Vec<Job> {
-        let Some(state) = self.state.get() else { return Vec::new() };
+        let Some(state) = self.state.get() else {
+            return Vec::new();
+        };
         let every = Duration::from_millis(state.settings.gc_interval_ms);
         let expiry = state.clone();
         let images = state.clone();
         vec![
-            Job::new("storage.variants", Duration::from_millis(state.settings.variants_poll_ms), move || {
-                let state = images.clone();
-                Box::pin(async move { variants::run_due(&state).await })
-            })
+            Job::new(
+                "storage.variants",
+                Duration::from_millis(state.settings.variants_poll_ms),
+                move || {
+                    let state = images.clone();
+                    Box::pin(async move { variants::run_due(&state).await })
+                },
+            )
             .woken_by(repo::VARIANTS_CHANNEL),
             Job::new("storage.collect", every, move || {
                 let state = state.clone();
@@ -212,13 +228,17 @@ impl Domain for Storage {
                     collect(&state.db, &state.store).await
                 })
             }),
-            Job::new("storage.expire_uploads", Duration::from_secs(60), move || {
-                let state = expiry.clone();
-                Box::pin(async move {
-                    repo::expire_uploads(&state.db).await?;
-                    Ok(())
-                })
-            }),
+            Job::new(
+                "storage.expire_uploads",
+                Duration::from_secs(60),
+                move || {
+                    let state = expiry.clone();
+                    Box::pin(async move {
+                        repo::expire_uploads(&state.db).await?;
+                        Ok(())
+                    })
+                },
+            ),
         ]
     }
 }

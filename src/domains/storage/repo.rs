@@ -55,7 +55,11 @@ fn bucket_query<'q>(sql: &'q str, id: Uuid, b: &BucketFields<'q>) -> BucketQuery
         .bind(b.file_security)
 }
 
-pub async fn insert_bucket(conn: &mut PgConnection, owner: Uuid, b: &BucketFields<'_>) -> Result<BucketRow, sqlx::Error> {
+pub async fn insert_bucket(
+    conn: &mut PgConnection,
+    owner: Uuid,
+    b: &BucketFields<'_>,
+) -> Result<BucketRow, sqlx::Error> {
     bucket_query(
         "INSERT INTO storage.buckets (id, name, max_file_bytes, allowed_types, allowed_extensions, public, versioning,
                                       variants, permissions, file_security, owner_id)
@@ -68,7 +72,11 @@ pub async fn insert_bucket(conn: &mut PgConnection, owner: Uuid, b: &BucketField
     .await
 }
 
-pub async fn update_bucket(conn: &mut PgConnection, id: Uuid, b: &BucketFields<'_>) -> Result<BucketRow, sqlx::Error> {
+pub async fn update_bucket(
+    conn: &mut PgConnection,
+    id: Uuid,
+    b: &BucketFields<'_>,
+) -> Result<BucketRow, sqlx::Error> {
     bucket_query(
         "UPDATE storage.buckets SET name = $2, max_file_bytes = $3, allowed_types = $4, allowed_extensions = $5, public = $6,
                 versioning = $7, variants = $8, permissions = $9, file_security = $10, updated_at = now()
@@ -81,16 +89,25 @@ pub async fn update_bucket(conn: &mut PgConnection, id: Uuid, b: &BucketFields<'
 }
 
 pub async fn bucket(conn: &mut PgConnection, id: Uuid) -> Result<Option<BucketRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM storage.buckets WHERE id = $1").bind(id).fetch_optional(conn).await
+    sqlx::query_as("SELECT * FROM storage.buckets WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 pub async fn list_buckets(db: &PgPool, owner: Uuid) -> Result<Vec<BucketRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM storage.buckets WHERE owner_id = $1 ORDER BY created_at, id").bind(owner).fetch_all(db).await
+    sqlx::query_as("SELECT * FROM storage.buckets WHERE owner_id = $1 ORDER BY created_at, id")
+        .bind(owner)
+        .fetch_all(db)
+        .await
 }
 
 /// Deletes the bucket; cascades and triggers queue every byte it held for removal.
 pub async fn delete_bucket(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM storage.buckets WHERE id = $1").bind(id).execute(conn).await?;
+    sqlx::query("DELETE FROM storage.buckets WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -112,11 +129,19 @@ pub struct FileRow {
 
 impl FileRow {
     pub fn grants(&self) -> ItemGrants<'_> {
-        ItemGrants { read: &self.perm_read, update: &self.perm_update, delete: &self.perm_delete }
+        ItemGrants {
+            read: &self.perm_read,
+            update: &self.perm_update,
+            delete: &self.perm_delete,
+        }
     }
 
     pub fn permissions(&self) -> ItemPermissions {
-        ItemPermissions { read: self.perm_read.clone(), update: self.perm_update.clone(), delete: self.perm_delete.clone() }
+        ItemPermissions {
+            read: self.perm_read.clone(),
+            update: self.perm_update.clone(),
+            delete: self.perm_delete.clone(),
+        }
     }
 }
 
@@ -171,8 +196,17 @@ pub struct VariantRow {
 
 /// Adds `bytes` to the owner's usage if that stays within `quota` (0: no quota); false when
 /// it would not.
-pub async fn charge(conn: &mut PgConnection, owner: Uuid, bytes: i64, quota: u64) -> Result<bool, sqlx::Error> {
-    let quota = if quota == 0 { i64::MAX } else { i64::try_from(quota).unwrap_or(i64::MAX) };
+pub async fn charge(
+    conn: &mut PgConnection,
+    owner: Uuid,
+    bytes: i64,
+    quota: u64,
+) -> Result<bool, sqlx::Error> {
+    let quota = if quota == 0 {
+        i64::MAX
+    } else {
+        i64::try_from(quota).unwrap_or(i64::MAX)
+    };
     let row: Option<i64> = sqlx::query_scalar(
         "INSERT INTO storage.usage AS u (owner_id, bytes) SELECT $1, $2 WHERE $2 <= $3
          ON CONFLICT (owner_id) DO UPDATE SET bytes = u.bytes + EXCLUDED.bytes WHERE u.bytes + EXCLUDED.bytes <= $3
@@ -187,7 +221,11 @@ pub async fn charge(conn: &mut PgConnection, owner: Uuid, bytes: i64, quota: u64
 }
 
 pub async fn usage(conn: &mut PgConnection, owner: Uuid) -> Result<i64, sqlx::Error> {
-    let bytes: Option<i64> = sqlx::query_scalar("SELECT bytes FROM storage.usage WHERE owner_id = $1").bind(owner).fetch_optional(conn).await?;
+    let bytes: Option<i64> =
+        sqlx::query_scalar("SELECT bytes FROM storage.usage WHERE owner_id = $1")
+            .bind(owner)
+            .fetch_optional(conn)
+            .await?;
     Ok(bytes.unwrap_or(0))
 }
 
@@ -202,8 +240,14 @@ pub struct NewVersion<'a> {
     pub quota_owner: Uuid,
 }
 
-pub async fn insert_version(conn: &mut PgConnection, v: &NewVersion<'_>) -> Result<VersionRow, sqlx::Error> {
-    let (w, h) = v.dimensions.map(|(w, h)| (Some(w as i32), Some(h as i32))).unwrap_or((None, None));
+pub async fn insert_version(
+    conn: &mut PgConnection,
+    v: &NewVersion<'_>,
+) -> Result<VersionRow, sqlx::Error> {
+    let (w, h) = v
+        .dimensions
+        .map(|(w, h)| (Some(w as i32), Some(h as i32)))
+        .unwrap_or((None, None));
     sqlx::query_as(
         "INSERT INTO storage.versions (id, file_id, number, size, content_type, sha256, object_key, width, height, quota_owner)
          VALUES ($1, $2, (SELECT coalesce(max(number), 0) + 1 FROM storage.versions WHERE file_id = $2), $3, $4, $5, $6, $7, $8, $9)
@@ -252,13 +296,24 @@ pub async fn insert_file(conn: &mut PgConnection, f: &NewFile<'_>) -> Result<Fil
     .await
 }
 
-pub async fn file(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<FileRow>, sqlx::Error> {
-    let sql = if for_update { "SELECT * FROM storage.files WHERE id = $1 FOR UPDATE" } else { "SELECT * FROM storage.files WHERE id = $1" };
+pub async fn file(
+    conn: &mut PgConnection,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<FileRow>, sqlx::Error> {
+    let sql = if for_update {
+        "SELECT * FROM storage.files WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT * FROM storage.files WHERE id = $1"
+    };
     sqlx::query_as(sql).bind(id).fetch_optional(conn).await
 }
 
 /// A file with its bucket and current version, in one round trip (the download path).
-pub async fn file_bundle(conn: &mut PgConnection, id: Uuid) -> Result<Option<(FileRow, BucketRow, VersionRow)>, sqlx::Error> {
+pub async fn file_bundle(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<(FileRow, BucketRow, VersionRow)>, sqlx::Error> {
     let row: Option<(Json<FileRow>, Json<BucketRow>, Json<VersionRow>)> = sqlx::query_as(
         "SELECT to_jsonb(f), to_jsonb(b), to_jsonb(v) FROM storage.files f
            JOIN storage.buckets b ON b.id = f.bucket_id JOIN storage.versions v ON v.id = f.current_version
@@ -270,8 +325,16 @@ pub async fn file_bundle(conn: &mut PgConnection, id: Uuid) -> Result<Option<(Fi
     Ok(row.map(|(f, b, v)| (f.0, b.0, v.0)))
 }
 
-pub async fn set_current(conn: &mut PgConnection, file: Uuid, version: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE storage.files SET current_version = $2, updated_at = now() WHERE id = $1").bind(file).bind(version).execute(conn).await?;
+pub async fn set_current(
+    conn: &mut PgConnection,
+    file: Uuid,
+    version: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE storage.files SET current_version = $2, updated_at = now() WHERE id = $1")
+        .bind(file)
+        .bind(version)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -299,43 +362,91 @@ pub async fn update_file(
 }
 
 pub async fn delete_file(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM storage.files WHERE id = $1").bind(id).execute(conn).await?;
+    sqlx::query("DELETE FROM storage.files WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 pub async fn version(conn: &mut PgConnection, id: Uuid) -> Result<Option<VersionRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM storage.versions WHERE id = $1").bind(id).fetch_optional(conn).await
+    sqlx::query_as("SELECT * FROM storage.versions WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
-pub async fn version_by_number(conn: &mut PgConnection, file: Uuid, number: i32) -> Result<Option<VersionRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM storage.versions WHERE file_id = $1 AND number = $2").bind(file).bind(number).fetch_optional(conn).await
+pub async fn version_by_number(
+    conn: &mut PgConnection,
+    file: Uuid,
+    number: i32,
+) -> Result<Option<VersionRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.versions WHERE file_id = $1 AND number = $2")
+        .bind(file)
+        .bind(number)
+        .fetch_optional(conn)
+        .await
 }
 
 pub async fn versions(conn: &mut PgConnection, file: Uuid) -> Result<Vec<VersionRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM storage.versions WHERE file_id = $1 ORDER BY number").bind(file).fetch_all(conn).await
+    sqlx::query_as("SELECT * FROM storage.versions WHERE file_id = $1 ORDER BY number")
+        .bind(file)
+        .fetch_all(conn)
+        .await
 }
 
 /// Deletes every version but `keep` (an unversioned bucket's replace).
-pub async fn delete_other_versions(conn: &mut PgConnection, file: Uuid, keep: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM storage.versions WHERE file_id = $1 AND id <> $2").bind(file).bind(keep).execute(conn).await?;
+pub async fn delete_other_versions(
+    conn: &mut PgConnection,
+    file: Uuid,
+    keep: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM storage.versions WHERE file_id = $1 AND id <> $2")
+        .bind(file)
+        .bind(keep)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 pub async fn delete_version(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM storage.versions WHERE id = $1").bind(id).execute(conn).await?;
+    sqlx::query("DELETE FROM storage.versions WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-pub async fn variants(conn: &mut PgConnection, version: Uuid) -> Result<Vec<VariantRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = $1 ORDER BY name").bind(version).fetch_all(conn).await
+pub async fn variants(
+    conn: &mut PgConnection,
+    version: Uuid,
+) -> Result<Vec<VariantRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = $1 ORDER BY name")
+        .bind(version)
+        .fetch_all(conn)
+        .await
 }
 
-pub async fn variants_of(conn: &mut PgConnection, versions: &[Uuid]) -> Result<Vec<VariantRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = ANY($1) ORDER BY name").bind(versions).fetch_all(conn).await
+pub async fn variants_of(
+    conn: &mut PgConnection,
+    versions: &[Uuid],
+) -> Result<Vec<VariantRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = ANY($1) ORDER BY name")
+        .bind(versions)
+        .fetch_all(conn)
+        .await
 }
 
-pub async fn variant(conn: &mut PgConnection, version: Uuid, name: &str) -> Result<Option<VariantRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = $1 AND name = $2").bind(version).bind(name).fetch_optional(conn).await
+pub async fn variant(
+    conn: &mut PgConnection,
+    version: Uuid,
+    name: &str,
+) -> Result<Option<VariantRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = $1 AND name = $2")
+        .bind(version)
+        .bind(name)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Records a variant; false when the version went away meanwhile (or it exists already).
@@ -357,7 +468,11 @@ pub async fn insert_variant(conn: &mut PgConnection, v: &VariantRow) -> Result<b
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn preview(conn: &mut PgConnection, version: Uuid, params: &str) -> Result<Option<(String, String, i64)>, sqlx::Error> {
+pub async fn preview(
+    conn: &mut PgConnection,
+    version: Uuid,
+    params: &str,
+) -> Result<Option<(String, String, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT object_key, content_type, size FROM storage.previews WHERE version_id = $1 AND params = $2")
         .bind(version)
         .bind(params)
@@ -365,7 +480,14 @@ pub async fn preview(conn: &mut PgConnection, version: Uuid, params: &str) -> Re
         .await
 }
 
-pub async fn insert_preview(conn: &mut PgConnection, version: Uuid, params: &str, key: &str, content_type: &str, size: i64) -> Result<bool, sqlx::Error> {
+pub async fn insert_preview(
+    conn: &mut PgConnection,
+    version: Uuid,
+    params: &str,
+    key: &str,
+    content_type: &str,
+    size: i64,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "INSERT INTO storage.previews (version_id, params, object_key, content_type, size)
          SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
@@ -402,7 +524,12 @@ pub struct FileQuery<'a> {
     pub after: Option<Uuid>,
 }
 
-pub async fn list_files(conn: &mut PgConnection, access: &Access, roles: &[String], q: &FileQuery<'_>) -> Result<Vec<ListedFile>, sqlx::Error> {
+pub async fn list_files(
+    conn: &mut PgConnection,
+    access: &Access,
+    roles: &[String],
+    q: &FileQuery<'_>,
+) -> Result<Vec<ListedFile>, sqlx::Error> {
     let mut qb = QueryBuilder::<Postgres>::new(
         "SELECT f.*, v.size, v.content_type, v.sha256, v.number, v.width, v.height
            FROM storage.files f JOIN storage.versions v ON v.id = f.current_version WHERE f.bucket_id = ",
@@ -416,11 +543,14 @@ pub async fn list_files(conn: &mut PgConnection, access: &Access, roles: &[Strin
         }
     }
     if let Some(prefix) = q.prefix {
-        qb.push(" AND f.name LIKE ").push_bind(format!("{}%", crate::platform::db::like_escape(prefix)));
+        qb.push(" AND f.name LIKE ")
+            .push_bind(format!("{}%", crate::platform::db::like_escape(prefix)));
     }
     match q.content_type {
         Some(t) if t.ends_with('/') => {
-            qb.push(" AND starts_with(v.content_type, ").push_bind(t.to_owned()).push(")");
+            qb.push(" AND starts_with(v.content_type, ")
+                .push_bind(t.to_owned())
+                .push(")");
         }
         Some(t) => {
             qb.push(" AND v.content_type = ").push_bind(t.to_owned());
@@ -431,12 +561,19 @@ pub async fn list_files(conn: &mut PgConnection, access: &Access, roles: &[Strin
         qb.push(" AND f.tags @> ").push_bind(vec![tag.to_owned()]);
     }
     let column = if q.by_name { "f.name" } else { "f.created_at" };
-    let (cmp, dir) = if q.descending { ("<", "DESC") } else { (">", "ASC") };
+    let (cmp, dir) = if q.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
     if let Some(after) = q.after {
-        qb.push(format!(" AND ({column}, f.id) {cmp} (SELECT {column}, f.id FROM storage.files f WHERE f.id = "));
+        qb.push(format!(
+            " AND ({column}, f.id) {cmp} (SELECT {column}, f.id FROM storage.files f WHERE f.id = "
+        ));
         qb.push_bind(after).push(")");
     }
-    qb.push(format!(" ORDER BY {column} {dir}, f.id {dir} LIMIT ")).push_bind(q.limit);
+    qb.push(format!(" ORDER BY {column} {dir}, f.id {dir} LIMIT "))
+        .push_bind(q.limit);
     qb.build_query_as().fetch_all(conn).await
 }
 
@@ -463,7 +600,10 @@ pub struct NewUpload<'a> {
     pub expires_at: DateTime<Utc>,
 }
 
-pub async fn insert_upload(conn: &mut PgConnection, u: &NewUpload<'_>) -> Result<UploadRow, sqlx::Error> {
+pub async fn insert_upload(
+    conn: &mut PgConnection,
+    u: &NewUpload<'_>,
+) -> Result<UploadRow, sqlx::Error> {
     sqlx::query_as(
         "INSERT INTO storage.uploads (id, bucket_id, uploader_id, file_id, name, length, options, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -481,7 +621,11 @@ pub async fn insert_upload(conn: &mut PgConnection, u: &NewUpload<'_>) -> Result
     .await
 }
 
-pub async fn upload(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Result<Option<UploadRow>, sqlx::Error> {
+pub async fn upload(
+    conn: &mut PgConnection,
+    id: Uuid,
+    for_update: bool,
+) -> Result<Option<UploadRow>, sqlx::Error> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     sqlx::query_as(&format!(
         "SELECT id, bucket_id, uploader_id, file_id, name, length, received, options, expires_at
@@ -492,7 +636,13 @@ pub async fn upload(conn: &mut PgConnection, id: Uuid, for_update: bool) -> Resu
     .await
 }
 
-pub async fn add_part(conn: &mut PgConnection, upload: Uuid, start: i64, length: i64, key: &str) -> Result<(), sqlx::Error> {
+pub async fn add_part(
+    conn: &mut PgConnection,
+    upload: Uuid,
+    start: i64,
+    length: i64,
+    key: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO storage.upload_parts (upload_id, start, length, object_key) VALUES ($1, $2, $3, $4)")
         .bind(upload)
         .bind(start)
@@ -500,33 +650,58 @@ pub async fn add_part(conn: &mut PgConnection, upload: Uuid, start: i64, length:
         .bind(key)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("UPDATE storage.uploads SET received = received + $2 WHERE id = $1").bind(upload).bind(length).execute(conn).await?;
+    sqlx::query("UPDATE storage.uploads SET received = received + $2 WHERE id = $1")
+        .bind(upload)
+        .bind(length)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 pub async fn parts(conn: &mut PgConnection, upload: Uuid) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT object_key FROM storage.upload_parts WHERE upload_id = $1 ORDER BY start").bind(upload).fetch_all(conn).await
+    sqlx::query_scalar(
+        "SELECT object_key FROM storage.upload_parts WHERE upload_id = $1 ORDER BY start",
+    )
+    .bind(upload)
+    .fetch_all(conn)
+    .await
 }
 
 /// Deletes the upload; its parts' bytes are queued for removal.
 pub async fn delete_upload(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM storage.uploads WHERE id = $1").bind(id).execute(conn).await?;
+    sqlx::query("DELETE FROM storage.uploads WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 pub async fn expire_uploads(db: &PgPool) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM storage.uploads WHERE expires_at <= now()").execute(db).await?.rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM storage.uploads WHERE expires_at <= now()")
+            .execute(db)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Records bytes about to be written before any row owns them.
 pub async fn track_pending(db: &PgPool, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO storage.pending_objects (object_key) VALUES ($1) ON CONFLICT DO NOTHING").bind(key).execute(db).await?;
+    sqlx::query(
+        "INSERT INTO storage.pending_objects (object_key) VALUES ($1) ON CONFLICT DO NOTHING",
+    )
+    .bind(key)
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// A row now owns the bytes (call it in that row's transaction).
 pub async fn forget_pending(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM storage.pending_objects WHERE object_key = $1").bind(key).execute(conn).await?;
+    sqlx::query("DELETE FROM storage.pending_objects WHERE object_key = $1")
+        .bind(key)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -543,17 +718,29 @@ pub async fn sweep_pending(db: &PgPool, older_than_secs: i64) -> Result<u64, sql
 }
 
 /// Queues bytes that no row refers to (a write whose rows did not commit).
-pub async fn queue_garbage<'c>(db: impl sqlx::PgExecutor<'c>, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO storage.garbage (object_key) VALUES ($1) ON CONFLICT DO NOTHING").bind(key).execute(db).await?;
+pub async fn queue_garbage<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO storage.garbage (object_key) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(key)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
 pub async fn garbage(db: &PgPool, limit: i64) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT object_key FROM storage.garbage ORDER BY queued_at LIMIT $1").bind(limit).fetch_all(db).await
+    sqlx::query_scalar("SELECT object_key FROM storage.garbage ORDER BY queued_at LIMIT $1")
+        .bind(limit)
+        .fetch_all(db)
+        .await
 }
 
 pub async fn forget_garbage(db: &PgPool, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM storage.garbage WHERE object_key = $1").bind(key).execute(db).await?;
+    sqlx::query("DELETE FROM storage.garbage WHERE object_key = $1")
+        .bind(key)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
@@ -591,12 +778,21 @@ pub async fn claim_variant_jobs(db: &PgPool, limit: i64) -> Result<Vec<(Uuid, i3
 }
 
 pub async fn finish_variant_job(db: &PgPool, version: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM storage.variant_jobs WHERE version_id = $1").bind(version).execute(db).await?;
+    sqlx::query("DELETE FROM storage.variant_jobs WHERE version_id = $1")
+        .bind(version)
+        .execute(db)
+        .await?;
     Ok(())
 }
 
 /// Retries later, waiting longer each time; after `max_attempts` the job is dropped.
-pub async fn fail_variant_job(db: &PgPool, version: Uuid, attempts: i32, max_attempts: i32, error: &str) -> Result<(), sqlx::Error> {
+pub async fn fail_variant_job(
+    db: &PgPool,
+    version: Uuid,
+    attempts: i32,
+    max_attempts: i32,
+    error: &str,
+) -> Result<(), sqlx::Error> {
     if attempts >= max_attempts {
         return finish_variant_job(db, version).await;
     }

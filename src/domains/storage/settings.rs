@@ -93,8 +93,14 @@ impl StorageSettings {
         if self.max_file_bytes == 0 {
             anyhow::bail!("storage.max_file_bytes: must be above zero");
         }
-        if self.max_signed_url_secs <= 0 || self.upload_expiry_hours <= 0 || self.gc_interval_ms == 0 || self.variants_poll_ms == 0 {
-            anyhow::bail!("storage: max_signed_url_secs, upload_expiry_hours, gc_interval_ms and variants_poll_ms must be above zero");
+        if self.max_signed_url_secs <= 0
+            || self.upload_expiry_hours <= 0
+            || self.gc_interval_ms == 0
+            || self.variants_poll_ms == 0
+        {
+            anyhow::bail!(
+                "storage: max_signed_url_secs, upload_expiry_hours, gc_interval_ms and variants_poll_ms must be above zero"
+            );
         }
         Ok(())
     }

@@ -27,7 +27,9 @@ pub struct Grant<'a> {
 impl UrlSigner {
     pub fn derive(identity: &IdentitySettings) -> Self {
         let mut mac = HmacSha256::new_from_slice(identity.jwt_secret.expose_secret().as_bytes())
-            .unwrap_or_else(|_| HmacSha256::new_from_slice(&[0; 32]).unwrap_or_else(|_| unreachable!()));
+            .unwrap_or_else(|_| {
+                HmacSha256::new_from_slice(&[0; 32]).unwrap_or_else(|_| unreachable!())
+            });
         mac.update(b"basalt.storage.signed-url-key.v1");
         Self(mac.finalize().into_bytes().into())
     }
@@ -64,12 +66,35 @@ mod tests {
     #[test]
     fn any_change_breaks_the_signature() {
         let signer = UrlSigner([7; 32]);
-        let g = Grant { file: Uuid::now_v7(), version: None, variant: None, expires: 1_900_000_000 };
+        let g = Grant {
+            file: Uuid::now_v7(),
+            version: None,
+            variant: None,
+            expires: 1_900_000_000,
+        };
         let sig = signer.sign(&g);
         assert!(signer.verify(&g, &sig));
-        assert!(!signer.verify(&Grant { expires: g.expires + 1, ..g.clone() }, &sig));
-        assert!(!signer.verify(&Grant { version: Some(1), ..g.clone() }, &sig));
-        assert!(!signer.verify(&Grant { variant: Some("thumb"), ..g.clone() }, &sig));
+        assert!(!signer.verify(
+            &Grant {
+                expires: g.expires + 1,
+                ..g.clone()
+            },
+            &sig
+        ));
+        assert!(!signer.verify(
+            &Grant {
+                version: Some(1),
+                ..g.clone()
+            },
+            &sig
+        ));
+        assert!(!signer.verify(
+            &Grant {
+                variant: Some("thumb"),
+                ..g.clone()
+            },
+            &sig
+        ));
         assert!(!signer.verify(&g, "garbage"));
     }
 }

@@ -44,8 +44,15 @@ pub fn sniff(head: &[u8], name: &str) -> String {
         Err(e) => e.error_len().is_none() && e.valid_up_to() + 4 > head.len(),
     };
     if valid && !head.contains(&0) {
-        let guessed = mime_guess::from_path(name).first_raw().unwrap_or("text/plain");
-        if guessed.starts_with("text/") || matches!(guessed, "application/json" | "application/xml" | "image/svg+xml") {
+        let guessed = mime_guess::from_path(name)
+            .first_raw()
+            .unwrap_or("text/plain");
+        if guessed.starts_with("text/")
+            || matches!(
+                guessed,
+                "application/json" | "application/xml" | "image/svg+xml"
+            )
+        {
             return guessed.to_owned();
         }
         return "text/plain".into();
@@ -56,39 +63,65 @@ pub fn sniff(head: &[u8], name: &str) -> String {
 /// Whether the name's extension promises a different kind of file than the bytes are (an
 /// executable named `.png`). Extensions nobody knows promise nothing.
 pub fn disguised(name: &str, sniffed: &str) -> bool {
-    let Some(ext) = extension(name) else { return false };
+    let Some(ext) = extension(name) else {
+        return false;
+    };
     let promised: Vec<&str> = mime_guess::from_ext(&ext).iter_raw().collect();
     // `.bin` and the like promise nothing but "bytes".
-    if promised.is_empty() || promised.contains(&sniffed) || promised.contains(&"application/octet-stream") {
+    if promised.is_empty()
+        || promised.contains(&sniffed)
+        || promised.contains(&"application/octet-stream")
+    {
         return false;
     }
     let family = |m: &str| m.split('/').next().unwrap_or_default().to_owned();
     // Text of any flavour behind a text-ish extension is fine (`.csv` read as text/plain).
-    let texty = |m: &str| m.starts_with("text/") || matches!(m, "application/json" | "application/xml" | "image/svg+xml");
+    let texty = |m: &str| {
+        m.starts_with("text/")
+            || matches!(m, "application/json" | "application/xml" | "image/svg+xml")
+    };
     if texty(sniffed) && promised.iter().any(|p| texty(p)) {
         return false;
     }
     // Same family (an image/jpeg named .jpe, say) is not a disguise; anything else is.
-    !promised.iter().any(|p| family(p) == family(sniffed) && sniffed != "application/octet-stream")
+    !promised
+        .iter()
+        .any(|p| family(p) == family(sniffed) && sniffed != "application/octet-stream")
 }
 
 /// `image/*`-style patterns and exact types; an empty list allows everything.
 pub fn type_allowed(allowed: &[String], mime: &str) -> bool {
     allowed.is_empty()
         || allowed.iter().any(|a| {
-            a == mime || a == "*/*" || a.strip_suffix("/*").is_some_and(|family| mime.split('/').next() == Some(family))
+            a == mime
+                || a == "*/*"
+                || a.strip_suffix("/*")
+                    .is_some_and(|family| mime.split('/').next() == Some(family))
         })
 }
 
 pub fn extension_allowed(allowed: &[String], name: &str) -> bool {
-    allowed.is_empty() || extension(name).is_some_and(|ext| allowed.iter().any(|a| a.trim_start_matches('.').eq_ignore_ascii_case(&ext)))
+    allowed.is_empty()
+        || extension(name).is_some_and(|ext| {
+            allowed
+                .iter()
+                .any(|a| a.trim_start_matches('.').eq_ignore_ascii_case(&ext))
+        })
 }
 
 /// Types a browser may show in place; everything else downloads as an attachment, so an
 /// uploaded page or script never runs on the API's origin.
 pub fn inline_safe(mime: &str) -> bool {
-    matches!(mime, "image/jpeg" | "image/png" | "image/gif" | "image/webp" | "image/avif" | "application/pdf" | "text/plain")
-        || mime.starts_with("video/")
+    matches!(
+        mime,
+        "image/jpeg"
+            | "image/png"
+            | "image/gif"
+            | "image/webp"
+            | "image/avif"
+            | "application/pdf"
+            | "text/plain"
+    ) || mime.starts_with("video/")
         || mime.starts_with("audio/")
 }
 
@@ -108,14 +141,19 @@ mod tests {
 
     #[test]
     fn bytes_decide_the_type() {
-        let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+        let png = [
+            0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, b'I', b'H', b'D', b'R',
+        ];
         assert_eq!(sniff(&png, "photo.jpg"), "image/png");
         let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
         elf.resize(64, 0);
         assert_eq!(sniff(&elf, "cat.png"), "application/x-executable");
         assert_eq!(sniff(b"a,b\n1,2\n", "data.csv"), "text/csv");
         assert_eq!(sniff(b"hello", "notes"), "text/plain");
-        assert_eq!(sniff(&[0, 159, 146, 150], "blob.bin"), "application/octet-stream");
+        assert_eq!(
+            sniff(&[0, 159, 146, 150], "blob.bin"),
+            "application/octet-stream"
+        );
     }
 
     #[test]

@@ -26,13 +26,17 @@ use crate::platform::grants::{Caller, ItemPermissions};
 const VERSION: &str = "1.0.0";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/buckets/{bucket}/uploads").route(web::post().to(create_upload)).route(web::method(actix_web::http::Method::OPTIONS).to(options)))
-        .service(
-            web::resource("/uploads/{upload}")
-                .route(web::head().to(upload_offset))
-                .route(web::patch().to(append))
-                .route(web::delete().to(terminate)),
-        );
+    cfg.service(
+        web::resource("/buckets/{bucket}/uploads")
+            .route(web::post().to(create_upload))
+            .route(web::method(actix_web::http::Method::OPTIONS).to(options)),
+    )
+    .service(
+        web::resource("/uploads/{upload}")
+            .route(web::head().to(upload_offset))
+            .route(web::patch().to(append))
+            .route(web::delete().to(terminate)),
+    );
 }
 
 fn tus(mut res: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
@@ -43,9 +47,14 @@ fn tus(mut res: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilde
 fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
     match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
         Some(VERSION) => Ok(()),
-        _ => Err(ApiError::new(StatusCode::PRECONDITION_FAILED, "tus_version")
-            .detail("Send Tus-Resumable: 1.0.0.")
-            .header(header::HeaderName::from_static("tus-version"), header::HeaderValue::from_static(VERSION))),
+        _ => Err(
+            ApiError::new(StatusCode::PRECONDITION_FAILED, "tus_version")
+                .detail("Send Tus-Resumable: 1.0.0.")
+                .header(
+                    header::HeaderName::from_static("tus-version"),
+                    header::HeaderValue::from_static(VERSION),
+                ),
+        ),
     }
 }
 
@@ -56,14 +65,21 @@ fn no_upload() -> ApiError {
 /// `Upload-Metadata`: comma-separated `key base64value` pairs.
 fn metadata(headers: &HeaderMap) -> Result<std::collections::HashMap<String, String>, ApiError> {
     let mut out = std::collections::HashMap::new();
-    let Some(raw) = headers.get("upload-metadata").and_then(|v| v.to_str().ok()) else { return Ok(out) };
+    let Some(raw) = headers.get("upload-metadata").and_then(|v| v.to_str().ok()) else {
+        return Ok(out);
+    };
     for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
         let decoded = B64
             .decode(value.trim())
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| ApiError::bad_request("invalid_metadata", format!("Upload-Metadata: `{key}` is not base64 UTF-8.")))?;
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_metadata",
+                    format!("Upload-Metadata: `{key}` is not base64 UTF-8."),
+                )
+            })?;
         out.insert(key.to_owned(), decoded);
     }
     Ok(out)
@@ -114,7 +130,12 @@ pub async fn create_upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
-        .ok_or_else(|| ApiError::bad_request("invalid_length", "Upload-Length must be a positive number of bytes."))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_length",
+                "Upload-Length must be a positive number of bytes.",
+            )
+        })?;
     let meta = metadata(req.headers())?;
     let name = sniff::sanitize_name(meta.get("filename").map(String::as_str).unwrap_or_default());
     let mut conn = platform.db.acquire().await?;
@@ -138,13 +159,22 @@ pub async fn create_upload(
     let limit = limit_for(&mut conn, &state, &caller, &t).await?;
     check_length(&limit, length as u64)?;
     if !sniff::extension_allowed(&t.bucket.allowed_extensions, &name) {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "extension_not_allowed")
-            .detail(format!("This bucket accepts only {}.", t.bucket.allowed_extensions.join(", "))));
+        return Err(
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "extension_not_allowed").detail(
+                format!(
+                    "This bucket accepts only {}.",
+                    t.bucket.allowed_extensions.join(", ")
+                ),
+            ),
+        );
     }
-    let permissions: Option<ItemPermissions> = match meta.get("permissions") {
-        Some(raw) => Some(serde_json::from_str(raw).map_err(|_| ApiError::bad_request("invalid_metadata", "permissions must be JSON"))?),
-        None => None,
-    };
+    let permissions: Option<ItemPermissions> =
+        match meta.get("permissions") {
+            Some(raw) => Some(serde_json::from_str(raw).map_err(|_| {
+                ApiError::bad_request("invalid_metadata", "permissions must be JSON")
+            })?),
+            None => None,
+        };
     if let Some(p) = &permissions {
         let errors = p.check("permissions.");
         if !errors.is_empty() {
@@ -163,7 +193,10 @@ pub async fn create_upload(
     };
     let row = repo::insert_upload(&mut conn, &u).await?;
     Ok(tus(HttpResponse::Created())
-        .insert_header((header::LOCATION, format!("{}/api/v1/storage/uploads/{}", state.public_base, row.id)))
+        .insert_header((
+            header::LOCATION,
+            format!("{}/api/v1/storage/uploads/{}", state.public_base, row.id),
+        ))
         .insert_header(("Upload-Expires", expires_at.to_rfc2822()))
         .finish())
 }
@@ -179,7 +212,12 @@ fn check_length(limit: &Limit, length: u64) -> Result<(), ApiError> {
 }
 
 /// The upload's caller must be its creator (uploads are not shared).
-async fn own_upload(conn: &mut sqlx::PgConnection, caller: &Caller, raw: &str, lock: bool) -> Result<repo::UploadRow, ApiError> {
+async fn own_upload(
+    conn: &mut sqlx::PgConnection,
+    caller: &Caller,
+    raw: &str,
+    lock: bool,
+) -> Result<repo::UploadRow, ApiError> {
     let id = Uuid::parse_str(raw).map_err(|_| no_upload())?;
     let u = repo::upload(conn, id, lock).await?.ok_or_else(no_upload)?;
     if u.uploader_id != caller.user_id {
@@ -194,7 +232,12 @@ async fn own_upload(conn: &mut sqlx::PgConnection, caller: &Caller, raw: &str, l
     params(("upload" = Uuid, Path), ("Tus-Resumable" = String, Header)),
     responses((status = 200, description = "Upload-Offset and Upload-Length"), (status = 404, description = "No such upload"))
 )]
-pub async fn upload_offset(req: HttpRequest, platform: web::Data<Platform>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn upload_offset(
+    req: HttpRequest,
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     check_version(req.headers())?;
     let mut conn = platform.db.acquire().await?;
     let u = own_upload(&mut conn, &caller, &path, false).await?;
@@ -230,15 +273,25 @@ pub async fn append(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     check_version(req.headers())?;
-    if req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some("application/offset+octet-stream") {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").detail("Send Content-Type: application/offset+octet-stream."));
+    if req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        != Some("application/offset+octet-stream")
+    {
+        return Err(
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                .detail("Send Content-Type: application/offset+octet-stream."),
+        );
     }
     let offset: i64 = req
         .headers()
         .get("upload-offset")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ApiError::bad_request("invalid_offset", "Upload-Offset must be a number of bytes."))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_offset", "Upload-Offset must be a number of bytes.")
+        })?;
     let u = {
         let mut conn = platform.db.acquire().await?;
         own_upload(&mut conn, &caller, &path, false).await?
@@ -274,7 +327,9 @@ pub async fn append(
     if got == 0 {
         writer.abort().await;
         state.discard(&key).await;
-        return Ok(tus(HttpResponse::NoContent()).insert_header(("Upload-Offset", u.received.to_string())).finish());
+        return Ok(tus(HttpResponse::NoContent())
+            .insert_header(("Upload-Offset", u.received.to_string()))
+            .finish());
     }
     writer.finish().await.map_err(ApiError::internal)?;
     let mut tx = platform.db.begin().await?;
@@ -293,18 +348,30 @@ pub async fn append(
     tx.commit().await?;
     let received = offset + got as i64;
     if broke || received < u.length {
-        return Ok(tus(HttpResponse::NoContent()).insert_header(("Upload-Offset", received.to_string())).finish());
+        return Ok(tus(HttpResponse::NoContent())
+            .insert_header(("Upload-Offset", received.to_string()))
+            .finish());
     }
     finish(&platform, &state, &caller, u).await?;
-    Ok(tus(HttpResponse::NoContent()).insert_header(("Upload-Offset", received.to_string())).finish())
+    Ok(tus(HttpResponse::NoContent())
+        .insert_header(("Upload-Offset", received.to_string()))
+        .finish())
 }
 
 fn mismatch(received: i64) -> ApiError {
-    ApiError::conflict("offset_mismatch", format!("The upload stands at {received} bytes: send from there."))
+    ApiError::conflict(
+        "offset_mismatch",
+        format!("The upload stands at {received} bytes: send from there."),
+    )
 }
 
 /// Joins the parts through the upload pipeline and records the file (or version).
-async fn finish(platform: &Platform, state: &StorageState, caller: &Caller, u: repo::UploadRow) -> Result<(), ApiError> {
+async fn finish(
+    platform: &Platform,
+    state: &StorageState,
+    caller: &Caller,
+    u: repo::UploadRow,
+) -> Result<(), ApiError> {
     let mut conn = platform.db.acquire().await?;
     let t: Target = buckets::target(&mut conn, caller, &u.bucket_id.to_string()).await?;
     let parts = repo::parts(&mut conn, u.id).await?;
@@ -325,16 +392,31 @@ async fn finish(platform: &Platform, state: &StorageState, caller: &Caller, u: r
                 None => {
                     let tags: Vec<String> = u.options.0["tags"]
                         .as_str()
-                        .map(|t| t.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect())
+                        .map(|t| {
+                            t.split(',')
+                                .map(str::trim)
+                                .filter(|t| !t.is_empty())
+                                .map(str::to_owned)
+                                .collect()
+                        })
                         .unwrap_or_default();
-                    let permissions = serde_json::from_value::<Option<ItemPermissions>>(u.options.0["permissions"].clone())
-                        .ok()
-                        .flatten()
-                        .unwrap_or_else(|| ItemPermissions::owner(caller.user_id));
-                    Some(FileDetails { name: u.name.clone(), tags, metadata: serde_json::Map::new(), permissions })
+                    let permissions = serde_json::from_value::<Option<ItemPermissions>>(
+                        u.options.0["permissions"].clone(),
+                    )
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| ItemPermissions::owner(caller.user_id));
+                    Some(FileDetails {
+                        name: u.name.clone(),
+                        tags,
+                        metadata: serde_json::Map::new(),
+                        permissions,
+                    })
                 }
             };
-            commit_upload(platform, state, caller, &t, stored, u.file_id, new_file).await.map(|_| ())
+            commit_upload(platform, state, caller, &t, stored, u.file_id, new_file)
+                .await
+                .map(|_| ())
         }
         Err(e) => Err(e),
     };

@@ -67,15 +67,21 @@ impl Limit {
 }
 
 pub fn too_large(limit: u64) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large").detail(format!("Files in this bucket may be at most {limit} bytes."))
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large").detail(format!(
+        "Files in this bucket may be at most {limit} bytes."
+    ))
 }
 
 pub fn quota_exceeded() -> ApiError {
-    ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded").detail("This upload would take the owner past their storage quota.")
+    ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded")
+        .detail("This upload would take the owner past their storage quota.")
 }
 
 fn incomplete(cause: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("upload_incomplete", format!("The upload broke off: {cause}"))
+    ApiError::bad_request(
+        "upload_incomplete",
+        format!("The upload broke off: {cause}"),
+    )
 }
 
 fn unsupported(code: &'static str, detail: String) -> ApiError {
@@ -84,30 +90,58 @@ fn unsupported(code: &'static str, detail: String) -> ApiError {
 
 /// Checks the head of a file against the bucket's rules; returns its type and, for images
 /// whose header is in the head, their dimensions.
-pub fn admit(bucket: &BucketRow, name: &str, head: &[u8], limits: &ImageLimits) -> Result<(String, Option<(u32, u32)>), ApiError> {
+pub fn admit(
+    bucket: &BucketRow,
+    name: &str,
+    head: &[u8],
+    limits: &ImageLimits,
+) -> Result<(String, Option<(u32, u32)>), ApiError> {
     if head.is_empty() {
         return Err(ApiError::bad_request("empty_file", "The file is empty."));
     }
     let mime = sniff::sniff(head, name);
     if !sniff::type_allowed(&bucket.allowed_types, &mime) {
-        return Err(unsupported("type_not_allowed", format!("The bytes are {mime}, which this bucket does not accept.")));
+        return Err(unsupported(
+            "type_not_allowed",
+            format!("The bytes are {mime}, which this bucket does not accept."),
+        ));
     }
     if !sniff::extension_allowed(&bucket.allowed_extensions, name) {
-        return Err(unsupported("extension_not_allowed", format!("This bucket accepts only {}.", bucket.allowed_extensions.join(", "))));
+        return Err(unsupported(
+            "extension_not_allowed",
+            format!(
+                "This bucket accepts only {}.",
+                bucket.allowed_extensions.join(", ")
+            ),
+        ));
     }
     if sniff::disguised(name, &mime) {
-        return Err(unsupported("type_mismatch", format!("The name says one type but the bytes are {mime}.")));
+        return Err(unsupported(
+            "type_mismatch",
+            format!("The name says one type but the bytes are {mime}."),
+        ));
     }
-    let dimensions = if images::is_processable(&mime) { images::dimensions(head) } else { None };
+    let dimensions = if images::is_processable(&mime) {
+        images::dimensions(head)
+    } else {
+        None
+    };
     if let Some((w, h)) = dimensions {
-        images::check_dimensions(w, h, limits)
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "image_too_large").detail(e.to_string()))?;
+        images::check_dimensions(w, h, limits).map_err(|e| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "image_too_large").detail(e.to_string())
+        })?;
     }
     Ok((mime, dimensions))
 }
 
 /// Streams `body` into a new object under the bucket.
-pub async fn store<S, E>(state: &StorageState, bucket: &BucketRow, name: &str, body: S, limit: Limit) -> Result<Stored, ApiError>
+pub async fn store<S, E>(
+    state: &StorageState,
+    bucket: &BucketRow,
+    name: &str,
+    body: S,
+    limit: Limit,
+) -> Result<Stored, ApiError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -139,7 +173,10 @@ where
     let mut hasher = Sha256::new();
     let mut size = head.len() as u64;
     hasher.update(&head);
-    writer.write(head.freeze()).await.map_err(ApiError::internal)?;
+    writer
+        .write(head.freeze())
+        .await
+        .map_err(ApiError::internal)?;
     if let Some(rest) = rest {
         size += rest.len() as u64;
         limit.check(size)?;
@@ -155,5 +192,11 @@ where
         writer.write(chunk).await.map_err(ApiError::internal)?;
     }
     writer.finish().await.map_err(ApiError::internal)?;
-    Ok(Stored { key, size: size as i64, sha256: hex::encode(hasher.finalize()), content_type, dimensions })
+    Ok(Stored {
+        key,
+        size: size as i64,
+        sha256: hex::encode(hasher.finalize()),
+        content_type,
+        dimensions,
+    })
 }

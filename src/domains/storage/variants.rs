@@ -8,8 +8,8 @@ use bytes::Bytes;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::download::{self, Object};
 use super::download::authorised;
+use super::download::{self, Object};
 use super::images::{self, Fit, Format, VariantSpec};
 use super::model::{DownloadHeaders, PreviewOptions, PreviewParams};
 use super::repo::{self, VariantRow, VersionRow};
@@ -22,7 +22,11 @@ use crate::platform::grants::Caller;
 /// Decodes once, then renders the variants side by side, one thread each, so a large image's
 /// variants take about as long as its largest; all of it off the async runtime. The
 /// original is read whole, which its size cap bounds.
-async fn render_all(state: &StorageState, v: &VersionRow, specs: Vec<VariantSpec>) -> anyhow::Result<Vec<(VariantSpec, Vec<u8>, u32, u32)>> {
+async fn render_all(
+    state: &StorageState,
+    v: &VersionRow,
+    specs: Vec<VariantSpec>,
+) -> anyhow::Result<Vec<(VariantSpec, Vec<u8>, u32, u32)>> {
     let original = state.store.read_all(&v.object_key).await?;
     let limits = state.image_limits();
     tokio::task::spawn_blocking(move || {
@@ -33,14 +37,18 @@ async fn render_all(state: &StorageState, v: &VersionRow, specs: Vec<VariantSpec
                 .map(|s| {
                     let img = &img;
                     scope.spawn(move || {
-                        let (bytes, w, h) = images::render(img, s.width, s.height, s.fit, s.format)?;
+                        let (bytes, w, h) =
+                            images::render(img, s.width, s.height, s.fit, s.format)?;
                         Ok::<_, images::ImageError>((s, bytes, w, h))
                     })
                 })
                 .collect();
             renders
                 .into_iter()
-                .map(|r| r.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .map(|r| {
+                    r.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
                 .collect::<Result<Vec<_>, images::ImageError>>()
         })
     })
@@ -56,13 +64,22 @@ const MAX_ATTEMPTS: i32 = 5;
 async fn make_variants(state: &StorageState, version_id: Uuid) -> anyhow::Result<()> {
     let (v, file, bucket) = {
         let mut conn = state.db.acquire().await?;
-        let Some(v) = repo::version(&mut conn, version_id).await? else { return Ok(()) };
-        let Some(file) = repo::file(&mut conn, v.file_id, false).await? else { return Ok(()) };
-        let Some(bucket) = repo::bucket(&mut conn, file.bucket_id).await? else { return Ok(()) };
+        let Some(v) = repo::version(&mut conn, version_id).await? else {
+            return Ok(());
+        };
+        let Some(file) = repo::file(&mut conn, v.file_id, false).await? else {
+            return Ok(());
+        };
+        let Some(bucket) = repo::bucket(&mut conn, file.bucket_id).await? else {
+            return Ok(());
+        };
         (v, file, bucket)
     };
     let specs = bucket.variants.0.clone();
-    if specs.is_empty() || !images::is_processable(&v.content_type) || v.size as u64 > state.settings.max_image_bytes {
+    if specs.is_empty()
+        || !images::is_processable(&v.content_type)
+        || v.size as u64 > state.settings.max_image_bytes
+    {
         return Ok(());
     }
     let rendered = match render_all(state, &v, specs).await {
@@ -112,14 +129,21 @@ async fn make_variants(state: &StorageState, version_id: Uuid) -> anyhow::Result
 
 /// Queues the variants of an uploaded version; the job makes them.
 pub fn subscriber() -> Arc<dyn Subscriber> {
-    subscriber_fn("storage.variants", &["storage.file.uploaded"], |event, conn| {
-        Box::pin(async move {
-            if let Some(version) = event.payload["version_id"].as_str().and_then(|v| Uuid::parse_str(v).ok()) {
-                repo::queue_variants(conn, version).await?;
-            }
-            Ok(())
-        })
-    })
+    subscriber_fn(
+        "storage.variants",
+        &["storage.file.uploaded"],
+        |event, conn| {
+            Box::pin(async move {
+                if let Some(version) = event.payload["version_id"]
+                    .as_str()
+                    .and_then(|v| Uuid::parse_str(v).ok())
+                {
+                    repo::queue_variants(conn, version).await?;
+                }
+                Ok(())
+            })
+        },
+    )
 }
 
 /// One run of the variants job: due versions a few at a time, one after another (each decodes
@@ -135,7 +159,14 @@ pub async fn run_due(state: &StorageState) -> anyhow::Result<()> {
                 Ok(()) => repo::finish_variant_job(&state.db, version).await?,
                 Err(e) => {
                     tracing::warn!(%version, attempts, error = %format!("{e:#}"), "variants failed; will retry");
-                    repo::fail_variant_job(&state.db, version, attempts, MAX_ATTEMPTS, &format!("{e:#}")).await?;
+                    repo::fail_variant_job(
+                        &state.db,
+                        version,
+                        attempts,
+                        MAX_ATTEMPTS,
+                        &format!("{e:#}"),
+                    )
+                    .await?;
                 }
             }
         }
@@ -155,7 +186,13 @@ pub struct PreviewSpec {
 impl PreviewSpec {
     /// The query string that asks for exactly this preview.
     pub fn query(&self) -> String {
-        format!("width={}&height={}&fit={}&format={}", self.width, self.height, self.fit.name(), self.format.name())
+        format!(
+            "width={}&height={}&fit={}&format={}",
+            self.width,
+            self.height,
+            self.fit.name(),
+            self.format.name()
+        )
     }
 }
 
@@ -163,11 +200,23 @@ pub fn preview_spec(state: &StorageState, p: PreviewOptions) -> Result<PreviewSp
     let max = state.settings.max_preview_dimension;
     let (width, height) = (p.width.unwrap_or(max), p.height.unwrap_or(max));
     if !(1..=max).contains(&width) || !(1..=max).contains(&height) {
-        return Err(ApiError::bad_request("invalid_preview", format!("width and height must be between 1 and {max}")));
+        return Err(ApiError::bad_request(
+            "invalid_preview",
+            format!("width and height must be between 1 and {max}"),
+        ));
     }
-    let (fit, format) = (p.fit.unwrap_or(Fit::Contain), p.format.unwrap_or(Format::Jpeg));
+    let (fit, format) = (
+        p.fit.unwrap_or(Fit::Contain),
+        p.format.unwrap_or(Format::Jpeg),
+    );
     let key = format!("{width}x{height}-{}.{}", fit.name(), format.name());
-    Ok(PreviewSpec { width, height, fit, format, key })
+    Ok(PreviewSpec {
+        width,
+        height,
+        fit,
+        format,
+        key,
+    })
 }
 
 /// A resized rendering of an image file (width, height, fit, format), made on first request
@@ -191,31 +240,76 @@ pub async fn preview(
     params: web::Query<PreviewParams>,
 ) -> Result<HttpResponse, ApiError> {
     let p = params.into_inner();
-    let spec = preview_spec(&state, PreviewOptions { width: p.width, height: p.height, fit: p.fit, format: p.format })?;
-    let PreviewSpec { width, height, fit, format, key: params_key } = spec;
+    let spec = preview_spec(
+        &state,
+        PreviewOptions {
+            width: p.width,
+            height: p.height,
+            fit: p.fit,
+            format: p.format,
+        },
+    )?;
+    let PreviewSpec {
+        width,
+        height,
+        fit,
+        format,
+        key: params_key,
+    } = spec;
     let mut conn = platform.db.acquire().await?;
     let grant = format!("preview:{params_key}");
-    let (t, file, v) = authorised(&mut conn, &state, &caller, &path, (p.signature.as_ref(), p.expires), None, Some(&grant)).await?;
+    let (t, file, v) = authorised(
+        &mut conn,
+        &state,
+        &caller,
+        &path,
+        (p.signature.as_ref(), p.expires),
+        None,
+        Some(&grant),
+    )
+    .await?;
     if !images::is_processable(&v.content_type) {
-        return Err(ApiError::bad_request("not_an_image", "Previews are made of JPEG, PNG, WebP and GIF images."));
+        return Err(ApiError::bad_request(
+            "not_an_image",
+            "Previews are made of JPEG, PNG, WebP and GIF images.",
+        ));
     }
     let params_key = format!("{width}x{height}-{fit:?}.{format:?}").to_lowercase();
     let (key, content_type, size) = match repo::preview(&mut conn, v.id, &params_key).await? {
         Some(found) => found,
         None => {
             if v.size as u64 > state.settings.max_image_bytes {
-                return Err(ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "image_too_large")
-                    .detail("The image is too large for previews."));
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "image_too_large",
+                )
+                .detail("The image is too large for previews."));
             }
-            let spec = VariantSpec { name: params_key.clone(), width, height, fit, format };
+            let spec = VariantSpec {
+                name: params_key.clone(),
+                width,
+                height,
+                fit,
+                format,
+            };
             let mut rendered = render_all(&state, &v, vec![spec]).await.map_err(|e| {
-                ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "image_unreadable").detail(e.to_string())
+                ApiError::new(
+                    actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "image_unreadable",
+                )
+                .detail(e.to_string())
             })?;
             let (_, bytes, _, _) = rendered.remove(0);
             let key = format!("previews/{}/{params_key}", v.id);
             let size = bytes.len() as i64;
-            state.store.put(&key, Bytes::from(bytes)).await.map_err(ApiError::internal)?;
-            if !repo::insert_preview(&mut conn, v.id, &params_key, &key, format.mime(), size).await? {
+            state
+                .store
+                .put(&key, Bytes::from(bytes))
+                .await
+                .map_err(ApiError::internal)?;
+            if !repo::insert_preview(&mut conn, v.id, &params_key, &key, format.mime(), size)
+                .await?
+            {
                 // Either another request made the same preview (same key, same bytes) or the
                 // version is gone; in the second case the bytes must go too.
                 if repo::version(&mut conn, v.id).await?.is_none() {

@@ -3,17 +3,20 @@
 use actix_multipart::Multipart;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use super::StorageState;
 use super::download::{authorised, serve_version};
-use super::files::{changeable, commit_upload, file_response, limit_for, no_file, readable, receive};
+use super::files::{
+    changeable, commit_upload, file_response, limit_for, no_file, readable, receive,
+};
 use super::model::*;
 use super::repo;
-use super::StorageState;
 use crate::platform::Platform;
 use crate::platform::error::{ApiError, Problem};
 use crate::platform::grants::Caller;
 
 fn version_number(raw: &str) -> Result<i32, ApiError> {
-    raw.parse().map_err(|_| ApiError::not_found("No such version."))
+    raw.parse()
+        .map_err(|_| ApiError::not_found("No such version."))
 }
 
 /// Download one version.
@@ -38,8 +41,19 @@ pub async fn download_version(
 ) -> Result<HttpResponse, ApiError> {
     let number = version_number(&path.1)?;
     let mut conn = platform.db.acquire().await?;
-    let (t, file, _) = authorised(&mut conn, &state, &caller, &path.0, (params.signature.as_ref(), params.expires), Some(number), None).await?;
-    let v = repo::version_by_number(&mut conn, file.id, number).await?.ok_or_else(|| ApiError::not_found("No such version."))?;
+    let (t, file, _) = authorised(
+        &mut conn,
+        &state,
+        &caller,
+        &path.0,
+        (params.signature.as_ref(), params.expires),
+        Some(number),
+        None,
+    )
+    .await?;
+    let v = repo::version_by_number(&mut conn, file.id, number)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No such version."))?;
     drop(conn);
     serve_version(&req, &state, &t, &file, &v, &params).await
 }
@@ -50,7 +64,11 @@ pub async fn download_version(
     params(("file" = Uuid, Path)),
     responses((status = 200, body = VersionList), (status = 404, body = Problem, content_type = "application/problem+json"))
 )]
-pub async fn list_versions(platform: web::Data<Platform>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn list_versions(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("storage.read")?;
     let mut conn = platform.db.acquire().await?;
     let (_, file) = readable(&mut conn, &caller, &path, false).await?;
@@ -119,14 +137,22 @@ pub async fn upload_version(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn restore_version(platform: web::Data<Platform>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+pub async fn restore_version(
+    platform: web::Data<Platform>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
     caller.require_scope("storage.write")?;
     let number = version_number(&path.1)?;
     let mut tx = platform.db.begin().await?;
     let (_, file) = changeable(&mut tx, &caller, &path.0, false).await?;
-    let v = repo::version_by_number(&mut tx, file.id, number).await?.ok_or_else(|| ApiError::not_found("No such version."))?;
+    let v = repo::version_by_number(&mut tx, file.id, number)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No such version."))?;
     repo::set_current(&mut tx, file.id, v.id).await?;
-    let file = repo::file(&mut tx, file.id, false).await?.ok_or_else(no_file)?;
+    let file = repo::file(&mut tx, file.id, false)
+        .await?
+        .ok_or_else(no_file)?;
     let res = file_response(&mut tx, file).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(res))
@@ -153,9 +179,14 @@ pub async fn delete_version(
     let number = version_number(&path.1)?;
     let mut tx = platform.db.begin().await?;
     let (_, file) = changeable(&mut tx, &caller, &path.0, true).await?;
-    let v = repo::version_by_number(&mut tx, file.id, number).await?.ok_or_else(|| ApiError::not_found("No such version."))?;
+    let v = repo::version_by_number(&mut tx, file.id, number)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No such version."))?;
     if v.id == file.current_version {
-        return Err(ApiError::conflict("current_version", "This is the current version: restore another one first."));
+        return Err(ApiError::conflict(
+            "current_version",
+            "This is the current version: restore another one first.",
+        ));
     }
     repo::delete_version(&mut tx, v.id).await?;
     tx.commit().await?;
