@@ -16,11 +16,12 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::Settings;
 use crate::domains;
 use crate::platform::db::{self, SchemaMigrations};
-use crate::platform::domain::check_dependencies;
+use crate::platform::domain::{check_dependencies, serves_routes};
 use crate::platform::events::{self, KafkaMirror, Relay, RelayHandle, Subscriber};
 use crate::platform::health::HealthCheck;
 use crate::platform::http::logging::BasaltRootSpan;
 use crate::platform::http::rate_limit::{self, RateLimiter};
+use crate::platform::http::routes::Routes;
 use crate::platform::http::security_headers::{self, SecurityHeaders};
 use crate::platform::http::system::{
     self, Capabilities, Component, DomainCapability, HealthChecks, Infrastructure,
@@ -237,10 +238,11 @@ fn serve(shared: Shared, settings: &Settings, listener: TcpListener) -> anyhow::
                 }),
             );
         for domain in s.domains {
-            app = app.service(
-                web::scope(&format!("/api/v1/{}", domain.path()))
-                    .configure(move |cfg| domain.routes(cfg)),
-            );
+            app = app.service(web::scope(&format!("/api/v1/{}", domain.path())).configure(
+                move |cfg| {
+                    domain.routes(&mut Routes::new(cfg));
+                },
+            ));
         }
         // Outermost last: the request id wraps everything, so every log line and every error
         // body (even a CORS rejection or a 429) carries it.
@@ -295,7 +297,8 @@ fn health_checks(
             Box::pin(async move { mirror.ping().await })
         }));
     }
-    for domain in enabled {
+    // A domain that serves nothing yet is not reported at all, rather than as `ok`.
+    for domain in enabled.iter().filter(|d| serves_routes(d.as_ref())) {
         let pool = platform.db.clone();
         let schema = domain.schema();
         checks.push(HealthCheck::new(
@@ -354,7 +357,12 @@ fn capabilities(
                 .filter(|n| !domains::ALL.contains(n)),
         )
         .map(|name| {
-            let live = enabled.iter().find(|d| d.name() == name);
+            // Enabled means serving: a domain whose routes have not landed yet is compiled
+            // (its feature is on) but offers nothing, so it has no base path.
+            let live = enabled
+                .iter()
+                .find(|d| d.name() == name)
+                .filter(|d| serves_routes(d.as_ref()));
             DomainCapability {
                 name,
                 compiled: compiled.iter().any(|d| d.name() == name) || live.is_some(),

@@ -11,6 +11,7 @@ use sqlx::migrate::Migrator;
 use super::Platform;
 use super::events::Subscriber;
 use super::health::HealthCheck;
+use super::http::routes::{Mounted, Routes};
 use super::jobs::Job;
 
 pub trait Domain: Send + Sync + 'static {
@@ -43,7 +44,13 @@ pub trait Domain: Send + Sync + 'static {
         None
     }
     /// Mounts the domain's routes; the kernel has already scoped them to `/api/v1/<path>`.
-    fn routes(&self, _cfg: &mut web::ServiceConfig) {}
+    /// A domain that mounts none (one whose issue has not landed yet) is compiled but not
+    /// offered: capabilities say so and `/health` leaves it out.
+    fn routes(&self, _routes: &mut Routes) {}
+    /// The stable error codes of the domain's error enum (`XError::CODES`), with statuses.
+    fn error_codes(&self) -> &'static [(&'static str, u16)] {
+        &[]
+    }
     /// The OpenAPI document of those routes, with paths relative to `/api/v1/<path>`.
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         utoipa::openapi::OpenApiBuilder::new().build()
@@ -83,9 +90,9 @@ impl<T: 'static> DomainState<T> {
     }
 
     /// Makes the state available to the domain's handlers; call it from `routes`.
-    pub fn register(&self, cfg: &mut web::ServiceConfig) {
+    pub fn register(&self, routes: &mut Routes) {
         if let Some(state) = self.0.get() {
-            cfg.app_data(web::Data::from(state.clone()));
+            routes.config().app_data(web::Data::from(state.clone()));
         }
     }
 }
@@ -103,4 +110,24 @@ pub fn check_dependencies(enabled: &[Arc<dyn Domain>]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Every operation a domain mounts, with its full path (`/api/v1/<path>/...`): mounted on a
+/// throw-away app, so it needs neither a database nor a running server.
+pub fn route_table(domain: &dyn Domain) -> Vec<Mounted> {
+    let mut mounted = Vec::new();
+    let _ = actix_web::App::new().configure(|cfg| {
+        let mut routes = Routes::new(cfg);
+        domain.routes(&mut routes);
+        mounted = routes.mounted();
+    });
+    for m in &mut mounted {
+        m.path = format!("/api/v1/{}{}", domain.path(), m.path);
+    }
+    mounted
+}
+
+/// Whether the domain serves anything yet.
+pub fn serves_routes(domain: &dyn Domain) -> bool {
+    !route_table(domain).is_empty()
 }

@@ -219,17 +219,13 @@ pub(crate) fn problem_response(
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::PoolTimedOut => {
-                Self::unavailable("database_busy", "The database is busy; retry shortly.")
-                    .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
-            }
             // Valid JSON and valid UTF-8, yet PostgreSQL stores no U+0000 in text or jsonb:
             // the input is at fault, whichever handler passed it on.
-            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("22021" | "22P05")) => {
-                Self::bad_request(
-                    "invalid_text",
-                    "Text may not contain the NUL character (U+0000).",
-                )
+            sqlx::Error::PoolTimedOut => Self::from_sqlx_ref(&e),
+            sqlx::Error::Database(d)
+                if matches!(d.code().as_deref(), Some("22021" | "22P05" | "57014")) =>
+            {
+                Self::from_sqlx_ref(&e)
             }
             _ => Self::internal(e),
         }
@@ -305,5 +301,272 @@ fn describe(e: &validator::ValidationError) -> String {
         "url" => "must be a valid URL".into(),
         "required" => "is required".into(),
         other => format!("is invalid ({other})"),
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// The problem a database error stands for, without consuming it (a domain error's
+    /// `ResponseError` only borrows).
+    pub fn from_sqlx_ref(e: &sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut => {
+                Self::unavailable("database_busy", "The database is busy; retry shortly.")
+                    .header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
+            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("22021" | "22P05")) => {
+                Self::bad_request(
+                    "invalid_text",
+                    "Text may not contain the NUL character (U+0000).",
+                )
+            }
+            // The statement timeout (`SET LOCAL statement_timeout`) cancelled the query.
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => {
+                Self::new(StatusCode::GATEWAY_TIMEOUT, "query_timeout")
+                    .detail("The query took longer than the statement timeout allows.")
+            }
+            other => Self::internal(anyhow::anyhow!("{other}")),
+        }
+    }
+}
+
+/// The name of the constraint a failed statement violated (unique, foreign key, check or
+/// exclusion), so a domain maps it to its own error by name instead of checking first.
+pub fn violated_constraint(e: &sqlx::Error) -> Option<&str> {
+    match e {
+        sqlx::Error::Database(d) => d.constraint(),
+        _ => None,
+    }
+}
+
+/// `.on_constraint("buckets_owner_name_key", || StorageError::NameTaken)?` after an insert
+/// or update: the violation of that one constraint becomes the domain's error, anything
+/// else stays a database error.
+pub trait OnConstraint<T> {
+    fn on_constraint<E: From<sqlx::Error>>(
+        self,
+        constraint: &str,
+        error: impl FnOnce() -> E,
+    ) -> Result<T, E>;
+}
+
+impl<T> OnConstraint<T> for Result<T, sqlx::Error> {
+    fn on_constraint<E: From<sqlx::Error>>(
+        self,
+        constraint: &str,
+        error: impl FnOnce() -> E,
+    ) -> Result<T, E> {
+        match self {
+            Err(e) if violated_constraint(&e) == Some(constraint) => Err(error()),
+            other => other.map_err(E::from),
+        }
+    }
+}
+
+/// Declares a domain's one error enum: each variant with its status, its stable `code` and
+/// its message (the problem's `detail`, through thiserror). Generates the enum (with
+/// pass-through variants for kernel problems, database and unexpected errors), its
+/// conversion into [`ApiError`] in one `match`, `ResponseError` so handlers return it, and
+/// `CODES`, which the domain returns from `Domain::error_codes` for the OpenAPI document.
+///
+/// ```ignore
+/// crate::domain_errors! {
+///     pub enum StorageError {
+///         #[problem(NOT_FOUND, "not_found")]
+///         #[error("No such bucket, or not yours.")]
+///         BucketNotFound,
+///         #[problem(CONFLICT, "name_taken")]
+///         #[error("A bucket named {0} exists already.")]
+///         NameTaken(String),
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! domain_errors {
+    (
+        $(#[$enum_meta:meta])*
+        pub enum $name:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                #[problem($status:ident, $code:literal)]
+                #[error($($msg:tt)+)]
+                $variant:ident $( ( $($tuple:ty),* $(,)? ) )? $( { $($field:ident : $fty:ty),* $(,)? } )?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$enum_meta])*
+        #[derive(Debug, thiserror::Error)]
+        pub enum $name {
+            $(
+                $(#[doc = $doc])*
+                #[error($($msg)+)]
+                $variant $( ( $($tuple),* ) )? $( { $($field : $fty),* } )?,
+            )*
+            /// A kernel problem (authentication, validation, paging) passed through as is.
+            #[error(transparent)]
+            Platform(#[from] $crate::platform::error::ApiError),
+            /// A database failure the domain has no name for (see `ApiError::from_sqlx_ref`).
+            #[error(transparent)]
+            Database(#[from] sqlx::Error),
+            /// Anything else unexpected: a generic 500, the cause logged.
+            #[error(transparent)]
+            Internal(#[from] anyhow::Error),
+        }
+
+        impl $name {
+            /// The stable codes of this domain's own variants, with their statuses.
+            pub const CODES: &'static [(&'static str, u16)] = &[
+                $(($code, actix_web::http::StatusCode::$status.as_u16())),*
+            ];
+
+            /// The problem this error renders as.
+            pub fn to_api(&self) -> $crate::platform::error::ApiError {
+                use $crate::platform::error::ApiError;
+                match self {
+                    $(
+                        Self::$variant { .. } => {
+                            ApiError::new(actix_web::http::StatusCode::$status, $code)
+                                .detail(self.to_string())
+                        }
+                    )*
+                    Self::Platform(e) => e.clone_problem(),
+                    Self::Database(e) => ApiError::from_sqlx_ref(e),
+                    Self::Internal(e) => ApiError::internal(anyhow::anyhow!("{e:#}")),
+                }
+            }
+        }
+
+        impl From<$name> for $crate::platform::error::ApiError {
+            fn from(e: $name) -> Self {
+                match e {
+                    $name::Platform(e) => e,
+                    $name::Database(e) => e.into(),
+                    $name::Internal(e) => Self::internal(e),
+                    other => other.to_api(),
+                }
+            }
+        }
+
+        impl actix_web::ResponseError for $name {
+            fn status_code(&self) -> actix_web::http::StatusCode {
+                match self {
+                    $( Self::$variant { .. } => actix_web::http::StatusCode::$status, )*
+                    Self::Platform(e) => e.status(),
+                    other => other.to_api().status(),
+                }
+            }
+
+            fn error_response(&self) -> actix_web::HttpResponse {
+                match self {
+                    Self::Platform(e) => e.error_response(),
+                    other => other.to_api().error_response(),
+                }
+            }
+        }
+    };
+}
+
+impl ApiError {
+    /// A copy of the problem (status, code, detail, fields, headers); the cause of a 5xx is
+    /// logged by the original and not carried over.
+    pub fn clone_problem(&self) -> Self {
+        Self {
+            status: self.status,
+            code: self.code.clone(),
+            detail: self.detail.clone(),
+            errors: self.errors.clone(),
+            headers: self.headers.clone(),
+            source: self.source.as_ref().map(|e| anyhow::anyhow!("{e:#}")),
+        }
+    }
+}
+
+/// A domain's error codes as an OpenAPI string enum named `<Name>Code`, so clients see every
+/// code a domain can answer with in one place.
+pub fn codes_openapi(name: &str, codes: &[(&str, u16)]) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let description = codes
+        .iter()
+        .map(|(code, status)| format!("`{code}` ({status})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut values: Vec<&str> = codes.iter().map(|(c, _)| *c).collect();
+    values.sort_unstable();
+    values.dedup();
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+        .description(Some(format!(
+            "The stable `code`s of this domain's problems, besides the kernel's: {description}."
+        )));
+    utoipa::openapi::OpenApiBuilder::new()
+        .components(Some(
+            utoipa::openapi::ComponentsBuilder::new()
+                .schema(format!("{name}Code"), schema)
+                .build(),
+        ))
+        .build()
+}
+
+/// Shared OpenAPI responses, so a route documents the problems it can answer with in one
+/// word each: `responses((status = 200, body = X), NotFound, Unauthorized)`.
+pub mod responses {
+    use std::collections::BTreeMap;
+
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Response};
+
+    use super::PROBLEM_JSON;
+
+    fn problem(description: &str) -> RefOr<Response> {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    }
+
+    macro_rules! problem_responses {
+        ($($(#[$doc:meta])* $name:ident = $status:literal, $description:literal;)*) => {
+            $(
+                $(#[$doc])*
+                pub struct $name;
+
+                impl utoipa::IntoResponses for $name {
+                    fn responses() -> BTreeMap<String, RefOr<Response>> {
+                        BTreeMap::from([($status.to_owned(), problem($description))])
+                    }
+                }
+            )*
+        };
+    }
+
+    problem_responses! {
+        /// 400: a malformed query, cursor or body.
+        BadRequest = "400", "Malformed request (`invalid_query`, `invalid_body`, `invalid_cursor`, ...)";
+        /// 401: no valid credentials.
+        Unauthorized = "401", "Missing, invalid, expired or revoked credentials (`unauthorized`)";
+        /// 403: signed in, but not allowed.
+        Forbidden = "403", "Not allowed (`forbidden`, or a more specific code)";
+        /// 404: no such object, or not the caller's to see.
+        NotFound = "404", "No such object, or not visible to the caller (`not_found`)";
+        /// 409: the request conflicts with the current state.
+        Conflict = "409", "Conflicts with the current state (a taken name, an illegal transition)";
+        /// 412: `If-Match` no longer matches.
+        PreconditionFailed = "412", "The object has changed since the `If-Match` version (`precondition_failed`)";
+        /// 413: the body is too large.
+        TooLarge = "413", "The body or file is too large (`payload_too_large`)";
+        /// 415: the wrong content type.
+        UnsupportedType = "415", "The content type is not accepted (`unsupported_media_type`)";
+        /// 422: fields failed validation.
+        Invalid = "422", "Some fields are invalid (`validation_failed`, one entry per field)";
+        /// 429: too many requests.
+        TooMany = "429", "Too many requests (`rate_limited`); see `Retry-After`";
     }
 }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::platform::CurrentUser;
 use crate::platform::error::{ApiError, FieldError};
+use crate::platform::identity::MaybeUser;
 
 /// The caller of a request that anonymous callers may make too: signed in, by API key, or
 /// anonymous.
@@ -51,7 +52,7 @@ impl Caller {
     /// grants allow.
     pub fn require_scope(&self, scope: &str) -> Result<(), ApiError> {
         match &self.user {
-            Some(u) if u.token_id.starts_with("apikey:") => u.require(scope),
+            Some(u) if u.is_api_key() => u.require(scope),
             _ => Ok(()),
         }
     }
@@ -72,15 +73,16 @@ impl FromRequest for Caller {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    /// Credentials that are sent must be valid (a bad token is a 401, never a silent
-    /// downgrade to anonymous); no credentials at all is the `any` role.
+    /// The grant model's view of [`MaybeUser`]: bad credentials are a 401, none at all is
+    /// the `any` role.
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let headers = req.headers();
-        if !headers.contains_key("authorization") && !headers.contains_key("x-api-key") {
-            return Box::pin(async { Ok(Caller::anonymous()) });
-        }
-        let user = CurrentUser::from_request(req, payload);
-        Box::pin(async move { Caller::from_user(user.await?) })
+        let caller = MaybeUser::from_request(req, payload);
+        Box::pin(async move {
+            match caller.await?.0 {
+                Some(user) => Caller::from_user(user),
+                None => Ok(Caller::anonymous()),
+            }
+        })
     }
 }
 

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::IdentitySettings;
 use crate::platform::error::ApiError;
+use crate::platform::http::request_id;
 use crate::platform::revocation::Revocations;
 
 /// The claims of a Basalt access token.
@@ -75,6 +76,30 @@ impl CurrentUser {
             })
     }
 
+    /// Whether the caller is an API key acting for its owner (not a signed-in session).
+    pub fn is_api_key(&self) -> bool {
+        self.token_id.starts_with(API_KEY_TOKEN_PREFIX)
+    }
+
+    /// How events and the audit trail name this caller: `user:<id>` or `api_key:<id>`.
+    pub fn actor(&self) -> String {
+        match self.token_id.strip_prefix(API_KEY_TOKEN_PREFIX) {
+            Some(key) => format!("api_key:{key}"),
+            None => format!("user:{}", self.id),
+        }
+    }
+
+    /// The owner of an object, or staff holding `permission` (`orders.read_any`): the
+    /// ownership rule every domain applies the same way. Anyone else gets a 404, as if the
+    /// object did not exist, so ids cannot be probed.
+    pub fn owns_or(&self, owner: &str, permission: &str) -> Result<(), ApiError> {
+        if self.id == owner || self.can(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::not_found("No such object, or not yours."))
+        }
+    }
+
     pub fn require(&self, permission: &str) -> Result<(), ApiError> {
         if self.can(permission) {
             Ok(())
@@ -83,6 +108,48 @@ impl CurrentUser {
                 "This needs the permission {permission}."
             )))
         }
+    }
+}
+
+/// `token_id` of a caller authenticated by an API key: `apikey:<key id>`.
+pub const API_KEY_TOKEN_PREFIX: &str = "apikey:";
+
+/// The caller when signing in is optional (public catalog reads, guest carts): no
+/// credentials at all is `MaybeUser(None)`, an anonymous caller; credentials that are
+/// present but bad are still a 401, never silently anonymous.
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<CurrentUser>);
+
+impl MaybeUser {
+    pub fn user(&self) -> Option<&CurrentUser> {
+        self.0.as_ref()
+    }
+
+    /// Whether the caller holds `permission` (an anonymous caller holds none).
+    pub fn can(&self, permission: &str) -> bool {
+        self.0.as_ref().is_some_and(|u| u.can(permission))
+    }
+
+    /// Whether the caller is `owner` or holds `permission`.
+    pub fn owns_or_can(&self, owner: &str, permission: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|u| u.owns_or(owner, permission).is_ok())
+    }
+}
+
+impl FromRequest for MaybeUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let presented = req.headers().contains_key(header::AUTHORIZATION)
+            || req.headers().contains_key("x-api-key");
+        if !presented {
+            return Box::pin(async { Ok(MaybeUser(None)) });
+        }
+        let user = CurrentUser::from_request(req, payload);
+        Box::pin(async move { Ok(MaybeUser(Some(user.await?))) })
     }
 }
 
@@ -236,12 +303,16 @@ impl FromRequest for CurrentUser {
                 .app_data::<web::Data<ApiKeys>>()
                 .and_then(|k| k.0.get().cloned());
             return Box::pin(async move {
-                match resolver {
-                    Some(resolver) => resolver.resolve(key).await,
-                    None => Err(ApiError::unauthorized(
-                        "API keys need the auth domain, which is not enabled.",
-                    )),
-                }
+                let user = match resolver {
+                    Some(resolver) => resolver.resolve(key).await?,
+                    None => {
+                        return Err(ApiError::unauthorized(
+                            "API keys need the auth domain, which is not enabled.",
+                        ));
+                    }
+                };
+                request_id::set_actor(user.actor());
+                Ok(user)
             });
         }
         let verified = verify_request(req);
@@ -253,14 +324,16 @@ impl FromRequest for CurrentUser {
             {
                 return Err(ApiError::unauthorized("The access token has been revoked."));
             }
-            Ok(CurrentUser {
+            let user = CurrentUser {
                 id: claims.sub,
                 roles: claims.roles,
                 permissions: claims.permissions,
                 token_id: claims.jti,
                 session_id: claims.sid,
                 expires_at: claims.exp,
-            })
+            };
+            request_id::set_actor(user.actor());
+            Ok(user)
         })
     }
 }

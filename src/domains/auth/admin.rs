@@ -2,6 +2,7 @@
 //! grant and revoke roles. Each endpoint needs an `auth.*` permission (the `admin` role holds
 //! them all). Changes reach a user's access token at its next refresh.
 
+use crate::platform::http::{Endpoint, Routes};
 use actix_web::{HttpResponse, web};
 use uuid::Uuid;
 
@@ -11,21 +12,20 @@ use crate::platform::error::{ApiError, Problem};
 use crate::platform::http::ValidatedJson;
 use crate::platform::{CurrentUser, Platform};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/admin/users").route(web::get().to(list_users)))
-        .service(web::resource("/admin/users/{id}/roles").route(web::post().to(grant_role)))
-        .service(
-            web::resource("/admin/users/{id}/roles/{role}").route(web::delete().to(revoke_role)),
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(Endpoint::at("/admin/users").get(list_users))
+        .add(Endpoint::at("/admin/users/{id}/roles").post(grant_role))
+        .add(Endpoint::at("/admin/users/{id}/roles/{role}").delete(revoke_role))
+        .add(
+            Endpoint::at("/admin/roles")
+                .get(list_roles)
+                .post(create_role),
         )
-        .service(
-            web::resource("/admin/roles")
-                .route(web::get().to(list_roles))
-                .route(web::post().to(create_role)),
-        )
-        .service(
-            web::resource("/admin/roles/{name}")
-                .route(web::put().to(set_role_permissions))
-                .route(web::delete().to(delete_role)),
+        .add(
+            Endpoint::at("/admin/roles/{name}")
+                .put(set_role_permissions)
+                .delete(delete_role),
         );
 }
 
@@ -49,7 +49,7 @@ pub async fn list_users(
     query: web::Query<UserListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     user.require("auth.users.read")?;
-    let limit = crate::platform::http::page_limit(query.limit)?;
+    let limit = crate::platform::page::limit(query.limit)?;
     let rows = repo::list_users(&platform.db, query.after, limit).await?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.user.id))

@@ -2,6 +2,7 @@
 //! their own permissions, shown once, sent as `X-Api-Key`, and resolved for the kernel's
 //! `CurrentUser` extractor by [`Resolver`].
 
+use crate::platform::http::{Endpoint, Routes};
 use actix_web::{HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -19,13 +20,14 @@ use crate::platform::http::ValidatedJson;
 use crate::platform::identity::ApiKeyResolver;
 use crate::platform::{CurrentUser, Platform};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/api-keys")
-            .route(web::get().to(list_api_keys))
-            .route(web::post().to(create_api_key)),
-    )
-    .service(web::resource("/api-keys/{id}").route(web::delete().to(revoke_api_key)));
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(
+            Endpoint::at("/api-keys")
+                .get(list_api_keys)
+                .post(create_api_key),
+        )
+        .add(Endpoint::at("/api-keys/{id}").delete(revoke_api_key));
 }
 
 fn response(k: ApiKeyRow, key: Option<String>) -> ApiKeyResponse {
@@ -42,7 +44,7 @@ fn response(k: ApiKeyRow, key: Option<String>) -> ApiKeyResponse {
 
 fn owner(user: &CurrentUser) -> Result<Uuid, ApiError> {
     // A key cannot mint keys: only a person signed in with a token can.
-    if user.token_id.starts_with("apikey:") {
+    if user.is_api_key() {
         return Err(ApiError::forbidden(
             "API keys cannot manage API keys; sign in.",
         ));
@@ -190,7 +192,7 @@ impl ApiKeyResolver for Resolver {
                 id: row.user_id.to_string(),
                 roles: Vec::new(),
                 permissions: scopes,
-                token_id: format!("apikey:{id}"),
+                token_id: format!("{}{id}", crate::platform::identity::API_KEY_TOKEN_PREFIX),
                 session_id: None,
                 expires_at: row.expires_at.map_or(i64::MAX, |e| e.timestamp()),
             })

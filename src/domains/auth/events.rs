@@ -3,12 +3,13 @@
 //! subscriber that mails the link, never the outside world.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::platform::events::DomainEvent;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserRegistered {
     pub user_id: Uuid,
     pub email: String,
@@ -16,13 +17,13 @@ pub struct UserRegistered {
     pub last_name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Secret {
     pub token: String,
     pub expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct VerificationRequested {
     pub user_id: Uuid,
     pub email: String,
@@ -30,14 +31,14 @@ pub struct VerificationRequested {
     pub secret: Secret,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EmailVerified {
     pub user_id: Uuid,
     pub email: String,
     pub first_name: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PasswordResetRequested {
     pub user_id: Uuid,
     pub email: String,
@@ -45,16 +46,16 @@ pub struct PasswordResetRequested {
     pub secret: Secret,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PasswordChanged {
     pub user_id: Uuid,
     pub email: String,
     pub first_name: String,
     /// `change` (signed in) or `reset` (through an emailed token).
-    pub via: &'static str,
+    pub via: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserDeleted {
     pub user_id: Uuid,
     pub email: String,

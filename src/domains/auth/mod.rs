@@ -20,12 +20,12 @@ mod tokens;
 
 use std::sync::Arc;
 
-use actix_web::web;
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
 
 use crate::platform::domain::DomainState;
 use crate::platform::events::{Subscriber, subscriber_fn};
+use crate::platform::http::Routes;
 use crate::platform::{Domain, Platform};
 
 pub use settings::AuthSettings;
@@ -117,11 +117,11 @@ impl Domain for Auth {
         Some(&MIGRATIONS)
     }
 
-    fn routes(&self, cfg: &mut web::ServiceConfig) {
-        self.state.register(cfg);
-        routes::configure(cfg);
-        api_keys::configure(cfg);
-        admin::configure(cfg);
+    fn routes(&self, routes: &mut Routes) {
+        self.state.register(routes);
+        routes::configure(routes);
+        api_keys::configure(routes);
+        admin::configure(routes);
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::platform::http::{Endpoint, Routes};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -18,33 +19,34 @@ use super::repo::{self, SessionRow, UserRow};
 use super::{AuthState, password, tokens};
 use crate::config::RatePolicy;
 use crate::platform::error::{ApiError, FieldError, Problem};
-use crate::platform::events::publish_domain;
+use crate::platform::events::publish;
 use crate::platform::http::ValidatedJson;
 use crate::platform::http::rate_limit::RateLimiter;
 use crate::platform::identity::Claims;
 use crate::platform::{CurrentUser, Platform};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/register").route(web::post().to(register)))
-        .service(web::resource("/verify-email").route(web::post().to(verify_email)))
-        .service(web::resource("/verify-email/resend").route(web::post().to(resend_verification)))
-        .service(web::resource("/login").route(web::post().to(login)))
-        .service(web::resource("/refresh").route(web::post().to(refresh)))
-        .service(web::resource("/logout").route(web::post().to(logout)))
-        .service(
-            web::resource("/sessions")
-                .route(web::get().to(list_sessions))
-                .route(web::delete().to(revoke_other_sessions)),
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(Endpoint::at("/register").post(register))
+        .add(Endpoint::at("/verify-email").post(verify_email))
+        .add(Endpoint::at("/verify-email/resend").post(resend_verification))
+        .add(Endpoint::at("/login").post(login))
+        .add(Endpoint::at("/refresh").post(refresh))
+        .add(Endpoint::at("/logout").post(logout))
+        .add(
+            Endpoint::at("/sessions")
+                .get(list_sessions)
+                .delete(revoke_other_sessions),
         )
-        .service(web::resource("/sessions/{id}").route(web::delete().to(revoke_session)))
-        .service(web::resource("/forgot-password").route(web::post().to(forgot_password)))
-        .service(web::resource("/reset-password").route(web::post().to(reset_password)))
-        .service(web::resource("/change-password").route(web::post().to(change_password)))
-        .service(
-            web::resource("/me")
-                .route(web::get().to(me))
-                .route(web::patch().to(update_me))
-                .route(web::delete().to(delete_me)),
+        .add(Endpoint::at("/sessions/{id}").delete(revoke_session))
+        .add(Endpoint::at("/forgot-password").post(forgot_password))
+        .add(Endpoint::at("/reset-password").post(reset_password))
+        .add(Endpoint::at("/change-password").post(change_password))
+        .add(
+            Endpoint::at("/me")
+                .get(me)
+                .patch(update_me)
+                .delete(delete_me),
         );
 }
 
@@ -180,7 +182,7 @@ async fn register(
     if admin {
         repo::grant_role(&mut tx, user.id, "admin").await?;
     }
-    publish_domain(
+    publish(
         &mut tx,
         &UserRegistered {
             user_id: user.id,
@@ -209,7 +211,7 @@ async fn request_verification(
     let expires_at =
         Utc::now() + chrono::Duration::hours(state.settings.verification_ttl_hours as i64);
     repo::insert_one_time(conn, &hash, user.id, "verify_email", expires_at).await?;
-    publish_domain(
+    publish(
         conn,
         &VerificationRequested {
             user_id: user.id,
@@ -250,7 +252,7 @@ async fn verify_email(
         ApiError::bad_request("invalid_token", "This link is invalid, used or expired.")
     })?;
     if !was_verified {
-        publish_domain(
+        publish(
             &mut tx,
             &EmailVerified {
                 user_id,
@@ -582,7 +584,7 @@ async fn forgot_password(
             Utc::now() + chrono::Duration::minutes(state.settings.reset_ttl_minutes as i64);
         let mut tx = platform.db.begin().await?;
         repo::insert_one_time(&mut tx, &hash, user.id, "reset_password", expires_at).await?;
-        publish_domain(
+        publish(
             &mut tx,
             &PasswordResetRequested {
                 user_id: user.id,
@@ -631,13 +633,13 @@ async fn reset_password(
     // Following the link proves the mailbox too.
     repo::mark_verified(&mut tx, user_id).await?;
     let revoked = repo::revoke_sessions(&mut tx, user_id, None, "password reset").await?;
-    publish_domain(
+    publish(
         &mut tx,
         &PasswordChanged {
             user_id,
             email: user.email,
             first_name: user.first_name,
-            via: "reset",
+            via: "reset".into(),
         },
     )
     .await?;
@@ -681,13 +683,13 @@ async fn change_password(
     repo::set_password(&mut tx, id, &hash).await?;
     let revoked =
         repo::revoke_sessions(&mut tx, id, session_uuid(&user), "password changed").await?;
-    publish_domain(
+    publish(
         &mut tx,
         &PasswordChanged {
             user_id: id,
             email: account.email,
             first_name: account.first_name,
-            via: "change",
+            via: "change".into(),
         },
     )
     .await?;
@@ -770,7 +772,7 @@ async fn delete_me(
     let mut tx = platform.db.begin().await?;
     let revoked = repo::revoke_sessions(&mut tx, account.id, None, "account deleted").await?;
     repo::delete_user(&mut tx, account.id).await?;
-    publish_domain(
+    publish(
         &mut tx,
         &UserDeleted {
             user_id: account.id,

@@ -18,25 +18,27 @@ use super::{DatabaseState, begin, db_error, events, listing};
 use crate::platform::Platform;
 use crate::platform::error::{ApiError, FieldError, Problem};
 use crate::platform::grants::{Access, Caller, ItemPermissions};
+use crate::platform::http::{Endpoint, Routes};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    let base = "/{db}/collections/{collection}/documents";
-    cfg.service(
-        web::resource(base)
-            .route(web::get().to(listing::list_documents))
-            .route(web::post().to(create_document)),
-    )
-    .service(web::resource(format!("{base}/bulk")).route(web::post().to(bulk_create)))
-    .service(web::resource(format!("{base}/query")).route(web::post().to(listing::query_documents)))
-    .service(web::resource(format!("{base}/aggregate")).route(web::post().to(listing::aggregate)))
-    .service(
-        web::resource(format!("{base}/{{id}}"))
-            .route(web::get().to(get_document))
-            .route(web::put().to(replace_document))
-            .route(web::patch().to(update_document))
-            .route(web::delete().to(delete_document)),
-    )
-    .service(web::resource("/{db}/batch").route(web::post().to(batch)));
+pub fn configure(routes: &mut Routes) {
+    const BASE: &str = "/{db}/collections/{collection}/documents";
+    routes
+        .add(
+            Endpoint::at(BASE)
+                .get(listing::list_documents)
+                .post(create_document),
+        )
+        .add(Endpoint::at(&format!("{BASE}/bulk")).post(bulk_create))
+        .add(Endpoint::at(&format!("{BASE}/query")).post(listing::query_documents))
+        .add(Endpoint::at(&format!("{BASE}/aggregate")).post(listing::aggregate))
+        .add(
+            Endpoint::at(&format!("{BASE}/{{id}}"))
+                .get(get_document)
+                .put(replace_document)
+                .patch(update_document)
+                .delete(delete_document),
+        )
+        .add(Endpoint::at("/{db}/batch").post(batch));
 }
 
 const RESERVED_IDS: &[&str] = &["bulk", "query", "aggregate"];

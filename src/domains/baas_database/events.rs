@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 use crate::platform::error::ApiError;
-use crate::platform::events::{Event, publish, publish_all};
+use crate::platform::events::{Event, publish_envelope as publish};
 
 pub const SOURCE: &str = "baas-database";
 
@@ -40,6 +40,8 @@ pub async fn emit_all(
         .iter()
         .map(|(kind, id, payload)| Event::new(SOURCE, kind, id.clone(), payload.clone()))
         .collect();
-    publish_all(conn, &events).await?;
+    for e in &events {
+        publish(conn, e).await?;
+    }
     Ok(())
 }

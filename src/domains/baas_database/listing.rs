@@ -25,7 +25,7 @@ async fn run_query(
     q: QueryRequest,
 ) -> Result<HttpResponse, ApiError> {
     caller.require_scope("databases.read")?;
-    let limit = crate::platform::http::page_limit(q.limit)?;
+    let limit = crate::platform::page::limit(q.limit)?;
     if q.after.is_some() && q.before.is_some() {
         return Err(ApiError::bad_request(
             "invalid_query",

@@ -16,13 +16,13 @@ mod schema;
 mod settings;
 
 use actix_web::http::StatusCode;
-use actix_web::web;
 use sqlx::migrate::Migrator;
 use sqlx::{Postgres, Transaction};
 use utoipa::OpenApi;
 
 use crate::platform::domain::DomainState;
 use crate::platform::error::ApiError;
+use crate::platform::http::Routes;
 use crate::platform::{Domain, Platform};
 
 pub use settings::DatabaseSettings;
@@ -103,11 +103,11 @@ impl Domain for BaasDatabase {
         Some(&MIGRATIONS)
     }
 
-    fn routes(&self, cfg: &mut web::ServiceConfig) {
-        self.state.register(cfg);
+    fn routes(&self, routes: &mut Routes) {
+        self.state.register(routes);
         // Documents first: their literal segments (`bulk`, `query`) must win over `{id}`.
-        documents::configure(cfg);
-        routes::configure(cfg);
+        documents::configure(routes);
+        routes::configure(routes);
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {

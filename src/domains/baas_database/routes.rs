@@ -1,5 +1,6 @@
 //! Databases, collections and their schemas (attributes and indexes): the owner's API.
 
+use crate::platform::http::{Endpoint, Routes};
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 use sqlx::PgConnection;
@@ -15,47 +16,41 @@ use crate::platform::error::{ApiError, FieldError, Problem};
 use crate::platform::grants::Caller;
 use crate::platform::http::ValidatedJson;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("")
-            .route(web::get().to(list_databases))
-            .route(web::post().to(create_database)),
-    )
-    .service(
-        web::resource("/{db}")
-            .route(web::get().to(get_database))
-            .route(web::patch().to(rename_database))
-            .route(web::delete().to(delete_database)),
-    )
-    .service(
-        web::resource("/{db}/collections")
-            .route(web::get().to(list_collections))
-            .route(web::post().to(create_collection)),
-    )
-    .service(
-        web::resource("/{db}/collections/{collection}")
-            .route(web::get().to(get_collection))
-            .route(web::patch().to(update_collection))
-            .route(web::delete().to(delete_collection)),
-    )
-    .service(
-        web::resource("/{db}/collections/{collection}/attributes")
-            .route(web::get().to(list_attributes))
-            .route(web::post().to(add_attribute)),
-    )
-    .service(
-        web::resource("/{db}/collections/{collection}/attributes/{key}")
-            .route(web::delete().to(remove_attribute)),
-    )
-    .service(
-        web::resource("/{db}/collections/{collection}/indexes")
-            .route(web::get().to(list_indexes))
-            .route(web::post().to(add_index)),
-    )
-    .service(
-        web::resource("/{db}/collections/{collection}/indexes/{key}")
-            .route(web::delete().to(remove_index)),
-    );
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(Endpoint::at("").get(list_databases).post(create_database))
+        .add(
+            Endpoint::at("/{db}")
+                .get(get_database)
+                .patch(rename_database)
+                .delete(delete_database),
+        )
+        .add(
+            Endpoint::at("/{db}/collections")
+                .get(list_collections)
+                .post(create_collection),
+        )
+        .add(
+            Endpoint::at("/{db}/collections/{collection}")
+                .get(get_collection)
+                .patch(update_collection)
+                .delete(delete_collection),
+        )
+        .add(
+            Endpoint::at("/{db}/collections/{collection}/attributes")
+                .get(list_attributes)
+                .post(add_attribute),
+        )
+        .add(
+            Endpoint::at("/{db}/collections/{collection}/attributes/{key}")
+                .delete(remove_attribute),
+        )
+        .add(
+            Endpoint::at("/{db}/collections/{collection}/indexes")
+                .get(list_indexes)
+                .post(add_index),
+        )
+        .add(Endpoint::at("/{db}/collections/{collection}/indexes/{key}").delete(remove_index));
 }
 
 fn database_response(d: DatabaseRow) -> DatabaseResponse {

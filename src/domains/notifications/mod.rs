@@ -21,7 +21,6 @@ mod webhooks;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
@@ -35,6 +34,7 @@ use uuid::Uuid;
 use crate::platform::domain::DomainState;
 use crate::platform::events::Subscriber;
 use crate::platform::health::HealthCheck;
+use crate::platform::http::Routes;
 use crate::platform::jobs::Job;
 use crate::platform::{Domain, Platform};
 
@@ -167,10 +167,10 @@ impl Domain for Notifications {
         Some(&MIGRATIONS)
     }
 
-    fn routes(&self, cfg: &mut web::ServiceConfig) {
-        self.state.register(cfg);
-        routes::configure(cfg);
-        webhooks::configure(cfg);
+    fn routes(&self, routes: &mut Routes) {
+        self.state.register(routes);
+        routes::configure(routes);
+        webhooks::configure(routes);
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {

@@ -1,6 +1,7 @@
 //! The notifications API: the signed-in user's inbox and preferences, one-click unsubscribe,
 //! and the delivery log for administrators.
 
+use crate::platform::http::{Endpoint, Routes};
 use actix_web::{HttpResponse, web};
 use uuid::Uuid;
 
@@ -9,24 +10,25 @@ use super::{NotifyState, repo, unsubscribe_token};
 use crate::platform::error::{ApiError, FieldError, Problem};
 use crate::platform::{CurrentUser, Platform};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/inbox").route(web::get().to(list_inbox)))
-        .service(web::resource("/inbox/read-all").route(web::post().to(read_all)))
-        .service(web::resource("/inbox/{id}/read").route(web::post().to(read_one)))
-        .service(web::resource("/inbox/{id}").route(web::delete().to(delete_one)))
-        .service(web::resource("/preferences").route(web::get().to(list_preferences)))
-        .service(web::resource("/preferences/{category}").route(web::put().to(set_preference)))
-        .service(
-            web::resource("/unsubscribe")
-                .route(web::get().to(unsubscribe))
-                .route(web::post().to(unsubscribe)),
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(Endpoint::at("/inbox").get(list_inbox))
+        .add(Endpoint::at("/inbox/read-all").post(read_all))
+        .add(Endpoint::at("/inbox/{id}/read").post(read_one))
+        .add(Endpoint::at("/inbox/{id}").delete(delete_one))
+        .add(Endpoint::at("/preferences").get(list_preferences))
+        .add(Endpoint::at("/preferences/{category}").put(set_preference))
+        .add(
+            Endpoint::at("/unsubscribe")
+                .get(unsubscribe)
+                .post(unsubscribe),
         )
-        .service(web::resource("/messages").route(web::get().to(list_messages)))
-        .service(web::resource("/messages/{id}/retry").route(web::post().to(retry_message)));
+        .add(Endpoint::at("/messages").get(list_messages))
+        .add(Endpoint::at("/messages/{id}/retry").post(retry_message));
 }
 
 pub(super) fn page(limit: Option<i64>, offset: Option<i64>) -> Result<(i64, i64), ApiError> {
-    let limit = crate::platform::http::page_limit(limit)?;
+    let limit = crate::platform::page::limit(limit)?;
     let offset = offset.unwrap_or(0);
     if offset < 0 {
         return Err(ApiError::bad_request(

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::platform::http::{Endpoint, Routes};
 use actix_web::{HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -100,25 +101,23 @@ pub struct ReplayResponse {
     pub queued: u64,
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/webhooks")
-            .route(web::get().to(list_endpoints))
-            .route(web::post().to(create_endpoint)),
-    )
-    .service(
-        web::resource("/webhooks/{id}")
-            .route(web::get().to(get_endpoint))
-            .route(web::delete().to(delete_endpoint)),
-    )
-    .service(web::resource("/webhooks/{id}/rotate-secret").route(web::post().to(rotate_secret)))
-    .service(web::resource("/webhooks/{id}/enable").route(web::post().to(enable_endpoint)))
-    .service(web::resource("/webhooks/{id}/deliveries").route(web::get().to(list_deliveries)))
-    .service(
-        web::resource("/webhooks/{id}/deliveries/{delivery}/replay")
-            .route(web::post().to(replay_one)),
-    )
-    .service(web::resource("/webhooks/{id}/replay").route(web::post().to(replay_range)));
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(
+            Endpoint::at("/webhooks")
+                .get(list_endpoints)
+                .post(create_endpoint),
+        )
+        .add(
+            Endpoint::at("/webhooks/{id}")
+                .get(get_endpoint)
+                .delete(delete_endpoint),
+        )
+        .add(Endpoint::at("/webhooks/{id}/rotate-secret").post(rotate_secret))
+        .add(Endpoint::at("/webhooks/{id}/enable").post(enable_endpoint))
+        .add(Endpoint::at("/webhooks/{id}/deliveries").get(list_deliveries))
+        .add(Endpoint::at("/webhooks/{id}/deliveries/{delivery}/replay").post(replay_one))
+        .add(Endpoint::at("/webhooks/{id}/replay").post(replay_range));
 }
 
 fn response(e: EndpointRow, secret: Option<String>) -> EndpointResponse {

@@ -1,5 +1,6 @@
 //! Buckets: the owner's API, and the access every file route starts from.
 
+use crate::platform::http::{Endpoint, Routes};
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 use sqlx::PgConnection;
@@ -13,19 +14,20 @@ use crate::platform::error::{ApiError, FieldError, Problem};
 use crate::platform::grants::{Access, Caller};
 use crate::platform::http::ValidatedJson;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/buckets")
-            .route(web::get().to(list_buckets))
-            .route(web::post().to(create_bucket)),
-    )
-    .service(
-        web::resource("/buckets/{bucket}")
-            .route(web::get().to(get_bucket))
-            .route(web::patch().to(update_bucket))
-            .route(web::delete().to(delete_bucket)),
-    )
-    .service(web::resource("/usage").route(web::get().to(usage)));
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(
+            Endpoint::at("/buckets")
+                .get(list_buckets)
+                .post(create_bucket),
+        )
+        .add(
+            Endpoint::at("/buckets/{bucket}")
+                .get(get_bucket)
+                .patch(update_bucket)
+                .delete(delete_bucket),
+        )
+        .add(Endpoint::at("/usage").get(usage));
 }
 
 /// A bucket as one caller sees it.

@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 use crate::platform::error::ApiError;
-use crate::platform::events::{Event, publish};
+use crate::platform::events::{Event, publish_envelope as publish};
 
 pub const SOURCE: &str = "storage";
 

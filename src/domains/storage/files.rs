@@ -1,6 +1,7 @@
 //! Files: streamed multipart uploads, metadata, listing, and the routes of everything under
 //! `/files` (downloads and signed URLs live in `download`, versions in `versions`).
 
+use crate::platform::http::{Endpoint, Routes};
 use actix_multipart::{Field, Multipart};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::TryStreamExt;
@@ -16,44 +17,39 @@ use super::{StorageState, download, events, variants, versions};
 use crate::platform::Platform;
 use crate::platform::error::{ApiError, FieldError, Problem};
 use crate::platform::grants::{Caller, ItemPermissions};
-use crate::platform::http::{ValidatedJson, page_limit};
+use crate::platform::http::ValidatedJson;
+use crate::platform::page::limit as page_limit;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/buckets/{bucket}/files")
-            .route(web::get().to(list_files))
-            .route(web::post().to(upload_file)),
-    )
-    .service(
-        web::resource("/files/{file}")
-            .route(web::get().to(get_file))
-            .route(web::patch().to(update_file))
-            .route(web::delete().to(delete_file)),
-    )
-    .service(web::resource("/files/{file}/download").route(web::get().to(download::download_file)))
-    .service(web::resource("/files/{file}/signed-url").route(web::post().to(download::signed_url)))
-    .service(
-        web::resource("/files/{file}/versions")
-            .route(web::get().to(versions::list_versions))
-            .route(web::post().to(versions::upload_version)),
-    )
-    .service(
-        web::resource("/files/{file}/versions/{number}")
-            .route(web::delete().to(versions::delete_version)),
-    )
-    .service(
-        web::resource("/files/{file}/versions/{number}/download")
-            .route(web::get().to(versions::download_version)),
-    )
-    .service(
-        web::resource("/files/{file}/versions/{number}/restore")
-            .route(web::post().to(versions::restore_version)),
-    )
-    .service(
-        web::resource("/files/{file}/variants/{name}")
-            .route(web::get().to(download::download_variant)),
-    )
-    .service(web::resource("/files/{file}/preview").route(web::get().to(variants::preview)));
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(
+            Endpoint::at("/buckets/{bucket}/files")
+                .get(list_files)
+                .post(upload_file),
+        )
+        .add(
+            Endpoint::at("/files/{file}")
+                .get(get_file)
+                .patch(update_file)
+                .delete(delete_file),
+        )
+        .add(Endpoint::at("/files/{file}/download").get(download::download_file))
+        .add(Endpoint::at("/files/{file}/signed-url").post(download::signed_url))
+        .add(
+            Endpoint::at("/files/{file}/versions")
+                .get(versions::list_versions)
+                .post(versions::upload_version),
+        )
+        .add(Endpoint::at("/files/{file}/versions/{number}").delete(versions::delete_version))
+        .add(
+            Endpoint::at("/files/{file}/versions/{number}/download")
+                .get(versions::download_version),
+        )
+        .add(
+            Endpoint::at("/files/{file}/versions/{number}/restore").post(versions::restore_version),
+        )
+        .add(Endpoint::at("/files/{file}/variants/{name}").get(download::download_variant))
+        .add(Endpoint::at("/files/{file}/preview").get(variants::preview));
 }
 
 const MAX_TEXT_FIELD: usize = 64 * 1024;

@@ -26,7 +26,6 @@ mod versions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
@@ -34,6 +33,7 @@ use utoipa::OpenApi;
 use crate::platform::domain::DomainState;
 use crate::platform::events::Subscriber;
 use crate::platform::health::HealthCheck;
+use crate::platform::http::Routes;
 use crate::platform::jobs::Job;
 use crate::platform::{Domain, Platform};
 
@@ -178,11 +178,11 @@ impl Domain for Storage {
         Some(&MIGRATIONS)
     }
 
-    fn routes(&self, cfg: &mut web::ServiceConfig) {
-        self.state.register(cfg);
-        buckets::configure(cfg);
-        files::configure(cfg);
-        tus::configure(cfg);
+    fn routes(&self, routes: &mut Routes) {
+        self.state.register(routes);
+        buckets::configure(routes);
+        files::configure(routes);
+        tus::configure(routes);
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {

@@ -4,6 +4,7 @@
 //! broke is kept; when the last byte arrives the parts are joined through the same pipeline
 //! as a direct upload (type check, SHA-256), and the file appears.
 
+use crate::platform::http::{Endpoint, Routes};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -25,18 +26,19 @@ use crate::platform::grants::{Caller, ItemPermissions};
 
 const VERSION: &str = "1.0.0";
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/buckets/{bucket}/uploads")
-            .route(web::post().to(create_upload))
-            .route(web::method(actix_web::http::Method::OPTIONS).to(options)),
-    )
-    .service(
-        web::resource("/uploads/{upload}")
-            .route(web::head().to(upload_offset))
-            .route(web::patch().to(append))
-            .route(web::delete().to(terminate)),
-    );
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(
+            Endpoint::at("/buckets/{bucket}/uploads")
+                .post(create_upload)
+                .on(actix_web::http::Method::OPTIONS, options),
+        )
+        .add(
+            Endpoint::at("/uploads/{upload}")
+                .head(upload_offset)
+                .patch(append)
+                .delete(terminate),
+        );
 }
 
 fn tus(mut res: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {

@@ -1,7 +1,8 @@
 //! Events: the envelope, the outbox writer, in-process subscribers and the relay that hands
 //! committed events to subscribers and, with the `kafka` feature, mirrors them to Kafka.
 //!
-//! A domain publishes with `events::publish(&mut tx, &event)` inside the transaction that
+//! A domain declares its payload structs once with `declare_events!` and publishes with
+//! `events::publish(&mut tx, &payload)` inside the transaction that
 //! makes the change, so an event is never sent for a change that rolled back and never lost
 //! for one that committed. Delivery is at-least-once; the inbox makes subscribers
 //! effectively-once.
@@ -12,10 +13,13 @@ mod repo;
 mod subscriber;
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+use crate::platform::http::request_id;
 
 pub use kafka::{KafkaMirror, topic_for, without_secrets};
 pub use relay::{Relay, RelayHandle};
@@ -36,11 +40,26 @@ pub struct Event {
     pub aggregate_id: String,
     pub occurred_at: DateTime<Utc>,
     pub schema_version: i32,
+    /// Who caused it: `user:<id>`, `api_key:<id>`, or `system` for work no request caused
+    /// (jobs, subscribers, an anonymous caller).
+    #[serde(default = "system_actor")]
+    pub actor: String,
+    /// The request that caused it, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     pub payload: serde_json::Value,
 }
 
-/// A typed event owned by the domain that publishes it.
-pub trait DomainEvent: Serialize {
+fn system_actor() -> String {
+    SYSTEM_ACTOR.to_owned()
+}
+
+/// The actor of events no signed-in caller caused.
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// A typed event owned by the domain that publishes it: a payload struct declared once with
+/// [`declare_events!`](crate::declare_events), which gives it its type name and aggregate.
+pub trait DomainEvent: Serialize + DeserializeOwned {
     /// Dotted event type, e.g. `user.registered`.
     const TYPE: &'static str;
     /// The publishing domain's name.
@@ -51,6 +70,8 @@ pub trait DomainEvent: Serialize {
 }
 
 impl Event {
+    /// An envelope for an untyped payload (tests, and events relayed from elsewhere); the
+    /// actor and request id come from the request being served, if any.
     pub fn new(
         source: &str,
         event_type: &str,
@@ -64,11 +85,14 @@ impl Event {
             aggregate_id: aggregate_id.into(),
             occurred_at: Utc::now(),
             schema_version: 1,
+            actor: request_id::actor().unwrap_or_else(system_actor),
+            request_id: request_id::current(),
             payload,
         }
     }
 
-    pub fn from_domain<E: DomainEvent>(event: &E) -> Result<Self, serde_json::Error> {
+    /// The envelope of a typed event.
+    pub fn of<E: DomainEvent>(event: &E) -> Result<Self, serde_json::Error> {
         let mut e = Self::new(
             E::SOURCE,
             E::TYPE,
@@ -78,25 +102,94 @@ impl Event {
         e.schema_version = E::VERSION;
         Ok(e)
     }
+
+    /// Whether this is an `E`.
+    pub fn is<E: DomainEvent>(&self) -> bool {
+        self.event_type == E::TYPE
+    }
+
+    /// The payload as an `E`; an error if the event is of another type or the payload does
+    /// not fit (the subscriber's retry and dead-letter handling then apply).
+    pub fn decode<E: DomainEvent>(&self) -> anyhow::Result<E> {
+        anyhow::ensure!(
+            self.is::<E>(),
+            "event {} is a {}, not a {}",
+            self.id,
+            self.event_type,
+            E::TYPE
+        );
+        serde_json::from_value(self.payload.clone())
+            .map_err(|e| anyhow::anyhow!("event {} ({}): {e}", self.id, self.event_type))
+    }
 }
 
-/// Writes `event` to the outbox on the caller's connection, which should be inside the
-/// transaction that makes the change the event describes.
-pub async fn publish(conn: &mut PgConnection, event: &Event) -> Result<(), sqlx::Error> {
-    repo::insert(conn, event).await
+/// Declares a domain's events once: each payload struct's type name and the field that is
+/// its aggregate id. Generates the [`DomainEvent`] impls, `TYPES` (what `Domain::events`
+/// returns) and `EventsApi` (the payload schemas, for the domain's OpenAPI document).
+///
+/// ```ignore
+/// crate::declare_events! {
+///     source = "storage";
+///     BucketCreated = "storage.bucket.created" by bucket_id,
+///     FileUploaded = "storage.file.uploaded" by file_id,
+/// }
+/// ```
+#[macro_export]
+macro_rules! declare_events {
+    (source = $source:literal; $($ty:ident = $name:literal by $field:ident),* $(,)?) => {
+        $(impl $crate::platform::events::DomainEvent for $ty {
+            const TYPE: &'static str = $name;
+            const SOURCE: &'static str = $source;
+            fn aggregate_id(&self) -> String {
+                self.$field.to_string()
+            }
+        })*
+
+        /// Every event type this domain publishes.
+        pub const TYPES: &[&str] = &[$($name),*];
+
+        /// The payload schemas, merged into the domain's OpenAPI document.
+        pub struct EventsApi;
+
+        impl utoipa::OpenApi for EventsApi {
+            fn openapi() -> utoipa::openapi::OpenApi {
+                utoipa::openapi::OpenApiBuilder::new()
+                    .components(Some(
+                        utoipa::openapi::ComponentsBuilder::new()
+                            $(.schema_from::<$ty>())*
+                            .build(),
+                    ))
+                    .build()
+            }
+        }
+    };
 }
 
-/// Writes several events to the outbox in one statement (a bulk write's events); see
-/// [`publish`].
-pub async fn publish_all(conn: &mut PgConnection, events: &[Event]) -> Result<(), sqlx::Error> {
-    repo::insert_many(conn, events).await
-}
-
-/// Publishes a typed event; see [`publish`].
-pub async fn publish_domain<E: DomainEvent>(
+/// Writes a typed event to the outbox on the caller's connection, which should be inside
+/// the transaction that makes the change the event describes.
+pub async fn publish<E: DomainEvent>(
     conn: &mut PgConnection,
     event: &E,
-) -> anyhow::Result<()> {
-    publish(conn, &Event::from_domain(event)?).await?;
-    Ok(())
+) -> Result<(), sqlx::Error> {
+    let event = Event::of(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    repo::insert(conn, &event).await
+}
+
+/// Writes several typed events in one statement (a bulk write's events); see [`publish`].
+pub async fn publish_all<E: DomainEvent>(
+    conn: &mut PgConnection,
+    events: &[E],
+) -> Result<(), sqlx::Error> {
+    let events = events
+        .iter()
+        .map(Event::of)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    repo::insert_many(conn, &events).await
+}
+
+/// Writes an envelope as it is (an event relayed from elsewhere, or a test's); domains
+/// publish typed events with [`publish`].
+pub async fn publish_envelope(conn: &mut PgConnection, event: &Event) -> Result<(), sqlx::Error> {
+    repo::insert(conn, event).await
 }

@@ -14,6 +14,8 @@ struct OutboxRow {
     aggregate_id: String,
     occurred_at: DateTime<Utc>,
     schema_version: i32,
+    actor: String,
+    request_id: Option<String>,
     payload: serde_json::Value,
 }
 
@@ -26,6 +28,8 @@ impl From<OutboxRow> for Event {
             aggregate_id: r.aggregate_id,
             occurred_at: r.occurred_at,
             schema_version: r.schema_version,
+            actor: r.actor,
+            request_id: r.request_id,
             payload: r.payload,
         }
     }
@@ -34,8 +38,9 @@ impl From<OutboxRow> for Event {
 pub async fn insert(conn: &mut PgConnection, e: &Event) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO platform.outbox
-            (id, event_type, source, aggregate_id, occurred_at, schema_version, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            (id, event_type, source, aggregate_id, occurred_at, schema_version, actor,
+             request_id, payload)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(e.id)
     .bind(&e.event_type)
@@ -43,6 +48,8 @@ pub async fn insert(conn: &mut PgConnection, e: &Event) -> Result<(), sqlx::Erro
     .bind(&e.aggregate_id)
     .bind(e.occurred_at)
     .bind(e.schema_version)
+    .bind(&e.actor)
+    .bind(&e.request_id)
     .bind(&e.payload)
     .execute(conn)
     .await?;
@@ -53,7 +60,7 @@ pub async fn insert(conn: &mut PgConnection, e: &Event) -> Result<(), sqlx::Erro
 pub async fn insert_many(conn: &mut PgConnection, events: &[Event]) -> Result<(), sqlx::Error> {
     for chunk in events.chunks(5000) {
         let mut qb = sqlx::QueryBuilder::<Postgres>::new(
-            "INSERT INTO platform.outbox (id, event_type, source, aggregate_id, occurred_at, schema_version, payload) ",
+            "INSERT INTO platform.outbox (id, event_type, source, aggregate_id, occurred_at, schema_version, actor, request_id, payload) ",
         );
         qb.push_values(chunk, |mut row, e| {
             row.push_bind(e.id)
@@ -62,6 +69,8 @@ pub async fn insert_many(conn: &mut PgConnection, events: &[Event]) -> Result<()
                 .push_bind(&e.aggregate_id)
                 .push_bind(e.occurred_at)
                 .push_bind(e.schema_version)
+                .push_bind(&e.actor)
+                .push_bind(&e.request_id)
                 .push_bind(&e.payload);
         });
         qb.build().execute(&mut *conn).await?;
@@ -82,7 +91,8 @@ pub async fn lock_undispatched(
         dispatch_attempts: i32,
     }
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, event_type, source, aggregate_id, occurred_at, schema_version, payload,
+        "SELECT id, event_type, source, aggregate_id, occurred_at, schema_version, actor,
+                request_id, payload,
                 dispatch_attempts
            FROM platform.outbox
           WHERE dispatched_at IS NULL AND dispatch_after <= now()
@@ -170,7 +180,8 @@ pub async fn next_unmirrored(
     limit: i64,
 ) -> Result<Vec<Event>, sqlx::Error> {
     let rows: Vec<OutboxRow> = sqlx::query_as(
-        "SELECT id, event_type, source, aggregate_id, occurred_at, schema_version, payload
+        "SELECT id, event_type, source, aggregate_id, occurred_at, schema_version, actor,
+                request_id, payload
            FROM platform.outbox
           WHERE mirrored_at IS NULL
           ORDER BY seq

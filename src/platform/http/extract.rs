@@ -40,16 +40,3 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> 
         })
     }
 }
-
-/// The page size of a list endpoint: 25 unless asked, never past 100 (a 400 otherwise).
-pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    let limit = limit.unwrap_or(25);
-    if (1..=100).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_query",
-            "limit: must be between 1 and 100",
-        ))
-    }
-}

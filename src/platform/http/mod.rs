@@ -8,7 +8,9 @@ pub mod logging;
 pub mod problems;
 pub mod rate_limit;
 pub mod request_id;
+pub mod routes;
 pub mod security_headers;
 pub mod system;
 
-pub use extract::{ValidatedJson, page_limit};
+pub use extract::ValidatedJson;
+pub use routes::{Endpoint, Routes};

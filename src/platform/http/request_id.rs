@@ -14,13 +14,38 @@ pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// What the task serving a request knows about it: its id, and who is calling once an
+/// identity extractor has said (events published while serving it carry both).
+struct Context {
+    id: String,
+    actor: std::sync::Mutex<Option<String>>,
+}
+
 tokio::task_local! {
-    static CURRENT: String;
+    static CURRENT: std::sync::Arc<Context>;
 }
 
 /// The id of the request this task is serving, if any.
 pub fn current() -> Option<String> {
-    CURRENT.try_with(Clone::clone).ok()
+    CURRENT.try_with(|c| c.id.clone()).ok()
+}
+
+/// The caller of the request this task is serving (`user:<id>`, `api_key:<id>`), once the
+/// identity extractor has recognised one.
+pub fn actor() -> Option<String> {
+    CURRENT
+        .try_with(|c| c.actor.lock().ok().and_then(|a| a.clone()))
+        .ok()
+        .flatten()
+}
+
+/// Records the caller of the request this task is serving; outside a request, nothing.
+pub fn set_actor(actor: String) {
+    let _ = CURRENT.try_with(|c| {
+        if let Ok(mut slot) = c.actor.lock() {
+            *slot = Some(actor);
+        }
+    });
 }
 
 /// Caller-chosen ids are kept only if short and made of safe characters, so they cannot
@@ -44,7 +69,11 @@ pub async fn middleware(
         .and_then(accept)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut res = CURRENT.scope(id.clone(), next.call(req)).await?;
+    let context = std::sync::Arc::new(Context {
+        id: id.clone(),
+        actor: std::sync::Mutex::new(None),
+    });
+    let mut res = CURRENT.scope(context, next.call(req)).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HEADER, value);
     }
