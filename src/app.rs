@@ -20,7 +20,7 @@ use crate::platform::domain::{check_dependencies, serves_routes};
 use crate::platform::events::{self, KafkaMirror, Relay, RelayHandle, Subscriber};
 use crate::platform::health::HealthCheck;
 use crate::platform::http::logging::BasaltRootSpan;
-use crate::platform::http::rate_limit::{self, RateLimiter};
+use crate::platform::http::rate_limit::{self, RateLimiter, RateRules};
 use crate::platform::http::routes::Routes;
 use crate::platform::http::security_headers::{self, SecurityHeaders};
 use crate::platform::http::system::{
@@ -31,6 +31,7 @@ use crate::platform::identity::{ApiKeys, TokenVerifier};
 use crate::platform::jobs::Job;
 use crate::platform::redis::RedisPool;
 use crate::platform::revocation::Revocations;
+use crate::platform::runtime::RuntimeSettings;
 use crate::platform::wakeup::Wakeups;
 use crate::platform::{Domain, Platform, metrics, openapi};
 
@@ -123,10 +124,19 @@ impl Builder {
                     .collect(),
             ),
             api_keys: Default::default(),
+            runtime: RuntimeSettings::new(pool.clone()),
         };
+        let rate_rules = platform.runtime.declare(
+            "platform",
+            "rate_limit",
+            RateRules::from_settings(&settings.rate_limit),
+            RateRules::validate,
+        );
         for domain in &enabled {
             domain.init(&platform)?;
         }
+        // Every setting is declared now; apply what administrators stored before serving.
+        platform.runtime.refresh().await?;
 
         let subscribers: Vec<Arc<dyn Subscriber>> = self
             .extra_subscribers
@@ -144,6 +154,7 @@ impl Builder {
 
         let limiter = web::Data::new(RateLimiter::new(
             &settings.rate_limit,
+            rate_rules,
             redis.clone(),
             settings.server.trust_forwarded_for,
         ));
@@ -325,6 +336,7 @@ fn platform_jobs(platform: &Platform, limiter: Arc<RateLimiter>, mirror_enabled:
     let retention = platform.settings.events.retention_hours;
     let revocations = platform.revocations.clone();
     vec![
+        platform.runtime.job(),
         Job::new("rate_limit.prune", Duration::from_secs(60), move || {
             limiter.prune();
             revocations.prune();

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The defaults, compiled in so the binary runs from any directory; a `config/default.toml`
 /// on disk takes their place when present.
@@ -96,10 +96,24 @@ impl RedisSettings {
 pub struct KafkaSettings {
     pub brokers: String,
     pub topic_prefix: String,
+    /// Topics of their own for some events; the rest go to `<topic_prefix>.<domain>`.
+    #[serde(default)]
+    pub topics: Vec<TopicRoute>,
     pub client_id: String,
     pub message_timeout_ms: u64,
     pub partitions: i32,
     pub replication_factor: i32,
+}
+
+/// `[[kafka.topics]]`: the events `match` names go to `topic`. A list rather than a map
+/// because event types hold dots, which configuration keys cannot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicRoute {
+    /// An event type (`user.registered`), a family (`user.*`) or a source domain (`auth`).
+    #[serde(rename = "match")]
+    pub matches: String,
+    pub topic: String,
 }
 
 impl KafkaSettings {
@@ -153,14 +167,14 @@ pub struct RateLimitSettings {
     pub routes: Vec<RoutePolicy>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RatePolicy {
     pub requests: u32,
     pub window_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutePolicy {
     pub prefix: String,
@@ -423,4 +437,38 @@ fn resolve_env(mut env: HashMap<String, String>) -> Result<HashMap<String, Strin
         env.insert(name, value.trim_end_matches(['\r', '\n']).to_owned());
     }
     Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The seeds' topic mapping, as the README gives it, loads from a profile file: event
+    /// types keep their dots (a map keyed by them would be split at each dot).
+    #[test]
+    fn kafka_topic_routes_load_from_a_profile() {
+        let dir = std::env::temp_dir().join(format!("basalt-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("seeds.toml"),
+            "[[kafka.topics]]\nmatch = \"user.*\"\ntopic = \"user-events\"\n\n\
+             [[kafka.topics]]\nmatch = \"session.revoked\"\ntopic = \"auth-events\"\n",
+        )
+        .unwrap();
+        let settings = Settings::load_from(&dir, "seeds", HashMap::new()).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        let routes: Vec<(&str, &str)> = settings
+            .kafka
+            .topics
+            .iter()
+            .map(|r| (r.matches.as_str(), r.topic.as_str()))
+            .collect();
+        assert_eq!(
+            routes,
+            vec![
+                ("user.*", "user-events"),
+                ("session.revoked", "auth-events")
+            ]
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! The shared kernel every domain builds on, and nothing domain-specific.
 
+pub mod audit;
 pub mod db;
 pub mod domain;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod openapi;
 pub mod page;
 pub mod redis;
 pub mod revocation;
+pub mod runtime;
 pub mod wakeup;
 
 use std::sync::Arc;
@@ -49,6 +51,8 @@ pub struct Platform {
     pub domains: Arc<Vec<&'static str>>,
     /// Every event type the enabled domains publish.
     pub event_types: Arc<Vec<&'static str>>,
+    /// Settings administrators change without a restart; domains declare theirs in `init`.
+    pub runtime: runtime::RuntimeSettings,
 }
 
 impl Platform {

@@ -1,6 +1,7 @@
 //! The Kafka mirror (feature `kafka`): every outbox event is also produced to Kafka.
 //!
-//! Topic: `<kafka.topic_prefix>.<source domain>` (e.g. `basalt.auth`), created on first use
+//! Topic: `kafka.topics`' mapping of the event's type or domain, else
+//! `<kafka.topic_prefix>.<source domain>` (e.g. `basalt.auth`); created on first use
 //! with `kafka.partitions` partitions. Key: the aggregate id, so one entity's events land in
 //! one partition in order. Value: the JSON envelope. Headers: `event_id`, `event_type`,
 //! `source`, `schema_version`, so consumers can route and dedupe without parsing the value.
@@ -24,9 +25,29 @@ pub fn without_secrets(event: &Event) -> Event {
     public
 }
 
-/// The topic an event goes to.
-pub fn topic_for(prefix: &str, source: &str) -> String {
-    format!("{prefix}.{source}")
+/// The topic an event goes to: `kafka.topics` maps an exact event type
+/// (`user.registered`), a type family (`user.*`, the longest wins) or a source domain
+/// (`auth`) to a topic name; anything unmapped goes to `<topic_prefix>.<source domain>`.
+pub fn topic_for(settings: &KafkaSettings, event_type: &str, source: &str) -> String {
+    let routes = &settings.topics;
+    let named = |name: &str| routes.iter().find(|r| r.matches == name);
+    if let Some(route) = named(event_type) {
+        return route.topic.clone();
+    }
+    let family = routes
+        .iter()
+        .filter_map(|r| {
+            let prefix = r.matches.strip_suffix(".*")?;
+            let rest = event_type.strip_prefix(prefix)?;
+            rest.starts_with('.').then_some((prefix.len(), r))
+        })
+        .max_by_key(|(len, _)| *len);
+    if let Some((_, route)) = family {
+        return route.topic.clone();
+    }
+    named(source)
+        .map(|r| r.topic.clone())
+        .unwrap_or_else(|| format!("{}.{source}", settings.topic_prefix))
 }
 
 #[cfg(feature = "kafka")]
@@ -115,7 +136,7 @@ mod imp {
         async fn ensure_topics(&self, events: &[Event]) -> anyhow::Result<()> {
             let wanted: HashSet<String> = events
                 .iter()
-                .map(|e| topic_for(&self.settings.topic_prefix, &e.source))
+                .map(|e| topic_for(&self.settings, &e.event_type, &e.source))
                 .collect();
             let missing: Vec<String> = {
                 let known = self.known_topics.lock().unwrap_or_else(|p| p.into_inner());
@@ -160,7 +181,7 @@ mod imp {
             let mut pending = Vec::with_capacity(events.len());
             let mut failure: Option<anyhow::Error> = None;
             for event in events {
-                let topic = topic_for(&self.settings.topic_prefix, &event.source);
+                let topic = topic_for(&self.settings, &event.event_type, &event.source);
                 let payload = match serde_json::to_vec(&without_secrets(event)) {
                     Ok(p) => p,
                     Err(e) => {
@@ -283,5 +304,56 @@ mod imp {
         }
 
         pub fn flush(&self, _timeout: Duration) {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(topics: &[(&str, &str)]) -> KafkaSettings {
+        KafkaSettings {
+            brokers: String::new(),
+            topic_prefix: "basalt".into(),
+            topics: topics
+                .iter()
+                .map(|(m, t)| crate::config::TopicRoute {
+                    matches: (*m).to_owned(),
+                    topic: (*t).to_owned(),
+                })
+                .collect(),
+            client_id: "basalt".into(),
+            message_timeout_ms: 1000,
+            partitions: 1,
+            replication_factor: 1,
+        }
+    }
+
+    #[test]
+    fn exact_types_win_over_families_over_domains_over_the_prefix() {
+        let s = settings(&[
+            ("user.logged_in", "auth-events"),
+            ("user.*", "user-events"),
+            ("auth", "auth-events"),
+            ("baas.document.*", "documents"),
+            ("baas.*", "baas-all"),
+        ]);
+        assert_eq!(topic_for(&s, "user.logged_in", "auth"), "auth-events");
+        assert_eq!(topic_for(&s, "user.registered", "auth"), "user-events");
+        assert_eq!(topic_for(&s, "session.revoked", "auth"), "auth-events");
+        assert_eq!(
+            topic_for(&s, "baas.document.created", "baas-database"),
+            "documents"
+        );
+        assert_eq!(
+            topic_for(&s, "baas.database.created", "baas-database"),
+            "baas-all"
+        );
+        assert_eq!(
+            topic_for(&s, "storage.file.uploaded", "storage"),
+            "basalt.storage"
+        );
+        // `user.*` is a family: `users.x` is not in it.
+        assert_eq!(topic_for(&s, "users.x", "users"), "basalt.users");
     }
 }

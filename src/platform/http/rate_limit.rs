@@ -24,10 +24,13 @@ use actix_web::{Error, HttpRequest, ResponseError, web};
 use dashmap::DashMap;
 use sha2::{Digest, Sha256};
 
-use crate::config::{RateLimitSettings, RatePolicy};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{RateLimitSettings, RatePolicy, RoutePolicy};
 use crate::platform::error::ApiError;
 use crate::platform::identity::{TokenVerifier, bearer_token};
 use crate::platform::redis::RedisPool;
+use crate::platform::runtime::Setting;
 
 /// Paths orchestrators and people poll; never limited.
 const EXEMPT_PREFIXES: &[&str] = &["/health", "/metrics", "/docs", "/api-docs"];
@@ -64,26 +67,52 @@ struct Window {
     count: u64,
 }
 
-pub struct RateLimiter {
-    enabled: bool,
-    default: RatePolicy,
-    /// Longest prefix first, so the first match is the most specific.
-    routes: Vec<(String, RatePolicy)>,
-    memory: DashMap<String, Window>,
-    redis: Option<RedisPool>,
-    redis_failing: AtomicBool,
-    trust_forwarded_for: bool,
+/// The policies in force: the default and the stricter route prefixes. A runtime setting
+/// (`platform.rate_limit`), so administrators can tighten them during an incident without a
+/// restart; its default is the `[rate_limit]` TOML section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateRules {
+    pub default: RatePolicy,
+    #[serde(default)]
+    pub routes: Vec<RoutePolicy>,
 }
 
-impl RateLimiter {
-    pub fn new(
-        settings: &RateLimitSettings,
-        redis: Option<RedisPool>,
-        trust_forwarded_for: bool,
-    ) -> Self {
-        let mut routes: Vec<(String, RatePolicy)> = settings
-            .routes
+impl RateRules {
+    pub fn from_settings(settings: &RateLimitSettings) -> Self {
+        Self {
+            default: settings.default,
+            routes: settings.routes.clone(),
+        }
+    }
+
+    /// The owner's validation of a new value.
+    pub fn validate(&self) -> Result<(), String> {
+        let policies =
+            std::iter::once(("default", &self.default.requests, &self.default.window_secs)).chain(
+                self.routes
+                    .iter()
+                    .map(|r| (r.prefix.as_str(), &r.requests, &r.window_secs)),
+            );
+        for (name, requests, window) in policies {
+            if *requests == 0 || *window == 0 || *window > 86_400 {
+                return Err(format!(
+                    "{name}: requests must be at least 1 and window_secs between 1 and 86400"
+                ));
+            }
+        }
+        if let Some(r) = self.routes.iter().find(|r| !r.prefix.starts_with('/')) {
+            return Err(format!("routes: prefix {:?} must start with /", r.prefix));
+        }
+        Ok(())
+    }
+
+    /// The most specific matching prefix's policy, else the default.
+    fn policy_for(&self, path: &str) -> (String, RatePolicy) {
+        self.routes
             .iter()
+            .filter(|r| path.starts_with(r.prefix.as_str()))
+            .max_by_key(|r| r.prefix.len())
             .map(|r| {
                 (
                     r.prefix.clone(),
@@ -93,25 +122,35 @@ impl RateLimiter {
                     },
                 )
             })
-            .collect();
-        routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+            .unwrap_or_else(|| ("default".to_owned(), self.default))
+    }
+}
+
+pub struct RateLimiter {
+    enabled: bool,
+    rules: Arc<Setting<RateRules>>,
+    memory: DashMap<String, Window>,
+    redis: Option<RedisPool>,
+    redis_failing: AtomicBool,
+    trust_forwarded_for: bool,
+}
+
+impl RateLimiter {
+    /// `rules` is the runtime setting declared with [`RateRules::from_settings`] as default.
+    pub fn new(
+        settings: &RateLimitSettings,
+        rules: Arc<Setting<RateRules>>,
+        redis: Option<RedisPool>,
+        trust_forwarded_for: bool,
+    ) -> Self {
         Self {
             enabled: settings.enabled,
-            default: settings.default,
-            routes,
+            rules,
             memory: DashMap::new(),
             redis,
             redis_failing: AtomicBool::new(false),
             trust_forwarded_for,
         }
-    }
-
-    fn policy_for(&self, path: &str) -> (&str, RatePolicy) {
-        self.routes
-            .iter()
-            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
-            .map(|(prefix, p)| (prefix.as_str(), *p))
-            .unwrap_or(("default", self.default))
     }
 
     /// Counts one request against `key` and says whether it may proceed.
@@ -186,11 +225,12 @@ impl RateLimiter {
     /// Drops in-process windows that have ended; run periodically.
     pub fn prune(&self) {
         let now = Instant::now();
-        let longest = self
+        let rules = self.rules.get();
+        let longest = rules
             .routes
             .iter()
-            .map(|(_, p)| p.window_secs)
-            .chain([self.default.window_secs])
+            .map(|r| r.window_secs)
+            .chain([rules.default.window_secs])
             .max()
             .unwrap_or(60);
         self.memory
@@ -259,7 +299,7 @@ pub async fn middleware(
     else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let (policy_name, policy) = limiter.policy_for(req.path());
+    let (policy_name, policy) = limiter.rules.get().policy_for(req.path());
     let mut tightest: Option<Decision> = None;
     for subject in limiter.subjects(&req) {
         let key = format!("basalt:rl:{policy_name}:{}:{subject}", policy.window_secs);
