@@ -114,6 +114,10 @@ pub struct TopicRoute {
     #[serde(rename = "match")]
     pub matches: String,
     pub topic: String,
+    /// The type name these events carry on Kafka, for consumers that expect another
+    /// (the seeds' `user.logged-in` for `user.logged_in`); in-process names never change.
+    #[serde(default)]
+    pub event_type: Option<String>,
 }
 
 impl KafkaSettings {

@@ -7,6 +7,7 @@
 mod app;
 pub mod config;
 pub mod domains;
+pub mod events;
 pub mod platform;
 pub mod telemetry;
 

@@ -89,14 +89,7 @@ impl Domain for Auth {
     }
 
     fn events(&self) -> &'static [&'static str] {
-        &[
-            "user.registered",
-            "user.verification_requested",
-            "user.email_verified",
-            "user.password_reset_requested",
-            "user.password_changed",
-            "user.deleted",
-        ]
+        events::TYPES
     }
 
     fn init(&self, platform: &Platform) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use super::Event;
-use crate::config::KafkaSettings;
+use crate::config::{KafkaSettings, TopicRoute};
 
 pub use imp::KafkaMirror;
 
@@ -25,29 +25,49 @@ pub fn without_secrets(event: &Event) -> Event {
     public
 }
 
-/// The topic an event goes to: `kafka.topics` maps an exact event type
-/// (`user.registered`), a type family (`user.*`, the longest wins) or a source domain
-/// (`auth`) to a topic name; anything unmapped goes to `<topic_prefix>.<source domain>`.
-pub fn topic_for(settings: &KafkaSettings, event_type: &str, source: &str) -> String {
+/// The `[[kafka.topics]]` entry that applies to an event: an exact event type first, then
+/// the longest matching family (`user.*`), then its source domain (`auth`).
+pub fn route_for<'a>(
+    settings: &'a KafkaSettings,
+    event_type: &str,
+    source: &str,
+) -> Option<&'a TopicRoute> {
     let routes = &settings.topics;
     let named = |name: &str| routes.iter().find(|r| r.matches == name);
-    if let Some(route) = named(event_type) {
-        return route.topic.clone();
-    }
-    let family = routes
-        .iter()
-        .filter_map(|r| {
-            let prefix = r.matches.strip_suffix(".*")?;
-            let rest = event_type.strip_prefix(prefix)?;
-            rest.starts_with('.').then_some((prefix.len(), r))
+    named(event_type)
+        .or_else(|| {
+            routes
+                .iter()
+                .filter_map(|r| {
+                    let prefix = r.matches.strip_suffix(".*")?;
+                    let rest = event_type.strip_prefix(prefix)?;
+                    rest.starts_with('.').then_some((prefix.len(), r))
+                })
+                .max_by_key(|(len, _)| *len)
+                .map(|(_, r)| r)
         })
-        .max_by_key(|(len, _)| *len);
-    if let Some((_, route)) = family {
-        return route.topic.clone();
-    }
-    named(source)
+        .or_else(|| named(source))
+}
+
+/// The topic an event goes to: its route's, or `<topic_prefix>.<source domain>`.
+pub fn topic_for(settings: &KafkaSettings, event_type: &str, source: &str) -> String {
+    route_for(settings, event_type, source)
         .map(|r| r.topic.clone())
         .unwrap_or_else(|| format!("{}.{source}", settings.topic_prefix))
+}
+
+/// What leaves the process and where: the envelope without secrets, under the type name its
+/// route gives consumers that expect another (the seeds' `user.logged-in`), and its topic.
+pub fn outgoing(settings: &KafkaSettings, event: &Event) -> (String, Event) {
+    let route = route_for(settings, &event.event_type, &event.source);
+    let mut public = without_secrets(event);
+    if let Some(alias) = route.and_then(|r| r.event_type.clone()) {
+        public.event_type = alias;
+    }
+    (
+        topic_for(settings, &event.event_type, &event.source),
+        public,
+    )
 }
 
 #[cfg(feature = "kafka")]
@@ -181,8 +201,9 @@ mod imp {
             let mut pending = Vec::with_capacity(events.len());
             let mut failure: Option<anyhow::Error> = None;
             for event in events {
-                let topic = topic_for(&self.settings, &event.event_type, &event.source);
-                let payload = match serde_json::to_vec(&without_secrets(event)) {
+                let (topic, event) = outgoing(&self.settings, event);
+                let event = &event;
+                let payload = match serde_json::to_vec(event) {
                     Ok(p) => p,
                     Err(e) => {
                         failure = Some(e.into());
@@ -317,9 +338,10 @@ mod tests {
             topic_prefix: "basalt".into(),
             topics: topics
                 .iter()
-                .map(|(m, t)| crate::config::TopicRoute {
+                .map(|(m, t)| TopicRoute {
                     matches: (*m).to_owned(),
                     topic: (*t).to_owned(),
+                    event_type: None,
                 })
                 .collect(),
             client_id: "basalt".into(),
@@ -355,5 +377,25 @@ mod tests {
         );
         // `user.*` is a family: `users.x` is not in it.
         assert_eq!(topic_for(&s, "users.x", "users"), "basalt.users");
+    }
+
+    #[test]
+    fn a_route_can_rename_the_type_for_consumers_that_expect_another() {
+        let mut s = settings(&[("user.logged_in", "user-events")]);
+        s.topics[0].event_type = Some("user.logged-in".into());
+        let event = Event::new(
+            "auth",
+            "user.logged_in",
+            "u1",
+            serde_json::json!({"user_id": "u1", "secret": {"token": "t"}}),
+        );
+        let (topic, public) = outgoing(&s, &event);
+        assert_eq!(topic, "user-events");
+        assert_eq!(public.event_type, "user.logged-in");
+        assert!(public.payload.get("secret").is_none());
+        assert_eq!(
+            event.event_type, "user.logged_in",
+            "in-process subscribers keep the name"
+        );
     }
 }

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::platform::http::request_id;
 
-pub use kafka::{KafkaMirror, topic_for, without_secrets};
+pub use kafka::{KafkaMirror, outgoing, route_for, topic_for, without_secrets};
 pub use relay::{Relay, RelayHandle};
 pub use repo::{Backlog, backlog, prune};
 pub use subscriber::{Subscriber, subscriber_fn};
