@@ -48,7 +48,7 @@ pub trait Domain: Send + Sync + 'static {
     /// offered: capabilities say so and `/health` leaves it out.
     fn routes(&self, _routes: &mut Routes) {}
     /// The stable error codes of the domain's error enum (`XError::CODES`), with statuses.
-    fn error_codes(&self) -> &'static [(&'static str, u16)] {
+    fn error_codes(&self) -> &'static [(&'static str, actix_web::http::StatusCode)] {
         &[]
     }
     /// The OpenAPI document of those routes, with paths relative to `/api/v1/<path>`.

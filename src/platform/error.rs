@@ -416,8 +416,8 @@ macro_rules! domain_errors {
 
         impl $name {
             /// The stable codes of this domain's own variants, with their statuses.
-            pub const CODES: &'static [(&'static str, u16)] = &[
-                $(($code, actix_web::http::StatusCode::$status.as_u16())),*
+            pub const CODES: &'static [(&'static str, actix_web::http::StatusCode)] = &[
+                $(($code, actix_web::http::StatusCode::$status)),*
             ];
 
             /// The problem this error renders as.
@@ -484,11 +484,11 @@ impl ApiError {
 
 /// A domain's error codes as an OpenAPI string enum named `<Name>Code`, so clients see every
 /// code a domain can answer with in one place.
-pub fn codes_openapi(name: &str, codes: &[(&str, u16)]) -> utoipa::openapi::OpenApi {
+pub fn codes_openapi(name: &str, codes: &[(&str, StatusCode)]) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
     let description = codes
         .iter()
-        .map(|(code, status)| format!("`{code}` ({status})"))
+        .map(|(code, status)| format!("`{code}` ({})", status.as_u16()))
         .collect::<Vec<_>>()
         .join(", ");
     let mut values: Vec<&str> = codes.iter().map(|(c, _)| *c).collect();

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::platform::page::Page;
+
 /// Kinds of message a user can choose about. `security` mail (verification, password reset,
 /// password changed) cannot be turned off.
 pub const CATEGORIES: &[&str] = &["security", "account", "orders", "vendors"];
@@ -21,19 +23,13 @@ pub struct InboxItem {
     pub created_at: DateTime<Utc>,
 }
 
+/// A page of the inbox, and the unread count across all pages.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InboxPage {
-    pub items: Vec<InboxItem>,
+    #[serde(flatten)]
+    pub page: Page<InboxItem>,
     /// Unread notifications in all pages.
     pub unread: i64,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// 1 to 100, default 25.
-    pub limit: Option<i64>,
-    pub offset: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,8 +60,10 @@ pub struct UnsubscribeQuery {
 pub struct MessageQuery {
     /// queued, sending, sent or failed.
     pub status: Option<String>,
+    /// 1 to 100, default 25.
     pub limit: Option<i64>,
-    pub offset: Option<i64>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -112,19 +112,23 @@ pub async fn mark_attempt_failed(
     Ok(())
 }
 
+/// Newest first, after the cursor's (created_at, id).
 pub async fn messages(
     pool: &PgPool,
     status: Option<&str>,
+    after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
-    offset: i64,
 ) -> Result<Vec<MessageRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM notifications.messages
-          WHERE $1::text IS NULL OR status = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+          WHERE ($1::text IS NULL OR status = $1)
+            AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+          ORDER BY created_at DESC, id DESC LIMIT $4"
     ))
     .bind(status)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
     .bind(limit)
-    .bind(offset)
     .fetch_all(pool)
     .await
 }
@@ -188,20 +192,26 @@ pub async fn add_to_inbox(
     Ok(())
 }
 
-/// Unread first, then newest first.
+/// Unread first, then newest first, after the cursor's (read, created_at, id).
 pub async fn inbox(
     pool: &PgPool,
     user: Uuid,
+    after: Option<(bool, DateTime<Utc>, Uuid)>,
     limit: i64,
-    offset: i64,
 ) -> Result<(Vec<InboxRow>, i64), sqlx::Error> {
     let rows = sqlx::query_as(
         "SELECT id, category, title, body, link, read_at, created_at FROM notifications.inbox
-          WHERE user_id = $1 ORDER BY (read_at IS NOT NULL), created_at DESC, id DESC LIMIT $2 OFFSET $3",
+          WHERE user_id = $1
+            AND ($2::boolean IS NULL
+                 OR (read_at IS NOT NULL) > $2
+                 OR ((read_at IS NOT NULL) = $2 AND (created_at, id) < ($3, $4)))
+          ORDER BY (read_at IS NOT NULL), created_at DESC, id DESC LIMIT $5",
     )
     .bind(user)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(after.map(|a| a.2))
     .bind(limit)
-    .bind(offset)
     .fetch_all(pool)
     .await?;
     let unread = sqlx::query_scalar(
@@ -350,11 +360,21 @@ pub async fn endpoint(
     .await
 }
 
-pub async fn endpoints_of(pool: &PgPool, owner: Uuid) -> Result<Vec<EndpointRow>, sqlx::Error> {
+/// An owner's endpoints, oldest first (ids are UUIDv7, so id order is creation order).
+pub async fn endpoints_of(
+    pool: &PgPool,
+    owner: Uuid,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<EndpointRow>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM notifications.webhook_endpoints WHERE owner_id = $1 ORDER BY created_at"
+        "SELECT {ENDPOINT_COLUMNS} FROM notifications.webhook_endpoints
+          WHERE owner_id = $1 AND ($2::uuid IS NULL OR id > $2)
+          ORDER BY id LIMIT $3"
     ))
     .bind(owner)
+    .bind(after)
+    .bind(limit)
     .fetch_all(pool)
     .await
 }
@@ -532,18 +552,20 @@ pub async fn deliveries(
     pool: &PgPool,
     endpoint: Uuid,
     status: Option<&str>,
+    after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
-    offset: i64,
 ) -> Result<Vec<DeliveryRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM notifications.webhook_deliveries
           WHERE endpoint_id = $1 AND ($2::text IS NULL OR status = $2)
-          ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+            AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4))
+          ORDER BY created_at DESC, id DESC LIMIT $5"
     ))
     .bind(endpoint)
     .bind(status)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
     .bind(limit)
-    .bind(offset)
     .fetch_all(pool)
     .await
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::NotifyState;
+use super::state::NotifyState;
 use super::repo;
 
 /// Sends everything due now; returns how many were attempted.

@@ -4,25 +4,29 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::model::SECURITY;
 use super::repo::{self, MessageRow};
-use super::{NotifyState, unsubscribe_url};
-use crate::platform::events::{Event, Subscriber, subscriber_fn};
+use super::state::{NotifyState, unsubscribe_url};
+use crate::events::auth::{
+    EmailVerified, PasswordChanged, PasswordResetRequested, Secret, UserDeleted,
+    VerificationRequested,
+};
+use crate::platform::events::{DomainEvent, Event, Subscriber, subscriber_fn};
 
 /// The auth domain's events. Adding a commerce event is a template and an arm here.
 pub fn auth_events(state: Arc<NotifyState>) -> Arc<dyn Subscriber> {
     subscriber_fn(
         "notifications.auth",
         &[
-            "user.verification_requested",
-            "user.password_reset_requested",
-            "user.password_changed",
-            "user.email_verified",
-            "user.deleted",
+            VerificationRequested::TYPE,
+            PasswordResetRequested::TYPE,
+            PasswordChanged::TYPE,
+            EmailVerified::TYPE,
+            UserDeleted::TYPE,
         ],
         move |event, conn| {
             let state = state.clone();
@@ -31,88 +35,67 @@ pub fn auth_events(state: Arc<NotifyState>) -> Arc<dyn Subscriber> {
     )
 }
 
-fn text(event: &Event, field: &str) -> anyhow::Result<String> {
-    event.payload[field]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow::anyhow!("{} has no {field}", event.event_type))
+/// The mail a single-use link needs: the link and when it stops working.
+fn link(base: &str, page: &str, secret: &Secret) -> (String, String) {
+    (
+        format!("{base}/{page}?token={}", secret.token),
+        secret.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
 }
 
 async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> anyhow::Result<()> {
-    let user: Uuid = text(event, "user_id")?.parse()?;
-    if event.event_type == "user.deleted" {
-        repo::forget_user(conn, user).await?;
-        return Ok(());
-    }
-    let first_name = text(event, "first_name")?;
     let links = &state.links_base;
-    let secret = || -> anyhow::Result<(String, String)> {
-        let token = event.payload["secret"]["token"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("{} carries no token", event.event_type))?;
-        let expires: DateTime<Utc> =
-            serde_json::from_value(event.payload["secret"]["expires_at"].clone())?;
-        Ok((
-            token.to_owned(),
-            expires.format("%Y-%m-%d %H:%M UTC").to_string(),
-        ))
-    };
-    match event.event_type.as_str() {
-        "user.verification_requested" => {
-            let (token, expires_at) = secret()?;
-            let link = format!("{links}/verify-email?token={token}");
-            let ctx = minijinja::context! { first_name, link, expires_at };
-            email(state, conn, event, user, "verify-email", SECURITY, ctx).await
-        }
-        "user.password_reset_requested" => {
-            let (token, expires_at) = secret()?;
-            let link = format!("{links}/reset-password?token={token}");
-            let ctx = minijinja::context! { first_name, link, expires_at };
-            email(state, conn, event, user, "reset-password", SECURITY, ctx).await
-        }
-        "user.password_changed" => {
-            let via = text(event, "via")?;
-            let reset_link = format!("{links}/forgot-password");
-            let ctx = minijinja::context! { first_name, via, reset_link };
-            email(state, conn, event, user, "password-changed", SECURITY, ctx).await?;
-            in_app(
-                conn,
-                event,
-                user,
-                SECURITY,
-                "Your password was changed",
-                "If this was not you, reset it now.",
-            )
-            .await
-        }
-        "user.email_verified" => {
-            let ctx = minijinja::context! { first_name };
-            email(state, conn, event, user, "welcome", "account", ctx).await?;
-            in_app(
-                conn,
-                event,
-                user,
-                "account",
-                "Welcome!",
-                "Your email address is confirmed.",
-            )
-            .await
-        }
-        _ => Ok(()),
+    if event.is::<UserDeleted>() {
+        let e = event.decode::<UserDeleted>()?;
+        repo::forget_user(conn, e.user_id).await?;
+    } else if event.is::<VerificationRequested>() {
+        let e = event.decode::<VerificationRequested>()?;
+        let (link, expires_at) = link(links, "verify-email", &e.secret);
+        let ctx = minijinja::context! { first_name => e.first_name, link, expires_at };
+        let to = Recipient { user: e.user_id, email: &e.email };
+        email(state, conn, event, to, "verify-email", SECURITY, ctx).await?;
+    } else if event.is::<PasswordResetRequested>() {
+        let e = event.decode::<PasswordResetRequested>()?;
+        let (link, expires_at) = link(links, "reset-password", &e.secret);
+        let ctx = minijinja::context! { first_name => e.first_name, link, expires_at };
+        let to = Recipient { user: e.user_id, email: &e.email };
+        email(state, conn, event, to, "reset-password", SECURITY, ctx).await?;
+    } else if event.is::<PasswordChanged>() {
+        let e = event.decode::<PasswordChanged>()?;
+        let reset_link = format!("{links}/forgot-password");
+        let ctx = minijinja::context! { first_name => e.first_name, via => e.via, reset_link };
+        let to = Recipient { user: e.user_id, email: &e.email };
+        email(state, conn, event, to, "password-changed", SECURITY, ctx).await?;
+        let note = ("Your password was changed", "If this was not you, reset it now.");
+        in_app(conn, event, e.user_id, SECURITY, note).await?;
+    } else if event.is::<EmailVerified>() {
+        let e = event.decode::<EmailVerified>()?;
+        let ctx = minijinja::context! { first_name => e.first_name };
+        let to = Recipient { user: e.user_id, email: &e.email };
+        email(state, conn, event, to, "welcome", "account", ctx).await?;
+        let note = ("Welcome!", "Your email address is confirmed.");
+        in_app(conn, event, e.user_id, "account", note).await?;
     }
+    Ok(())
+}
+
+/// Who a message goes to.
+struct Recipient<'a> {
+    user: Uuid,
+    email: &'a str,
 }
 
 /// Renders and queues one email, unless the user turned this (non-security) category off.
-#[allow(clippy::too_many_arguments)]
 async fn email(
     state: &NotifyState,
     conn: &mut PgConnection,
     event: &Event,
-    user: Uuid,
+    to: Recipient<'_>,
     template: &str,
     category: &str,
     ctx: minijinja::Value,
 ) -> anyhow::Result<()> {
+    let user = to.user;
     let (wants_email, _) = repo::preference(conn, user, category).await?;
     if category != SECURITY && !wants_email {
         return Ok(());
@@ -126,7 +109,7 @@ async fn email(
         user_id: Some(user),
         category: category.to_owned(),
         template: template.to_owned(),
-        to_address: text(event, "email")?,
+        to_address: to.email.to_owned(),
         subject: rendered.subject,
         text_body: rendered.text,
         html_body: rendered.html,
@@ -146,8 +129,7 @@ async fn in_app(
     event: &Event,
     user: Uuid,
     category: &str,
-    title: &str,
-    body: &str,
+    (title, body): (&str, &str),
 ) -> anyhow::Result<()> {
     let (_, wants_in_app) = repo::preference(conn, user, category).await?;
     if wants_in_app {
