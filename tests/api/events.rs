@@ -197,3 +197,37 @@ async fn notify_wakes_the_relay_long_before_the_poll() {
         .await
     );
 }
+
+#[tokio::test]
+async fn an_event_names_the_caller_and_the_request_that_caused_it() {
+    let app = spawn_app().await;
+    let token = app.token("ada-id", &[], &[]);
+    let res = app
+        .as_user(reqwest::Method::POST, "/api/v1/probe/notes", &token)
+        .header("X-Request-Id", "req-actor-1")
+        .json(&serde_json::json!({ "body": "signed", "email": "a@b.co" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let note: serde_json::Value = res.json().await.unwrap();
+    let anonymous = app.create_note("anon").await;
+    let envelope = |id: String| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<String>)>(
+                "SELECT actor, request_id FROM platform.outbox WHERE id = $1::uuid",
+            )
+            .bind(id)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    let (actor, request) = envelope(note["event_id"].as_str().unwrap().into()).await;
+    assert_eq!(actor, "user:ada-id");
+    assert_eq!(request.as_deref(), Some("req-actor-1"));
+    let (actor, request) = envelope(anonymous["event_id"].as_str().unwrap().into()).await;
+    assert_eq!(actor, "system", "no credentials, no actor");
+    assert!(request.is_some(), "still the request that caused it");
+}

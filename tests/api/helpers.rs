@@ -156,6 +156,19 @@ impl TestApp {
         res.json().await.expect("json")
     }
 
+    /// The `items` of one page of a list endpoint (the kernel's `{items, next}` shape).
+    pub async fn items_as(
+        &self,
+        path: &str,
+        token: impl std::fmt::Display,
+    ) -> Vec<serde_json::Value> {
+        let page: serde_json::Value = self.json_as(path, token).await;
+        page["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} is not a page: {page}"))
+            .clone()
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

@@ -233,9 +233,12 @@ async fn registration_to_inbox_end_to_end() {
         .await
         .unwrap();
     assert_eq!(log.status(), 200);
-    let log: Vec<Value> = log.json().await.unwrap();
+    let log: Value = log.json().await.unwrap();
     assert!(
-        log.iter()
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
             .any(|m| m["template"] == "welcome" && m["to"] == "ada@example.com")
     );
     let denied = app
@@ -322,8 +325,8 @@ async fn an_smtp_outage_is_retried_then_failed_and_an_admin_can_retry() {
     // Root's own verification mail goes out now that the server is up.
     register(&app, "root@example.com").await;
     let root = access_token(&app, "root@example.com").await;
-    let failed: Vec<Value> = app
-        .json_as("/api/v1/notifications/messages?status=failed", &root)
+    let failed = app
+        .items_as("/api/v1/notifications/messages?status=failed", &root)
         .await;
     assert_eq!(failed.len(), 1);
     let id = failed[0]["id"].as_str().unwrap();
@@ -362,8 +365,8 @@ async fn preferences_and_one_click_unsubscribe() {
     let app = spawn_app_with(&[("BASALT__NOTIFICATIONS__OUTBOX_DIR", dir.to_str().unwrap())]).await;
     register(&app, "ada@example.com").await;
     let access = access_token(&app, "ada@example.com").await;
-    let prefs: Vec<Value> = app
-        .json_as("/api/v1/notifications/preferences", &access)
+    let prefs = app
+        .items_as("/api/v1/notifications/preferences", &access)
         .await;
     assert_eq!(prefs.len(), 4);
     assert_eq!(prefs[0]["category"], "security");
@@ -462,7 +465,9 @@ async fn preferences_and_one_click_unsubscribe() {
     let res = app.client.post(app.url(path)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let bob = access_token(&app, "bob@example.com").await;
-    let prefs: Vec<Value> = app.json_as("/api/v1/notifications/preferences", &bob).await;
+    let prefs = app
+        .items_as("/api/v1/notifications/preferences", &bob)
+        .await;
     let account = prefs.iter().find(|p| p["category"] == "account").unwrap();
     assert_eq!(account["email"], false);
 }
@@ -610,4 +615,66 @@ async fn templates_can_be_overridden_from_a_folder() {
         mail.contains("Confirm your email address for Basalt"),
         "{mail}"
     );
+}
+
+/// The inbox pages by keyset in its own order (unread first, then newest), never ends on an
+/// empty page, and refuses a cursor it did not hand out.
+#[tokio::test]
+async fn the_inbox_pages_unread_first_without_an_empty_last_page() {
+    let app = spawn_app().await;
+    let user = uuid::Uuid::now_v7();
+    let token = app.token(&user.to_string(), &[], &[]);
+    for i in 0..5 {
+        sqlx::query(
+            "INSERT INTO notifications.inbox (id, user_id, category, title, body, read_at, created_at)
+             VALUES ($1, $2, 'account', $3, '', CASE WHEN $4 THEN now() END, now() - make_interval(secs => $5))",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(user)
+        .bind(format!("n{i}"))
+        .bind(i % 2 == 0)
+        .bind(f64::from(i))
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/notifications/inbox?limit=2".to_owned();
+    loop {
+        let page: Value = app.json_as(&path, &token).await;
+        assert_eq!(page["unread"], 2);
+        let items = page["items"].as_array().unwrap();
+        assert!(!items.is_empty(), "no empty page: {page}");
+        seen.extend(
+            items
+                .iter()
+                .map(|i| i["title"].as_str().unwrap().to_owned()),
+        );
+        match page["next"].as_str() {
+            Some(next) => path = format!("/api/v1/notifications/inbox?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    // Unread (n1, n3) newest first, then read (n0, n2, n4) newest first.
+    assert_eq!(seen, ["n1", "n3", "n0", "n2", "n4"]);
+
+    let exact: Value = app
+        .json_as("/api/v1/notifications/inbox?limit=5", &token)
+        .await;
+    assert_eq!(exact["items"].as_array().unwrap().len(), 5);
+    assert!(exact.get("next").is_none(), "a full last page has no next");
+
+    for bad in ["garbage!", "eyJub3QiOiJhIGN1cnNvciJ9"] {
+        let res = app
+            .as_user(
+                reqwest::Method::GET,
+                &format!("/api/v1/notifications/inbox?after={bad}"),
+                &token,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+        assert_eq!(problem(res).await["code"], "invalid_cursor");
+    }
 }

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use basalt::platform::events::{self, Event, Subscriber, subscriber_fn};
+use basalt::platform::events::{self, Subscriber, subscriber_fn};
 use basalt::platform::health::HealthCheck;
-use basalt::platform::http::ValidatedJson;
+use basalt::platform::http::{Endpoint, Routes, ValidatedJson};
+use basalt::platform::identity::MaybeUser;
 use basalt::platform::{ApiError, CurrentUser, Domain, Platform};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
 use validator::Validate;
@@ -25,6 +26,18 @@ pub struct Probe {
     pub subscriber_fails: Arc<AtomicBool>,
     /// Set when a request to /slow has reached its handler.
     pub slow_started: Arc<AtomicBool>,
+}
+
+/// The probe's one typed event, declared the way domains declare theirs.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NoteCreated {
+    pub note_id: Uuid,
+    pub body: String,
+}
+
+basalt::declare_events! {
+    source = "probe";
+    NoteCreated = "probe.note_created" by note_id,
 }
 
 #[derive(Deserialize, Validate, utoipa::ToSchema)]
@@ -40,6 +53,8 @@ pub struct NoteRequest {
 
 async fn create_note(
     platform: web::Data<Platform>,
+    // Signing in is optional; when a caller is known, its events name it.
+    _caller: MaybeUser,
     body: ValidatedJson<NoteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = Uuid::now_v7();
@@ -49,13 +64,14 @@ async fn create_note(
         .bind(&body.body)
         .execute(&mut *tx)
         .await?;
-    let event = Event::new(
-        "probe",
-        "probe.note_created",
-        id.to_string(),
-        serde_json::json!({ "body": body.body }),
-    );
-    events::publish(&mut tx, &event).await?;
+    let event_id = events::publish(
+        &mut tx,
+        &NoteCreated {
+            note_id: id,
+            body: body.body.clone(),
+        },
+    )
+    .await?;
     if body.fail_after_publish {
         tx.rollback().await?;
         return Err(ApiError::internal(anyhow::anyhow!(
@@ -63,7 +79,7 @@ async fn create_note(
         )));
     }
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(serde_json::json!({ "id": id, "event_id": event.id })))
+    Ok(HttpResponse::Created().json(serde_json::json!({ "id": id, "event_id": event_id })))
 }
 
 async fn slow(started: web::Data<Arc<AtomicBool>>) -> HttpResponse {
@@ -116,19 +132,23 @@ impl Domain for Probe {
         "probe"
     }
     fn events(&self) -> &'static [&'static str] {
+        // `probe.tick` is published untyped by the tests, as an envelope from elsewhere.
         &["probe.note_created", "probe.tick"]
     }
     fn migrations(&self) -> Option<&'static Migrator> {
         Some(&MIGRATIONS)
     }
-    fn routes(&self, cfg: &mut web::ServiceConfig) {
-        cfg.app_data(web::Data::new(self.slow_started.clone()));
-        cfg.service(web::resource("/notes").route(web::post().to(create_note)))
-            .service(web::resource("/notes/{id}").route(web::get().to(get_note)))
-            .service(web::resource("/slow").route(web::get().to(slow)))
-            .service(web::resource("/boom").route(web::get().to(boom)))
-            .service(web::resource("/me").route(web::get().to(whoami)))
-            .service(web::resource("/moderate").route(web::post().to(moderate)));
+    fn routes(&self, routes: &mut Routes) {
+        routes
+            .config()
+            .app_data(web::Data::new(self.slow_started.clone()));
+        routes
+            .add(Endpoint::at("/notes").post(create_note))
+            .add(Endpoint::at("/notes/{id}").get(get_note))
+            .add(Endpoint::at("/slow").get(slow))
+            .add(Endpoint::at("/boom").get(boom))
+            .add(Endpoint::at("/me").get(whoami))
+            .add(Endpoint::at("/moderate").post(moderate));
     }
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         <ProbeApi as utoipa::OpenApi>::openapi()

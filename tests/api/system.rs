@@ -22,10 +22,13 @@ async fn health_reports_every_dependency_and_domain() {
         "a domain's own checks are included: {names:?}"
     );
     for domain in basalt::domains::compiled() {
-        assert!(
-            names.contains(&format!("domain:{}", domain.name()).as_str()),
-            "{} missing",
-            domain.name()
+        let name = format!("domain:{}", domain.name());
+        // A domain reports on /health exactly when it serves routes: one whose issue has
+        // not landed yet is not `ok`, it is absent.
+        assert_eq!(
+            names.contains(&name.as_str()),
+            basalt::platform::domain::serves_routes(domain.as_ref()),
+            "{name} in {names:?}"
         );
     }
 }
@@ -96,6 +99,29 @@ async fn capabilities_list_compiled_and_enabled_domains() {
     let content = find("content");
     assert_eq!(content["compiled"], cfg!(feature = "content"));
     assert_eq!(content["enabled"], false, "disabled by configuration");
+    // Compiled and not disabled, but without routes yet: not offered, no base path.
+    for domain in basalt::domains::compiled() {
+        let reported = find(domain.name());
+        let serves = basalt::platform::domain::serves_routes(domain.as_ref());
+        if domain.name() != "content" {
+            assert_eq!(reported["enabled"], serves, "{reported}");
+        }
+        assert_eq!(
+            reported["base_path"].is_null(),
+            !serves || domain.name() == "content"
+        );
+    }
+    if cfg!(feature = "catalog")
+        && !basalt::platform::domain::serves_routes(
+            &*basalt::domains::compiled()
+                .into_iter()
+                .find(|d| d.name() == "catalog")
+                .unwrap(),
+        )
+    {
+        assert_eq!(find("catalog")["compiled"], true);
+        assert_eq!(find("catalog")["enabled"], false);
+    }
     assert_eq!(
         body["infrastructure"]["kafka"]["compiled"],
         cfg!(feature = "kafka")
@@ -298,4 +324,130 @@ async fn a_metrics_token_closes_metrics_to_scrapers_without_it() {
                 .contains("basalt_db_pool_connections")
         );
     }
+}
+
+/// Runtime settings: a change stored by any replica (here, straight into the table, as
+/// another replica's admin API would) applies on this one within about a second, without a
+/// restart; a stored value that fails validation is ignored rather than applied.
+#[tokio::test]
+async fn rate_limits_follow_a_runtime_setting_changed_elsewhere() {
+    let app = spawn_app_with(&[("BASALT__RATE_LIMIT__ENABLED", "true")]).await;
+    let limit = |res: &reqwest::Response| {
+        res.headers()
+            .get("ratelimit-limit")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok())
+    };
+    let before = app.get("/api/v1/capabilities").await;
+    let default_limit = limit(&before).expect("rate limit headers");
+    assert!(default_limit > 3);
+
+    let store = |value: serde_json::Value| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO platform.runtime_settings (namespace, key, value, updated_by)
+                 VALUES ('platform', 'rate_limit', $1, 'user:test')
+                 ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value",
+            )
+            .bind(value)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+    };
+    store(serde_json::json!({ "default": { "requests": 3, "window_secs": 60 } })).await;
+    let applied = eventually(std::time::Duration::from_secs(3), || async {
+        limit(&app.get("/api/v1/capabilities").await) == Some(3)
+    })
+    .await;
+    assert!(applied, "the new limit applies without a restart");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(app.get("/api/v1/capabilities").await.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+
+    // A value the owner's validation refuses is never applied: the TOML default returns.
+    store(serde_json::json!({ "default": { "requests": 0, "window_secs": 60 } })).await;
+    let reverted = eventually(std::time::Duration::from_secs(3), || async {
+        limit(&app.get("/health/live").await).is_none()
+            && limit(&app.get("/api/v1/capabilities").await) == Some(default_limit)
+    })
+    .await;
+    assert!(reverted);
+}
+
+/// The kernel's store validates with the owner's rule, records each change in the audit
+/// trail in the same transaction, and the audit trail refuses to be rewritten.
+#[tokio::test]
+async fn runtime_setting_changes_are_validated_and_audited_and_the_audit_is_append_only() {
+    use basalt::platform::runtime::RuntimeSettings;
+
+    let app = spawn_app().await;
+    let store = RuntimeSettings::new(app.db.clone());
+    fn positive(v: &u32) -> Result<(), String> {
+        if *v == 0 {
+            Err("must be at least 1".into())
+        } else {
+            Ok(())
+        }
+    }
+    let setting = store.declare("probe", "cart_days", 30u32, positive);
+    let mut conn = app.db.acquire().await.unwrap();
+    let refused = store
+        .set(&mut conn, "probe", "cart_days", &0u32, "user:admin")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status().as_u16(), 422);
+    let unknown = store
+        .set(&mut conn, "probe", "nope", &1u32, "user:admin")
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.status().as_u16(), 404);
+
+    for days in [45u32, 60] {
+        let mut tx = app.db.begin().await.unwrap();
+        store
+            .set(&mut tx, "probe", "cart_days", &days, "user:admin")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    store.refresh().await.unwrap();
+    assert_eq!(*setting.get(), 60);
+
+    let audit: Vec<(
+        String,
+        String,
+        Option<serde_json::Value>,
+        Option<serde_json::Value>,
+    )> = sqlx::query_as(
+        "SELECT actor, object_id, before, after FROM platform.audit_log
+              WHERE action = 'settings.changed' ORDER BY id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(audit.len(), 2, "refused changes record nothing");
+    assert_eq!(audit[0].0, "user:admin");
+    assert_eq!(audit[0].1, "probe.cart_days");
+    assert_eq!(audit[0].2, None);
+    assert_eq!(audit[0].3, Some(serde_json::json!(45)));
+    assert_eq!(audit[1].2, Some(serde_json::json!(45)));
+    assert_eq!(audit[1].3, Some(serde_json::json!(60)));
+
+    for rewrite in [
+        "UPDATE platform.audit_log SET actor = 'someone else'",
+        "DELETE FROM platform.audit_log",
+        "TRUNCATE platform.audit_log",
+    ] {
+        let err = sqlx::query(rewrite).execute(&app.db).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{rewrite}: {err}");
+    }
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM platform.audit_log")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(kept, 2);
 }

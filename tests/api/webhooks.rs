@@ -114,7 +114,7 @@ async fn create_endpoint(app: &TestApp, token: &str, body: Value) -> reqwest::Re
 }
 
 async fn deliveries(app: &TestApp, token: &str, endpoint: &str) -> Vec<Value> {
-    app.json_as(
+    app.items_as(
         &format!("/api/v1/notifications/webhooks/{endpoint}/deliveries"),
         token,
     )
@@ -467,7 +467,7 @@ async fn a_rotated_secret_signs_alongside_the_new_one_for_a_while() {
         .unwrap();
     let new = rotated["secret"].as_str().unwrap().to_owned();
     assert_ne!(new, old);
-    let listed: Vec<Value> = app.json_as("/api/v1/notifications/webhooks", &root).await;
+    let listed = app.items_as("/api/v1/notifications/webhooks", &root).await;
     assert!(listed[0].get("secret").is_none(), "secrets are shown once");
 
     register(&app, "ada@example.com").await;

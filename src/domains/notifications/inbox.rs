@@ -95,7 +95,6 @@ pub async fn delete_one(
     Ok(HttpResponse::NoContent().finish())
 }
 
-
 #[derive(OpenApi)]
 #[openapi(
     paths(list_inbox, read_one, read_all, delete_one),

@@ -20,7 +20,7 @@ pub fn configure(routes: &mut Routes) {
         .add(Endpoint::at("/preferences/{category}").put(set_preference))
         .add(
             Endpoint::at("/unsubscribe")
-                .get(unsubscribe)
+                .get(unsubscribe_by_link)
                 .post(unsubscribe),
         );
 }
@@ -95,7 +95,7 @@ pub async fn set_preference(
 
 /// One-click unsubscribe (RFC 8058) from the link in a non-security email; no sign-in needed.
 #[utoipa::path(
-    method(get, post), path = "/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
+    post, path = "/unsubscribe", tag = "notifications", params(UnsubscribeQuery),
     responses((status = 200, body = StatusResponse), (status = 403, description = "Tampered link", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn unsubscribe(
@@ -119,7 +119,19 @@ pub async fn unsubscribe(
     }))
 }
 
+/// The same, for the link opened in a browser or by a mail client that follows it (GET).
+#[utoipa::path(
+    get, path = "/unsubscribe", tag = "notifications", operation_id = "unsubscribe_by_link", params(UnsubscribeQuery),
+    responses((status = 200, body = StatusResponse), (status = 403, description = "Tampered link", body = Problem, content_type = "application/problem+json"))
+)]
+pub async fn unsubscribe_by_link(
+    platform: web::Data<Platform>,
+    state: web::Data<NotifyState>,
+    q: web::Query<UnsubscribeQuery>,
+) -> Result<HttpResponse, NotifyError> {
+    unsubscribe(platform, state, q).await
+}
 
 #[derive(OpenApi)]
-#[openapi(paths(list_preferences, set_preference, unsubscribe))]
+#[openapi(paths(list_preferences, set_preference, unsubscribe, unsubscribe_by_link))]
 pub struct PreferencesApi;

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
-use super::state::NotifyState;
 use super::repo;
+use super::state::NotifyState;
 
 /// Sends everything due now; returns how many were attempted.
 pub async fn send_due(state: &Arc<NotifyState>) -> anyhow::Result<usize> {

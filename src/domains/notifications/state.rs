@@ -94,6 +94,6 @@ impl NotifyState {
             settings,
         };
         tracing::info!(transport = %state.mailer.describe(), "notifications ready");
-                Ok(state)
+        Ok(state)
     }
 }

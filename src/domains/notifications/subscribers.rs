@@ -52,26 +52,41 @@ async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> 
         let e = event.decode::<VerificationRequested>()?;
         let (link, expires_at) = link(links, "verify-email", &e.secret);
         let ctx = minijinja::context! { first_name => e.first_name, link, expires_at };
-        let to = Recipient { user: e.user_id, email: &e.email };
+        let to = Recipient {
+            user: e.user_id,
+            email: &e.email,
+        };
         email(state, conn, event, to, "verify-email", SECURITY, ctx).await?;
     } else if event.is::<PasswordResetRequested>() {
         let e = event.decode::<PasswordResetRequested>()?;
         let (link, expires_at) = link(links, "reset-password", &e.secret);
         let ctx = minijinja::context! { first_name => e.first_name, link, expires_at };
-        let to = Recipient { user: e.user_id, email: &e.email };
+        let to = Recipient {
+            user: e.user_id,
+            email: &e.email,
+        };
         email(state, conn, event, to, "reset-password", SECURITY, ctx).await?;
     } else if event.is::<PasswordChanged>() {
         let e = event.decode::<PasswordChanged>()?;
         let reset_link = format!("{links}/forgot-password");
         let ctx = minijinja::context! { first_name => e.first_name, via => e.via, reset_link };
-        let to = Recipient { user: e.user_id, email: &e.email };
+        let to = Recipient {
+            user: e.user_id,
+            email: &e.email,
+        };
         email(state, conn, event, to, "password-changed", SECURITY, ctx).await?;
-        let note = ("Your password was changed", "If this was not you, reset it now.");
+        let note = (
+            "Your password was changed",
+            "If this was not you, reset it now.",
+        );
         in_app(conn, event, e.user_id, SECURITY, note).await?;
     } else if event.is::<EmailVerified>() {
         let e = event.decode::<EmailVerified>()?;
         let ctx = minijinja::context! { first_name => e.first_name };
-        let to = Recipient { user: e.user_id, email: &e.email };
+        let to = Recipient {
+            user: e.user_id,
+            email: &e.email,
+        };
         email(state, conn, event, to, "welcome", "account", ctx).await?;
         let note = ("Welcome!", "Your email address is confirmed.");
         in_app(conn, event, e.user_id, "account", note).await?;

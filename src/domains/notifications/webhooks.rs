@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::delivery::matches;
 use super::error::NotifyError;
 use super::repo::{self, EndpointRow};
-use super::state::NotifyState;
 use super::ssrf::check_url;
+use super::state::NotifyState;
 use crate::platform::error::responses::{BadRequest, Invalid, NotFound, Unauthorized};
 use crate::platform::error::{ApiError, FieldError};
 use crate::platform::http::{Endpoint, Routes, ValidatedJson};
@@ -394,7 +394,6 @@ pub async fn replay_range(
     .await?;
     Ok(HttpResponse::Accepted().json(ReplayResponse { queued }))
 }
-
 
 #[derive(OpenApi)]
 #[openapi(

@@ -166,13 +166,14 @@ macro_rules! declare_events {
 }
 
 /// Writes a typed event to the outbox on the caller's connection, which should be inside
-/// the transaction that makes the change the event describes.
+/// the transaction that makes the change the event describes; returns the event's id.
 pub async fn publish<E: DomainEvent>(
     conn: &mut PgConnection,
     event: &E,
-) -> Result<(), sqlx::Error> {
+) -> Result<Uuid, sqlx::Error> {
     let event = Event::of(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    repo::insert(conn, &event).await
+    repo::insert(conn, &event).await?;
+    Ok(event.id)
 }
 
 /// Writes several typed events in one statement (a bulk write's events); see [`publish`].
