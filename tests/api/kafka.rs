@@ -93,7 +93,7 @@ async fn publish_sequence(app: &TestApp, key: &str, from: i64, count: i64) {
     for n in from..from + count {
         let mut tx = app.db.begin().await.unwrap();
         let event = Event::new("probe", "probe.tick", key, serde_json::json!({ "n": n }));
-        events::publish(&mut tx, &event).await.unwrap();
+        events::publish_envelope(&mut tx, &event).await.unwrap();
         tx.commit().await.unwrap();
     }
 }

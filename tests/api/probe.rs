@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use basalt::platform::events::{self, Event, Subscriber, subscriber_fn};
 use basalt::platform::health::HealthCheck;
-use basalt::platform::http::ValidatedJson;
+use basalt::platform::http::{Endpoint, Routes, ValidatedJson};
 use basalt::platform::{ApiError, CurrentUser, Domain, Platform};
 use serde::Deserialize;
 use sqlx::migrate::Migrator;
@@ -55,7 +55,7 @@ async fn create_note(
         id.to_string(),
         serde_json::json!({ "body": body.body }),
     );
-    events::publish(&mut tx, &event).await?;
+    events::publish_envelope(&mut tx, &event).await?;
     if body.fail_after_publish {
         tx.rollback().await?;
         return Err(ApiError::internal(anyhow::anyhow!(
@@ -121,14 +121,17 @@ impl Domain for Probe {
     fn migrations(&self) -> Option<&'static Migrator> {
         Some(&MIGRATIONS)
     }
-    fn routes(&self, cfg: &mut web::ServiceConfig) {
-        cfg.app_data(web::Data::new(self.slow_started.clone()));
-        cfg.service(web::resource("/notes").route(web::post().to(create_note)))
-            .service(web::resource("/notes/{id}").route(web::get().to(get_note)))
-            .service(web::resource("/slow").route(web::get().to(slow)))
-            .service(web::resource("/boom").route(web::get().to(boom)))
-            .service(web::resource("/me").route(web::get().to(whoami)))
-            .service(web::resource("/moderate").route(web::post().to(moderate)));
+    fn routes(&self, routes: &mut Routes) {
+        routes
+            .config()
+            .app_data(web::Data::new(self.slow_started.clone()));
+        routes
+            .add(Endpoint::at("/notes").post(create_note))
+            .add(Endpoint::at("/notes/{id}").get(get_note))
+            .add(Endpoint::at("/slow").get(slow))
+            .add(Endpoint::at("/boom").get(boom))
+            .add(Endpoint::at("/me").get(whoami))
+            .add(Endpoint::at("/moderate").post(moderate));
     }
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         <ProbeApi as utoipa::OpenApi>::openapi()
