@@ -436,7 +436,7 @@ async fn buckets_are_checked_and_private_to_their_owner() {
         200,
     )
     .await;
-    assert_eq!(listed["buckets"], json!([]));
+    assert_eq!(listed["items"], json!([]));
     assert_eq!(
         api(app, Method::DELETE, &format!("/buckets/{b}"), Some(&ada))
             .send()
@@ -610,7 +610,7 @@ async fn bad_uploads_are_refused_and_leave_nothing_behind() {
         200,
     )
     .await;
-    assert_eq!(listed["files"], json!([]));
+    assert_eq!(listed["items"], json!([]));
     let usage = json_ok(
         api(app, Method::GET, "/usage", Some(&ada))
             .send()
@@ -682,7 +682,7 @@ async fn grants_public_buckets_and_signed_urls() {
         200,
     )
     .await;
-    assert_eq!(listed["files"], json!([]));
+    assert_eq!(listed["items"], json!([]));
 
     // A grant to Bob lets him read, not delete.
     let share = json!({"permissions": {"read": [format!("user:{}", bob.id), format!("user:{}", ada.id)], "update": [], "delete": []}});
@@ -888,7 +888,7 @@ async fn versions(backend: Backend) {
         200,
     )
     .await;
-    let currents: Vec<bool> = list["versions"]
+    let currents: Vec<bool> = list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -1001,7 +1001,7 @@ async fn versions(backend: Backend) {
         200,
     )
     .await;
-    assert_eq!(list["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(text(format!("/files/{fid}/download")).await, "new");
     assert!(s.objects_become(2).await, "{:?}", s.objects().await);
     let usage = json_ok(
@@ -1047,7 +1047,7 @@ async fn listing_filters_sorts_and_pages() {
                 .await
                 .unwrap();
             let body = json_ok(res, 200).await;
-            let names: Vec<String> = body["files"]
+            let names: Vec<String> = body["items"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -1084,7 +1084,7 @@ async fn listing_filters_sorts_and_pages() {
         .await
         .unwrap();
     let rest = json_ok(res, 200).await;
-    assert_eq!(rest["files"][0]["name"], "report.csv");
+    assert_eq!(rest["items"][0]["name"], "report.csv");
     assert!(rest.get("next").is_none());
     let res = app
         .client
@@ -1501,7 +1501,7 @@ async fn resumable(backend: Backend) {
     assert_eq!((res.status().as_u16(), offset_of(&res)), (204, data.len()));
 
     let listed = files_in(app, &ada, &b).await;
-    let file = &listed["files"][0];
+    let file = &listed["items"][0];
     assert_eq!(
         (file["name"].as_str(), file["sha256"].as_str()),
         (Some("big.bin"), Some(sha(&data).as_str()))
@@ -1599,7 +1599,7 @@ async fn bytes_no_row_ever_owned_are_swept() {
     assert_eq!(s.objects().await.len(), 2);
     assert!(s.objects_become(1).await, "{:?}", s.objects().await);
     let listed = files_in(app, &ada, &b).await;
-    assert_eq!(listed["files"][0]["name"], "kept.txt", "owned bytes stay");
+    assert_eq!(listed["items"][0]["name"], "kept.txt", "owned bytes stay");
 }
 
 #[tokio::test]
@@ -1960,7 +1960,7 @@ async fn nul_characters_are_refused_and_nothing_is_stored() {
     let p = problem(upload(app, Some(&ada), &b, form).await).await;
     assert_eq!(p["code"], "invalid_text");
     let listed = files_in(app, &ada, &b).await;
-    assert_eq!(listed["files"].as_array().unwrap().len(), 0, "{listed}");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 0, "{listed}");
     assert!(
         s.objects_become(0).await,
         "the bytes went too: {:?}",
