@@ -71,7 +71,7 @@ async fn subscriber_latency(pool: &PgPool, settings: &Settings) -> anyhow::Resul
             format!("k{}", i % 16),
             serde_json::json!({ "i": i }),
         );
-        events::publish(&mut txn, &event).await?;
+        events::publish_envelope(&mut txn, &event).await?;
         txn.commit().await?;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }

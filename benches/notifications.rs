@@ -34,7 +34,7 @@ async fn publish(
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     let user = payload["user_id"].as_str().unwrap_or_default().to_owned();
-    events::publish(&mut tx, &Event::new("auth", event_type, user, payload)).await?;
+    events::publish_envelope(&mut tx, &Event::new("auth", event_type, user, payload)).await?;
     tx.commit().await?;
     Ok(())
 }
