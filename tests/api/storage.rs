@@ -2268,136 +2268,117 @@ async fn domain_errors_render_the_same_problems() {
     )
     .await;
     let id = file["id"].as_str().unwrap().to_owned();
-    let send = |req: reqwest::RequestBuilder| async move {
+    let nobody = Uuid::now_v7();
+    // (request, status, title, code, detail, a header the problem must carry)
+    type Case<'a> = (
+        reqwest::RequestBuilder,
+        u16,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<(&'a str, &'a str)>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            api(app, Method::GET, &format!("/files/{nobody}"), Some(&ada)),
+            404,
+            "Not Found",
+            "not_found",
+            "No such file.",
+            None,
+        ),
+        (
+            api(app, Method::GET, &format!("/buckets/{nobody}"), Some(&ada)),
+            404,
+            "Not Found",
+            "not_found",
+            "No such bucket.",
+            None,
+        ),
+        (
+            api(
+                app,
+                Method::DELETE,
+                &format!("/files/{id}/versions/1"),
+                Some(&ada),
+            ),
+            409,
+            "Conflict",
+            "current_version",
+            "This is the current version: restore another one first.",
+            None,
+        ),
+        (
+            api(
+                app,
+                Method::POST,
+                &format!("/buckets/{b}/files"),
+                Some(&ada),
+            )
+            .multipart(form("a.png", png(2, 2))),
+            415,
+            "Unsupported Media Type",
+            "extension_not_allowed",
+            "This bucket accepts only txt.",
+            None,
+        ),
+        (
+            api(
+                app,
+                Method::GET,
+                &format!("/files/{id}/download?expires=1&signature=AAAA"),
+                None,
+            ),
+            403,
+            "Forbidden",
+            "invalid_signature",
+            "The URL's signature is not valid.",
+            None,
+        ),
+        (
+            api(
+                app,
+                Method::GET,
+                &format!("/files/{id}/download"),
+                Some(&ada),
+            )
+            .header("range", "bytes=5-"),
+            416,
+            "Range Not Satisfiable",
+            "range_not_satisfiable",
+            "The file is 5 bytes long.",
+            Some(("content-range", "bytes */5")),
+        ),
+        (
+            api(
+                app,
+                Method::POST,
+                &format!("/buckets/{b}/uploads"),
+                Some(&ada),
+            )
+            .header("upload-length", "5"),
+            412,
+            "Precondition Failed",
+            "tus_version",
+            "Send Tus-Resumable: 1.0.0.",
+            Some(("tus-version", "1.0.0")),
+        ),
+    ];
+    for (req, status, title, code, detail, header) in cases {
         let res = req
             .header("x-request-id", "storage-problem")
             .send()
             .await
             .unwrap();
-        let headers = res.headers().clone();
-        (headers, problem(res).await)
-    };
-    let expect = |status: u16, title: &str, code: &str, detail: String| {
-        json!({
-            "type": format!("urn:basalt:problem:{code}"), "title": title, "status": status,
-            "detail": detail, "code": code, "request_id": "storage-problem",
-        })
-    };
-
-    let (_, p) = send(api(
-        app,
-        Method::GET,
-        &format!("/files/{}", Uuid::now_v7()),
-        Some(&ada),
-    ))
-    .await;
-    assert_eq!(
-        p,
-        expect(404, "Not Found", "not_found", "No such file.".into())
-    );
-    let (_, p) = send(api(
-        app,
-        Method::GET,
-        &format!("/buckets/{}", Uuid::now_v7()),
-        Some(&ada),
-    ))
-    .await;
-    assert_eq!(
-        p,
-        expect(404, "Not Found", "not_found", "No such bucket.".into())
-    );
-    let (_, p) = send(api(
-        app,
-        Method::DELETE,
-        &format!("/files/{id}/versions/1"),
-        Some(&ada),
-    ))
-    .await;
-    assert_eq!(
-        p,
-        expect(
-            409,
-            "Conflict",
-            "current_version",
-            "This is the current version: restore another one first.".into()
-        )
-    );
-    let (_, p) = send(upload_req(app, &ada, &b, form("a.png", png(2, 2)))).await;
-    assert_eq!(
-        p,
-        expect(
-            415,
-            "Unsupported Media Type",
-            "extension_not_allowed",
-            "This bucket accepts only txt.".into()
-        )
-    );
-    let (_, p) = send(api(
-        app,
-        Method::GET,
-        &format!("/files/{id}/download?expires=1&signature=AAAA"),
-        None,
-    ))
-    .await;
-    assert_eq!(
-        p,
-        expect(
-            403,
-            "Forbidden",
-            "invalid_signature",
-            "The URL's signature is not valid.".into()
-        )
-    );
-
-    // Problems that carry a header keep it.
-    let (headers, p) = send(
-        api(
-            app,
-            Method::GET,
-            &format!("/files/{id}/download"),
-            Some(&ada),
-        )
-        .header("range", "bytes=5-"),
-    )
-    .await;
-    assert_eq!(headers["content-range"], "bytes */5");
-    assert_eq!(
-        p,
-        expect(
-            416,
-            "Range Not Satisfiable",
-            "range_not_satisfiable",
-            "The file is 5 bytes long.".into()
-        )
-    );
-    let (headers, p) = send(
-        api(
-            app,
-            Method::POST,
-            &format!("/buckets/{b}/uploads"),
-            Some(&ada),
-        )
-        .header("upload-length", "5"),
-    )
-    .await;
-    assert_eq!(headers["tus-version"], "1.0.0");
-    assert_eq!(
-        p,
-        expect(
-            412,
-            "Precondition Failed",
-            "tus_version",
-            "Send Tus-Resumable: 1.0.0.".into()
-        )
-    );
-}
-
-fn upload_req(app: &TestApp, who: &Account, bucket: &str, form: Form) -> reqwest::RequestBuilder {
-    api(
-        app,
-        Method::POST,
-        &format!("/buckets/{bucket}/files"),
-        Some(who),
-    )
-    .multipart(form)
+        if let Some((name, value)) = header {
+            assert_eq!(res.headers()[name], value, "{code}");
+        }
+        assert_eq!(
+            problem(res).await,
+            json!({
+                "type": format!("urn:basalt:problem:{code}"), "title": title, "status": status,
+                "detail": detail, "code": code, "request_id": "storage-problem",
+            })
+        );
+    }
 }

@@ -76,10 +76,7 @@ pub async fn readable(
     id: FileId,
     for_update: bool,
 ) -> Result<(Target, FileRow), StorageError> {
-    let file = repo::file(conn, id, for_update)
-        .await?
-        .ok_or(StorageError::FileNotFound)?;
-    let t = file_bucket(conn, caller, &file).await?;
+    let (t, file) = with_bucket(conn, caller, id, for_update).await?;
     if !t.reads(caller, &file) {
         return Err(StorageError::FileNotFound);
     }
@@ -94,10 +91,7 @@ pub async fn changeable(
     id: FileId,
     delete: bool,
 ) -> Result<(Target, FileRow), StorageError> {
-    let file = repo::file(conn, id, true)
-        .await?
-        .ok_or(StorageError::FileNotFound)?;
-    let t = file_bucket(conn, caller, &file).await?;
+    let (t, file) = with_bucket(conn, caller, id, true).await?;
     if !t.access.visible() {
         return Err(StorageError::FileNotFound);
     }
@@ -107,15 +101,20 @@ pub async fn changeable(
     Ok((t, file))
 }
 
-async fn file_bucket(
+/// The file (locked when asked) and its bucket as the caller sees it.
+async fn with_bucket(
     conn: &mut PgConnection,
     caller: &Caller,
-    file: &FileRow,
-) -> Result<Target, StorageError> {
+    id: FileId,
+    lock: bool,
+) -> Result<(Target, FileRow), StorageError> {
+    let file = repo::file(conn, id, lock)
+        .await?
+        .ok_or(StorageError::FileNotFound)?;
     let bucket = repo::bucket(conn, file.bucket_id)
         .await?
         .ok_or(StorageError::FileNotFound)?;
-    Ok(Target::of(caller, bucket))
+    Ok((Target::of(caller, bucket), file))
 }
 
 /// What a download opens: the file's current version, one version, or a variant (or a

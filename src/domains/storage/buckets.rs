@@ -286,4 +286,3 @@ fn check(state: &StorageState, b: &BucketFields<'_>) -> Result<(), StorageError>
         Err(StorageError::invalid(errors))
     }
 }
-

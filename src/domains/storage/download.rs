@@ -13,8 +13,8 @@ use super::serve::{percent_encode, serve_version};
 use super::signing::Grant;
 use super::state::StorageState;
 use crate::platform::Platform;
-use crate::platform::error::{FieldError, Problem};
 use crate::platform::error::responses::{Forbidden, Invalid, NotFound};
+use crate::platform::error::{FieldError, Problem};
 use crate::platform::grants::Caller;
 use crate::platform::http::{Endpoint, Routes};
 

@@ -15,7 +15,7 @@ use super::model::*;
 use super::repo::{self, VariantRow};
 use super::sniff;
 use super::state::StorageState;
-use super::upload::{FileDetails, FormFields, commit_upload, limit_for, receive};
+use super::upload::{FileDetails, FormFields, Record, commit_upload, limit_for, receive};
 use crate::platform::Platform;
 use crate::platform::error::responses::{BadRequest, Forbidden, Invalid, NotFound};
 use crate::platform::error::{FieldError, Problem};
@@ -185,7 +185,7 @@ pub async fn upload_file(
             return Err(e);
         }
     };
-    let file = commit_upload(&platform, &state, &caller, &t, stored, None, Some(parsed)).await?;
+    let file = commit_upload(&platform, &state, &caller, &t, stored, Record::File(parsed)).await?;
     Ok(HttpResponse::Created().json(file))
 }
 

@@ -790,7 +790,10 @@ pub const VARIANTS_CHANNEL: &str = "storage_variants";
 
 /// Queues variant work for a version (once; a version already gone queues nothing) and, when
 /// it did, wakes the variants job as the transaction commits.
-pub async fn queue_variants(conn: &mut PgConnection, version: VersionId) -> Result<(), sqlx::Error> {
+pub async fn queue_variants(
+    conn: &mut PgConnection,
+    version: VersionId,
+) -> Result<(), sqlx::Error> {
     let queued = sqlx::query(
         "INSERT INTO storage.variant_jobs (version_id) SELECT $1 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
          ON CONFLICT DO NOTHING",

@@ -148,7 +148,6 @@ pub async fn serve(
     Ok(res.streaming(body))
 }
 
-
 /// Sends one version of a file.
 pub async fn serve_version(
     req: &HttpRequest,

@@ -20,9 +20,11 @@ use super::model::{BucketId, FileId, UploadId};
 use super::repo::{self, NewUpload, UploadRow};
 use super::sniff;
 use super::state::StorageState;
-use super::upload::{self, FileDetails, commit_upload, limit_for};
+use super::upload::{self, FileDetails, Record, commit_upload, limit_for};
 use crate::platform::Platform;
-use crate::platform::error::responses::{BadRequest, Forbidden, NotFound, TooLarge, UnsupportedType};
+use crate::platform::error::responses::{
+    BadRequest, Forbidden, NotFound, TooLarge, UnsupportedType,
+};
 use crate::platform::error::{OnConstraint, Problem};
 use crate::platform::grants::{Caller, ItemPermissions};
 use crate::platform::http::{Endpoint, Routes};
@@ -164,9 +166,10 @@ pub async fn create_upload(
         ));
     }
     let permissions: Option<ItemPermissions> = match meta.get("permissions") {
-        Some(raw) => Some(serde_json::from_str(raw).map_err(|_| {
-            StorageError::InvalidMetadata("permissions must be JSON".into())
-        })?),
+        Some(raw) => Some(
+            serde_json::from_str(raw)
+                .map_err(|_| StorageError::InvalidMetadata("permissions must be JSON".into()))?,
+        ),
         None => None,
     };
     if let Some(p) = &permissions {
@@ -361,8 +364,8 @@ async fn finish(
         .boxed();
     let outcome = match upload::store(state, &t.bucket, &u.name, joined, limit).await {
         Ok(stored) => {
-            let new_file = match u.file_id {
-                Some(_) => None,
+            let record = match u.file_id {
+                Some(id) => Record::Version(id),
                 None => {
                     let tags: Vec<String> = u.options.0["tags"]
                         .as_str()
@@ -380,7 +383,7 @@ async fn finish(
                     .ok()
                     .flatten()
                     .unwrap_or_else(|| ItemPermissions::owner(caller.user_id));
-                    Some(FileDetails {
+                    Record::File(FileDetails {
                         name: u.name.clone(),
                         tags,
                         metadata: serde_json::Map::new(),
@@ -388,7 +391,7 @@ async fn finish(
                     })
                 }
             };
-            commit_upload(platform, state, caller, &t, stored, u.file_id, new_file)
+            commit_upload(platform, state, caller, &t, stored, record)
                 .await
                 .map(|_| ())
         }

@@ -301,105 +301,107 @@ pub async fn receive(
     }
 }
 
-/// Records a stored upload as a new file (`new_file`), or as a new version of `existing`;
-/// the bytes are discarded if the rows do not commit.
+/// What a stored upload becomes.
+pub enum Record {
+    /// A new file in the bucket.
+    File(FileDetails),
+    /// The new current version of this file.
+    Version(FileId),
+}
+
+/// Records a stored upload (the rows, the usage it costs and its event, in one
+/// transaction); the bytes are discarded if the rows do not commit.
 pub async fn commit_upload(
     platform: &Platform,
     state: &StorageState,
     caller: &Caller,
     t: &Target,
     stored: Stored,
-    existing: Option<FileId>,
-    new_file: Option<FileDetails>,
+    record: Record,
 ) -> Result<FileResponse, StorageError> {
     let key = stored.key.clone();
-    let result = record(platform, state, caller, t, stored, existing, new_file).await;
+    let result = async {
+        let mut tx = platform.db.begin().await?;
+        let (file_id, details) = match record {
+            Record::File(details) => (FileId::new(), Some(details)),
+            Record::Version(id) => {
+                // Locked first: versions of one file are numbered one after another, and
+                // the file cannot be deleted under its new version.
+                if repo::file(&mut tx, id, true).await?.is_none() {
+                    return Err(StorageError::FileNotFound);
+                }
+                (id, None)
+            }
+        };
+        let payer = payer(caller, t);
+        let quota = state.settings.quota_bytes_per_user;
+        if !repo::charge(&mut tx, payer, stored.size, quota).await? {
+            return Err(StorageError::QuotaExceeded);
+        }
+        let version_id = VersionId::new();
+        let new_row = match details {
+            Some(d) => {
+                let f = NewFile {
+                    id: file_id,
+                    bucket_id: t.bucket.id,
+                    uploader: caller.user_id,
+                    name: &d.name,
+                    version: version_id,
+                    tags: &d.tags,
+                    metadata: &d.metadata,
+                    permissions: &d.permissions,
+                };
+                let row = repo::insert_file(&mut tx, &f)
+                    .await
+                    .on_constraint(FILE_BUCKET_GONE, || StorageError::BucketNotFound)?;
+                Some(row)
+            }
+            None => None,
+        };
+        let v = NewVersion {
+            id: version_id,
+            file_id,
+            size: stored.size,
+            content_type: &stored.content_type,
+            sha256: &stored.sha256,
+            object_key: &stored.key,
+            dimensions: stored.dimensions,
+            quota_owner: payer,
+        };
+        let version = repo::insert_version(&mut tx, &v).await?;
+        repo::forget_pending(&mut tx, &stored.key).await?;
+        let file = match new_row {
+            Some(f) => f,
+            None => {
+                let f = repo::set_current(&mut tx, file_id, version_id).await?;
+                if !t.bucket.versioning {
+                    repo::delete_other_versions(&mut tx, file_id, version_id).await?;
+                }
+                f
+            }
+        };
+        publish(
+            &mut tx,
+            &FileUploaded {
+                user_id: t.bucket.owner_id,
+                uploader_id: caller.user_id,
+                bucket_id: t.bucket.id,
+                file_id: file.id,
+                version_id: version.id,
+                version: version.number,
+                name: file.name.clone(),
+                size: version.size,
+                content_type: version.content_type.clone(),
+                sha256: version.sha256.clone(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(FileResponse::new(file, &version.summary(), Vec::new()))
+    }
+    .await;
     if result.is_err() {
         state.discard(&key).await;
     }
     result
-}
-
-async fn record(
-    platform: &Platform,
-    state: &StorageState,
-    caller: &Caller,
-    t: &Target,
-    stored: Stored,
-    existing: Option<FileId>,
-    new_file: Option<FileDetails>,
-) -> Result<FileResponse, StorageError> {
-    let mut tx = platform.db.begin().await?;
-    // A new version locks its file first: versions of one file are numbered one after
-    // another, and the file cannot be deleted under the new one.
-    if let Some(id) = existing
-        && repo::file(&mut tx, id, true).await?.is_none()
-    {
-        return Err(StorageError::FileNotFound);
-    }
-    let payer = payer(caller, t);
-    if !repo::charge(&mut tx, payer, stored.size, state.settings.quota_bytes_per_user).await? {
-        return Err(StorageError::QuotaExceeded);
-    }
-    let version_id = VersionId::new();
-    let file_id = existing.unwrap_or_default();
-    let new_row = match new_file {
-        Some(d) if existing.is_none() => {
-            let f = NewFile {
-                id: file_id,
-                bucket_id: t.bucket.id,
-                uploader: caller.user_id,
-                name: &d.name,
-                version: version_id,
-                tags: &d.tags,
-                metadata: &d.metadata,
-                permissions: &d.permissions,
-            };
-            let row = repo::insert_file(&mut tx, &f)
-                .await
-                .on_constraint(FILE_BUCKET_GONE, || StorageError::BucketNotFound)?;
-            Some(row)
-        }
-        _ => None,
-    };
-    let v = NewVersion {
-        id: version_id,
-        file_id,
-        size: stored.size,
-        content_type: &stored.content_type,
-        sha256: &stored.sha256,
-        object_key: &stored.key,
-        dimensions: stored.dimensions,
-        quota_owner: payer,
-    };
-    let version = repo::insert_version(&mut tx, &v).await?;
-    repo::forget_pending(&mut tx, &stored.key).await?;
-    let file = match new_row {
-        Some(f) => f,
-        None => {
-            let f = repo::set_current(&mut tx, file_id, version_id).await?;
-            if !t.bucket.versioning {
-                repo::delete_other_versions(&mut tx, file_id, version_id).await?;
-            }
-            f
-        }
-    };
-    publish(
-        &mut tx,
-        &FileUploaded {
-            user_id: t.bucket.owner_id,
-            uploader_id: caller.user_id,
-            bucket_id: t.bucket.id,
-            file_id: file.id,
-            version_id: version.id,
-            version: version.number,
-            name: file.name.clone(),
-            size: version.size,
-            content_type: version.content_type.clone(),
-            sha256: version.sha256.clone(),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(FileResponse::new(file, &version.summary(), Vec::new()))
 }

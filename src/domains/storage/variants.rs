@@ -150,17 +150,13 @@ async fn make_variants(state: &StorageState, version_id: VersionId) -> anyhow::R
 
 /// Queues the variants of an uploaded version; the job makes them.
 pub fn subscriber() -> Arc<dyn Subscriber> {
-    subscriber_fn(
-        "storage.variants",
-        &[FileUploaded::TYPE],
-        |event, conn| {
-            Box::pin(async move {
-                let uploaded = event.decode::<FileUploaded>()?;
-                repo::queue_variants(conn, uploaded.version_id).await?;
-                Ok(())
-            })
-        },
-    )
+    subscriber_fn("storage.variants", &[FileUploaded::TYPE], |event, conn| {
+        Box::pin(async move {
+            let uploaded = event.decode::<FileUploaded>()?;
+            repo::queue_variants(conn, uploaded.version_id).await?;
+            Ok(())
+        })
+    })
 }
 
 /// One run of the variants job: due versions a few at a time, one after another (each decodes

@@ -10,7 +10,7 @@ use super::model::*;
 use super::repo;
 use super::serve::serve_version;
 use super::state::StorageState;
-use super::upload::{commit_upload, limit_for, receive};
+use super::upload::{Record, commit_upload, limit_for, receive};
 use crate::platform::Platform;
 use crate::platform::error::Problem;
 use crate::platform::error::responses::{
@@ -137,7 +137,15 @@ pub async fn upload_version(
     };
     limit.check_declared(&req)?;
     let (stored, _, _) = receive(&state, &t, form, limit).await?;
-    let res = commit_upload(&platform, &state, &caller, &t, stored, Some(file.id), None).await?;
+    let res = commit_upload(
+        &platform,
+        &state,
+        &caller,
+        &t,
+        stored,
+        Record::Version(file.id),
+    )
+    .await?;
     state.collect_soon();
     Ok(HttpResponse::Created().json(res))
 }
