@@ -436,7 +436,7 @@ async fn buckets_are_checked_and_private_to_their_owner() {
         200,
     )
     .await;
-    assert_eq!(listed["buckets"], json!([]));
+    assert_eq!(listed["items"], json!([]));
     assert_eq!(
         api(app, Method::DELETE, &format!("/buckets/{b}"), Some(&ada))
             .send()
@@ -610,7 +610,7 @@ async fn bad_uploads_are_refused_and_leave_nothing_behind() {
         200,
     )
     .await;
-    assert_eq!(listed["files"], json!([]));
+    assert_eq!(listed["items"], json!([]));
     let usage = json_ok(
         api(app, Method::GET, "/usage", Some(&ada))
             .send()
@@ -682,7 +682,7 @@ async fn grants_public_buckets_and_signed_urls() {
         200,
     )
     .await;
-    assert_eq!(listed["files"], json!([]));
+    assert_eq!(listed["items"], json!([]));
 
     // A grant to Bob lets him read, not delete.
     let share = json!({"permissions": {"read": [format!("user:{}", bob.id), format!("user:{}", ada.id)], "update": [], "delete": []}});
@@ -888,7 +888,7 @@ async fn versions(backend: Backend) {
         200,
     )
     .await;
-    let currents: Vec<bool> = list["versions"]
+    let currents: Vec<bool> = list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -1001,7 +1001,7 @@ async fn versions(backend: Backend) {
         200,
     )
     .await;
-    assert_eq!(list["versions"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(text(format!("/files/{fid}/download")).await, "new");
     assert!(s.objects_become(2).await, "{:?}", s.objects().await);
     let usage = json_ok(
@@ -1047,7 +1047,7 @@ async fn listing_filters_sorts_and_pages() {
                 .await
                 .unwrap();
             let body = json_ok(res, 200).await;
-            let names: Vec<String> = body["files"]
+            let names: Vec<String> = body["items"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -1084,7 +1084,7 @@ async fn listing_filters_sorts_and_pages() {
         .await
         .unwrap();
     let rest = json_ok(res, 200).await;
-    assert_eq!(rest["files"][0]["name"], "report.csv");
+    assert_eq!(rest["items"][0]["name"], "report.csv");
     assert!(rest.get("next").is_none());
     let res = app
         .client
@@ -1501,7 +1501,7 @@ async fn resumable(backend: Backend) {
     assert_eq!((res.status().as_u16(), offset_of(&res)), (204, data.len()));
 
     let listed = files_in(app, &ada, &b).await;
-    let file = &listed["files"][0];
+    let file = &listed["items"][0];
     assert_eq!(
         (file["name"].as_str(), file["sha256"].as_str()),
         (Some("big.bin"), Some(sha(&data).as_str()))
@@ -1599,7 +1599,7 @@ async fn bytes_no_row_ever_owned_are_swept() {
     assert_eq!(s.objects().await.len(), 2);
     assert!(s.objects_become(1).await, "{:?}", s.objects().await);
     let listed = files_in(app, &ada, &b).await;
-    assert_eq!(listed["files"][0]["name"], "kept.txt", "owned bytes stay");
+    assert_eq!(listed["items"][0]["name"], "kept.txt", "owned bytes stay");
 }
 
 #[tokio::test]
@@ -1960,10 +1960,425 @@ async fn nul_characters_are_refused_and_nothing_is_stored() {
     let p = problem(upload(app, Some(&ada), &b, form).await).await;
     assert_eq!(p["code"], "invalid_text");
     let listed = files_in(app, &ada, &b).await;
-    assert_eq!(listed["files"].as_array().unwrap().len(), 0, "{listed}");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 0, "{listed}");
     assert!(
         s.objects_become(0).await,
         "the bytes went too: {:?}",
         s.objects().await
     );
+}
+
+/// Every page of a list, following `next` until it is absent; no page may be empty.
+async fn pages(app: &TestApp, who: &Account, path: &str) -> Vec<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = match &after {
+            Some(cursor) => format!("{path}{sep}after={cursor}"),
+            None => path.to_owned(),
+        };
+        let body = json_ok(
+            api(app, Method::GET, &url, Some(who)).send().await.unwrap(),
+            200,
+        )
+        .await;
+        let items = body["items"].as_array().unwrap().clone();
+        assert!(!items.is_empty(), "an empty page at {url}: {body}");
+        out.push(items);
+        match body.get("next") {
+            Some(next) => after = Some(next.as_str().unwrap().to_owned()),
+            None => return out,
+        }
+    }
+}
+
+/// The sizes of the pages, and the `field` of every item in order.
+fn walked(pages: &[Vec<Value>], field: &str) -> (Vec<usize>, Vec<Value>) {
+    (
+        pages.iter().map(Vec::len).collect(),
+        pages.iter().flatten().map(|i| i[field].clone()).collect(),
+    )
+}
+
+#[tokio::test]
+async fn lists_are_pages_that_visit_every_item_once() {
+    let s = storage(Backend::Local, &[]).await;
+    let app = &s.app;
+    let ada = account(app, &["user"]);
+    let bob = account(app, &["user"]);
+
+    // Buckets, oldest first.
+    let mut mine = Vec::new();
+    for i in 0..5 {
+        mine.push(json!(
+            bucket(
+                app,
+                &ada,
+                json!({"name": format!("b{i}"), "versioning": true})
+            )
+            .await
+        ));
+    }
+    bucket(app, &bob, json!({})).await;
+    assert_eq!(
+        walked(&pages(app, &ada, "/buckets?limit=2").await, "id"),
+        (vec![2, 2, 1], mine.clone())
+    );
+    assert_eq!(
+        walked(&pages(app, &ada, "/buckets?limit=5").await, "id"),
+        (vec![5], mine.clone()),
+        "a full last page has no next"
+    );
+    assert_eq!(walked(&pages(app, &bob, "/buckets").await, "id").0, [1]);
+
+    // Files, in either sort and order.
+    let b = mine[0].as_str().unwrap().to_owned();
+    let names = ["e.txt", "a.txt", "d.txt", "b.txt", "c.txt"];
+    let mut ids = Vec::new();
+    for name in names {
+        let f = json_ok(
+            upload(app, Some(&ada), &b, form(name, name.as_bytes().to_vec())).await,
+            201,
+        )
+        .await;
+        ids.push(f["id"].clone());
+    }
+    let files = format!("/buckets/{b}/files");
+    assert_eq!(
+        walked(
+            &pages(app, &ada, &format!("{files}?sort=name&limit=2")).await,
+            "name"
+        ),
+        (
+            vec![2, 2, 1],
+            vec![
+                json!("a.txt"),
+                json!("b.txt"),
+                json!("c.txt"),
+                json!("d.txt"),
+                json!("e.txt")
+            ]
+        )
+    );
+    let newest_first: Vec<Value> = ids.iter().rev().cloned().collect();
+    assert_eq!(
+        walked(
+            &pages(app, &ada, &format!("{files}?order=desc&limit=3")).await,
+            "id"
+        ),
+        (vec![3, 2], newest_first)
+    );
+    assert_eq!(
+        walked(&pages(app, &ada, &format!("{files}?limit=5")).await, "id"),
+        (vec![5], ids.clone())
+    );
+
+    // A file's versions.
+    let file = ids[0].as_str().unwrap();
+    for body in ["two", "three"] {
+        json_ok(
+            api(
+                app,
+                Method::POST,
+                &format!("/files/{file}/versions"),
+                Some(&ada),
+            )
+            .multipart(form("e.txt", body.as_bytes().to_vec()))
+            .send()
+            .await
+            .unwrap(),
+            201,
+        )
+        .await;
+    }
+    let versions = format!("/files/{file}/versions");
+    assert_eq!(
+        walked(
+            &pages(app, &ada, &format!("{versions}?limit=2")).await,
+            "number"
+        ),
+        (vec![2, 1], vec![json!(1), json!(2), json!(3)])
+    );
+    assert_eq!(
+        walked(
+            &pages(app, &ada, &format!("{versions}?limit=3")).await,
+            "number"
+        )
+        .0,
+        [3]
+    );
+
+    // Cursors are opaque: a made-up one, one made under another sort, and a file's id (what
+    // `after` used to be, which looked the file up in any bucket) are all refused.
+    let by_name = json_ok(
+        api(
+            app,
+            Method::GET,
+            &format!("{files}?sort=name&limit=1"),
+            Some(&ada),
+        )
+        .send()
+        .await
+        .unwrap(),
+        200,
+    )
+    .await["next"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = bucket(app, &bob, json!({})).await;
+    let bobs = json_ok(
+        upload(app, Some(&bob), &other, form("z.txt", b"z".to_vec())).await,
+        201,
+    )
+    .await;
+    for path in [
+        "/buckets?after=bm90IGEgY3Vyc29y".to_owned(),
+        format!("{files}?after=*"),
+        format!("{files}?sort=created_at&after={by_name}"),
+        format!("{files}?after={}", bobs["id"].as_str().unwrap()),
+        format!("{versions}?after=e30"),
+    ] {
+        let p = problem(
+            api(app, Method::GET, &path, Some(&ada))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (p["status"].as_u64(), p["code"].as_str()),
+            (Some(400), Some("invalid_cursor")),
+            "{path}"
+        );
+    }
+    // A cursor is a position in the sort, whatever bucket it came from.
+    let second = bucket(app, &ada, json!({})).await;
+    for name in ["0.txt", "z.txt"] {
+        json_ok(
+            upload(app, Some(&ada), &second, form(name, b"x".to_vec())).await,
+            201,
+        )
+        .await;
+    }
+    assert_eq!(
+        walked(
+            &pages(
+                app,
+                &ada,
+                &format!("/buckets/{second}/files?sort=name&after={by_name}")
+            )
+            .await,
+            "name"
+        )
+        .1,
+        [json!("z.txt")]
+    );
+}
+
+#[tokio::test]
+async fn events_carry_the_actor_and_the_request_id() {
+    let s = storage(Backend::Local, &[]).await;
+    let app = &s.app;
+    let ada = account(app, &["user"]);
+    let created = json_ok(
+        api(app, Method::POST, "/buckets", Some(&ada))
+            .header("x-request-id", "storage-events-1")
+            .json(&json!({"name": "drop box", "permissions": {"create": ["any"]}}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let b = created["id"].as_str().unwrap();
+    let mut files = Vec::new();
+    for (who, request) in [(Some(&ada), "storage-events-2"), (None, "storage-events-3")] {
+        let file = json_ok(
+            api(app, Method::POST, &format!("/buckets/{b}/files"), who)
+                .header("x-request-id", request)
+                .multipart(form("a.txt", b"hello".to_vec()))
+                .send()
+                .await
+                .unwrap(),
+            201,
+        )
+        .await;
+        files.push(file["id"].clone());
+    }
+    // (type, source, actor, aggregate, payload) of the event a request caused.
+    let event = |request: &'static str| async move {
+        sqlx::query_as::<_, (String, String, String, String, Value)>(
+            "SELECT event_type, source, actor, aggregate_id, payload FROM platform.outbox
+              WHERE request_id = $1",
+        )
+        .bind(request)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    };
+    let actor = format!("user:{}", ada.id);
+    assert_eq!(
+        event("storage-events-1").await,
+        (
+            "storage.bucket.created".to_owned(),
+            "storage".to_owned(),
+            actor.clone(),
+            b.to_owned(),
+            json!({"user_id": ada.id, "bucket_id": b, "name": "drop box"})
+        )
+    );
+    for (request, actor, uploader, file) in [
+        ("storage-events-2", actor.as_str(), json!(ada.id), &files[0]),
+        ("storage-events-3", "system", Value::Null, &files[1]),
+    ] {
+        let (event_type, _, by, aggregate, payload) = event(request).await;
+        assert_eq!(
+            (event_type.as_str(), by.as_str(), aggregate.as_str()),
+            ("storage.file.uploaded", actor, file.as_str().unwrap())
+        );
+        assert!(Uuid::parse_str(payload["version_id"].as_str().unwrap()).is_ok());
+        assert_eq!(
+            payload,
+            json!({
+                "user_id": ada.id, "uploader_id": uploader, "bucket_id": b, "file_id": file,
+                "version_id": payload["version_id"], "version": 1, "name": "a.txt", "size": 5,
+                "content_type": "text/plain", "sha256": sha(b"hello"),
+            }),
+            "the payload webhooks and Kafka consumers see is unchanged"
+        );
+    }
+}
+
+#[tokio::test]
+async fn domain_errors_render_the_same_problems() {
+    let s = storage(Backend::Local, &[]).await;
+    let app = &s.app;
+    let ada = account(app, &["user"]);
+    let b = bucket(
+        app,
+        &ada,
+        json!({"versioning": true, "allowed_extensions": ["txt"]}),
+    )
+    .await;
+    let file = json_ok(
+        upload(app, Some(&ada), &b, form("a.txt", b"hello".to_vec())).await,
+        201,
+    )
+    .await;
+    let id = file["id"].as_str().unwrap().to_owned();
+    let nobody = Uuid::now_v7();
+    // (request, status, title, code, detail, a header the problem must carry)
+    type Case<'a> = (
+        reqwest::RequestBuilder,
+        u16,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<(&'a str, &'a str)>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            api(app, Method::GET, &format!("/files/{nobody}"), Some(&ada)),
+            404,
+            "Not Found",
+            "not_found",
+            "No such file.",
+            None,
+        ),
+        (
+            api(app, Method::GET, &format!("/buckets/{nobody}"), Some(&ada)),
+            404,
+            "Not Found",
+            "not_found",
+            "No such bucket.",
+            None,
+        ),
+        (
+            api(
+                app,
+                Method::DELETE,
+                &format!("/files/{id}/versions/1"),
+                Some(&ada),
+            ),
+            409,
+            "Conflict",
+            "current_version",
+            "This is the current version: restore another one first.",
+            None,
+        ),
+        (
+            api(
+                app,
+                Method::POST,
+                &format!("/buckets/{b}/files"),
+                Some(&ada),
+            )
+            .multipart(form("a.png", png(2, 2))),
+            415,
+            "Unsupported Media Type",
+            "extension_not_allowed",
+            "This bucket accepts only txt.",
+            None,
+        ),
+        (
+            api(
+                app,
+                Method::GET,
+                &format!("/files/{id}/download?expires=1&signature=AAAA"),
+                None,
+            ),
+            403,
+            "Forbidden",
+            "invalid_signature",
+            "The URL's signature is not valid.",
+            None,
+        ),
+        (
+            api(
+                app,
+                Method::GET,
+                &format!("/files/{id}/download"),
+                Some(&ada),
+            )
+            .header("range", "bytes=5-"),
+            416,
+            "Range Not Satisfiable",
+            "range_not_satisfiable",
+            "The file is 5 bytes long.",
+            Some(("content-range", "bytes */5")),
+        ),
+        (
+            api(
+                app,
+                Method::POST,
+                &format!("/buckets/{b}/uploads"),
+                Some(&ada),
+            )
+            .header("upload-length", "5"),
+            412,
+            "Precondition Failed",
+            "tus_version",
+            "Send Tus-Resumable: 1.0.0.",
+            Some(("tus-version", "1.0.0")),
+        ),
+    ];
+    for (req, status, title, code, detail, header) in cases {
+        let res = req
+            .header("x-request-id", "storage-problem")
+            .send()
+            .await
+            .unwrap();
+        if let Some((name, value)) = header {
+            assert_eq!(res.headers()[name], value, "{code}");
+        }
+        assert_eq!(
+            problem(res).await,
+            json!({
+                "type": format!("urn:basalt:problem:{code}"), "title": title, "status": status,
+                "detail": detail, "code": code, "request_id": "storage-problem",
+            })
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! Request and response bodies of the storage API.
+//! The storage API's ids, request and response bodies, and how rows become responses.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -6,8 +6,28 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
+use super::error::StorageError;
 use super::images::{Fit, Format, VariantSpec};
+use super::repo::{BucketRow, FileRow, VariantRow, VersionRow, VersionSummary};
 use crate::platform::grants::{ContainerPermissions, ItemPermissions};
+use crate::platform::page::PageQuery;
+
+crate::id_type!(
+    /// A bucket.
+    BucketId
+);
+crate::id_type!(
+    /// A file (all its versions).
+    FileId
+);
+crate::id_type!(
+    /// One version of a file.
+    VersionId
+);
+crate::id_type!(
+    /// A resumable (tus) upload in progress.
+    UploadId
+);
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -63,7 +83,7 @@ pub struct UpdateBucketRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BucketResponse {
-    pub id: Uuid,
+    pub id: BucketId,
     pub owner_id: Uuid,
     pub name: String,
     pub max_file_bytes: i64,
@@ -76,11 +96,6 @@ pub struct BucketResponse {
     pub file_security: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BucketList {
-    pub buckets: Vec<BucketResponse>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -118,8 +133,8 @@ pub struct VariantResponse {
     "created_at": "2026-11-22T10:00:00Z", "updated_at": "2026-11-22T10:00:00Z"
 }))]
 pub struct FileResponse {
-    pub id: Uuid,
-    pub bucket_id: Uuid,
+    pub id: FileId,
+    pub bucket_id: BucketId,
     pub name: String,
     /// Of the current version.
     pub size: i64,
@@ -140,19 +155,6 @@ pub struct FileResponse {
     pub permissions: ItemPermissions,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct FileList {
-    pub files: Vec<FileResponse>,
-    /// Pass as `after` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<Uuid>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VersionList {
-    pub versions: Vec<VersionResponse>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq, Default)]
@@ -177,11 +179,20 @@ pub struct FileListParams {
     /// `name` or `created_at` (default).
     pub sort: Option<FileSort>,
     /// `asc` (default) or `desc`.
-    pub order: Option<String>,
-    /// 1 to 100 (default 25).
+    pub order: Option<SortOrder>,
+    /// Items per page: 1 to 100, default 25.
+    #[param(minimum = 1, maximum = 100, default = 25)]
     pub limit: Option<i64>,
-    /// The `next` of the previous page.
-    pub after: Option<Uuid>,
+    /// The `next` cursor of the previous page (made for the same `sort`).
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    #[default]
+    Asc,
+    Desc,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -226,6 +237,31 @@ pub struct DownloadParams {
     pub signature: Option<String>,
     /// `attachment` forces a download even for types a browser could show.
     pub disposition: Option<String>,
+}
+
+/// A download's `signature` and `expires`, when it comes through a signed URL.
+#[derive(Debug, Clone, Copy)]
+pub struct Signed<'a> {
+    pub signature: Option<&'a str>,
+    pub expires: Option<i64>,
+}
+
+impl DownloadParams {
+    pub fn signed(&self) -> Signed<'_> {
+        Signed {
+            signature: self.signature.as_deref(),
+            expires: self.expires,
+        }
+    }
+}
+
+impl PreviewParams {
+    pub fn signed(&self) -> Signed<'_> {
+        Signed {
+            signature: self.signature.as_deref(),
+            expires: self.expires,
+        }
+    }
 }
 
 /// The request headers every download honours. Documentation only: the handlers read them
@@ -291,4 +327,170 @@ pub struct UploadForm {
     pub metadata: Option<String>,
     /// JSON like `{"read": ["any"]}`; default: the uploader only.
     pub permissions: Option<String>,
+}
+
+/// Where a page of files ends: the sort key's values, never a file id the server would look
+/// up, so a cursor cannot tell anything about another bucket's files. Each sort has its own
+/// shape, so a cursor made under one sort is an `invalid_cursor` under the other.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum FileCursor {
+    Name(ByName),
+    CreatedAt(ByCreated),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByName {
+    pub name: String,
+    pub id: FileId,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByCreated {
+    pub created_at: DateTime<Utc>,
+    pub id: FileId,
+}
+
+impl FileCursor {
+    /// The cursor after `file` in this sort.
+    pub fn of(sort: FileSort, file: &FileRow) -> Self {
+        match sort {
+            FileSort::Name => Self::Name(ByName {
+                name: file.name.clone(),
+                id: file.id,
+            }),
+            FileSort::CreatedAt => Self::CreatedAt(ByCreated {
+                created_at: file.created_at,
+                id: file.id,
+            }),
+        }
+    }
+
+    /// The `after` of a request listed in this sort.
+    pub fn decode(sort: FileSort, page: &PageQuery) -> Result<Option<Self>, StorageError> {
+        Ok(match sort {
+            FileSort::Name => page.cursor::<ByName>()?.map(Self::Name),
+            FileSort::CreatedAt => page.cursor::<ByCreated>()?.map(Self::CreatedAt),
+        })
+    }
+}
+
+impl From<BucketRow> for BucketResponse {
+    fn from(b: BucketRow) -> Self {
+        Self {
+            id: b.id,
+            owner_id: b.owner_id,
+            name: b.name,
+            max_file_bytes: b.max_file_bytes,
+            allowed_types: b.allowed_types,
+            allowed_extensions: b.allowed_extensions,
+            public: b.public,
+            versioning: b.versioning,
+            variants: b.variants.0,
+            permissions: b.permissions.0,
+            file_security: b.file_security,
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+        }
+    }
+}
+
+impl From<VariantRow> for VariantResponse {
+    fn from(v: VariantRow) -> Self {
+        Self {
+            name: v.name,
+            width: v.width,
+            height: v.height,
+            size: v.size,
+            content_type: v.content_type,
+        }
+    }
+}
+
+impl FileResponse {
+    /// A file as shown: its current version `v` and the variants made of it so far.
+    pub fn new(file: FileRow, v: &VersionSummary, variants: Vec<VariantRow>) -> Self {
+        let permissions = file.permissions();
+        Self {
+            id: file.id,
+            bucket_id: file.bucket_id,
+            name: file.name,
+            size: v.size,
+            content_type: v.content_type.clone(),
+            sha256: v.sha256.clone(),
+            version: v.number,
+            tags: file.tags,
+            metadata: file.metadata.0,
+            width: v.width,
+            height: v.height,
+            variants: variants.into_iter().map(Into::into).collect(),
+            uploader_id: file.uploader_id,
+            permissions,
+            created_at: file.created_at,
+            updated_at: file.updated_at,
+        }
+    }
+}
+
+impl VersionResponse {
+    pub fn new(v: VersionRow, current: VersionId) -> Self {
+        Self {
+            current: v.id == current,
+            number: v.number,
+            size: v.size,
+            content_type: v.content_type,
+            sha256: v.sha256,
+            width: v.width,
+            height: v.height,
+            created_at: v.created_at,
+        }
+    }
+}
+
+/// A preview's settings, defaults filled in, with the key that names it (in the cache and in
+/// a signed URL's grant).
+pub struct PreviewSpec {
+    pub width: u32,
+    pub height: u32,
+    pub fit: Fit,
+    pub format: Format,
+    pub key: String,
+}
+
+impl PreviewOptions {
+    /// The preview asked for, each side at most `max` (`storage.max_preview_dimension`, also
+    /// the default).
+    pub fn spec(self, max: u32) -> Result<PreviewSpec, StorageError> {
+        let (width, height) = (self.width.unwrap_or(max), self.height.unwrap_or(max));
+        if !(1..=max).contains(&width) || !(1..=max).contains(&height) {
+            return Err(StorageError::InvalidPreview(max));
+        }
+        let (fit, format) = (
+            self.fit.unwrap_or(Fit::Contain),
+            self.format.unwrap_or(Format::Jpeg),
+        );
+        let key = format!("{width}x{height}-{}.{}", fit.name(), format.name());
+        Ok(PreviewSpec {
+            width,
+            height,
+            fit,
+            format,
+            key,
+        })
+    }
+}
+
+impl PreviewSpec {
+    /// The query string that asks for exactly this preview.
+    pub fn query(&self) -> String {
+        format!(
+            "width={}&height={}&fit={}&format={}",
+            self.width,
+            self.height,
+            self.fit.name(),
+            self.format.name()
+        )
+    }
 }

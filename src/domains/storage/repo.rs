@@ -6,12 +6,13 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::images::VariantSpec;
+use super::model::{BucketId, FileCursor, FileId, FileSort, UploadId, VersionId};
 use crate::platform::grants::{Access, ContainerPermissions, ItemGrants, ItemPermissions};
 use crate::platform::wakeup;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct BucketRow {
-    pub id: Uuid,
+    pub id: BucketId,
     pub owner_id: Uuid,
     pub name: String,
     pub max_file_bytes: i64,
@@ -41,7 +42,7 @@ pub struct BucketFields<'a> {
 type BucketQuery<'q> = sqlx::query::QueryAs<'q, Postgres, BucketRow, sqlx::postgres::PgArguments>;
 
 /// `sql` with a bucket's id as $1 and its settings as $2 to $10, in `BucketFields` order.
-fn bucket_query<'q>(sql: &'q str, id: Uuid, b: &BucketFields<'q>) -> BucketQuery<'q> {
+fn bucket_query<'q>(sql: &'q str, id: BucketId, b: &BucketFields<'q>) -> BucketQuery<'q> {
     sqlx::query_as(sql)
         .bind(id)
         .bind(b.name)
@@ -64,7 +65,7 @@ pub async fn insert_bucket(
         "INSERT INTO storage.buckets (id, name, max_file_bytes, allowed_types, allowed_extensions, public, versioning,
                                       variants, permissions, file_security, owner_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING *",
-        Uuid::now_v7(),
+        BucketId::new(),
         b,
     )
     .bind(owner)
@@ -74,7 +75,7 @@ pub async fn insert_bucket(
 
 pub async fn update_bucket(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: BucketId,
     b: &BucketFields<'_>,
 ) -> Result<BucketRow, sqlx::Error> {
     bucket_query(
@@ -88,22 +89,40 @@ pub async fn update_bucket(
     .await
 }
 
-pub async fn bucket(conn: &mut PgConnection, id: Uuid) -> Result<Option<BucketRow>, sqlx::Error> {
+pub async fn bucket(
+    conn: &mut PgConnection,
+    id: BucketId,
+) -> Result<Option<BucketRow>, sqlx::Error> {
     sqlx::query_as("SELECT * FROM storage.buckets WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
         .await
 }
 
-pub async fn list_buckets(db: &PgPool, owner: Uuid) -> Result<Vec<BucketRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM storage.buckets WHERE owner_id = $1 ORDER BY created_at, id")
-        .bind(owner)
-        .fetch_all(db)
-        .await
+/// Up to `fetch` of the owner's buckets, oldest first, after the `(created_at, id)` given.
+pub async fn list_buckets(
+    db: &PgPool,
+    owner: Uuid,
+    after: Option<(DateTime<Utc>, BucketId)>,
+    fetch: i64,
+) -> Result<Vec<BucketRow>, sqlx::Error> {
+    let (created_at, id) = after.unzip();
+    // Without a cursor, from before the first bucket: one statement, one index range.
+    sqlx::query_as(
+        "SELECT * FROM storage.buckets
+          WHERE owner_id = $1 AND (created_at, id) > (coalesce($2, '-infinity'), coalesce($3, '00000000-0000-0000-0000-000000000000'))
+          ORDER BY created_at, id LIMIT $4",
+    )
+    .bind(owner)
+    .bind(created_at)
+    .bind(id)
+    .bind(fetch)
+    .fetch_all(db)
+    .await
 }
 
 /// Deletes the bucket; cascades and triggers queue every byte it held for removal.
-pub async fn delete_bucket(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn delete_bucket(conn: &mut PgConnection, id: BucketId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM storage.buckets WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -113,11 +132,11 @@ pub async fn delete_bucket(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct FileRow {
-    pub id: Uuid,
-    pub bucket_id: Uuid,
+    pub id: FileId,
+    pub bucket_id: BucketId,
     pub uploader_id: Option<Uuid>,
     pub name: String,
-    pub current_version: Uuid,
+    pub current_version: VersionId,
     pub tags: Vec<String>,
     pub metadata: Json<serde_json::Map<String, serde_json::Value>>,
     pub perm_read: Vec<String>,
@@ -147,8 +166,8 @@ impl FileRow {
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct VersionRow {
-    pub id: Uuid,
-    pub file_id: Uuid,
+    pub id: VersionId,
+    pub file_id: FileId,
     pub number: i32,
     pub size: i64,
     pub content_type: String,
@@ -185,7 +204,7 @@ impl VersionRow {
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VariantRow {
-    pub version_id: Uuid,
+    pub version_id: VersionId,
     pub name: String,
     pub width: i32,
     pub height: i32,
@@ -230,8 +249,8 @@ pub async fn usage(conn: &mut PgConnection, owner: Uuid) -> Result<i64, sqlx::Er
 }
 
 pub struct NewVersion<'a> {
-    pub id: Uuid,
-    pub file_id: Uuid,
+    pub id: VersionId,
+    pub file_id: FileId,
     pub size: i64,
     pub content_type: &'a str,
     pub sha256: &'a str,
@@ -267,11 +286,11 @@ pub async fn insert_version(
 }
 
 pub struct NewFile<'a> {
-    pub id: Uuid,
-    pub bucket_id: Uuid,
+    pub id: FileId,
+    pub bucket_id: BucketId,
     pub uploader: Option<Uuid>,
     pub name: &'a str,
-    pub version: Uuid,
+    pub version: VersionId,
     pub tags: &'a [String],
     pub metadata: &'a serde_json::Map<String, serde_json::Value>,
     pub permissions: &'a ItemPermissions,
@@ -298,7 +317,7 @@ pub async fn insert_file(conn: &mut PgConnection, f: &NewFile<'_>) -> Result<Fil
 
 pub async fn file(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: FileId,
     for_update: bool,
 ) -> Result<Option<FileRow>, sqlx::Error> {
     let sql = if for_update {
@@ -312,7 +331,7 @@ pub async fn file(
 /// A file with its bucket and current version, in one round trip (the download path).
 pub async fn file_bundle(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: FileId,
 ) -> Result<Option<(FileRow, BucketRow, VersionRow)>, sqlx::Error> {
     let row: Option<(Json<FileRow>, Json<BucketRow>, Json<VersionRow>)> = sqlx::query_as(
         "SELECT to_jsonb(f), to_jsonb(b), to_jsonb(v) FROM storage.files f
@@ -325,22 +344,24 @@ pub async fn file_bundle(
     Ok(row.map(|(f, b, v)| (f.0, b.0, v.0)))
 }
 
+/// Makes `version` the file's current one; returns the file as it now is.
 pub async fn set_current(
     conn: &mut PgConnection,
-    file: Uuid,
-    version: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE storage.files SET current_version = $2, updated_at = now() WHERE id = $1")
-        .bind(file)
-        .bind(version)
-        .execute(conn)
-        .await?;
-    Ok(())
+    file: FileId,
+    version: VersionId,
+) -> Result<FileRow, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE storage.files SET current_version = $2, updated_at = now() WHERE id = $1 RETURNING *",
+    )
+    .bind(file)
+    .bind(version)
+    .fetch_one(conn)
+    .await
 }
 
 pub async fn update_file(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: FileId,
     name: &str,
     tags: &[String],
     metadata: &serde_json::Map<String, serde_json::Value>,
@@ -361,7 +382,7 @@ pub async fn update_file(
     .await
 }
 
-pub async fn delete_file(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn delete_file(conn: &mut PgConnection, id: FileId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM storage.files WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -369,7 +390,10 @@ pub async fn delete_file(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::
     Ok(())
 }
 
-pub async fn version(conn: &mut PgConnection, id: Uuid) -> Result<Option<VersionRow>, sqlx::Error> {
+pub async fn version(
+    conn: &mut PgConnection,
+    id: VersionId,
+) -> Result<Option<VersionRow>, sqlx::Error> {
     sqlx::query_as("SELECT * FROM storage.versions WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
@@ -378,7 +402,7 @@ pub async fn version(conn: &mut PgConnection, id: Uuid) -> Result<Option<Version
 
 pub async fn version_by_number(
     conn: &mut PgConnection,
-    file: Uuid,
+    file: FileId,
     number: i32,
 ) -> Result<Option<VersionRow>, sqlx::Error> {
     sqlx::query_as("SELECT * FROM storage.versions WHERE file_id = $1 AND number = $2")
@@ -388,18 +412,28 @@ pub async fn version_by_number(
         .await
 }
 
-pub async fn versions(conn: &mut PgConnection, file: Uuid) -> Result<Vec<VersionRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM storage.versions WHERE file_id = $1 ORDER BY number")
-        .bind(file)
-        .fetch_all(conn)
-        .await
+/// Up to `fetch` of a file's versions, oldest first, after version number `after`.
+pub async fn versions(
+    conn: &mut PgConnection,
+    file: FileId,
+    after: Option<i32>,
+    fetch: i64,
+) -> Result<Vec<VersionRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM storage.versions WHERE file_id = $1 AND number > coalesce($2, 0) ORDER BY number LIMIT $3",
+    )
+    .bind(file)
+    .bind(after)
+    .bind(fetch)
+    .fetch_all(conn)
+    .await
 }
 
 /// Deletes every version but `keep` (an unversioned bucket's replace).
 pub async fn delete_other_versions(
     conn: &mut PgConnection,
-    file: Uuid,
-    keep: Uuid,
+    file: FileId,
+    keep: VersionId,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM storage.versions WHERE file_id = $1 AND id <> $2")
         .bind(file)
@@ -409,7 +443,7 @@ pub async fn delete_other_versions(
     Ok(())
 }
 
-pub async fn delete_version(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn delete_version(conn: &mut PgConnection, id: VersionId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM storage.versions WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -419,7 +453,7 @@ pub async fn delete_version(conn: &mut PgConnection, id: Uuid) -> Result<(), sql
 
 pub async fn variants(
     conn: &mut PgConnection,
-    version: Uuid,
+    version: VersionId,
 ) -> Result<Vec<VariantRow>, sqlx::Error> {
     sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = $1 ORDER BY name")
         .bind(version)
@@ -429,7 +463,7 @@ pub async fn variants(
 
 pub async fn variants_of(
     conn: &mut PgConnection,
-    versions: &[Uuid],
+    versions: &[VersionId],
 ) -> Result<Vec<VariantRow>, sqlx::Error> {
     sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = ANY($1) ORDER BY name")
         .bind(versions)
@@ -439,7 +473,7 @@ pub async fn variants_of(
 
 pub async fn variant(
     conn: &mut PgConnection,
-    version: Uuid,
+    version: VersionId,
     name: &str,
 ) -> Result<Option<VariantRow>, sqlx::Error> {
     sqlx::query_as("SELECT * FROM storage.variants WHERE version_id = $1 AND name = $2")
@@ -470,7 +504,7 @@ pub async fn insert_variant(conn: &mut PgConnection, v: &VariantRow) -> Result<b
 
 pub async fn preview(
     conn: &mut PgConnection,
-    version: Uuid,
+    version: VersionId,
     params: &str,
 ) -> Result<Option<(String, String, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT object_key, content_type, size FROM storage.previews WHERE version_id = $1 AND params = $2")
@@ -482,7 +516,7 @@ pub async fn preview(
 
 pub async fn insert_preview(
     conn: &mut PgConnection,
-    version: Uuid,
+    version: VersionId,
     params: &str,
     key: &str,
     content_type: &str,
@@ -513,15 +547,17 @@ pub struct ListedFile {
 }
 
 pub struct FileQuery<'a> {
-    pub bucket: Uuid,
+    pub bucket: BucketId,
     pub prefix: Option<&'a str>,
     /// (exact type) or (family, with a trailing `/`)
     pub content_type: Option<&'a str>,
     pub tag: Option<&'a str>,
-    pub by_name: bool,
+    pub sort: FileSort,
     pub descending: bool,
-    pub limit: i64,
-    pub after: Option<Uuid>,
+    /// Rows to fetch (a page and one more).
+    pub fetch: i64,
+    /// The sort key's values of the previous page's last file.
+    pub after: Option<FileCursor>,
 }
 
 pub async fn list_files(
@@ -560,29 +596,34 @@ pub async fn list_files(
     if let Some(tag) = q.tag {
         qb.push(" AND f.tags @> ").push_bind(vec![tag.to_owned()]);
     }
-    let column = if q.by_name { "f.name" } else { "f.created_at" };
+    let column = match q.sort {
+        FileSort::Name => "f.name",
+        FileSort::CreatedAt => "f.created_at",
+    };
     let (cmp, dir) = if q.descending {
         ("<", "DESC")
     } else {
         (">", "ASC")
     };
-    if let Some(after) = q.after {
-        qb.push(format!(
-            " AND ({column}, f.id) {cmp} (SELECT {column}, f.id FROM storage.files f WHERE f.id = "
-        ));
-        qb.push_bind(after).push(")");
+    if let Some(after) = &q.after {
+        qb.push(format!(" AND ({column}, f.id) {cmp} ("));
+        match after {
+            FileCursor::Name(c) => qb.push_bind(c.name.clone()).push(", ").push_bind(c.id),
+            FileCursor::CreatedAt(c) => qb.push_bind(c.created_at).push(", ").push_bind(c.id),
+        };
+        qb.push(")");
     }
     qb.push(format!(" ORDER BY {column} {dir}, f.id {dir} LIMIT "))
-        .push_bind(q.limit);
+        .push_bind(q.fetch);
     qb.build_query_as().fetch_all(conn).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UploadRow {
-    pub id: Uuid,
-    pub bucket_id: Uuid,
+    pub id: UploadId,
+    pub bucket_id: BucketId,
     pub uploader_id: Option<Uuid>,
-    pub file_id: Option<Uuid>,
+    pub file_id: Option<FileId>,
     pub name: String,
     pub length: i64,
     pub received: i64,
@@ -591,9 +632,9 @@ pub struct UploadRow {
 }
 
 pub struct NewUpload<'a> {
-    pub bucket: Uuid,
+    pub bucket: BucketId,
     pub uploader: Option<Uuid>,
-    pub file: Option<Uuid>,
+    pub file: Option<FileId>,
     pub name: &'a str,
     pub length: i64,
     pub options: serde_json::Value,
@@ -609,7 +650,7 @@ pub async fn insert_upload(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          RETURNING id, bucket_id, uploader_id, file_id, name, length, received, options, expires_at",
     )
-    .bind(Uuid::now_v7())
+    .bind(UploadId::new())
     .bind(u.bucket)
     .bind(u.uploader)
     .bind(u.file)
@@ -623,7 +664,7 @@ pub async fn insert_upload(
 
 pub async fn upload(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: UploadId,
     for_update: bool,
 ) -> Result<Option<UploadRow>, sqlx::Error> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
@@ -638,7 +679,7 @@ pub async fn upload(
 
 pub async fn add_part(
     conn: &mut PgConnection,
-    upload: Uuid,
+    upload: UploadId,
     start: i64,
     length: i64,
     key: &str,
@@ -658,7 +699,7 @@ pub async fn add_part(
     Ok(())
 }
 
-pub async fn parts(conn: &mut PgConnection, upload: Uuid) -> Result<Vec<String>, sqlx::Error> {
+pub async fn parts(conn: &mut PgConnection, upload: UploadId) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT object_key FROM storage.upload_parts WHERE upload_id = $1 ORDER BY start",
     )
@@ -668,7 +709,7 @@ pub async fn parts(conn: &mut PgConnection, upload: Uuid) -> Result<Vec<String>,
 }
 
 /// Deletes the upload; its parts' bytes are queued for removal.
-pub async fn delete_upload(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn delete_upload(conn: &mut PgConnection, id: UploadId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM storage.uploads WHERE id = $1")
         .bind(id)
         .execute(conn)
@@ -749,7 +790,10 @@ pub const VARIANTS_CHANNEL: &str = "storage_variants";
 
 /// Queues variant work for a version (once; a version already gone queues nothing) and, when
 /// it did, wakes the variants job as the transaction commits.
-pub async fn queue_variants(conn: &mut PgConnection, version: Uuid) -> Result<(), sqlx::Error> {
+pub async fn queue_variants(
+    conn: &mut PgConnection,
+    version: VersionId,
+) -> Result<(), sqlx::Error> {
     let queued = sqlx::query(
         "INSERT INTO storage.variant_jobs (version_id) SELECT $1 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
          ON CONFLICT DO NOTHING",
@@ -765,7 +809,10 @@ pub async fn queue_variants(conn: &mut PgConnection, version: Uuid) -> Result<()
 
 /// Claims due variant jobs for this process: each is leased for five minutes (if the
 /// process dies mid-work, another takes it up then). Returns (version, attempts so far).
-pub async fn claim_variant_jobs(db: &PgPool, limit: i64) -> Result<Vec<(Uuid, i32)>, sqlx::Error> {
+pub async fn claim_variant_jobs(
+    db: &PgPool,
+    limit: i64,
+) -> Result<Vec<(VersionId, i32)>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE storage.variant_jobs SET attempts = attempts + 1, next_attempt_at = now() + interval '5 minutes'
           WHERE version_id IN (SELECT version_id FROM storage.variant_jobs WHERE next_attempt_at <= now()
@@ -777,7 +824,7 @@ pub async fn claim_variant_jobs(db: &PgPool, limit: i64) -> Result<Vec<(Uuid, i3
     .await
 }
 
-pub async fn finish_variant_job(db: &PgPool, version: Uuid) -> Result<(), sqlx::Error> {
+pub async fn finish_variant_job(db: &PgPool, version: VersionId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM storage.variant_jobs WHERE version_id = $1")
         .bind(version)
         .execute(db)
@@ -788,7 +835,7 @@ pub async fn finish_variant_job(db: &PgPool, version: Uuid) -> Result<(), sqlx::
 /// Retries later, waiting longer each time; after `max_attempts` the job is dropped.
 pub async fn fail_variant_job(
     db: &PgPool,
-    version: Uuid,
+    version: VersionId,
     attempts: i32,
     max_attempts: i32,
     error: &str,

@@ -4,8 +4,6 @@
 //! broke is kept; when the last byte arrives the parts are joined through the same pipeline
 //! as a direct upload (type check, SHA-256), and the file appears.
 
-use crate::platform::http::{Endpoint, Routes};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
@@ -13,18 +11,29 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{Duration, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::json;
+use utoipa::OpenApi;
 use uuid::Uuid;
 
-use super::buckets::{self, Target};
-use super::files::{self, FileDetails, commit_upload, limit_for};
-use super::repo::{self, NewUpload};
-use super::upload::{self, Limit};
-use super::{StorageState, sniff};
+use super::access;
+use super::error::{StorageError, UPLOAD_BUCKET_GONE};
+use super::model::{BucketId, FileId, UploadId};
+use super::repo::{self, NewUpload, UploadRow};
+use super::sniff;
+use super::state::StorageState;
+use super::upload::{self, FileDetails, Record, commit_upload, limit_for};
 use crate::platform::Platform;
-use crate::platform::error::{ApiError, Problem};
+use crate::platform::error::responses::{
+    BadRequest, Forbidden, NotFound, TooLarge, UnsupportedType,
+};
+use crate::platform::error::{OnConstraint, Problem};
 use crate::platform::grants::{Caller, ItemPermissions};
+use crate::platform::http::{Endpoint, Routes};
 
 const VERSION: &str = "1.0.0";
+
+#[derive(OpenApi)]
+#[openapi(paths(options, create_upload, upload_offset, append, terminate))]
+pub struct TusApi;
 
 pub fn configure(routes: &mut Routes) {
     routes
@@ -46,26 +55,17 @@ fn tus(mut res: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilde
     res
 }
 
-fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_version(headers: &HeaderMap) -> Result<(), StorageError> {
     match headers.get("tus-resumable").and_then(|v| v.to_str().ok()) {
         Some(VERSION) => Ok(()),
-        _ => Err(
-            ApiError::new(StatusCode::PRECONDITION_FAILED, "tus_version")
-                .detail("Send Tus-Resumable: 1.0.0.")
-                .header(
-                    header::HeaderName::from_static("tus-version"),
-                    header::HeaderValue::from_static(VERSION),
-                ),
-        ),
+        _ => Err(StorageError::tus_version(VERSION)),
     }
 }
 
-fn no_upload() -> ApiError {
-    ApiError::not_found("No such upload (or it expired).")
-}
-
 /// `Upload-Metadata`: comma-separated `key base64value` pairs.
-fn metadata(headers: &HeaderMap) -> Result<std::collections::HashMap<String, String>, ApiError> {
+fn metadata(
+    headers: &HeaderMap,
+) -> Result<std::collections::HashMap<String, String>, StorageError> {
     let mut out = std::collections::HashMap::new();
     let Some(raw) = headers.get("upload-metadata").and_then(|v| v.to_str().ok()) else {
         return Ok(out);
@@ -77,10 +77,9 @@ fn metadata(headers: &HeaderMap) -> Result<std::collections::HashMap<String, Str
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_metadata",
-                    format!("Upload-Metadata: `{key}` is not base64 UTF-8."),
-                )
+                StorageError::InvalidMetadata(format!(
+                    "Upload-Metadata: `{key}` is not base64 UTF-8."
+                ))
             })?;
         out.insert(key.to_owned(), decoded);
     }
@@ -108,13 +107,14 @@ pub async fn options(state: web::Data<StorageState>) -> HttpResponse {
     params(("bucket" = Uuid, Path), ("Tus-Resumable" = String, Header), ("Upload-Length" = u64, Header), ("Upload-Metadata" = Option<String>, Header)),
     responses(
         (status = 201, description = "Location: the upload's URL; Upload-Expires"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "Not tus 1.0.0", body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Forbidden,
+        NotFound,
+        (status = 412, description = "Not tus 1.0.0 (`tus_version`; see `Tus-Version`)", body = Problem, content_type = "application/problem+json"),
+        TooLarge,
         (status = 415, description = "The name's extension is not allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 507, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `permissions` grants", body = Problem, content_type = "application/problem+json"),
+        (status = 507, description = "Past the uploader's quota (`quota_exceeded`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_upload(
@@ -122,8 +122,8 @@ pub async fn create_upload(
     platform: web::Data<Platform>,
     state: web::Data<StorageState>,
     caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+    path: web::Path<BucketId>,
+) -> Result<HttpResponse, StorageError> {
     check_version(req.headers())?;
     caller.require_scope("storage.write")?;
     let length: i64 = req
@@ -132,55 +132,50 @@ pub async fn create_upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_length",
-                "Upload-Length must be a positive number of bytes.",
-            )
-        })?;
+        .ok_or(StorageError::InvalidLength)?;
     let meta = metadata(req.headers())?;
     let name = sniff::sanitize_name(meta.get("filename").map(String::as_str).unwrap_or_default());
     let mut conn = platform.db.acquire().await?;
-    let t = buckets::target(&mut conn, &caller, &path).await?;
+    let t = access::bucket(&mut conn, &caller, *path).await?;
     let existing = match meta.get("file_id") {
         Some(raw) => {
             // A new version needs the right to change the file.
-            let (ft, file) = files::changeable(&mut conn, &caller, raw, false).await?;
+            let id = raw
+                .parse::<FileId>()
+                .map_err(|_| StorageError::FileNotFound)?;
+            let (ft, file) = access::changeable(&mut conn, &caller, id, false).await?;
             if ft.bucket.id != t.bucket.id {
-                return Err(ApiError::not_found("No such file."));
+                return Err(StorageError::FileNotFound);
             }
             Some(file.id)
         }
         None => {
             if !t.access.create {
-                return Err(ApiError::forbidden("You may not upload to this bucket."));
+                return Err(StorageError::UploadNotAllowed);
             }
             None
         }
     };
-    let limit = limit_for(&mut conn, &state, &caller, &t).await?;
-    check_length(&limit, length as u64)?;
+    // The whole length must fit now, before any byte is sent.
+    limit_for(&mut conn, &state, &caller, &t)
+        .await?
+        .check(length as u64)?;
     if !sniff::extension_allowed(&t.bucket.allowed_extensions, &name) {
-        return Err(
-            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "extension_not_allowed").detail(
-                format!(
-                    "This bucket accepts only {}.",
-                    t.bucket.allowed_extensions.join(", ")
-                ),
-            ),
-        );
+        return Err(StorageError::ExtensionNotAllowed(
+            t.bucket.allowed_extensions.join(", "),
+        ));
     }
-    let permissions: Option<ItemPermissions> =
-        match meta.get("permissions") {
-            Some(raw) => Some(serde_json::from_str(raw).map_err(|_| {
-                ApiError::bad_request("invalid_metadata", "permissions must be JSON")
-            })?),
-            None => None,
-        };
+    let permissions: Option<ItemPermissions> = match meta.get("permissions") {
+        Some(raw) => Some(
+            serde_json::from_str(raw)
+                .map_err(|_| StorageError::InvalidMetadata("permissions must be JSON".into()))?,
+        ),
+        None => None,
+    };
     if let Some(p) = &permissions {
         let errors = p.check("permissions.");
         if !errors.is_empty() {
-            return Err(ApiError::validation(errors));
+            return Err(StorageError::invalid(errors));
         }
     }
     let expires_at = Utc::now() + Duration::hours(state.settings.upload_expiry_hours);
@@ -193,7 +188,9 @@ pub async fn create_upload(
         options: json!({"tags": meta.get("tags"), "permissions": permissions}),
         expires_at,
     };
-    let row = repo::insert_upload(&mut conn, &u).await?;
+    let row = repo::insert_upload(&mut conn, &u)
+        .await
+        .on_constraint(UPLOAD_BUCKET_GONE, || StorageError::BucketNotFound)?;
     Ok(tus(HttpResponse::Created())
         .insert_header((
             header::LOCATION,
@@ -203,29 +200,17 @@ pub async fn create_upload(
         .finish())
 }
 
-fn check_length(limit: &Limit, length: u64) -> Result<(), ApiError> {
-    if length > limit.file_bytes {
-        return Err(upload::too_large(limit.file_bytes));
-    }
-    if limit.quota_left.is_some_and(|left| length > left) {
-        return Err(upload::quota_exceeded());
-    }
-    Ok(())
-}
-
-/// The upload's caller must be its creator (uploads are not shared).
+/// The upload, if the caller created it (uploads are not shared).
 async fn own_upload(
     conn: &mut sqlx::PgConnection,
     caller: &Caller,
-    raw: &str,
+    id: UploadId,
     lock: bool,
-) -> Result<repo::UploadRow, ApiError> {
-    let id = Uuid::parse_str(raw).map_err(|_| no_upload())?;
-    let u = repo::upload(conn, id, lock).await?.ok_or_else(no_upload)?;
-    if u.uploader_id != caller.user_id {
-        return Err(no_upload());
+) -> Result<UploadRow, StorageError> {
+    match repo::upload(conn, id, lock).await? {
+        Some(u) if u.uploader_id == caller.user_id => Ok(u),
+        _ => Err(StorageError::UploadNotFound),
     }
-    Ok(u)
 }
 
 /// How much of the upload has arrived (`Upload-Offset`): resume from there.
@@ -238,11 +223,11 @@ pub async fn upload_offset(
     req: HttpRequest,
     platform: web::Data<Platform>,
     caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+    path: web::Path<UploadId>,
+) -> Result<HttpResponse, StorageError> {
     check_version(req.headers())?;
     let mut conn = platform.db.acquire().await?;
-    let u = own_upload(&mut conn, &caller, &path, false).await?;
+    let u = own_upload(&mut conn, &caller, *path, false).await?;
     Ok(tus(HttpResponse::Ok())
         .insert_header(("Upload-Offset", u.received.to_string()))
         .insert_header(("Upload-Length", u.length.to_string()))
@@ -260,10 +245,12 @@ pub async fn upload_offset(
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses(
         (status = 204, description = "Upload-Offset: the bytes received so far"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        NotFound,
         (status = 409, description = "Upload-Offset is not where the upload stands (`offset_mismatch`)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "More bytes than Upload-Length", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not application/offset+octet-stream, or the finished file's type is not allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Not tus 1.0.0 (`tus_version`; see `Tus-Version`)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "More bytes than Upload-Length (`upload_too_long`)", body = Problem, content_type = "application/problem+json"),
+        UnsupportedType,
     )
 )]
 pub async fn append(
@@ -271,9 +258,9 @@ pub async fn append(
     platform: web::Data<Platform>,
     state: web::Data<StorageState>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<UploadId>,
     body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, StorageError> {
     check_version(req.headers())?;
     if req
         .headers()
@@ -281,31 +268,26 @@ pub async fn append(
         .and_then(|v| v.to_str().ok())
         != Some("application/offset+octet-stream")
     {
-        return Err(
-            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-                .detail("Send Content-Type: application/offset+octet-stream."),
-        );
+        return Err(StorageError::NotOffsetStream);
     }
     let offset: i64 = req
         .headers()
         .get("upload-offset")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_offset", "Upload-Offset must be a number of bytes.")
-        })?;
+        .ok_or(StorageError::InvalidOffset)?;
     let u = {
         let mut conn = platform.db.acquire().await?;
-        own_upload(&mut conn, &caller, &path, false).await?
+        own_upload(&mut conn, &caller, *path, false).await?
     };
     if offset != u.received {
-        return Err(mismatch(u.received));
+        return Err(StorageError::OffsetMismatch(u.received));
     }
     // Stream into this part's object, keeping whatever arrives before a break.
     let room = (u.length - u.received) as u64;
     let key = format!("uploads/{}/{}-{}", u.id, offset, Uuid::now_v7().simple());
     state.track(&key).await?;
-    let mut writer = state.store.writer(&key).await.map_err(ApiError::internal)?;
+    let mut writer = state.store.writer(&key).await?;
     let mut got: u64 = 0;
     let mut body = body.map_err(|e| e.to_string());
     let mut broke = false;
@@ -316,9 +298,9 @@ pub async fn append(
                 if got > room {
                     writer.abort().await;
                     state.discard(&key).await;
-                    return Err(upload::too_large(u.length as u64).with_code("upload_too_long"));
+                    return Err(StorageError::UploadTooLong(u.length as u64));
                 }
-                writer.write(chunk).await.map_err(ApiError::internal)?;
+                writer.write(chunk).await?;
             }
             Err(_) => {
                 broke = true;
@@ -333,17 +315,17 @@ pub async fn append(
             .insert_header(("Upload-Offset", u.received.to_string()))
             .finish());
     }
-    writer.finish().await.map_err(ApiError::internal)?;
+    writer.finish().await?;
     let mut tx = platform.db.begin().await?;
     let Some(locked) = repo::upload(&mut tx, u.id, true).await? else {
         state.discard(&key).await;
-        return Err(no_upload());
+        return Err(StorageError::UploadNotFound);
     };
     if locked.received != offset {
         // Another request for the same offset won the race.
         drop(tx);
         state.discard(&key).await;
-        return Err(mismatch(locked.received));
+        return Err(StorageError::OffsetMismatch(locked.received));
     }
     repo::add_part(&mut tx, u.id, offset, got as i64, &key).await?;
     repo::forget_pending(&mut tx, &key).await?;
@@ -360,22 +342,15 @@ pub async fn append(
         .finish())
 }
 
-fn mismatch(received: i64) -> ApiError {
-    ApiError::conflict(
-        "offset_mismatch",
-        format!("The upload stands at {received} bytes: send from there."),
-    )
-}
-
 /// Joins the parts through the upload pipeline and records the file (or version).
 async fn finish(
     platform: &Platform,
     state: &StorageState,
     caller: &Caller,
-    u: repo::UploadRow,
-) -> Result<(), ApiError> {
+    u: UploadRow,
+) -> Result<(), StorageError> {
     let mut conn = platform.db.acquire().await?;
-    let t: Target = buckets::target(&mut conn, caller, &u.bucket_id.to_string()).await?;
+    let t = access::bucket(&mut conn, caller, u.bucket_id).await?;
     let parts = repo::parts(&mut conn, u.id).await?;
     let limit = limit_for(&mut conn, state, caller, &t).await?;
     drop(conn);
@@ -389,8 +364,8 @@ async fn finish(
         .boxed();
     let outcome = match upload::store(state, &t.bucket, &u.name, joined, limit).await {
         Ok(stored) => {
-            let new_file = match u.file_id {
-                Some(_) => None,
+            let record = match u.file_id {
+                Some(id) => Record::Version(id),
                 None => {
                     let tags: Vec<String> = u.options.0["tags"]
                         .as_str()
@@ -408,7 +383,7 @@ async fn finish(
                     .ok()
                     .flatten()
                     .unwrap_or_else(|| ItemPermissions::owner(caller.user_id));
-                    Some(FileDetails {
+                    Record::File(FileDetails {
                         name: u.name.clone(),
                         tags,
                         metadata: serde_json::Map::new(),
@@ -416,7 +391,7 @@ async fn finish(
                     })
                 }
             };
-            commit_upload(platform, state, caller, &t, stored, u.file_id, new_file)
+            commit_upload(platform, state, caller, &t, stored, record)
                 .await
                 .map(|_| ())
         }
@@ -433,18 +408,18 @@ async fn finish(
 #[utoipa::path(
     delete, path = "/uploads/{upload}", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
     params(("upload" = Uuid, Path), ("Tus-Resumable" = String, Header)),
-    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 204), NotFound)
 )]
 pub async fn terminate(
     req: HttpRequest,
     platform: web::Data<Platform>,
     state: web::Data<StorageState>,
     caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+    path: web::Path<UploadId>,
+) -> Result<HttpResponse, StorageError> {
     check_version(req.headers())?;
     let mut conn = platform.db.acquire().await?;
-    let u = own_upload(&mut conn, &caller, &path, false).await?;
+    let u = own_upload(&mut conn, &caller, *path, false).await?;
     repo::delete_upload(&mut conn, u.id).await?;
     state.collect_soon();
     Ok(tus(HttpResponse::NoContent()).finish())

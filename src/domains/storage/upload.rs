@@ -1,20 +1,30 @@
-//! The one path every upload takes, from a stream of bytes to a stored object: the type is
-//! judged from the first bytes before anything is written, the size is counted as bytes
-//! arrive (413 the moment it passes the limit), the SHA-256 is computed on the way, and
-//! memory stays at one head plus the backend's parts whatever the file's size. A failure at
-//! any point aborts the write, so nothing is left behind.
+//! The one path every upload takes (a multipart form, a new version, the parts of a
+//! resumable upload), from a stream of bytes to a recorded file: the payer's quota and the
+//! bucket's limit are known before the first byte; the type is judged from the first bytes
+//! before anything is written; the size is counted as bytes arrive (413 the moment it
+//! passes the limit); the SHA-256 is computed on the way; and memory stays at one head plus
+//! the backend's parts whatever the file's size. A failure at any point aborts the write,
+//! and bytes whose rows do not commit are discarded, so nothing is left behind.
 
-use actix_web::http::StatusCode;
+use actix_multipart::{Field, Multipart};
 use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::StorageState;
+use super::access::Target;
+use super::error::{FILE_BUCKET_GONE, StorageError};
+use super::events::FileUploaded;
 use super::images::{self, ImageLimits};
-use super::repo::BucketRow;
+use super::model::{FileId, FileResponse, VersionId};
+use super::repo::{self, BucketRow, NewFile, NewVersion};
 use super::sniff;
-use crate::platform::error::ApiError;
+use super::state::StorageState;
+use crate::platform::Platform;
+use crate::platform::error::OnConstraint;
+use crate::platform::events::publish;
+use crate::platform::grants::{Caller, ItemPermissions};
 
 /// What was stored.
 #[derive(Debug, Clone)]
@@ -34,26 +44,25 @@ pub struct Limit {
     pub quota_left: Option<u64>,
 }
 
-impl Limit {
-    fn check(&self, size: u64) -> Result<(), ApiError> {
-        if size > self.file_bytes {
-            return Err(too_large(self.file_bytes));
-        }
-        if let Some(left) = self.quota_left
-            && size > left
-        {
-            return Err(quota_exceeded());
-        }
-        Ok(())
-    }
-}
-
 /// Room for a form's other parts and boundaries on top of the file itself.
 const FORM_SLACK: u64 = 1024 * 1024;
 
 impl Limit {
+    /// 413 past the bucket's limit, 507 past the payer's quota.
+    pub fn check(&self, size: u64) -> Result<(), StorageError> {
+        if size > self.file_bytes {
+            return Err(StorageError::FileTooLarge(self.file_bytes));
+        }
+        if let Some(left) = self.quota_left
+            && size > left
+        {
+            return Err(StorageError::QuotaExceeded);
+        }
+        Ok(())
+    }
+
     /// Refuses a multipart body whose declared length cannot fit, before any of it is read.
-    pub fn check_declared(&self, req: &actix_web::HttpRequest) -> Result<(), ApiError> {
+    pub fn check_declared(&self, req: &actix_web::HttpRequest) -> Result<(), StorageError> {
         let declared = req
             .headers()
             .get(actix_web::http::header::CONTENT_LENGTH)
@@ -66,26 +75,31 @@ impl Limit {
     }
 }
 
-pub fn too_large(limit: u64) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "file_too_large").detail(format!(
-        "Files in this bucket may be at most {limit} bytes."
-    ))
+/// Whose quota an upload spends: the signed-in uploader's (an API key's owner's), so that a
+/// grant to upload into someone's bucket never lets a stranger fill that owner's quota.
+/// Anonymous uploads, which a bucket owner chose to allow, fall to the owner.
+fn payer(caller: &Caller, t: &Target) -> Uuid {
+    caller.user_id.unwrap_or(t.bucket.owner_id)
 }
 
-pub fn quota_exceeded() -> ApiError {
-    ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded")
-        .detail("This upload would take the owner past their storage quota.")
-}
-
-fn incomplete(cause: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request(
-        "upload_incomplete",
-        format!("The upload broke off: {cause}"),
-    )
-}
-
-fn unsupported(code: &'static str, detail: String) -> ApiError {
-    ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, code).detail(detail)
+/// What the payer's quota leaves for one upload.
+pub async fn limit_for(
+    conn: &mut PgConnection,
+    state: &StorageState,
+    caller: &Caller,
+    t: &Target,
+) -> Result<Limit, StorageError> {
+    let quota = state.settings.quota_bytes_per_user;
+    let quota_left = if quota == 0 {
+        None
+    } else {
+        let used = repo::usage(conn, payer(caller, t)).await?;
+        Some(quota.saturating_sub(u64::try_from(used).unwrap_or(0)))
+    };
+    Ok(Limit {
+        file_bytes: t.bucket.max_file_bytes as u64,
+        quota_left,
+    })
 }
 
 /// Checks the head of a file against the bucket's rules; returns its type and, for images
@@ -95,31 +109,21 @@ pub fn admit(
     name: &str,
     head: &[u8],
     limits: &ImageLimits,
-) -> Result<(String, Option<(u32, u32)>), ApiError> {
+) -> Result<(String, Option<(u32, u32)>), StorageError> {
     if head.is_empty() {
-        return Err(ApiError::bad_request("empty_file", "The file is empty."));
+        return Err(StorageError::EmptyFile);
     }
     let mime = sniff::sniff(head, name);
     if !sniff::type_allowed(&bucket.allowed_types, &mime) {
-        return Err(unsupported(
-            "type_not_allowed",
-            format!("The bytes are {mime}, which this bucket does not accept."),
-        ));
+        return Err(StorageError::TypeNotAllowed(mime));
     }
     if !sniff::extension_allowed(&bucket.allowed_extensions, name) {
-        return Err(unsupported(
-            "extension_not_allowed",
-            format!(
-                "This bucket accepts only {}.",
-                bucket.allowed_extensions.join(", ")
-            ),
+        return Err(StorageError::ExtensionNotAllowed(
+            bucket.allowed_extensions.join(", "),
         ));
     }
     if sniff::disguised(name, &mime) {
-        return Err(unsupported(
-            "type_mismatch",
-            format!("The name says one type but the bytes are {mime}."),
-        ));
+        return Err(StorageError::TypeMismatch(mime));
     }
     let dimensions = if images::is_processable(&mime) {
         images::dimensions(head)
@@ -127,11 +131,14 @@ pub fn admit(
         None
     };
     if let Some((w, h)) = dimensions {
-        images::check_dimensions(w, h, limits).map_err(|e| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "image_too_large").detail(e.to_string())
-        })?;
+        images::check_dimensions(w, h, limits)
+            .map_err(|e| StorageError::ImageTooLarge(e.to_string()))?;
     }
     Ok((mime, dimensions))
+}
+
+fn incomplete(cause: impl std::fmt::Display) -> StorageError {
+    StorageError::UploadIncomplete(cause.to_string())
 }
 
 /// Streams `body` into a new object under the bucket.
@@ -141,7 +148,7 @@ pub async fn store<S, E>(
     name: &str,
     body: S,
     limit: Limit,
-) -> Result<Stored, ApiError>
+) -> Result<Stored, StorageError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -169,19 +176,16 @@ where
     let (content_type, dimensions) = admit(bucket, name, &head, &state.image_limits())?;
     let key = format!("files/{}/{}", bucket.id, Uuid::now_v7());
     state.track(&key).await?;
-    let mut writer = state.store.writer(&key).await.map_err(ApiError::internal)?;
+    let mut writer = state.store.writer(&key).await?;
     let mut hasher = Sha256::new();
     let mut size = head.len() as u64;
     hasher.update(&head);
-    writer
-        .write(head.freeze())
-        .await
-        .map_err(ApiError::internal)?;
+    writer.write(head.freeze()).await?;
     if let Some(rest) = rest {
         size += rest.len() as u64;
         limit.check(size)?;
         hasher.update(&rest);
-        writer.write(rest).await.map_err(ApiError::internal)?;
+        writer.write(rest).await?;
     }
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(incomplete)?;
@@ -189,9 +193,9 @@ where
         // Returning drops the writer, which aborts the partial object.
         limit.check(size)?;
         hasher.update(&chunk);
-        writer.write(chunk).await.map_err(ApiError::internal)?;
+        writer.write(chunk).await?;
     }
-    writer.finish().await.map_err(ApiError::internal)?;
+    writer.finish().await?;
     Ok(Stored {
         key,
         size: size as i64,
@@ -199,4 +203,205 @@ where
         content_type,
         dimensions,
     })
+}
+
+/// What a new file is called and carries, besides its bytes.
+pub struct FileDetails {
+    pub name: String,
+    pub tags: Vec<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub permissions: ItemPermissions,
+}
+
+/// The text parts of an upload form.
+#[derive(Default)]
+pub struct FormFields {
+    pub name: Option<String>,
+    pub tags: Option<String>,
+    pub metadata: Option<String>,
+    pub permissions: Option<String>,
+}
+
+const MAX_TEXT_FIELD: usize = 64 * 1024;
+
+fn invalid_form(detail: impl Into<String>) -> StorageError {
+    StorageError::InvalidMultipart(detail.into())
+}
+
+fn malformed(e: impl std::fmt::Display) -> StorageError {
+    invalid_form(format!("The multipart body is malformed: {e}"))
+}
+
+async fn read_text(field: &mut Field) -> Result<String, StorageError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = field.try_next().await.map_err(malformed)? {
+        if out.len() + chunk.len() > MAX_TEXT_FIELD {
+            return Err(invalid_form(
+                "Form fields other than the file are at most 64 KiB.",
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    String::from_utf8(out).map_err(|_| invalid_form("Form fields must be UTF-8 text."))
+}
+
+/// Reads the form, streaming the `file` part into the backend as it arrives; returns what
+/// was stored, the file part's (sanitised) name and the other fields.
+pub async fn receive(
+    state: &StorageState,
+    t: &Target,
+    mut form: Multipart,
+    limit: Limit,
+) -> Result<(Stored, String, FormFields), StorageError> {
+    let mut fields = FormFields::default();
+    let mut stored: Option<(Stored, String)> = None;
+    let result: Result<(), StorageError> = async {
+        while let Some(mut field) = form.try_next().await.map_err(malformed)? {
+            let name = field
+                .content_disposition()
+                .and_then(|d| d.get_name())
+                .unwrap_or_default()
+                .to_owned();
+            match name.as_str() {
+                "file" => {
+                    if stored.is_some() {
+                        return Err(invalid_form("Send one file per upload."));
+                    }
+                    let filename = field
+                        .content_disposition()
+                        .and_then(|d| d.get_filename())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let given = sniff::sanitize_name(&filename);
+                    let s = store(state, &t.bucket, &given, &mut field, limit).await?;
+                    stored = Some((s, given));
+                }
+                "name" => fields.name = Some(read_text(&mut field).await?),
+                "tags" => fields.tags = Some(read_text(&mut field).await?),
+                "metadata" => fields.metadata = Some(read_text(&mut field).await?),
+                "permissions" => fields.permissions = Some(read_text(&mut field).await?),
+                other => {
+                    let shown: String = other.chars().take(64).collect();
+                    return Err(invalid_form(format!("Unknown form field `{shown}`.")));
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match (result, stored) {
+        (Ok(()), Some((s, given))) => Ok((s, given, fields)),
+        (Ok(()), None) => Err(invalid_form("The form has no `file` part.")),
+        (Err(e), stored) => {
+            if let Some((s, _)) = stored {
+                state.discard(&s.key).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What a stored upload becomes.
+pub enum Record {
+    /// A new file in the bucket.
+    File(FileDetails),
+    /// The new current version of this file.
+    Version(FileId),
+}
+
+/// Records a stored upload (the rows, the usage it costs and its event, in one
+/// transaction); the bytes are discarded if the rows do not commit.
+pub async fn commit_upload(
+    platform: &Platform,
+    state: &StorageState,
+    caller: &Caller,
+    t: &Target,
+    stored: Stored,
+    record: Record,
+) -> Result<FileResponse, StorageError> {
+    let key = stored.key.clone();
+    let result = async {
+        let mut tx = platform.db.begin().await?;
+        let (file_id, details) = match record {
+            Record::File(details) => (FileId::new(), Some(details)),
+            Record::Version(id) => {
+                // Locked first: versions of one file are numbered one after another, and
+                // the file cannot be deleted under its new version.
+                if repo::file(&mut tx, id, true).await?.is_none() {
+                    return Err(StorageError::FileNotFound);
+                }
+                (id, None)
+            }
+        };
+        let payer = payer(caller, t);
+        let quota = state.settings.quota_bytes_per_user;
+        if !repo::charge(&mut tx, payer, stored.size, quota).await? {
+            return Err(StorageError::QuotaExceeded);
+        }
+        let version_id = VersionId::new();
+        let new_row = match details {
+            Some(d) => {
+                let f = NewFile {
+                    id: file_id,
+                    bucket_id: t.bucket.id,
+                    uploader: caller.user_id,
+                    name: &d.name,
+                    version: version_id,
+                    tags: &d.tags,
+                    metadata: &d.metadata,
+                    permissions: &d.permissions,
+                };
+                let row = repo::insert_file(&mut tx, &f)
+                    .await
+                    .on_constraint(FILE_BUCKET_GONE, || StorageError::BucketNotFound)?;
+                Some(row)
+            }
+            None => None,
+        };
+        let v = NewVersion {
+            id: version_id,
+            file_id,
+            size: stored.size,
+            content_type: &stored.content_type,
+            sha256: &stored.sha256,
+            object_key: &stored.key,
+            dimensions: stored.dimensions,
+            quota_owner: payer,
+        };
+        let version = repo::insert_version(&mut tx, &v).await?;
+        repo::forget_pending(&mut tx, &stored.key).await?;
+        let file = match new_row {
+            Some(f) => f,
+            None => {
+                let f = repo::set_current(&mut tx, file_id, version_id).await?;
+                if !t.bucket.versioning {
+                    repo::delete_other_versions(&mut tx, file_id, version_id).await?;
+                }
+                f
+            }
+        };
+        publish(
+            &mut tx,
+            &FileUploaded {
+                user_id: t.bucket.owner_id,
+                uploader_id: caller.user_id,
+                bucket_id: t.bucket.id,
+                file_id: file.id,
+                version_id: version.id,
+                version: version.number,
+                name: file.name.clone(),
+                size: version.size,
+                content_type: version.content_type.clone(),
+                sha256: version.sha256.clone(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(FileResponse::new(file, &version.summary(), Vec::new()))
+    }
+    .await;
+    if result.is_err() {
+        state.discard(&key).await;
+    }
+    result
 }

@@ -1,23 +1,41 @@
-//! Image variants, queued by a subscriber of `storage.file.uploaded` and made by a job after
-//! the upload has answered, and on-the-fly previews, made on first request and kept.
+//! Image variants and previews. A bucket's variants are queued by a subscriber of
+//! `storage.file.uploaded` and made by a job after the upload has answered, then downloaded
+//! by name; previews are made on first request and kept.
 
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
-use serde_json::json;
-use uuid::Uuid;
+use utoipa::OpenApi;
 
-use super::download::authorised;
-use super::download::{self, Object};
-use super::images::{self, Fit, Format, VariantSpec};
-use super::model::{DownloadHeaders, PreviewOptions, PreviewParams};
+use super::access::{self, Opens};
+use super::error::StorageError;
+use super::events::{FileUploaded, VariantCreated};
+use super::images::{self, VariantSpec};
+use super::model::*;
 use super::repo::{self, VariantRow, VersionRow};
-use super::{StorageState, events};
+use super::serve::{Object, serve};
+use super::state::StorageState;
 use crate::platform::Platform;
-use crate::platform::error::{ApiError, Problem};
-use crate::platform::events::{Subscriber, subscriber_fn};
+use crate::platform::error::Problem;
+use crate::platform::error::responses::{BadRequest, Forbidden, NotFound};
+use crate::platform::events::{DomainEvent, Subscriber, publish, subscriber_fn};
 use crate::platform::grants::Caller;
+use crate::platform::http::{Endpoint, Routes};
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(download_variant, preview),
+    // Types only query parameters name are not collected from the paths.
+    components(schemas(images::Fit, images::Format))
+)]
+pub struct VariantsApi;
+
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(Endpoint::at("/files/{file}/variants/{name}").get(download_variant))
+        .add(Endpoint::at("/files/{file}/preview").get(preview));
+}
 
 /// Decodes once, then renders the variants side by side, one thread each, so a large image's
 /// variants take about as long as its largest; all of it off the async runtime. The
@@ -61,7 +79,7 @@ const MAX_ATTEMPTS: i32 = 5;
 
 /// Makes the bucket's variants of one version. Nothing is held open while images decode:
 /// rows and events are written in one short transaction at the end.
-async fn make_variants(state: &StorageState, version_id: Uuid) -> anyhow::Result<()> {
+async fn make_variants(state: &StorageState, version_id: VersionId) -> anyhow::Result<()> {
     let (v, file, bucket) = {
         let mut conn = state.db.acquire().await?;
         let Some(v) = repo::version(&mut conn, version_id).await? else {
@@ -109,15 +127,18 @@ async fn make_variants(state: &StorageState, version_id: Uuid) -> anyhow::Result
     let mut tx = state.db.begin().await?;
     for row in &rows {
         if repo::insert_variant(&mut tx, row).await? {
-            events::emit(
-                &mut tx,
-                "storage.variant.created",
-                file.id.to_string(),
-                json!({"user_id": bucket.owner_id, "bucket_id": bucket.id, "file_id": file.id, "version_id": v.id,
-                       "name": row.name, "width": row.width, "height": row.height, "size": row.size, "content_type": row.content_type}),
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let made = VariantCreated {
+                user_id: bucket.owner_id,
+                bucket_id: bucket.id,
+                file_id: file.id,
+                version_id: v.id,
+                name: row.name.clone(),
+                width: row.width,
+                height: row.height,
+                size: row.size,
+                content_type: row.content_type.clone(),
+            };
+            publish(&mut tx, &made).await?;
         } else if repo::version(&mut tx, v.id).await?.is_none() {
             // The version went away meanwhile: its rows are gone, so must the bytes be.
             repo::queue_garbage(&mut *tx, &row.object_key).await?;
@@ -129,21 +150,13 @@ async fn make_variants(state: &StorageState, version_id: Uuid) -> anyhow::Result
 
 /// Queues the variants of an uploaded version; the job makes them.
 pub fn subscriber() -> Arc<dyn Subscriber> {
-    subscriber_fn(
-        "storage.variants",
-        &["storage.file.uploaded"],
-        |event, conn| {
-            Box::pin(async move {
-                if let Some(version) = event.payload["version_id"]
-                    .as_str()
-                    .and_then(|v| Uuid::parse_str(v).ok())
-                {
-                    repo::queue_variants(conn, version).await?;
-                }
-                Ok(())
-            })
-        },
-    )
+    subscriber_fn("storage.variants", &[FileUploaded::TYPE], |event, conn| {
+        Box::pin(async move {
+            let uploaded = event.decode::<FileUploaded>()?;
+            repo::queue_variants(conn, uploaded.version_id).await?;
+            Ok(())
+        })
+    })
 }
 
 /// One run of the variants job: due versions a few at a time, one after another (each decodes
@@ -173,50 +186,52 @@ pub async fn run_due(state: &StorageState) -> anyhow::Result<()> {
     }
 }
 
-/// A preview's settings, defaults filled in, with the key that names it (in the cache and in
-/// a signed URL's grant).
-pub struct PreviewSpec {
-    pub width: u32,
-    pub height: u32,
-    pub fit: Fit,
-    pub format: Format,
-    pub key: String,
-}
-
-impl PreviewSpec {
-    /// The query string that asks for exactly this preview.
-    pub fn query(&self) -> String {
-        format!(
-            "width={}&height={}&fit={}&format={}",
-            self.width,
-            self.height,
-            self.fit.name(),
-            self.format.name()
-        )
-    }
-}
-
-pub fn preview_spec(state: &StorageState, p: PreviewOptions) -> Result<PreviewSpec, ApiError> {
-    let max = state.settings.max_preview_dimension;
-    let (width, height) = (p.width.unwrap_or(max), p.height.unwrap_or(max));
-    if !(1..=max).contains(&width) || !(1..=max).contains(&height) {
-        return Err(ApiError::bad_request(
-            "invalid_preview",
-            format!("width and height must be between 1 and {max}"),
-        ));
-    }
-    let (fit, format) = (
-        p.fit.unwrap_or(Fit::Contain),
-        p.format.unwrap_or(Format::Jpeg),
-    );
-    let key = format!("{width}x{height}-{}.{}", fit.name(), format.name());
-    Ok(PreviewSpec {
-        width,
-        height,
-        fit,
-        format,
-        key,
-    })
+/// Download a variant of the current version by name (made shortly after upload).
+#[utoipa::path(
+    get, path = "/files/{file}/variants/{name}", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
+    params(("file" = Uuid, Path), ("name" = String, Path), DownloadParams, DownloadHeaders),
+    responses(
+        (status = 200, description = "The variant's bytes"),
+        (status = 304, description = "If-None-Match matched"),
+        Forbidden,
+        (status = 404, description = "No such file or variant, or not made yet (`variant_pending`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn download_variant(
+    req: HttpRequest,
+    platform: web::Data<Platform>,
+    state: web::Data<StorageState>,
+    caller: Caller,
+    path: web::Path<(FileId, String)>,
+    params: web::Query<DownloadParams>,
+) -> Result<HttpResponse, StorageError> {
+    let (id, name) = path.into_inner();
+    let mut conn = platform.db.acquire().await?;
+    let opens = Opens {
+        version: None,
+        variant: Some(&name),
+    };
+    let (t, file, _) =
+        access::downloadable(&mut conn, &state, &caller, id, params.signed(), opens).await?;
+    let Some(variant) = repo::variant(&mut conn, file.current_version, &name).await? else {
+        let declared = t.bucket.variants.0.iter().any(|v| v.name == name);
+        return Err(if declared {
+            StorageError::VariantPending
+        } else {
+            StorageError::VariantNotFound
+        });
+    };
+    drop(conn);
+    let o = Object {
+        key: &variant.object_key,
+        size: variant.size as u64,
+        content_type: &variant.content_type,
+        etag: format!("\"{}-{}\"", variant.version_id.0.simple(), variant.name),
+        name: &file.name,
+        public: t.bucket.public,
+        force_attachment: params.disposition.as_deref() == Some("attachment"),
+    };
+    serve(&req, &state, o).await
 }
 
 /// A resized rendering of an image file (width, height, fit, format), made on first request
@@ -226,9 +241,11 @@ pub fn preview_spec(state: &StorageState, p: PreviewOptions) -> Result<PreviewSp
     params(("file" = Uuid, Path), PreviewParams, DownloadHeaders),
     responses(
         (status = 200, description = "The preview's bytes", content_type = "image/jpeg"),
-        (status = 400, description = "A dimension past `storage.max_preview_dimension`, or not an image", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The image cannot be decoded within the limits", body = Problem, content_type = "application/problem+json"),
+        (status = 304, description = "If-None-Match matched"),
+        BadRequest,
+        Forbidden,
+        NotFound,
+        (status = 422, description = "The image cannot be decoded within the limits (`image_too_large`, `image_unreadable`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn preview(
@@ -236,98 +253,78 @@ pub async fn preview(
     platform: web::Data<Platform>,
     state: web::Data<StorageState>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<FileId>,
     params: web::Query<PreviewParams>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, StorageError> {
     let p = params.into_inner();
-    let spec = preview_spec(
-        &state,
-        PreviewOptions {
-            width: p.width,
-            height: p.height,
-            fit: p.fit,
-            format: p.format,
-        },
-    )?;
-    let PreviewSpec {
-        width,
-        height,
-        fit,
-        format,
-        key: params_key,
-    } = spec;
-    let mut conn = platform.db.acquire().await?;
-    let grant = format!("preview:{params_key}");
-    let (t, file, v) = authorised(
-        &mut conn,
-        &state,
-        &caller,
-        &path,
-        (p.signature.as_ref(), p.expires),
-        None,
-        Some(&grant),
-    )
-    .await?;
-    if !images::is_processable(&v.content_type) {
-        return Err(ApiError::bad_request(
-            "not_an_image",
-            "Previews are made of JPEG, PNG, WebP and GIF images.",
-        ));
+    let spec = PreviewOptions {
+        width: p.width,
+        height: p.height,
+        fit: p.fit,
+        format: p.format,
     }
-    let params_key = format!("{width}x{height}-{fit:?}.{format:?}").to_lowercase();
-    let (key, content_type, size) = match repo::preview(&mut conn, v.id, &params_key).await? {
+    .spec(state.settings.max_preview_dimension)?;
+    let mut conn = platform.db.acquire().await?;
+    let grant = format!("preview:{}", spec.key);
+    let opens = Opens {
+        version: None,
+        variant: Some(&grant),
+    };
+    let (t, file, v) =
+        access::downloadable(&mut conn, &state, &caller, *path, p.signed(), opens).await?;
+    if !images::is_processable(&v.content_type) {
+        return Err(StorageError::NotAnImage);
+    }
+    let (key, content_type, size) = match repo::preview(&mut conn, v.id, &spec.key).await? {
         Some(found) => found,
-        None => {
-            if v.size as u64 > state.settings.max_image_bytes {
-                return Err(ApiError::new(
-                    actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                    "image_too_large",
-                )
-                .detail("The image is too large for previews."));
-            }
-            let spec = VariantSpec {
-                name: params_key.clone(),
-                width,
-                height,
-                fit,
-                format,
-            };
-            let mut rendered = render_all(&state, &v, vec![spec]).await.map_err(|e| {
-                ApiError::new(
-                    actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                    "image_unreadable",
-                )
-                .detail(e.to_string())
-            })?;
-            let (_, bytes, _, _) = rendered.remove(0);
-            let key = format!("previews/{}/{params_key}", v.id);
-            let size = bytes.len() as i64;
-            state
-                .store
-                .put(&key, Bytes::from(bytes))
-                .await
-                .map_err(ApiError::internal)?;
-            if !repo::insert_preview(&mut conn, v.id, &params_key, &key, format.mime(), size)
-                .await?
-            {
-                // Either another request made the same preview (same key, same bytes) or the
-                // version is gone; in the second case the bytes must go too.
-                if repo::version(&mut conn, v.id).await?.is_none() {
-                    state.discard(&key).await;
-                }
-            }
-            (key, format.mime().to_owned(), size)
-        }
+        None => make_preview(&mut conn, &state, &v, &spec).await?,
     };
     drop(conn);
     let o = Object {
         key: &key,
         size: size as u64,
         content_type: &content_type,
-        etag: format!("\"{}-{params_key}\"", v.id.simple()),
+        etag: format!("\"{}-{}\"", v.id.0.simple(), spec.key),
         name: &file.name,
         public: t.bucket.public,
         force_attachment: false,
     };
-    download::serve(&req, &state.store, o).await
+    serve(&req, &state, o).await
+}
+
+/// Renders, stores and records a preview; returns its key, type and size.
+async fn make_preview(
+    conn: &mut sqlx::PgConnection,
+    state: &StorageState,
+    v: &VersionRow,
+    spec: &PreviewSpec,
+) -> Result<(String, String, i64), StorageError> {
+    if v.size as u64 > state.settings.max_image_bytes {
+        return Err(StorageError::ImageTooLarge(
+            "The image is too large for previews.".into(),
+        ));
+    }
+    let render = VariantSpec {
+        name: spec.key.clone(),
+        width: spec.width,
+        height: spec.height,
+        fit: spec.fit,
+        format: spec.format,
+    };
+    let mut rendered = render_all(state, v, vec![render])
+        .await
+        .map_err(|e| StorageError::ImageUnreadable(e.to_string()))?;
+    let (_, bytes, _, _) = rendered.remove(0);
+    let key = format!("previews/{}/{}", v.id, spec.key);
+    let size = bytes.len() as i64;
+    let mime = spec.format.mime();
+    state.store.put(&key, Bytes::from(bytes)).await?;
+    if !repo::insert_preview(conn, v.id, &spec.key, &key, mime, size).await? {
+        // Either another request made the same preview (same key, same bytes) or the
+        // version is gone; in the second case the bytes must go too.
+        if repo::version(conn, v.id).await?.is_none() {
+            state.discard(&key).await;
+        }
+    }
+    Ok((key, mime.to_owned(), size))
 }

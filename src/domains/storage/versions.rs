@@ -1,22 +1,45 @@
-//! Versions of a file: list, upload a new one, download, restore and delete one.
+//! A file's versions: list, upload a new one, download, restore and delete one.
 
 use actix_multipart::Multipart;
 use actix_web::{HttpRequest, HttpResponse, web};
+use utoipa::OpenApi;
 
-use super::StorageState;
-use super::download::{authorised, serve_version};
-use super::files::{
-    changeable, commit_upload, file_response, limit_for, no_file, readable, receive,
-};
+use super::access::{self, Opens};
+use super::error::StorageError;
 use super::model::*;
 use super::repo;
+use super::serve::serve_version;
+use super::state::StorageState;
+use super::upload::{Record, commit_upload, limit_for, receive};
 use crate::platform::Platform;
-use crate::platform::error::{ApiError, Problem};
+use crate::platform::error::Problem;
+use crate::platform::error::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, TooLarge, UnsupportedType,
+};
 use crate::platform::grants::Caller;
+use crate::platform::http::{Endpoint, Routes};
+use crate::platform::page::{Page, PageQuery};
 
-fn version_number(raw: &str) -> Result<i32, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::not_found("No such version."))
+#[derive(OpenApi)]
+#[openapi(paths(
+    list_versions,
+    upload_version,
+    download_version,
+    restore_version,
+    delete_version
+))]
+pub struct VersionsApi;
+
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(
+            Endpoint::at("/files/{file}/versions")
+                .get(list_versions)
+                .post(upload_version),
+        )
+        .add(Endpoint::at("/files/{file}/versions/{number}").delete(delete_version))
+        .add(Endpoint::at("/files/{file}/versions/{number}/download").get(download_version))
+        .add(Endpoint::at("/files/{file}/versions/{number}/restore").post(restore_version));
 }
 
 /// Download one version.
@@ -26,9 +49,10 @@ fn version_number(raw: &str) -> Result<i32, ApiError> {
     responses(
         (status = 200, description = "The bytes", content_type = "application/octet-stream"),
         (status = 206, description = "The range asked for"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 416, body = Problem, content_type = "application/problem+json"),
+        (status = 304, description = "If-None-Match matched"),
+        Forbidden,
+        NotFound,
+        (status = 416, description = "The range starts past the end", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn download_version(
@@ -36,57 +60,48 @@ pub async fn download_version(
     platform: web::Data<Platform>,
     state: web::Data<StorageState>,
     caller: Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<(FileId, i32)>,
     params: web::Query<DownloadParams>,
-) -> Result<HttpResponse, ApiError> {
-    let number = version_number(&path.1)?;
+) -> Result<HttpResponse, StorageError> {
+    let (id, number) = path.into_inner();
     let mut conn = platform.db.acquire().await?;
-    let (t, file, _) = authorised(
-        &mut conn,
-        &state,
-        &caller,
-        &path.0,
-        (params.signature.as_ref(), params.expires),
-        Some(number),
-        None,
-    )
-    .await?;
+    let opens = Opens {
+        version: Some(number),
+        variant: None,
+    };
+    let (t, file, _) =
+        access::downloadable(&mut conn, &state, &caller, id, params.signed(), opens).await?;
     let v = repo::version_by_number(&mut conn, file.id, number)
         .await?
-        .ok_or_else(|| ApiError::not_found("No such version."))?;
+        .ok_or(StorageError::VersionNotFound)?;
     drop(conn);
     serve_version(&req, &state, &t, &file, &v, &params).await
 }
 
-/// A file's versions, oldest first.
+/// A file's versions, oldest first. Paged: with versioning on, every upload adds one.
 #[utoipa::path(
     get, path = "/files/{file}/versions", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("file" = Uuid, Path)),
-    responses((status = 200, body = VersionList), (status = 404, body = Problem, content_type = "application/problem+json"))
+    params(("file" = Uuid, Path), PageQuery),
+    responses((status = 200, body = Page<VersionResponse>), BadRequest, NotFound)
 )]
 pub async fn list_versions(
     platform: web::Data<Platform>,
     caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+    path: web::Path<FileId>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, StorageError> {
     caller.require_scope("storage.read")?;
+    let (limit, after) = (page.limit()?, page.cursor::<i32>()?);
     let mut conn = platform.db.acquire().await?;
-    let (_, file) = readable(&mut conn, &caller, &path, false).await?;
-    let versions = repo::versions(&mut conn, file.id)
-        .await?
-        .into_iter()
-        .map(|v| VersionResponse {
-            current: v.id == file.current_version,
-            number: v.number,
-            size: v.size,
-            content_type: v.content_type,
-            sha256: v.sha256,
-            width: v.width,
-            height: v.height,
-            created_at: v.created_at,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(VersionList { versions }))
+    let (_, file) = access::readable(&mut conn, &caller, *path, false).await?;
+    let rows = repo::versions(&mut conn, file.id, after, page.fetch()?).await?;
+    let current = file.current_version;
+    Ok(HttpResponse::Ok().json(Page::from_rows(
+        rows,
+        limit,
+        |v| v.number,
+        |v| VersionResponse::new(v, current),
+    )))
 }
 
 /// Upload a new version (multipart `file`). With versioning on, earlier versions stay;
@@ -97,12 +112,12 @@ pub async fn list_versions(
     params(("file" = Uuid, Path)),
     responses(
         (status = 201, body = FileResponse),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 415, body = Problem, content_type = "application/problem+json"),
-        (status = 507, body = Problem, content_type = "application/problem+json"),
+        BadRequest,
+        Forbidden,
+        NotFound,
+        TooLarge,
+        UnsupportedType,
+        (status = 507, description = "Past the uploader's quota (`quota_exceeded`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn upload_version(
@@ -110,19 +125,27 @@ pub async fn upload_version(
     platform: web::Data<Platform>,
     state: web::Data<StorageState>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<FileId>,
     form: Multipart,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, StorageError> {
     caller.require_scope("storage.write")?;
     let (t, file, limit) = {
         let mut conn = platform.db.acquire().await?;
-        let (t, file) = changeable(&mut conn, &caller, &path, false).await?;
+        let (t, file) = access::changeable(&mut conn, &caller, *path, false).await?;
         let limit = limit_for(&mut conn, &state, &caller, &t).await?;
         (t, file, limit)
     };
     limit.check_declared(&req)?;
     let (stored, _, _) = receive(&state, &t, form, limit).await?;
-    let res = commit_upload(&platform, &state, &caller, &t, stored, Some(file.id), None).await?;
+    let res = commit_upload(
+        &platform,
+        &state,
+        &caller,
+        &t,
+        stored,
+        Record::Version(file.id),
+    )
+    .await?;
     state.collect_soon();
     Ok(HttpResponse::Created().json(res))
 }
@@ -131,29 +154,22 @@ pub async fn upload_version(
 #[utoipa::path(
     post, path = "/files/{file}/versions/{number}/restore", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
     params(("file" = Uuid, Path), ("number" = i32, Path)),
-    responses(
-        (status = 200, body = FileResponse),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 200, body = FileResponse), Forbidden, NotFound)
 )]
 pub async fn restore_version(
     platform: web::Data<Platform>,
     caller: Caller,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+    path: web::Path<(FileId, i32)>,
+) -> Result<HttpResponse, StorageError> {
     caller.require_scope("storage.write")?;
-    let number = version_number(&path.1)?;
+    let (id, number) = path.into_inner();
     let mut tx = platform.db.begin().await?;
-    let (_, file) = changeable(&mut tx, &caller, &path.0, false).await?;
+    let (_, file) = access::changeable(&mut tx, &caller, id, false).await?;
     let v = repo::version_by_number(&mut tx, file.id, number)
         .await?
-        .ok_or_else(|| ApiError::not_found("No such version."))?;
-    repo::set_current(&mut tx, file.id, v.id).await?;
-    let file = repo::file(&mut tx, file.id, false)
-        .await?
-        .ok_or_else(no_file)?;
-    let res = file_response(&mut tx, file).await?;
+        .ok_or(StorageError::VersionNotFound)?;
+    let file = repo::set_current(&mut tx, file.id, v.id).await?;
+    let res = access::file_response(&mut tx, file).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(res))
 }
@@ -162,31 +178,23 @@ pub async fn restore_version(
 #[utoipa::path(
     delete, path = "/files/{file}/versions/{number}", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
     params(("file" = Uuid, Path), ("number" = i32, Path)),
-    responses(
-        (status = 204),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "It is the current version (`current_version`)", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 204), Forbidden, NotFound, Conflict)
 )]
 pub async fn delete_version(
     platform: web::Data<Platform>,
     state: web::Data<StorageState>,
     caller: Caller,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+    path: web::Path<(FileId, i32)>,
+) -> Result<HttpResponse, StorageError> {
     caller.require_scope("storage.write")?;
-    let number = version_number(&path.1)?;
+    let (id, number) = path.into_inner();
     let mut tx = platform.db.begin().await?;
-    let (_, file) = changeable(&mut tx, &caller, &path.0, true).await?;
+    let (_, file) = access::changeable(&mut tx, &caller, id, true).await?;
     let v = repo::version_by_number(&mut tx, file.id, number)
         .await?
-        .ok_or_else(|| ApiError::not_found("No such version."))?;
+        .ok_or(StorageError::VersionNotFound)?;
     if v.id == file.current_version {
-        return Err(ApiError::conflict(
-            "current_version",
-            "This is the current version: restore another one first.",
-        ));
+        return Err(StorageError::CurrentVersion);
     }
     repo::delete_version(&mut tx, v.id).await?;
     tx.commit().await?;

@@ -153,10 +153,14 @@ macro_rules! declare_events {
 
         impl utoipa::OpenApi for EventsApi {
             fn openapi() -> utoipa::openapi::OpenApi {
+                // The types the payloads name (ids, nested structs), so no `$ref` dangles.
+                let mut named = Vec::new();
+                $(<$ty as utoipa::ToSchema>::schemas(&mut named);)*
                 utoipa::openapi::OpenApiBuilder::new()
                     .components(Some(
                         utoipa::openapi::ComponentsBuilder::new()
                             $(.schema_from::<$ty>())*
+                            .schemas_from_iter(named)
                             .build(),
                     ))
                     .build()
