@@ -147,11 +147,11 @@ async fn databases_belong_to_their_owner() {
     .await;
     assert_eq!(renamed["name"], "store");
     let mine = ok(send(&app, Method::GET, "", Some(&ada), None).await, 200).await;
-    assert_eq!(mine["databases"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
 
     // Another account cannot see, rename or delete it, and is told nothing exists.
     let theirs = ok(send(&app, Method::GET, "", Some(&bob), None).await, 200).await;
-    assert_eq!(theirs["databases"], json!([]));
+    assert_eq!(theirs["items"], json!([]));
     for (method, body) in [
         (Method::GET, None),
         (Method::PATCH, Some(json!({"name": "mine"}))),
@@ -293,7 +293,7 @@ async fn collection_schemas_are_checked_and_nothing_half_made_is_kept() {
         200,
     )
     .await;
-    assert_eq!(list["collections"], json!([]));
+    assert_eq!(list["items"], json!([]));
     let tables: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'baas'")
             .fetch_one(&app.db)
@@ -872,7 +872,7 @@ async fn unique_indexes_and_schema_changes() {
         200,
     )
     .await;
-    assert_eq!(attrs["attributes"].as_array().unwrap().len(), 11);
+    assert_eq!(attrs["items"].as_array().unwrap().len(), 11);
     assert_eq!(
         send(
             &app,
@@ -929,7 +929,7 @@ async fn ids(app: &TestApp, who: &Account, db: &str, query: Value) -> Vec<String
     )
     .await;
     let body = ok(res, 200).await;
-    body["documents"]
+    body["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -1137,7 +1137,7 @@ async fn queries_filter_sort_select_and_paginate() {
     .await;
     let page = ok(res, 200).await;
     assert_eq!(page["total"], 15);
-    let first = &page["documents"][0];
+    let first = &page["items"][0];
     // Ties follow the last sort key's direction: newest first here.
     assert_eq!(first["title"], "post 20");
     assert!(
@@ -1149,7 +1149,7 @@ async fn queries_filter_sort_select_and_paginate() {
         200,
     )
     .await;
-    assert_eq!(default_limit["documents"].as_array().unwrap().len(), 25);
+    assert_eq!(default_limit["items"].as_array().unwrap().len(), 25);
 }
 
 fn urlencode(s: &str) -> String {
@@ -1510,7 +1510,7 @@ async fn grants_decide_who_sees_and_changes_what() {
     )
     .await;
     assert_eq!(
-        (listed["documents"].clone(), listed["total"].as_i64()),
+        (listed["items"].clone(), listed["total"].as_i64()),
         (json!([]), Some(0))
     );
     let agg = json!({"aggregations": [{"op": "count"}, {"op": "sum", "attribute": "views"}]});
@@ -1605,8 +1605,8 @@ async fn grants_decide_who_sees_and_changes_what() {
         200,
     )
     .await;
-    assert_eq!(listed["documents"].as_array().unwrap().len(), 1);
-    assert_eq!(listed["documents"][0]["$id"], "shared");
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["items"][0]["$id"], "shared");
     let counted = ok(
         send(
             &app,
@@ -1732,7 +1732,7 @@ async fn grants_decide_who_sees_and_changes_what() {
     )
     .await;
     let listed = ok(send(&app, Method::GET, &docs(&db), None, None).await, 200).await;
-    assert_eq!(listed["documents"].as_array().unwrap().len(), 3);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3);
 
     // Without document security and without collection grants, the collection does not exist for others.
     let closed = json!({"permissions": {}, "document_security": false});
@@ -1836,7 +1836,7 @@ async fn limits_give_clear_problems() {
         200,
     )
     .await;
-    assert_eq!(found["documents"][0]["$id"], "g7");
+    assert_eq!(found["items"][0]["$id"], "g7");
 }
 
 #[tokio::test]
@@ -1992,11 +1992,11 @@ async fn api_keys_act_on_their_owners_databases_within_their_scopes() {
     )
     .await;
     assert_eq!(
-        listed["databases"][0]["id"], made["id"],
+        listed["items"][0]["id"], made["id"],
         "the key's database is its owner's"
     );
     let read = ok(with_key(&keys[0], Method::GET).send().await.unwrap(), 200).await;
-    assert_eq!(read["databases"].as_array().unwrap().len(), 1);
+    assert_eq!(read["items"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -2211,7 +2211,7 @@ async fn nul_characters_are_refused_and_nothing_is_stored() {
     let db = blog(&app, &ada, json!({})).await;
     let listed = ok(send(&app, Method::GET, "", Some(&ada), None).await, 200).await;
     assert_eq!(
-        listed["databases"].as_array().unwrap().len(),
+        listed["items"].as_array().unwrap().len(),
         1,
         "only the blog: {listed}"
     );

@@ -1,38 +1,61 @@
-//! Documents: create (one or many), read, replace, update, delete, and batches of writes
-//! applied all or none (lists, queries and aggregations are in `listing`). Every route here
-//! is open to any caller the collection's or the document's grants admit, not only the
-//! database owner.
+//! Documents: listed, created (one or many), read, replaced, updated, deleted, and batches
+//! of writes applied all or none (queries and aggregations are in `queries`). Every route
+//! here is open to any caller the collection's or the document's grants admit, not only
+//! the database owner.
 
 use std::collections::HashMap;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sqlx::PgConnection;
+use utoipa::OpenApi;
 
+use super::access::{self, Target};
+use super::error::DatabaseError;
+use super::events::{DocumentCreated, DocumentDeleted, DocumentUpdated};
 use super::model::*;
-use super::repo::{self, CollectionRow, DocumentRow, Lock, NewDocument, Visible};
-use super::routes::database_id;
+use super::query::split_list;
+use super::repo::{self, DocumentRow, Lock, NewDocument};
 use super::schema::{self, Mode};
-use super::{DatabaseState, begin, db_error, events, listing};
+use super::settings::DatabaseSettings;
 use crate::platform::Platform;
+use crate::platform::error::responses::{
+    BadRequest, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, TooLarge, Unauthorized,
+};
 use crate::platform::error::{ApiError, FieldError, Problem};
-use crate::platform::grants::{Access, Caller, ItemPermissions};
+use crate::platform::events;
+use crate::platform::grants::{Caller, Denied, ItemPermissions};
 use crate::platform::http::{Endpoint, Routes};
 
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        list_documents,
+        create_document,
+        bulk_create,
+        get_document,
+        replace_document,
+        update_document,
+        delete_document,
+        batch,
+    ),
+    tags((name = "documents", description = "Documents, queries, aggregations and batches, under the collections' and documents' grants"))
+)]
+pub struct DocumentsApi;
+
+/// A collection's documents; mounted after `queries`, whose literal segments (`query`,
+/// `aggregate`) must win over `{id}`, as `bulk` does here.
 pub fn configure(routes: &mut Routes) {
-    const BASE: &str = "/{db}/collections/{collection}/documents";
     routes
         .add(
-            Endpoint::at(BASE)
-                .get(listing::list_documents)
+            Endpoint::at(DOCUMENTS)
+                .get(list_documents)
                 .post(create_document),
         )
-        .add(Endpoint::at(&format!("{BASE}/bulk")).post(bulk_create))
-        .add(Endpoint::at(&format!("{BASE}/query")).post(listing::query_documents))
-        .add(Endpoint::at(&format!("{BASE}/aggregate")).post(listing::aggregate))
+        .add(Endpoint::at(&format!("{DOCUMENTS}/bulk")).post(bulk_create))
         .add(
-            Endpoint::at(&format!("{BASE}/{{id}}"))
+            Endpoint::at(&format!("{DOCUMENTS}/{{id}}"))
                 .get(get_document)
                 .put(replace_document)
                 .patch(update_document)
@@ -41,70 +64,14 @@ pub fn configure(routes: &mut Routes) {
         .add(Endpoint::at("/{db}/batch").post(batch));
 }
 
+/// The path of a collection's documents.
+const DOCUMENTS: &str = "/{db}/collections/{collection}/documents";
+
+/// Document ids that would read as the literal segments of the routes above.
 const RESERVED_IDS: &[&str] = &["bulk", "query", "aggregate"];
-
-/// A collection as one caller sees it.
-pub struct Target {
-    pub c: CollectionRow,
-    pub access: Access,
-}
-
-impl Target {
-    pub fn visible<'a>(&'a self, caller: &'a Caller) -> Visible<'a> {
-        Visible {
-            collection: &self.c,
-            access: &self.access,
-            roles: &caller.roles,
-        }
-    }
-}
-
-fn not_found() -> ApiError {
-    ApiError::not_found("No such document.")
-}
-
-pub async fn target(
-    conn: &mut PgConnection,
-    caller: &Caller,
-    db: &str,
-    key: &str,
-    lock: Lock,
-) -> Result<Target, ApiError> {
-    let c = repo::collection(conn, database_id(db)?, key, lock)
-        .await?
-        .ok_or_else(|| ApiError::not_found("No such collection."))?;
-    let access = Access::new(caller, c.owner_id, &c.permissions.0, c.document_security);
-    if !access.visible() {
-        return Err(ApiError::not_found("No such collection."));
-    }
-    Ok(Target { c, access })
-}
 
 fn etag(row: &DocumentRow) -> String {
     format!("\"{}.{}\"", row.seq, row.version)
-}
-
-pub fn response(
-    c: &CollectionRow,
-    row: DocumentRow,
-    select: Option<&[String]>,
-) -> DocumentResponse {
-    let permissions = row.permissions();
-    let mut data = row.data.0;
-    if let Some(keys) = select {
-        data.retain(|k, _| keys.contains(k));
-    }
-    DocumentResponse {
-        id: row.id,
-        collection: c.key.clone(),
-        database: c.database_id,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-        version: row.version,
-        owner: row.owner_id,
-        permissions,
-        data,
-    }
 }
 
 fn with_etag(mut res: HttpResponse, row_etag: &str) -> HttpResponse {
@@ -122,30 +89,26 @@ fn valid_document_id(id: &str) -> bool {
         && !RESERVED_IDS.contains(&id)
 }
 
-fn too_large(state: &DatabaseState, data: &Map<String, Value>) -> Option<ApiError> {
+fn check_size(settings: &DatabaseSettings, data: &Map<String, Value>) -> Result<(), DatabaseError> {
     let size = serde_json::to_vec(data)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
-    (size > state.settings.max_document_bytes).then(|| {
-        ApiError::new(
-            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "document_too_large",
-        )
-        .detail(format!(
-            "The document is {size} bytes; the most allowed is {}.",
-            state.settings.max_document_bytes
-        ))
-    })
+    let max = settings.max_document_bytes;
+    if size > max {
+        Err(DatabaseError::DocumentTooLarge { size, max })
+    } else {
+        Ok(())
+    }
 }
 
 /// Checks a new document and shapes it for insertion; field paths start with `prefix`.
 fn prepare_new(
-    state: &DatabaseState,
+    settings: &DatabaseSettings,
     caller: &Caller,
     t: &Target,
     req: CreateDocumentRequest,
     prefix: &str,
-) -> Result<NewDocument, ApiError> {
+) -> Result<NewDocument, DatabaseError> {
     let mut errors: Vec<FieldError> = Vec::new();
     let id = req.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     if !valid_document_id(&id) {
@@ -165,211 +128,218 @@ fn prepare_new(
         Mode::Whole,
         &format!("{prefix}data."),
     ) {
-        Ok(data) => Some(data),
+        Ok(data) => data,
         Err(e) => {
             errors.extend(e);
-            None
+            Map::new()
         }
     };
-    match data {
-        Some(data) if errors.is_empty() => match too_large(state, &data) {
-            Some(e) => Err(e),
-            None => Ok(NewDocument {
-                id,
-                data,
-                owner: caller.user_id,
-                permissions,
-            }),
-        },
-        _ => Err(ApiError::validation(errors)),
-    }
+    DatabaseError::check(errors)?;
+    check_size(settings, &data)?;
+    Ok(NewDocument {
+        id,
+        data,
+        owner: caller.user_id,
+        permissions,
+    })
 }
 
-fn may_create(t: &Target) -> Result<(), ApiError> {
+fn may_create(t: &Target) -> Result<(), DatabaseError> {
     if t.access.create {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
-            "You may not create documents in this collection.",
-        ))
+        Err(DatabaseError::MayNotCreate)
     }
 }
 
-fn document_event(
-    kind: &str,
-    caller: &Caller,
-    c: &CollectionRow,
-    doc: &DocumentResponse,
-) -> (String, String, Value) {
-    let mut payload = json!({
-        "user_id": c.owner_id,
-        "actor_id": caller.user_id,
-        "database_id": c.database_id,
-        "collection": c.key,
-        "document_id": doc.id,
-    });
-    if kind != "baas.document.deleted" {
-        payload["document"] = serde_json::to_value(doc).unwrap_or(Value::Null);
-    }
-    (kind.to_owned(), format!("{}:{}", c.id, doc.id), payload)
-}
-
-async fn emit_document(
-    conn: &mut PgConnection,
-    kind: &str,
-    caller: &Caller,
-    c: &CollectionRow,
-    doc: &DocumentResponse,
-) -> Result<(), ApiError> {
-    let (kind, id, payload) = document_event(kind, caller, c, doc);
-    events::emit(conn, &kind, id, payload).await
-}
-
+/// Inserts the documents with their `baas.document.created` events, in one statement each.
 async fn insert(
     conn: &mut PgConnection,
     caller: &Caller,
     t: &Target,
     docs: &[NewDocument],
-) -> Result<Vec<DocumentRow>, ApiError> {
+) -> Result<Vec<DocumentRow>, DatabaseError> {
     let rows = repo::insert_documents(conn, &t.c, docs)
         .await
-        .map_err(|e| db_error(e, &t.c))?;
-    let events: Vec<_> = rows
+        .map_err(|e| DatabaseError::in_collection(e, &t.c))?;
+    let created: Vec<_> = rows
         .iter()
         .map(|row| {
-            document_event(
-                "baas.document.created",
-                caller,
-                &t.c,
-                &response(&t.c, row.clone(), None),
-            )
+            DocumentCreated::new(caller, &t.c, DocumentResponse::new(&t.c, row.clone(), None))
         })
         .collect();
-    events::emit_all(conn, &events).await?;
+    events::publish_all(conn, &created).await?;
     Ok(rows)
 }
 
+/// List documents: filter, sort, select, and page after (or before) a document.
+#[utoipa::path(
+    get, path = "/{db}/collections/{collection}/documents", tag = "documents",
+    security((), ("bearer" = []), ("api_key" = [])),
+    params(("db" = DatabaseId, Path), ("collection" = String, Path), ListParams),
+    responses(
+        (status = 200, body = DocumentPage),
+        BadRequest, Unauthorized, NotFound,
+        (status = 504, description = "The query ran past the statement timeout (`query_timeout`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_documents(
+    platform: web::Data<Platform>,
+    settings: web::Data<DatabaseSettings>,
+    caller: Caller,
+    path: web::Path<(DatabaseId, String)>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, DatabaseError> {
+    let p = params.into_inner();
+    let filter = p
+        .filter
+        .as_deref()
+        .map(serde_json::from_str::<Value>)
+        .transpose()
+        .map_err(|e| DatabaseError::InvalidQuery(format!("filter: not JSON ({e})")))?;
+    let q = QueryRequest {
+        filter,
+        sort: split_list(p.sort.as_deref()),
+        select: split_list(p.select.as_deref()),
+        limit: p.limit,
+        after: p.after,
+        before: p.before,
+        total: p.total.unwrap_or(false),
+    };
+    let (db, collection) = path.into_inner();
+    let page =
+        access::find_documents(&platform.db, &settings, &caller, (db, &collection), q).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
 /// Create a document. Without `permissions` only its creator (and the database owner) may
-/// read, change or delete it.
+/// read, change or delete it. 403 when the collection does not grant create to the caller;
+/// 409 `document_exists` (the id is taken) or `unique_violation`; 413 over the size limit;
+/// 422 with one entry per attribute that breaks the schema.
 #[utoipa::path(
     post, path = "/{db}/collections/{collection}/documents", tag = "documents", request_body = CreateDocumentRequest,
     security((), ("bearer" = []), ("api_key" = [])),
-    params(("db" = Uuid, Path), ("collection" = String, Path)),
+    params(("db" = DatabaseId, Path), ("collection" = String, Path)),
     responses(
         (status = 201, body = DocumentResponse, headers(("ETag" = String))),
-        (status = 403, description = "The collection does not grant create to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`document_exists` (the id is taken) or `unique_violation`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The document is over the size limit", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "One entry per attribute that breaks the schema", body = Problem, content_type = "application/problem+json"),
+        Unauthorized, Forbidden, NotFound, Conflict, TooLarge, Invalid,
     )
 )]
 pub async fn create_document(
     platform: web::Data<Platform>,
-    state: web::Data<DatabaseState>,
+    settings: web::Data<DatabaseSettings>,
     caller: Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DatabaseId, String)>,
     body: web::Json<CreateDocumentRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, DatabaseError> {
     caller.require_scope("databases.write")?;
-    let mut tx = begin(&platform, &state).await?;
-    let t = target(&mut tx, &caller, &path.0, &path.1, Lock::Share).await?;
+    let (db, collection) = path.into_inner();
+    let mut tx = access::begin(&platform.db, &settings).await?;
+    let t = access::target(&mut tx, &caller, db, &collection, Lock::Share).await?;
     may_create(&t)?;
-    let doc = prepare_new(&state, &caller, &t, body.into_inner(), "")?;
-    let row = insert(&mut tx, &caller, &t, &[doc]).await?.remove(0);
+    let doc = prepare_new(&settings, &caller, &t, body.into_inner(), "")?;
+    let rows = insert(&mut tx, &caller, &t, &[doc]).await?;
     tx.commit().await?;
+    created(&t, rows)
+}
+
+/// The one document a create made, with its ETag.
+fn created(t: &Target, rows: Vec<DocumentRow>) -> Result<HttpResponse, DatabaseError> {
+    let row = rows
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("an insert returned no row"))?;
     let tag = etag(&row);
     Ok(with_etag(
-        HttpResponse::Created().json(response(&t.c, row, None)),
+        HttpResponse::Created().json(DocumentResponse::new(&t.c, row, None)),
         &tag,
     ))
 }
 
-/// Create many documents at once, all or none.
+/// Create many documents at once, all or none. 422 entries name the document:
+/// `documents[3].data.title`.
 #[utoipa::path(
     post, path = "/{db}/collections/{collection}/documents/bulk", tag = "documents", request_body = BulkCreateRequest,
     security((), ("bearer" = []), ("api_key" = [])),
-    params(("db" = Uuid, Path), ("collection" = String, Path)),
+    params(("db" = DatabaseId, Path), ("collection" = String, Path)),
     responses(
         (status = 201, body = BulkCreateResponse),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Entries name the document: `documents[3].data.title`", body = Problem, content_type = "application/problem+json"),
+        Unauthorized, Forbidden, NotFound, Conflict, TooLarge, Invalid,
     )
 )]
 pub async fn bulk_create(
     platform: web::Data<Platform>,
-    state: web::Data<DatabaseState>,
+    settings: web::Data<DatabaseSettings>,
     caller: Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<(DatabaseId, String)>,
     body: web::Json<BulkCreateRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, DatabaseError> {
     caller.require_scope("databases.write")?;
     let docs = body.into_inner().documents;
-    if docs.is_empty() || docs.len() > state.settings.max_bulk_documents {
-        return Err(ApiError::validation(vec![FieldError {
+    if docs.is_empty() || docs.len() > settings.max_bulk_documents {
+        DatabaseError::check(vec![FieldError {
             field: "documents".into(),
             code: "length".into(),
             message: format!(
                 "must hold between 1 and {} documents",
-                state.settings.max_bulk_documents
+                settings.max_bulk_documents
             ),
-        }]));
+        }])?;
     }
-    let mut tx = begin(&platform, &state).await?;
-    let t = target(&mut tx, &caller, &path.0, &path.1, Lock::Share).await?;
+    let (db, collection) = path.into_inner();
+    let mut tx = access::begin(&platform.db, &settings).await?;
+    let t = access::target(&mut tx, &caller, db, &collection, Lock::Share).await?;
     may_create(&t)?;
     let mut prepared = Vec::with_capacity(docs.len());
     let mut errors = Vec::new();
     for (i, req) in docs.into_iter().enumerate() {
-        match prepare_new(&state, &caller, &t, req, &format!("documents[{i}].")) {
+        match prepare_new(&settings, &caller, &t, req, &format!("documents[{i}].")) {
             Ok(doc) => prepared.push(doc),
             // prepare_new names the fields `documents[i]....` already.
-            Err(e) if e.status().as_u16() == 422 => errors.extend(e.problem().errors),
-            Err(e) => return Err(e.within(&format!("documents[{i}]"))),
+            Err(DatabaseError::Platform(e)) if e.status().as_u16() == 422 => {
+                errors.extend(e.problem().errors)
+            }
+            Err(e) => return Err(ApiError::from(e).within(&format!("documents[{i}]")).into()),
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
+    DatabaseError::check(errors)?;
     let rows = insert(&mut tx, &caller, &t, &prepared).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(BulkCreateResponse {
-        documents: rows.into_iter().map(|r| response(&t.c, r, None)).collect(),
+        documents: rows
+            .into_iter()
+            .map(|r| DocumentResponse::new(&t.c, r, None))
+            .collect(),
     }))
 }
 
-/// Get a document.
+/// Get a document; 404 also for one the caller may not read.
 #[utoipa::path(
     get, path = "/{db}/collections/{collection}/documents/{id}", tag = "documents",
     security((), ("bearer" = []), ("api_key" = [])),
-    params(("db" = Uuid, Path), ("collection" = String, Path), ("id" = String, Path),
+    params(("db" = DatabaseId, Path), ("collection" = String, Path), ("id" = String, Path),
         ("If-None-Match" = Option<String>, Header, description = "The document's ETag from before: 304 while it is unchanged")),
     responses(
         (status = 200, body = DocumentResponse, headers(("ETag" = String))),
         (status = 304, description = "If-None-Match matched the current version"),
-        (status = 404, description = "No such document, or one the caller may not read", body = Problem, content_type = "application/problem+json"),
+        Unauthorized, NotFound,
     )
 )]
 pub async fn get_document(
     req: HttpRequest,
     platform: web::Data<Platform>,
-    state: web::Data<DatabaseState>,
+    settings: web::Data<DatabaseSettings>,
     caller: Caller,
-    path: web::Path<(String, String, String)>,
-) -> Result<HttpResponse, ApiError> {
+    path: web::Path<(DatabaseId, String, String)>,
+) -> Result<HttpResponse, DatabaseError> {
     caller.require_scope("databases.read")?;
     let (db, collection, id) = path.into_inner();
-    let mut tx = begin(&platform, &state).await?;
-    let t = target(&mut tx, &caller, &db, &collection, Lock::None).await?;
+    let mut tx = access::begin(&platform.db, &settings).await?;
+    let t = access::target(&mut tx, &caller, db, &collection, Lock::None).await?;
     let row = repo::document(&mut tx, &t.c, &id, false)
         .await?
-        .ok_or_else(not_found)?;
-    if !t.access.allows(t.access.read_all, &caller, &row.perm_read) {
-        return Err(not_found());
-    }
+        .filter(|row| t.access.allows(t.access.read_all, &caller, &row.perm_read))
+        .ok_or(DatabaseError::DocumentNotFound)?;
     tx.commit().await?;
     let tag = etag(&row);
     if req
@@ -381,7 +351,7 @@ pub async fn get_document(
         return Ok(with_etag(HttpResponse::NotModified().finish(), &tag));
     }
     Ok(with_etag(
-        HttpResponse::Ok().json(response(&t.c, row, None)),
+        HttpResponse::Ok().json(DocumentResponse::new(&t.c, row, None)),
         &tag,
     ))
 }
@@ -394,31 +364,26 @@ enum Precondition {
     Exact(i64, i64),
 }
 
-fn precondition(req: &HttpRequest) -> Result<Option<Precondition>, ApiError> {
+fn precondition(req: &HttpRequest) -> Result<Option<Precondition>, DatabaseError> {
     let Some(raw) = req.headers().get(header::IF_MATCH) else {
         return Ok(None);
     };
-    let bad = || {
-        ApiError::bad_request(
-            "invalid_if_match",
-            "If-Match takes the document's ETag or its $version.",
-        )
-    };
-    let raw = raw.to_str().map_err(|_| bad())?.trim();
+    let raw = raw
+        .to_str()
+        .map_err(|_| DatabaseError::InvalidIfMatch)?
+        .trim();
     if raw == "*" {
         return Ok(Some(Precondition::Any));
     }
     let tag = raw.trim_start_matches("W/").trim_matches('"');
+    let number = |s: &str| s.parse::<i64>().map_err(|_| DatabaseError::InvalidIfMatch);
     Ok(Some(match tag.split_once('.') {
-        Some((seq, version)) => Precondition::Exact(
-            seq.parse().map_err(|_| bad())?,
-            version.parse().map_err(|_| bad())?,
-        ),
-        None => Precondition::Version(tag.parse().map_err(|_| bad())?),
+        Some((seq, version)) => Precondition::Exact(number(seq)?, number(version)?),
+        None => Precondition::Version(number(tag)?),
     }))
 }
 
-fn check_precondition(row: &DocumentRow, p: Option<Precondition>) -> Result<(), ApiError> {
+fn check_precondition(row: &DocumentRow, p: Option<Precondition>) -> Result<(), DatabaseError> {
     let holds = match p {
         None | Some(Precondition::Any) => true,
         Some(Precondition::Version(v)) => v == row.version,
@@ -427,14 +392,7 @@ fn check_precondition(row: &DocumentRow, p: Option<Precondition>) -> Result<(), 
     if holds {
         Ok(())
     } else {
-        Err(ApiError::new(
-            actix_web::http::StatusCode::PRECONDITION_FAILED,
-            "version_mismatch",
-        )
-        .detail(format!(
-            "The document is at version {}; read it again and reapply the change.",
-            row.version
-        )))
+        Err(DatabaseError::VersionMismatch(row.version))
     }
 }
 
@@ -446,13 +404,16 @@ async fn lock_for(
     t: &Target,
     id: &str,
     delete: bool,
-) -> Result<DocumentRow, ApiError> {
+) -> Result<DocumentRow, DatabaseError> {
     let row = repo::document(conn, &t.c, id, true)
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or(DatabaseError::DocumentNotFound)?;
     t.access
         .may_change(caller, row.grants(), delete)
-        .map_err(|d| d.into_error(not_found(), "document", delete))?;
+        .map_err(|denied| match denied {
+            Denied::Hidden => DatabaseError::DocumentNotFound,
+            Denied::Forbidden => DatabaseError::MayNot(if delete { "delete" } else { "change" }),
+        })?;
     Ok(row)
 }
 
@@ -466,11 +427,11 @@ struct Change<'a> {
 
 async fn change(
     conn: &mut PgConnection,
-    state: &DatabaseState,
+    settings: &DatabaseSettings,
     caller: &Caller,
     t: &Target,
     ch: Change<'_>,
-) -> Result<DocumentRow, ApiError> {
+) -> Result<DocumentRow, DatabaseError> {
     let Change {
         id,
         body,
@@ -499,23 +460,14 @@ async fn change(
             Map::new()
         }
     };
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    if let Some(e) = too_large(state, &data) {
-        return Err(e);
-    }
+    DatabaseError::check(errors)?;
+    check_size(settings, &data)?;
     let row = repo::update_document(conn, &t.c, row.seq, &data, &permissions)
         .await
-        .map_err(|e| db_error(e, &t.c))?;
-    emit_document(
-        conn,
-        "baas.document.updated",
-        caller,
-        &t.c,
-        &response(&t.c, row.clone(), None),
-    )
-    .await?;
+        .map_err(|e| DatabaseError::in_collection(e, &t.c))?;
+    let updated =
+        DocumentUpdated::new(caller, &t.c, DocumentResponse::new(&t.c, row.clone(), None));
+    events::publish(conn, &updated).await?;
     Ok(row)
 }
 
@@ -525,38 +477,31 @@ async fn remove(
     t: &Target,
     id: &str,
     pre: Option<Precondition>,
-) -> Result<DocumentRow, ApiError> {
+) -> Result<(), DatabaseError> {
     let row = lock_for(conn, caller, t, id, true).await?;
     check_precondition(&row, pre)?;
     repo::delete_document(conn, &t.c, row.seq).await?;
-    emit_document(
-        conn,
-        "baas.document.deleted",
-        caller,
-        &t.c,
-        &response(&t.c, row.clone(), None),
-    )
-    .await?;
-    Ok(row)
+    events::publish(conn, &DocumentDeleted::new(caller, &t.c, &row.id)).await?;
+    Ok(())
 }
 
 async fn write(
     req: HttpRequest,
     platform: web::Data<Platform>,
-    state: web::Data<DatabaseState>,
+    settings: web::Data<DatabaseSettings>,
     caller: Caller,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(DatabaseId, String, String)>,
     body: web::Json<UpdateDocumentRequest>,
     partial: bool,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, DatabaseError> {
     caller.require_scope("databases.write")?;
     let pre = precondition(&req)?;
     let (db, collection, id) = path.into_inner();
-    let mut tx = begin(&platform, &state).await?;
-    let t = target(&mut tx, &caller, &db, &collection, Lock::Share).await?;
+    let mut tx = access::begin(&platform.db, &settings).await?;
+    let t = access::target(&mut tx, &caller, db, &collection, Lock::Share).await?;
     let row = change(
         &mut tx,
-        &state,
+        &settings,
         &caller,
         &t,
         Change {
@@ -570,139 +515,120 @@ async fn write(
     tx.commit().await?;
     let tag = etag(&row);
     Ok(with_etag(
-        HttpResponse::Ok().json(response(&t.c, row, None)),
+        HttpResponse::Ok().json(DocumentResponse::new(&t.c, row, None)),
         &tag,
     ))
 }
 
-/// Replace a document's attributes (and, if given, its grants).
+/// Replace a document's attributes (and, if given, its grants). 412 when the document
+/// changed since the `If-Match` version.
 #[utoipa::path(
     put, path = "/{db}/collections/{collection}/documents/{id}", tag = "documents", request_body = UpdateDocumentRequest,
     security((), ("bearer" = []), ("api_key" = [])),
-    params(("db" = Uuid, Path), ("collection" = String, Path), ("id" = String, Path),
+    params(("db" = DatabaseId, Path), ("collection" = String, Path), ("id" = String, Path),
         ("If-Match" = Option<String>, Header, description = "The ETag or `$version` the document must still have")),
     responses(
         (status = 200, body = DocumentResponse, headers(("ETag" = String))),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The document changed since that version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, TooLarge, Invalid,
     )
 )]
 pub async fn replace_document(
     req: HttpRequest,
     platform: web::Data<Platform>,
-    state: web::Data<DatabaseState>,
+    settings: web::Data<DatabaseSettings>,
     caller: Caller,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(DatabaseId, String, String)>,
     body: web::Json<UpdateDocumentRequest>,
-) -> Result<HttpResponse, ApiError> {
-    write(req, platform, state, caller, path, body, false).await
+) -> Result<HttpResponse, DatabaseError> {
+    write(req, platform, settings, caller, path, body, false).await
 }
 
 /// Change some attributes of a document; the result must still fit the schema.
 #[utoipa::path(
     patch, path = "/{db}/collections/{collection}/documents/{id}", tag = "documents", request_body = UpdateDocumentRequest,
     security((), ("bearer" = []), ("api_key" = [])),
-    params(("db" = Uuid, Path), ("collection" = String, Path), ("id" = String, Path),
+    params(("db" = DatabaseId, Path), ("collection" = String, Path), ("id" = String, Path),
         ("If-Match" = Option<String>, Header, description = "The ETag or `$version` the document must still have")),
     responses(
         (status = 200, body = DocumentResponse, headers(("ETag" = String))),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 412, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, TooLarge, Invalid,
     )
 )]
 pub async fn update_document(
     req: HttpRequest,
     platform: web::Data<Platform>,
-    state: web::Data<DatabaseState>,
+    settings: web::Data<DatabaseSettings>,
     caller: Caller,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(DatabaseId, String, String)>,
     body: web::Json<UpdateDocumentRequest>,
-) -> Result<HttpResponse, ApiError> {
-    write(req, platform, state, caller, path, body, true).await
+) -> Result<HttpResponse, DatabaseError> {
+    write(req, platform, settings, caller, path, body, true).await
 }
 
 /// Delete a document.
 #[utoipa::path(
     delete, path = "/{db}/collections/{collection}/documents/{id}", tag = "documents",
     security((), ("bearer" = []), ("api_key" = [])),
-    params(("db" = Uuid, Path), ("collection" = String, Path), ("id" = String, Path),
+    params(("db" = DatabaseId, Path), ("collection" = String, Path), ("id" = String, Path),
         ("If-Match" = Option<String>, Header, description = "The ETag or `$version` the document must still have")),
-    responses(
-        (status = 204),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 412, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 204), BadRequest, Unauthorized, Forbidden, NotFound, PreconditionFailed)
 )]
 pub async fn delete_document(
     req: HttpRequest,
     platform: web::Data<Platform>,
-    state: web::Data<DatabaseState>,
+    settings: web::Data<DatabaseSettings>,
     caller: Caller,
-    path: web::Path<(String, String, String)>,
-) -> Result<HttpResponse, ApiError> {
+    path: web::Path<(DatabaseId, String, String)>,
+) -> Result<HttpResponse, DatabaseError> {
     caller.require_scope("databases.write")?;
     let pre = precondition(&req)?;
     let (db, collection, id) = path.into_inner();
-    let mut tx = begin(&platform, &state).await?;
-    let t = target(&mut tx, &caller, &db, &collection, Lock::Share).await?;
+    let mut tx = access::begin(&platform.db, &settings).await?;
+    let t = access::target(&mut tx, &caller, db, &collection, Lock::Share).await?;
     remove(&mut tx, &caller, &t, &id, pre).await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Apply up to `max_batch_operations` writes across the database's collections in one
-/// transaction: all of them or, if one fails, none.
+/// transaction: all of them or, if one fails, none. 400 `invalid_batch` for too many or no
+/// operations; a failed operation's problem names it, e.g. `operations[2].data.title`.
 #[utoipa::path(
     post, path = "/{db}/batch", tag = "documents", request_body = BatchRequest,
     security((), ("bearer" = []), ("api_key" = [])),
-    params(("db" = Uuid, Path)),
+    params(("db" = DatabaseId, Path)),
     responses(
         (status = 200, description = "Every operation applied", body = BatchResponse),
-        (status = 400, description = "Too many or no operations", body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 412, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Nothing applied; entries name the operation, e.g. `operations[2].data.title`", body = Problem, content_type = "application/problem+json"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, TooLarge, Invalid,
     )
 )]
 pub async fn batch(
     platform: web::Data<Platform>,
-    state: web::Data<DatabaseState>,
+    settings: web::Data<DatabaseSettings>,
     caller: Caller,
-    path: web::Path<String>,
+    path: web::Path<DatabaseId>,
     body: web::Json<BatchRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, DatabaseError> {
     caller.require_scope("databases.write")?;
     let ops = body.into_inner().operations;
-    if ops.is_empty() || ops.len() > state.settings.max_batch_operations {
-        return Err(ApiError::bad_request(
-            "invalid_batch",
-            format!(
-                "operations: between 1 and {} per batch",
-                state.settings.max_batch_operations
-            ),
-        ));
+    if ops.is_empty() || ops.len() > settings.max_batch_operations {
+        return Err(DatabaseError::InvalidBatch(format!(
+            "operations: between 1 and {} per batch",
+            settings.max_batch_operations
+        )));
     }
-    let mut tx = begin(&platform, &state).await?;
+    let db = path.into_inner();
+    let mut tx = access::begin(&platform.db, &settings).await?;
     let mut targets: HashMap<String, Target> = HashMap::new();
     let mut results = Vec::with_capacity(ops.len());
     for (index, op) in ops.into_iter().enumerate() {
-        let prefix = format!("operations[{index}]");
-        let result = run_operation(&mut tx, &state, &caller, &path, &mut targets, op)
+        let (status, document) = run_operation(&mut tx, &settings, &caller, db, &mut targets, op)
             .await
-            .map_err(|e| e.within(&prefix))?;
+            .map_err(|e| ApiError::from(e).within(&format!("operations[{index}]")))?;
         results.push(BatchResult {
             index,
-            status: result.0,
-            document: result.1,
+            status,
+            document,
         });
     }
     tx.commit().await?;
@@ -711,14 +637,14 @@ pub async fn batch(
 
 async fn run_operation(
     conn: &mut PgConnection,
-    state: &DatabaseState,
+    settings: &DatabaseSettings,
     caller: &Caller,
-    db: &str,
+    db: DatabaseId,
     targets: &mut HashMap<String, Target>,
     op: BatchOperation,
-) -> Result<(u16, Option<DocumentResponse>), ApiError> {
+) -> Result<(u16, Option<DocumentResponse>), DatabaseError> {
     if !targets.contains_key(&op.collection) {
-        let t = target(conn, caller, db, &op.collection, Lock::Share).await?;
+        let t = access::target(conn, caller, db, &op.collection, Lock::Share).await?;
         targets.insert(op.collection.clone(), t);
     }
     let t = &targets[&op.collection];
@@ -726,7 +652,7 @@ async fn run_operation(
     let id = || {
         op.id
             .clone()
-            .ok_or_else(|| ApiError::bad_request("invalid_batch", "id is required for this action"))
+            .ok_or_else(|| DatabaseError::InvalidBatch("id is required for this action".into()))
     };
     Ok(match op.action {
         BatchAction::Create => {
@@ -736,9 +662,10 @@ async fn run_operation(
                 data: op.data.clone().unwrap_or(Value::Null),
                 permissions: op.permissions.clone(),
             };
-            let doc = prepare_new(state, caller, t, req, "")?;
-            let row = insert(conn, caller, t, &[doc]).await?.remove(0);
-            (201, Some(response(&t.c, row, None)))
+            let doc = prepare_new(settings, caller, t, req, "")?;
+            let rows = insert(conn, caller, t, &[doc]).await?;
+            let document = rows.into_iter().next();
+            (201, document.map(|r| DocumentResponse::new(&t.c, r, None)))
         }
         BatchAction::Replace | BatchAction::Update => {
             let body = UpdateDocumentRequest {
@@ -748,7 +675,7 @@ async fn run_operation(
             let id = id()?;
             let row = change(
                 conn,
-                state,
+                settings,
                 caller,
                 t,
                 Change {
@@ -759,7 +686,7 @@ async fn run_operation(
                 },
             )
             .await?;
-            (200, Some(response(&t.c, row, None)))
+            (200, Some(DocumentResponse::new(&t.c, row, None)))
         }
         BatchAction::Delete => {
             remove(conn, caller, t, &id()?, pre).await?;

@@ -3,25 +3,34 @@
 //! atomic batches.
 //!
 //! Schema `baas`; routes under `/api/v1/databases`. Publishes `baas.database.*`,
-//! `baas.collection.*` and `baas.document.created/updated/deleted` (source `baas-database`).
+//! `baas.collection.*` and `baas.document.created/updated/deleted` (source `baas-database`,
+//! declared in `events`); consumes none; calls no other domain.
+//!
+//! Resource files (`databases`, `collections`, `attributes`, `indexes`, `documents`,
+//! `queries`) carry their routes, handlers and OpenAPI paths; what they share (the database
+//! or collection a caller may reach, the documents a query finds) is in `access`; every SQL
+//! statement is in `repo`. Imports go that way only.
 
+mod access;
+mod attributes;
+mod collections;
+mod databases;
 mod documents;
+mod error;
 mod events;
-mod listing;
+mod indexes;
 mod model;
+mod queries;
 mod query;
 mod repo;
-mod routes;
 mod schema;
 mod settings;
 
 use actix_web::http::StatusCode;
 use sqlx::migrate::Migrator;
-use sqlx::{Postgres, Transaction};
 use utoipa::OpenApi;
 
 use crate::platform::domain::DomainState;
-use crate::platform::error::ApiError;
 use crate::platform::http::Routes;
 use crate::platform::{Domain, Platform};
 
@@ -29,51 +38,10 @@ pub use settings::DatabaseSettings;
 
 static MIGRATIONS: Migrator = sqlx::migrate!("migrations/baas");
 
-pub struct DatabaseState {
-    pub settings: DatabaseSettings,
-}
-
 #[derive(Default)]
 pub struct BaasDatabase {
-    state: DomainState<DatabaseState>,
+    settings: DomainState<DatabaseSettings>,
 }
-
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        routes::create_database,
-        routes::list_databases,
-        routes::get_database,
-        routes::rename_database,
-        routes::delete_database,
-        routes::create_collection,
-        routes::list_collections,
-        routes::get_collection,
-        routes::update_collection,
-        routes::delete_collection,
-        routes::list_attributes,
-        routes::add_attribute,
-        routes::remove_attribute,
-        routes::list_indexes,
-        routes::add_index,
-        routes::remove_index,
-        documents::create_document,
-        documents::bulk_create,
-        listing::list_documents,
-        listing::query_documents,
-        listing::aggregate,
-        documents::get_document,
-        documents::replace_document,
-        documents::update_document,
-        documents::delete_document,
-        documents::batch,
-    ),
-    tags(
-        (name = "databases", description = "Databases, collections, attributes and indexes (the owner's)"),
-        (name = "documents", description = "Documents, queries, aggregations and batches, under the collections' and documents' grants")
-    )
-)]
-struct DatabaseApi;
 
 impl Domain for BaasDatabase {
     fn name(&self) -> &'static str {
@@ -95,7 +63,7 @@ impl Domain for BaasDatabase {
     fn init(&self, platform: &Platform) -> anyhow::Result<()> {
         let settings: DatabaseSettings = platform.settings.domain_section("baas-database")?;
         settings.validate()?;
-        self.state.set(DatabaseState { settings });
+        self.settings.set(settings);
         Ok(())
     }
 
@@ -104,64 +72,28 @@ impl Domain for BaasDatabase {
     }
 
     fn routes(&self, routes: &mut Routes) {
-        self.state.register(routes);
-        // Documents first: their literal segments (`bulk`, `query`) must win over `{id}`.
+        self.settings.register(routes);
+        databases::configure(routes);
+        collections::configure(routes);
+        attributes::configure(routes);
+        indexes::configure(routes);
+        // Before documents: `query` and `aggregate` must win over a document's `{id}`.
+        queries::configure(routes);
         documents::configure(routes);
-        routes::configure(routes);
+    }
+
+    fn error_codes(&self) -> &'static [(&'static str, StatusCode)] {
+        error::DatabaseError::CODES
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
-        DatabaseApi::openapi()
+        let mut doc = databases::DatabasesApi::openapi();
+        doc.merge(collections::CollectionsApi::openapi());
+        doc.merge(attributes::AttributesApi::openapi());
+        doc.merge(indexes::IndexesApi::openapi());
+        doc.merge(documents::DocumentsApi::openapi());
+        doc.merge(queries::QueriesApi::openapi());
+        doc.merge(events::EventsApi::openapi());
+        doc
     }
-}
-
-/// A transaction whose statements give up after the configured timeout.
-async fn begin(
-    platform: &Platform,
-    state: &DatabaseState,
-) -> Result<Transaction<'static, Postgres>, ApiError> {
-    Ok(repo::begin_with_timeout(&platform.db, state.settings.statement_timeout_ms).await?)
-}
-
-/// The database errors a client's request can cause, as the problems they are.
-fn db_error(e: sqlx::Error, c: &repo::CollectionRow) -> ApiError {
-    if let sqlx::Error::Database(d) = &e {
-        match d.code().as_deref() {
-            Some("23505") => {
-                let constraint = d.constraint().unwrap_or_default();
-                if let Some(index) = c.indexes.0.iter().find(|i| i.pg_name == constraint) {
-                    return ApiError::conflict(
-                        "unique_violation",
-                        format!(
-                            "Another document has the same {} (unique index `{}`).",
-                            index.attributes.join(", "),
-                            index.key
-                        ),
-                    );
-                }
-                if d.message().contains("could not create unique index") {
-                    return ApiError::conflict(
-                        "unique_violation",
-                        "Existing documents share values, so this cannot be unique.",
-                    );
-                }
-                return ApiError::conflict(
-                    "document_exists",
-                    "A document with this id already exists.",
-                );
-            }
-            Some("57014") => {
-                return ApiError::new(StatusCode::GATEWAY_TIMEOUT, "query_timeout")
-                    .detail("The query ran past the statement timeout: add an index for it or narrow the filter.");
-            }
-            Some("54000") | Some("54001") => {
-                return ApiError::bad_request(
-                    "query_too_complex",
-                    "The query is too complex for the server.",
-                );
-            }
-            _ => {}
-        }
-    }
-    ApiError::from(e)
 }

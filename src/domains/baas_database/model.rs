@@ -1,4 +1,4 @@
-//! Request and response bodies of the database API.
+//! Ids, and the request and response bodies of the database API.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -7,8 +7,21 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use validator::Validate;
 
+use super::repo::{CollectionRow, DatabaseRow, DocumentRow};
 use super::schema::{Attribute, Index};
 use crate::platform::grants::{ContainerPermissions, ItemPermissions};
+use crate::platform::page::Page;
+
+crate::id_type!(
+    /// A database.
+    DatabaseId
+);
+
+crate::id_type!(
+    /// A collection, as the server names it (its document table's name); clients name a
+    /// collection by its key within the database.
+    CollectionId
+);
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -20,16 +33,23 @@ pub struct DatabaseRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DatabaseResponse {
-    pub id: Uuid,
+    pub id: DatabaseId,
     pub name: String,
     pub owner_id: Uuid,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DatabaseList {
-    pub databases: Vec<DatabaseResponse>,
+impl From<DatabaseRow> for DatabaseResponse {
+    fn from(d: DatabaseRow) -> Self {
+        Self {
+            id: d.id,
+            name: d.name,
+            owner_id: d.owner_id,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -76,7 +96,7 @@ pub struct UpdateCollectionRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CollectionResponse {
     pub id: String,
-    pub database_id: Uuid,
+    pub database_id: DatabaseId,
     pub name: String,
     pub permissions: ContainerPermissions,
     pub document_security: bool,
@@ -86,19 +106,20 @@ pub struct CollectionResponse {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CollectionList {
-    pub collections: Vec<CollectionResponse>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AttributeList {
-    pub attributes: Vec<Attribute>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IndexList {
-    pub indexes: Vec<Index>,
+impl From<CollectionRow> for CollectionResponse {
+    fn from(c: CollectionRow) -> Self {
+        Self {
+            id: c.key,
+            database_id: c.database_id,
+            name: c.name,
+            permissions: c.permissions.0,
+            document_security: c.document_security,
+            attributes: c.attributes.0,
+            indexes: c.indexes.0,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
 }
 
 /// A new document.
@@ -131,7 +152,7 @@ pub struct UpdateDocumentRequest {
 }
 
 /// A document: its attributes plus the `$`-prefixed system fields.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "$id": "hello-world", "$collection": "posts", "$database": "0193a5f6-7d2c-7b9e-9f10-3c4d5e6f7a8b",
     "$createdAt": "2026-11-22T10:00:00Z", "$updatedAt": "2026-11-22T10:00:00Z", "$version": 1,
@@ -145,7 +166,7 @@ pub struct DocumentResponse {
     #[serde(rename = "$collection")]
     pub collection: String,
     #[serde(rename = "$database")]
-    pub database: Uuid,
+    pub database: DatabaseId,
     #[serde(rename = "$createdAt")]
     pub created_at: DateTime<Utc>,
     #[serde(rename = "$updatedAt")]
@@ -162,9 +183,34 @@ pub struct DocumentResponse {
     pub data: serde_json::Map<String, Value>,
 }
 
+impl DocumentResponse {
+    /// The document as the API shows it, with only the `select`ed attributes if asked.
+    pub fn new(c: &CollectionRow, row: DocumentRow, select: Option<&[String]>) -> Self {
+        let permissions = row.permissions();
+        let mut data = row.data.0;
+        if let Some(keys) = select {
+            data.retain(|k, _| keys.contains(k));
+        }
+        Self {
+            id: row.id,
+            collection: c.key.clone(),
+            database: c.database_id,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            version: row.version,
+            owner: row.owner_id,
+            permissions,
+            data,
+        }
+    }
+}
+
+/// A page of documents. `next` is the id of the page's last document: pass it as `after`
+/// (as any document id may be) for the documents that follow in the same order.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DocumentList {
-    pub documents: Vec<DocumentResponse>,
+pub struct DocumentPage {
+    #[serde(flatten)]
+    pub page: Page<DocumentResponse>,
     /// Matching documents in all, when `total=true` was asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<i64>,
@@ -196,11 +242,13 @@ pub struct ListParams {
     pub sort: Option<String>,
     /// Comma-separated attributes to return (system fields always come back).
     pub select: Option<String>,
-    /// 1 to 100 (default 25).
+    /// Documents per page: 1 to 100, default 25.
+    #[param(minimum = 1, maximum = 100, default = 25)]
     pub limit: Option<i64>,
-    /// Documents after this document id, in this order.
+    /// The `next` of the previous page, or any document id: the documents after it, in
+    /// this order.
     pub after: Option<String>,
-    /// Documents before this document id, in this order.
+    /// A document id: the documents just before it, in this order.
     pub before: Option<String>,
     /// Also count every matching document.
     pub total: Option<bool>,

@@ -8,9 +8,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::error::DatabaseError;
 use super::schema::{self, Attribute, AttributeType, Index, IndexType};
 use super::settings::DatabaseSettings;
-use crate::platform::error::ApiError;
 
 /// Something a query can name: a declared attribute or a system field.
 #[derive(Debug, Clone)]
@@ -120,16 +120,15 @@ pub struct Sort {
     pub descending: bool,
 }
 
-fn invalid(path: &str, detail: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("invalid_query", format!("{path}: {detail}"))
+fn invalid(path: &str, detail: impl std::fmt::Display) -> DatabaseError {
+    DatabaseError::InvalidQuery(format!("{path}: {detail}"))
 }
 
-fn unknown(path: &str, name: &str) -> ApiError {
+fn unknown(path: &str, name: &str) -> DatabaseError {
     let shown: String = name.chars().take(64).collect();
-    ApiError::bad_request(
-        "unknown_attribute",
-        format!("{path}: `{shown}` is not an attribute of this collection"),
-    )
+    DatabaseError::UnknownAttribute(format!(
+        "{path}: `{shown}` is not an attribute of this collection"
+    ))
 }
 
 /// Parses filters for one collection under the configured complexity caps.
@@ -154,32 +153,30 @@ impl<'a> Parser<'a> {
         }
     }
 
-    pub fn filter(&mut self, value: &Value) -> Result<Filter, ApiError> {
+    pub fn filter(&mut self, value: &Value) -> Result<Filter, DatabaseError> {
         self.node(value, "filter", 1)
     }
 
-    fn node(&mut self, value: &Value, path: &str, depth: usize) -> Result<Filter, ApiError> {
+    fn node(&mut self, value: &Value, path: &str, depth: usize) -> Result<Filter, DatabaseError> {
         if depth > self.limits.max_filter_depth {
-            return Err(ApiError::bad_request(
-                "query_too_complex",
-                format!(
-                    "{path}: filters nest at most {} levels",
-                    self.limits.max_filter_depth
-                ),
-            ));
+            return Err(DatabaseError::QueryTooComplex(format!(
+                "{path}: filters nest at most {} levels",
+                self.limits.max_filter_depth
+            )));
         }
-        let group = |this: &mut Self, items: &Value, name: &str| -> Result<Vec<Filter>, ApiError> {
-            let list = items
-                .as_array()
-                .ok_or_else(|| invalid(path, format!("`{name}` takes a list of filters")))?;
-            if list.is_empty() {
-                return Err(invalid(path, format!("`{name}` needs at least one filter")));
-            }
-            list.iter()
-                .enumerate()
-                .map(|(i, f)| this.node(f, &format!("{path}.{name}[{i}]"), depth + 1))
-                .collect()
-        };
+        let group =
+            |this: &mut Self, items: &Value, name: &str| -> Result<Vec<Filter>, DatabaseError> {
+                let list = items
+                    .as_array()
+                    .ok_or_else(|| invalid(path, format!("`{name}` takes a list of filters")))?;
+                if list.is_empty() {
+                    return Err(invalid(path, format!("`{name}` needs at least one filter")));
+                }
+                list.iter()
+                    .enumerate()
+                    .map(|(i, f)| this.node(f, &format!("{path}.{name}[{i}]"), depth + 1))
+                    .collect()
+            };
         match value {
             Value::Array(_) => Ok(Filter::And(group(self, value, "and")?)),
             Value::Object(map) if map.len() == 1 && map.contains_key("and") => {
@@ -203,13 +200,10 @@ impl<'a> Parser<'a> {
                 }
                 self.conditions += 1;
                 if self.conditions > self.limits.max_filter_conditions {
-                    return Err(ApiError::bad_request(
-                        "query_too_complex",
-                        format!(
-                            "a filter holds at most {} conditions",
-                            self.limits.max_filter_conditions
-                        ),
-                    ));
+                    return Err(DatabaseError::QueryTooComplex(format!(
+                        "a filter holds at most {} conditions",
+                        self.limits.max_filter_conditions
+                    )));
                 }
                 self.condition(map, path)
             }
@@ -224,7 +218,7 @@ impl<'a> Parser<'a> {
         &self,
         map: &serde_json::Map<String, Value>,
         path: &str,
-    ) -> Result<Filter, ApiError> {
+    ) -> Result<Filter, DatabaseError> {
         let name = map
             .get("attribute")
             .and_then(Value::as_str)
@@ -271,10 +265,9 @@ impl<'a> Parser<'a> {
                     .iter()
                     .any(|i| i.kind == IndexType::Fulltext && i.attributes.first() == Some(&a.key));
                 if !indexed {
-                    return Err(ApiError::bad_request(
-                        "fulltext_index_required",
-                        format!("{path}: `search` needs a fulltext index on `{name}`"),
-                    ));
+                    return Err(DatabaseError::FulltextIndexRequired(format!(
+                        "{path}: `search` needs a fulltext index on `{name}`"
+                    )));
                 }
                 vec![Scalar::Text(text(value, &vpath)?)]
             }
@@ -302,13 +295,10 @@ impl<'a> Parser<'a> {
                     .filter(|a| !a.is_empty())
                     .ok_or_else(|| invalid(&vpath, "`in` takes a non-empty list"))?;
                 if list.len() > self.limits.max_filter_values {
-                    return Err(ApiError::bad_request(
-                        "query_too_complex",
-                        format!(
-                            "{vpath}: `in` takes at most {} values",
-                            self.limits.max_filter_values
-                        ),
-                    ));
+                    return Err(DatabaseError::QueryTooComplex(format!(
+                        "{vpath}: `in` takes at most {} values",
+                        self.limits.max_filter_values
+                    )));
                 }
                 list.iter()
                     .map(|v| self.scalar(&field, v, &vpath))
@@ -324,7 +314,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A filter value of the field's (element) type.
-    fn scalar(&self, field: &Field, value: &Value, path: &str) -> Result<Scalar, ApiError> {
+    fn scalar(&self, field: &Field, value: &Value, path: &str) -> Result<Scalar, DatabaseError> {
         let wrong = |what: &str| invalid(path, format!("must be {what}"));
         Ok(match field {
             Field::Id => Scalar::Text(text(value, path)?),
@@ -358,15 +348,12 @@ impl<'a> Parser<'a> {
     }
 
     /// `title,-published_at`: a leading `-` sorts descending.
-    pub fn sort(&self, spec: &[String]) -> Result<Vec<Sort>, ApiError> {
+    pub fn sort(&self, spec: &[String]) -> Result<Vec<Sort>, DatabaseError> {
         if spec.len() > self.limits.max_sort_attributes {
-            return Err(ApiError::bad_request(
-                "query_too_complex",
-                format!(
-                    "sort: at most {} attributes",
-                    self.limits.max_sort_attributes
-                ),
-            ));
+            return Err(DatabaseError::QueryTooComplex(format!(
+                "sort: at most {} attributes",
+                self.limits.max_sort_attributes
+            )));
         }
         spec.iter()
             .map(|s| {
@@ -388,7 +375,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Attribute keys to return (system fields always come back).
-    pub fn select(&self, spec: &[String]) -> Result<Vec<String>, ApiError> {
+    pub fn select(&self, spec: &[String]) -> Result<Vec<String>, DatabaseError> {
         spec.iter()
             .filter(|s| !s.starts_with('$'))
             .map(|s| {
@@ -402,7 +389,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The attribute an aggregation groups or computes over.
-    pub fn attribute(&self, name: &str, path: &str) -> Result<Field, ApiError> {
+    pub fn attribute(&self, name: &str, path: &str) -> Result<Field, DatabaseError> {
         let field = Field::resolve(name, self.attributes).ok_or_else(|| unknown(path, name))?;
         if !field.comparable() {
             return Err(invalid(path, format!("`{name}` is an array or json")));
@@ -411,7 +398,7 @@ impl<'a> Parser<'a> {
     }
 }
 
-fn text(value: &Value, path: &str) -> Result<String, ApiError> {
+fn text(value: &Value, path: &str) -> Result<String, DatabaseError> {
     let s = value
         .as_str()
         .ok_or_else(|| invalid(path, "must be a string"))?;
@@ -463,7 +450,7 @@ mod tests {
         let e = p
             .filter(&json!({"attribute": "age", "op": "equal", "value": "3"}))
             .unwrap_err();
-        assert_eq!(e.code(), "invalid_query");
+        assert_eq!(e.to_api().code(), "invalid_query");
     }
 
     #[test]
@@ -473,7 +460,7 @@ mod tests {
         let e = Parser::new(&attrs, &[], &limits)
             .filter(&json!({"attribute": "age'; drop table x;--", "op": "equal", "value": 1}))
             .unwrap_err();
-        assert_eq!(e.code(), "unknown_attribute");
+        assert_eq!(e.to_api().code(), "unknown_attribute");
         let mut deep = json!({"attribute": "age", "op": "equal", "value": 1});
         for _ in 0..10 {
             deep = json!({"or": [deep]});
@@ -482,13 +469,14 @@ mod tests {
             Parser::new(&attrs, &[], &limits)
                 .filter(&deep)
                 .unwrap_err()
+                .to_api()
                 .code(),
             "query_too_complex"
         );
         let e = Parser::new(&attrs, &[], &limits)
             .filter(&json!({"attribute": "meta", "op": "equal", "value": 1}))
             .unwrap_err();
-        assert_eq!(e.code(), "invalid_query");
+        assert_eq!(e.to_api().code(), "invalid_query");
     }
 
     #[test]
@@ -499,11 +487,11 @@ mod tests {
         let s = p.sort(&split_list(Some("-age, name"))).unwrap();
         assert!(s[0].descending && !s[1].descending);
         assert_eq!(
-            p.sort(&["tags".into()]).unwrap_err().code(),
+            p.sort(&["tags".into()]).unwrap_err().to_api().code(),
             "invalid_query"
         );
         assert_eq!(
-            p.sort(&["nope".into()]).unwrap_err().code(),
+            p.sort(&["nope".into()]).unwrap_err().to_api().code(),
             "unknown_attribute"
         );
     }

@@ -14,6 +14,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
+use super::model::{CollectionId, DatabaseId};
 use super::query::{Field, Filter, Op, Scalar, Sort};
 use super::schema::{Attribute, AttributeType, Index, IndexType, SortOrder};
 use crate::platform::db::like_escape;
@@ -21,7 +22,7 @@ use crate::platform::grants::{Access, ContainerPermissions, ItemGrants, ItemPerm
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DatabaseRow {
-    pub id: Uuid,
+    pub id: DatabaseId,
     pub owner_id: Uuid,
     pub name: String,
     pub created_at: DateTime<Utc>,
@@ -52,24 +53,42 @@ pub async fn insert_database(
     sqlx::query_as(
         "INSERT INTO baas.databases (id, owner_id, name) VALUES ($1, $2, $3) RETURNING *",
     )
-    .bind(Uuid::now_v7())
+    .bind(DatabaseId::new())
     .bind(owner)
     .bind(name)
     .fetch_one(conn)
     .await
 }
 
-pub async fn list_databases(db: &PgPool, owner: Uuid) -> Result<Vec<DatabaseRow>, sqlx::Error> {
-    sqlx::query_as("SELECT * FROM baas.databases WHERE owner_id = $1 ORDER BY created_at, id")
-        .bind(owner)
-        .fetch_all(db)
-        .await
+/// Where a list of databases resumes: the last one's creation time and id.
+pub type DatabaseKey = (DateTime<Utc>, DatabaseId);
+
+/// Up to `fetch` of the owner's databases after `after`, oldest first (served by the
+/// `databases_owner` index).
+pub async fn list_databases(
+    db: &PgPool,
+    owner: Uuid,
+    after: Option<DatabaseKey>,
+    fetch: i64,
+) -> Result<Vec<DatabaseRow>, sqlx::Error> {
+    let (at, id) = after.unzip();
+    sqlx::query_as(
+        "SELECT * FROM baas.databases
+          WHERE owner_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+          ORDER BY created_at, id LIMIT $4",
+    )
+    .bind(owner)
+    .bind(at)
+    .bind(id)
+    .bind(fetch)
+    .fetch_all(db)
+    .await
 }
 
 /// The database, if `owner` owns it (others get nothing: 404, not 403).
 pub async fn owned_database(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: DatabaseId,
     owner: Uuid,
     lock: bool,
 ) -> Result<Option<DatabaseRow>, sqlx::Error> {
@@ -87,7 +106,7 @@ pub async fn owned_database(
 
 pub async fn rename_database(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: DatabaseId,
     name: &str,
 ) -> Result<DatabaseRow, sqlx::Error> {
     sqlx::query_as(
@@ -100,8 +119,8 @@ pub async fn rename_database(
 }
 
 /// Deletes the database, its collections and their document tables.
-pub async fn delete_database(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
-    let collections: Vec<Uuid> =
+pub async fn delete_database(conn: &mut PgConnection, id: DatabaseId) -> Result<(), sqlx::Error> {
+    let collections: Vec<CollectionId> =
         sqlx::query_scalar("SELECT id FROM baas.collections WHERE database_id = $1 FOR UPDATE")
             .bind(id)
             .fetch_all(&mut *conn)
@@ -120,8 +139,8 @@ pub async fn delete_database(conn: &mut PgConnection, id: Uuid) -> Result<(), sq
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CollectionRow {
-    pub id: Uuid,
-    pub database_id: Uuid,
+    pub id: CollectionId,
+    pub database_id: DatabaseId,
     pub key: String,
     pub name: String,
     pub permissions: Json<ContainerPermissions>,
@@ -138,11 +157,17 @@ impl CollectionRow {
     pub fn table(&self) -> String {
         table(self.id)
     }
+
+    /// The unique constraint on its documents' ids (PostgreSQL's name for `id ... UNIQUE`
+    /// in the table's `CREATE TABLE`).
+    pub fn id_constraint(&self) -> String {
+        format!("d_{}_id_key", self.id.0.simple())
+    }
 }
 
 /// The document table of a collection; hex digits only, so safe in SQL text.
-fn table(collection: Uuid) -> String {
-    format!("baas.\"d_{}\"", collection.simple())
+fn table(collection: CollectionId) -> String {
+    format!("baas.\"d_{}\"", collection.0.simple())
 }
 
 /// How a collection row is read: plainly, shared against schema changes (document
@@ -156,7 +181,7 @@ pub enum Lock {
 
 pub async fn collection(
     conn: &mut PgConnection,
-    database: Uuid,
+    database: DatabaseId,
     key: &str,
     lock: Lock,
 ) -> Result<Option<CollectionRow>, sqlx::Error> {
@@ -175,22 +200,33 @@ pub async fn collection(
     .await
 }
 
+/// Where a list of collections resumes: the last one's creation time and key.
+pub type CollectionKey = (DateTime<Utc>, String);
+
+/// Up to `fetch` of a database's collections after `after`, oldest first.
 pub async fn list_collections(
-    db: &PgPool,
-    database: Uuid,
+    conn: &mut PgConnection,
+    database: DatabaseId,
+    after: Option<CollectionKey>,
+    fetch: i64,
 ) -> Result<Vec<CollectionRow>, sqlx::Error> {
+    let (at, key) = after.unzip();
     sqlx::query_as(
         "SELECT c.*, d.owner_id FROM baas.collections c JOIN baas.databases d ON d.id = c.database_id
-          WHERE c.database_id = $1 ORDER BY c.created_at, c.key",
+          WHERE c.database_id = $1 AND ($2::timestamptz IS NULL OR (c.created_at, c.key) > ($2, $3))
+          ORDER BY c.created_at, c.key LIMIT $4",
     )
     .bind(database)
-    .fetch_all(db)
+    .bind(at)
+    .bind(key)
+    .bind(fetch)
+    .fetch_all(conn)
     .await
 }
 
 pub async fn count_collections(
     conn: &mut PgConnection,
-    database: Uuid,
+    database: DatabaseId,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM baas.collections WHERE database_id = $1")
         .bind(database)
@@ -199,7 +235,7 @@ pub async fn count_collections(
 }
 
 pub struct NewCollection<'a> {
-    pub database: Uuid,
+    pub database: DatabaseId,
     pub key: &'a str,
     pub name: &'a str,
     pub permissions: &'a ContainerPermissions,
@@ -208,15 +244,19 @@ pub struct NewCollection<'a> {
     pub indexes: &'a [Index],
 }
 
-/// Inserts the collection and creates its document table; `None` when the key is taken.
+/// The unique constraint on a collection's key within its database.
+pub const COLLECTION_KEY_TAKEN: &str = "collections_database_id_key_key";
+
+/// Inserts the collection and creates its document table; a taken key violates
+/// [`COLLECTION_KEY_TAKEN`].
 pub async fn insert_collection(
     conn: &mut PgConnection,
     c: NewCollection<'_>,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    let id = Uuid::now_v7();
-    let inserted = sqlx::query(
+) -> Result<CollectionId, sqlx::Error> {
+    let id = CollectionId::new();
+    sqlx::query(
         "INSERT INTO baas.collections (id, database_id, key, name, permissions, document_security, attributes, indexes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (database_id, key) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id)
     .bind(c.database)
@@ -228,9 +268,6 @@ pub async fn insert_collection(
     .bind(Json(c.indexes))
     .execute(&mut *conn)
     .await?;
-    if inserted.rows_affected() == 0 {
-        return Ok(None);
-    }
     let t = table(id);
     sqlx::query(&format!(
         "CREATE TABLE {t} (
@@ -257,12 +294,12 @@ pub async fn insert_collection(
     for index in c.indexes {
         create_index(conn, id, index, c.attributes).await?;
     }
-    Ok(Some(id))
+    Ok(id)
 }
 
 pub async fn update_collection(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: CollectionId,
     name: &str,
     permissions: &ContainerPermissions,
     document_security: bool,
@@ -279,7 +316,7 @@ pub async fn update_collection(
 
 pub async fn save_schema(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: CollectionId,
     attributes: &[Attribute],
     indexes: &[Index],
 ) -> Result<(), sqlx::Error> {
@@ -292,7 +329,10 @@ pub async fn save_schema(
     Ok(())
 }
 
-pub async fn delete_collection(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn delete_collection(
+    conn: &mut PgConnection,
+    id: CollectionId,
+) -> Result<(), sqlx::Error> {
     sqlx::query(&format!("DROP TABLE IF EXISTS {}", table(id)))
         .execute(&mut *conn)
         .await?;
@@ -333,7 +373,7 @@ fn fulltext_expr(a: &Attribute) -> String {
 
 /// The DDL of an index; `CONCURRENTLY` for tables that may already hold documents.
 fn index_sql(
-    collection: Uuid,
+    collection: CollectionId,
     index: &Index,
     attributes: &[Attribute],
     concurrently: bool,
@@ -385,7 +425,7 @@ fn index_sql(
 /// unique attribute added in the same change).
 pub async fn create_index(
     conn: &mut PgConnection,
-    collection: Uuid,
+    collection: CollectionId,
     index: &Index,
     attributes: &[Attribute],
 ) -> Result<(), sqlx::Error> {
@@ -399,7 +439,7 @@ pub async fn create_index(
 /// any transaction). A failed build leaves an invalid index behind: the caller drops it.
 pub async fn build_index(
     db: &PgPool,
-    collection: Uuid,
+    collection: CollectionId,
     index: &Index,
     attributes: &[Attribute],
 ) -> Result<(), sqlx::Error> {
@@ -606,7 +646,8 @@ pub struct Visible<'a> {
 pub struct ListQuery<'a> {
     pub filter: Option<&'a Filter>,
     pub sort: &'a [Sort],
-    pub limit: i64,
+    /// Rows to fetch: one more than the page holds, to know whether another follows.
+    pub fetch: i64,
     /// (cursor document id, documents before it rather than after)
     pub cursor: Option<(&'a str, bool)>,
 }
@@ -897,8 +938,9 @@ fn push_keyset(
     qb.push(")");
 }
 
-/// The page of documents the query asks for; `None` when the cursor is not a document the
-/// caller can see.
+/// Up to `fetch` documents the query asks for, in page order (with `before`, the rows
+/// nearest the cursor come last); `None` when the cursor is not a document the caller can
+/// see.
 pub async fn list_documents(
     conn: &mut PgConnection,
     v: &Visible<'_>,
@@ -918,7 +960,7 @@ pub async fn list_documents(
         push_keyset(&mut qb, q.sort, values, *seq, reverse);
     }
     push_order(&mut qb, q.sort, reverse);
-    qb.push(" LIMIT ").push_bind(q.limit);
+    qb.push(" LIMIT ").push_bind(q.fetch);
     let mut rows: Vec<DocumentRow> = qb.build_query_as().fetch_all(conn).await?;
     if reverse {
         rows.reverse();

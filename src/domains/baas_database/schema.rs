@@ -138,6 +138,28 @@ impl Index {
     }
 }
 
+/// `unique: true` on an attribute is a unique index on it alone, named after it. Every index
+/// in `indexes` gets a new PostgreSQL name and is `ready`: they are built in the caller's
+/// transaction, so ready when it commits.
+pub fn unique_indexes(attributes: &[Attribute], indexes: &mut Vec<Index>) {
+    for a in attributes.iter().filter(|a| a.unique) {
+        if !indexes.iter().any(|i| i.key == a.key) {
+            indexes.push(Index {
+                key: a.key.clone(),
+                kind: IndexType::Unique,
+                attributes: vec![a.key.clone()],
+                orders: Vec::new(),
+                pg_name: String::new(),
+                status: IndexStatus::Ready,
+            });
+        }
+    }
+    for i in indexes.iter_mut() {
+        i.pg_name = Index::new_pg_name();
+        i.status = IndexStatus::Ready;
+    }
+}
+
 /// Keys of collections, attributes and indexes: safe to name in SQL text, which is why they
 /// are held to this and nothing looser.
 pub fn valid_key(key: &str) -> bool {

@@ -8,7 +8,9 @@ use serde::Deserialize;
 pub struct DatabaseSettings {
     pub max_databases_per_user: i64,
     pub max_collections_per_database: i64,
+    /// At most 100: a collection's attributes are listed on one page.
     pub max_attributes_per_collection: usize,
+    /// At most 100: a collection's indexes are listed on one page.
     pub max_indexes_per_collection: usize,
     /// The largest document, as its JSON text.
     pub max_document_bytes: usize,
@@ -59,6 +61,23 @@ impl DatabaseSettings {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             anyhow::bail!("baas_database.{key}: must be above zero");
+        }
+        // Attributes and indexes are listed whole, on one page (`Page::all`): their caps
+        // must stay within one.
+        let one_page = crate::platform::page::MAX_LIMIT as usize;
+        for (key, cap) in [
+            (
+                "max_attributes_per_collection",
+                self.max_attributes_per_collection,
+            ),
+            (
+                "max_indexes_per_collection",
+                self.max_indexes_per_collection,
+            ),
+        ] {
+            if cap > one_page {
+                anyhow::bail!("baas_database.{key}: at most {one_page} (one page of a list)");
+            }
         }
         if self.statement_timeout_ms == 0 {
             anyhow::bail!("baas_database.statement_timeout_ms: must be above zero");

@@ -1,0 +1,179 @@
+//! What a caller may reach, shared by the resource files: the database or collection they
+//! own (schema routes are the owner's alone), a collection as they see it under its grants
+//! (document routes), the documents a query finds among those they may read, and the step
+//! every schema change ends with. Resource files call this; this calls `repo`, never back.
+
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+use super::error::DatabaseError;
+use super::events::CollectionUpdated;
+use super::model::{DatabaseId, DocumentPage, DocumentResponse, QueryRequest};
+use super::query::Parser;
+use super::repo::{self, CollectionRow, DatabaseRow, DocumentRow, ListQuery, Lock, Visible};
+use super::settings::DatabaseSettings;
+use crate::platform::events;
+use crate::platform::grants::{Access, Caller};
+use crate::platform::page::{self, Page};
+
+/// A transaction whose every statement gives up after the configured timeout (a 504
+/// `query_timeout`): what document reads and writes run in.
+pub async fn begin(
+    db: &PgPool,
+    settings: &DatabaseSettings,
+) -> Result<Transaction<'static, Postgres>, DatabaseError> {
+    Ok(repo::begin_with_timeout(db, settings.statement_timeout_ms).await?)
+}
+
+/// The caller's own database, or 404.
+pub async fn own_database(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    id: DatabaseId,
+    lock: bool,
+) -> Result<DatabaseRow, DatabaseError> {
+    let owner = caller.account()?;
+    repo::owned_database(conn, id, owner, lock)
+        .await?
+        .ok_or(DatabaseError::DatabaseNotFound)
+}
+
+/// The caller's own collection (schema access is the database owner's alone), or 404.
+pub async fn own_collection(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    db: DatabaseId,
+    key: &str,
+    lock: Lock,
+) -> Result<CollectionRow, DatabaseError> {
+    let owner = caller.account()?;
+    repo::collection(conn, db, key, lock)
+        .await?
+        .filter(|c| c.owner_id == owner)
+        .ok_or(DatabaseError::CollectionNotFound)
+}
+
+/// The collection as a change to its schema or grants left it, with its
+/// `baas.collection.updated` published in the same transaction.
+pub async fn collection_updated(
+    conn: &mut PgConnection,
+    c: &CollectionRow,
+) -> Result<CollectionRow, DatabaseError> {
+    let c = repo::collection(conn, c.database_id, &c.key, Lock::None)
+        .await?
+        .ok_or(DatabaseError::CollectionNotFound)?;
+    events::publish(conn, &CollectionUpdated::from(&c)).await?;
+    Ok(c)
+}
+
+/// A collection as one caller sees it.
+pub struct Target {
+    pub c: CollectionRow,
+    pub access: Access,
+}
+
+impl Target {
+    pub fn visible<'a>(&'a self, caller: &'a Caller) -> Visible<'a> {
+        Visible {
+            collection: &self.c,
+            access: &self.access,
+            roles: &caller.roles,
+        }
+    }
+}
+
+/// The collection with what the caller may do in it; 404 when they may do nothing (not
+/// even learn that it exists).
+pub async fn target(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    db: DatabaseId,
+    key: &str,
+    lock: Lock,
+) -> Result<Target, DatabaseError> {
+    let c = repo::collection(conn, db, key, lock)
+        .await?
+        .ok_or(DatabaseError::CollectionNotFound)?;
+    let access = Access::new(caller, c.owner_id, &c.permissions.0, c.document_security);
+    if !access.visible() {
+        return Err(DatabaseError::CollectionNotFound);
+    }
+    Ok(Target { c, access })
+}
+
+/// One page of the documents a query finds among those the caller may read (the list and
+/// the query routes).
+pub async fn find_documents(
+    db: &PgPool,
+    settings: &DatabaseSettings,
+    caller: &Caller,
+    (database, collection): (DatabaseId, &str),
+    q: QueryRequest,
+) -> Result<DocumentPage, DatabaseError> {
+    caller.require_scope("databases.read")?;
+    let limit = page::limit(q.limit)?;
+    if q.after.is_some() && q.before.is_some() {
+        return Err(DatabaseError::InvalidQuery(
+            "after and before cannot be used together".into(),
+        ));
+    }
+    let mut tx = begin(db, settings).await?;
+    let t = target(&mut tx, caller, database, collection, Lock::None).await?;
+    let mut parser = Parser::new(&t.c.attributes.0, &t.c.indexes.0, settings);
+    let filter = q.filter.as_ref().map(|f| parser.filter(f)).transpose()?;
+    let sort = parser.sort(&q.sort)?;
+    let select = if q.select.is_empty() {
+        None
+    } else {
+        Some(parser.select(&q.select)?)
+    };
+    let before = q.before.is_some();
+    let cursor = q
+        .after
+        .as_deref()
+        .map(|a| (a, false))
+        .or(q.before.as_deref().map(|b| (b, true)));
+    let list = ListQuery {
+        filter: filter.as_ref(),
+        sort: &sort,
+        fetch: limit + 1,
+        cursor,
+    };
+    let visible = t.visible(caller);
+    let rows = repo::list_documents(&mut tx, &visible, &list)
+        .await
+        .map_err(|e| DatabaseError::in_collection(e, &t.c))?
+        .ok_or(DatabaseError::InvalidCursor)?;
+    let total = if q.total {
+        Some(
+            repo::count_documents(&mut tx, &visible, filter.as_ref())
+                .await
+                .map_err(|e| DatabaseError::in_collection(e, &t.c))?,
+        )
+    } else {
+        None
+    };
+    tx.commit().await?;
+    let page = document_page(rows, limit, before)
+        .map(|row| DocumentResponse::new(&t.c, row, select.as_deref()));
+    Ok(DocumentPage { page, total })
+}
+
+/// Keeps `limit` of up to `limit + 1` rows in page order. After a cursor (or from the
+/// start) the extra row is the last and proves that more follow; before one it is the
+/// first, and the cursor's own document follows the page. Either way `next` is the last
+/// document's id, which the list takes as `after`.
+fn document_page(mut rows: Vec<DocumentRow>, limit: i64, before: bool) -> Page<DocumentRow> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    if before {
+        rows.drain(..rows.len().saturating_sub(limit));
+    } else {
+        rows.truncate(limit);
+    }
+    let next = if more || before {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    Page { items: rows, next }
+}
