@@ -2233,3 +2233,635 @@ async fn nul_characters_are_refused_and_nothing_is_stored() {
     }
     assert_eq!(document_count(&app, &db).await, 0);
 }
+
+/// A request like `send`'s, with an `X-Request-Id` of the caller's choosing.
+async fn send_as_request(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    who: &Account,
+    body: Option<Value>,
+    request_id: &str,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .request(method, app.url(&format!("/api/v1/databases{path}")))
+        .bearer_auth(&who.token)
+        .header("x-request-id", request_id);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.expect("request")
+}
+
+/// Follows `next` through a list under `/api/v1/databases` from its first page, `limit`
+/// items at a time: the `field` of each page's items.
+async fn pages(
+    app: &TestApp,
+    who: &Account,
+    path: &str,
+    limit: usize,
+    field: &str,
+) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut url = format!("{path}{sep}limit={limit}");
+        if let Some(after) = &after {
+            url.push_str(&format!("&after={}", urlencode(after)));
+        }
+        let page = ok(send(app, Method::GET, &url, Some(who), None).await, 200).await;
+        let items: Vec<String> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item[field].as_str().unwrap().to_owned())
+            .collect();
+        assert!(!items.is_empty(), "never an empty page: {page}");
+        pages.push(items);
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return pages,
+        }
+        assert!(pages.len() < 100, "the pages never end");
+    }
+}
+
+#[tokio::test]
+async fn database_and_collection_lists_are_pages_followed_by_next() {
+    let app = spawn_app().await;
+    let ada = account(&app, &["user"]);
+    let bob = account(&app, &["user"]);
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let d = ok(
+            send(
+                &app,
+                Method::POST,
+                "",
+                Some(&ada),
+                Some(json!({"name": format!("db{i}")})),
+            )
+            .await,
+            201,
+        )
+        .await;
+        made.push(d["id"].as_str().unwrap().to_owned());
+    }
+    ok(
+        send(
+            &app,
+            Method::POST,
+            "",
+            Some(&bob),
+            Some(json!({"name": "bob's"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+
+    // Following `next` visits every database once, oldest first, and never another's.
+    let paged = pages(&app, &ada, "", 2, "id").await;
+    assert_eq!(paged.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    assert_eq!(paged.concat(), made);
+    // A page of exactly `limit` with nothing after it has no `next`.
+    let whole = ok(
+        send(&app, Method::GET, "?limit=5", Some(&ada), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(whole["items"].as_array().unwrap().len(), 5);
+    assert!(whole.get("next").is_none(), "{whole}");
+    // Ada's cursor shows Bob only his own databases after that point: none.
+    let first = ok(
+        send(&app, Method::GET, "?limit=1", Some(&ada), None).await,
+        200,
+    )
+    .await;
+    let next = first["next"].as_str().unwrap();
+    let bobs = ok(
+        send(
+            &app,
+            Method::GET,
+            &format!("?after={}", urlencode(next)),
+            Some(&bob),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(
+        bobs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["owner_id"] == bob.id.to_string()),
+        "{bobs}"
+    );
+    // Cursors are the server's own: anything else is a 400, as is a limit past 100.
+    for after in ["not-a-cursor", "bm9wZQ", made[0].as_str()] {
+        let p = problem(
+            send(
+                &app,
+                Method::GET,
+                &format!("?after={}", urlencode(after)),
+                Some(&ada),
+                None,
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            (p["status"].as_u64(), p["code"].as_str()),
+            (Some(400), Some("invalid_cursor")),
+            "{after}: {p}"
+        );
+    }
+    let p = problem(send(&app, Method::GET, "?limit=101", Some(&ada), None).await).await;
+    assert_eq!(p["code"], "invalid_query");
+
+    // A database's collections page the same way, oldest first.
+    let db = &made[0];
+    let keys = ["gamma", "alpha", "beta"];
+    for key in keys {
+        ok(
+            send(
+                &app,
+                Method::POST,
+                &format!("/{db}/collections"),
+                Some(&ada),
+                Some(json!({"id": key, "name": key})),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    let collections = format!("/{db}/collections");
+    let paged = pages(&app, &ada, &collections, 2, "id").await;
+    assert_eq!(paged, [vec!["gamma", "alpha"], vec!["beta"]]);
+    let whole = ok(
+        send(
+            &app,
+            Method::GET,
+            &format!("{collections}?limit=3"),
+            Some(&ada),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(whole["items"].as_array().unwrap().len(), 3);
+    assert!(whole.get("next").is_none(), "{whole}");
+    let p = problem(
+        send(
+            &app,
+            Method::GET,
+            &format!("{collections}?after=%7B%7D"),
+            Some(&ada),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(p["code"], "invalid_cursor");
+
+    // Attributes and indexes are capped below one page: always whole, never a `next`.
+    let blog = blog(&app, &ada, json!({})).await;
+    for (what, count) in [("attributes", 11), ("indexes", 2)] {
+        let list = ok(
+            send(
+                &app,
+                Method::GET,
+                &format!("/{blog}/collections/posts/{what}?limit=1"),
+                Some(&ada),
+                None,
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(list["items"].as_array().unwrap().len(), count, "{what}");
+        assert!(list.get("next").is_none(), "{what}: {list}");
+    }
+}
+
+#[tokio::test]
+async fn document_pages_follow_next_and_keep_the_total_beside_the_items() {
+    let app = spawn_app().await;
+    let ada = account(&app, &["user"]);
+    let db = blog(&app, &ada, json!({})).await;
+    seed(&app, &ada, &db, 10).await;
+    let ids_of = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["$id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let first = ok(
+        send(
+            &app,
+            Method::GET,
+            &format!("{}?limit=5&total=true", docs(&db)),
+            Some(&ada),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(ids_of(&first), ["p00", "p01", "p02", "p03", "p04"]);
+    assert_eq!(first["total"], 10);
+    // `next` is the last document's id, which is what `after` has always taken.
+    assert_eq!(first["next"], "p04");
+    let last = ok(
+        send(
+            &app,
+            Method::GET,
+            &format!("{}?limit=5&after=p04", docs(&db)),
+            Some(&ada),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(ids_of(&last), ["p05", "p06", "p07", "p08", "p09"]);
+    assert!(
+        last.get("next").is_none(),
+        "exactly `limit` left: no next: {last}"
+    );
+
+    // Following `next` through a query with ties visits every document once.
+    let query =
+        |after: Option<String>| json!({"sort": ["-views", "title"], "limit": 3, "after": after});
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ok(
+            send(
+                &app,
+                Method::POST,
+                &format!("{}/query", docs(&db)),
+                Some(&ada),
+                Some(query(after)),
+            )
+            .await,
+            200,
+        )
+        .await;
+        let items = ids_of(&page);
+        assert!(!items.is_empty(), "never an empty page");
+        seen.extend(items);
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let all = ids(
+        &app,
+        &ada,
+        &db,
+        json!({"sort": ["-views", "title"], "limit": 100}),
+    )
+    .await;
+    assert_eq!(seen, all);
+    assert_eq!(all.len(), 10);
+
+    // A page before a document leads on to it: its `next` is its own last document.
+    let before = ok(
+        send(
+            &app,
+            Method::POST,
+            &format!("{}/query", docs(&db)),
+            Some(&ada),
+            Some(json!({"limit": 4, "before": "p06"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(ids_of(&before), ["p02", "p03", "p04", "p05"]);
+    assert_eq!(before["next"], "p05");
+
+    for after in ["p99", "bm9wZQ", "%00"] {
+        let p = problem(
+            send(
+                &app,
+                Method::GET,
+                &format!("{}?after={after}", docs(&db)),
+                Some(&ada),
+                None,
+            )
+            .await,
+        )
+        .await;
+        assert!(
+            matches!(
+                (p["status"].as_u64(), p["code"].as_str()),
+                (Some(400), Some("invalid_cursor" | "invalid_text"))
+            ),
+            "{after}: {p}"
+        );
+    }
+}
+
+/// The outbox row of the one event of this type: actor, request id, aggregate and payload.
+async fn the_event(app: &TestApp, event_type: &str) -> (String, Option<String>, String, Value) {
+    sqlx::query_as(
+        "SELECT actor, request_id, aggregate_id, payload FROM platform.outbox WHERE event_type = $1",
+    )
+    .bind(event_type)
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn events_carry_the_actor_and_request_id_with_the_same_payloads() {
+    let app = spawn_app().await;
+    let ada = account(&app, &["user"]);
+    let bob = account(&app, &["user"]);
+    let res = send_as_request(
+        &app,
+        Method::POST,
+        "",
+        &ada,
+        Some(json!({"name": "evented"})),
+        "req-db-1",
+    )
+    .await;
+    let db = ok(res, 201).await["id"].as_str().unwrap().to_owned();
+    let (actor, request_id, aggregate, payload) = the_event(&app, "baas.database.created").await;
+    assert_eq!(actor, format!("user:{}", ada.id));
+    assert_eq!(request_id.as_deref(), Some("req-db-1"));
+    assert_eq!(aggregate, db);
+    assert_eq!(
+        payload,
+        json!({"user_id": ada.id, "database_id": db, "name": "evented"})
+    );
+
+    let collection = json!({"id": "notes", "name": "Notes", "permissions": {"create": ["users"]},
+        "attributes": [{"key": "body", "type": "string"}]});
+    let res = send_as_request(
+        &app,
+        Method::POST,
+        &format!("/{db}/collections"),
+        &ada,
+        Some(collection),
+        "req-db-2",
+    )
+    .await;
+    ok(res, 201).await;
+    let collection_id: Uuid =
+        sqlx::query_scalar("SELECT id FROM baas.collections WHERE key = 'notes'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    let (actor, request_id, aggregate, payload) = the_event(&app, "baas.collection.created").await;
+    assert_eq!(
+        (actor.as_str(), request_id.as_deref()),
+        (format!("user:{}", ada.id).as_str(), Some("req-db-2"))
+    );
+    assert_eq!(aggregate, collection_id.to_string());
+    assert_eq!(
+        payload,
+        json!({"user_id": ada.id, "database_id": db, "collection": "notes",
+            "attributes": [{"key": "body", "type": "string", "required": false, "array": false, "unique": false}],
+            "indexes": []})
+    );
+
+    // Bob writes in Ada's collection: he is the actor, she the owner the payload names.
+    let notes = format!("/{db}/collections/notes/documents");
+    let res = send_as_request(
+        &app,
+        Method::POST,
+        &notes,
+        &bob,
+        Some(json!({"id": "n1", "data": {"body": "hi"}})),
+        "req-db-3",
+    )
+    .await;
+    let doc = ok(res, 201).await;
+    let (actor, request_id, aggregate, payload) = the_event(&app, "baas.document.created").await;
+    assert_eq!(
+        (actor.as_str(), request_id.as_deref()),
+        (format!("user:{}", bob.id).as_str(), Some("req-db-3"))
+    );
+    assert_eq!(aggregate, format!("{collection_id}:n1"));
+    assert_eq!(
+        payload,
+        json!({"user_id": ada.id, "actor_id": bob.id, "database_id": db,
+            "collection": "notes", "document_id": "n1", "document": doc})
+    );
+    let res = send_as_request(
+        &app,
+        Method::DELETE,
+        &format!("{notes}/n1"),
+        &ada,
+        None,
+        "req-db-4",
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let (actor, request_id, _, payload) = the_event(&app, "baas.document.deleted").await;
+    assert_eq!(
+        (actor.as_str(), request_id.as_deref()),
+        (format!("user:{}", ada.id).as_str(), Some("req-db-4"))
+    );
+    assert_eq!(
+        payload,
+        json!({"user_id": ada.id, "actor_id": ada.id, "database_id": db,
+            "collection": "notes", "document_id": "n1"})
+    );
+}
+
+#[tokio::test]
+async fn domain_errors_render_the_problems_they_always_did() {
+    let app = spawn_app_with(&[
+        ("BASALT__BAAS_DATABASE__MAX_DATABASES_PER_USER", "1"),
+        ("BASALT__BAAS_DATABASE__MAX_DOCUMENT_BYTES", "2048"),
+    ])
+    .await;
+    let ada = account(&app, &["user"]);
+    let db = blog(&app, &ada, json!({})).await;
+    let res = send_as_request(
+        &app,
+        Method::POST,
+        "",
+        &ada,
+        Some(json!({"name": "second"})),
+        "req-full",
+    )
+    .await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(
+        problem(res).await,
+        json!({
+            "type": "urn:basalt:problem:limit_reached",
+            "title": "Conflict",
+            "status": 409,
+            "detail": "You hold 1 databases, the most allowed.",
+            "code": "limit_reached",
+            "request_id": "req-full"
+        })
+    );
+
+    // Status, code and detail of each, as before the domain had an error enum.
+    let coll = format!("/{db}/collections/posts");
+    ok(
+        send(
+            &app,
+            Method::POST,
+            &format!("{coll}/attributes"),
+            Some(&ada),
+            Some(json!({"key": "slug", "type": "string", "unique": true})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    ok(
+        send(
+            &app,
+            Method::POST,
+            &docs(&db),
+            Some(&ada),
+            Some(json!({"id": "a", "data": {"title": "A", "slug": "same"}})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let doc_a = format!("{}/a", docs(&db));
+    let if_match = |value: &'static str| {
+        app.client
+            .patch(app.url(&format!("/api/v1/databases{doc_a}")))
+            .bearer_auth(&ada.token)
+            .header("if-match", value)
+            .json(&json!({"data": {"views": 1}}))
+            .send()
+    };
+    let cases: Vec<(reqwest::Response, u16, &str, &str)> = vec![
+        (
+            send(
+                &app,
+                Method::GET,
+                &format!("/{db}/collections/nope"),
+                Some(&ada),
+                None,
+            )
+            .await,
+            404,
+            "not_found",
+            "No such collection.",
+        ),
+        (
+            send(
+                &app,
+                Method::GET,
+                &format!("{}/nope", docs(&db)),
+                Some(&ada),
+                None,
+            )
+            .await,
+            404,
+            "not_found",
+            "No such document.",
+        ),
+        (
+            send(
+                &app,
+                Method::DELETE,
+                &format!("{coll}/indexes/nope"),
+                Some(&ada),
+                None,
+            )
+            .await,
+            404,
+            "not_found",
+            "No such index.",
+        ),
+        (
+            send(
+                &app,
+                Method::POST,
+                &docs(&db),
+                Some(&ada),
+                Some(json!({"id": "a", "data": {"title": "again"}})),
+            )
+            .await,
+            409,
+            "document_exists",
+            "A document with this id already exists.",
+        ),
+        (
+            send(
+                &app,
+                Method::POST,
+                &docs(&db),
+                Some(&ada),
+                Some(json!({"id": "b", "data": {"title": "B", "slug": "same"}})),
+            )
+            .await,
+            409,
+            "unique_violation",
+            "Another document has the same slug (unique index `slug`).",
+        ),
+        (
+            send(
+                &app,
+                Method::POST,
+                &docs(&db),
+                Some(&ada),
+                Some(json!({"data": {"title": "big", "meta": {"blob": "x".repeat(3000)}}})),
+            )
+            .await,
+            413,
+            "document_too_large",
+            "the most allowed is 2048.",
+        ),
+        (
+            if_match("\"7\"").await.unwrap(),
+            412,
+            "version_mismatch",
+            "The document is at version 1; read it again and reapply the change.",
+        ),
+        (
+            if_match("seven").await.unwrap(),
+            400,
+            "invalid_if_match",
+            "If-Match takes the document's ETag or its $version.",
+        ),
+        (
+            send(
+                &app,
+                Method::DELETE,
+                &format!("{coll}/attributes/views"),
+                Some(&ada),
+                None,
+            )
+            .await,
+            409,
+            "attribute_indexed",
+            "The index `by_views` uses `views`: delete it first.",
+        ),
+    ];
+    for (res, status, code, detail) in cases {
+        let p = problem(res).await;
+        assert_eq!(
+            (p["status"].as_u64(), p["code"].as_str()),
+            (Some(u64::from(status)), Some(code)),
+            "{p}"
+        );
+        assert_eq!(p["type"], format!("urn:basalt:problem:{code}"), "{p}");
+        assert!(p["detail"].as_str().unwrap().ends_with(detail), "{p}");
+    }
+}
