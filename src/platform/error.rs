@@ -486,11 +486,15 @@ impl ApiError {
 /// code a domain can answer with in one place.
 pub fn codes_openapi(name: &str, codes: &[(&str, StatusCode)]) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
-    let description = codes
-        .iter()
-        .map(|(code, status)| format!("`{code}` ({})", status.as_u16()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    // Several variants may share a code (`not_found` for each kind of object): name it once.
+    let mut described: Vec<String> = Vec::new();
+    for (code, status) in codes {
+        let entry = format!("`{code}` ({})", status.as_u16());
+        if !described.contains(&entry) {
+            described.push(entry);
+        }
+    }
+    let description = described.join(", ");
     let mut values: Vec<&str> = codes.iter().map(|(c, _)| *c).collect();
     values.sort_unstable();
     values.dedup();
