@@ -52,6 +52,18 @@ pub async fn own_collection(
         .ok_or(DatabaseError::CollectionNotFound)
 }
 
+/// The caller's own collection, read for one of the read-only schema routes (the
+/// collection, its attributes, its indexes).
+pub async fn read_own_collection(
+    db: &PgPool,
+    caller: &Caller,
+    (database, key): (DatabaseId, String),
+) -> Result<CollectionRow, DatabaseError> {
+    caller.require_scope("databases.read")?;
+    let mut conn = db.acquire().await?;
+    own_collection(&mut conn, caller, database, &key, Lock::None).await
+}
+
 /// The collection as a change to its schema or grants left it, with its
 /// `baas.collection.updated` published in the same transaction.
 pub async fn collection_updated(

@@ -47,10 +47,7 @@ pub async fn list_attributes(
     caller: Caller,
     path: web::Path<(DatabaseId, String)>,
 ) -> Result<HttpResponse, DatabaseError> {
-    caller.require_scope("databases.read")?;
-    let (db, key) = path.into_inner();
-    let mut conn = platform.db.acquire().await?;
-    let c = access::own_collection(&mut conn, &caller, db, &key, Lock::None).await?;
+    let c = access::read_own_collection(&platform.db, &caller, path.into_inner()).await?;
     // Hard-capped below one page (see above): the whole list, without a cursor.
     Ok(HttpResponse::Ok().json(Page::all(c.attributes.0)))
 }

@@ -194,10 +194,7 @@ pub async fn get_collection(
     caller: Caller,
     path: web::Path<(DatabaseId, String)>,
 ) -> Result<HttpResponse, DatabaseError> {
-    caller.require_scope("databases.read")?;
-    let (db, key) = path.into_inner();
-    let mut conn = platform.db.acquire().await?;
-    let c = access::own_collection(&mut conn, &caller, db, &key, Lock::None).await?;
+    let c = access::read_own_collection(&platform.db, &caller, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(CollectionResponse::from(c)))
 }
 

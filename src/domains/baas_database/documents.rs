@@ -23,7 +23,7 @@ use crate::platform::Platform;
 use crate::platform::error::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, TooLarge, Unauthorized,
 };
-use crate::platform::error::{ApiError, FieldError, Problem};
+use crate::platform::error::{FieldError, Problem};
 use crate::platform::events;
 use crate::platform::grants::{Caller, Denied, ItemPermissions};
 use crate::platform::http::{Endpoint, Routes};
@@ -299,7 +299,7 @@ pub async fn bulk_create(
             Err(DatabaseError::Platform(e)) if e.status().as_u16() == 422 => {
                 errors.extend(e.problem().errors)
             }
-            Err(e) => return Err(ApiError::from(e).within(&format!("documents[{i}]")).into()),
+            Err(e) => return Err(e.within(&format!("documents[{i}]"))),
         }
     }
     DatabaseError::check(errors)?;
@@ -624,7 +624,7 @@ pub async fn batch(
     for (index, op) in ops.into_iter().enumerate() {
         let (status, document) = run_operation(&mut tx, &settings, &caller, db, &mut targets, op)
             .await
-            .map_err(|e| ApiError::from(e).within(&format!("operations[{index}]")))?;
+            .map_err(|e| e.within(&format!("operations[{index}]")))?;
         results.push(BatchResult {
             index,
             status,

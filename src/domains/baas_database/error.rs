@@ -114,6 +114,12 @@ impl DatabaseError {
         }
     }
 
+    /// The same problem as part `prefix` of a larger request (`documents[3]` of a bulk
+    /// create, `operations[2]` of a batch): see [`ApiError::within`].
+    pub fn within(self, prefix: &str) -> Self {
+        ApiError::from(self).within(prefix).into()
+    }
+
     /// A failed statement on a collection's documents or indexes, named by the constraint it
     /// violated (the document id's, or one of the collection's unique indexes), or by what
     /// PostgreSQL refused. The statement timeout's 504 `query_timeout` is the kernel's.
