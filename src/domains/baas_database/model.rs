@@ -267,8 +267,12 @@ pub struct QueryRequest {
     pub filter: Option<Value>,
     pub sort: Vec<String>,
     pub select: Vec<String>,
+    /// Documents per page: 1 to 100, default 25.
+    #[schema(minimum = 1, maximum = 100, default = 25)]
     pub limit: Option<i64>,
+    /// The `next` of the previous page, or any document id.
     pub after: Option<String>,
+    /// A document id: the documents just before it.
     pub before: Option<String>,
     pub total: bool,
 }
