@@ -77,13 +77,15 @@ pub struct UserLoggedOut {
     pub session_id: Uuid,
 }
 
-/// Sessions were revoked: one by its user, the others at a password change, or all at a
-/// password reset.
+/// Sessions were revoked: one or all the others by their user, the others at a password
+/// change, all at a password reset or an account's deletion, or one whose refresh token was
+/// used twice (stolen).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SessionsRevoked {
     pub user_id: Uuid,
     pub session_ids: Vec<Uuid>,
-    /// `revoked` (by the user), `password_changed`, `password_reset` or `account_deleted`.
+    /// `revoked` (by the user), `password_changed`, `password_reset`, `account_deleted` or
+    /// `refresh_token_reused`.
     pub reason: String,
 }
 

@@ -1,16 +1,38 @@
 //! Administration of accounts and roles: list users, define roles and their permissions,
 //! grant and revoke roles. Each endpoint needs an `auth.*` permission (the `admin` role holds
-//! them all). Changes reach a user's access token at its next refresh.
+//! them all). Changes reach a user's access token at its next refresh. Every change is
+//! recorded in the audit trail (`platform.audit_log`) in its own transaction, with the state
+//! before and after.
 
-use crate::platform::http::{Endpoint, Routes};
 use actix_web::{HttpResponse, web};
-use uuid::Uuid;
+use serde::Serialize;
+use sqlx::PgConnection;
+use utoipa::OpenApi;
 
+use super::access;
+use super::error::{AuthError, ROLES_PKEY, USER_ROLES_ROLE_FKEY};
 use super::model::*;
-use super::repo;
-use crate::platform::error::{ApiError, Problem};
-use crate::platform::http::ValidatedJson;
+use super::repo::{self, RoleRow};
+use crate::platform::audit::{self, AuditEntry};
+use crate::platform::error::OnConstraint;
+use crate::platform::error::responses::{
+    BadRequest, Conflict, Forbidden, Invalid, NotFound, Unauthorized,
+};
+use crate::platform::http::{Endpoint, Routes, ValidatedJson};
+use crate::platform::page::{Page, PageQuery};
 use crate::platform::{CurrentUser, Platform};
+
+#[derive(OpenApi)]
+#[openapi(paths(
+    list_users,
+    list_roles,
+    create_role,
+    set_role_permissions,
+    delete_role,
+    grant_role,
+    revoke_role
+))]
+pub struct AdminApi;
 
 pub fn configure(routes: &mut Routes) {
     routes
@@ -29,7 +51,7 @@ pub fn configure(routes: &mut Routes) {
         );
 }
 
-fn role_response(r: repo::RoleRow) -> RoleResponse {
+fn role_response(r: RoleRow) -> RoleResponse {
     RoleResponse {
         name: r.name,
         description: r.description,
@@ -38,162 +60,228 @@ fn role_response(r: repo::RoleRow) -> RoleResponse {
     }
 }
 
+/// An account's roles, as audit entries record them.
+#[derive(Serialize)]
+struct Roles<'a> {
+    roles: &'a [String],
+}
+
+/// Records an administrator's action in the audit trail, on the action's transaction.
+async fn record(
+    conn: &mut PgConnection,
+    user: &CurrentUser,
+    action: &str,
+    (object_type, object_id): (&str, &str),
+    before: Option<impl Serialize>,
+    after: Option<impl Serialize>,
+) -> Result<(), AuthError> {
+    let (before, after) = (json(before)?, json(after)?);
+    audit::record(
+        conn,
+        &AuditEntry {
+            actor: &user.actor(),
+            action,
+            object_type,
+            object_id,
+            before: before.as_ref(),
+            after: after.as_ref(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn json(value: Option<impl Serialize>) -> anyhow::Result<Option<serde_json::Value>> {
+    Ok(value.map(serde_json::to_value).transpose()?)
+}
+
+/// A role's permissions as stored: sorted, without repeats.
+fn normalised(mut permissions: Vec<String>) -> Vec<String> {
+    permissions.sort();
+    permissions.dedup();
+    permissions
+}
+
 /// Accounts, newest first (permission `auth.users.read`).
 #[utoipa::path(
-    get, path = "/admin/users", tag = "auth-admin", params(UserListQuery), security(("bearer" = [])),
-    responses((status = 200, body = UserPage), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"))
+    get, path = "/admin/users", tag = "auth-admin", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = Page<UserResponse>), BadRequest, Unauthorized, Forbidden)
 )]
 pub async fn list_users(
     platform: web::Data<Platform>,
     user: CurrentUser,
-    query: web::Query<UserListQuery>,
-) -> Result<HttpResponse, ApiError> {
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, AuthError> {
     user.require("auth.users.read")?;
-    let limit = crate::platform::page::limit(query.limit)?;
-    let rows = repo::list_users(&platform.db, query.after, limit).await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.user.id))
-        .flatten();
-    let users = rows
-        .into_iter()
-        .map(|r| UserResponse {
-            id: r.user.id,
-            email: r.user.email,
-            first_name: r.user.first_name,
-            last_name: r.user.last_name,
-            email_verified: r.user.email_verified_at.is_some(),
-            roles: r.roles,
-            created_at: r.user.created_at,
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(UserPage { users, next }))
+    let rows = repo::list_users(&platform.db, query.cursor()?, query.fetch()?).await?;
+    let page = Page::from_rows(
+        rows,
+        query.limit()?,
+        |r| r.user.id,
+        |r| access::user_response(&r.user, r.roles),
+    );
+    Ok(HttpResponse::Ok().json(page))
 }
 
-/// Roles and their permissions (permission `auth.roles.read`).
+/// Roles and their permissions, by name (permission `auth.roles.read`).
+///
+/// Paged: roles are defined by administrators, with no cap on how many.
 #[utoipa::path(
-    get, path = "/admin/roles", tag = "auth-admin", security(("bearer" = [])),
-    responses((status = 200, body = Vec<RoleResponse>), (status = 403, body = Problem, content_type = "application/problem+json"))
+    get, path = "/admin/roles", tag = "auth-admin", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = Page<RoleResponse>), BadRequest, Unauthorized, Forbidden)
 )]
 pub async fn list_roles(
     platform: web::Data<Platform>,
     user: CurrentUser,
-) -> Result<HttpResponse, ApiError> {
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, AuthError> {
     user.require("auth.roles.read")?;
-    let roles: Vec<RoleResponse> = repo::roles(&platform.db)
-        .await?
-        .into_iter()
-        .map(role_response)
-        .collect();
-    Ok(HttpResponse::Ok().json(roles))
+    let after = query.cursor::<String>()?;
+    let rows = repo::roles(&platform.db, after.as_deref(), query.fetch()?).await?;
+    let page = Page::from_rows(rows, query.limit()?, |r| r.name.clone(), role_response);
+    Ok(HttpResponse::Ok().json(page))
 }
 
-/// Create a custom role (permission `auth.roles.manage`).
+/// Create a custom role (permission `auth.roles.manage`); 409 `role_exists` when the name is
+/// taken.
 #[utoipa::path(
     post, path = "/admin/roles", tag = "auth-admin", request_body = CreateRoleRequest, security(("bearer" = [])),
-    responses(
-        (status = 201, body = RoleResponse),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A role with this name exists", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 201, body = RoleResponse), Unauthorized, Forbidden, Conflict, Invalid)
 )]
 pub async fn create_role(
     platform: web::Data<Platform>,
     user: CurrentUser,
     body: ValidatedJson<CreateRoleRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AuthError> {
     user.require("auth.roles.manage")?;
     let body = body.into_inner();
     let mut tx = platform.db.begin().await?;
-    if repo::role_exists(&mut tx, &body.name).await?.is_some() {
-        return Err(ApiError::conflict(
-            "role_exists",
-            format!("The role {} already exists.", body.name),
-        ));
-    }
-    repo::insert_role(&mut tx, &body.name, &body.description).await?;
+    repo::insert_role(&mut tx, &body.name, &body.description)
+        .await
+        .on_constraint(ROLES_PKEY, || AuthError::RoleExists(body.name.clone()))?;
     repo::set_role_permissions(&mut tx, &body.name, &body.permissions).await?;
-    tx.commit().await?;
-    let mut permissions = body.permissions;
-    permissions.sort();
-    permissions.dedup();
-    Ok(HttpResponse::Created().json(RoleResponse {
+    let role = RoleResponse {
         name: body.name,
         description: body.description,
         builtin: false,
-        permissions,
-    }))
+        permissions: normalised(body.permissions),
+    };
+    let object = ("role", role.name.as_str());
+    record(
+        &mut tx,
+        &user,
+        "auth.role.created",
+        object,
+        None::<()>,
+        Some(&role),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(role))
 }
 
 /// Replace a role's permissions (permission `auth.roles.manage`).
 #[utoipa::path(
     put, path = "/admin/roles/{name}", tag = "auth-admin", request_body = RolePermissionsRequest,
     params(("name" = String, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"))
+    responses((status = 204), Unauthorized, Forbidden, NotFound, Invalid)
 )]
 pub async fn set_role_permissions(
     platform: web::Data<Platform>,
     user: CurrentUser,
     name: web::Path<String>,
     body: ValidatedJson<RolePermissionsRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AuthError> {
     user.require("auth.roles.manage")?;
     let mut tx = platform.db.begin().await?;
-    if repo::role_exists(&mut tx, &name).await?.is_none() {
-        return Err(ApiError::not_found("No such role."));
-    }
+    let before = repo::lock_role(&mut tx, &name)
+        .await?
+        .ok_or(AuthError::RoleNotFound)?;
+    let body = body.into_inner();
     repo::set_role_permissions(&mut tx, &name, &body.permissions).await?;
+    let before = role_response(before);
+    let after = RoleResponse {
+        permissions: normalised(body.permissions),
+        ..before.clone()
+    };
+    record(
+        &mut tx,
+        &user,
+        "auth.role.permissions_set",
+        ("role", &name),
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Delete a custom role (permission `auth.roles.manage`); built-in roles stay.
+/// Delete a custom role (permission `auth.roles.manage`); built-in roles stay (409
+/// `builtin_role`).
 #[utoipa::path(
     delete, path = "/admin/roles/{name}", tag = "auth-admin", params(("name" = String, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 409, body = Problem, content_type = "application/problem+json"))
+    responses((status = 204), Unauthorized, Forbidden, NotFound, Conflict)
 )]
 pub async fn delete_role(
     platform: web::Data<Platform>,
     user: CurrentUser,
     name: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AuthError> {
     user.require("auth.roles.manage")?;
     let mut tx = platform.db.begin().await?;
-    match repo::role_exists(&mut tx, &name).await? {
-        None => return Err(ApiError::not_found("No such role.")),
-        Some(true) => {
-            return Err(ApiError::conflict(
-                "builtin_role",
-                "Built-in roles cannot be deleted.",
-            ));
-        }
-        Some(false) => repo::delete_role(&mut tx, &name).await?,
+    let role = repo::lock_role(&mut tx, &name)
+        .await?
+        .ok_or(AuthError::RoleNotFound)?;
+    if role.builtin {
+        return Err(AuthError::BuiltinRole);
     }
+    repo::delete_role(&mut tx, &name).await?;
+    let before = Some(role_response(role));
+    record(
+        &mut tx,
+        &user,
+        "auth.role.deleted",
+        ("role", &name),
+        before,
+        None::<()>,
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Grant a role to an account (permission `auth.roles.grant`).
+/// Grant a role to an account (permission `auth.roles.grant`); 404 for no such user or role.
 #[utoipa::path(
     post, path = "/admin/users/{id}/roles", tag = "auth-admin", request_body = GrantRoleRequest,
-    params(("id" = Uuid, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such user or role", body = Problem, content_type = "application/problem+json"))
+    params(("id" = UserId, Path)), security(("bearer" = [])),
+    responses((status = 204), Unauthorized, Forbidden, NotFound, Invalid)
 )]
 pub async fn grant_role(
     platform: web::Data<Platform>,
     user: CurrentUser,
-    id: web::Path<Uuid>,
+    id: web::Path<UserId>,
     body: ValidatedJson<GrantRoleRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AuthError> {
     user.require("auth.roles.grant")?;
+    let id = id.into_inner();
     let mut tx = platform.db.begin().await?;
-    if repo::user_by_id(&mut tx, *id).await?.is_none() {
-        return Err(ApiError::not_found("No such user."));
-    }
-    if repo::role_exists(&mut tx, &body.role).await?.is_none() {
-        return Err(ApiError::not_found("No such role."));
-    }
-    repo::grant_role(&mut tx, *id, &body.role).await?;
+    let before = repo::lock_roles_of(&mut tx, id)
+        .await?
+        .ok_or(AuthError::UserNotFound)?;
+    repo::grant_role(&mut tx, id, &body.role)
+        .await
+        .on_constraint(USER_ROLES_ROLE_FKEY, || AuthError::RoleNotFound)?;
+    let after = repo::roles_of(&mut tx, id).await?;
+    record(
+        &mut tx,
+        &user,
+        "auth.role.granted",
+        ("user", &id.to_string()),
+        Some(Roles { roles: &before }),
+        Some(Roles { roles: &after }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -201,19 +289,33 @@ pub async fn grant_role(
 /// Revoke a role from an account (permission `auth.roles.grant`).
 #[utoipa::path(
     delete, path = "/admin/users/{id}/roles/{role}", tag = "auth-admin",
-    params(("id" = Uuid, Path), ("role" = String, Path)), security(("bearer" = [])),
-    responses((status = 204), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"))
+    params(("id" = UserId, Path), ("role" = String, Path)), security(("bearer" = [])),
+    responses((status = 204), Unauthorized, Forbidden, NotFound)
 )]
 pub async fn revoke_role(
     platform: web::Data<Platform>,
     user: CurrentUser,
-    path: web::Path<(Uuid, String)>,
-) -> Result<HttpResponse, ApiError> {
+    path: web::Path<(UserId, String)>,
+) -> Result<HttpResponse, AuthError> {
     user.require("auth.roles.grant")?;
     let (id, role) = path.into_inner();
-    let mut conn = platform.db.acquire().await?;
-    if !repo::revoke_role(&mut conn, id, &role).await? {
-        return Err(ApiError::not_found("That user does not hold that role."));
+    let mut tx = platform.db.begin().await?;
+    let before = repo::lock_roles_of(&mut tx, id)
+        .await?
+        .ok_or(AuthError::RoleNotHeld)?;
+    if !repo::revoke_role(&mut tx, id, &role).await? {
+        return Err(AuthError::RoleNotHeld);
     }
+    let after: Vec<String> = before.iter().filter(|r| **r != role).cloned().collect();
+    record(
+        &mut tx,
+        &user,
+        "auth.role.revoked",
+        ("user", &id.to_string()),
+        Some(Roles { roles: &before }),
+        Some(Roles { roles: &after }),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,23 +2,30 @@
 //! their own permissions, shown once, sent as `X-Api-Key`, and resolved for the kernel's
 //! `CurrentUser` extractor by [`Resolver`].
 
-use crate::platform::http::{Endpoint, Routes};
 use actix_web::{HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use uuid::Uuid;
+use utoipa::OpenApi;
 
-use super::model::{ApiKeyResponse, CreateApiKeyRequest};
+use super::access;
+use super::error::{API_KEYS_USER_FKEY, AuthError};
+use super::model::{ApiKeyId, ApiKeyResponse, CreateApiKeyRequest, UserId};
 use super::repo::{self, ApiKeyRow};
-use crate::platform::error::{ApiError, FieldError, Problem};
-use crate::platform::http::ValidatedJson;
-use crate::platform::identity::ApiKeyResolver;
+use crate::platform::error::responses::{BadRequest, Forbidden, Invalid, NotFound, Unauthorized};
+use crate::platform::error::{ApiError, FieldError, OnConstraint};
+use crate::platform::http::{Endpoint, Routes, ValidatedJson};
+use crate::platform::identity::{API_KEY_TOKEN_PREFIX, ApiKeyResolver};
+use crate::platform::page::{Page, PageQuery};
 use crate::platform::{CurrentUser, Platform};
+
+#[derive(OpenApi)]
+#[openapi(paths(create_api_key, list_api_keys, revoke_api_key))]
+pub struct ApiKeysApi;
 
 pub fn configure(routes: &mut Routes) {
     routes
@@ -42,30 +49,27 @@ fn response(k: ApiKeyRow, key: Option<String>) -> ApiKeyResponse {
     }
 }
 
-fn owner(user: &CurrentUser) -> Result<Uuid, ApiError> {
+fn owner(user: &CurrentUser) -> Result<UserId, AuthError> {
     // A key cannot mint keys: only a person signed in with a token can.
     if user.is_api_key() {
-        return Err(ApiError::forbidden(
-            "API keys cannot manage API keys; sign in.",
-        ));
+        return Err(AuthError::KeysCannotManageKeys);
     }
-    user.uuid()
+    access::caller(user)
 }
 
 /// Create an API key. The key is in this response only.
+///
+/// 422 for a scope the owner does not hold, or a past expiry; 403 when the caller is itself
+/// an API key.
 #[utoipa::path(
     post, path = "/api-keys", tag = "auth", request_body = CreateApiKeyRequest, security(("bearer" = [])),
-    responses(
-        (status = 201, body = ApiKeyResponse),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A scope the owner does not hold, or a past expiry", body = Problem, content_type = "application/problem+json"),
-    )
+    responses((status = 201, body = ApiKeyResponse), Unauthorized, Forbidden, Invalid)
 )]
 pub async fn create_api_key(
     platform: web::Data<Platform>,
     user: CurrentUser,
     body: ValidatedJson<CreateApiKeyRequest>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AuthError> {
     let owner_id = owner(&user)?;
     let body = body.into_inner();
     let mut errors = Vec::new();
@@ -84,13 +88,13 @@ pub async fn create_api_key(
         });
     }
     if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
+        return Err(AuthError::invalid(errors));
     }
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let secret = B64.encode(secret);
     let row = ApiKeyRow {
-        id: Uuid::now_v7(),
+        id: ApiKeyId::new(),
         user_id: owner_id,
         name: body.name.trim().to_owned(),
         secret_hash: Sha256::digest(secret.as_bytes()).to_vec(),
@@ -101,50 +105,51 @@ pub async fn create_api_key(
         revoked_at: None,
     };
     let mut conn = platform.db.acquire().await?;
+    // A token still valid for an account deleted since (on a replica without Redis, the
+    // revocation reaches it only at expiry).
     repo::insert_api_key(&mut conn, &row)
         .await
-        .map_err(|e| match &e {
-            // A token still valid for an account deleted since (on a replica without Redis, the
-            // revocation reaches it only at expiry).
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                ApiError::unauthorized("The account this token belongs to no longer exists.")
-            }
-            _ => e.into(),
+        .on_constraint(API_KEYS_USER_FKEY, || {
+            AuthError::AccountDeleted.unauthenticated()
         })?;
-    let key = format!("bsk_{}_{secret}", row.id.simple());
+    let key = format!("bsk_{}_{secret}", row.id.0.simple());
     Ok(HttpResponse::Created().json(response(row, Some(key))))
 }
 
-/// The signed-in user's live API keys (never their secrets).
+/// The signed-in user's live API keys, oldest first (never their secrets).
 #[utoipa::path(
-    get, path = "/api-keys", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = Vec<ApiKeyResponse>), (status = 401, body = Problem, content_type = "application/problem+json"))
+    get, path = "/api-keys", tag = "auth", params(PageQuery), security(("bearer" = [])),
+    responses((status = 200, body = Page<ApiKeyResponse>), BadRequest, Unauthorized, Forbidden)
 )]
 pub async fn list_api_keys(
     platform: web::Data<Platform>,
     user: CurrentUser,
-) -> Result<HttpResponse, ApiError> {
-    let keys = repo::api_keys_of(&platform.db, owner(&user)?).await?;
-    Ok(HttpResponse::Ok().json(
-        keys.into_iter()
-            .map(|k| response(k, None))
-            .collect::<Vec<_>>(),
-    ))
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, AuthError> {
+    let after = query.cursor::<(DateTime<Utc>, ApiKeyId)>()?;
+    let rows = repo::api_keys_of(&platform.db, owner(&user)?, after, query.fetch()?).await?;
+    let page = Page::from_rows(
+        rows,
+        query.limit()?,
+        |k| (k.created_at, k.id),
+        |k| response(k, None),
+    );
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Revoke one of the signed-in user's API keys (404 for anyone else's).
 #[utoipa::path(
     delete, path = "/api-keys/{id}", tag = "auth", security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "API key id")),
-    responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"))
+    params(("id" = ApiKeyId, Path, description = "API key id")),
+    responses((status = 204), Unauthorized, Forbidden, NotFound)
 )]
 pub async fn revoke_api_key(
     platform: web::Data<Platform>,
     user: CurrentUser,
-    id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+    id: web::Path<ApiKeyId>,
+) -> Result<HttpResponse, AuthError> {
     if !repo::revoke_api_key(&platform.db, owner(&user)?, id.into_inner()).await? {
-        return Err(ApiError::not_found("No such API key."));
+        return Err(AuthError::ApiKeyNotFound);
     }
     Ok(HttpResponse::NoContent().finish())
 }
@@ -161,7 +166,7 @@ impl ApiKeyResolver for Resolver {
             let invalid = || ApiError::unauthorized("The API key is not valid.");
             let rest = key.strip_prefix("bsk_").ok_or_else(invalid)?;
             let (id, secret) = rest.split_once('_').ok_or_else(invalid)?;
-            let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+            let id: ApiKeyId = id.parse().map_err(|_| invalid())?;
             let row = repo::api_key(&db, id).await?.ok_or_else(invalid)?;
             let presented = Sha256::digest(secret.as_bytes());
             // Constant-time: a timing difference must not leak how much of a hash matched.
@@ -192,7 +197,7 @@ impl ApiKeyResolver for Resolver {
                 id: row.user_id.to_string(),
                 roles: Vec::new(),
                 permissions: scopes,
-                token_id: format!("{}{id}", crate::platform::identity::API_KEY_TOKEN_PREFIX),
+                token_id: format!("{API_KEY_TOKEN_PREFIX}{id}"),
                 session_id: None,
                 expires_at: row.expires_at.map_or(i64::MAX, |e| e.timestamp()),
             })

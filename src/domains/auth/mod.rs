@@ -1,21 +1,34 @@
 //! The auth domain: accounts, access and refresh tokens, email verification, password reset
-//! and change, sessions, and roles with permissions.
+//! and change, sessions, API keys, and roles with permissions.
 //!
-//! Schema `auth`; routes under `/api/v1/auth`. Token *verification* is the kernel's
-//! (`platform::identity`), so other domains never call this one; it *issues* tokens.
-//! Publishes `user.registered`, `user.verification_requested`, `user.email_verified`,
-//! `user.password_reset_requested`, `user.password_changed`, `user.deleted` (source `auth`);
-//! single-use tokens ride in `payload.secret`, which never leaves the process. Consumes its
-//! own verification and reset requests only to log the link when `notifications` is off.
+//! Schema `auth`; routes under `/api/v1/auth`: accounts (`/register`, `/verify-email`,
+//! `/me`), sessions (`/login`, `/refresh`, `/logout`, `/sessions`), passwords
+//! (`/forgot-password`, `/reset-password`, `/change-password`), `/api-keys`, and `/admin/...`
+//! for administrators (every change there is written to the audit trail). Token
+//! *verification* is the kernel's (`platform::identity`), so other domains never call this
+//! one; it *issues* tokens and resolves API keys for the kernel.
+//!
+//! Publishes (source `auth`, declared in `crate::events::auth` because notifications
+//! consumes them): `user.registered`, `user.verification_requested`, `user.email_verified`,
+//! `user.password_reset_requested`, `user.password_changed`, `user.deleted`,
+//! `user.logged_in`, `user.logged_out`, `user.sessions_revoked`. Single-use tokens ride in
+//! `payload.secret`, which never leaves the process. Consumes its own verification and reset
+//! requests only to log the link when `notifications` is off. Calls no other domain.
 
+mod access;
+mod accounts;
 mod admin;
 mod api_keys;
+mod error;
 mod events;
 mod model;
 mod password;
+mod passwords;
 mod repo;
-mod routes;
+mod sessions;
 mod settings;
+mod state;
+mod subscribers;
 mod tokens;
 
 use std::sync::Arc;
@@ -24,19 +37,15 @@ use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
 
 use crate::platform::domain::DomainState;
-use crate::platform::events::{Subscriber, subscriber_fn};
+use crate::platform::events::Subscriber;
 use crate::platform::http::Routes;
 use crate::platform::{Domain, Platform};
+use error::AuthError;
+use state::AuthState;
 
 pub use settings::AuthSettings;
 
 static MIGRATIONS: Migrator = sqlx::migrate!("migrations/auth");
-
-/// What the handlers share, built once by `init`.
-pub struct AuthState {
-    pub settings: AuthSettings,
-    refresh_key: tokens::RefreshKey,
-}
 
 #[derive(Default)]
 pub struct Auth {
@@ -44,40 +53,11 @@ pub struct Auth {
 }
 
 #[derive(OpenApi)]
-#[openapi(
-    paths(
-        routes::register,
-        routes::verify_email,
-        routes::resend_verification,
-        routes::login,
-        routes::refresh,
-        routes::logout,
-        routes::list_sessions,
-        routes::revoke_session,
-        routes::revoke_other_sessions,
-        routes::forgot_password,
-        routes::reset_password,
-        routes::change_password,
-        routes::me,
-        routes::update_me,
-        routes::delete_me,
-        api_keys::create_api_key,
-        api_keys::list_api_keys,
-        api_keys::revoke_api_key,
-        admin::list_users,
-        admin::list_roles,
-        admin::create_role,
-        admin::set_role_permissions,
-        admin::delete_role,
-        admin::grant_role,
-        admin::revoke_role,
-    ),
-    tags(
-        (name = "auth", description = "Accounts, sign-in, sessions, passwords and API keys"),
-        (name = "auth-admin", description = "Accounts and roles, for administrators")
-    )
-)]
-struct AuthApi;
+#[openapi(tags(
+    (name = "auth", description = "Accounts, sign-in, sessions, passwords and API keys"),
+    (name = "auth-admin", description = "Accounts and roles, for administrators")
+))]
+struct AuthTags;
 
 impl Domain for Auth {
     fn name(&self) -> &'static str {
@@ -93,13 +73,7 @@ impl Domain for Auth {
     }
 
     fn init(&self, platform: &Platform) -> anyhow::Result<()> {
-        let settings: AuthSettings = platform.settings.domain_section("auth")?;
-        settings.validate()?;
-        let state = AuthState {
-            settings,
-            refresh_key: tokens::RefreshKey::derive(&platform.settings.identity),
-        };
-        self.state.set(state);
+        self.state.set(AuthState::load(platform)?);
         let _ = platform.api_keys.0.set(Arc::new(api_keys::Resolver {
             db: platform.db.clone(),
         }));
@@ -112,53 +86,34 @@ impl Domain for Auth {
 
     fn routes(&self, routes: &mut Routes) {
         self.state.register(routes);
-        routes::configure(routes);
+        accounts::configure(routes);
+        sessions::configure(routes);
+        passwords::configure(routes);
         api_keys::configure(routes);
         admin::configure(routes);
     }
 
+    fn error_codes(&self) -> &'static [(&'static str, actix_web::http::StatusCode)] {
+        AuthError::CODES
+    }
+
     fn openapi(&self) -> utoipa::openapi::OpenApi {
-        AuthApi::openapi()
+        let mut doc = AuthTags::openapi();
+        doc.merge(accounts::AccountsApi::openapi());
+        doc.merge(sessions::SessionsApi::openapi());
+        doc.merge(passwords::PasswordsApi::openapi());
+        doc.merge(api_keys::ApiKeysApi::openapi());
+        doc.merge(admin::AdminApi::openapi());
+        doc.merge(events::EventsApi::openapi());
+        doc
     }
 
     fn subscribers(&self, platform: &Platform) -> Vec<Arc<dyn Subscriber>> {
         if platform.domain_enabled("notifications") {
             return Vec::new();
         }
-        // Without the notifications domain nobody mails the link: log it so a developer can
-        // still verify and reset (PocketBase and Supabase do the same in development).
-        let base = platform
-            .settings
-            .server
-            .public_base_url
-            .trim_end_matches('/')
-            .to_owned();
-        vec![subscriber_fn(
-            "auth.log_links",
-            &[
-                "user.verification_requested",
-                "user.password_reset_requested",
-            ],
-            move |event, _conn| {
-                let page = if event.event_type == "user.verification_requested" {
-                    "verify-email"
-                } else {
-                    "reset-password"
-                };
-                let email = event.payload["email"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                let token = event.payload["secret"]["token"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                let link = format!("{base}/{page}?token={token}");
-                Box::pin(async move {
-                    tracing::info!(%email, %link, "no notifications domain: this link would have been emailed");
-                    Ok(())
-                })
-            },
+        vec![subscribers::log_links(
+            &platform.settings.server.public_base_url,
         )]
     }
 }

@@ -1,11 +1,23 @@
-//! Request and response bodies of the auth API. Requests refuse unknown fields, so a typo
-//! is a 400 rather than a silently ignored value.
+//! Ids, and the request and response bodies of the auth API. Requests refuse unknown
+//! fields, so a typo is a 400 rather than a silently ignored value.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 use validator::Validate;
+
+crate::id_type!(
+    /// An account.
+    UserId
+);
+crate::id_type!(
+    /// A session: one refresh-token family, from sign-in to sign-out.
+    SessionId
+);
+crate::id_type!(
+    /// A server-to-server API key.
+    ApiKeyId
+);
 
 /// Trimmed and lower-cased: the form every email is stored and compared in.
 pub fn normalise_email(email: &str) -> String {
@@ -35,7 +47,7 @@ pub struct RegisterRequest {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"id": "0193a5f6-7d2c-7b9e-9f10-3c4d5e6f7a8b", "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace", "email_verified": false, "roles": ["user"], "created_at": "2026-11-21T10:00:00Z"}))]
 pub struct UserResponse {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
@@ -65,7 +77,7 @@ pub struct TokenResponse {
     /// Opaque; send it to /refresh for a new pair. Each one works once.
     pub refresh_token: String,
     pub refresh_expires_at: DateTime<Utc>,
-    pub session_id: Uuid,
+    pub session_id: SessionId,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -77,7 +89,7 @@ pub struct RefreshRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionResponse {
-    pub id: Uuid,
+    pub id: SessionId,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -182,7 +194,7 @@ pub struct CreateApiKeyRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyResponse {
-    pub id: Uuid,
+    pub id: ApiKeyId,
     pub name: String,
     pub scopes: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -229,7 +241,7 @@ pub struct RolePermissionsRequest {
     pub permissions: Vec<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RoleResponse {
     pub name: String,
     pub description: String,
@@ -242,20 +254,4 @@ pub struct RoleResponse {
 pub struct GrantRoleRequest {
     #[validate(length(min = 1, max = 63))]
     pub role: String,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct UserListQuery {
-    /// Page size, 1 to 100 (default 25).
-    pub limit: Option<i64>,
-    /// The last id of the previous page.
-    pub after: Option<Uuid>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserPage {
-    pub users: Vec<UserResponse>,
-    /// Pass as `after` for the next page; absent on the last one.
-    pub next: Option<Uuid>,
 }

@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-use uuid::Uuid;
+
+use super::model::{ApiKeyId, SessionId, UserId};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub password_hash: String,
     pub first_name: String,
@@ -36,7 +37,7 @@ pub async fn insert_user(conn: &mut PgConnection, u: &UserRow) -> Result<(), sql
 
 pub async fn grant_role(
     conn: &mut PgConnection,
-    user: Uuid,
+    user: UserId,
     role: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -58,7 +59,10 @@ pub async fn user_by_email(pool: &PgPool, email: &str) -> Result<Option<UserRow>
     .await
 }
 
-pub async fn user_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn user_by_id(
+    conn: &mut PgConnection,
+    id: UserId,
+) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM auth.users WHERE id = $1"
     ))
@@ -67,16 +71,20 @@ pub async fn user_by_id(conn: &mut PgConnection, id: Uuid) -> Result<Option<User
     .await
 }
 
+/// The user's roles, sorted.
+pub async fn roles_of(conn: &mut PgConnection, user: UserId) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT role FROM auth.user_roles WHERE user_id = $1 ORDER BY role")
+        .bind(user)
+        .fetch_all(conn)
+        .await
+}
+
 /// The user's roles and the permissions they grant, each sorted.
 pub async fn grants(
     conn: &mut PgConnection,
-    user: Uuid,
+    user: UserId,
 ) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
-    let roles: Vec<String> =
-        sqlx::query_scalar("SELECT role FROM auth.user_roles WHERE user_id = $1 ORDER BY role")
-            .bind(user)
-            .fetch_all(&mut *conn)
-            .await?;
+    let roles = roles_of(&mut *conn, user).await?;
     let permissions: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT rp.permission FROM auth.user_roles ur
            JOIN auth.role_permissions rp ON rp.role = ur.role
@@ -90,7 +98,7 @@ pub async fn grants(
 
 pub async fn update_names(
     conn: &mut PgConnection,
-    user: Uuid,
+    user: UserId,
     first: Option<&str>,
     last: Option<&str>,
 ) -> Result<(), sqlx::Error> {
@@ -108,7 +116,7 @@ pub async fn update_names(
 
 pub async fn set_password(
     conn: &mut PgConnection,
-    user: Uuid,
+    user: UserId,
     hash: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE auth.users SET password_hash = $2, updated_at = now() WHERE id = $1")
@@ -119,7 +127,7 @@ pub async fn set_password(
     Ok(())
 }
 
-pub async fn mark_verified(conn: &mut PgConnection, user: Uuid) -> Result<(), sqlx::Error> {
+pub async fn mark_verified(conn: &mut PgConnection, user: UserId) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE auth.users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
           WHERE id = $1",
@@ -130,7 +138,7 @@ pub async fn mark_verified(conn: &mut PgConnection, user: Uuid) -> Result<(), sq
     Ok(())
 }
 
-pub async fn delete_user(conn: &mut PgConnection, user: Uuid) -> Result<(), sqlx::Error> {
+pub async fn delete_user(conn: &mut PgConnection, user: UserId) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM auth.users WHERE id = $1")
         .bind(user)
         .execute(conn)
@@ -140,8 +148,8 @@ pub async fn delete_user(conn: &mut PgConnection, user: Uuid) -> Result<(), sqlx
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: SessionId,
+    pub user_id: UserId,
     pub generation: i32,
     pub rotated_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -174,7 +182,7 @@ pub async fn create_session(conn: &mut PgConnection, s: &SessionRow) -> Result<(
 /// Locks the session row: concurrent refreshes of one session take turns.
 pub async fn lock_session(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: SessionId,
 ) -> Result<Option<SessionRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {SESSION_COLUMNS} FROM auth.sessions WHERE id = $1 FOR UPDATE"
@@ -185,7 +193,10 @@ pub async fn lock_session(
 }
 
 /// Moves the session to its next generation; returns the new row.
-pub async fn rotate_session(conn: &mut PgConnection, id: Uuid) -> Result<SessionRow, sqlx::Error> {
+pub async fn rotate_session(
+    conn: &mut PgConnection,
+    id: SessionId,
+) -> Result<SessionRow, sqlx::Error> {
     sqlx::query_as(&format!(
         "UPDATE auth.sessions SET generation = generation + 1, rotated_at = now(), last_used_at = now()
           WHERE id = $1 RETURNING {SESSION_COLUMNS}"
@@ -195,28 +206,29 @@ pub async fn rotate_session(conn: &mut PgConnection, id: Uuid) -> Result<Session
     .await
 }
 
+/// Revokes a live session; its owner, or `None` when it was revoked already.
 pub async fn revoke_session(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: SessionId,
     reason: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE auth.sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+) -> Result<Option<UserId>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE auth.sessions SET revoked_at = now(), revoked_reason = $2
+          WHERE id = $1 AND revoked_at IS NULL RETURNING user_id",
     )
     .bind(id)
     .bind(reason)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_optional(conn)
+    .await
 }
 
 /// Revokes every live session of `user` except `keep`; returns the ids revoked.
 pub async fn revoke_sessions(
     conn: &mut PgConnection,
-    user: Uuid,
-    keep: Option<Uuid>,
+    user: UserId,
+    keep: Option<SessionId>,
     reason: &str,
-) -> Result<Vec<Uuid>, sqlx::Error> {
+) -> Result<Vec<SessionId>, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE auth.sessions SET revoked_at = now(), revoked_reason = $3
           WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id <> $2)
@@ -229,13 +241,25 @@ pub async fn revoke_sessions(
     .await
 }
 
-pub async fn live_sessions(pool: &PgPool, user: Uuid) -> Result<Vec<SessionRow>, sqlx::Error> {
+/// A page of the user's live sessions, most recently used first; `after` is the
+/// (last_used_at, id) of the previous page's last one.
+pub async fn live_sessions(
+    pool: &PgPool,
+    user: UserId,
+    after: Option<(DateTime<Utc>, SessionId)>,
+    limit: i64,
+) -> Result<Vec<SessionRow>, sqlx::Error> {
+    let (at, id) = after.unzip();
     sqlx::query_as(&format!(
         "SELECT {SESSION_COLUMNS} FROM auth.sessions
           WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
-          ORDER BY last_used_at DESC"
+            AND ($2::timestamptz IS NULL OR (last_used_at, id) < ($2, $3::uuid))
+          ORDER BY last_used_at DESC, id DESC LIMIT $4"
     ))
     .bind(user)
+    .bind(at)
+    .bind(id)
+    .bind(limit)
     .fetch_all(pool)
     .await
 }
@@ -243,7 +267,7 @@ pub async fn live_sessions(pool: &PgPool, user: Uuid) -> Result<Vec<SessionRow>,
 pub async fn insert_one_time(
     conn: &mut PgConnection,
     hash: &[u8],
-    user: Uuid,
+    user: UserId,
     purpose: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
@@ -264,7 +288,7 @@ pub async fn consume_one_time(
     conn: &mut PgConnection,
     hash: &[u8],
     purpose: &str,
-) -> Result<Option<Uuid>, sqlx::Error> {
+) -> Result<Option<UserId>, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE auth.one_time_tokens SET used_at = now()
           WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > now()
@@ -278,8 +302,8 @@ pub async fn consume_one_time(
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    pub id: ApiKeyId,
+    pub user_id: UserId,
     pub name: String,
     pub secret_hash: Vec<u8>,
     pub scopes: Vec<String>,
@@ -309,7 +333,7 @@ pub async fn insert_api_key(conn: &mut PgConnection, k: &ApiKeyRow) -> Result<()
     Ok(())
 }
 
-pub async fn api_key(pool: &PgPool, id: Uuid) -> Result<Option<ApiKeyRow>, sqlx::Error> {
+pub async fn api_key(pool: &PgPool, id: ApiKeyId) -> Result<Option<ApiKeyRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {KEY_COLUMNS} FROM auth.api_keys WHERE id = $1"
     ))
@@ -318,17 +342,31 @@ pub async fn api_key(pool: &PgPool, id: Uuid) -> Result<Option<ApiKeyRow>, sqlx:
     .await
 }
 
-pub async fn api_keys_of(pool: &PgPool, user: Uuid) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
+/// A page of the user's live keys, oldest first; `after` is the (created_at, id) of the
+/// previous page's last one.
+pub async fn api_keys_of(
+    pool: &PgPool,
+    user: UserId,
+    after: Option<(DateTime<Utc>, ApiKeyId)>,
+    limit: i64,
+) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
+    let (at, id) = after.unzip();
     sqlx::query_as(&format!(
-        "SELECT {KEY_COLUMNS} FROM auth.api_keys WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at"
+        "SELECT {KEY_COLUMNS} FROM auth.api_keys
+          WHERE user_id = $1 AND revoked_at IS NULL
+            AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3::uuid))
+          ORDER BY created_at, id LIMIT $4"
     ))
     .bind(user)
+    .bind(at)
+    .bind(id)
+    .bind(limit)
     .fetch_all(pool)
     .await
 }
 
 /// Records use at most once a minute, so a busy key does not write on every request.
-pub async fn touch_api_key(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn touch_api_key(pool: &PgPool, id: ApiKeyId) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE auth.api_keys SET last_used_at = now()
           WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
@@ -340,7 +378,11 @@ pub async fn touch_api_key(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
 }
 
 /// Revokes the owner's key; false when there is no such live key of theirs.
-pub async fn revoke_api_key(pool: &PgPool, user: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn revoke_api_key(
+    pool: &PgPool,
+    user: UserId,
+    id: ApiKeyId,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE auth.api_keys SET revoked_at = now() WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
     )
@@ -359,15 +401,37 @@ pub struct RoleRow {
     pub permissions: Vec<String>,
 }
 
-pub async fn roles(pool: &PgPool) -> Result<Vec<RoleRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT r.name, r.description, r.builtin,
-                coalesce(array_agg(rp.permission ORDER BY rp.permission) FILTER (WHERE rp.permission IS NOT NULL), '{}') AS permissions
-           FROM auth.roles r LEFT JOIN auth.role_permissions rp ON rp.role = r.name
-          GROUP BY r.name ORDER BY r.name",
-    )
+/// A role with its permissions (sorted), as a subquery per row so that one role can be
+/// locked (`FOR UPDATE OF r`), which an aggregate over a join cannot be.
+const ROLE_SELECT: &str = "SELECT r.name, r.description, r.builtin,
+        coalesce((SELECT array_agg(rp.permission ORDER BY rp.permission)
+                    FROM auth.role_permissions rp WHERE rp.role = r.name), '{}') AS permissions
+   FROM auth.roles r";
+
+/// A page of roles by name; `after` is the previous page's last name.
+pub async fn roles(
+    pool: &PgPool,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<RoleRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{ROLE_SELECT} WHERE $1::text IS NULL OR r.name > $1 ORDER BY r.name LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// One role, locked until the transaction ends (concurrent changes to it take turns).
+pub async fn lock_role(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<Option<RoleRow>, sqlx::Error> {
+    sqlx::query_as(&format!("{ROLE_SELECT} WHERE r.name = $1 FOR UPDATE OF r"))
+        .bind(name)
+        .fetch_optional(conn)
+        .await
 }
 
 pub async fn insert_role(
@@ -409,13 +473,6 @@ pub async fn set_role_permissions(
     Ok(())
 }
 
-pub async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<Option<bool>, sqlx::Error> {
-    sqlx::query_scalar("SELECT builtin FROM auth.roles WHERE name = $1 FOR UPDATE")
-        .bind(role)
-        .fetch_optional(conn)
-        .await
-}
-
 pub async fn delete_role(conn: &mut PgConnection, role: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM auth.roles WHERE name = $1 AND NOT builtin")
         .bind(role)
@@ -424,9 +481,27 @@ pub async fn delete_role(conn: &mut PgConnection, role: &str) -> Result<(), sqlx
     Ok(())
 }
 
+/// The account's roles (sorted), its row locked against concurrent grants until the
+/// transaction ends, so the before and after an audit entry records are exact; `None` when
+/// there is no such account. (`NO KEY UPDATE`: role inserts, which take a key-share lock on
+/// the account through the foreign key, still go ahead.)
+pub async fn lock_roles_of(
+    conn: &mut PgConnection,
+    user: UserId,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce((SELECT array_agg(ur.role ORDER BY ur.role)
+                            FROM auth.user_roles ur WHERE ur.user_id = u.id), '{}')
+           FROM auth.users u WHERE u.id = $1 FOR NO KEY UPDATE OF u",
+    )
+    .bind(user)
+    .fetch_optional(conn)
+    .await
+}
+
 pub async fn revoke_role(
     conn: &mut PgConnection,
-    user: Uuid,
+    user: UserId,
     role: &str,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM auth.user_roles WHERE user_id = $1 AND role = $2")
@@ -444,10 +519,11 @@ pub struct UserWithRoles {
     pub roles: Vec<String>,
 }
 
-/// A page of accounts, newest first; `after` is the last id of the previous page.
+/// A page of accounts, newest first (ids are UUIDv7); `after` is the last id of the
+/// previous page.
 pub async fn list_users(
     pool: &PgPool,
-    after: Option<Uuid>,
+    after: Option<UserId>,
     limit: i64,
 ) -> Result<Vec<UserWithRoles>, sqlx::Error> {
     sqlx::query_as(

@@ -1,0 +1,224 @@
+//! What several auth resources share: who the caller is, password checks, issuing a token
+//! pair for a session, revoking sessions (with their event) and their access tokens, and the
+//! hourly limit on mail-sending requests.
+
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use chrono::Utc;
+use sqlx::PgConnection;
+
+use super::error::AuthError;
+use super::events::SessionsRevoked;
+use super::model::{AcceptedResponse, SessionId, TokenResponse, UserId, UserResponse};
+use super::repo::{self, SessionRow, UserRow};
+use super::state::AuthState;
+use super::{password, tokens};
+use crate::config::RatePolicy;
+use crate::platform::events::publish;
+use crate::platform::http::rate_limit::RateLimiter;
+use crate::platform::http::request_id;
+use crate::platform::identity::Claims;
+use crate::platform::{CurrentUser, Platform};
+
+/// The caller's account id (403 for a token issued elsewhere for something else).
+pub fn caller(user: &CurrentUser) -> Result<UserId, AuthError> {
+    Ok(UserId(user.uuid()?))
+}
+
+/// The session the caller's access token was issued for, if any.
+pub fn caller_session(user: &CurrentUser) -> Option<SessionId> {
+    user.session_id.as_deref().and_then(|s| s.parse().ok())
+}
+
+/// For requests that prove who they are without an access token (a password, an emailed
+/// link): the events they publish name that account as their actor, as a signed-in
+/// request's would.
+pub fn act_as(user: UserId) {
+    request_id::set_actor(format!("user:{user}"));
+}
+
+/// The caller's account; 401 when it is gone (deleted since the token was issued).
+pub async fn account(conn: &mut PgConnection, user: &CurrentUser) -> Result<UserRow, AuthError> {
+    repo::user_by_id(conn, caller(user)?)
+        .await?
+        .ok_or_else(|| AuthError::NoAccount.unauthenticated())
+}
+
+pub fn user_response(u: &UserRow, roles: Vec<String>) -> UserResponse {
+    UserResponse {
+        id: u.id,
+        email: u.email.clone(),
+        first_name: u.first_name.clone(),
+        last_name: u.last_name.clone(),
+        email_verified: u.email_verified_at.is_some(),
+        roles,
+        created_at: u.created_at,
+    }
+}
+
+/// Checks a new password against the policy: a 422 naming `field`.
+pub fn check_password(state: &AuthState, field: &str, password: &str) -> Result<(), AuthError> {
+    let s = &state.settings;
+    password::check(
+        field,
+        password,
+        s.min_password_length,
+        s.max_password_length,
+    )
+    .map_err(|e| AuthError::invalid(vec![e]))
+}
+
+/// Checks the account's password where a signed-in request must confirm it: a wrong one is
+/// a 422 on `field` (the caller is signed in; the request is what is wrong).
+pub async fn confirm_password(
+    account: &UserRow,
+    password: String,
+    field: &str,
+    message: &str,
+) -> Result<(), AuthError> {
+    if password::verify(password, Some(account.password_hash.clone())).await? {
+        Ok(())
+    } else {
+        Err(AuthError::invalid_field(field, "mismatch", message))
+    }
+}
+
+/// Signs the pair for a session's current generation. Deterministic, so the grace window can
+/// hand the same pair out again.
+pub async fn issue_pair(
+    platform: &Platform,
+    state: &AuthState,
+    session: &SessionRow,
+) -> Result<TokenResponse, AuthError> {
+    let mut conn = platform.db.acquire().await?;
+    let (roles, permissions) = repo::grants(&mut conn, session.user_id).await?;
+    drop(conn);
+    let iat = tokens::epoch(session.rotated_at);
+    let ttl = state.settings.access_ttl_secs;
+    let claims = Claims {
+        sub: session.user_id.to_string(),
+        roles,
+        permissions,
+        jti: tokens::access_jti(session.id.0, session.generation),
+        sid: Some(session.id.to_string()),
+        iat,
+        exp: iat + ttl as i64,
+        iss: platform.tokens.issuer().to_owned(),
+        aud: platform.tokens.audience().to_owned(),
+    };
+    let remaining = (iat + ttl as i64 - Utc::now().timestamp()).max(0) as u64;
+    Ok(TokenResponse {
+        access_token: platform.tokens.sign(&claims)?,
+        token_type: "Bearer",
+        expires_in: remaining,
+        refresh_token: state.refresh_key.issue(session.id.0, session.generation),
+        refresh_expires_at: session.expires_at,
+        session_id: session.id,
+    })
+}
+
+/// Why sessions were revoked: stored with them and sent in `user.sessions_revoked`.
+#[derive(Debug, Clone, Copy)]
+pub enum Revoked {
+    /// By their user (one session, or every other one).
+    ByUser,
+    PasswordChanged,
+    PasswordReset,
+    AccountDeleted,
+    /// A refresh token was presented after its successor: stolen, so the session dies.
+    RefreshTokenReused,
+}
+
+impl Revoked {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::ByUser => "revoked",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
+            Self::AccountDeleted => "account_deleted",
+            Self::RefreshTokenReused => "refresh_token_reused",
+        }
+    }
+}
+
+/// Publishes `user.sessions_revoked` for sessions the caller's transaction revoked.
+async fn publish_revoked(
+    conn: &mut PgConnection,
+    user: UserId,
+    sessions: &[SessionId],
+    why: Revoked,
+) -> Result<(), sqlx::Error> {
+    publish(
+        conn,
+        &SessionsRevoked {
+            user_id: user.0,
+            session_ids: sessions.iter().map(|s| s.0).collect(),
+            reason: why.reason().to_owned(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Revokes one live session, in the caller's transaction, with its event; false when it
+/// was revoked already. Then [`revoke_access`].
+pub async fn revoke_session(
+    conn: &mut PgConnection,
+    id: SessionId,
+    why: Revoked,
+) -> Result<bool, sqlx::Error> {
+    let Some(owner) = repo::revoke_session(&mut *conn, id, why.reason()).await? else {
+        return Ok(false);
+    };
+    publish_revoked(conn, owner, &[id], why).await?;
+    Ok(true)
+}
+
+/// Revokes every live session of `user` but `keep`, in the caller's transaction, with its
+/// event (none when there was nothing to revoke); returns the ids for [`revoke_access`].
+pub async fn revoke_sessions(
+    conn: &mut PgConnection,
+    user: UserId,
+    keep: Option<SessionId>,
+    why: Revoked,
+) -> Result<Vec<SessionId>, sqlx::Error> {
+    let revoked = repo::revoke_sessions(&mut *conn, user, keep, why.reason()).await?;
+    if !revoked.is_empty() {
+        publish_revoked(conn, user, &revoked, why).await?;
+    }
+    Ok(revoked)
+}
+
+/// Once the revocation has committed: makes the sessions' access tokens fail everywhere.
+pub async fn revoke_access(platform: &Platform, state: &AuthState, sessions: &[SessionId]) {
+    let ttl = Duration::from_secs(state.settings.access_ttl_secs + 60);
+    for id in sessions {
+        platform
+            .revocations
+            .revoke_session(&id.to_string(), ttl)
+            .await;
+    }
+}
+
+/// Counts a mail-sending request against the account; false when over the hourly limit.
+pub async fn mail_allowed(
+    limiter: &RateLimiter,
+    state: &AuthState,
+    kind: &str,
+    email: &str,
+) -> bool {
+    let policy = RatePolicy {
+        requests: state.settings.mail_requests_per_hour,
+        window_secs: 3600,
+    };
+    limiter
+        .hit(&format!("basalt:auth:{kind}:{email}"), &policy)
+        .await
+        .allowed
+}
+
+/// 202 whether or not the account exists, so the answer reveals nothing about accounts.
+pub fn accepted() -> HttpResponse {
+    HttpResponse::Accepted().json(AcceptedResponse { status: "accepted" })
+}
