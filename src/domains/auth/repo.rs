@@ -463,8 +463,10 @@ pub async fn set_role_permissions(
         .bind(role)
         .execute(&mut *conn)
         .await?;
+    // A name given twice is granted once (it answered 500 before).
     sqlx::query(
-        "INSERT INTO auth.role_permissions (role, permission) SELECT $1, unnest($2::text[])",
+        "INSERT INTO auth.role_permissions (role, permission) SELECT $1, unnest($2::text[])
+         ON CONFLICT DO NOTHING",
     )
     .bind(role)
     .bind(permissions)

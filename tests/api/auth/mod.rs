@@ -1,4 +1,10 @@
-//! The auth domain through HTTP: accounts, tokens, sessions, verification and passwords.
+//! The auth domain through HTTP: accounts, tokens, sessions, verification and passwords;
+//! its pages, events, audit trail and problems in the submodules.
+
+mod audit;
+mod events;
+mod pages;
+mod problems;
 
 use std::time::Duration;
 
