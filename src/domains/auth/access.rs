@@ -9,8 +9,10 @@ use chrono::Utc;
 use sqlx::PgConnection;
 
 use super::error::AuthError;
-use super::events::SessionsRevoked;
-use super::model::{AcceptedResponse, SessionId, TokenResponse, UserId, UserResponse};
+use super::events::{Secret, SessionsRevoked};
+use super::model::{
+    AcceptedResponse, SessionId, TokenResponse, UserId, UserResponse, normalise_email,
+};
 use super::repo::{self, SessionRow, UserRow};
 use super::state::AuthState;
 use super::{password, tokens};
@@ -201,21 +203,43 @@ pub async fn revoke_access(platform: &Platform, state: &AuthState, sessions: &[S
     }
 }
 
-/// Counts a mail-sending request against the account; false when over the hourly limit.
-pub async fn mail_allowed(
+/// Stores a new single-use token for `purpose` (only its hash), valid for `ttl`: the secret
+/// the event that mails the link carries.
+pub async fn one_time_token(
+    conn: &mut PgConnection,
+    user: UserId,
+    purpose: &str,
+    ttl: chrono::Duration,
+) -> Result<Secret, sqlx::Error> {
+    let (token, hash) = tokens::one_time();
+    let expires_at = Utc::now() + ttl;
+    repo::insert_one_time(conn, &hash, user, purpose, expires_at).await?;
+    Ok(Secret { token, expires_at })
+}
+
+/// The account a mail-sending request (a verification resend, a forgotten password) is for:
+/// one with this email that `wants` the mail and is within its hourly limit of such
+/// requests. `None` otherwise, which the caller answers like a success (202), so the answer
+/// reveals nothing about accounts.
+pub async fn mail_recipient(
+    platform: &Platform,
     limiter: &RateLimiter,
     state: &AuthState,
     kind: &str,
     email: &str,
-) -> bool {
+    wants: impl Fn(&UserRow) -> bool,
+) -> Result<Option<UserRow>, AuthError> {
+    let email = normalise_email(email);
+    let Some(user) = repo::user_by_email(&platform.db, &email).await? else {
+        return Ok(None);
+    };
     let policy = RatePolicy {
         requests: state.settings.mail_requests_per_hour,
         window_secs: 3600,
     };
-    limiter
-        .hit(&format!("basalt:auth:{kind}:{email}"), &policy)
-        .await
-        .allowed
+    let key = format!("basalt:auth:{kind}:{email}");
+    let allowed = wants(&user) && limiter.hit(&key, &policy).await.allowed;
+    Ok(allowed.then_some(user))
 }
 
 /// 202 whether or not the account exists, so the answer reveals nothing about accounts.

@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 
 use super::access::{self, Revoked};
 use super::error::{AuthError, USERS_EMAIL_KEY};
-use super::events::{EmailVerified, Secret, UserDeleted, UserRegistered, VerificationRequested};
+use super::events::{EmailVerified, UserDeleted, UserRegistered, VerificationRequested};
 use super::model::*;
 use super::repo::{self, UserRow};
 use super::state::{AuthState, State};
@@ -104,17 +104,15 @@ async fn request_verification(
     state: &AuthState,
     user: &UserRow,
 ) -> Result<(), AuthError> {
-    let (token, hash) = tokens::one_time();
-    let expires_at =
-        Utc::now() + chrono::Duration::hours(state.settings.verification_ttl_hours as i64);
-    repo::insert_one_time(conn, &hash, user.id, "verify_email", expires_at).await?;
+    let ttl = chrono::Duration::hours(state.settings.verification_ttl_hours as i64);
+    let secret = access::one_time_token(&mut *conn, user.id, "verify_email", ttl).await?;
     publish(
         conn,
         &VerificationRequested {
             user_id: user.id.0,
             email: user.email.clone(),
             first_name: user.first_name.clone(),
-            secret: Secret { token, expires_at },
+            secret,
         },
     )
     .await?;
@@ -171,11 +169,16 @@ async fn resend_verification(
     limiter: web::Data<RateLimiter>,
     body: ValidatedJson<EmailRequest>,
 ) -> Result<HttpResponse, AuthError> {
-    let email = normalise_email(&body.email);
-    if let Some(user) = repo::user_by_email(&platform.db, &email).await?
-        && user.email_verified_at.is_none()
-        && access::mail_allowed(&limiter, &state, "resend", &email).await
-    {
+    let unverified = |u: &UserRow| u.email_verified_at.is_none();
+    let recipient = access::mail_recipient(
+        &platform,
+        &limiter,
+        &state,
+        "resend",
+        &body.email,
+        unverified,
+    );
+    if let Some(user) = recipient.await? {
         let mut tx = platform.db.begin().await?;
         request_verification(&mut tx, &state, &user).await?;
         tx.commit().await?;

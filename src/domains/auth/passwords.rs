@@ -2,12 +2,11 @@
 //! password while signed in.
 
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
 use utoipa::OpenApi;
 
 use super::access::{self, Revoked};
 use super::error::AuthError;
-use super::events::{PasswordChanged, PasswordResetRequested, Secret};
+use super::events::{PasswordChanged, PasswordResetRequested};
 use super::model::*;
 use super::state::State;
 use super::{password, repo, tokens};
@@ -39,22 +38,19 @@ async fn forgot_password(
     limiter: web::Data<RateLimiter>,
     body: ValidatedJson<EmailRequest>,
 ) -> Result<HttpResponse, AuthError> {
-    let email = normalise_email(&body.email);
-    if let Some(user) = repo::user_by_email(&platform.db, &email).await?
-        && access::mail_allowed(&limiter, &state, "forgot", &email).await
-    {
-        let (token, hash) = tokens::one_time();
-        let expires_at =
-            Utc::now() + chrono::Duration::minutes(state.settings.reset_ttl_minutes as i64);
+    let recipient =
+        access::mail_recipient(&platform, &limiter, &state, "forgot", &body.email, |_| true);
+    if let Some(user) = recipient.await? {
+        let ttl = chrono::Duration::minutes(state.settings.reset_ttl_minutes as i64);
         let mut tx = platform.db.begin().await?;
-        repo::insert_one_time(&mut tx, &hash, user.id, "reset_password", expires_at).await?;
+        let secret = access::one_time_token(&mut tx, user.id, "reset_password", ttl).await?;
         publish(
             &mut tx,
             &PasswordResetRequested {
                 user_id: user.id.0,
-                email: user.email.clone(),
-                first_name: user.first_name.clone(),
-                secret: Secret { token, expires_at },
+                email: user.email,
+                first_name: user.first_name,
+                secret,
             },
         )
         .await?;

@@ -37,35 +37,6 @@ async fn all_entries(app: &TestApp) -> i64 {
         .unwrap()
 }
 
-/// An administrator's request with a chosen `X-Request-Id`.
-async fn traced(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    request_id: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut req = app
-        .as_user(method, path, token)
-        .header("x-request-id", request_id);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    req.send().await.unwrap()
-}
-
-async fn me_id(app: &TestApp, token: &str) -> String {
-    authed_get(app, "/api/v1/auth/me", token)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn a_grant_is_audited_once_and_a_refused_one_not_at_all() {
     let app = spawn_app_with(ADMIN).await;
@@ -118,7 +89,7 @@ async fn a_grant_is_audited_once_and_a_refused_one_not_at_all() {
         &app,
         Method::POST,
         &grant,
-        root_access,
+        Some(root_access),
         "audit-grant-1",
         Some(moderator),
     )
@@ -145,7 +116,7 @@ async fn a_grant_is_audited_once_and_a_refused_one_not_at_all() {
         &app,
         Method::DELETE,
         &revoke,
-        root_access,
+        Some(root_access),
         "audit-revoke-1",
         None,
     )
@@ -178,7 +149,7 @@ async fn role_changes_are_audited_with_before_and_after() {
         &app,
         Method::POST,
         roles,
-        access,
+        Some(access),
         "audit-create",
         Some(role.clone()),
     )
@@ -209,7 +180,7 @@ async fn role_changes_are_audited_with_before_and_after() {
         &app,
         Method::PUT,
         "/api/v1/auth/admin/roles/editor",
-        access,
+        Some(access),
         "audit-set",
         Some(body),
     )
@@ -235,7 +206,7 @@ async fn role_changes_are_audited_with_before_and_after() {
         &app,
         Method::DELETE,
         "/api/v1/auth/admin/roles/editor",
-        access,
+        Some(access),
         "audit-delete",
         None,
     )

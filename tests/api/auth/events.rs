@@ -1,6 +1,7 @@
 //! The events auth publishes: written to the outbox in the transaction of the change, with
 //! the payload consumers decode, the actor who caused it and the request it came from.
 
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::*;
@@ -31,18 +32,6 @@ async fn published(app: &TestApp, event_type: &str) -> Vec<Published> {
         .collect()
 }
 
-/// A request with a chosen `X-Request-Id`, so its events can be told apart.
-fn traced(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    request_id: &str,
-) -> reqwest::RequestBuilder {
-    app.client
-        .request(method, app.url(path))
-        .header("x-request-id", request_id)
-}
-
 /// Checks the one event of its kind: payload, actor and request id.
 fn check(events: &[Published], payload: Value, actor: &str, request_id: &str) {
     assert_eq!(events.len(), 1, "published once: {events:?}");
@@ -53,11 +42,16 @@ fn check(events: &[Published], payload: Value, actor: &str, request_id: &str) {
 }
 
 async fn sign_in_traced(app: &TestApp, email: &str, request_id: &str) -> Value {
-    let res = traced(app, reqwest::Method::POST, "/api/v1/auth/login", request_id)
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+    let body = json!({ "email": email, "password": PASSWORD });
+    let res = traced(
+        app,
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        request_id,
+        Some(body),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
@@ -89,14 +83,13 @@ async fn signing_in_and_out_publish_their_events_with_actor_and_request_id() {
     let access = tokens["access_token"].as_str().unwrap();
     let res = traced(
         &app,
-        reqwest::Method::POST,
+        Method::POST,
         "/api/v1/auth/logout",
+        Some(access),
         "auth-logout-1",
+        None,
     )
-    .bearer_auth(access)
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(res.status(), 204);
     check(
         &published(&app, "user.logged_out").await,
@@ -115,14 +108,7 @@ async fn revoking_sessions_publishes_which_and_why() {
     let app = spawn_app().await;
     let laptop = signed_in(&app, "ada@example.com").await;
     let access = laptop["access_token"].as_str().unwrap();
-    let id = authed_get(&app, "/api/v1/auth/me", access)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = me_id(&app, access).await;
     let actor = format!("user:{id}");
     let revocations = |reason: &'static str| {
         let app = &app;
@@ -139,11 +125,15 @@ async fn revoking_sessions_publishes_which_and_why() {
     let phone = sign_in_traced(&app, "ada@example.com", "auth-phone").await;
     let phone_session = phone["session_id"].as_str().unwrap();
     let path = format!("/api/v1/auth/sessions/{phone_session}");
-    let res = traced(&app, reqwest::Method::DELETE, &path, "auth-revoke-one")
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+    let res = traced(
+        &app,
+        Method::DELETE,
+        &path,
+        Some(access),
+        "auth-revoke-one",
+        None,
+    )
+    .await;
     assert_eq!(res.status(), 204);
     check(
         &revocations("revoked").await,
@@ -156,14 +146,13 @@ async fn revoking_sessions_publishes_which_and_why() {
     let tablet = sign_in_traced(&app, "ada@example.com", "auth-tablet").await;
     let res = traced(
         &app,
-        reqwest::Method::DELETE,
+        Method::DELETE,
         "/api/v1/auth/sessions",
+        Some(access),
         "auth-revoke-others",
+        None,
     )
-    .bearer_auth(access)
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(res.status(), 204);
     let by_user = revocations("revoked").await;
     assert_eq!(by_user.len(), 2);
@@ -174,11 +163,7 @@ async fn revoking_sessions_publishes_which_and_why() {
     assert_eq!(by_user[1].actor, actor);
     assert_eq!(by_user[1].request_id.as_deref(), Some("auth-revoke-others"));
     // Nothing left to revoke: no event.
-    let res = app
-        .as_user(reqwest::Method::DELETE, "/api/v1/auth/sessions", access)
-        .send()
-        .await
-        .unwrap();
+    let res = send(&app, Method::DELETE, "/api/v1/auth/sessions", access, None).await;
     assert_eq!(res.status(), 204);
     assert_eq!(revocations("revoked").await.len(), 2);
 
@@ -187,15 +172,13 @@ async fn revoking_sessions_publishes_which_and_why() {
     let new_password = "a brand new passphrase 42";
     let res = traced(
         &app,
-        reqwest::Method::POST,
+        Method::POST,
         "/api/v1/auth/change-password",
+        Some(access),
         "auth-change",
+        Some(json!({ "current_password": PASSWORD, "new_password": new_password })),
     )
-    .bearer_auth(access)
-    .json(&json!({ "current_password": PASSWORD, "new_password": new_password }))
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(res.status(), 204);
     check(
         &revocations("password_changed").await,
@@ -217,14 +200,13 @@ async fn revoking_sessions_publishes_which_and_why() {
         .unwrap();
     let res = traced(
         &app,
-        reqwest::Method::POST,
+        Method::POST,
         "/api/v1/auth/reset-password",
+        None,
         "auth-reset",
+        Some(json!({ "token": token, "password": "yet another passphrase 7" })),
     )
-    .json(&json!({ "token": token, "password": "yet another passphrase 7" }))
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(res.status(), 204);
     check(
         &revocations("password_reset").await,
@@ -240,17 +222,17 @@ async fn revoking_sessions_publishes_which_and_why() {
         .json()
         .await
         .unwrap();
+    let last_access = last["access_token"].as_str();
+    let body = Some(json!({ "password": password }));
     let res = traced(
         &app,
-        reqwest::Method::DELETE,
+        Method::DELETE,
         "/api/v1/auth/me",
+        last_access,
         "auth-delete",
+        body,
     )
-    .bearer_auth(last["access_token"].as_str().unwrap())
-    .json(&json!({ "password": password }))
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(res.status(), 204);
     check(
         &revocations("account_deleted").await,

@@ -35,6 +35,39 @@ async fn authed_get(app: &TestApp, path: &str, token: &str) -> reqwest::Response
         .unwrap()
 }
 
+/// The id of the account `token` signs in.
+async fn me_id(app: &TestApp, token: &str) -> String {
+    let me: Value = authed_get(app, "/api/v1/auth/me", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    me["id"].as_str().expect("an id").to_owned()
+}
+
+/// A request as `token` (if any) with a chosen `X-Request-Id`, so the events and audit
+/// entries it causes can be told apart.
+async fn traced(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    request_id: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .request(method, app.url(path))
+        .header("x-request-id", request_id);
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.unwrap()
+}
+
 async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
     app.post_json(
         "/api/v1/auth/refresh",
@@ -792,13 +825,8 @@ async fn api_keys_carry_scopes_no_wider_than_their_owner() {
         .json()
         .await
         .unwrap();
-    let root_id = authed_get(&app, "/api/v1/auth/me", root_access)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .clone();
-    assert_eq!(me["id"], root_id, "a key acts as its owner");
+    let root_id = me_id(&app, root_access).await;
+    assert_eq!(me["id"], root_id.as_str(), "a key acts as its owner");
     let used: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("SELECT last_used_at FROM auth.api_keys")
             .fetch_one(&app.db)
@@ -877,14 +905,7 @@ async fn admins_define_roles_and_grant_them() {
     let root_access = root["access_token"].as_str().unwrap();
     let bob = signed_in(&app, "bob@example.com").await;
     let bob_access = bob["access_token"].as_str().unwrap();
-    let bob_id = authed_get(&app, "/api/v1/auth/me", bob_access)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bob_id = me_id(&app, bob_access).await;
 
     let res = authed_get(&app, "/api/v1/auth/admin/users", bob_access).await;
     assert_eq!(res.status(), 403);
@@ -1151,14 +1172,7 @@ async fn eddsa_keys_rotate_and_are_published_as_a_jwks() {
     // Algorithm confusion: an HS256 token (signed with the shared secret) is not accepted
     // where EdDSA is configured.
     let hs = spawn_on(&url, &[]).await;
-    let user_id = authed_get(&new, "/api/v1/auth/me", new_token)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let user_id = me_id(&new, new_token).await;
     let hs_token = hs.token(&user_id, &["admin"], &[]);
     assert_eq!(
         authed_get(&hs, "/api/v1/auth/me", &hs_token).await.status(),
