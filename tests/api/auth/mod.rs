@@ -89,13 +89,6 @@ async fn mailed_token(app: &TestApp, event_type: &str, email: &str) -> Option<St
     .unwrap()
 }
 
-/// The items of a list response (the page shape `{items, next}`).
-async fn items(res: reqwest::Response) -> Vec<Value> {
-    assert_eq!(res.status(), 200);
-    let page: Value = res.json().await.unwrap();
-    serde_json::from_value(page["items"].clone()).expect("a page of items")
-}
-
 async fn users(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM auth.users")
         .fetch_one(&app.db)
@@ -404,7 +397,7 @@ async fn sessions_can_be_listed_and_revoked_but_only_ones_own() {
         .unwrap();
     let laptop_access = laptop["access_token"].as_str().unwrap();
     let phone_access = phone["access_token"].as_str().unwrap();
-    let list = items(authed_get(&app, "/api/v1/auth/sessions", laptop_access).await).await;
+    let list = app.items_as("/api/v1/auth/sessions", laptop_access).await;
     assert_eq!(list.len(), 2);
     assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
     assert!(list.iter().all(|s| s["ip"] == "127.0.0.1"));
@@ -449,7 +442,7 @@ async fn sessions_can_be_listed_and_revoked_but_only_ones_own() {
             .status(),
         401
     );
-    let list = items(authed_get(&app, "/api/v1/auth/sessions", laptop_access).await).await;
+    let list = app.items_as("/api/v1/auth/sessions", laptop_access).await;
     assert_eq!(list.len(), 1);
 
     let tablet: Value = login_as(&app, "ada@example.com", PASSWORD)
@@ -804,7 +797,7 @@ async fn api_keys_carry_scopes_no_wider_than_their_owner() {
     let created: Value = res.json().await.unwrap();
     let key = created["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("bsk_"));
-    let listed = items(authed_get(&app, "/api/v1/auth/api-keys", root_access).await).await;
+    let listed = app.items_as("/api/v1/auth/api-keys", root_access).await;
     assert_eq!(listed.len(), 1);
     assert!(listed[0].get("key").is_none(), "the secret is shown once");
 
@@ -1015,7 +1008,7 @@ async fn admins_define_roles_and_grant_them() {
     .await;
     assert_eq!(res.status(), 204);
 
-    let roles = items(authed_get(&app, "/api/v1/auth/admin/roles", root_access).await).await;
+    let roles = app.items_as("/api/v1/auth/admin/roles", root_access).await;
     let moderator = roles.iter().find(|r| r["name"] == "moderator").unwrap();
     assert_eq!(moderator["permissions"], json!(["probe.notes.moderate"]));
     assert_eq!(roles.len(), 4, "user, vendor, admin and moderator");
@@ -1308,7 +1301,7 @@ async fn role_permissions_can_be_replaced_by_admins_only() {
             .status(),
         204
     );
-    let roles = items(authed_get(&app, "/api/v1/auth/admin/roles", root_access).await).await;
+    let roles = app.items_as("/api/v1/auth/admin/roles", root_access).await;
     let editor = roles.iter().find(|r| r["name"] == "editor").unwrap();
     assert_eq!(
         editor["permissions"],
