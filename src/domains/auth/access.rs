@@ -1,6 +1,6 @@
-//! What several auth resources share: who the caller is, password checks, issuing a token
-//! pair for a session, revoking sessions (with their event) and their access tokens, and the
-//! hourly limit on mail-sending requests.
+//! What several auth resources share: who the caller is and their account, password checks,
+//! issuing a token pair for a session, revoking sessions (with their event) and their access
+//! tokens, single-use tokens for emailed links, and who a mail-sending request may mail.
 
 use std::time::Duration;
 
