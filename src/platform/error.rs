@@ -420,6 +420,20 @@ macro_rules! domain_errors {
                 $(($code, actix_web::http::StatusCode::$status)),*
             ];
 
+            /// A 422 `validation_failed` naming the fields the domain's own checks refused.
+            pub fn invalid(errors: Vec<$crate::platform::error::FieldError>) -> Self {
+                Self::Platform($crate::platform::error::ApiError::validation(errors))
+            }
+
+            /// A 422 for one field.
+            pub fn invalid_field(field: &str, code: &str, message: impl Into<String>) -> Self {
+                Self::invalid(vec![$crate::platform::error::FieldError {
+                    field: field.to_owned(),
+                    code: code.to_owned(),
+                    message: message.into(),
+                }])
+            }
+
             /// The problem this error renders as.
             pub fn to_api(&self) -> $crate::platform::error::ApiError {
                 use $crate::platform::error::ApiError;

@@ -4,8 +4,6 @@
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 
-use crate::platform::error::{ApiError, FieldError};
-
 /// `auth.users (email)`: one account per (normalised) email.
 pub const USERS_EMAIL_KEY: &str = "users_email_key";
 /// `auth.roles (name)`.
@@ -85,19 +83,5 @@ impl AuthError {
     /// A 401 with `WWW-Authenticate: Bearer`, as RFC 9110 asks of every 401 to a bearer.
     pub fn unauthenticated(self) -> Self {
         self.with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
-    }
-
-    /// A 422 `validation_failed` naming the fields at fault.
-    pub fn invalid(errors: Vec<FieldError>) -> Self {
-        Self::Platform(ApiError::validation(errors))
-    }
-
-    /// A 422 for one field.
-    pub fn invalid_field(field: &str, code: &str, message: impl Into<String>) -> Self {
-        Self::invalid(vec![FieldError {
-            field: field.to_owned(),
-            code: code.to_owned(),
-            message: message.into(),
-        }])
     }
 }

@@ -110,7 +110,7 @@ impl DatabaseError {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::validation(errors).into())
+            Err(Self::invalid(errors))
         }
     }
 

@@ -8,8 +8,8 @@ use super::error::NotifyError;
 use super::model::*;
 use super::repo;
 use super::state::{NotifyState, unsubscribe_token};
+use crate::platform::error::Problem;
 use crate::platform::error::responses::{Invalid, NotFound, Unauthorized};
-use crate::platform::error::{ApiError, FieldError, Problem};
 use crate::platform::http::{Endpoint, Routes};
 use crate::platform::page::Page;
 use crate::platform::{CurrentUser, Platform};
@@ -75,12 +75,11 @@ pub async fn set_preference(
         ));
     }
     if category.as_str() == SECURITY && body.email == Some(false) {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "email".into(),
-            code: "security".into(),
-            message: "security emails cannot be turned off".into(),
-        }])
-        .into());
+        return Err(NotifyError::invalid_field(
+            "email",
+            "security",
+            "security emails cannot be turned off",
+        ));
     }
     repo::set_preference(
         &platform.db,

@@ -22,8 +22,8 @@ use super::error::NotifyError;
 use super::repo::{self, EndpointRow};
 use super::ssrf::check_url;
 use super::state::NotifyState;
+use crate::platform::error::FieldError;
 use crate::platform::error::responses::{BadRequest, Invalid, NotFound, Unauthorized};
-use crate::platform::error::{ApiError, FieldError};
 use crate::platform::http::{Endpoint, Routes, ValidatedJson};
 use crate::platform::page::{Page, PageQuery};
 use crate::platform::{CurrentUser, Platform};
@@ -177,7 +177,7 @@ pub async fn create_endpoint(
         }
     }
     if !errors.is_empty() {
-        return Err(ApiError::validation(errors).into());
+        return Err(NotifyError::invalid(errors));
     }
     let row = EndpointRow {
         id: Uuid::now_v7(),
@@ -377,12 +377,11 @@ pub async fn replay_range(
 ) -> Result<HttpResponse, NotifyError> {
     let endpoint = own_endpoint(&platform, &user, *id).await?;
     if body.until.is_some_and(|u| u <= body.since) {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "until".into(),
-            code: "range".into(),
-            message: "must be after since".into(),
-        }])
-        .into());
+        return Err(NotifyError::invalid_field(
+            "until",
+            "range",
+            "must be after since",
+        ));
     }
     let queued = repo::replay(
         &platform.db,

@@ -6,7 +6,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 
-use crate::platform::error::{ApiError, FieldError};
+use crate::platform::error::ApiError;
 
 /// The bucket of a new file or upload was deleted while its bytes arrived. (Storage has no
 /// unique names a client could collide on: bucket and file names may repeat.)
@@ -109,11 +109,6 @@ crate::domain_errors! {
 }
 
 impl StorageError {
-    /// Fields that failed the domain's own checks (422 `validation_failed`, one entry each).
-    pub fn invalid(errors: Vec<FieldError>) -> Self {
-        ApiError::validation(errors).into()
-    }
-
     /// 416, with the `Content-Range: bytes */<size>` RFC 9110 asks for.
     pub fn range_not_satisfiable(size: u64) -> Self {
         ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
