@@ -349,6 +349,14 @@ impl Settings {
         {
             return fail("redis.url", "must be a redis:// or rediss:// URL, or empty");
         }
+        if let Some(r) = self.kafka.topics.iter().find(|r| {
+            r.event_type.is_some() && (r.matches.ends_with(".*") || !r.matches.contains('.'))
+        }) {
+            return Err(ConfigError(format!(
+                "kafka.topics: `event_type` renames one event type; `{}` names a family or a domain",
+                r.matches
+            )));
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             return fail("log.filter", "is not a valid filter (RUST_LOG syntax)");
         }

@@ -38,8 +38,11 @@ CREATE TABLE platform.audit_log (
 CREATE INDEX audit_log_object ON platform.audit_log (object_type, object_id, id);
 CREATE INDEX audit_log_actor ON platform.audit_log (actor, id);
 
--- Append-only, enforced by the database rather than by convention: no code path (nor a
--- mistaken script run through the application's role) can rewrite history.
+-- Append-only, enforced by the database rather than by convention: no code path, and no
+-- ordinary statement run through the application's connection, can rewrite history. A role
+-- that owns the table (or a superuser) can still disable triggers; deployments that need the
+-- trail proof against their own operators give the table to another role and grant the
+-- application INSERT and SELECT only.
 CREATE FUNCTION platform.audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'platform.audit_log is append-only (% refused)', TG_OP

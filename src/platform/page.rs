@@ -81,6 +81,8 @@ pub fn decode<C: DeserializeOwned>(cursor: &str) -> Result<C, ApiError> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
+        // No cursor the server makes holds U+0000, which PostgreSQL cannot bind as text.
+        .filter(|bytes| !bytes.windows(6).any(|w| w == b"\\u0000"))
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .ok_or_else(|| {
             ApiError::bad_request(
@@ -149,6 +151,8 @@ mod tests {
         assert_eq!(e.code(), "invalid_cursor");
         let e = decode::<(String, i64)>(&encode(&"just a string")).unwrap_err();
         assert_eq!(e.status().as_u16(), 400);
+        let e = decode::<(String, i64)>(&encode(&("a\0b", 1))).unwrap_err();
+        assert_eq!(e.code(), "invalid_cursor", "a NUL is not a cursor's");
     }
 
     #[test]

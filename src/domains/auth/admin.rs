@@ -236,8 +236,8 @@ pub async fn delete_role(
     if role.builtin {
         return Err(AuthError::BuiltinRole);
     }
-    repo::delete_role(&mut tx, &name).await?;
-    let before = Some(role_response(role));
+    let holders = repo::delete_role(&mut tx, &name).await?;
+    let before = Some(serde_json::json!({ "role": role_response(role), "holders": holders }));
     record(
         &mut tx,
         &user,
@@ -269,9 +269,13 @@ pub async fn grant_role(
     let before = repo::lock_roles_of(&mut tx, id)
         .await?
         .ok_or(AuthError::UserNotFound)?;
-    repo::grant_role(&mut tx, id, &body.role)
+    let granted = repo::grant_role(&mut tx, id, &body.role)
         .await
         .on_constraint(USER_ROLES_ROLE_FKEY, || AuthError::RoleNotFound)?;
+    if !granted {
+        // Held already: the same answer, and nothing happened to record.
+        return Ok(HttpResponse::NoContent().finish());
+    }
     let after = repo::roles_of(&mut tx, id).await?;
     record(
         &mut tx,
@@ -302,11 +306,11 @@ pub async fn revoke_role(
     let mut tx = platform.db.begin().await?;
     let before = repo::lock_roles_of(&mut tx, id)
         .await?
-        .ok_or(AuthError::RoleNotHeld)?;
+        .ok_or(AuthError::UserNotFound)?;
     if !repo::revoke_role(&mut tx, id, &role).await? {
         return Err(AuthError::RoleNotHeld);
     }
-    let after: Vec<String> = before.iter().filter(|r| **r != role).cloned().collect();
+    let after = repo::roles_of(&mut tx, id).await?;
     record(
         &mut tx,
         &user,

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 use super::model::{ApiKeyId, SessionId, UserId};
 
@@ -35,19 +36,20 @@ pub async fn insert_user(conn: &mut PgConnection, u: &UserRow) -> Result<(), sql
     Ok(())
 }
 
+/// Grants a role; false when the account held it already (nothing changed).
 pub async fn grant_role(
     conn: &mut PgConnection,
     user: UserId,
     role: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
         "INSERT INTO auth.user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
     .bind(user)
     .bind(role)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn user_by_email(pool: &PgPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
@@ -241,8 +243,9 @@ pub async fn revoke_sessions(
     .await
 }
 
-/// A page of the user's live sessions, most recently used first; `after` is the
-/// (last_used_at, id) of the previous page's last one.
+/// A page of the user's live sessions, newest first; `after` is the (created_at, id) of the
+/// previous page's last one. Not by last use: that moves at every refresh, and a session
+/// refreshed while a client pages would be skipped or listed twice.
 pub async fn live_sessions(
     pool: &PgPool,
     user: UserId,
@@ -253,8 +256,8 @@ pub async fn live_sessions(
     sqlx::query_as(&format!(
         "SELECT {SESSION_COLUMNS} FROM auth.sessions
           WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
-            AND ($2::timestamptz IS NULL OR (last_used_at, id) < ($2, $3::uuid))
-          ORDER BY last_used_at DESC, id DESC LIMIT $4"
+            AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+          ORDER BY created_at DESC, id DESC LIMIT $4"
     ))
     .bind(user)
     .bind(at)
@@ -475,30 +478,44 @@ pub async fn set_role_permissions(
     Ok(())
 }
 
-pub async fn delete_role(conn: &mut PgConnection, role: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM auth.roles WHERE name = $1 AND NOT builtin")
-        .bind(role)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Deletes a custom role and returns the accounts that held it (their grants go with it,
+/// so the audit entry names them).
+pub async fn delete_role(conn: &mut PgConnection, role: &str) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH held AS (
+             DELETE FROM auth.user_roles WHERE role = $1
+                AND EXISTS (SELECT 1 FROM auth.roles WHERE name = $1 AND NOT builtin)
+             RETURNING user_id
+         ), gone AS (
+             DELETE FROM auth.roles WHERE name = $1 AND NOT builtin
+         )
+         SELECT user_id FROM held ORDER BY user_id",
+    )
+    .bind(role)
+    .fetch_all(conn)
+    .await
 }
 
 /// The account's roles (sorted), its row locked against concurrent grants until the
 /// transaction ends, so the before and after an audit entry records are exact; `None` when
-/// there is no such account. (`NO KEY UPDATE`: role inserts, which take a key-share lock on
-/// the account through the foreign key, still go ahead.)
+/// there is no such account. Two statements on purpose: in READ COMMITTED a statement that
+/// waited for a row lock still returns what its snapshot saw before the wait, so roles read
+/// in the locking statement could predate the grant it waited for. The read after the lock
+/// takes a fresh snapshot. (`NO KEY UPDATE`: role inserts, which take a key-share lock on the
+/// account through the foreign key, still go ahead.)
 pub async fn lock_roles_of(
     conn: &mut PgConnection,
     user: UserId,
 ) -> Result<Option<Vec<String>>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT coalesce((SELECT array_agg(ur.role ORDER BY ur.role)
-                            FROM auth.user_roles ur WHERE ur.user_id = u.id), '{}')
-           FROM auth.users u WHERE u.id = $1 FOR NO KEY UPDATE OF u",
-    )
-    .bind(user)
-    .fetch_optional(conn)
-    .await
+    let exists: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM auth.users WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(user)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match exists {
+        Some(_) => Ok(Some(roles_of(conn, user).await?)),
+        None => Ok(None),
+    }
 }
 
 pub async fn revoke_role(

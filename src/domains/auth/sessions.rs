@@ -220,7 +220,7 @@ async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The signed-in user's live sessions, most recently used first.
+/// The signed-in user's live sessions, newest first.
 #[utoipa::path(
     get, path = "/sessions", tag = "auth", params(PageQuery), security(("bearer" = [])),
     responses((status = 200, body = Page<SessionResponse>), BadRequest, Unauthorized)
@@ -237,7 +237,7 @@ async fn list_sessions(
     let page = Page::from_rows(
         rows,
         query.limit()?,
-        |s| (s.last_used_at, s.id),
+        |s| (s.created_at, s.id),
         |s| SessionResponse {
             current: Some(s.id) == current,
             id: s.id,

@@ -61,7 +61,12 @@ pub fn topic_for(settings: &KafkaSettings, event_type: &str, source: &str) -> St
 pub fn outgoing(settings: &KafkaSettings, event: &Event) -> (String, Event) {
     let route = route_for(settings, &event.event_type, &event.source);
     let mut public = without_secrets(event);
-    if let Some(alias) = route.and_then(|r| r.event_type.clone()) {
+    // A rename applies to the one type its route names exactly; on a family or a domain it
+    // would give every event there the same name, so it is ignored (and refused at start-up).
+    if let Some(alias) = route
+        .filter(|r| r.matches == event.event_type)
+        .and_then(|r| r.event_type.clone())
+    {
         public.event_type = alias;
     }
     (

@@ -220,7 +220,7 @@ async fn role_changes_are_audited_with_before_and_after() {
     );
     assert_eq!(
         (deleted[0].before.clone(), deleted[0].after.clone()),
-        (Some(after), None)
+        (Some(json!({ "role": after, "holders": [] })), None)
     );
     assert_eq!(deleted[0].request_id.as_deref(), Some("audit-delete"));
 }
@@ -257,5 +257,106 @@ async fn the_audit_trail_cannot_be_rewritten() {
     assert_eq!(
         entries(&app, "auth.role.created").await[0].object_id,
         "editor"
+    );
+}
+
+/// Concurrent grants of many roles, each sent twice: every audit entry's before and after
+/// differ by exactly the one role it granted (no stale `before` read while waiting for the
+/// account's lock), a grant that changed nothing is not recorded, and the entries chain.
+/// Revoking from no such account is a 404 `user_not_found`-style answer, not "not held";
+/// deleting a role names its holders in the entry.
+#[tokio::test]
+async fn concurrent_grants_are_audited_exactly_and_no_ops_not_at_all() {
+    let app = spawn_app_with(ADMIN).await;
+    let root = signed_in(&app, "root@example.com").await;
+    let root_access = root["access_token"].as_str().unwrap().to_owned();
+    let bob = signed_in(&app, "bob@example.com").await;
+    let bob_id = me_id(&app, bob["access_token"].as_str().unwrap()).await;
+    let roles: Vec<String> = (0..6).map(|i| format!("r{i}")).collect();
+    for r in &roles {
+        let body = json!({ "name": r, "permissions": ["probe.notes.moderate"] });
+        let res = send(
+            &app,
+            Method::POST,
+            "/api/v1/auth/admin/roles",
+            &root_access,
+            Some(body),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+    }
+    let grant = format!("/api/v1/auth/admin/users/{bob_id}/roles");
+    let sends = roles.iter().chain(roles.iter()).map(|r| {
+        let (app, grant, token) = (&app, grant.clone(), root_access.clone());
+        let body = json!({ "role": r });
+        async move {
+            send(app, Method::POST, &grant, &token, Some(body))
+                .await
+                .status()
+        }
+    });
+    for status in futures_util::future::join_all(sends).await {
+        assert_eq!(status, 204);
+    }
+    let granted = entries(&app, "auth.role.granted").await;
+    assert_eq!(
+        granted.len(),
+        roles.len(),
+        "one entry per real change: {granted:?}"
+    );
+    let names = |v: &Option<Value>| -> Vec<String> {
+        v.as_ref().unwrap()["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect()
+    };
+    for pair in granted.windows(2) {
+        assert_eq!(
+            names(&pair[0].after),
+            names(&pair[1].before),
+            "entries chain"
+        );
+    }
+    for e in &granted {
+        let (before, after) = (names(&e.before), names(&e.after));
+        assert_eq!(after.len(), before.len() + 1, "{e:?}");
+        assert!(before.iter().all(|r| after.contains(r)), "{e:?}");
+    }
+
+    let nobody = format!("/api/v1/auth/admin/users/{}/roles/r0", uuid::Uuid::now_v7());
+    let res = send(&app, Method::DELETE, &nobody, &root_access, None).await;
+    assert_eq!(res.status(), 404);
+    let p = problem(res).await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("account")
+            || p["detail"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("user"),
+        "names the missing account, not the role: {p}"
+    );
+
+    let res = send(
+        &app,
+        Method::DELETE,
+        "/api/v1/auth/admin/roles/r1",
+        &root_access,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let deleted = entries(&app, "auth.role.deleted").await;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(
+        deleted[0].before.as_ref().unwrap()["holders"],
+        json!([bob_id]),
+        "the holders lose the role with it"
     );
 }
