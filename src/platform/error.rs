@@ -496,6 +496,27 @@ impl ApiError {
     }
 }
 
+/// The codes the kernel itself answers with, whatever the domain (listed in OpenAPI as
+/// `KernelErrorCode`); domains add theirs through their error enum.
+pub const KERNEL_CODES: &[(&str, StatusCode)] = &[
+    ("invalid_body", StatusCode::BAD_REQUEST),
+    ("invalid_query", StatusCode::BAD_REQUEST),
+    ("invalid_cursor", StatusCode::BAD_REQUEST),
+    ("invalid_text", StatusCode::BAD_REQUEST),
+    ("unauthorized", StatusCode::UNAUTHORIZED),
+    ("forbidden", StatusCode::FORBIDDEN),
+    ("not_found", StatusCode::NOT_FOUND),
+    ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
+    ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+    ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+    ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY),
+    ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
+    ("internal_error", StatusCode::INTERNAL_SERVER_ERROR),
+    ("database_busy", StatusCode::SERVICE_UNAVAILABLE),
+    ("query_timeout", StatusCode::GATEWAY_TIMEOUT),
+    ("request_rejected", StatusCode::BAD_REQUEST),
+];
+
 /// A domain's error codes as an OpenAPI string enum named `<Name>Code`, so clients see every
 /// code a domain can answer with in one place.
 pub fn codes_openapi(name: &str, codes: &[(&str, StatusCode)]) -> utoipa::openapi::OpenApi {
@@ -515,9 +536,14 @@ pub fn codes_openapi(name: &str, codes: &[(&str, StatusCode)]) -> utoipa::openap
     let schema = ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(values))
-        .description(Some(format!(
-            "The stable `code`s of this domain's problems, besides the kernel's: {description}."
-        )));
+        .description(Some(if name == "KernelError" {
+            format!("The stable `code`s any route may answer with: {description}.")
+        } else {
+            format!(
+                "The stable `code`s of this domain's problems, besides the kernel's \
+                 (`KernelErrorCode`): {description}."
+            )
+        }));
     utoipa::openapi::OpenApiBuilder::new()
         .components(Some(
             utoipa::openapi::ComponentsBuilder::new()

@@ -68,6 +68,10 @@ impl Modify for SecuritySchemes {
 pub fn document(domains: &[Arc<dyn Domain>]) -> utoipa::openapi::OpenApi {
     let mut doc = KernelApi::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.merge(super::error::codes_openapi(
+        "KernelError",
+        super::error::KERNEL_CODES,
+    ));
     for domain in domains {
         doc = doc.nest(format!("/api/v1/{}", domain.path()), domain.openapi());
         if !domain.error_codes().is_empty() {

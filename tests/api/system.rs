@@ -451,3 +451,39 @@ async fn runtime_setting_changes_are_validated_and_audited_and_the_audit_is_appe
         .unwrap();
     assert_eq!(kept, 2);
 }
+
+/// Clients find every stable problem code in the OpenAPI document: the kernel's, and each
+/// enabled domain's from its error enum.
+#[tokio::test]
+async fn the_openapi_document_lists_the_error_codes() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app
+        .get("/api-docs/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let codes = |name: &str| -> Vec<String> {
+        doc["components"]["schemas"][name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} missing"))
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let kernel = codes("KernelErrorCode");
+    for code in [
+        "invalid_cursor",
+        "validation_failed",
+        "rate_limited",
+        "not_found",
+    ] {
+        assert!(kernel.contains(&code.to_owned()), "{code} in {kernel:?}");
+    }
+    if cfg!(feature = "notifications") {
+        assert!(codes("NotificationsErrorCode").contains(&"not_failed".to_owned()));
+    }
+    if cfg!(feature = "storage") {
+        assert!(codes("StorageErrorCode").contains(&"quota_exceeded".to_owned()));
+    }
+}
