@@ -135,8 +135,12 @@ impl Builder {
         for domain in &enabled {
             domain.init(&platform)?;
         }
-        // Every setting is declared now; apply what administrators stored before serving.
-        platform.runtime.refresh().await?;
+        // Every setting is declared now; apply what administrators stored before serving. A
+        // database not migrated yet (`migrate_on_start = false`) has no table: the defaults
+        // serve until the refresh job finds one.
+        if let Err(e) = platform.runtime.refresh().await {
+            tracing::warn!(error = %e, "runtime settings not loaded; the TOML defaults apply");
+        }
 
         let subscribers: Vec<Arc<dyn Subscriber>> = self
             .extra_subscribers
