@@ -392,19 +392,58 @@ def copy_args(ins: Instruction, env: dict[str, str]) -> tuple[list[str], str]:
 
 
 CARGO_SHIM = """#!{python}
-# Logs every cargo invocation of a replayed RUN line; in check mode, `cargo build` becomes
-# `cargo check` (without --release) so that manifest and missing-file errors show in seconds.
-import json, os, sys
+# Logs every cargo invocation of a replayed RUN line. In check mode `cargo build` becomes
+# `cargo check` (without --release), so that manifest and missing-file errors show in
+# seconds, and the invocation's artifact messages are kept (the last one's) for the replay to
+# see what the final build compiled.
+import json, os, subprocess, sys
 args = sys.argv[1:]
-with open(os.environ["DOCKERFILE_REPLAY_CARGO_LOG"], "a") as log:
-    log.write(json.dumps(args) + "\\n")
-if os.environ.get("DOCKERFILE_REPLAY_MODE") == "check":
-    sub = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
-    if sub is not None and args[sub] in ("build", "b"):
-        args[sub] = "check"
-        args = [a for a in args if a not in ("--release", "-r")]
-os.execv({cargo!r}, [{cargo!r}] + args)
+log = os.environ["DOCKERFILE_REPLAY_CARGO_LOG"]
+with open(log, "a") as f:
+    f.write(json.dumps(args) + "\\n")
+sub = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+if os.environ.get("DOCKERFILE_REPLAY_MODE") != "check" or sub is None or args[sub] not in ("build", "b"):
+    os.execv({cargo!r}, [{cargo!r}] + args)
+args[sub] = "check"
+args.insert(sub + 1, "--message-format=json-render-diagnostics")
+args = [a for a in args if a not in ("--release", "-r")]
+done = subprocess.run([{cargo!r}] + args, stdout=subprocess.PIPE, text=True)
+with open(log + ".messages", "w") as f:
+    f.write(done.stdout)
+sys.exit(done.returncode)
 """
+
+
+def compiled_from_stub(out: Path, messages: str) -> str | None:
+    """The crate root of a library in `out` that the final build took from an earlier RUN's
+    stub: its dep-info lists nothing but the root file. A Docker build would ship that stub
+    (COPY keeps modification times, so Cargo may find the stub's output up to date)."""
+    for line in messages.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        target = msg.get("target", {})
+        if msg.get("reason") != "compiler-artifact" or "lib" not in target.get("kind", []):
+            continue
+        root = Path(target.get("src_path", ""))
+        if out not in root.parents:
+            continue
+        for rmeta in msg.get("filenames", []):
+            name = Path(rmeta).name
+            if name.startswith("lib") and name.endswith(".rmeta"):
+                depinfo = Path(rmeta).with_name(name[3:-6] + ".d")
+                if not depinfo.exists():
+                    continue
+                deps = set()
+                for dep_line in depinfo.read_text().splitlines():
+                    _, sep, files = dep_line.partition(": ")
+                    deps.update(files.split() if sep else [])
+                # Paths are relative to the package when it sits under the working directory.
+                if {os.path.normpath(out / d) for d in deps} <= {str(root)}:
+                    return str(root.relative_to(out))
+    return None
+
 
 ABSOLUTE = re.compile(r"(?:^|[\s;&|=<>'\"(`])/")
 
@@ -530,6 +569,14 @@ def replay(args, stage, global_args, context, out, shim_dir, log) -> None:
         fail("the build stage ran no cargo command")
     for line in ran:
         print(f"    cargo {line}", file=sys.stderr)
+    messages = Path(f"{log}.messages")
+    if args.check and messages.exists():
+        stub = compiled_from_stub(out.resolve(), messages.read_text())
+        if stub:
+            fail(
+                f"the last build compiled {stub} as an earlier RUN left it (a stub?), not as "
+                "COPY brought it: touch the crate roots after copying the sources"
+            )
     # The cargo commands as the Dockerfile wrote them (before any check-mode rewrite), one per
     # line, shell-quoted: check-container.sh builds the release binary with the last one.
     (out.parent / f"{out.name}.cargo").write_text("\n".join(ran) + "\n")
