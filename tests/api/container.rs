@@ -132,8 +132,7 @@ async fn a_misspelt_variable_in_compose_would_stop_start_up() {
         "http://localhost:8080".into(),
     );
     let err = Settings::load_from(Path::new("config"), "production", env)
-        .err()
-        .expect("an unknown key is refused");
+        .expect_err("an unknown key is refused");
     assert!(err.to_string().contains("public_base_uri"), "{err}");
 
     // A domain's section is checked when the domain starts.
