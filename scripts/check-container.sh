@@ -18,14 +18,17 @@
 #      inside the root must find every shared library.
 # The release binary of step 3 is built by the build stage's own cargo command (as the
 # Dockerfile writes it), run in this checkout with the shared $CARGO_TARGET_DIR (.ci/run:
-# /var/tmp/basalt-target), which is also where the replayed build stage's target/ points:
-# a warm run recompiles Basalt itself when it changed (a few minutes on two cores), never a
-# dependency. The trade-off: a Docker builder compiles from the replayed context in a fresh
-# target directory, ~6 minutes on two cores every run; the context is the same files (step 2
-# proves it complete), and the image-specific risks (libraries, paths, user, environment) are
-# in the runtime stage, checked for real. The root filesystem up to the runtime stage's first
-# COPY is cached outside the checkout, keyed by a hash of those instructions (its apt line),
-# so only the first run, or a change there, pays for debootstrap (~1.5 minutes).
+# /var/tmp/basalt-target), which is also where the replayed build stage's target/ points, and
+# with incremental compilation: a warm run recompiles only what changed in Basalt (measured
+# here: 10 s after changing one message in src/config.rs, against 7 minutes for a plain
+# rebuild of the crate under load), never a dependency. The trade-off: a Docker builder
+# compiles the replayed context from scratch (~6 minutes on two cores) into a fully
+# optimised binary. The context is the same files (step 2 proves it complete) and the code
+# the same; what is specific to the image (libraries, paths, user, environment) is in the
+# runtime stage, checked for real.
+# The root filesystem up to the runtime stage's first COPY is cached outside the checkout,
+# keyed by a hash of those instructions (its apt line), so only the first run, or a change
+# there, pays for debootstrap (~1.5 minutes).
 # Needs root (debootstrap, chroot, mount); installs what it needs from Debian's packages and
 # PyPI. Idempotent: run it as often as you like.
 set -euo pipefail
@@ -79,7 +82,10 @@ step "The release binary: the build stage's last cargo command, in this checkout
 eval "build_command=($(tail -n 1 "$CONTEXT_DIR.cargo"))"
 [ "${build_command[0]:-}" = build ] || { say "The build stage's last cargo command is not a build"; exit 1; }
 echo "    cargo ${build_command[*]}"
-cargo "${build_command[@]}"
+# Incremental, unlike a release build by default: after a change to Basalt, seconds to a minute
+# or two rather than ~7 minutes on two cores. Same code, same libraries, same behaviour; only
+# the machine code is optimised a little less, which nothing checked below depends on.
+CARGO_INCREMENTAL=1 cargo "${build_command[@]}"
 
 # --- 3. The runtime stage ---------------------------------------------------------------------
 mounted=()
@@ -98,7 +104,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# What a container sees: /proc, and a small /dev like Docker's (no host devices).
+# What a container sees: /proc, and a small /dev like Docker's (no host devices but these).
 mount_container_fs() {
   local root=$1
   mount -t proc proc "$root/proc"; mounted+=("$root/proc")
@@ -112,6 +118,10 @@ mount_container_fs() {
   ln -s /proc/self/fd/0 "$root/dev/stdin"
   ln -s /proc/self/fd/1 "$root/dev/stdout"
   ln -s /proc/self/fd/2 "$root/dev/stderr"
+  mkdir "$root/dev/pts" "$root/dev/shm"
+  mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts "$root/dev/pts"; mounted+=("$root/dev/pts")
+  ln -s pts/ptmx "$root/dev/ptmx"
+  mount -t tmpfs -o mode=1777,nosuid,nodev,size=64m shm "$root/dev/shm"; mounted+=("$root/dev/shm")
 }
 
 # Never delete a directory something is still mounted in.
@@ -128,10 +138,11 @@ base="$ROOTFS_PREFIX-$suite-$key"
 if [ ! -d "$base" ]; then
   step "Root filesystem: debootstrap --variant=minbase $suite, then the runtime stage's first instructions (cached in $base)"
   command -v debootstrap >/dev/null || apt_install debootstrap
-  mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  security=$(awk '/^URIs:/ && $2 ~ /security/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  mirror=${mirror:-http://deb.debian.org/debian}
-  security=${security:-${mirror%/debian}/debian-security}
+  # The mirror this machine's apt uses (or BASALT_DEBIAN_MIRROR), and its security archive.
+  sources=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true)
+  mirror=${BASALT_DEBIAN_MIRROR:-$(awk '($1 == "URIs:" || $1 == "deb") && !/security/ { print $2; exit }' <<<"$sources")}
+  security=$(awk '($1 == "URIs:" || $1 == "deb") && /security/ { print $2; exit }' <<<"$sources")
+  [ -n "$mirror" ] || { say "No Debian mirror in /etc/apt: set BASALT_DEBIAN_MIRROR"; exit 1; }
   tmp="$base.tmp"
   [ ! -e "$tmp" ] || remove_root "$tmp"
   debootstrap --variant=minbase "$suite" "$tmp" "$mirror" >"$ROOTFS_PREFIX-debootstrap.log" 2>&1 \
@@ -144,6 +155,8 @@ URIs: $mirror
 Suites: $suite $suite-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  [ -z "$security" ] || cat >>"$tmp/etc/apt/sources.list.d/debian.sources" <<EOF
 
 Types: deb
 URIs: $security
@@ -153,7 +166,8 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
   cp /etc/resolv.conf "$tmp/etc/resolv.conf"
   mount_container_fs "$tmp"
-  "${DOCKERFILE[@]}" base "$tmp"
+  "${DOCKERFILE[@]}" base "$tmp" >"$ROOTFS_PREFIX-base.log" 2>&1 \
+    || { tail -n 30 "$ROOTFS_PREFIX-base.log"; exit 1; }
   unmount_all
   mv "$tmp" "$base"
   # Roots cached for an older runtime stage.

@@ -8,7 +8,9 @@ wrong path:
   build    assembles the build stage's context (the files its COPY lines name, as a clean
            checkout has them, less what .dockerignore excludes) in a directory standing for
            its WORKDIR, and runs its RUN lines there on this machine (`--check` turns
-           `cargo build` into `cargo check`).
+           `cargo build` into `cargo check`, and fails if the final build kept a library
+           as an earlier RUN's stub left it). Beside the directory it leaves OUT.cargo,
+           the cargo commands as written, and OUT.workdir.
   key      prints the runtime stage's Debian suite and a hash of the instructions that make
            up its cached base (everything before its first COPY).
   base     runs those instructions in a root filesystem (RUN through chroot, as root).
@@ -41,7 +43,6 @@ import os
 import re
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
