@@ -10,6 +10,7 @@ mod probe;
 #[cfg(feature = "auth")]
 mod auth;
 mod cli;
+mod container;
 #[cfg(feature = "baas-database")]
 mod databases;
 mod edge;
