@@ -612,5 +612,7 @@ pub mod responses {
         Invalid = "422", "Some fields are invalid (`validation_failed`, one entry per field)";
         /// 429: too many requests.
         TooMany = "429", "Too many requests (`rate_limited`); see `Retry-After`";
+        /// 504: a statement ran past its timeout.
+        QueryTimeout = "504", "The query ran past the statement timeout (`query_timeout`)";
     }
 }

@@ -20,10 +20,11 @@ use super::repo::{self, DocumentRow, Lock, NewDocument};
 use super::schema::{self, Mode};
 use super::settings::DatabaseSettings;
 use crate::platform::Platform;
+use crate::platform::error::FieldError;
 use crate::platform::error::responses::{
-    BadRequest, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, TooLarge, Unauthorized,
+    BadRequest, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, QueryTimeout, TooLarge,
+    Unauthorized,
 };
-use crate::platform::error::{FieldError, Problem};
 use crate::platform::events;
 use crate::platform::grants::{Caller, Denied, ItemPermissions};
 use crate::platform::http::{Endpoint, Routes};
@@ -180,7 +181,7 @@ async fn insert(
     responses(
         (status = 200, body = DocumentPage),
         BadRequest, Unauthorized, NotFound,
-        (status = 504, description = "The query ran past the statement timeout (`query_timeout`)", body = Problem, content_type = "application/problem+json"),
+        QueryTimeout,
     )
 )]
 pub async fn list_documents(

@@ -13,8 +13,7 @@ use super::repo::{self, Lock};
 use super::schema::{self, AttributeType};
 use super::settings::DatabaseSettings;
 use crate::platform::Platform;
-use crate::platform::error::Problem;
-use crate::platform::error::responses::{BadRequest, NotFound, Unauthorized};
+use crate::platform::error::responses::{BadRequest, NotFound, QueryTimeout, Unauthorized};
 use crate::platform::grants::Caller;
 use crate::platform::http::{Endpoint, Routes};
 
@@ -39,7 +38,7 @@ const MAX_AGGREGATIONS: usize = 10;
     responses(
         (status = 200, body = DocumentPage),
         BadRequest, Unauthorized, NotFound,
-        (status = 504, description = "The query ran past the statement timeout (`query_timeout`)", body = Problem, content_type = "application/problem+json"),
+        QueryTimeout,
     )
 )]
 pub async fn query_documents(
@@ -70,7 +69,7 @@ pub async fn query_documents(
     responses(
         (status = 200, body = AggregateResponse),
         BadRequest, Unauthorized, NotFound,
-        (status = 504, description = "The query ran past the statement timeout (`query_timeout`)", body = Problem, content_type = "application/problem+json"),
+        QueryTimeout,
     )
 )]
 pub async fn aggregate(
