@@ -124,6 +124,7 @@ impl Builder {
                     .collect(),
             ),
             api_keys: Default::default(),
+            accounts: Default::default(),
             runtime: RuntimeSettings::new(pool.clone()),
         };
         let rate_rules = platform.runtime.declare(
@@ -300,6 +301,20 @@ fn health_checks(
             Ok(())
         })
     }));
+    // Dead letters do not stop the API, but something is not being done: degraded, with
+    // how many, until staff replay them.
+    let pool = platform.db.clone();
+    checks.push(HealthCheck::new("events", false, move || {
+        let pool = pool.clone();
+        Box::pin(async move {
+            let dead = events::backlog(&pool).await?.dead_letters;
+            anyhow::ensure!(
+                dead == 0,
+                "{dead} dead-lettered event(s): a subscriber gave up on them; see GET /api/v1/events/dead-letters"
+            );
+            Ok(())
+        })
+    }));
     if let Some(redis) = platform.redis.clone() {
         checks.push(HealthCheck::new("redis", false, move || {
             let redis = redis.clone();
@@ -459,10 +474,30 @@ impl Application {
         });
         self.server.await?;
         signals.abort();
-        tracing::info!("HTTP server stopped; draining the event relay");
-        self.relay.shutdown(self.shutdown_timeout).await;
+        tracing::info!("HTTP server stopped; draining the event relay and background jobs");
+        // The relay and the jobs drain side by side, within `server.shutdown_timeout_secs`
+        // together: a job stuck mid-run (a webhook that never answers) must not keep the
+        // process up past the deadline the orchestrator was promised. What a cut-off job left
+        // is claimed again by the next replica (its rows stay queued or time out of `sending`).
         self.jobs_shutdown.cancel();
-        futures_util::future::join_all(self.jobs).await;
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        let mut jobs = self.jobs;
+        let drained = async {
+            futures_util::future::join_all(jobs.iter_mut()).await;
+        };
+        let (_, drained) = tokio::join!(
+            self.relay.shutdown(self.shutdown_timeout),
+            tokio::time::timeout_at(deadline, drained)
+        );
+        if drained.is_err() {
+            tracing::warn!(
+                timeout = ?self.shutdown_timeout,
+                "background jobs did not finish within server.shutdown_timeout_secs; stopping them"
+            );
+            for job in &jobs {
+                job.abort();
+            }
+        }
         self.platform.db.close().await;
         tracing::info!("shutdown complete");
         Ok(())

@@ -1,4 +1,5 @@
-//! Typed settings: `config/default.toml` < `config/<profile>.toml` < environment.
+//! Typed settings: `config/default.toml` < the profile (built in, then `config/<profile>.toml`
+//! over it) < environment.
 //!
 //! Environment variables are `BASALT__SECTION__KEY`; `DATABASE_URL`, `REDIS_URL` and
 //! `KAFKA_BROKERS` are shortcuts for the usual three. Any of them may instead be given as
@@ -14,6 +15,12 @@ use serde::{Deserialize, Serialize};
 /// The defaults, compiled in so the binary runs from any directory; a `config/default.toml`
 /// on disk takes their place when present.
 const EMBEDDED_DEFAULTS: &str = include_str!("../config/default.toml");
+/// The shipped profiles, compiled in for the same reason. `local` (the default) is empty.
+const EMBEDDED_PROFILES: &[(&str, &str)] = &[
+    ("local", ""),
+    ("production", include_str!("../config/production.toml")),
+    ("test", include_str!("../config/test.toml")),
+];
 const DEV_JWT_SECRET: &str = "basalt-local-development-secret-change-me";
 const ENV_PREFIX: &str = "BASALT__";
 const KERNEL_SECTIONS: &[&str] = &[
@@ -261,7 +268,21 @@ impl Settings {
         } else {
             builder.add_source(File::from_str(EMBEDDED_DEFAULTS, FileFormat::Toml))
         };
+        // The built-in profile, then a file of the same name on disk over it (its keys win);
+        // a profile that is neither is a mistake to stop at, not one to run past on defaults.
         let profile_file: PathBuf = dir.join(format!("{profile}.toml"));
+        let embedded = EMBEDDED_PROFILES.iter().find(|(name, _)| *name == profile);
+        if embedded.is_none() && !profile_file.exists() {
+            let known: Vec<&str> = EMBEDDED_PROFILES.iter().map(|(name, _)| *name).collect();
+            return Err(ConfigError(format!(
+                "BASALT_PROFILE={profile}: no such profile (built in: {}; or put {} in place)",
+                known.join(", "),
+                profile_file.display()
+            )));
+        }
+        if let Some((_, text)) = embedded {
+            builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+        }
         builder = builder.add_source(File::from(profile_file).required(false));
 
         let basalt_vars: HashMap<String, String> = env

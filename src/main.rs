@@ -55,12 +55,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints `text` to stdout; a reader that went away (`basalt openapi | head`) is not an
+/// error: Rust ignores SIGPIPE, so `println!` would panic on the broken pipe instead of the
+/// quiet exit shell users expect.
+fn print_quietly(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Openapi => {
             let enabled = basalt::enabled_domains(&settings, &[])?;
             let doc = basalt::platform::openapi::document(&enabled);
-            println!("{}", doc.to_pretty_json()?);
+            print_quietly(&doc.to_pretty_json()?)?;
         }
         Command::Migrate => {
             basalt::telemetry::init(&settings.log);

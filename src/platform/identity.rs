@@ -290,6 +290,39 @@ pub trait ApiKeyResolver: Send + Sync + 'static {
 #[derive(Default, Clone)]
 pub struct ApiKeys(pub Arc<OnceLock<Arc<dyn ApiKeyResolver>>>);
 
+/// What an account holds now (its roles and permissions, as a `CurrentUser` with no token),
+/// for work done outside a request on an account's behalf: a webhook endpoint created by an
+/// administrator must stop receiving everyone's events when its owner is demoted or deleted.
+/// `None` when the account no longer exists. The `auth` domain registers one.
+pub trait AccountLookup: Send + Sync + 'static {
+    fn grants_of(
+        &self,
+        user: uuid::Uuid,
+    ) -> futures_util::future::BoxFuture<'static, Result<Option<CurrentUser>, ApiError>>;
+}
+
+/// Where the lookup is registered (set once, by the owning domain's `init`). Without one,
+/// what a caller held when it acted is all there is to go by.
+#[derive(Default, Clone)]
+pub struct Accounts(pub Arc<OnceLock<Arc<dyn AccountLookup>>>);
+
+impl Accounts {
+    /// The account's current grants; `Ok(None)` if it is gone, `Err` if they cannot be
+    /// known (no lookup registered, or the lookup failed).
+    pub async fn grants_of(&self, user: uuid::Uuid) -> Result<Option<CurrentUser>, ApiError> {
+        match self.0.get() {
+            Some(lookup) => lookup.grants_of(user).await,
+            None => Err(ApiError::internal(anyhow::anyhow!(
+                "no domain looks accounts up"
+            ))),
+        }
+    }
+
+    pub fn available(&self) -> bool {
+        self.0.get().is_some()
+    }
+}
+
 impl FromRequest for CurrentUser {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;

@@ -31,6 +31,16 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// The standard methods by name and anything else as `other`: a client chooses the method,
+/// and every distinct label value is a new series the server keeps forever.
+fn method_label(method: &actix_web::http::Method) -> String {
+    match method.as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "CONNECT"
+        | "TRACE") => m.to_owned(),
+        _ => "other".to_owned(),
+    }
+}
+
 /// Counts requests by route template (never the raw path, which would explode cardinality)
 /// and status, and records their latency.
 pub async fn middleware(
@@ -38,7 +48,7 @@ pub async fn middleware(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let res = next.call(req).await?;
     let route = res
         .request()

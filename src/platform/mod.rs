@@ -47,6 +47,8 @@ pub struct Platform {
     pub revocations: Arc<revocation::Revocations>,
     /// The `X-Api-Key` resolver, registered by the domain that owns API keys.
     pub api_keys: identity::ApiKeys,
+    /// Accounts' current grants, registered by the domain that owns accounts.
+    pub accounts: identity::Accounts,
     /// The names of the enabled domains.
     pub domains: Arc<Vec<&'static str>>,
     /// Every event type the enabled domains publish.

@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use super::Domain;
 use super::error::{FieldError, Problem};
 use super::health::{CheckReport, HealthReport, Status};
-use super::http::system;
+use super::http::{dead_letters, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +20,8 @@ problem+json (`application/problem+json`) with a stable `code`. Authenticate wit
 `Authorization: Bearer <access token>` or, server to server, `X-Api-Key`.",
         license(name = "Apache-2.0")
     ),
-    paths(system::health_report, system::live, system::ready, system::metrics, system::capabilities, system::jwks),
+    paths(system::health_report, system::live, system::ready, system::metrics, system::capabilities, system::jwks,
+        dead_letters::list, dead_letters::replay),
     components(schemas(
         Problem,
         FieldError,
@@ -33,9 +34,11 @@ problem+json (`application/problem+json`) with a stable `code`. Authenticate wit
         system::Infrastructure,
         system::Component,
         super::events::Event,
+        super::events::DeadLetter,
+        dead_letters::Replayed,
     )),
     modifiers(&SecuritySchemes),
-    tags((name = "system", description = "Health, metrics and capabilities"))
+    tags((name = "system", description = "Health, metrics, capabilities and the events dead-letter queue"))
 )]
 struct KernelApi;
 

@@ -202,3 +202,150 @@ async fn migrate_then_serve_then_stop_on_sigterm() {
         "secrets never logged"
     );
 }
+
+#[test]
+fn openapi_into_a_closed_pipe_exits_quietly() {
+    // The reading end is closed before the command writes anything, as when `head` has
+    // read its lines and gone.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = basalt()
+        .arg("openapi")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.trim().is_empty(), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn profiles_are_built_in_and_a_missing_one_stops_start_up() {
+    // Outside the checkout: no config/ directory to read profiles from.
+    let elsewhere = std::env::temp_dir().join(format!("basalt-cwd-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // The built-in production profile applies: it refuses the development secret.
+    let (code, stderr) = stderr_of(
+        basalt()
+            .current_dir(&elsewhere)
+            .arg("openapi")
+            .env("BASALT_PROFILE", "production"),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("identity.jwt_secret"), "{stderr}");
+
+    let (code, stderr) = stderr_of(
+        basalt()
+            .current_dir(&elsewhere)
+            .arg("openapi")
+            .env("BASALT_PROFILE", "prodution"),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("prodution") && stderr.contains("no such profile"),
+        "{stderr}"
+    );
+
+    // A file on disk adds a profile of its own.
+    let config = elsewhere.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("staging.toml"), "[log]\nformat = \"json\"\n").unwrap();
+    let out = basalt()
+        .current_dir(&elsewhere)
+        .arg("openapi")
+        .env("BASALT_PROFILE", "staging")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A broker that is down is logged once and then summarised, not once per reconnect and
+/// retry (hundreds of lines a minute), and `/health` says degraded meanwhile.
+#[cfg(feature = "kafka")]
+#[tokio::test]
+async fn a_kafka_outage_is_logged_once_not_per_retry() {
+    let url = fresh_database().await;
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, closed) = (free_port(), free_port());
+    let mut child = basalt()
+        .arg("serve")
+        .env("DATABASE_URL", &url)
+        .env("BASALT__SERVER__PORT", port.to_string())
+        .env("KAFKA_BROKERS", format!("127.0.0.1:{closed}"))
+        .env("BASALT__LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let up = eventually(Duration::from_secs(20), || async {
+        client()
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(up, "the binary serves");
+    // Events for the mirror to fail on.
+    for i in 0..3 {
+        let res = client()
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&serde_json::json!({
+                "email": format!("k{i}@example.com"), "password": PASSWORD,
+                "first_name": "K", "last_name": "F"
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let health: serde_json::Value = client()
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health_check(&health, "kafka")["status"], "down");
+    // A window of reconnects and retries (librdkafka reconnects every 2 s at most, the
+    // mirror retries from 250 ms up).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let exited = eventually(Duration::from_secs(20), || {
+        let done = child.try_wait().unwrap().is_some();
+        async move { done }
+    })
+    .await;
+    assert!(exited);
+    let output = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    let about_kafka: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.to_lowercase().contains("kafka"))
+        .filter(|l| !l.contains("\"level\":\"INFO\"") && !l.contains("\"level\":\"DEBUG\""))
+        .collect();
+    assert!(
+        !about_kafka.is_empty() && about_kafka.len() <= 3,
+        "{} lines about Kafka:\n{}",
+        about_kafka.len(),
+        about_kafka.join("\n")
+    );
+}

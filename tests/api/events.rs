@@ -3,6 +3,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use crate::helpers::*;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -230,4 +232,134 @@ async fn an_event_names_the_caller_and_the_request_that_caused_it() {
     let (actor, request) = envelope(anonymous["event_id"].as_str().unwrap().into()).await;
     assert_eq!(actor, "system", "no credentials, no actor");
     assert!(request.is_some(), "still the request that caused it");
+}
+
+#[tokio::test]
+async fn an_event_given_up_on_waits_as_a_dead_letter_until_staff_replay_it() {
+    let app = spawn_app_with(&[("BASALT__EVENTS__MAX_ATTEMPTS", "1")]).await;
+    app.probe.subscriber_fails.store(true, Ordering::SeqCst);
+    let event_id = app.create_note("doomed twice").await["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let staff = app.token(
+        &Uuid::new_v4().to_string(),
+        &[],
+        &["platform.events.manage"],
+    );
+    let admin = app.token(&Uuid::new_v4().to_string(), &["admin"], &[]);
+    let other = app.token(&Uuid::new_v4().to_string(), &["user"], &["databases.read"]);
+    let list = "/api/v1/events/dead-letters";
+    let dead = eventually(WAIT, || async {
+        app.items_as(list, &staff).await.len() == 1
+    })
+    .await;
+    assert!(dead, "given up on after one attempt, and listed");
+    let letters = app.items_as(list, &admin).await;
+    assert_eq!(letters[0]["id"], event_id.as_str());
+    assert_eq!(letters[0]["type"], "probe.note_created");
+    assert_eq!(letters[0]["attempts"], 1);
+    assert!(
+        letters[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("probe.record"),
+        "names the subscriber: {letters:?}"
+    );
+
+    // Shown on /health (degraded, with the count) and /metrics.
+    let health: serde_json::Value = app.get("/health").await.json().await.unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    let check = health_check(&health, "events");
+    assert!(
+        check["error"].as_str().unwrap().starts_with("1 "),
+        "{check}"
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "basalt_outbox_dead_letters 1"),
+        "{metrics}"
+    );
+    // Not pruned: a dead letter outlives the retention.
+    basalt::platform::events::prune(&app.db, 0, false)
+        .await
+        .unwrap();
+    assert_eq!(app.items_as(list, &staff).await.len(), 1);
+
+    // Nobody else lists or replays them.
+    let replay = format!("{list}/{event_id}/replay");
+    for (token, status) in [(Some(&other), 403), (None, 401)] {
+        for (method, path) in [
+            (reqwest::Method::GET, list.to_owned()),
+            (reqwest::Method::POST, replay.clone()),
+        ] {
+            let mut req = app.client.request(method.clone(), app.url(&path));
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), status, "{method} {path}");
+            assert_eq!(problem(res).await["status"], status);
+        }
+    }
+    let unknown = format!("{list}/{}/replay", Uuid::now_v7());
+    let res = app
+        .as_user(reqwest::Method::POST, &unknown, &staff)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .as_user(
+            reqwest::Method::POST,
+            &format!("{list}/not-an-id/replay"),
+            &staff,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "not an id: no such dead letter either");
+    assert_eq!(app.times_seen(&event_id).await, 0);
+
+    // The subscriber is fixed: replayed, the event is handled once and the queue is empty.
+    app.probe.subscriber_fails.store(false, Ordering::SeqCst);
+    let res = app
+        .as_user(reqwest::Method::POST, &replay, &staff)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert!(eventually(WAIT, || async { app.times_seen(&event_id).await == 1 }).await);
+    assert!(app.items_as(list, &staff).await.is_empty());
+    let health: serde_json::Value = app.get("/health").await.json().await.unwrap();
+    assert_eq!(health_check(&health, "events")["status"], "ok", "{health}");
+    let res = app
+        .as_user(reqwest::Method::POST, &replay, &staff)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "no longer a dead letter");
+}
+
+#[tokio::test]
+async fn a_stuck_background_job_does_not_hold_shutdown_past_its_timeout() {
+    let app = spawn_app_with(&[("BASALT__SERVER__SHUTDOWN_TIMEOUT_SECS", "1")]).await;
+    app.probe.job_hangs.store(true, Ordering::SeqCst);
+    let stuck = app.probe.job_stuck.clone();
+    assert!(
+        eventually(WAIT, || {
+            let stuck = stuck.load(Ordering::SeqCst);
+            async move { stuck }
+        })
+        .await
+    );
+    app.handle.stop(true).await;
+    // Not a timing assertion: without the bound the job sleeps for an hour and this never
+    // returns; a minute is only there so the test fails instead of hanging.
+    let stopped = tokio::time::timeout(Duration::from_secs(60), app.stopped).await;
+    assert!(
+        stopped.is_ok(),
+        "shutdown is bounded by server.shutdown_timeout_secs"
+    );
+    stopped.unwrap().unwrap().expect("clean shutdown");
 }

@@ -1,5 +1,6 @@
-//! Generated requests against every database and storage operation in the OpenAPI document,
-//! with Schemathesis (`scripts/test.sh` installs it from PyPI): examples, boundary and
+//! Generated requests against every operation in the OpenAPI document (databases and
+//! storage; auth, notifications and the kernel's routes as an administrator and as a deleted
+//! account), with Schemathesis (`scripts/test.sh` installs it from PyPI): examples, boundary and
 //! malformed values, fuzzed bodies and chains of calls. Whatever it sends, no answer may be a
 //! server error. The path parameters name real things, so requests reach the handlers'
 //! logic instead of stopping at a 404.
@@ -22,6 +23,18 @@ async fn create(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
         .unwrap();
     assert_eq!(res.status(), 201, "{path}");
     res.json().await.unwrap()
+}
+
+/// The id of the first item `path` lists, once it lists one (events arrive asynchronously).
+async fn first_id(app: &TestApp, token: &str, path: &str) -> String {
+    for _ in 0..200 {
+        let items = app.items_as(path, token).await;
+        if let Some(id) = items.first().and_then(|i| i["id"].as_str()) {
+            return id.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{path} lists nothing");
 }
 
 #[tokio::test]
@@ -182,6 +195,129 @@ async fn generated_requests_from_a_deleted_user_never_get_a_server_error() {
             // The tests' own probe domain, which fails on request.
             "--exclude-path-regex",
             "^/api/v1/probe",
+        ],
+    )
+    .await;
+}
+
+/// Every other operation (auth, its administration, notifications, webhooks, the kernel's
+/// routes) as a real signed-in administrator, with the path parameters naming real things
+/// (an endpoint and one of its deliveries, a second session, an API key, a role, another
+/// account, a queued message), so requests reach the handlers' logic.
+#[tokio::test]
+async fn generated_requests_from_a_real_administrator_never_get_a_server_error() {
+    let dir = std::env::temp_dir().join(format!("basalt-fuzz-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__AUTH__ADMIN_EMAILS", "root@example.com"),
+        ("BASALT__NOTIFICATIONS__ALLOW_PRIVATE_WEBHOOKS", "true"),
+    ])
+    .await;
+    assert_eq!(app.register("root@example.com").await.status(), 201);
+    let token = app.access_token("root@example.com").await;
+    // A second session of root's, for the session routes to revoke.
+    app.access_token("root@example.com").await;
+    let endpoint = create(
+        &app,
+        &token,
+        "/api/v1/notifications/webhooks",
+        json!({"url": "http://127.0.0.1:9/hook", "event_types": ["user.*"]}),
+    )
+    .await;
+    let endpoint = endpoint["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.register("other@example.com").await.status(), 201);
+    let other: Value = app
+        .json_as(
+            "/api/v1/auth/me",
+            app.access_token("other@example.com").await,
+        )
+        .await;
+    let other = other["id"].as_str().unwrap().to_owned();
+    let key = create(
+        &app,
+        &token,
+        "/api/v1/auth/api-keys",
+        json!({"name": "fuzz", "scopes": ["databases.read"]}),
+    )
+    .await;
+    let key = key["id"].as_str().unwrap().to_owned();
+    create(
+        &app,
+        &token,
+        "/api/v1/auth/admin/roles",
+        json!({"name": "fuzzers", "description": "Fuzzed", "permissions": ["databases.read"]}),
+    )
+    .await;
+    let deliveries = format!("/api/v1/notifications/webhooks/{endpoint}/deliveries");
+    let delivery = first_id(&app, &token, &deliveries).await;
+    let message = first_id(&app, &token, "/api/v1/notifications/messages").await;
+    let sessions = app.items_as("/api/v1/auth/sessions", &token).await;
+    let session = sessions
+        .iter()
+        .find(|s| s["current"] != true)
+        .and_then(|s| s["id"].as_str())
+        .unwrap_or_else(|| panic!("a second session: {sessions:?}"))
+        .to_owned();
+
+    std::fs::write(
+        dir.join("schemathesis.toml"),
+        format!(
+            r#"base-url = "{base}"
+headers = {{ Authorization = "Bearer {token}" }}
+
+[[operations]]
+include-path-regex = "^/api/v1/notifications/webhooks/"
+parameters = {{ id = "{endpoint}", delivery = "{delivery}" }}
+
+[[operations]]
+include-path-regex = "^/api/v1/notifications/messages/"
+parameters = {{ id = "{message}" }}
+
+[[operations]]
+include-path-regex = "^/api/v1/auth/sessions/"
+parameters = {{ id = "{session}" }}
+
+[[operations]]
+include-path-regex = "^/api/v1/auth/api-keys/"
+parameters = {{ id = "{key}" }}
+
+[[operations]]
+include-path-regex = "^/api/v1/auth/admin/users/"
+parameters = {{ id = "{other}", role = "fuzzers" }}
+
+[[operations]]
+include-path-regex = "^/api/v1/auth/admin/roles/"
+parameters = {{ name = "fuzzers" }}
+"#,
+            base = app.address
+        ),
+    )
+    .unwrap();
+    schemathesis(
+        &app,
+        &dir,
+        &[
+            // The first test covers these, with objects of their own.
+            "--exclude-tag",
+            "databases",
+            "--exclude-tag",
+            "documents",
+            "--exclude-tag",
+            "storage",
+            // The tests' own probe domain, which fails on request.
+            "--exclude-path-regex",
+            "^/api/v1/probe",
+            // Signing out or deleting what the parameters name would leave the rest of
+            // the run with 401s and 404s; those have tests of their own.
+            "--exclude-name",
+            "POST /api/v1/auth/logout",
+            "--exclude-name",
+            "DELETE /api/v1/notifications/webhooks/{id}",
+            "--exclude-name",
+            "DELETE /api/v1/auth/api-keys/{id}",
+            "--exclude-name",
+            "DELETE /api/v1/auth/admin/roles/{name}",
         ],
     )
     .await;

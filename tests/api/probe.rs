@@ -12,6 +12,7 @@ use basalt::platform::events::{self, Subscriber, subscriber_fn};
 use basalt::platform::health::HealthCheck;
 use basalt::platform::http::{Endpoint, Routes, ValidatedJson};
 use basalt::platform::identity::MaybeUser;
+use basalt::platform::jobs::Job;
 use basalt::platform::{ApiError, CurrentUser, Domain, Platform};
 use serde::{Deserialize, Serialize};
 use sqlx::migrate::Migrator;
@@ -26,6 +27,10 @@ pub struct Probe {
     pub subscriber_fails: Arc<AtomicBool>,
     /// Set when a request to /slow has reached its handler.
     pub slow_started: Arc<AtomicBool>,
+    /// Set by a test to make the probe's background job hang (a stuck job at shutdown).
+    pub job_hangs: Arc<AtomicBool>,
+    /// Set when the job has started hanging.
+    pub job_stuck: Arc<AtomicBool>,
 }
 
 /// The probe's one typed event, declared the way domains declare theirs.
@@ -167,6 +172,23 @@ impl Domain for Probe {
                         .bind(&event.event_type)
                         .execute(conn)
                         .await?;
+                    Ok(())
+                })
+            },
+        )]
+    }
+    fn jobs(&self, _platform: &Platform) -> Vec<Job> {
+        let (hangs, stuck) = (self.job_hangs.clone(), self.job_stuck.clone());
+        vec![Job::new(
+            "probe.job",
+            Duration::from_millis(50),
+            move || {
+                let (hangs, stuck) = (hangs.clone(), stuck.clone());
+                Box::pin(async move {
+                    if hangs.load(Ordering::SeqCst) {
+                        stuck.store(true, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
                     Ok(())
                 })
             },

@@ -487,3 +487,31 @@ async fn the_openapi_document_lists_the_error_codes() {
         assert!(codes("StorageErrorCode").contains(&"quota_exceeded".to_owned()));
     }
 }
+
+#[tokio::test]
+async fn made_up_http_methods_share_one_metric_series() {
+    let app = spawn_app().await;
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        let res = app
+            .client
+            .request(method, app.url("/api/v1/probe/notes"))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_client_error(), "{}", res.status());
+    }
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let requests: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("basalt_http_requests_total"))
+        .collect();
+    assert!(
+        !requests.iter().any(|l| l.contains("MADEUP")),
+        "{requests:#?}"
+    );
+    assert!(
+        requests.iter().any(|l| l.contains("method=\"other\"")),
+        "{requests:#?}"
+    );
+}

@@ -529,3 +529,184 @@ async fn delivery_logs_and_replays_reject_bad_input() {
         .unwrap();
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn urls_spelling_private_addresses_another_way_are_refused() {
+    let app = spawn_app_with(&[("BASALT__AUTH__ADMIN_EMAILS", "root@example.com")]).await;
+    let root = admin(&app).await;
+    for url in [
+        "http://[64:ff9b::a9fe:a9fe]/hook", // NAT64 of 169.254.169.254
+        "http://[2002:a9fe:a9fe::1]/hook",  // 6to4
+        "http://[::a9fe:a9fe]/hook",        // IPv4-compatible
+        "http://[::ffff:a9fe:a9fe]/hook",   // IPv4-mapped
+        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook", // Teredo of 10.0.0.1
+        "http://[fec0::1]/hook",            // site-local
+        "http://0.1.2.3/hook",
+        "http://192.0.0.8/hook",
+        "http://198.18.0.1/hook",
+        "http://240.0.0.1/hook",
+    ] {
+        let res = create_endpoint(
+            &app,
+            &root,
+            json!({ "url": url, "event_types": ["user.*"] }),
+        )
+        .await;
+        assert_eq!(res.status(), 422, "{url}");
+        let p = problem(res).await;
+        assert_eq!(error_fields(&p), ["url"], "{url}: {p}");
+    }
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications.webhook_endpoints")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+}
+
+#[tokio::test]
+async fn webhooks_ignore_the_proxy_environment() {
+    // A proxy would resolve and connect on the server's behalf, past the address checks.
+    let proxy = Receiver::start();
+    let receiver = Receiver::start();
+    let proxy_url = proxy.url.trim_end_matches("/hook").to_owned();
+    // SAFETY: each test runs in a process of its own (nextest), and no other thread reads
+    // the environment yet.
+    unsafe {
+        std::env::set_var("HTTP_PROXY", &proxy_url);
+        std::env::set_var("http_proxy", &proxy_url);
+        std::env::set_var("ALL_PROXY", &proxy_url);
+        std::env::remove_var("NO_PROXY");
+        std::env::remove_var("no_proxy");
+    }
+    let mut app = spawn_app_with(FAST).await;
+    // The test's own client goes straight to the server.
+    app.client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let root = admin(&app).await;
+    let res = create_endpoint(
+        &app,
+        &root,
+        json!({ "url": receiver.url, "event_types": ["user.registered"] }),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    register(&app, "ada@example.com").await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !receiver.of_type("user.registered").is_empty()
+        })
+        .await,
+        "delivered directly"
+    );
+    assert!(proxy.received().is_empty(), "{:?}", proxy.received());
+}
+
+#[tokio::test]
+async fn a_demoted_or_deleted_owner_stops_receiving_everyone_elses_events() {
+    let receiver = Receiver::start();
+    let app = spawn_app_with(FAST).await;
+    let root = admin(&app).await;
+    register(&app, "ops@example.com").await;
+    let me: Value = app
+        .json_as("/api/v1/auth/me", token(&app, "ops@example.com").await)
+        .await;
+    let ops_id = me["id"].as_str().unwrap().to_owned();
+    let res = app
+        .as_user(
+            reqwest::Method::POST,
+            &format!("/api/v1/auth/admin/users/{ops_id}/roles"),
+            &root,
+        )
+        .json(&json!({ "role": "admin" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let ops = token(&app, "ops@example.com").await;
+    let endpoint: Value = create_endpoint(
+        &app,
+        &ops,
+        json!({ "url": receiver.url, "event_types": ["user.registered", "user.password_changed"] }),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(endpoint["sees_all"], true);
+
+    // While an administrator, ops receives others' events.
+    register(&app, "ada@example.com").await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !receiver.of_type("user.registered").is_empty()
+        })
+        .await
+    );
+
+    // Demoted (the token ops holds still says admin), ops gets only its own events.
+    let res = app
+        .as_user(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/auth/admin/users/{ops_id}/roles/admin"),
+            &root,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    register(&app, "bob@example.com").await;
+    let res = app
+        .as_user(reqwest::Method::POST, "/api/v1/auth/change-password", &ops)
+        .json(&json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase 9" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !receiver.of_type("user.password_changed").is_empty()
+        })
+        .await,
+        "ops's own event still arrives"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let registered: Vec<Value> = receiver
+        .of_type("user.registered")
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["data"]["email"].clone())
+        .collect();
+    assert_eq!(registered, [json!("ada@example.com")], "not bob's");
+
+    // Deleting the account deletes its endpoints.
+    let ops = app
+        .login("ops@example.com", "a brand new passphrase 9")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .as_user(reqwest::Method::DELETE, "/api/v1/auth/me", &ops)
+        .json(&json!({ "password": "a brand new passphrase 9" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let gone = eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM notifications.webhook_endpoints WHERE owner_id = $1::uuid",
+        )
+        .bind(&ops_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+            == 0
+    })
+    .await;
+    assert!(gone, "the deleted account's endpoints are deleted");
+}

@@ -21,6 +21,7 @@ mod admin;
 mod api_keys;
 mod error;
 mod events;
+mod lookup;
 mod model;
 mod password;
 mod passwords;
@@ -75,6 +76,9 @@ impl Domain for Auth {
     fn init(&self, platform: &Platform) -> anyhow::Result<()> {
         self.state.set(AuthState::load(platform)?);
         let _ = platform.api_keys.0.set(Arc::new(api_keys::Resolver {
+            db: platform.db.clone(),
+        }));
+        let _ = platform.accounts.0.set(Arc::new(lookup::Lookup {
             db: platform.db.clone(),
         }));
         Ok(())

@@ -557,3 +557,23 @@ pub async fn list_users(
     .fetch_all(pool)
     .await
 }
+
+/// An account's roles and permissions now, in one statement; `None` if it no longer exists.
+pub async fn current_grants(
+    pool: &PgPool,
+    user: UserId,
+) -> Result<Option<(Vec<String>, Vec<String>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT coalesce(array_agg(DISTINCT ur.role ORDER BY ur.role) FILTER (WHERE ur.role IS NOT NULL), '{}'),
+                coalesce(array_agg(DISTINCT rp.permission ORDER BY rp.permission)
+                         FILTER (WHERE rp.permission IS NOT NULL), '{}')
+           FROM auth.users u
+           LEFT JOIN auth.user_roles ur ON ur.user_id = u.id
+           LEFT JOIN auth.role_permissions rp ON rp.role = ur.role
+          WHERE u.id = $1
+          GROUP BY u.id",
+    )
+    .bind(user)
+    .fetch_optional(pool)
+    .await
+}

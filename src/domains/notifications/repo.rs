@@ -295,16 +295,17 @@ pub async fn set_preference(
     Ok(())
 }
 
-/// Forgets everything about a deleted account.
+/// Forgets everything about a deleted account: its inbox, its preferences and its webhook
+/// endpoints (their delivery logs go with them).
 pub async fn forget_user(conn: &mut PgConnection, user: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM notifications.inbox WHERE user_id = $1")
-        .bind(user)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("DELETE FROM notifications.preferences WHERE user_id = $1")
-        .bind(user)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "WITH inbox AS (DELETE FROM notifications.inbox WHERE user_id = $1),
+              preferences AS (DELETE FROM notifications.preferences WHERE user_id = $1)
+         DELETE FROM notifications.webhook_endpoints WHERE owner_id = $1",
+    )
+    .bind(user)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -499,6 +500,24 @@ pub async fn endpoint_by_id(pool: &PgPool, id: Uuid) -> Result<Option<EndpointRo
     .bind(id)
     .fetch_optional(pool)
     .await
+}
+
+/// Drops a delivery the endpoint's owner may no longer see, and stops the endpoint from
+/// seeing every event, so nothing more is queued for it that it would only drop.
+pub async fn withhold_delivery(
+    pool: &PgPool,
+    delivery: Uuid,
+    endpoint: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH gone AS (DELETE FROM notifications.webhook_deliveries WHERE id = $1)
+         UPDATE notifications.webhook_endpoints SET sees_all = false WHERE id = $2",
+    )
+    .bind(delivery)
+    .bind(endpoint)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Records one attempt's outcome and keeps the endpoint's failure streak; disables the

@@ -30,6 +30,8 @@ pub struct NotifyState {
     unsubscribe_key: [u8; 32],
     /// For webhooks: no redirects (a redirect could lead past the address check).
     pub http: reqwest::Client,
+    /// Endpoints' owners' current grants, checked at delivery time.
+    pub accounts: crate::platform::identity::Accounts,
 }
 
 pub fn unsubscribe_token(state: &NotifyState, user: Uuid, category: &str) -> String {
@@ -78,6 +80,9 @@ impl NotifyState {
         let mut http = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.webhook_timeout_secs))
             .redirect(reqwest::redirect::Policy::none())
+            // Never through HTTP(S)_PROXY: a proxy would resolve and connect for us, past
+            // the resolver that keeps webhooks on public addresses.
+            .no_proxy()
             .user_agent(concat!("Basalt-Webhooks/", env!("CARGO_PKG_VERSION")));
         if !settings.allow_private_webhooks {
             http = http.dns_resolver(Arc::new(ssrf::PublicOnly));
@@ -88,6 +93,7 @@ impl NotifyState {
             mailer: mailer::Mailer::new(&settings)?,
             templates: templates::Templates::new(settings.templates_dir.clone()),
             db: platform.db.clone(),
+            accounts: platform.accounts.clone(),
             links_base,
             api_base,
             unsubscribe_key: key.finalize().into_bytes().into(),

@@ -29,7 +29,7 @@ use crate::platform::page::{Page, PageQuery};
 use crate::platform::{CurrentUser, Platform};
 
 /// Holders receive every matching event, not only their own.
-const MANAGE: &str = "notifications.webhooks.manage";
+pub(super) const MANAGE: &str = "notifications.webhooks.manage";
 
 #[derive(Debug, Deserialize, validator::Validate, ToSchema)]
 #[serde(deny_unknown_fields)]

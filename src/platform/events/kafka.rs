@@ -8,9 +8,10 @@
 //! The producer is idempotent with `acks=all`, so librdkafka's own retries neither duplicate
 //! nor reorder messages within a partition.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Event;
+use super::outage::OutageLog;
 use crate::config::{KafkaSettings, TopicRoute};
 
 pub use imp::KafkaMirror;
@@ -75,26 +76,69 @@ pub fn outgoing(settings: &KafkaSettings, event: &Event) -> (String, Event) {
     )
 }
 
+/// How often an ongoing outage is summarised in the log.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+const OUTAGE_SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// Logs a mirror or client failure through the outage log.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+fn outage_failed(outage: &OutageLog, error: String) {
+    if let Some(line) = outage.failed(error, Instant::now()) {
+        OutageLog::log("Kafka", line);
+    }
+}
+
 #[cfg(feature = "kafka")]
 mod imp {
     use std::collections::HashSet;
-    use std::sync::{Mutex, RwLock};
+    use std::sync::{Arc, Mutex, RwLock};
 
     use rdkafka::ClientConfig;
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::error::RDKafkaErrorCode;
+    use rdkafka::client::ClientContext;
+    use rdkafka::config::RDKafkaLogLevel;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
     use super::*;
 
+    /// The clients' context: librdkafka's errors and warnings (a broker it cannot reach,
+    /// again on every reconnect) go through the outage log instead of one line each.
+    #[derive(Clone)]
+    pub struct Quiet {
+        outage: Arc<OutageLog>,
+    }
+
+    impl ClientContext for Quiet {
+        fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+            match level {
+                RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+                | RDKafkaLogLevel::Warning => {
+                    outage_failed(&self.outage, format!("librdkafka {fac}: {message}"))
+                }
+                RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                    tracing::debug!(target: "librdkafka", "{fac}: {message}")
+                }
+                RDKafkaLogLevel::Debug => tracing::trace!(target: "librdkafka", "{fac}: {message}"),
+            }
+        }
+
+        fn error(&self, error: KafkaError, reason: &str) {
+            outage_failed(&self.outage, format!("librdkafka: {error}: {reason}"));
+        }
+    }
+
     pub struct KafkaMirror {
         settings: KafkaSettings,
         config: ClientConfig,
+        context: Quiet,
         /// Replaced after a failed batch (see `reset`).
-        producer: RwLock<FutureProducer>,
-        admin: AdminClient<DefaultClientContext>,
+        producer: RwLock<FutureProducer<Quiet>>,
+        admin: AdminClient<Quiet>,
         /// Topics known to exist; cleared after any failure, since a broker that came back
         /// empty has lost them.
         known_topics: Mutex<HashSet<String>>,
@@ -118,22 +162,39 @@ mod imp {
                 .set("linger.ms", "5")
                 .set("socket.timeout.ms", "5000")
                 .set("reconnect.backoff.max.ms", "2000");
-            let producer: FutureProducer = config
-                .create()
+            let context = Quiet {
+                outage: Arc::new(OutageLog::new(OUTAGE_SUMMARY_EVERY)),
+            };
+            let producer: FutureProducer<Quiet> = config
+                .create_with_context(context.clone())
                 .map_err(|e| anyhow::anyhow!("kafka.brokers: cannot create a producer: {e}"))?;
-            let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| {
-                anyhow::anyhow!("kafka.brokers: cannot create an admin client: {e}")
-            })?;
+            let admin: AdminClient<Quiet> =
+                config.create_with_context(context.clone()).map_err(|e| {
+                    anyhow::anyhow!("kafka.brokers: cannot create an admin client: {e}")
+                })?;
             Ok(Some(Self {
                 settings: settings.clone(),
                 config,
+                context,
                 producer: RwLock::new(producer),
                 admin,
                 known_topics: Mutex::new(HashSet::new()),
             }))
         }
 
-        fn producer(&self) -> FutureProducer {
+        /// A failed mirror batch: logged as part of the outage, not line by line.
+        pub fn failed(&self, error: &anyhow::Error) {
+            outage_failed(&self.context.outage, format!("{error:#}"));
+        }
+
+        /// The broker acknowledged a batch: ends an outage, if one was going on.
+        fn succeeded(&self) {
+            if let Some(line) = self.context.outage.succeeded(Instant::now()) {
+                OutageLog::log("Kafka", line);
+            }
+        }
+
+        fn producer(&self) -> FutureProducer<Quiet> {
             self.producer
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
@@ -150,7 +211,10 @@ mod imp {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clear();
-            match self.config.create::<FutureProducer>() {
+            match self
+                .config
+                .create_with_context::<_, FutureProducer<Quiet>>(self.context.clone())
+            {
                 Ok(fresh) => *self.producer.write().unwrap_or_else(|p| p.into_inner()) = fresh,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot create a new Kafka producer; keeping the old one")
@@ -265,6 +329,8 @@ mod imp {
             }
             if failure.is_some() {
                 self.reset();
+            } else if acknowledged > 0 {
+                self.succeeded();
             }
             (acknowledged, failure)
         }
@@ -330,6 +396,8 @@ mod imp {
         }
 
         pub fn flush(&self, _timeout: Duration) {}
+
+        pub fn failed(&self, _error: &anyhow::Error) {}
     }
 }
 

@@ -8,6 +8,7 @@
 //! effectively-once.
 
 mod kafka;
+pub mod outage;
 mod relay;
 mod repo;
 mod subscriber;
@@ -23,7 +24,7 @@ use crate::platform::http::request_id;
 
 pub use kafka::{KafkaMirror, outgoing, route_for, topic_for, without_secrets};
 pub use relay::{Relay, RelayHandle};
-pub use repo::{Backlog, backlog, prune};
+pub use repo::{Backlog, DeadLetter, backlog, dead_letters, prune, replay_dead_letter};
 pub use subscriber::{Subscriber, subscriber_fn};
 
 /// The envelope every event travels in, in the outbox, to subscribers and on Kafka.

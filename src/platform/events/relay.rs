@@ -5,7 +5,9 @@
 //! fallback if the listener connection drops):
 //! - the dispatcher locks due events with `FOR UPDATE SKIP LOCKED`, so any number of replicas
 //!   share the work, and runs each interested subscriber in its own transaction with an
-//!   inbox row; a failing subscriber is retried with exponential backoff, then given up on;
+//!   inbox row; a failing subscriber is retried with exponential backoff, then given up on:
+//!   the event stays in the outbox as a dead letter (shown on /health and /metrics) until
+//!   staff replay it;
 //! - the Kafka mirror runs in one replica at a time (an advisory lock), in outbox order, and
 //!   marks only the prefix of a batch the broker acknowledged, so a broker outage leaves the
 //!   rest waiting in the outbox and nothing is skipped or reordered.
@@ -153,7 +155,7 @@ impl Relay {
                         .saturating_mul(1 << attempts.min(12))
                         .min(3_600_000);
                     if give_up {
-                        tracing::error!(event_id = %event.id, event_type = %event.event_type, attempts, error = %format!("{e:#}"), "giving up on an event a subscriber keeps failing");
+                        tracing::error!(event_id = %event.id, event_type = %event.event_type, attempts, error = %format!("{e:#}"), "giving up on an event a subscriber keeps failing: it waits as a dead letter for a replay (POST /api/v1/events/dead-letters/{{id}}/replay)");
                     } else {
                         tracing::warn!(event_id = %event.id, event_type = %event.event_type, attempts, retry_ms, error = %format!("{e:#}"), "subscriber failed; will retry");
                     }
@@ -211,7 +213,8 @@ impl Relay {
             match self.mirror_due(&mirror).await {
                 Ok(()) => backoff = Duration::from_millis(250),
                 Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "Kafka mirror failed; events wait in the outbox");
+                    // Once per outage and then a summary a minute, not once per retry.
+                    mirror.failed(&e);
                     metrics::counter!("basalt_events_relay_failures_total", "destination" => "kafka").increment(1);
                     tokio::select! {
                         _ = shutdown.cancelled() => break,

@@ -1,7 +1,9 @@
 //! All SQL of the outbox and the inbox.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Event;
@@ -205,6 +207,7 @@ pub async fn mark_mirrored(
 }
 
 /// Deletes events every consumer is done with, older than the retention, and their inbox rows.
+/// Dead letters stay until they are replayed: dropping them would lose the events.
 pub async fn prune(
     pool: &PgPool,
     retention_hours: i64,
@@ -213,7 +216,7 @@ pub async fn prune(
     let mut tx = pool.begin().await?;
     let deleted: Vec<Uuid> = sqlx::query_scalar(
         "DELETE FROM platform.outbox
-          WHERE dispatched_at IS NOT NULL
+          WHERE dispatched_at IS NOT NULL AND NOT dispatch_failed
             AND ($2 = false OR mirrored_at IS NOT NULL)
             AND occurred_at < now() - make_interval(hours => $1::int)
           RETURNING id",
@@ -237,6 +240,8 @@ pub struct Backlog {
     pub oldest_undispatched_secs: Option<f64>,
     pub unmirrored: i64,
     pub oldest_unmirrored_secs: Option<f64>,
+    /// Events a subscriber kept failing on, given up on and waiting for a replay.
+    pub dead_letters: i64,
 }
 
 pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
@@ -247,8 +252,65 @@ pub async fn backlog(pool: &PgPool) -> Result<Backlog, sqlx::Error> {
               FROM platform.outbox WHERE dispatched_at IS NULL) AS oldest_undispatched_secs,
            (SELECT count(*) FROM platform.outbox WHERE mirrored_at IS NULL) AS unmirrored,
            (SELECT extract(epoch FROM now() - min(occurred_at))::float8
-              FROM platform.outbox WHERE mirrored_at IS NULL) AS oldest_unmirrored_secs",
+              FROM platform.outbox WHERE mirrored_at IS NULL) AS oldest_unmirrored_secs,
+           (SELECT count(*) FROM platform.outbox WHERE dispatch_failed) AS dead_letters",
     )
     .fetch_one(pool)
     .await
+}
+
+/// An event the dispatcher gave up on, as staff list it.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub source: String,
+    pub aggregate_id: String,
+    pub occurred_at: DateTime<Utc>,
+    /// Dispatch attempts made before giving up.
+    pub attempts: i32,
+    /// The last failure, naming the subscriber.
+    pub last_error: Option<String>,
+    pub given_up_at: Option<DateTime<Utc>>,
+}
+
+/// Dead letters, oldest first (ids are UUIDv7), after the cursor's id.
+pub async fn dead_letters(
+    pool: &PgPool,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<DeadLetter>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, event_type, source, aggregate_id, occurred_at,
+                dispatch_attempts AS attempts, last_error, dispatched_at AS given_up_at
+           FROM platform.outbox
+          WHERE dispatch_failed AND ($1::uuid IS NULL OR id > $1)
+          ORDER BY id
+          LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Puts a dead letter back in the dispatch queue with a fresh budget of attempts and wakes
+/// the relays; false if `id` is no dead letter. Subscribers that handled the event before
+/// are skipped (their inbox rows), so only the ones that failed run again.
+pub async fn replay_dead_letter(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    let replayed: Option<Uuid> = sqlx::query_scalar(
+        "WITH replayed AS (
+            UPDATE platform.outbox
+               SET dispatch_failed = false, dispatched_at = NULL, dispatch_attempts = 0,
+                   dispatch_after = now(), last_error = NULL
+             WHERE id = $1 AND dispatch_failed
+         RETURNING id)
+         SELECT r.id FROM replayed r, LATERAL (SELECT pg_notify($2, '')) woken",
+    )
+    .bind(id)
+    .bind(super::relay::CHANNEL)
+    .fetch_optional(pool)
+    .await?;
+    Ok(replayed.is_some())
 }

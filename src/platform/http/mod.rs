@@ -1,8 +1,9 @@
 //! The HTTP edge: what the seeds' API gateway did, in-process. Middleware (request id,
 //! logging, metrics, security headers, CORS, rate limits, problem+json for framework errors)
-//! and the kernel's own endpoints (health, metrics, capabilities).
+//! and the kernel's own endpoints (health, metrics, capabilities, dead letters).
 
 pub mod cors;
+pub mod dead_letters;
 pub mod extract;
 pub mod logging;
 pub mod problems;

@@ -64,7 +64,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/health/ready").route(web::get().to(ready)))
         .service(web::resource("/metrics").route(web::get().to(metrics)))
         .service(web::resource("/api/v1/capabilities").route(web::get().to(capabilities)))
-        .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)));
+        .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
+        .configure(super::dead_letters::configure);
 }
 
 /// Aggregated health of every dependency and enabled domain.
@@ -133,7 +134,7 @@ fn scrape_allowed(req: &HttpRequest, token: &str) -> Result<(), ApiError> {
 }
 
 /// Prometheus metrics: requests by route and status, latency histograms, database pool use,
-/// outbox backlog and age, events relayed.
+/// outbox backlog and age, dead letters, events relayed.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -171,6 +172,7 @@ pub async fn metrics(
             .set(b.undispatched as f64);
         ::metrics::gauge!("basalt_outbox_oldest_age_seconds", "queue" => "subscribers")
             .set(b.oldest_undispatched_secs.unwrap_or(0.0));
+        ::metrics::gauge!("basalt_outbox_dead_letters").set(b.dead_letters as f64);
         if mirror.is_some() {
             ::metrics::gauge!("basalt_outbox_backlog", "queue" => "kafka").set(b.unmirrored as f64);
             ::metrics::gauge!("basalt_outbox_oldest_age_seconds", "queue" => "kafka")
