@@ -4,7 +4,12 @@
 //!    memory sampled throughout, so a flat peak shows nothing is buffered whole;
 //! 2. the time to make three variants of a 12-megapixel JPEG, from the upload's answer to the
 //!    variants being listed, and of a first (uncached) and second (cached) preview;
-//! 3. the same wait for 20 small photos, where the job's wake-up, not decoding, dominates.
+//! 3. the same wait for 20 small photos, where the job's wake-up, not decoding, dominates;
+//! 4. 20 anonymous previews at once of a 10000x10000 PNG in a public bucket (issue #11: one
+//!    took ~1 GB before previews were bounded), then 20 distinct previews at once of a
+//!    4096x4096 one (the largest that gets previews), with the server's peak RSS for each.
+//!
+//! `BENCH_ONLY=previews` runs part 4 alone.
 //!
 //! `BENCH_BASE_URL=http://127.0.0.1:PORT BENCH_TOKEN=... BENCH_SERVER_PID=... cargo bench --bench storage`
 
@@ -81,6 +86,9 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(GIB);
     let http = reqwest::Client::new();
     let api = |path: &str| format!("{base}/api/v1/storage{path}");
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("previews") {
+        return previews(&http, &base, &token, &pid).await;
+    }
 
     let bucket: Value = http
         .post(api("/buckets"))
@@ -228,6 +236,89 @@ async fn main() -> anyhow::Result<()> {
         waits[waits.len() - 1]
     );
     println!("server RSS after: {:.1} MiB", rss_kib(&pid) as f64 / 1024.0);
+    previews(&http, &base, &token, &pid).await
+}
+
+/// A PNG of one colour (it compresses to a few hundred kB however large).
+fn flat_png(side: u32) -> anyhow::Result<Vec<u8>> {
+    let img = image::RgbImage::from_pixel(side, side, image::Rgb([200, 120, 40]));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)?;
+    Ok(png)
+}
+
+/// Part 4: previews cannot take a replica's memory, however many are asked for at once.
+async fn previews(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    pid: &str,
+) -> anyhow::Result<()> {
+    let api = |path: &str| format!("{base}/api/v1/storage{path}");
+    let public: Value = http
+        .post(api("/buckets"))
+        .bearer_auth(token)
+        .json(&json!({"name": "previews", "public": true}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let public = public["id"].as_str().unwrap_or_default().to_owned();
+    for (side, distinct) in [(10_000u32, false), (4096, true)] {
+        let png = flat_png(side)?;
+        let res = http
+            .post(api(&format!("/buckets/{public}/files")))
+            .bearer_auth(token)
+            .multipart(Form::new().part("file", Part::bytes(png.clone()).file_name("big.png")))
+            .send()
+            .await?;
+        let status = res.status();
+        let file: Value = res.json().await?;
+        anyhow::ensure!(status.is_success(), "upload: {status} {file}");
+        let id = file["id"].as_str().unwrap_or_default().to_owned();
+        let before = rss_kib(pid);
+        let (peak, watcher) = watch_rss(pid.to_owned());
+        let started = Instant::now();
+        // Anonymous, as anyone may ask of a public bucket; for the smaller image each request
+        // asks for a preview not made yet (16 snapped widths, two fits).
+        let asks = (0..20).map(|i| {
+            let query = if distinct {
+                let widths = [
+                    16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840,
+                ];
+                let fit = if i < 16 { "contain" } else { "cover" };
+                format!("width={}&height=4000&fit={fit}&format=png", widths[i % 16])
+            } else {
+                "width=4000&height=4000&format=png".to_owned()
+            };
+            let url = api(&format!("/files/{id}/preview?{query}"));
+            async move {
+                let res = http.get(url).send().await?;
+                let status = res.status().as_u16();
+                res.bytes().await?;
+                Ok::<u16, reqwest::Error>(status)
+            }
+        });
+        let statuses = futures_util::future::join_all(asks).await;
+        let secs = started.elapsed().as_secs_f64();
+        watcher.abort();
+        let mut counts = std::collections::BTreeMap::new();
+        for s in statuses {
+            *counts.entry(s?).or_insert(0) += 1;
+        }
+        println!(
+            "20 previews at once of a {side}x{side} PNG ({:.0} kB{}): {counts:?} in {secs:.1} s; server RSS before {:.1} MiB, peak {:.1} MiB",
+            png.len() as f64 / 1e3,
+            if distinct {
+                ", 20 distinct sizes"
+            } else {
+                ", all 4000x4000"
+            },
+            before as f64 / 1024.0,
+            peak.load(Ordering::Relaxed) as f64 / 1024.0
+        );
+    }
     Ok(())
 }
 

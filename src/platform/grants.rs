@@ -120,6 +120,19 @@ impl ItemPermissions {
     }
 }
 
+impl ItemPermissions {
+    /// The same roles for each action, whatever their order or repeats: a write that sends an
+    /// item's grants back unchanged is not a change of grants.
+    pub fn same_as(&self, other: &ItemPermissions) -> bool {
+        fn set(roles: &[String]) -> std::collections::BTreeSet<&str> {
+            roles.iter().map(String::as_str).collect()
+        }
+        set(&self.read) == set(&other.read)
+            && set(&self.update) == set(&other.update)
+            && set(&self.delete) == set(&other.delete)
+    }
+}
+
 const MAX_GRANTS: usize = 100;
 
 fn valid_role(role: &str) -> bool {
@@ -249,6 +262,13 @@ impl Access {
         } else {
             Err(Denied::Hidden)
         }
+    }
+
+    /// Whether the caller may change who may do what with an item: the container's owner, or
+    /// the signed-in creator of the item. An `update` grant never is one: it lets a caller
+    /// change an item's content, not widen who may read or delete it (issue #11).
+    pub fn may_regrant(&self, caller: &Caller, creator: Option<Uuid>) -> bool {
+        self.owner || (creator.is_some() && creator == caller.user_id)
     }
 
     /// Whether the caller may do what `all` says on every item, or the item's own `grants`

@@ -1306,7 +1306,11 @@ async fn variants(backend: Backend) {
         .unwrap();
         assert_eq!(res.headers()["content-type"], "image/png");
         let img = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
-        assert_eq!((img.width(), img.height()), (100, 75));
+        assert_eq!(
+            (img.width(), img.height()),
+            (128, 96),
+            "100 snaps up to 128"
+        );
     }
     let previews: i64 = sqlx::query_scalar("SELECT count(*) FROM storage.previews")
         .fetch_one(&app.db)
@@ -1343,8 +1347,13 @@ async fn variants(backend: Backend) {
     let res = app.client.get(app.url(path)).send().await.unwrap();
     assert_eq!(res.headers()["content-type"], "image/png");
     let img = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
-    assert_eq!((img.width(), img.height()), (100, 75));
-    let bigger = path.replace("width=100", "width=1000");
+    assert_eq!(
+        (img.width(), img.height()),
+        (128, 96),
+        "100 snaps up to 128"
+    );
+    let bigger = path.replace("width=128", "width=1000");
+    assert_ne!(bigger, path);
     assert_eq!(
         problem(app.client.get(app.url(&bigger)).send().await.unwrap()).await["code"],
         "invalid_signature"
@@ -2382,3 +2391,5 @@ async fn domain_errors_render_the_same_problems() {
         );
     }
 }
+
+mod hardening;

@@ -3,13 +3,17 @@
 //! (document routes), the documents a query finds among those they may read, and the step
 //! every schema change ends with. Resource files call this; this calls `repo`, never back.
 
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::error::DatabaseError;
 use super::events::CollectionUpdated;
 use super::model::{DatabaseId, DocumentPage, DocumentResponse, QueryRequest};
 use super::query::Parser;
-use super::repo::{self, CollectionRow, DatabaseRow, DocumentRow, ListQuery, Lock, Visible};
+use super::repo::{
+    self, CollectionRow, Cursor, DatabaseRow, DocumentRow, ListQuery, Lock, Visible,
+};
 use super::settings::DatabaseSettings;
 use crate::platform::events;
 use crate::platform::grants::{Access, Caller};
@@ -139,11 +143,22 @@ pub async fn find_documents(
         Some(parser.select(&q.select)?)
     };
     let before = q.before.is_some();
-    let cursor = q
+    let raw = q
         .after
         .as_deref()
         .map(|a| (a, false))
         .or(q.before.as_deref().map(|b| (b, true)));
+    let key = raw.and_then(|(raw, _)| page::decode::<DocumentCursor>(raw).ok());
+    let cursor = match (raw, &key) {
+        (Some((_, dir)), Some(k)) => {
+            if !repo::fit_sort(&sort, &k.values) {
+                return Err(DatabaseError::InvalidCursor);
+            }
+            Some((Cursor::Key(&k.values, k.seq), dir))
+        }
+        (Some((id, dir)), None) => Some((Cursor::Id(id), dir)),
+        (None, _) => None,
+    };
     let list = ListQuery {
         filter: filter.as_ref(),
         sort: &sort,
@@ -165,16 +180,33 @@ pub async fn find_documents(
         None
     };
     tx.commit().await?;
-    let page = document_page(rows, limit, before)
-        .map(|row| DocumentResponse::new(&t.c, row, select.as_deref()));
+    let page = document_page(rows, limit, before, |row| DocumentCursor {
+        values: repo::sort_values(&sort, row),
+        seq: row.seq,
+    })
+    .map(|row| DocumentResponse::new(&t.c, row, select.as_deref()));
     Ok(DocumentPage { page, total })
+}
+
+/// Where a page of documents ends: the last row's sort values and seq (opaque to clients),
+/// never a document id to look up, so paging goes on even if that document is deleted.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocumentCursor {
+    values: Vec<Value>,
+    seq: i64,
 }
 
 /// Keeps `limit` of up to `limit + 1` rows in page order. After a cursor (or from the
 /// start) the extra row is the last and proves that more follow; before one it is the
 /// first, and the cursor's own document follows the page. Either way `next` is the last
-/// document's id, which the list takes as `after`.
-fn document_page(mut rows: Vec<DocumentRow>, limit: i64, before: bool) -> Page<DocumentRow> {
+/// document's position, which the list takes as `after`.
+fn document_page(
+    mut rows: Vec<DocumentRow>,
+    limit: i64,
+    before: bool,
+    key: impl Fn(&DocumentRow) -> DocumentCursor,
+) -> Page<DocumentRow> {
     let limit = usize::try_from(limit).unwrap_or(0);
     let more = rows.len() > limit;
     if before {
@@ -183,7 +215,7 @@ fn document_page(mut rows: Vec<DocumentRow>, limit: i64, before: bool) -> Page<D
         rows.truncate(limit);
     }
     let next = if more || before {
-        rows.last().map(|r| r.id.clone())
+        rows.last().map(|r| page::encode(&key(r)))
     } else {
         None
     };

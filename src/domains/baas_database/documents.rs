@@ -451,6 +451,12 @@ async fn change(
         (None, true) => Value::Object(row.data.0.clone()),
         (None, false) => Value::Object(Map::new()),
     };
+    if let Some(p) = &body.permissions
+        && !p.same_as(&row.permissions())
+        && !t.access.may_regrant(caller, row.owner_id)
+    {
+        return Err(DatabaseError::MayNotRegrant);
+    }
     let mut errors = Vec::new();
     let permissions = body.permissions.unwrap_or_else(|| row.permissions());
     errors.extend(permissions.check("permissions."));
@@ -514,6 +520,9 @@ async fn write(
     )
     .await?;
     tx.commit().await?;
+    if !readable(&t, &caller, &row) {
+        return Ok(HttpResponse::NoContent().finish());
+    }
     let tag = etag(&row);
     Ok(with_etag(
         HttpResponse::Ok().json(DocumentResponse::new(&t.c, row, None)),
@@ -521,8 +530,17 @@ async fn write(
     ))
 }
 
+/// Whether the caller may read the document a write left: only then does the write answer
+/// with it (a grant to update is not one to read). Otherwise the write answers 204 and
+/// shows nothing, as PostgREST does for a row the caller may change but not select.
+fn readable(t: &Target, caller: &Caller, row: &DocumentRow) -> bool {
+    t.access.allows(t.access.read_all, caller, &row.perm_read)
+}
+
 /// Replace a document's attributes (and, if given, its grants). 412 when the document
-/// changed since the `If-Match` version.
+/// changed since the `If-Match` version. Changing the grants needs the collection's owner or
+/// the document's creator (403 otherwise); the answer shows the document only to a caller
+/// who may read it (else 204).
 #[utoipa::path(
     put, path = "/{db}/collections/{collection}/documents/{id}", tag = "documents", request_body = UpdateDocumentRequest,
     security((), ("bearer" = []), ("api_key" = [])),
@@ -530,6 +548,7 @@ async fn write(
         ("If-Match" = Option<String>, Header, description = "The ETag or `$version` the document must still have")),
     responses(
         (status = 200, body = DocumentResponse, headers(("ETag" = String))),
+        (status = 204, description = "Changed, but the caller may not read the document, so it is not shown"),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, TooLarge, Invalid,
     )
 )]
@@ -544,7 +563,9 @@ pub async fn replace_document(
     write(req, platform, settings, caller, path, body, false).await
 }
 
-/// Change some attributes of a document; the result must still fit the schema.
+/// Change some attributes of a document; the result must still fit the schema. Grants as
+/// for a replace: changing them needs the collection's owner or the document's creator, and
+/// the answer is a 204 without the document for a caller who may not read it.
 #[utoipa::path(
     patch, path = "/{db}/collections/{collection}/documents/{id}", tag = "documents", request_body = UpdateDocumentRequest,
     security((), ("bearer" = []), ("api_key" = [])),
@@ -552,6 +573,7 @@ pub async fn replace_document(
         ("If-Match" = Option<String>, Header, description = "The ETag or `$version` the document must still have")),
     responses(
         (status = 200, body = DocumentResponse, headers(("ETag" = String))),
+        (status = 204, description = "Changed, but the caller may not read the document, so it is not shown"),
         BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PreconditionFailed, TooLarge, Invalid,
     )
 )]
@@ -687,7 +709,11 @@ async fn run_operation(
                 },
             )
             .await?;
-            (200, Some(DocumentResponse::new(&t.c, row, None)))
+            if readable(t, caller, &row) {
+                (200, Some(DocumentResponse::new(&t.c, row, None)))
+            } else {
+                (204, None)
+            }
         }
         BatchAction::Delete => {
             remove(conn, caller, t, &id()?, pre).await?;

@@ -75,6 +75,10 @@ crate::domain_errors! {
         #[problem(FORBIDDEN, "forbidden")]
         #[error("You may not {0} this document.")]
         MayNot(&'static str),
+        /// A grant to update is not one to change grants (issue #11).
+        #[problem(FORBIDDEN, "forbidden")]
+        #[error("Only the collection's owner or the document's creator may change its grants.")]
+        MayNotRegrant,
         #[problem(BAD_REQUEST, "invalid_if_match")]
         #[error("If-Match takes the document's ETag or its $version.")]
         InvalidIfMatch,

@@ -205,8 +205,9 @@ impl DocumentResponse {
     }
 }
 
-/// A page of documents. `next` is the id of the page's last document: pass it as `after`
-/// (as any document id may be) for the documents that follow in the same order.
+/// A page of documents. `next` is an opaque cursor of where the page ends (its last
+/// document's place in the order, which holds even if that document is then deleted): pass
+/// it as `after` for the documents that follow in the same order.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DocumentPage {
     #[serde(flatten)]
@@ -248,7 +249,7 @@ pub struct ListParams {
     /// The `next` of the previous page, or any document id: the documents after it, in
     /// this order.
     pub after: Option<String>,
-    /// A document id: the documents just before it, in this order.
+    /// A `next` cursor or a document id: the documents just before it, in this order.
     pub before: Option<String>,
     /// Also count every matching document.
     pub total: Option<bool>,
@@ -272,7 +273,7 @@ pub struct QueryRequest {
     pub limit: Option<i64>,
     /// The `next` of the previous page, or any document id.
     pub after: Option<String>,
-    /// A document id: the documents just before it.
+    /// A `next` cursor or a document id: the documents just before it.
     pub before: Option<String>,
     pub total: bool,
 }

@@ -648,8 +648,17 @@ pub struct ListQuery<'a> {
     pub sort: &'a [Sort],
     /// Rows to fetch: one more than the page holds, to know whether another follows.
     pub fetch: i64,
-    /// (cursor document id, documents before it rather than after)
-    pub cursor: Option<(&'a str, bool)>,
+    /// (where the page starts, documents before it rather than after)
+    pub cursor: Option<(Cursor<'a>, bool)>,
+}
+
+/// Where a page starts.
+pub enum Cursor<'a> {
+    /// The sort key's values and seq of the row a page ended with (a `next`): a position in
+    /// the order, which holds even after that row is gone.
+    Key(&'a [Value], i64),
+    /// A document by id, looked up among those the caller may read.
+    Id(&'a str),
 }
 
 /// `WHERE` for what the caller may read, then the filter.
@@ -801,6 +810,41 @@ fn push_order(qb: &mut QueryBuilder<'_, Postgres>, sort: &[Sort], reverse: bool)
     qb.push(if desc { "seq DESC" } else { "seq ASC" });
 }
 
+/// A row's sort values as [`cursor_values`] reads them from the table (`to_jsonb` of each
+/// sort expression), for the `next` cursor of a page it ends.
+pub fn sort_values(sort: &[Sort], row: &DocumentRow) -> Vec<Value> {
+    sort.iter()
+        .map(|s| match &s.field {
+            Field::Id => Value::String(row.id.clone()),
+            Field::CreatedAt => serde_json::to_value(row.created_at).unwrap_or(Value::Null),
+            Field::UpdatedAt => serde_json::to_value(row.updated_at).unwrap_or(Value::Null),
+            Field::Attr(a) => row.data.0.get(&a.key).cloned().unwrap_or(Value::Null),
+        })
+        .collect()
+}
+
+/// Whether `values` could be the sort values of a row under `sort` (a cursor made up or
+/// made under another sort is not).
+pub fn fit_sort(sort: &[Sort], values: &[Value]) -> bool {
+    sort.len() == values.len()
+        && sort.iter().zip(values).all(|(s, v)| {
+            v.is_null()
+                || match &s.field {
+                    Field::Id => v.is_string(),
+                    Field::CreatedAt | Field::UpdatedAt => v
+                        .as_str()
+                        .is_some_and(|t| DateTime::parse_from_rfc3339(t).is_ok()),
+                    Field::Attr(a) if a.array || a.kind == AttributeType::Json => true,
+                    Field::Attr(a) => match a.kind {
+                        AttributeType::Integer => v.is_i64(),
+                        AttributeType::Float => v.is_number(),
+                        AttributeType::Boolean => v.is_boolean(),
+                        _ => v.as_str().is_some_and(|t| !t.contains('\0')),
+                    },
+                }
+        })
+}
+
 /// The cursor document's sort values (as JSON) and seq, if the caller may see it.
 async fn cursor_values(
     conn: &mut PgConnection,
@@ -946,9 +990,10 @@ pub async fn list_documents(
     v: &Visible<'_>,
     q: &ListQuery<'_>,
 ) -> Result<Option<Vec<DocumentRow>>, sqlx::Error> {
-    let reverse = q.cursor.is_some_and(|(_, before)| before);
-    let cursor = match q.cursor {
-        Some((id, _)) => match cursor_values(conn, v, q.sort, id).await? {
+    let reverse = q.cursor.as_ref().is_some_and(|(_, before)| *before);
+    let cursor = match &q.cursor {
+        Some((Cursor::Key(values, seq), _)) => Some((values.to_vec(), *seq)),
+        Some((Cursor::Id(id), _)) => match cursor_values(conn, v, q.sort, id).await? {
             Some(c) => Some(c),
             None => return Ok(None),
         },

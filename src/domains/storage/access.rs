@@ -32,7 +32,7 @@ impl Target {
     }
 
     /// Whether the caller may read this file of the bucket.
-    fn reads(&self, caller: &Caller, file: &FileRow) -> bool {
+    pub fn reads(&self, caller: &Caller, file: &FileRow) -> bool {
         self.access.visible()
             && self
                 .access

@@ -101,7 +101,12 @@ pub async fn signed_url(
     let expires_at = Utc::now() + Duration::seconds(ttl);
     let preview = body
         .preview
-        .map(|p| p.spec(state.settings.max_preview_dimension))
+        .map(|p| {
+            p.spec(
+                state.settings.max_preview_dimension,
+                &state.settings.preview_sizes,
+            )
+        })
         .transpose()?;
     let preview_grant = preview.as_ref().map(|p| format!("preview:{}", p.key));
     let grant = Grant {

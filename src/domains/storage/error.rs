@@ -37,6 +37,10 @@ crate::domain_errors! {
         #[problem(FORBIDDEN, "forbidden")]
         #[error("You may not upload to this bucket.")]
         UploadNotAllowed,
+        /// A grant to update is not one to change grants (issue #11).
+        #[problem(FORBIDDEN, "forbidden")]
+        #[error("Only the bucket's owner or the file's uploader may change its grants.")]
+        MayNotRegrant,
         #[problem(FORBIDDEN, "invalid_signature")]
         #[error("The URL's signature is not valid.")]
         BadSignature,
@@ -52,6 +56,9 @@ crate::domain_errors! {
         #[problem(CONFLICT, "offset_mismatch")]
         #[error("The upload stands at {0} bytes: send from there.")]
         OffsetMismatch(i64),
+        #[problem(CONFLICT, "limit_reached")]
+        #[error("You have {0} resumable uploads open, the most allowed: finish or end one first.")]
+        TooManyUploads(i64),
         #[problem(BAD_REQUEST, "invalid_multipart")]
         #[error("{0}")]
         InvalidMultipart(String),

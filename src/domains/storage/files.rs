@@ -185,7 +185,16 @@ pub async fn upload_file(
             return Err(e);
         }
     };
-    let file = commit_upload(&platform, &state, &caller, &t, stored, Record::File(parsed)).await?;
+    let file = commit_upload(
+        &platform,
+        &state,
+        &caller,
+        &t,
+        stored,
+        Record::File(parsed),
+        None,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(file))
 }
 
@@ -256,11 +265,17 @@ pub async fn get_file(
     Ok(HttpResponse::Ok().json(access::file_response(&mut conn, file).await?))
 }
 
-/// Rename a file, or change its tags, metadata or grants.
+/// Rename a file, or change its tags, metadata or grants. Changing the grants needs the
+/// bucket's owner or the file's uploader (403 otherwise); a caller who may change the file
+/// but not read it gets 204 and sees nothing of it.
 #[utoipa::path(
     patch, path = "/files/{file}", tag = "storage", request_body = UpdateFileRequest, security((), ("bearer" = []), ("api_key" = [])),
     params(("file" = Uuid, Path)),
-    responses((status = 200, body = FileResponse), Forbidden, NotFound, Invalid)
+    responses(
+        (status = 200, body = FileResponse),
+        (status = 204, description = "Changed, but the caller may not read the file, so it is not shown"),
+        Forbidden, NotFound, Invalid,
+    )
 )]
 pub async fn update_file(
     platform: web::Data<Platform>,
@@ -284,7 +299,13 @@ pub async fn update_file(
         return Err(StorageError::invalid(errors));
     }
     let mut tx = platform.db.begin().await?;
-    let (_, file) = access::changeable(&mut tx, &caller, *path, false).await?;
+    let (t, file) = access::changeable(&mut tx, &caller, *path, false).await?;
+    if let Some(p) = &u.permissions
+        && !p.same_as(&file.permissions())
+        && !t.access.may_regrant(&caller, file.uploader_id)
+    {
+        return Err(StorageError::MayNotRegrant);
+    }
     let name = u
         .name
         .as_deref()
@@ -294,6 +315,11 @@ pub async fn update_file(
     let tags = u.tags.unwrap_or_else(|| file.tags.clone());
     let metadata = u.metadata.unwrap_or_else(|| file.metadata.0.clone());
     let file = repo::update_file(&mut tx, file.id, &name, &tags, &metadata, &permissions).await?;
+    if !t.reads(&caller, &file) {
+        // A grant to change a file is not one to read it: nothing of it is shown.
+        tx.commit().await?;
+        return Ok(HttpResponse::NoContent().finish());
+    }
     let res = access::file_response(&mut tx, file).await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(res))

@@ -81,6 +81,7 @@ impl Domain for Storage {
                 .trim_end_matches('/')
                 .to_owned(),
             db: platform.db.clone(),
+            decodes: tokio::sync::Semaphore::new(settings.max_concurrent_decodes),
             settings,
         });
         Ok(())
@@ -154,7 +155,7 @@ impl Domain for Storage {
             ),
             Job::new(
                 "storage.expire_uploads",
-                Duration::from_secs(60),
+                Duration::from_millis(state.settings.expire_uploads_ms),
                 move || {
                     let state = expire.clone();
                     Box::pin(async move { state.expire_uploads().await })

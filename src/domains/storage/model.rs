@@ -461,12 +461,22 @@ pub struct PreviewSpec {
 
 impl PreviewOptions {
     /// The preview asked for, each side at most `max` (`storage.max_preview_dimension`, also
-    /// the default).
-    pub fn spec(self, max: u32) -> Result<PreviewSpec, StorageError> {
+    /// the default) and snapped up to the first of `sizes` that is as large, so that callers
+    /// cannot make a decode and a stored preview per pixel of width.
+    pub fn spec(self, max: u32, sizes: &[u32]) -> Result<PreviewSpec, StorageError> {
         let (width, height) = (self.width.unwrap_or(max), self.height.unwrap_or(max));
         if !(1..=max).contains(&width) || !(1..=max).contains(&height) {
             return Err(StorageError::InvalidPreview(max));
         }
+        let snap = |side: u32| {
+            sizes
+                .iter()
+                .copied()
+                .filter(|s| (side..=max).contains(s))
+                .min()
+                .unwrap_or(max)
+        };
+        let (width, height) = (snap(width), snap(height));
         let (fit, format) = (
             self.fit.unwrap_or(Fit::Contain),
             self.format.unwrap_or(Format::Jpeg),

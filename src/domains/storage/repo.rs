@@ -514,24 +514,34 @@ pub async fn preview(
         .await
 }
 
+/// A stored preview, and who pays for it.
+pub struct NewPreview<'a> {
+    pub version: VersionId,
+    pub params: &'a str,
+    pub key: &'a str,
+    pub content_type: &'a str,
+    pub size: i64,
+    /// The bucket's owner, whose quota the preview's bytes count against.
+    pub quota_owner: Uuid,
+}
+
+/// Records a preview of a version that still exists (false if it does not, or if the same
+/// preview is already recorded). Call it after [`charge`] in one transaction.
 pub async fn insert_preview(
     conn: &mut PgConnection,
-    version: VersionId,
-    params: &str,
-    key: &str,
-    content_type: &str,
-    size: i64,
+    p: &NewPreview<'_>,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO storage.previews (version_id, params, object_key, content_type, size)
-         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
+        "INSERT INTO storage.previews (version_id, params, object_key, content_type, size, quota_owner)
+         SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM storage.versions WHERE id = $1)
          ON CONFLICT DO NOTHING",
     )
-    .bind(version)
-    .bind(params)
-    .bind(key)
-    .bind(content_type)
-    .bind(size)
+    .bind(p.version)
+    .bind(p.params)
+    .bind(p.key)
+    .bind(p.content_type)
+    .bind(p.size)
+    .bind(p.quota_owner)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -629,6 +639,10 @@ pub struct UploadRow {
     pub received: i64,
     pub options: Json<serde_json::Value>,
     pub expires_at: DateTime<Utc>,
+    /// Bytes of the payer's quota held until the upload finishes or goes.
+    pub reserved: i64,
+    /// SHA-256 (hex) of an anonymous upload's secret.
+    pub token_hash: Option<String>,
 }
 
 pub struct NewUpload<'a> {
@@ -639,17 +653,29 @@ pub struct NewUpload<'a> {
     pub length: i64,
     pub options: serde_json::Value,
     pub expires_at: DateTime<Utc>,
+    /// Whose quota `length` was reserved from (by [`charge`], in the same transaction).
+    pub quota_owner: Uuid,
+    pub token_hash: Option<String>,
+    /// The most open uploads one payer may have.
+    pub max_open: i64,
 }
 
+const UPLOAD_COLUMNS: &str = "id, bucket_id, uploader_id, file_id, name, length, received, options, expires_at, reserved, token_hash";
+
+/// Records an upload holding `length` bytes of its payer's quota, unless the payer already has
+/// `max_open` open uploads (`None`). Run it after [`charge`] in the same transaction: the
+/// charge locks the payer's usage row, so concurrent creations for one payer count each
+/// other's uploads here.
 pub async fn insert_upload(
     conn: &mut PgConnection,
     u: &NewUpload<'_>,
-) -> Result<UploadRow, sqlx::Error> {
-    sqlx::query_as(
-        "INSERT INTO storage.uploads (id, bucket_id, uploader_id, file_id, name, length, options, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING id, bucket_id, uploader_id, file_id, name, length, received, options, expires_at",
-    )
+) -> Result<Option<UploadRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO storage.uploads (id, bucket_id, uploader_id, file_id, name, length, options, expires_at, quota_owner, reserved, token_hash)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $6, $10
+          WHERE (SELECT count(*) FROM storage.uploads WHERE quota_owner = $9 AND expires_at > now()) < $11
+         RETURNING {UPLOAD_COLUMNS}"
+    ))
     .bind(UploadId::new())
     .bind(u.bucket)
     .bind(u.uploader)
@@ -658,7 +684,10 @@ pub async fn insert_upload(
     .bind(u.length)
     .bind(Json(&u.options))
     .bind(u.expires_at)
-    .fetch_one(conn)
+    .bind(u.quota_owner)
+    .bind(&u.token_hash)
+    .bind(u.max_open)
+    .fetch_optional(conn)
     .await
 }
 
@@ -669,8 +698,7 @@ pub async fn upload(
 ) -> Result<Option<UploadRow>, sqlx::Error> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
     sqlx::query_as(&format!(
-        "SELECT id, bucket_id, uploader_id, file_id, name, length, received, options, expires_at
-           FROM storage.uploads WHERE id = $1 AND expires_at > now(){lock}"
+        "SELECT {UPLOAD_COLUMNS} FROM storage.uploads WHERE id = $1 AND expires_at > now(){lock}"
     ))
     .bind(id)
     .fetch_optional(conn)

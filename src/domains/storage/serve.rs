@@ -29,8 +29,19 @@ pub struct Object<'a> {
     pub force_attachment: bool,
 }
 
+/// A run of ASCII digits as a byte position; `u64::MAX` for one too large to hold, which is
+/// past the end of any object (RFC 9110 §14.1.1 puts no bound on the digits).
+fn position(digits: &str) -> Option<u64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(digits.parse::<u64>().unwrap_or(u64::MAX))
+}
+
 /// The byte range asked for: `None` for the whole object (no header, or one this server
-/// does not serve, such as several ranges), `Err` when it starts past the end.
+/// does not serve, such as several ranges, or one that does not parse, which RFC 9110 says
+/// to ignore), `Err` when it starts past the end. A last position past the end is clamped
+/// to it, as RFC 9110 §14.1.2 says, however many digits it has.
 pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<Range<u64>>, ()> {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
         return Ok(None);
@@ -42,10 +53,14 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<Range<u64>>
         return Ok(None);
     };
     let (start, end) = (start.trim(), end.trim());
-    let range = match (start.parse::<u64>(), end.parse::<u64>()) {
-        (Ok(s), Ok(e)) if s <= e => s..(e + 1).min(size),
-        (Ok(s), Err(_)) if end.is_empty() => s..size,
-        (Err(_), Ok(n)) if start.is_empty() && n > 0 => size.saturating_sub(n)..size,
+    if position(start) == Some(u64::MAX) {
+        // A first position too large for u64 is past the end of anything stored.
+        return Err(());
+    }
+    let range = match (position(start), position(end)) {
+        (Some(s), Some(e)) if s <= e => s..e.saturating_add(1).min(size),
+        (Some(s), None) if end.is_empty() => s..size,
+        (None, Some(n)) if start.is_empty() && n > 0 => size.saturating_sub(n)..size,
         _ => return Ok(None),
     };
     if range.start >= size {
@@ -184,6 +199,28 @@ mod tests {
         assert_eq!(parse_range(Some("items=0-1"), 100), Ok(None));
         assert_eq!(parse_range(Some("bytes=9-1"), 100), Ok(None));
         assert_eq!(parse_range(None, 100), Ok(None));
+        // Positions too large for u64: the end clamps, a start is past the end.
+        assert_eq!(
+            parse_range(Some("bytes=0-18446744073709551615"), 100),
+            Ok(Some(0..100))
+        );
+        assert_eq!(
+            parse_range(Some("bytes=0-99999999999999999999999"), 100),
+            Ok(Some(0..100))
+        );
+        assert_eq!(
+            parse_range(Some("bytes=99999999999999999999999-"), 100),
+            Err(())
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-99999999999999999999999"), 100),
+            Ok(Some(0..100))
+        );
+        assert_eq!(
+            parse_range(Some("bytes=99999999999999999999999-5"), 100),
+            Err(())
+        );
+        assert_eq!(parse_range(Some("bytes=+1-5"), 100), Ok(None));
     }
 
     #[test]

@@ -42,6 +42,17 @@ pub struct StorageSettings {
     pub max_image_bytes: u64,
     /// The largest width or height an on-the-fly preview may ask for.
     pub max_preview_dimension: u32,
+    /// Preview sides snap up to the first of these at least as large as asked (Next.js's image
+    /// sizes), or to `max_preview_dimension` past the last, so one image has a bounded number
+    /// of previews however many sizes callers ask for.
+    pub preview_sizes: Vec<u32>,
+    /// Images with more pixels than this get no previews (a 422 `image_too_large`): decoding
+    /// costs about 4 bytes a pixel whatever the preview's size.
+    pub max_preview_pixels: u64,
+    /// Images decoded at once by one replica (previews and variants); more wait their turn.
+    pub max_concurrent_decodes: usize,
+    /// Resumable uploads one payer may have open at once.
+    pub max_open_uploads_per_user: i64,
     /// The longest a signed URL may stay valid.
     pub max_signed_url_secs: i64,
     /// How often deleted files' bytes are removed from the backend.
@@ -49,6 +60,9 @@ pub struct StorageSettings {
     /// How often the variants job looks for due work besides being woken when an upload
     /// queues some (this picks up retries, and work queued while its listener was down).
     pub variants_poll_ms: u64,
+    /// How often resumable uploads past their expiry are removed (and their reservations
+    /// given back).
+    pub expire_uploads_ms: u64,
     /// Bytes written this long ago that no row owns (the writer died before committing) are
     /// removed.
     pub orphan_after_secs: i64,
@@ -72,10 +86,17 @@ impl Default for StorageSettings {
             max_image_dimension: 20_000,
             max_image_bytes: 64 * 1024 * 1024,
             max_preview_dimension: 4096,
+            preview_sizes: vec![
+                16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840,
+            ],
+            max_preview_pixels: 16 * 1024 * 1024,
+            max_concurrent_decodes: 2,
+            max_open_uploads_per_user: 20,
             max_signed_url_secs: 7 * 24 * 3600,
             gc_interval_ms: 1000,
             variants_poll_ms: 1000,
             orphan_after_secs: 24 * 3600,
+            expire_uploads_ms: 60_000,
         }
     }
 }
@@ -97,9 +118,15 @@ impl StorageSettings {
             || self.upload_expiry_hours <= 0
             || self.gc_interval_ms == 0
             || self.variants_poll_ms == 0
+            || self.expire_uploads_ms == 0
         {
             anyhow::bail!(
-                "storage: max_signed_url_secs, upload_expiry_hours, gc_interval_ms and variants_poll_ms must be above zero"
+                "storage: max_signed_url_secs, upload_expiry_hours, gc_interval_ms, variants_poll_ms and expire_uploads_ms must be above zero"
+            );
+        }
+        if self.max_concurrent_decodes == 0 || self.max_open_uploads_per_user <= 0 {
+            anyhow::bail!(
+                "storage: max_concurrent_decodes and max_open_uploads_per_user must be above zero"
             );
         }
         Ok(())

@@ -18,12 +18,28 @@ pub struct StorageState {
     /// `server.public_base_url` without a trailing slash, for the URLs handed out.
     pub public_base: String,
     pub db: PgPool,
+    /// Permits to decode an image (`storage.max_concurrent_decodes`): a decode holds up to
+    /// `max_preview_pixels` (or, for variants, `max_image_pixels`) times a few bytes, so this
+    /// bounds what previews and variants can take of one replica's memory at once.
+    pub decodes: tokio::sync::Semaphore,
 }
 
 impl StorageState {
     pub fn image_limits(&self) -> ImageLimits {
         ImageLimits {
             max_pixels: self.settings.max_image_pixels,
+            max_dimension: self.settings.max_image_dimension,
+        }
+    }
+
+    /// The tighter limits of on-the-fly previews, which anyone who may read an image can ask
+    /// for.
+    pub fn preview_limits(&self) -> ImageLimits {
+        ImageLimits {
+            max_pixels: self
+                .settings
+                .max_preview_pixels
+                .min(self.settings.max_image_pixels),
             max_dimension: self.settings.max_image_dimension,
         }
     }

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{Duration, Utc};
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use utoipa::OpenApi;
 use uuid::Uuid;
 
@@ -101,12 +102,13 @@ pub async fn options(state: web::Data<StorageState>) -> HttpResponse {
 
 /// Start a resumable upload (tus creation): `Upload-Length` bytes, with `Upload-Metadata`
 /// `filename`, and optionally `tags`, `permissions` (JSON) and `file_id` (to upload a new
-/// version of that file). Answers with the upload's URL in `Location`.
+/// version of that file). Answers with the upload's URL in `Location`. `Upload-Length` is
+/// reserved from the payer's quota until the upload finishes, expires or is ended.
 #[utoipa::path(
     post, path = "/buckets/{bucket}/uploads", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
     params(("bucket" = Uuid, Path), ("Tus-Resumable" = String, Header), ("Upload-Length" = u64, Header), ("Upload-Metadata" = Option<String>, Header)),
     responses(
-        (status = 201, description = "Location: the upload's URL; Upload-Expires"),
+        (status = 201, description = "Location: the upload's URL (for an anonymous upload, with the secret `token` that alone may resume it, also in `Upload-Token`); Upload-Expires"),
         BadRequest,
         Forbidden,
         NotFound,
@@ -114,7 +116,8 @@ pub async fn options(state: web::Data<StorageState>) -> HttpResponse {
         TooLarge,
         (status = 415, description = "The name's extension is not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad `permissions` grants", body = Problem, content_type = "application/problem+json"),
-        (status = 507, description = "Past the uploader's quota (`quota_exceeded`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payer has `storage.max_open_uploads_per_user` uploads open (`limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 507, description = "`Upload-Length` does not fit what is left of the payer's quota, counting what open uploads reserve (`quota_exceeded`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn create_upload(
@@ -178,7 +181,12 @@ pub async fn create_upload(
             return Err(StorageError::invalid(errors));
         }
     }
+    drop(conn);
     let expires_at = Utc::now() + Duration::hours(state.settings.upload_expiry_hours);
+    // An anonymous upload has no account to belong to: it belongs to whoever holds the secret
+    // its URL carries.
+    let token = caller.user_id.is_none().then(new_token);
+    let payer = upload::payer(&caller, &t);
     let u = NewUpload {
         bucket: t.bucket.id,
         uploader: caller.user_id,
@@ -187,36 +195,101 @@ pub async fn create_upload(
         length,
         options: json!({"tags": meta.get("tags"), "permissions": permissions}),
         expires_at,
+        quota_owner: payer,
+        token_hash: token.as_deref().map(token_hash),
+        max_open: state.settings.max_open_uploads_per_user,
     };
-    let row = repo::insert_upload(&mut conn, &u)
+    // The whole length is reserved now (one conditional upsert, which also serialises the
+    // payer's concurrent creations), and given back when the upload row goes.
+    let mut tx = platform.db.begin().await?;
+    if !repo::charge(&mut tx, payer, length, state.settings.quota_bytes_per_user).await? {
+        return Err(StorageError::QuotaExceeded);
+    }
+    let row = repo::insert_upload(&mut tx, &u)
         .await
-        .on_constraint(UPLOAD_BUCKET_GONE, || StorageError::BucketNotFound)?;
-    Ok(tus(HttpResponse::Created())
-        .insert_header((
-            header::LOCATION,
-            format!("{}/api/v1/storage/uploads/{}", state.public_base, row.id),
-        ))
-        .insert_header(("Upload-Expires", expires_at.to_rfc2822()))
-        .finish())
+        .on_constraint(UPLOAD_BUCKET_GONE, || StorageError::BucketNotFound)?
+        .ok_or(StorageError::TooManyUploads(
+            state.settings.max_open_uploads_per_user,
+        ))?;
+    tx.commit().await?;
+    let mut location = format!("{}/api/v1/storage/uploads/{}", state.public_base, row.id);
+    if let Some(token) = &token {
+        location.push_str(&format!("?token={token}"));
+    }
+    let mut res = tus(HttpResponse::Created());
+    res.insert_header((header::LOCATION, location))
+        .insert_header(("Upload-Expires", expires_at.to_rfc2822()));
+    if let Some(token) = token {
+        res.insert_header((UPLOAD_TOKEN, token));
+    }
+    Ok(res.finish())
 }
 
-/// The upload, if the caller created it (uploads are not shared).
+/// The header an anonymous upload's secret may come in, besides its URL's `token`.
+const UPLOAD_TOKEN: &str = "Upload-Token";
+
+/// 32 random bytes, base64url: the secret of an anonymous upload.
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What is stored of a secret: its SHA-256, so a read of the table resumes no upload.
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The secret a request presents: the URL's `token` (what a tus client keeps and reuses) or
+/// the `Upload-Token` header.
+fn presented_token(req: &HttpRequest) -> Option<String> {
+    let from_query = web::Query::<UploadAccess>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().token);
+    from_query.or_else(|| {
+        req.headers()
+            .get(UPLOAD_TOKEN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    })
+}
+
+/// The query an upload's URL carries.
+#[derive(serde::Deserialize)]
+struct UploadAccess {
+    token: Option<String>,
+}
+
+/// The upload, if the caller created it (uploads are not shared): the same account, or for
+/// an anonymous upload, the secret of its URL. Anything else is a 404.
 async fn own_upload(
     conn: &mut sqlx::PgConnection,
+    req: &HttpRequest,
     caller: &Caller,
     id: UploadId,
     lock: bool,
 ) -> Result<UploadRow, StorageError> {
-    match repo::upload(conn, id, lock).await? {
-        Some(u) if u.uploader_id == caller.user_id => Ok(u),
-        _ => Err(StorageError::UploadNotFound),
+    let u = repo::upload(conn, id, lock)
+        .await?
+        .ok_or(StorageError::UploadNotFound)?;
+    let mine = match (u.uploader_id, &u.token_hash) {
+        (Some(uploader), _) => caller.user_id == Some(uploader),
+        // Compared as digests: how long the comparison takes says nothing about the secret.
+        (None, Some(hash)) => presented_token(req).is_some_and(|t| token_hash(&t) == *hash),
+        // Anonymous uploads made before they had secrets: nobody may resume them.
+        (None, None) => false,
+    };
+    if mine {
+        Ok(u)
+    } else {
+        Err(StorageError::UploadNotFound)
     }
 }
 
 /// How much of the upload has arrived (`Upload-Offset`): resume from there.
 #[utoipa::path(
     head, path = "/uploads/{upload}", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("upload" = Uuid, Path), ("Tus-Resumable" = String, Header)),
+    params(("upload" = Uuid, Path), ("Tus-Resumable" = String, Header), ("token" = Option<String>, Query, description = "An anonymous upload's secret, as the `Location` of its creation carries it"), ("Upload-Token" = Option<String>, Header, description = "The same secret, for clients that keep the URL without its query")),
     responses((status = 200, description = "Upload-Offset and Upload-Length"), (status = 404, description = "No such upload"))
 )]
 pub async fn upload_offset(
@@ -227,7 +300,7 @@ pub async fn upload_offset(
 ) -> Result<HttpResponse, StorageError> {
     check_version(req.headers())?;
     let mut conn = platform.db.acquire().await?;
-    let u = own_upload(&mut conn, &caller, *path, false).await?;
+    let u = own_upload(&mut conn, &req, &caller, *path, false).await?;
     Ok(tus(HttpResponse::Ok())
         .insert_header(("Upload-Offset", u.received.to_string()))
         .insert_header(("Upload-Length", u.length.to_string()))
@@ -241,7 +314,7 @@ pub async fn upload_offset(
 /// `Upload-Offset` says where to continue. The last bytes finish the upload.
 #[utoipa::path(
     patch, path = "/uploads/{upload}", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("upload" = Uuid, Path), ("Tus-Resumable" = String, Header), ("Upload-Offset" = u64, Header)),
+    params(("upload" = Uuid, Path), ("Tus-Resumable" = String, Header), ("Upload-Offset" = u64, Header), ("token" = Option<String>, Query, description = "An anonymous upload's secret, as the `Location` of its creation carries it"), ("Upload-Token" = Option<String>, Header, description = "The same secret, for clients that keep the URL without its query")),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream"),
     responses(
         (status = 204, description = "Upload-Offset: the bytes received so far"),
@@ -278,7 +351,7 @@ pub async fn append(
         .ok_or(StorageError::InvalidOffset)?;
     let u = {
         let mut conn = platform.db.acquire().await?;
-        own_upload(&mut conn, &caller, *path, false).await?
+        own_upload(&mut conn, &req, &caller, *path, false).await?
     };
     if offset != u.received {
         return Err(StorageError::OffsetMismatch(u.received));
@@ -352,8 +425,12 @@ async fn finish(
     let mut conn = platform.db.acquire().await?;
     let t = access::bucket(&mut conn, caller, u.bucket_id).await?;
     let parts = repo::parts(&mut conn, u.id).await?;
-    let limit = limit_for(&mut conn, state, caller, &t).await?;
+    let mut limit = limit_for(&mut conn, state, caller, &t).await?;
     drop(conn);
+    // The usage counted includes this upload's own reservation, which the commit gives back.
+    limit.quota_left = limit
+        .quota_left
+        .map(|left| left.saturating_add(u64::try_from(u.reserved).unwrap_or(0)));
     let store = state.store.clone();
     let joined = futures_util::stream::iter(parts)
         .then(move |key| {
@@ -391,7 +468,7 @@ async fn finish(
                     })
                 }
             };
-            commit_upload(platform, state, caller, &t, stored, record)
+            commit_upload(platform, state, caller, &t, stored, record, Some(u.id))
                 .await
                 .map(|_| ())
         }
@@ -407,7 +484,7 @@ async fn finish(
 /// Abandon an upload (tus termination); what arrived is deleted.
 #[utoipa::path(
     delete, path = "/uploads/{upload}", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
-    params(("upload" = Uuid, Path), ("Tus-Resumable" = String, Header)),
+    params(("upload" = Uuid, Path), ("Tus-Resumable" = String, Header), ("token" = Option<String>, Query, description = "An anonymous upload's secret, as the `Location` of its creation carries it"), ("Upload-Token" = Option<String>, Header, description = "The same secret, for clients that keep the URL without its query")),
     responses((status = 204), NotFound)
 )]
 pub async fn terminate(
@@ -419,7 +496,7 @@ pub async fn terminate(
 ) -> Result<HttpResponse, StorageError> {
     check_version(req.headers())?;
     let mut conn = platform.db.acquire().await?;
-    let u = own_upload(&mut conn, &caller, *path, false).await?;
+    let u = own_upload(&mut conn, &req, &caller, *path, false).await?;
     repo::delete_upload(&mut conn, u.id).await?;
     state.collect_soon();
     Ok(tus(HttpResponse::NoContent()).finish())

@@ -17,7 +17,7 @@ use super::access::Target;
 use super::error::{FILE_BUCKET_GONE, StorageError};
 use super::events::FileUploaded;
 use super::images::{self, ImageLimits};
-use super::model::{FileId, FileResponse, VersionId};
+use super::model::{FileId, FileResponse, UploadId, VersionId};
 use super::repo::{self, BucketRow, NewFile, NewVersion};
 use super::sniff;
 use super::state::StorageState;
@@ -78,7 +78,7 @@ impl Limit {
 /// Whose quota an upload spends: the signed-in uploader's (an API key's owner's), so that a
 /// grant to upload into someone's bucket never lets a stranger fill that owner's quota.
 /// Anonymous uploads, which a bucket owner chose to allow, fall to the owner.
-fn payer(caller: &Caller, t: &Target) -> Uuid {
+pub fn payer(caller: &Caller, t: &Target) -> Uuid {
     caller.user_id.unwrap_or(t.bucket.owner_id)
 }
 
@@ -310,7 +310,9 @@ pub enum Record {
 }
 
 /// Records a stored upload (the rows, the usage it costs and its event, in one
-/// transaction); the bytes are discarded if the rows do not commit.
+/// transaction); the bytes are discarded if the rows do not commit. A finished resumable
+/// upload names itself in `finishes`: its row goes in the same transaction, giving back the
+/// quota it reserved before the actual size is charged.
 pub async fn commit_upload(
     platform: &Platform,
     state: &StorageState,
@@ -318,10 +320,14 @@ pub async fn commit_upload(
     t: &Target,
     stored: Stored,
     record: Record,
+    finishes: Option<UploadId>,
 ) -> Result<FileResponse, StorageError> {
     let key = stored.key.clone();
     let result = async {
         let mut tx = platform.db.begin().await?;
+        if let Some(upload) = finishes {
+            repo::delete_upload(&mut tx, upload).await?;
+        }
         let (file_id, details) = match record {
             Record::File(details) => (FileId::new(), Some(details)),
             Record::Version(id) => {

@@ -40,13 +40,16 @@ pub fn configure(routes: &mut Routes) {
 /// Decodes once, then renders the variants side by side, one thread each, so a large image's
 /// variants take about as long as its largest; all of it off the async runtime. The
 /// original is read whole, which its size cap bounds.
+/// Waits for one of the replica's decode permits first (`storage.max_concurrent_decodes`),
+/// and reads the original only once it holds one, so waiting requests hold no image bytes.
 async fn render_all(
     state: &StorageState,
     v: &VersionRow,
     specs: Vec<VariantSpec>,
+    limits: images::ImageLimits,
 ) -> anyhow::Result<Vec<(VariantSpec, Vec<u8>, u32, u32)>> {
+    let _permit = state.decodes.acquire().await?;
     let original = state.store.read_all(&v.object_key).await?;
-    let limits = state.image_limits();
     tokio::task::spawn_blocking(move || {
         let img = images::decode(&original, &limits)?;
         std::thread::scope(|scope| {
@@ -100,7 +103,7 @@ async fn make_variants(state: &StorageState, version_id: VersionId) -> anyhow::R
     {
         return Ok(());
     }
-    let rendered = match render_all(state, &v, specs).await {
+    let rendered = match render_all(state, &v, specs, state.image_limits()).await {
         Ok(r) => r,
         Err(e) if e.downcast_ref::<images::ImageError>().is_some() => {
             // A corrupt or oversized image will not get better on retry.
@@ -235,7 +238,9 @@ pub async fn download_variant(
 }
 
 /// A resized rendering of an image file (width, height, fit, format), made on first request
-/// and kept for the next.
+/// and kept for the next (charged to the bucket owner's quota). Sides snap up to the next of
+/// `storage.preview_sizes` (100 becomes 128); images past `storage.max_preview_pixels` get
+/// none (422 `image_too_large`).
 #[utoipa::path(
     get, path = "/files/{file}/preview", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
     params(("file" = Uuid, Path), PreviewParams, DownloadHeaders),
@@ -246,6 +251,7 @@ pub async fn download_variant(
         Forbidden,
         NotFound,
         (status = 422, description = "The image cannot be decoded within the limits (`image_too_large`, `image_unreadable`)", body = Problem, content_type = "application/problem+json"),
+        (status = 507, description = "A new preview would take the bucket's owner past their quota (`quota_exceeded`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn preview(
@@ -263,23 +269,31 @@ pub async fn preview(
         fit: p.fit,
         format: p.format,
     }
-    .spec(state.settings.max_preview_dimension)?;
-    let mut conn = platform.db.acquire().await?;
+    .spec(
+        state.settings.max_preview_dimension,
+        &state.settings.preview_sizes,
+    )?;
     let grant = format!("preview:{}", spec.key);
     let opens = Opens {
         version: None,
         variant: Some(&grant),
     };
-    let (t, file, v) =
-        access::downloadable(&mut conn, &state, &caller, *path, p.signed(), opens).await?;
-    if !images::is_processable(&v.content_type) {
-        return Err(StorageError::NotAnImage);
-    }
-    let (key, content_type, size) = match repo::preview(&mut conn, v.id, &spec.key).await? {
-        Some(found) => found,
-        None => make_preview(&mut conn, &state, &v, &spec).await?,
+    // The pooled connection goes back before any decode, which may wait for a permit and
+    // then take a while.
+    let (t, file, v, stored) = {
+        let mut conn = platform.db.acquire().await?;
+        let (t, file, v) =
+            access::downloadable(&mut conn, &state, &caller, *path, p.signed(), opens).await?;
+        if !images::is_processable(&v.content_type) {
+            return Err(StorageError::NotAnImage);
+        }
+        let stored = repo::preview(&mut conn, v.id, &spec.key).await?;
+        (t, file, v, stored)
     };
-    drop(conn);
+    let (key, content_type, size) = match stored {
+        Some(found) => found,
+        None => make_preview(&platform, &state, &t, &v, &spec).await?,
+    };
     let o = Object {
         key: &key,
         size: size as u64,
@@ -292,10 +306,14 @@ pub async fn preview(
     serve(&req, &state, o).await
 }
 
-/// Renders, stores and records a preview; returns its key, type and size.
+/// Renders, stores and records a preview, charged to the bucket owner's quota; returns its
+/// key, type and size. Images past `storage.max_preview_pixels` are refused from the
+/// dimensions recorded at upload, before their bytes are read, and again from the header
+/// before decoding (a version recorded without dimensions).
 async fn make_preview(
-    conn: &mut sqlx::PgConnection,
+    platform: &Platform,
     state: &StorageState,
+    t: &access::Target,
     v: &VersionRow,
     spec: &PreviewSpec,
 ) -> Result<(String, String, i64), StorageError> {
@@ -304,6 +322,11 @@ async fn make_preview(
             "The image is too large for previews.".into(),
         ));
     }
+    let limits = state.preview_limits();
+    if let (Some(w), Some(h)) = (v.width, v.height) {
+        images::check_dimensions(w as u32, h as u32, &limits)
+            .map_err(|e| StorageError::ImageTooLarge(format!("No previews: {e}.")))?;
+    }
     let render = VariantSpec {
         name: spec.key.clone(),
         width: spec.width,
@@ -311,18 +334,48 @@ async fn make_preview(
         fit: spec.fit,
         format: spec.format,
     };
-    let mut rendered = render_all(state, v, vec![render])
+    let mut rendered = render_all(state, v, vec![render], limits)
         .await
-        .map_err(|e| StorageError::ImageUnreadable(e.to_string()))?;
+        .map_err(|e| match e.downcast_ref::<images::ImageError>() {
+            Some(images::ImageError::TooLarge(..)) => {
+                StorageError::ImageTooLarge(format!("No previews: {e}."))
+            }
+            _ => StorageError::ImageUnreadable(e.to_string()),
+        })?;
     let (_, bytes, _, _) = rendered.remove(0);
     let key = format!("previews/{}/{}", v.id, spec.key);
     let size = bytes.len() as i64;
     let mime = spec.format.mime();
     state.store.put(&key, Bytes::from(bytes)).await?;
-    if !repo::insert_preview(conn, v.id, &spec.key, &key, mime, size).await? {
-        // Either another request made the same preview (same key, same bytes) or the
-        // version is gone; in the second case the bytes must go too.
-        if repo::version(conn, v.id).await?.is_none() {
+    let owner = t.bucket.owner_id;
+    let mut tx = platform.db.begin().await?;
+    if !repo::charge(&mut tx, owner, size, state.settings.quota_bytes_per_user).await? {
+        drop(tx);
+        // Another request may have recorded the same key meanwhile; its row keeps the bytes.
+        if repo::preview(&mut *platform.db.acquire().await?, v.id, &spec.key)
+            .await?
+            .is_none()
+        {
+            state.discard(&key).await;
+        }
+        return Err(StorageError::QuotaExceeded);
+    }
+    let row = repo::NewPreview {
+        version: v.id,
+        params: &spec.key,
+        key: &key,
+        content_type: mime,
+        size,
+        quota_owner: owner,
+    };
+    if repo::insert_preview(&mut tx, &row).await? {
+        tx.commit().await?;
+    } else {
+        // Either another request made the same preview (same key, same bytes; its row pays
+        // for them) or the version is gone, and then the bytes must go too.
+        drop(tx);
+        let mut conn = platform.db.acquire().await?;
+        if repo::version(&mut conn, v.id).await?.is_none() {
             state.discard(&key).await;
         }
     }

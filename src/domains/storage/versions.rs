@@ -144,6 +144,7 @@ pub async fn upload_version(
         &t,
         stored,
         Record::Version(file.id),
+        None,
     )
     .await?;
     state.collect_soon();
