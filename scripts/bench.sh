@@ -69,7 +69,8 @@ wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $toke
 kill $pid; wait $pid 2>/dev/null || true
 
 # Storage: a 1 GiB upload and download through the release binary, the server's RSS sampled
-# throughout (benches/storage.rs), small public files under wrk, and image variants.
+# throughout (benches/storage.rs), small public files under wrk, image variants, and 20
+# concurrent previews of a 10000x10000 PNG (peak RSS; issue #11).
 storage_dir=/var/tmp/basalt-bench-storage
 rm -rf "$storage_dir"
 BASALT__SERVER__PORT=$port BASALT__RATE_LIMIT__ENABLED=false BASALT__LOG__FILTER=warn \
