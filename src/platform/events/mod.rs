@@ -23,7 +23,7 @@ use crate::platform::http::request_id;
 
 pub use kafka::{KafkaMirror, outgoing, route_for, topic_for, without_secrets};
 pub use relay::{Relay, RelayHandle};
-pub use repo::{Backlog, backlog, prune};
+pub use repo::{Backlog, backlog, prune, push_insert};
 pub use subscriber::{Subscriber, subscriber_fn};
 
 /// The envelope every event travels in, in the outbox, to subscribers and on Kafka.
@@ -191,6 +191,16 @@ pub async fn publish_all<E: DomainEvent>(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     repo::insert_many(conn, &events).await
+}
+
+/// The envelopes of typed events, for a domain statement that writes them itself beside its
+/// change (see [`push_insert`]): the change and its events in one round trip.
+pub fn envelopes<E: DomainEvent>(events: &[E]) -> Result<Vec<Event>, sqlx::Error> {
+    events
+        .iter()
+        .map(Event::of)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 /// Writes an envelope as it is (an event relayed from elsewhere, or a test's); domains
