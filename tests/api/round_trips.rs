@@ -410,3 +410,37 @@ async fn me_files_and_the_inbox_are_one_round_trip_each() {
     assert_eq!(rest["items"].as_array().unwrap().len(), 1);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A create's event skips the outbox trigger's NOTIFY (which would serialise concurrent
+/// commits) and wakes the relays after the commit instead: with the relay's poll an hour
+/// away, the event is still dispatched at once.
+#[tokio::test]
+async fn a_create_wakes_the_relay_after_its_commit() {
+    let app =
+        crate::helpers::spawn_app_with(&[("BASALT__EVENTS__POLL_INTERVAL_MS", "3600000")]).await;
+    let (_, ada) = token(&app);
+    let posts = posts(&app, &ada).await;
+    // Let the relay finish what start-up woke it for.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let res = send(
+        &app,
+        Method::POST,
+        &format!("{posts}/documents"),
+        &ada,
+        Some(json!({"id": "woke", "data": {"title": "Wake up"}})),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let dispatched = crate::helpers::eventually(Duration::from_secs(5), || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT dispatched_at IS NOT NULL FROM platform.outbox
+              WHERE event_type = 'baas.document.created' AND payload->>'document_id' = 'woke'",
+        )
+        .fetch_optional(&app.db)
+        .await
+        .unwrap()
+        .unwrap_or(false)
+    })
+    .await;
+    assert!(dispatched, "the relay was not woken by the create");
+}

@@ -26,7 +26,7 @@ use crate::platform::error::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, QueryTimeout, TooLarge,
     Unauthorized,
 };
-use crate::platform::events;
+use crate::platform::events::{self, RelayWaker};
 use crate::platform::grants::{Caller, Denied, ItemPermissions};
 use crate::platform::http::{Endpoint, Routes};
 
@@ -232,6 +232,7 @@ pub async fn create_document(
     platform: web::Data<Platform>,
     settings: web::Data<DatabaseSettings>,
     cache: web::Data<CollectionCache>,
+    relays: web::Data<RelayWaker>,
     caller: Caller,
     path: web::Path<(DatabaseId, String)>,
     body: web::Json<CreateDocumentRequest>,
@@ -248,7 +249,8 @@ pub async fn create_document(
         // current (else this runs again against the stored one).
         may_create(&t)?;
         let doc = prepare_new(&settings, &caller, &t, body.clone(), "")?;
-        if let repo::Fresh::Current(rows) = create_all(&platform.db, &caller, &t, vec![doc]).await?
+        if let repo::Fresh::Current(rows) =
+            create_all(&platform.db, &relays, &caller, &t, vec![doc]).await?
         {
             break (t, rows);
         }
@@ -260,6 +262,7 @@ pub async fn create_document(
 /// round trip, no transaction), if the cached collection `t` is still current.
 async fn create_all(
     db: &sqlx::PgPool,
+    relays: &RelayWaker,
     caller: &Caller,
     t: &Target,
     docs: Vec<NewDocument>,
@@ -295,6 +298,7 @@ async fn create_all(
         repo::Fresh::Current(seqs) => seqs,
         repo::Fresh::Stale => return Ok(repo::Fresh::Stale),
     };
+    relays.wake();
     Ok(repo::Fresh::Current(
         rows.into_iter()
             .zip(seqs)
@@ -331,6 +335,7 @@ pub async fn bulk_create(
     platform: web::Data<Platform>,
     settings: web::Data<DatabaseSettings>,
     cache: web::Data<CollectionCache>,
+    relays: web::Data<RelayWaker>,
     caller: Caller,
     path: web::Path<(DatabaseId, String)>,
     body: web::Json<BulkCreateRequest>,
@@ -354,7 +359,9 @@ pub async fn bulk_create(
             .target(&platform.db, &cache, &caller, (db, &collection))
             .await?;
         let prepared = prepare_bulk(&settings, &caller, &t, &docs)?;
-        if let repo::Fresh::Current(rows) = create_all(&platform.db, &caller, &t, prepared).await? {
+        if let repo::Fresh::Current(rows) =
+            create_all(&platform.db, &relays, &caller, &t, prepared).await?
+        {
             break (t, rows);
         }
     };

@@ -46,6 +46,7 @@ static MIGRATIONS: Migrator = sqlx::migrate!("migrations/baas");
 pub struct BaasDatabase {
     settings: DomainState<DatabaseSettings>,
     collections: DomainState<cache::CollectionCache>,
+    relays: DomainState<crate::platform::events::RelayWaker>,
 }
 
 impl Domain for BaasDatabase {
@@ -70,6 +71,9 @@ impl Domain for BaasDatabase {
         settings.validate()?;
         self.settings.set(settings);
         self.collections.set(cache::CollectionCache::default());
+        self.relays.set(crate::platform::events::RelayWaker::spawn(
+            platform.db.clone(),
+        ));
         Ok(())
     }
 
@@ -80,6 +84,7 @@ impl Domain for BaasDatabase {
     fn routes(&self, routes: &mut Routes) {
         self.settings.register(routes);
         self.collections.register(routes);
+        self.relays.register(routes);
         databases::configure(routes);
         collections::configure(routes);
         attributes::configure(routes);

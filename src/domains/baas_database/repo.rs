@@ -717,6 +717,10 @@ pub async fn create_documents(
     qb.push_bind(collection.id)
         .push(" AND version = ")
         .push_bind(collection.version)
+        // The relays are woken after the commit (`RelayWaker`), not by the outbox trigger's
+        // NOTIFY, which would serialise concurrent creates' commits.
+        .push(" AND ")
+        .push(crate::platform::events::DEFER_WAKE)
         .push(format!(
             "), doc AS (INSERT INTO {} (id, data, owner_id, perm_read, perm_update, perm_delete, created_at, updated_at) SELECT * FROM (",
             collection.table()
