@@ -80,7 +80,16 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub min_connections: u32,
     pub acquire_timeout_secs: u64,
+    /// Every pooled connection starts with this `statement_timeout` (0: none), so a request's
+    /// statement needs no `SET` of its own; a path that needs another one says
+    /// `SET LOCAL statement_timeout` inside its own transaction.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
     pub migrate_on_start: bool,
+}
+
+fn default_statement_timeout_ms() -> u64 {
+    5000
 }
 
 #[derive(Debug, Clone, Deserialize)]

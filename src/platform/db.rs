@@ -27,10 +27,20 @@ pub struct SchemaMigrations {
     pub migrator: Option<&'static Migrator>,
 }
 
+/// How every connection is opened. The statement timeout travels in the startup packet, so
+/// it costs no round trip: a request's statements need no `BEGIN; SET LOCAL` around them.
+/// Statements are logged at debug under `sqlx::query` (inside the request's span, which is
+/// how the tests count a request's round trips).
 fn options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
     PgConnectOptions::from_str(settings.url.expose_secret())
         .map_err(|e| anyhow::anyhow!("database.url: {e}"))
-        .map(|o| o.log_statements(tracing::log::LevelFilter::Debug))
+        .map(|o| {
+            o.log_statements(tracing::log::LevelFilter::Debug)
+                .options([(
+                    "statement_timeout",
+                    settings.statement_timeout_ms.to_string(),
+                )])
+        })
 }
 
 /// Where we connect, without the password, for error messages.
@@ -52,6 +62,11 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
+        // No ping before handing out an idle connection: that is a round trip on every
+        // request. sqlx already pings a connection when it comes back to the pool (off the
+        // request's path) and closes broken ones; after a PostgreSQL restart the first
+        // statement on a dead connection fails once and that connection is dropped.
+        .test_before_acquire(false)
         .connect_with(options(settings)?)
         .await
         .with_context(|| {
@@ -67,6 +82,10 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
 /// Idempotent: applied migrations are skipped (and their checksums verified by sqlx).
 pub async fn migrate(pool: &PgPool, targets: &[SchemaMigrations]) -> anyhow::Result<()> {
     let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+    // Migrations may rewrite large tables: no statement timeout on this connection.
+    sqlx::query("SET statement_timeout = 0")
+        .execute(&mut conn)
+        .await?;
     sqlx::query("SELECT pg_advisory_lock(hashtext('basalt.migrate'))")
         .execute(&mut conn)
         .await?;

@@ -96,9 +96,8 @@ pub async fn spawn_custom(
 ) -> TestApp {
     let mut settings = settings(database_url, env);
     change(&mut settings);
-    if std::env::var("TEST_LOG").is_ok() {
-        basalt::telemetry::init(&settings.log);
-    }
+    // The statement counter (and, with TEST_LOG, the log output) before the app starts.
+    crate::statements::install();
     let probe = Probe::default();
     let app = Application::builder(settings.clone())
         .domain(Arc::new(probe.clone()))

@@ -6,6 +6,9 @@
 
 mod helpers;
 mod probe;
+#[cfg(feature = "baas-database")]
+mod round_trips;
+mod statements;
 
 #[cfg(feature = "auth")]
 mod auth;

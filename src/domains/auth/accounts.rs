@@ -195,11 +195,11 @@ async fn me(platform: web::Data<Platform>, user: CurrentUser) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(profile(&platform, &user).await?))
 }
 
-/// The caller's account with its roles.
+/// The caller's account with its roles: one statement.
 async fn profile(platform: &Platform, user: &CurrentUser) -> Result<UserResponse, AuthError> {
-    let mut conn = platform.db.acquire().await?;
-    let account = access::account(&mut conn, user).await?;
-    let roles = repo::roles_of(&mut conn, account.id).await?;
+    let (account, roles) = repo::user_with_roles(&platform.db, access::caller(user)?)
+        .await?
+        .ok_or_else(|| AuthError::NoAccount.unauthenticated())?;
     Ok(access::user_response(&account, roles))
 }
 

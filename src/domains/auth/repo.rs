@@ -73,6 +73,26 @@ pub async fn user_by_id(
     .await
 }
 
+/// The user with their roles (sorted), in one statement: what `GET /me` answers.
+pub async fn user_with_roles(
+    db: &PgPool,
+    id: UserId,
+) -> Result<Option<(UserRow, Vec<String>)>, sqlx::Error> {
+    let row: Option<sqlx::postgres::PgRow> = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS},
+                ARRAY(SELECT role FROM auth.user_roles r WHERE r.user_id = u.id ORDER BY role) AS user_roles
+           FROM auth.users u WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    row.map(|row| {
+        use sqlx::{FromRow, Row};
+        Ok((UserRow::from_row(&row)?, row.try_get("user_roles")?))
+    })
+    .transpose()
+}
+
 /// The user's roles, sorted.
 pub async fn roles_of(conn: &mut PgConnection, user: UserId) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar("SELECT role FROM auth.user_roles WHERE user_id = $1 ORDER BY role")

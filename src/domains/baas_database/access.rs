@@ -3,18 +3,22 @@
 //! (document routes), the documents a query finds among those they may read, and the step
 //! every schema change ends with. Resource files call this; this calls `repo`, never back.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
+use super::cache::CollectionCache;
 use super::error::DatabaseError;
 use super::events::CollectionUpdated;
 use super::model::{DatabaseId, DocumentPage, DocumentResponse, QueryRequest};
 use super::query::Parser;
 use super::repo::{
-    self, CollectionRow, Cursor, DatabaseRow, DocumentRow, ListQuery, Lock, Visible,
+    self, CollectionRow, Cursor, DatabaseRow, DocumentRow, Fresh, ListQuery, Lock, Visible,
 };
 use super::settings::DatabaseSettings;
+use crate::platform::Platform;
 use crate::platform::events;
 use crate::platform::grants::{Access, Caller};
 use crate::platform::page::{self, Page};
@@ -83,7 +87,7 @@ pub async fn collection_updated(
 
 /// A collection as one caller sees it.
 pub struct Target {
-    pub c: CollectionRow,
+    pub c: Arc<CollectionRow>,
     pub access: Access,
 }
 
@@ -109,6 +113,10 @@ pub async fn target(
     let c = repo::collection(conn, db, key, lock)
         .await?
         .ok_or(DatabaseError::CollectionNotFound)?;
+    as_seen_by(caller, Arc::new(c))
+}
+
+fn as_seen_by(caller: &Caller, c: Arc<CollectionRow>) -> Result<Target, DatabaseError> {
     let access = Access::new(caller, c.owner_id, &c.permissions.0, c.document_security);
     if !access.visible() {
         return Err(DatabaseError::CollectionNotFound);
@@ -116,10 +124,65 @@ pub async fn target(
     Ok(Target { c, access })
 }
 
-/// One page of the documents a query finds among those the caller may read (the list and
-/// the query routes).
-pub async fn find_documents(
+/// The collection with what the caller may do in it, from the cache (no round trip) or, when
+/// `fresh` or not cached, from the database (one, which refills the cache). Whatever uses
+/// a cached copy must check its `version` in its own statement (`repo::Fresh`) and come
+/// back with `fresh` when that fails.
+pub async fn cached_target(
     db: &PgPool,
+    cache: &CollectionCache,
+    caller: &Caller,
+    (database, key): (DatabaseId, &str),
+    fresh: bool,
+) -> Result<Target, DatabaseError> {
+    let cached = if fresh {
+        cache.forget(database, key);
+        None
+    } else {
+        cache.get(database, key)
+    };
+    let c = match cached {
+        Some(c) => c,
+        None => cache.put(
+            repo::collection_now(db, database, key)
+                .await?
+                .ok_or(DatabaseError::CollectionNotFound)?,
+        ),
+    };
+    as_seen_by(caller, c)
+}
+
+/// The tries of one statement against a cached collection: the cached copy first, then,
+/// each time the statement finds it stale (a schema change committed in between), the
+/// stored one, a few times at most.
+#[derive(Default)]
+pub struct Attempts(u8);
+
+impl Attempts {
+    pub async fn target(
+        &mut self,
+        db: &PgPool,
+        cache: &CollectionCache,
+        caller: &Caller,
+        collection: (DatabaseId, &str),
+    ) -> Result<Target, DatabaseError> {
+        if self.0 >= 4 {
+            return Err(
+                anyhow::anyhow!("the collection kept changing under a document statement").into(),
+            );
+        }
+        self.0 += 1;
+        cached_target(db, cache, caller, collection, self.0 > 1).await
+    }
+}
+
+/// One page of the documents a query finds among those the caller may read (the list and
+/// the query routes). With the domain's statement timeout equal to the pool's (the default),
+/// no transaction: the collection from the cache and the page in one statement (two after a
+/// cursor, three with `total`); with another timeout, a transaction that sets it.
+pub async fn find_documents(
+    platform: &Platform,
+    cache: &CollectionCache,
     settings: &DatabaseSettings,
     caller: &Caller,
     (database, collection): (DatabaseId, &str),
@@ -132,8 +195,50 @@ pub async fn find_documents(
             "after and before cannot be used together".into(),
         ));
     }
-    let mut tx = begin(db, settings).await?;
-    let t = target(&mut tx, caller, database, collection, Lock::None).await?;
+    let db = &platform.db;
+    let (t, (page, total, select)) =
+        if settings.statement_timeout_ms == platform.settings.database.statement_timeout_ms {
+            let mut attempts = Attempts::default();
+            loop {
+                let t = attempts
+                    .target(db, cache, caller, (database, collection))
+                    .await?;
+                let mut conn = db.acquire().await?;
+                if let Fresh::Current(found) =
+                    run_query(&mut conn, settings, caller, &t, &q, limit, true).await?
+                {
+                    break (t, found);
+                }
+            }
+        } else {
+            let mut tx = begin(db, settings).await?;
+            let t = target(&mut tx, caller, database, collection, Lock::None).await?;
+            let Fresh::Current(found) =
+                run_query(&mut tx, settings, caller, &t, &q, limit, false).await?
+            else {
+                return Err(DatabaseError::CollectionNotFound);
+            };
+            tx.commit().await?;
+            (t, found)
+        };
+    let page = page.map(|row| DocumentResponse::new(&t.c, row, select.as_deref()));
+    Ok(DocumentPage { page, total })
+}
+
+/// A query's page, total (if asked) and selected attributes.
+type Found = (Page<DocumentRow>, Option<i64>, Option<Vec<String>>);
+
+/// The page's rows (and the total, if asked), checking the collection's version when
+/// `check` (a cached copy).
+async fn run_query(
+    conn: &mut PgConnection,
+    settings: &DatabaseSettings,
+    caller: &Caller,
+    t: &Target,
+    q: &QueryRequest,
+    limit: i64,
+    check: bool,
+) -> Result<Fresh<Found>, DatabaseError> {
     let mut parser = Parser::new(&t.c.attributes.0, &t.c.indexes.0, settings);
     let filter = q.filter.as_ref().map(|f| parser.filter(f)).transpose()?;
     let sort = parser.sort(&q.sort)?;
@@ -166,26 +271,28 @@ pub async fn find_documents(
         cursor,
     };
     let visible = t.visible(caller);
-    let rows = repo::list_documents(&mut tx, &visible, &list)
+    let checked = check.then_some(t.c.version);
+    let rows = match repo::list_documents(conn, &visible, &list, checked)
         .await
         .map_err(|e| DatabaseError::in_collection(e, &t.c))?
-        .ok_or(DatabaseError::InvalidCursor)?;
+    {
+        Fresh::Stale => return Ok(Fresh::Stale),
+        Fresh::Current(rows) => rows.ok_or(DatabaseError::InvalidCursor)?,
+    };
     let total = if q.total {
         Some(
-            repo::count_documents(&mut tx, &visible, filter.as_ref())
+            repo::count_documents(conn, &visible, filter.as_ref())
                 .await
                 .map_err(|e| DatabaseError::in_collection(e, &t.c))?,
         )
     } else {
         None
     };
-    tx.commit().await?;
     let page = document_page(rows, limit, before, |row| DocumentCursor {
         values: repo::sort_values(&sort, row),
         seq: row.seq,
-    })
-    .map(|row| DocumentResponse::new(&t.c, row, select.as_deref()));
-    Ok(DocumentPage { page, total })
+    });
+    Ok(Fresh::Current((page, total, select)))
 }
 
 /// Where a page of documents ends: the last row's sort values and seq (opaque to clients),

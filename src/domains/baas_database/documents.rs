@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use utoipa::OpenApi;
 
 use super::access::{self, Target};
+use super::cache::CollectionCache;
 use super::error::DatabaseError;
 use super::events::{DocumentCreated, DocumentDeleted, DocumentUpdated};
 use super::model::*;
@@ -25,7 +26,7 @@ use crate::platform::error::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, QueryTimeout, TooLarge,
     Unauthorized,
 };
-use crate::platform::events;
+use crate::platform::events::{self, RelayWaker};
 use crate::platform::grants::{Caller, Denied, ItemPermissions};
 use crate::platform::http::{Endpoint, Routes};
 
@@ -187,6 +188,7 @@ async fn insert(
 pub async fn list_documents(
     platform: web::Data<Platform>,
     settings: web::Data<DatabaseSettings>,
+    cache: web::Data<CollectionCache>,
     caller: Caller,
     path: web::Path<(DatabaseId, String)>,
     params: web::Query<ListParams>,
@@ -209,7 +211,7 @@ pub async fn list_documents(
     };
     let (db, collection) = path.into_inner();
     let page =
-        access::find_documents(&platform.db, &settings, &caller, (db, &collection), q).await?;
+        access::find_documents(&platform, &cache, &settings, &caller, (db, &collection), q).await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -229,19 +231,80 @@ pub async fn list_documents(
 pub async fn create_document(
     platform: web::Data<Platform>,
     settings: web::Data<DatabaseSettings>,
+    cache: web::Data<CollectionCache>,
+    relays: web::Data<RelayWaker>,
     caller: Caller,
     path: web::Path<(DatabaseId, String)>,
     body: web::Json<CreateDocumentRequest>,
 ) -> Result<HttpResponse, DatabaseError> {
     caller.require_scope("databases.write")?;
     let (db, collection) = path.into_inner();
-    let mut tx = access::begin(&platform.db, &settings).await?;
-    let t = access::target(&mut tx, &caller, db, &collection, Lock::Share).await?;
-    may_create(&t)?;
-    let doc = prepare_new(&settings, &caller, &t, body.into_inner(), "")?;
-    let rows = insert(&mut tx, &caller, &t, &[doc]).await?;
-    tx.commit().await?;
+    let body = body.into_inner();
+    let mut attempts = access::Attempts::default();
+    let (t, rows) = loop {
+        let t = attempts
+            .target(&platform.db, &cache, &caller, (db, &collection))
+            .await?;
+        // Checked against the cached schema, which the insert's statement confirms is
+        // current (else this runs again against the stored one).
+        may_create(&t)?;
+        let doc = prepare_new(&settings, &caller, &t, body.clone(), "")?;
+        if let repo::Fresh::Current(rows) =
+            create_all(&platform.db, &relays, &caller, &t, vec![doc]).await?
+        {
+            break (t, rows);
+        }
+    };
     created(&t, rows)
+}
+
+/// Inserts the documents with their `baas.document.created` events in one statement (one
+/// round trip, no transaction), if the cached collection `t` is still current.
+async fn create_all(
+    db: &sqlx::PgPool,
+    relays: &RelayWaker,
+    caller: &Caller,
+    t: &Target,
+    docs: Vec<NewDocument>,
+) -> Result<repo::Fresh<Vec<DocumentRow>>, DatabaseError> {
+    // What PostgreSQL stores (microseconds), so the response and the event say the same.
+    let at = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6);
+    let rows: Vec<DocumentRow> = docs
+        .into_iter()
+        .map(|d| DocumentRow {
+            seq: 0,
+            id: d.id,
+            data: sqlx::types::Json(d.data),
+            owner_id: d.owner,
+            perm_read: d.permissions.read,
+            perm_update: d.permissions.update,
+            perm_delete: d.permissions.delete,
+            version: 1,
+            created_at: at,
+            updated_at: at,
+        })
+        .collect();
+    let created: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            DocumentCreated::new(caller, &t.c, DocumentResponse::new(&t.c, row.clone(), None))
+        })
+        .collect();
+    let events = events::envelopes(&created)?;
+    let seqs = match repo::create_documents(db, &t.c, &rows, &events)
+        .await
+        .map_err(|e| DatabaseError::in_collection(e, &t.c))?
+    {
+        repo::Fresh::Current(seqs) => seqs,
+        repo::Fresh::Stale => return Ok(repo::Fresh::Stale),
+    };
+    relays.wake();
+    Ok(repo::Fresh::Current(
+        rows.into_iter()
+            .zip(seqs)
+            .map(|(row, seq)| DocumentRow { seq, ..row })
+            .collect(),
+    ))
 }
 
 /// The one document a create made, with its ETag.
@@ -271,6 +334,8 @@ fn created(t: &Target, rows: Vec<DocumentRow>) -> Result<HttpResponse, DatabaseE
 pub async fn bulk_create(
     platform: web::Data<Platform>,
     settings: web::Data<DatabaseSettings>,
+    cache: web::Data<CollectionCache>,
+    relays: web::Data<RelayWaker>,
     caller: Caller,
     path: web::Path<(DatabaseId, String)>,
     body: web::Json<BulkCreateRequest>,
@@ -288,13 +353,45 @@ pub async fn bulk_create(
         }])?;
     }
     let (db, collection) = path.into_inner();
-    let mut tx = access::begin(&platform.db, &settings).await?;
-    let t = access::target(&mut tx, &caller, db, &collection, Lock::Share).await?;
-    may_create(&t)?;
+    let mut attempts = access::Attempts::default();
+    let (t, rows) = loop {
+        let t = attempts
+            .target(&platform.db, &cache, &caller, (db, &collection))
+            .await?;
+        let prepared = prepare_bulk(&settings, &caller, &t, &docs)?;
+        if let repo::Fresh::Current(rows) =
+            create_all(&platform.db, &relays, &caller, &t, prepared).await?
+        {
+            break (t, rows);
+        }
+    };
+    Ok(HttpResponse::Created().json(BulkCreateResponse {
+        documents: rows
+            .into_iter()
+            .map(|r| DocumentResponse::new(&t.c, r, None))
+            .collect(),
+    }))
+}
+
+/// The documents of a bulk create checked against the collection; 422 entries name the
+/// document.
+fn prepare_bulk(
+    settings: &DatabaseSettings,
+    caller: &Caller,
+    t: &Target,
+    docs: &[CreateDocumentRequest],
+) -> Result<Vec<NewDocument>, DatabaseError> {
+    may_create(t)?;
     let mut prepared = Vec::with_capacity(docs.len());
     let mut errors = Vec::new();
-    for (i, req) in docs.into_iter().enumerate() {
-        match prepare_new(&settings, &caller, &t, req, &format!("documents[{i}].")) {
+    for (i, req) in docs.iter().enumerate() {
+        match prepare_new(
+            settings,
+            caller,
+            t,
+            req.clone(),
+            &format!("documents[{i}]."),
+        ) {
             Ok(doc) => prepared.push(doc),
             // prepare_new names the fields `documents[i]....` already.
             Err(DatabaseError::Platform(e)) if e.status().as_u16() == 422 => {
@@ -304,14 +401,7 @@ pub async fn bulk_create(
         }
     }
     DatabaseError::check(errors)?;
-    let rows = insert(&mut tx, &caller, &t, &prepared).await?;
-    tx.commit().await?;
-    Ok(HttpResponse::Created().json(BulkCreateResponse {
-        documents: rows
-            .into_iter()
-            .map(|r| DocumentResponse::new(&t.c, r, None))
-            .collect(),
-    }))
+    Ok(prepared)
 }
 
 /// Get a document; 404 also for one the caller may not read.
@@ -329,19 +419,25 @@ pub async fn bulk_create(
 pub async fn get_document(
     req: HttpRequest,
     platform: web::Data<Platform>,
-    settings: web::Data<DatabaseSettings>,
+    cache: web::Data<CollectionCache>,
     caller: Caller,
     path: web::Path<(DatabaseId, String, String)>,
 ) -> Result<HttpResponse, DatabaseError> {
     caller.require_scope("databases.read")?;
     let (db, collection, id) = path.into_inner();
-    let mut tx = access::begin(&platform.db, &settings).await?;
-    let t = access::target(&mut tx, &caller, db, &collection, Lock::None).await?;
-    let row = repo::document(&mut tx, &t.c, &id, false)
-        .await?
-        .filter(|row| t.access.allows(t.access.read_all, &caller, &row.perm_read))
-        .ok_or(DatabaseError::DocumentNotFound)?;
-    tx.commit().await?;
+    // One statement: the collection comes from the cache, checked in the statement's WHERE
+    // along with the caller's grants (the pool's connections carry the statement timeout).
+    let mut attempts = access::Attempts::default();
+    let (t, row) = loop {
+        let t = attempts
+            .target(&platform.db, &cache, &caller, (db, &collection))
+            .await?;
+        let found = repo::readable_document(&platform.db, &t.visible(&caller), &id).await?;
+        if let repo::Fresh::Current(row) = found {
+            break (t, row);
+        }
+    };
+    let row = row.ok_or(DatabaseError::DocumentNotFound)?;
     let tag = etag(&row);
     if req
         .headers()

@@ -13,6 +13,7 @@
 
 mod access;
 mod attributes;
+mod cache;
 mod collections;
 mod databases;
 mod documents;
@@ -26,12 +27,15 @@ mod repo;
 mod schema;
 mod settings;
 
+use std::time::Duration;
+
 use actix_web::http::StatusCode;
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
 
 use crate::platform::domain::DomainState;
 use crate::platform::http::Routes;
+use crate::platform::jobs::Job;
 use crate::platform::{Domain, Platform};
 
 pub use settings::DatabaseSettings;
@@ -41,6 +45,8 @@ static MIGRATIONS: Migrator = sqlx::migrate!("migrations/baas");
 #[derive(Default)]
 pub struct BaasDatabase {
     settings: DomainState<DatabaseSettings>,
+    collections: DomainState<cache::CollectionCache>,
+    relays: DomainState<crate::platform::events::RelayWaker>,
 }
 
 impl Domain for BaasDatabase {
@@ -64,6 +70,10 @@ impl Domain for BaasDatabase {
         let settings: DatabaseSettings = platform.settings.domain_section("baas-database")?;
         settings.validate()?;
         self.settings.set(settings);
+        self.collections.set(cache::CollectionCache::default());
+        self.relays.set(crate::platform::events::RelayWaker::spawn(
+            platform.db.clone(),
+        ));
         Ok(())
     }
 
@@ -73,6 +83,8 @@ impl Domain for BaasDatabase {
 
     fn routes(&self, routes: &mut Routes) {
         self.settings.register(routes);
+        self.collections.register(routes);
+        self.relays.register(routes);
         databases::configure(routes);
         collections::configure(routes);
         attributes::configure(routes);
@@ -80,6 +92,25 @@ impl Domain for BaasDatabase {
         // Before documents: `query` and `aggregate` must win over a document's `{id}`.
         queries::configure(routes);
         documents::configure(routes);
+    }
+
+    /// Drops the cached collections when any changes (a NOTIFY from the changing
+    /// transaction's commit) and, should the listener be down, every 30 seconds.
+    fn jobs(&self, _platform: &Platform) -> Vec<Job> {
+        let Some(collections) = self.collections.get() else {
+            return Vec::new();
+        };
+        vec![
+            Job::new(
+                "baas.collection_cache",
+                Duration::from_secs(30),
+                move || {
+                    collections.clear();
+                    Box::pin(async { Ok(()) })
+                },
+            )
+            .woken_by(cache::CHANNEL),
+        ]
     }
 
     fn error_codes(&self) -> &'static [(&'static str, StatusCode)] {

@@ -6,6 +6,7 @@ use serde_json::Value;
 use utoipa::OpenApi;
 
 use super::access;
+use super::cache::CollectionCache;
 use super::error::DatabaseError;
 use super::model::*;
 use super::query::{Field, Parser};
@@ -44,13 +45,15 @@ const MAX_AGGREGATIONS: usize = 10;
 pub async fn query_documents(
     platform: web::Data<Platform>,
     settings: web::Data<DatabaseSettings>,
+    cache: web::Data<CollectionCache>,
     caller: Caller,
     path: web::Path<(DatabaseId, String)>,
     body: web::Json<QueryRequest>,
 ) -> Result<HttpResponse, DatabaseError> {
     let (db, collection) = path.into_inner();
     let page = access::find_documents(
-        &platform.db,
+        &platform,
+        &cache,
         &settings,
         &caller,
         (db, &collection),

@@ -149,6 +149,8 @@ pub struct CollectionRow {
     pub indexes: Json<Vec<Index>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Grows with every change of the row (a trigger): what cached copies are checked by.
+    pub version: i64,
     /// The database's owner.
     pub owner_id: Uuid,
 }
@@ -190,13 +192,48 @@ pub async fn collection(
         Lock::Share => " FOR KEY SHARE OF c",
         Lock::Update => " FOR UPDATE OF c",
     };
-    sqlx::query_as(&format!(
+    let row: Option<CollectionRow> = sqlx::query_as(&format!(
         "SELECT c.*, d.owner_id FROM baas.collections c JOIN baas.databases d ON d.id = c.database_id
           WHERE c.database_id = $1 AND c.key = $2{suffix}"
     ))
     .bind(database)
     .bind(key)
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let (Lock::Update, Some(c)) = (lock, &row) {
+        // Document writes do not lock the collection row (they check its version in their
+        // own statement, see `create_documents`). A schema change instead waits here for the
+        // writes in flight on the collection's table and holds new ones until it commits;
+        // those then see the new version, fail their check and are validated again against
+        // the new schema. So no document written under the old schema slips past a change
+        // that rewrites or checks the stored documents. Schema changes may rewrite the whole
+        // table: no statement timeout for the rest of the transaction.
+        sqlx::query(&format!(
+            "LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
+            c.table()
+        ))
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("SET LOCAL statement_timeout = 0")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(row)
+}
+
+/// A collection read outside any transaction (to fill the cache).
+pub async fn collection_now(
+    db: &PgPool,
+    database: DatabaseId,
+    key: &str,
+) -> Result<Option<CollectionRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.*, d.owner_id FROM baas.collections c JOIN baas.databases d ON d.id = c.database_id
+          WHERE c.database_id = $1 AND c.key = $2",
+    )
+    .bind(database)
+    .bind(key)
+    .fetch_optional(db)
     .await
 }
 
@@ -443,17 +480,35 @@ pub async fn build_index(
     index: &Index,
     attributes: &[Attribute],
 ) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(&index_sql(collection, index, attributes, true))
-        .execute(db)
-        .await?;
-    Ok(())
+    unbounded(db, &index_sql(collection, index, attributes, true)).await
 }
 
 pub async fn drop_index_concurrently(db: &PgPool, pg_name: &str) -> Result<(), sqlx::Error> {
-    sqlx::raw_sql(&format!("DROP INDEX CONCURRENTLY IF EXISTS baas.{pg_name}"))
-        .execute(db)
+    unbounded(
+        db,
+        &format!("DROP INDEX CONCURRENTLY IF EXISTS baas.{pg_name}"),
+    )
+    .await
+}
+
+/// Runs `sql` outside a transaction without the pool's statement timeout (an index build
+/// over a large collection takes as long as it takes), then gives the connection its
+/// timeout back.
+async fn unbounded(db: &PgPool, sql: &str) -> Result<(), sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    sqlx::raw_sql("SET statement_timeout = 0")
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    let done = sqlx::raw_sql(sql).execute(&mut *conn).await;
+    if sqlx::raw_sql("RESET statement_timeout")
+        .execute(&mut *conn)
+        .await
+        .is_err()
+    {
+        // Never hand a connection without its timeout back to the pool.
+        conn.close_on_drop();
+    }
+    done.map(|_| ())
 }
 
 pub async fn drop_index(conn: &mut PgConnection, pg_name: &str) -> Result<(), sqlx::Error> {
@@ -581,6 +636,121 @@ pub async fn insert_documents(
     // RETURNING follows VALUES order in practice; seq (assigned in that order) makes it certain.
     rows.sort_by_key(|r| r.seq);
     Ok(rows)
+}
+
+/// What a document statement found, having checked in its own `WHERE` that the cached
+/// collection it was built from is still the stored one.
+pub enum Fresh<T> {
+    Current(T),
+    /// The collection changed (or is gone) since it was cached: fetch it and try again.
+    Stale,
+}
+
+/// The table was dropped (its collection deleted) under a cached copy.
+fn undefined_table(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("42P01"))
+}
+
+/// The condition on `d.perm_read` for what the caller may read.
+fn readable(access: &Access) -> &'static str {
+    if access.read_all {
+        "true"
+    } else if access.item_security {
+        "d.perm_read && $3"
+    } else {
+        "false"
+    }
+}
+
+/// One document the caller may read: one statement, no transaction, the grant check in its
+/// `WHERE`, and the cached collection checked against the stored one in the same statement.
+pub async fn readable_document(
+    db: &PgPool,
+    v: &Visible<'_>,
+    id: &str,
+) -> Result<Fresh<Option<DocumentRow>>, sqlx::Error> {
+    let sql = format!(
+        "SELECT c.version AS collection_version, d.* FROM baas.collections c
+           LEFT JOIN {} d ON d.id = $2 AND {}
+          WHERE c.id = $1",
+        v.collection.table(),
+        readable(v.access)
+    );
+    let mut q = sqlx::query(&sql).bind(v.collection.id).bind(id);
+    if !v.access.read_all && v.access.item_security {
+        q = q.bind(v.roles);
+    }
+    let row = match q.fetch_optional(db).await {
+        Err(e) if undefined_table(&e) => return Ok(Fresh::Stale),
+        other => other?,
+    };
+    let Some(row) = row else {
+        return Ok(Fresh::Stale);
+    };
+    if row.try_get::<i64, _>("collection_version")? != v.collection.version {
+        return Ok(Fresh::Stale);
+    }
+    if row.try_get::<Option<i64>, _>("seq")?.is_none() {
+        return Ok(Fresh::Current(None));
+    }
+    Ok(Fresh::Current(Some(<DocumentRow as sqlx::FromRow<
+        PgRow,
+    >>::from_row(&row)?)))
+}
+
+/// Inserts documents and their events in one statement, if the cached collection is still
+/// the stored one (else nothing, and `Stale`). Returns each document's seq, in `docs` order.
+///
+/// Why a version check and no lock on the collection row: taking `FOR KEY SHARE` on the one
+/// collection row from every concurrent write serialises them on a multixact; instead a
+/// schema change locks the document table (`collection` with `Lock::Update`), which waits
+/// for this statement's transaction and holds later ones, and bumps the version, which
+/// later ones then see (their snapshot is taken after their table lock is granted).
+pub async fn create_documents(
+    db: &PgPool,
+    collection: &CollectionRow,
+    docs: &[DocumentRow],
+    events: &[crate::platform::events::Event],
+) -> Result<Fresh<Vec<i64>>, sqlx::Error> {
+    let mut qb =
+        QueryBuilder::<Postgres>::new("WITH fresh AS (SELECT 1 FROM baas.collections WHERE id = ");
+    qb.push_bind(collection.id)
+        .push(" AND version = ")
+        .push_bind(collection.version)
+        // The relays are woken after the commit (`RelayWaker`), not by the outbox trigger's
+        // NOTIFY, which would serialise concurrent creates' commits.
+        .push(" AND ")
+        .push(crate::platform::events::DEFER_WAKE)
+        .push(format!(
+            "), doc AS (INSERT INTO {} (id, data, owner_id, perm_read, perm_update, perm_delete, created_at, updated_at) SELECT * FROM (",
+            collection.table()
+        ));
+    qb.push_values(docs, |mut row, d| {
+        row.push_bind(&d.id)
+            .push_bind(&d.data)
+            .push_bind(d.owner_id)
+            .push_bind(&d.perm_read)
+            .push_bind(&d.perm_update)
+            .push_bind(&d.perm_delete)
+            .push_bind(d.created_at)
+            .push_bind(d.updated_at);
+    });
+    qb.push(") v WHERE EXISTS (SELECT 1 FROM fresh) RETURNING id, seq), ev AS (");
+    crate::platform::events::push_insert(&mut qb, events, "EXISTS (SELECT 1 FROM fresh)");
+    qb.push(") SELECT id, seq FROM doc");
+    let rows: Vec<(String, i64)> = match qb.build_query_as().fetch_all(db).await {
+        Err(e) if undefined_table(&e) => return Ok(Fresh::Stale),
+        other => other?,
+    };
+    if rows.is_empty() {
+        return Ok(Fresh::Stale);
+    }
+    let seqs: std::collections::HashMap<String, i64> = rows.into_iter().collect();
+    Ok(Fresh::Current(
+        docs.iter()
+            .map(|d| seqs.get(&d.id).copied().unwrap_or(0))
+            .collect(),
+    ))
 }
 
 pub async fn document(
@@ -984,33 +1154,85 @@ fn push_keyset(
 
 /// Up to `fetch` documents the query asks for, in page order (with `before`, the rows
 /// nearest the cursor come last); `None` when the cursor is not a document the caller can
-/// see.
+/// see. With `version`, the statement also reads the collection's version, and `Stale` says
+/// the cached copy the query was built from is out of date (an empty page or a missing
+/// cursor costs a second statement to tell).
 pub async fn list_documents(
     conn: &mut PgConnection,
     v: &Visible<'_>,
     q: &ListQuery<'_>,
-) -> Result<Option<Vec<DocumentRow>>, sqlx::Error> {
+    version: Option<i64>,
+) -> Result<Fresh<Option<Vec<DocumentRow>>>, sqlx::Error> {
+    let outcome = list_checked(conn, v, q, version).await;
+    let (rows, seen) = match outcome {
+        Err(e) if version.is_some() && undefined_table(&e) => return Ok(Fresh::Stale),
+        other => other?,
+    };
+    let Some(expected) = version else {
+        return Ok(Fresh::Current(rows));
+    };
+    let current = match seen {
+        Some(seen) => Some(seen),
+        None => {
+            sqlx::query_scalar("SELECT version FROM baas.collections WHERE id = $1")
+                .bind(v.collection.id)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+    };
+    Ok(if current == Some(expected) {
+        Fresh::Current(rows)
+    } else {
+        Fresh::Stale
+    })
+}
+
+/// The rows, and the collection's version when a row carried it.
+async fn list_checked(
+    conn: &mut PgConnection,
+    v: &Visible<'_>,
+    q: &ListQuery<'_>,
+    version: Option<i64>,
+) -> Result<(Option<Vec<DocumentRow>>, Option<i64>), sqlx::Error> {
     let reverse = q.cursor.as_ref().is_some_and(|(_, before)| *before);
     let cursor = match &q.cursor {
         Some((Cursor::Key(values, seq), _)) => Some((values.to_vec(), *seq)),
         Some((Cursor::Id(id), _)) => match cursor_values(conn, v, q.sort, id).await? {
             Some(c) => Some(c),
-            None => return Ok(None),
+            None => return Ok((None, None)),
         },
         None => None,
     };
-    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT * FROM {}", v.collection.table()));
+    let checked = if version.is_some() {
+        ", (SELECT version FROM baas.collections WHERE id = "
+    } else {
+        ""
+    };
+    let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT *{checked}"));
+    if version.is_some() {
+        qb.push_bind(v.collection.id)
+            .push(") AS collection_version");
+    }
+    qb.push(format!(" FROM {}", v.collection.table()));
     push_where(&mut qb, v.access, v.roles, q.filter);
     if let Some((values, seq)) = &cursor {
         push_keyset(&mut qb, q.sort, values, *seq, reverse);
     }
     push_order(&mut qb, q.sort, reverse);
     qb.push(" LIMIT ").push_bind(q.fetch);
-    let mut rows: Vec<DocumentRow> = qb.build_query_as().fetch_all(conn).await?;
+    let found: Vec<PgRow> = qb.build().fetch_all(&mut *conn).await?;
+    let seen = match found.first() {
+        Some(row) if version.is_some() => Some(row.try_get::<i64, _>("collection_version")?),
+        _ => None,
+    };
+    let mut rows = found
+        .iter()
+        .map(<DocumentRow as sqlx::FromRow<PgRow>>::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     if reverse {
         rows.reverse();
     }
-    Ok(Some(rows))
+    Ok((Some(rows), seen))
 }
 
 pub async fn count_documents(

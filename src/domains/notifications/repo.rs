@@ -155,7 +155,7 @@ pub async fn message_status(pool: &PgPool, id: Uuid) -> Result<Option<String>, s
         .await
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct InboxRow {
     pub id: Uuid,
     pub category: String,
@@ -199,27 +199,25 @@ pub async fn inbox(
     after: Option<(bool, DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<(Vec<InboxRow>, i64), sqlx::Error> {
-    let rows = sqlx::query_as(
-        "SELECT id, category, title, body, link, read_at, created_at FROM notifications.inbox
-          WHERE user_id = $1
-            AND ($2::boolean IS NULL
-                 OR (read_at IS NOT NULL) > $2
-                 OR ((read_at IS NOT NULL) = $2 AND (created_at, id) < ($3, $4)))
-          ORDER BY (read_at IS NOT NULL), created_at DESC, id DESC LIMIT $5",
+    // One statement: the page (as one JSON array, in page order) beside the unread count.
+    let (rows, unread): (sqlx::types::Json<Vec<InboxRow>>, i64) = sqlx::query_as(
+        "SELECT COALESCE((SELECT jsonb_agg(to_jsonb(p) ORDER BY (p.read_at IS NOT NULL), p.created_at DESC, p.id DESC)
+                            FROM (SELECT id, category, title, body, link, read_at, created_at FROM notifications.inbox
+                                   WHERE user_id = $1
+                                     AND ($2::boolean IS NULL
+                                          OR (read_at IS NOT NULL) > $2
+                                          OR ((read_at IS NOT NULL) = $2 AND (created_at, id) < ($3, $4)))
+                                   ORDER BY (read_at IS NOT NULL), created_at DESC, id DESC LIMIT $5) p), '[]'::jsonb),
+                (SELECT count(*) FROM notifications.inbox WHERE user_id = $1 AND read_at IS NULL)",
     )
     .bind(user)
     .bind(after.map(|a| a.0))
     .bind(after.map(|a| a.1))
     .bind(after.map(|a| a.2))
     .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    let unread = sqlx::query_scalar(
-        "SELECT count(*) FROM notifications.inbox WHERE user_id = $1 AND read_at IS NULL",
-    )
-    .bind(user)
     .fetch_one(pool)
     .await?;
+    let rows = rows.0;
     Ok((rows, unread))
 }
 

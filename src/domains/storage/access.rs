@@ -3,7 +3,7 @@
 //! answers 404 for anything the caller may not learn exists.
 
 use chrono::Utc;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use super::error::StorageError;
 use super::model::{BucketId, FileId, FileResponse, Signed};
@@ -81,6 +81,22 @@ pub async fn readable(
         return Err(StorageError::FileNotFound);
     }
     Ok((t, file))
+}
+
+/// A file's metadata if the caller may read it (404 otherwise): one statement.
+pub async fn file_view(
+    db: &PgPool,
+    caller: &Caller,
+    id: FileId,
+) -> Result<FileResponse, StorageError> {
+    let (file, bucket, version, variants) = repo::file_view(db, id)
+        .await?
+        .ok_or(StorageError::FileNotFound)?;
+    let t = Target::of(caller, bucket);
+    if !t.reads(caller, &file) {
+        return Err(StorageError::FileNotFound);
+    }
+    Ok(FileResponse::new(file, &version.summary(), variants))
 }
 
 /// The file locked for a change the caller may make: 404 if they cannot even read it, 403

@@ -260,9 +260,7 @@ pub async fn get_file(
     path: web::Path<FileId>,
 ) -> Result<HttpResponse, StorageError> {
     caller.require_scope("storage.read")?;
-    let mut conn = platform.db.acquire().await?;
-    let (_, file) = access::readable(&mut conn, &caller, *path, false).await?;
-    Ok(HttpResponse::Ok().json(access::file_response(&mut conn, file).await?))
+    Ok(HttpResponse::Ok().json(access::file_view(&platform.db, &caller, *path).await?))
 }
 
 /// Rename a file, or change its tags, metadata or grants. Changing the grants needs the

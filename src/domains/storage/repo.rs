@@ -202,7 +202,7 @@ impl VersionRow {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct VariantRow {
     pub version_id: VersionId,
     pub name: String,
@@ -342,6 +342,32 @@ pub async fn file_bundle(
     .fetch_optional(conn)
     .await?;
     Ok(row.map(|(f, b, v)| (f.0, b.0, v.0)))
+}
+
+/// What a file's metadata shows, in one statement: the file, its bucket (for the grants),
+/// its current version and that version's variants.
+pub async fn file_view(
+    db: &PgPool,
+    id: FileId,
+) -> Result<Option<(FileRow, BucketRow, VersionRow, Vec<VariantRow>)>, sqlx::Error> {
+    type Row = (
+        Json<FileRow>,
+        Json<BucketRow>,
+        Json<VersionRow>,
+        Json<Vec<VariantRow>>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT to_jsonb(f), to_jsonb(b), to_jsonb(v),
+                COALESCE((SELECT jsonb_agg(to_jsonb(x) ORDER BY x.name) FROM storage.variants x
+                           WHERE x.version_id = v.id), '[]'::jsonb)
+           FROM storage.files f
+           JOIN storage.buckets b ON b.id = f.bucket_id JOIN storage.versions v ON v.id = f.current_version
+          WHERE f.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(f, b, v, x)| (f.0, b.0, v.0, x.0)))
 }
 
 /// Makes `version` the file's current one; returns the file as it now is.

@@ -24,7 +24,9 @@ use crate::platform::http::request_id;
 
 pub use kafka::{KafkaMirror, outgoing, route_for, topic_for, without_secrets};
 pub use relay::{Relay, RelayHandle};
-pub use repo::{Backlog, DeadLetter, backlog, dead_letters, prune, replay_dead_letter};
+pub use repo::{
+    Backlog, DeadLetter, backlog, dead_letters, prune, push_insert, replay_dead_letter,
+};
 pub use subscriber::{Subscriber, subscriber_fn};
 
 /// The envelope every event travels in, in the outbox, to subscribers and on Kafka.
@@ -192,6 +194,53 @@ pub async fn publish_all<E: DomainEvent>(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     repo::insert_many(conn, &events).await
+}
+
+/// Wakes every replica's relay for events committed without the outbox trigger's NOTIFY
+/// (a write that set `basalt.outbox_wake = deferred`, see the `outbox_deferred_wake`
+/// migration): one `pg_notify` at a time from a background task, however many writes asked
+/// since the last, so the writes' own commits are not serialised on PostgreSQL's NOTIFY lock.
+#[derive(Clone)]
+pub struct RelayWaker {
+    wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl RelayWaker {
+    /// Starts the task (on the current runtime); it ends with the runtime.
+    pub fn spawn(db: sqlx::PgPool) -> Self {
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let waiting = wake.clone();
+        tokio::spawn(async move {
+            loop {
+                waiting.notified().await;
+                if let Err(e) = crate::platform::wakeup::notify(&db, relay::CHANNEL).await {
+                    // The relay's poll picks the events up anyway.
+                    tracing::warn!(error = %e, "could not wake the relays");
+                }
+            }
+        });
+        Self { wake }
+    }
+
+    /// Call after the commit of a write that deferred its wake-up.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// The SQL condition that defers the outbox's NOTIFY for the current transaction (true, and
+/// sets `basalt.outbox_wake`); put it in the statement's `WHERE` and call
+/// [`RelayWaker::wake`] after the commit.
+pub const DEFER_WAKE: &str = "set_config('basalt.outbox_wake', 'deferred', true) IS NOT NULL";
+
+/// The envelopes of typed events, for a domain statement that writes them itself beside its
+/// change (see [`push_insert`]): the change and its events in one round trip.
+pub fn envelopes<E: DomainEvent>(events: &[E]) -> Result<Vec<Event>, sqlx::Error> {
+    events
+        .iter()
+        .map(Event::of)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 /// Writes an envelope as it is (an event relayed from elsewhere, or a test's); domains

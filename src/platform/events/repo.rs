@@ -58,6 +58,29 @@ pub async fn insert(conn: &mut PgConnection, e: &Event) -> Result<(), sqlx::Erro
     Ok(())
 }
 
+/// Pushes `INSERT INTO platform.outbox ... SELECT ... FROM (VALUES ...) e WHERE <when>`: the
+/// events as one data-modifying CTE of a domain's statement, so a change and its events are
+/// one statement and one round trip (`when` may name the statement's other CTEs, to write
+/// the events only if the change happened). At most a few thousand events (bind limit).
+pub fn push_insert<'a>(qb: &mut sqlx::QueryBuilder<'a, Postgres>, events: &'a [Event], when: &str) {
+    qb.push(
+        "INSERT INTO platform.outbox (id, event_type, source, aggregate_id, occurred_at, schema_version, actor, request_id, payload) \
+         SELECT * FROM (",
+    );
+    qb.push_values(events, |mut row, e| {
+        row.push_bind(e.id)
+            .push_bind(&e.event_type)
+            .push_bind(&e.source)
+            .push_bind(&e.aggregate_id)
+            .push_bind(e.occurred_at)
+            .push_bind(e.schema_version)
+            .push_bind(&e.actor)
+            .push_bind(&e.request_id)
+            .push_bind(&e.payload);
+    });
+    qb.push(") e WHERE ").push(when);
+}
+
 /// Inserts many events in as few statements as the bind-parameter limit allows.
 pub async fn insert_many(conn: &mut PgConnection, events: &[Event]) -> Result<(), sqlx::Error> {
     for chunk in events.chunks(5000) {
