@@ -9,6 +9,8 @@ mod probe;
 
 #[cfg(feature = "auth")]
 mod auth;
+#[cfg(feature = "catalog")]
+mod catalog;
 mod cli;
 mod container;
 #[cfg(feature = "baas-database")]

@@ -1,12 +1,43 @@
-//! The catalog domain: products, variants, categories, prices in minor units, stock.
+//! The catalog domain: products (slugs with redirects, a moderated status machine, typed
+//! attributes, images), sold by their seller and managed by staff.
 //!
-//! Schema `catalog`; routes under `/api/v1/catalog`. Registered in `src/domains/mod.rs`; its
-//! endpoints, events and migrations arrive with the domain's own issue.
+//! Schema `catalog`; routes under `/api/v1/catalog`. Publishes `catalog.product.created`,
+//! `.updated`, `.submitted`, `.published`, `.rejected`, `.archived` and `.deleted`
+//! (declared in `crate::events::catalog`, since cart, orders and the read models of other
+//! domains consume them); consumes nothing yet; calls no other domain. Permissions:
+//! `catalog.products.sell` (the `vendor` role), `catalog.products.manage` and
+//! `catalog.products.moderate` (staff), registered with auth's permission catalogue by its
+//! migration `catalog_permissions`.
+//!
+//! Resource files (`products`, `moderation`) carry their handlers, routes and OpenAPI
+//! paths; they share `access` (who may see and change what), which sits on `state` and
+//! `repo`. Imports go that way only.
 
-use crate::platform::Domain;
+mod access;
+mod error;
+mod model;
+mod moderation;
+mod products;
+mod repo;
+mod settings;
+mod state;
+
+use sqlx::migrate::Migrator;
+use utoipa::OpenApi;
+
+use crate::platform::domain::DomainState;
+use crate::platform::http::Routes;
+use crate::platform::{Domain, Platform};
+
+pub use settings::CatalogSettings;
+use state::CatalogState;
+
+static MIGRATIONS: Migrator = sqlx::migrate!("migrations/catalog");
 
 #[derive(Default)]
-pub struct Catalog;
+pub struct Catalog {
+    state: DomainState<CatalogState>,
+}
 
 impl Domain for Catalog {
     fn name(&self) -> &'static str {
@@ -15,5 +46,35 @@ impl Domain for Catalog {
 
     fn schema(&self) -> &'static str {
         "catalog"
+    }
+
+    fn events(&self) -> &'static [&'static str] {
+        crate::events::catalog::TYPES
+    }
+
+    fn init(&self, platform: &Platform) -> anyhow::Result<()> {
+        self.state.set(CatalogState::build(platform)?);
+        Ok(())
+    }
+
+    fn migrations(&self) -> Option<&'static Migrator> {
+        Some(&MIGRATIONS)
+    }
+
+    fn routes(&self, routes: &mut Routes) {
+        self.state.register(routes);
+        products::configure(routes);
+        moderation::configure(routes);
+    }
+
+    fn error_codes(&self) -> &'static [(&'static str, actix_web::http::StatusCode)] {
+        error::CatalogError::CODES
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        let mut doc = products::ProductsApi::openapi();
+        doc.merge(moderation::ModerationApi::openapi());
+        doc.merge(crate::events::catalog::EventsApi::openapi());
+        doc
     }
 }
