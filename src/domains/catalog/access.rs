@@ -4,7 +4,7 @@
 use crate::platform::CurrentUser;
 use crate::platform::identity::MaybeUser;
 
-use super::repo::Viewer;
+use super::repo::{ProductRow, Viewer};
 
 /// Sell: create products and manage one's own (the `vendor` role holds it).
 pub const SELL: &str = "catalog.products.sell";
@@ -26,4 +26,9 @@ pub fn viewer(user: &MaybeUser) -> Viewer {
 /// here, but may still hold staff permissions).
 pub fn actor_id(user: &CurrentUser) -> Option<uuid::Uuid> {
     user.uuid().ok()
+}
+
+/// Whether the viewer sees a product's inside (stock counts): its seller and staff.
+pub fn insider(viewer: Viewer, product: &ProductRow) -> bool {
+    viewer.staff || viewer.id == Some(product.seller_id)
 }

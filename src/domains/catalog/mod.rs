@@ -1,5 +1,6 @@
 //! The catalog domain: products (slugs with redirects, a moderated status machine, typed
-//! attributes, images), sold by their seller and managed by staff.
+//! attributes, images) with options and variants priced in integer minor units of an ISO
+//! 4217 currency, sold by their seller and managed by staff.
 //!
 //! Schema `catalog`; routes under `/api/v1/catalog`. Publishes `catalog.product.created`,
 //! `.updated`, `.submitted`, `.published`, `.rejected`, `.archived` and `.deleted`
@@ -9,7 +10,7 @@
 //! `catalog.products.moderate` (staff), registered with auth's permission catalogue by its
 //! migration `catalog_permissions`.
 //!
-//! Resource files (`products`, `moderation`) carry their handlers, routes and OpenAPI
+//! Resource files (`products`, `moderation`, `variants`) carry their handlers, routes and OpenAPI
 //! paths; they share `access` (who may see and change what), which sits on `state` and
 //! `repo`. Imports go that way only.
 
@@ -21,6 +22,7 @@ mod products;
 mod repo;
 mod settings;
 mod state;
+mod variants;
 
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
@@ -65,6 +67,7 @@ impl Domain for Catalog {
         self.state.register(routes);
         products::configure(routes);
         moderation::configure(routes);
+        variants::configure(routes);
     }
 
     fn error_codes(&self) -> &'static [(&'static str, actix_web::http::StatusCode)] {
@@ -74,6 +77,7 @@ impl Domain for Catalog {
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         let mut doc = products::ProductsApi::openapi();
         doc.merge(moderation::ModerationApi::openapi());
+        doc.merge(variants::VariantsApi::openapi());
         doc.merge(crate::events::catalog::EventsApi::openapi());
         doc
     }

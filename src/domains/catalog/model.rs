@@ -10,7 +10,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::error::CatalogError;
-use super::repo::ProductRow;
+use super::repo::{ProductRow, VariantFields, VariantRow};
 use crate::events::catalog::ProductSnapshot;
 use crate::platform::error::FieldError;
 
@@ -18,6 +18,169 @@ crate::id_type!(
     /// A product.
     ProductId
 );
+
+crate::id_type!(
+    /// One variant of a product (a size, a colour): what carts hold and stock counts.
+    VariantId
+);
+
+/// The largest price the API takes, in minor units: 10^15 (ten trillion dollars, a
+/// quadrillion yen), so that quantities times prices, summed by carts and orders, stay far
+/// inside `i64`.
+pub const MAX_PRICE: i64 = 1_000_000_000_000_000;
+
+/// A price in minor units of the product's currency (1999 is 19.99 USD, 1999 JPY, 1.999
+/// KWD). Read as any JSON number so that a negative, fractional or oversized one is a 422
+/// naming the field, not a parse error.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = i64, example = 1999)]
+pub struct Amount(serde_json::Number);
+
+impl Amount {
+    /// The amount, or why it is refused.
+    pub fn minor_units(&self) -> Result<i64, &'static str> {
+        match (self.0.as_i64(), self.0.as_u64(), self.0.as_f64()) {
+            (Some(n), _, _) if n < 0 => Err("must not be negative"),
+            (Some(n), _, _) if n <= MAX_PRICE => Ok(n),
+            (Some(_), _, _) | (None, Some(_), _) => Err("is larger than 10^15 minor units"),
+            (None, None, Some(f)) if f.fract() != 0.0 => {
+                Err("must be a whole number of minor units (cents, not dollars)")
+            }
+            (None, None, Some(f)) if f < 0.0 => Err("must not be negative"),
+            _ => Err("is larger than 10^15 minor units"),
+        }
+    }
+}
+
+/// An option of a product and the values its variants choose from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Size", "values": ["S", "M", "L"]}))]
+pub struct ProductOption {
+    pub name: String,
+    pub values: Vec<String>,
+}
+
+pub const MAX_OPTIONS: usize = 5;
+pub const MAX_OPTION_VALUES: usize = 100;
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "sku": "BEANIE-GRY-M", "options": {"Size": "M", "Colour": "Grey"}, "price": 2499,
+    "compare_at_price": 2999, "weight_grams": 120, "on_hand": 40
+}))]
+pub struct CreateVariantRequest {
+    #[validate(length(min = 1, max = 64))]
+    pub sku: Option<String>,
+    /// Made from the option values when absent ("M / Grey").
+    #[validate(length(min = 1, max = 200))]
+    pub title: Option<String>,
+    /// One value of each of the product's options; `{}` for a product without options.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    pub price: Amount,
+    pub compare_at_price: Option<Amount>,
+    #[validate(range(min = 0, max = 1_000_000_000))]
+    pub weight_grams: Option<i32>,
+    /// Whether stock is counted (default true); untracked variants never run out.
+    #[serde(default = "yes")]
+    pub track_inventory: bool,
+    /// Whether it sells past zero (default false).
+    #[serde(default)]
+    pub allow_backorder: bool,
+    /// Stock to start with (default 0).
+    #[serde(default)]
+    #[validate(range(min = 0, max = 1_000_000_000))]
+    pub on_hand: i32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Fields to change; absent ones stay. Stock changes through adjustments, not here.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVariantRequest {
+    #[validate(length(min = 1, max = 64))]
+    pub sku: Option<String>,
+    #[validate(length(min = 1, max = 200))]
+    pub title: Option<String>,
+    pub options: Option<BTreeMap<String, String>>,
+    pub price: Option<Amount>,
+    pub compare_at_price: Option<Amount>,
+    #[validate(range(min = 0, max = 1_000_000_000))]
+    pub weight_grams: Option<i32>,
+    pub track_inventory: Option<bool>,
+    pub allow_backorder: Option<bool>,
+}
+
+/// A variant's stock, shown to its seller and staff.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Inventory {
+    pub on_hand: i32,
+    pub reserved: i32,
+    /// `on_hand - reserved`: what may still be reserved.
+    pub available: i32,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VariantResponse {
+    pub id: VariantId,
+    pub product_id: ProductId,
+    pub sku: Option<String>,
+    pub title: String,
+    pub options: BTreeMap<String, String>,
+    /// Minor units of the product's currency.
+    pub price: i64,
+    pub compare_at_price: Option<i64>,
+    pub weight_grams: Option<i32>,
+    pub track_inventory: bool,
+    pub allow_backorder: bool,
+    /// Whether one more can be reserved now.
+    pub in_stock: bool,
+    /// Counts, for the seller and staff only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Inventory>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl VariantResponse {
+    /// The variant as `insider` (its seller, or staff) or anyone else sees it.
+    pub fn of(v: VariantRow, insider: bool) -> Self {
+        let available = v.on_hand.saturating_sub(v.reserved);
+        Self {
+            in_stock: !v.track_inventory || v.allow_backorder || available > 0,
+            inventory: insider.then_some(Inventory {
+                on_hand: v.on_hand,
+                reserved: v.reserved,
+                available,
+            }),
+            id: v.id,
+            product_id: v.product_id,
+            sku: v.sku,
+            title: v.title,
+            options: v.options,
+            price: v.price,
+            compare_at_price: v.compare_at_price,
+            weight_grams: v.weight_grams,
+            track_inventory: v.track_inventory,
+            allow_backorder: v.allow_backorder,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+        }
+    }
+}
+
+/// The lowest and highest live variant price, in minor units.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PriceRange {
+    pub min: i64,
+    pub max: i64,
+}
 
 /// Where a product is in its life. Only [`ProductStatus::after`] moves it, so an illegal
 /// move is a 409 naming the state it is in, whoever asks.
@@ -154,6 +317,21 @@ pub struct CreateProductRequest {
     /// Staff only (`catalog.products.manage`).
     #[serde(default)]
     pub featured: bool,
+    /// Options its variants choose from (at most 5, each with at most 100 values); set
+    /// when the product is created.
+    #[serde(default)]
+    pub options: Vec<ProductOption>,
+    /// The variants, one per combination of option values in use. Without options and
+    /// without variants the product gets one default variant priced `price`.
+    #[serde(default)]
+    #[validate(nested)]
+    pub variants: Vec<CreateVariantRequest>,
+    /// The default variant's price (minor units; 0 when absent), for a product without
+    /// options.
+    pub price: Option<Amount>,
+    /// The default variant's SKU.
+    #[validate(length(min = 1, max = 64))]
+    pub sku: Option<String>,
 }
 
 /// Fields to change; absent ones stay as they are. `status` changes through the
@@ -221,15 +399,42 @@ pub struct ProductResponse {
     /// Digits after the decimal point in `currency` (JPY 0, USD 2, KWD 3): a price of 1999
     /// in USD is 19.99.
     pub currency_exponent: u16,
+    pub options: Vec<ProductOption>,
+    /// The lowest and highest live variant price; absent without variants.
+    pub price_range: Option<PriceRange>,
+    /// Its live variants, oldest first (reads of one product; lists leave them out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variants: Option<Vec<VariantResponse>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
+}
+
+impl ProductResponse {
+    /// The product with its variants, as `insider` (its seller, or staff) or anyone else
+    /// sees them.
+    pub fn with_variants(r: ProductRow, variants: Vec<VariantRow>, insider: bool) -> Self {
+        let mut p = Self::from(r);
+        p.variants = Some(
+            variants
+                .into_iter()
+                .map(|v| VariantResponse::of(v, insider))
+                .collect(),
+        );
+        p
+    }
 }
 
 impl From<ProductRow> for ProductResponse {
     fn from(r: ProductRow) -> Self {
         Self {
             currency_exponent: currency_exponent(&r.currency).unwrap_or(2),
+            options: r.options.0,
+            price_range: r
+                .min_price
+                .zip(r.max_price)
+                .map(|(min, max)| PriceRange { min, max }),
+            variants: None,
             id: r.id,
             seller_id: r.seller_id,
             title: r.title,
@@ -261,8 +466,8 @@ pub fn snapshot(r: &ProductRow) -> ProductSnapshot {
         slug: r.slug.clone(),
         status: r.status.as_str().to_owned(),
         currency: r.currency.clone(),
-        min_price: None,
-        max_price: None,
+        min_price: r.min_price,
+        max_price: r.max_price,
         category_id: r.category_id,
         featured: r.featured,
         updated_at: r.updated_at,
@@ -312,12 +517,26 @@ pub fn normalise_tags(tags: &[String]) -> Vec<String> {
     out
 }
 
+/// A variant's title from its option values, in the product's option order ("M / Grey"),
+/// or `Default` without options.
+pub fn variant_title(chosen: &BTreeMap<String, String>, options: &[ProductOption]) -> String {
+    let parts: Vec<&str> = options
+        .iter()
+        .filter_map(|o| chosen.get(o.name.trim()).map(String::as_str))
+        .collect();
+    if parts.is_empty() {
+        "Default".into()
+    } else {
+        parts.join(" / ")
+    }
+}
+
 /// The checks `validator` cannot say: slugs, currency, tags, images and attributes.
 #[derive(Default)]
 pub struct Checks(pub Vec<FieldError>);
 
 impl Checks {
-    fn fail(&mut self, field: impl Into<String>, code: &str, message: impl Into<String>) {
+    pub fn fail(&mut self, field: impl Into<String>, code: &str, message: impl Into<String>) {
         self.0.push(FieldError {
             field: field.into(),
             code: code.into(),
@@ -426,6 +645,134 @@ impl Checks {
         }
     }
 
+    pub fn options(&mut self, options: &[ProductOption]) {
+        if options.len() > MAX_OPTIONS {
+            self.fail(
+                "options",
+                "length",
+                format!("at most {MAX_OPTIONS} options"),
+            );
+        }
+        for (i, o) in options.iter().enumerate() {
+            let n = o.name.trim().chars().count();
+            if n == 0 || n > 50 {
+                self.fail(
+                    format!("options[{i}].name"),
+                    "length",
+                    "must be 1 to 50 characters",
+                );
+            } else if options[..i].iter().any(|p| p.name.trim() == o.name.trim()) {
+                self.fail(
+                    format!("options[{i}].name"),
+                    "unique",
+                    "names an option twice",
+                );
+            }
+            if o.values.is_empty() || o.values.len() > MAX_OPTION_VALUES {
+                self.fail(
+                    format!("options[{i}].values"),
+                    "length",
+                    format!("must hold 1 to {MAX_OPTION_VALUES} values"),
+                );
+            }
+            for (j, v) in o.values.iter().enumerate() {
+                let n = v.trim().chars().count();
+                if n == 0 || n > 100 || o.values[..j].iter().any(|w| w.trim() == v.trim()) {
+                    self.fail(
+                        format!("options[{i}].values[{j}]"),
+                        "value",
+                        "values are 1 to 100 characters, each once",
+                    );
+                }
+            }
+        }
+    }
+
+    /// The amount in minor units, or a failure naming `field` (and 0, never stored).
+    pub fn amount(&mut self, field: &str, amount: &Amount) -> i64 {
+        match amount.minor_units() {
+            Ok(n) => n,
+            Err(why) => {
+                self.fail(field, "amount", why);
+                0
+            }
+        }
+    }
+
+    pub fn sku(&mut self, field: &str, sku: Option<&str>) {
+        if let Some(s) = sku
+            && (s.trim() != s || s.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            self.fail(field, "sku", "SKUs hold no spaces or control characters");
+        }
+    }
+
+    /// A variant's option values: exactly one of each of the product's options, each one of
+    /// that option's values.
+    pub fn choice(
+        &mut self,
+        field: &str,
+        chosen: &BTreeMap<String, String>,
+        options: &[ProductOption],
+    ) {
+        let names_match = chosen.len() == options.len()
+            && options.iter().all(|o| chosen.contains_key(o.name.trim()));
+        if !names_match {
+            let names: Vec<&str> = options.iter().map(|o| o.name.trim()).collect();
+            self.fail(
+                field,
+                "options",
+                if names.is_empty() {
+                    "the product has no options: give {}".to_owned()
+                } else {
+                    format!("give one value of each option: {}", names.join(", "))
+                },
+            );
+            return;
+        }
+        for o in options {
+            let value = &chosen[o.name.trim()];
+            if !o.values.iter().any(|v| v.trim() == value) {
+                self.fail(
+                    format!("{field}.{}", o.name.trim()),
+                    "value",
+                    format!("must be one of: {}", o.values.join(", ")),
+                );
+            }
+        }
+    }
+
+    /// A new variant's fields as they will be stored; failures under `prefix`.
+    pub fn new_variant(
+        &mut self,
+        prefix: &str,
+        v: &CreateVariantRequest,
+        options: &[ProductOption],
+    ) -> VariantFields {
+        self.sku(&format!("{prefix}sku"), v.sku.as_deref());
+        self.choice(&format!("{prefix}options"), &v.options, options);
+        let price = self.amount(&format!("{prefix}price"), &v.price);
+        let compare_at_price = v
+            .compare_at_price
+            .as_ref()
+            .map(|a| self.amount(&format!("{prefix}compare_at_price"), a));
+        VariantFields {
+            sku: v.sku.clone(),
+            title: v
+                .title
+                .as_deref()
+                .map(|t| t.trim().to_owned())
+                .unwrap_or_else(|| variant_title(&v.options, options)),
+            options: v.options.clone(),
+            price,
+            compare_at_price,
+            weight_grams: v.weight_grams,
+            track_inventory: v.track_inventory,
+            allow_backorder: v.allow_backorder,
+            on_hand: v.on_hand,
+        }
+    }
+
     pub fn done(self) -> Result<(), CatalogError> {
         if self.0.is_empty() {
             Ok(())
@@ -446,6 +793,17 @@ mod tests {
         assert_eq!(currency_exponent("KWD"), Some(3));
         assert_eq!(currency_exponent("usd"), None);
         assert_eq!(currency_exponent("ABC"), None);
+    }
+
+    #[test]
+    fn amounts_are_whole_non_negative_and_bounded() {
+        let amount = |json: &str| serde_json::from_str::<Amount>(json).unwrap().minor_units();
+        assert_eq!(amount("1999"), Ok(1999));
+        assert_eq!(amount("0"), Ok(0));
+        assert_eq!(amount("1000000000000000"), Ok(MAX_PRICE));
+        for bad in ["-1", "12.5", "1e20", "9223372036854775808", "1000000000000001", "-0.5"] {
+            assert!(amount(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

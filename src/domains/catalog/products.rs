@@ -9,7 +9,8 @@ use utoipa::OpenApi;
 use super::access::{self, MANAGE, SELL};
 use super::error::{CatalogError, SLUG_TAKEN};
 use super::model::*;
-use super::repo::{self, ProductFields, ProductRow};
+use super::repo::{self, ProductFields, ProductRow, VariantFields};
+use super::state::CatalogState;
 use crate::events::catalog::{ProductCreated, ProductDeleted, ProductUpdated};
 use crate::platform::error::OnConstraint;
 use crate::platform::error::responses::{
@@ -53,6 +54,7 @@ pub fn configure(routes: &mut Routes) {
 )]
 pub async fn create_product(
     platform: web::Data<Platform>,
+    state: web::Data<CatalogState>,
     user: CurrentUser,
     body: ValidatedJson<CreateProductRequest>,
 ) -> Result<HttpResponse, CatalogError> {
@@ -70,6 +72,16 @@ pub async fn create_product(
     checks.tags(&b.tags);
     checks.images(&b.images);
     checks.attributes(&b.attributes);
+    let options: Vec<ProductOption> = b
+        .options
+        .iter()
+        .map(|o| ProductOption {
+            name: o.name.trim().to_owned(),
+            values: o.values.iter().map(|v| v.trim().to_owned()).collect(),
+        })
+        .collect();
+    checks.options(&options);
+    let variants = new_variants(&mut checks, &b, &options, &state);
     checks.done()?;
 
     let id = ProductId::new();
@@ -98,25 +110,33 @@ pub async fn create_product(
             id,
             seller,
             &b.currency,
+            &options,
             &fields,
             !explicit,
             &suffix,
         )
         .await
         .on_constraint(SLUG_TAKEN, || CatalogError::SlugTaken(slug.clone()));
+        let inserted = match inserted {
+            Ok(_) => repo::insert_variants(&mut tx, id, &variants)
+                .await
+                .map_err(|e| CatalogError::variant_write(e, None)),
+            Err(e) => Err(e),
+        };
         match inserted {
-            Ok(row) => {
+            Ok(detail) => {
+                let row = &detail.product;
                 publish(
                     &mut tx,
                     &ProductCreated {
                         product_id: row.id.0,
                         user_id: row.seller_id,
-                        product: snapshot(&row),
+                        product: snapshot(row),
                     },
                 )
                 .await?;
                 tx.commit().await?;
-                break row;
+                break detail;
             }
             // Another product took the generated slug between our look and our insert:
             // once more, with the suffix.
@@ -127,7 +147,63 @@ pub async fn create_product(
             Err(e) => return Err(e),
         }
     };
-    Ok(HttpResponse::Created().json(ProductResponse::from(row)))
+    Ok(HttpResponse::Created().json(ProductResponse::with_variants(
+        row.product,
+        row.variants.0,
+        true,
+    )))
+}
+
+/// The variants a new product is created with: those given, or its one default variant.
+fn new_variants(
+    checks: &mut Checks,
+    b: &CreateProductRequest,
+    options: &[ProductOption],
+    state: &CatalogState,
+) -> Vec<VariantFields> {
+    let cap = state.settings.max_variants_per_product;
+    if b.variants.len() > cap {
+        checks.fail(
+            "variants",
+            "cap",
+            format!("a product has at most {cap} variants (catalog.max_variants_per_product)"),
+        );
+        return Vec::new();
+    }
+    if b.variants.is_empty() {
+        if !options.is_empty() {
+            checks.fail(
+                "variants",
+                "required",
+                "a product with options needs its variants",
+            );
+        }
+        let price = b.price.as_ref().map_or(0, |p| checks.amount("price", p));
+        checks.sku("sku", b.sku.as_deref());
+        return vec![VariantFields {
+            sku: b.sku.clone(),
+            title: "Default".into(),
+            options: Default::default(),
+            price,
+            compare_at_price: None,
+            weight_grams: None,
+            track_inventory: true,
+            allow_backorder: false,
+            on_hand: 0,
+        }];
+    }
+    if b.price.is_some() || b.sku.is_some() {
+        checks.fail(
+            "price",
+            "variants",
+            "price and sku are for the default variant: give each variant its own",
+        );
+    }
+    b.variants
+        .iter()
+        .enumerate()
+        .map(|(i, v)| checks.new_variant(&format!("variants[{i}]."), v, options))
+        .collect()
 }
 
 /// Products the caller may see, newest first: active ones for everyone, the caller's own in
@@ -171,10 +247,16 @@ pub async fn get_product(
     user: MaybeUser,
     path: web::Path<ProductId>,
 ) -> Result<HttpResponse, CatalogError> {
-    let row = repo::product(&platform.db, *path, access::viewer(&user))
+    let viewer = access::viewer(&user);
+    let d = repo::product(&platform.db, *path, viewer)
         .await?
         .ok_or(CatalogError::ProductNotFound)?;
-    Ok(HttpResponse::Ok().json(ProductResponse::from(row)))
+    let insider = access::insider(viewer, &d.product);
+    Ok(HttpResponse::Ok().json(ProductResponse::with_variants(
+        d.product,
+        d.variants.0,
+        insider,
+    )))
 }
 
 /// One product by its slug. A slug the product had before answers 301 with `Location` at
@@ -196,18 +278,25 @@ pub async fn get_product_by_slug(
     if !valid_slug(&path) {
         return Err(CatalogError::ProductNotFound);
     }
-    let hit = repo::product_by_slug(&platform.db, &path, access::viewer(&user))
+    let viewer = access::viewer(&user);
+    let hit = repo::product_by_slug(&platform.db, &path, viewer)
         .await?
         .ok_or(CatalogError::ProductNotFound)?;
+    let d = hit.detail;
     if !hit.current {
         return Ok(HttpResponse::MovedPermanently()
             .insert_header((
                 header::LOCATION,
-                format!("/api/v1/catalog/products/by-slug/{}", hit.product.slug),
+                format!("/api/v1/catalog/products/by-slug/{}", d.product.slug),
             ))
             .finish());
     }
-    Ok(HttpResponse::Ok().json(ProductResponse::from(hit.product)))
+    let insider = access::insider(viewer, &d.product);
+    Ok(HttpResponse::Ok().json(ProductResponse::with_variants(
+        d.product,
+        d.variants.0,
+        insider,
+    )))
 }
 
 /// Change a product's fields (its seller, or staff with `catalog.products.manage`). A new

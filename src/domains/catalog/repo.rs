@@ -11,9 +11,13 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::model::{AttributeValue, Image, ProductFilter, ProductId, ProductStatus};
+use super::model::{
+    AttributeValue, Image, ProductFilter, ProductId, ProductOption, ProductStatus, VariantId,
+};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+// Deserialize too: statements that write a product and a variant at once return both as
+// JSON.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct ProductRow {
     pub id: ProductId,
     pub seller_id: Uuid,
@@ -30,16 +34,61 @@ pub struct ProductRow {
     pub seo_description: Option<String>,
     pub featured: bool,
     pub currency: String,
+    pub options: Json<Vec<ProductOption>>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
+}
+
+/// A variant with its stock, as reads return it (built as JSON by the statement).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct VariantRow {
+    pub id: VariantId,
+    pub product_id: ProductId,
+    pub sku: Option<String>,
+    pub title: String,
+    pub options: BTreeMap<String, String>,
+    pub price: i64,
+    pub compare_at_price: Option<i64>,
+    pub weight_grams: Option<i32>,
+    pub track_inventory: bool,
+    pub allow_backorder: bool,
+    pub on_hand: i32,
+    pub reserved: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A variant's fields as they will be stored.
+#[derive(Debug, Clone)]
+pub struct VariantFields {
+    pub sku: Option<String>,
+    pub title: String,
+    pub options: BTreeMap<String, String>,
+    pub price: i64,
+    pub compare_at_price: Option<i64>,
+    pub weight_grams: Option<i32>,
+    pub track_inventory: bool,
+    pub allow_backorder: bool,
+    /// Stock to start with (creation only).
+    pub on_hand: i32,
+}
+
+/// One product with its live variants: what reads of one product return.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ProductDetail {
+    #[sqlx(flatten)]
+    pub product: ProductRow,
+    pub variants: Json<Vec<VariantRow>>,
 }
 
 /// A product found by one of its slugs, and whether that slug is its current one.
 #[derive(Debug, sqlx::FromRow)]
 pub struct SlugHit {
     #[sqlx(flatten)]
-    pub product: ProductRow,
+    pub detail: ProductDetail,
     pub current: bool,
 }
 
@@ -68,15 +117,30 @@ pub struct ProductFields<'a> {
 const PRODUCT: &str =
     "p.id, p.seller_id, p.title, p.slug, p.description, p.status, p.rejection_reason,
     p.category_id, p.tags, p.images, p.attributes, p.seo_title, p.seo_description, p.featured,
-    p.currency, p.created_at, p.updated_at, p.published_at";
+    p.currency, p.options, p.min_price, p.max_price, p.created_at, p.updated_at, p.published_at";
+
+/// A variant of `v` with its stock row `s`, as JSON a [`VariantRow`] reads.
+const VARIANT_JSON: &str =
+    "to_jsonb(v) || jsonb_build_object('on_hand', s.on_hand, 'reserved', s.reserved)";
+
+/// The live variants of product `p`, oldest first, as a JSON array.
+fn variants_of_p() -> String {
+    format!(
+        "(SELECT coalesce(jsonb_agg({VARIANT_JSON} ORDER BY v.id), '[]')
+            FROM catalog.variants v JOIN catalog.stock s ON s.variant_id = v.id
+           WHERE v.product_id = p.id AND v.deleted_at IS NULL) AS variants"
+    )
+}
 
 /// Inserts a product and its slug in one statement. With `generated`, a slug some product
 /// holds already gets the `-suffix` instead; an explicit one fails on `product_slugs_pkey`.
+#[allow(clippy::too_many_arguments)]
 pub async fn insert_product(
     conn: &mut PgConnection,
     id: ProductId,
     seller: Uuid,
     currency: &str,
+    options: &[ProductOption],
     f: &ProductFields<'_>,
     generated: bool,
     suffix: &str,
@@ -87,8 +151,8 @@ pub async fn insert_product(
                          THEN $3 || '-' || $14 ELSE $3 END AS slug
          ), p AS (
              INSERT INTO catalog.products AS p (id, seller_id, title, slug, description, category_id, tags, images,
-                                                attributes, seo_title, seo_description, featured, currency)
-             SELECT $1, $15, $2, pick.slug, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM pick
+                                                attributes, seo_title, seo_description, featured, currency, options)
+             SELECT $1, $15, $2, pick.slug, $4, $5, $6, $7, $8, $9, $10, $11, $12, $16 FROM pick
              RETURNING {PRODUCT}
          ), s AS (
              INSERT INTO catalog.product_slugs (slug, product_id) SELECT slug, id FROM p
@@ -110,20 +174,22 @@ pub async fn insert_product(
     .bind(generated)
     .bind(suffix)
     .bind(seller)
+    .bind(Json(options))
     .fetch_one(conn)
     .await
 }
 
-/// One product, if the viewer may see it.
+/// One product with its variants, if the viewer may see it.
 pub async fn product(
     db: &PgPool,
     id: ProductId,
     viewer: Viewer,
-) -> Result<Option<ProductRow>, sqlx::Error> {
+) -> Result<Option<ProductDetail>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {PRODUCT} FROM catalog.products p
+        "SELECT {PRODUCT}, {} FROM catalog.products p
           WHERE p.id = $1 AND p.deleted_at IS NULL
-            AND (p.status = 'active' OR p.seller_id = $2 OR $3)"
+            AND (p.status = 'active' OR p.seller_id = $2 OR $3)",
+        variants_of_p()
     ))
     .bind(id)
     .bind(viewer.id)
@@ -139,10 +205,11 @@ pub async fn product_by_slug(
     viewer: Viewer,
 ) -> Result<Option<SlugHit>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {PRODUCT}, p.slug = s.slug AS current
-           FROM catalog.product_slugs s JOIN catalog.products p ON p.id = s.product_id
-          WHERE s.slug = $1 AND p.deleted_at IS NULL
-            AND (p.status = 'active' OR p.seller_id = $2 OR $3)"
+        "SELECT {PRODUCT}, {}, p.slug = ps.slug AS current
+           FROM catalog.product_slugs ps JOIN catalog.products p ON p.id = ps.product_id
+          WHERE ps.slug = $1 AND p.deleted_at IS NULL
+            AND (p.status = 'active' OR p.seller_id = $2 OR $3)",
+        variants_of_p()
     ))
     .bind(slug)
     .bind(viewer.id)
@@ -231,10 +298,12 @@ pub async fn set_status(
 }
 
 /// Deletes a locked product: its row stays for history (orders and reviews name it), its
-/// slugs are released.
+/// slugs are released, and its variants' SKUs.
 pub async fn delete_product(conn: &mut PgConnection, id: ProductId) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "WITH slugs AS (DELETE FROM catalog.product_slugs WHERE product_id = $1)
+        "WITH slugs AS (DELETE FROM catalog.product_slugs WHERE product_id = $1),
+              variants AS (UPDATE catalog.variants SET deleted_at = now(), updated_at = now()
+                            WHERE product_id = $1 AND deleted_at IS NULL)
          UPDATE catalog.products SET deleted_at = now(), updated_at = now() WHERE id = $1",
     )
     .bind(id)
@@ -271,6 +340,271 @@ pub async fn list_products(
     .bind(filter.featured)
     .bind(created_at)
     .bind(id)
+    .bind(fetch)
+    .fetch_all(db)
+    .await
+}
+
+/// Locks a product like [`lock_product`], with how many live variants it has.
+pub async fn lock_product_counting(
+    conn: &mut PgConnection,
+    id: ProductId,
+    actor: Option<Uuid>,
+    any: bool,
+) -> Result<Option<(ProductRow, i64)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Counted {
+        #[sqlx(flatten)]
+        product: ProductRow,
+        variant_count: i64,
+    }
+    let row: Option<Counted> = sqlx::query_as(&format!(
+        "SELECT {PRODUCT},
+                (SELECT count(*) FROM catalog.variants v
+                  WHERE v.product_id = p.id AND v.deleted_at IS NULL) AS variant_count
+           FROM catalog.products p
+          WHERE p.id = $1 AND p.deleted_at IS NULL AND (p.seller_id = $2 OR $3)
+          FOR UPDATE OF p"
+    ))
+    .bind(id)
+    .bind(actor)
+    .bind(any)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|c| (c.product, c.variant_count)))
+}
+
+/// Locks a product (the actor's own, or any with `any`) and reads one of its live variants
+/// and how many live variants it has, in one statement.
+pub async fn lock_variant(
+    conn: &mut PgConnection,
+    product: ProductId,
+    variant: VariantId,
+    actor: Option<Uuid>,
+    any: bool,
+) -> Result<Option<(ProductRow, VariantRow, i64)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Locked {
+        #[sqlx(flatten)]
+        product: ProductRow,
+        variant: Json<VariantRow>,
+        variant_count: i64,
+    }
+    let row: Option<Locked> = sqlx::query_as(&format!(
+        "SELECT {PRODUCT}, {VARIANT_JSON} AS variant,
+                (SELECT count(*) FROM catalog.variants o
+                  WHERE o.product_id = p.id AND o.deleted_at IS NULL) AS variant_count
+           FROM catalog.products p
+           JOIN catalog.variants v ON v.product_id = p.id AND v.id = $2 AND v.deleted_at IS NULL
+           JOIN catalog.stock s ON s.variant_id = v.id
+          WHERE p.id = $1 AND p.deleted_at IS NULL AND (p.seller_id = $3 OR $4)
+          FOR UPDATE OF p"
+    ))
+    .bind(product)
+    .bind(variant)
+    .bind(actor)
+    .bind(any)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|l| (l.product, l.variant.0, l.variant_count)))
+}
+
+/// Inserts a new product's variants and their stock, and sets its price range, in one
+/// statement; returns the product with them.
+pub async fn insert_variants(
+    conn: &mut PgConnection,
+    product: ProductId,
+    variants: &[VariantFields],
+) -> Result<ProductDetail, sqlx::Error> {
+    let ids: Vec<Uuid> = variants.iter().map(|_| VariantId::new().0).collect();
+    sqlx::query_as(&format!(
+        "WITH v AS (
+             INSERT INTO catalog.variants (id, product_id, sku, title, options, price, compare_at_price,
+                                           weight_grams, track_inventory, allow_backorder)
+             SELECT x.id, $1, x.sku, x.title, x.options, x.price, x.cap, x.w, x.t, x.b
+               FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[], $7::bigint[],
+                           $8::int[], $9::bool[], $10::bool[]) AS x(id, sku, title, options, price, cap, w, t, b)
+             RETURNING *
+         ), s AS (
+             INSERT INTO catalog.stock (variant_id, on_hand) SELECT * FROM UNNEST($2::uuid[], $11::int[])
+             RETURNING *
+         ), p AS (
+             UPDATE catalog.products p
+                SET min_price = (SELECT min(price) FROM v), max_price = (SELECT max(price) FROM v)
+              WHERE p.id = $1
+             RETURNING {PRODUCT}
+         )
+         SELECT p.*, (SELECT coalesce(jsonb_agg({VARIANT_JSON} ORDER BY v.id), '[]')
+                        FROM v JOIN s ON s.variant_id = v.id) AS variants
+           FROM p"
+    ))
+    .bind(product)
+    .bind(&ids)
+    .bind(variants.iter().map(|v| v.sku.clone()).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.title.clone()).collect::<Vec<_>>())
+    .bind(
+        variants
+            .iter()
+            .map(|v| serde_json::to_value(&v.options).unwrap_or_default())
+            .collect::<Vec<_>>(),
+    )
+    .bind(variants.iter().map(|v| v.price).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.compare_at_price).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.weight_grams).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.track_inventory).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.allow_backorder).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.on_hand).collect::<Vec<_>>())
+    .fetch_one(conn)
+    .await
+}
+
+/// Adds a variant with its stock to a locked product and widens the product's price range,
+/// in one statement; returns both.
+pub async fn insert_variant(
+    conn: &mut PgConnection,
+    product: ProductId,
+    f: &VariantFields,
+) -> Result<(VariantRow, ProductRow), sqlx::Error> {
+    let (v, p): (Json<VariantRow>, Json<ProductRow>) = sqlx::query_as(&format!(
+        "WITH v AS (
+             INSERT INTO catalog.variants (id, product_id, sku, title, options, price, compare_at_price,
+                                           weight_grams, track_inventory, allow_backorder)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             RETURNING *
+         ), s AS (
+             INSERT INTO catalog.stock (variant_id, on_hand) SELECT id, $11 FROM v RETURNING *
+         ), p AS (
+             UPDATE catalog.products p
+                SET min_price = least(p.min_price, v.price), max_price = greatest(p.max_price, v.price),
+                    updated_at = now()
+               FROM v WHERE p.id = v.product_id
+             RETURNING {PRODUCT}
+         )
+         SELECT {VARIANT_JSON}, to_jsonb(p) FROM v, s, p"
+    ))
+    .bind(VariantId::new())
+    .bind(product)
+    .bind(&f.sku)
+    .bind(&f.title)
+    .bind(Json(&f.options))
+    .bind(f.price)
+    .bind(f.compare_at_price)
+    .bind(f.weight_grams)
+    .bind(f.track_inventory)
+    .bind(f.allow_backorder)
+    .bind(f.on_hand)
+    .fetch_one(conn)
+    .await?;
+    Ok((v.0, p.0))
+}
+
+/// The product's price range once variant `variant` has become what `v` (a CTE of zero or
+/// one variant row, live or deleted) holds: over the other live variants and `v` if live.
+fn range_with(variant_param: &str) -> String {
+    format!(
+        "(SELECT {{agg}}(x) FROM (
+              SELECT o.price AS x FROM catalog.variants o
+               WHERE o.product_id = p.id AND o.deleted_at IS NULL AND o.id <> {variant_param}
+              UNION ALL SELECT v.price FROM v WHERE v.deleted_at IS NULL) r)"
+    )
+}
+
+/// Stores a locked product's variant and recomputes the product's price range, in one
+/// statement; returns both. Its siblings are not touched.
+pub async fn update_variant(
+    conn: &mut PgConnection,
+    product: ProductId,
+    variant: VariantId,
+    f: &VariantFields,
+) -> Result<(VariantRow, ProductRow), sqlx::Error> {
+    let range = range_with("$2");
+    let (v, p): (Json<VariantRow>, Json<ProductRow>) = sqlx::query_as(&format!(
+        "WITH v AS (
+             UPDATE catalog.variants
+                SET sku = $3, title = $4, options = $5, price = $6, compare_at_price = $7,
+                    weight_grams = $8, track_inventory = $9, allow_backorder = $10, updated_at = now()
+              WHERE id = $2 AND product_id = $1
+             RETURNING *
+         ), p AS (
+             UPDATE catalog.products p SET min_price = {}, max_price = {}, updated_at = now()
+              WHERE p.id = $1
+             RETURNING {PRODUCT}
+         )
+         SELECT {VARIANT_JSON}, to_jsonb(p) FROM v JOIN catalog.stock s ON s.variant_id = v.id, p",
+        range.replace("{agg}", "min"),
+        range.replace("{agg}", "max"),
+    ))
+    .bind(product)
+    .bind(variant)
+    .bind(&f.sku)
+    .bind(&f.title)
+    .bind(Json(&f.options))
+    .bind(f.price)
+    .bind(f.compare_at_price)
+    .bind(f.weight_grams)
+    .bind(f.track_inventory)
+    .bind(f.allow_backorder)
+    .fetch_one(conn)
+    .await?;
+    Ok((v.0, p.0))
+}
+
+/// Deletes a locked product's variant (its row stays for orders; its SKU is free again)
+/// and narrows the product's price range, in one statement; returns the product.
+pub async fn delete_variant(
+    conn: &mut PgConnection,
+    product: ProductId,
+    variant: VariantId,
+) -> Result<ProductRow, sqlx::Error> {
+    let range = range_with("$2");
+    sqlx::query_as(&format!(
+        "WITH v AS (
+             UPDATE catalog.variants SET deleted_at = now(), updated_at = now()
+              WHERE id = $2 AND product_id = $1
+             RETURNING *
+         )
+         UPDATE catalog.products p SET min_price = {}, max_price = {}, updated_at = now()
+          WHERE p.id = $1
+         RETURNING {PRODUCT}",
+        range.replace("{agg}", "min"),
+        range.replace("{agg}", "max"),
+    ))
+    .bind(product)
+    .bind(variant)
+    .fetch_one(conn)
+    .await
+}
+
+/// A variant of a list, with its product's seller (who sees its stock counts).
+#[derive(Debug, sqlx::FromRow)]
+pub struct ListedVariant {
+    pub variant: Json<VariantRow>,
+    pub seller_id: Uuid,
+}
+
+/// Up to `fetch` live variants of a product the viewer may see, oldest first, after `after`.
+pub async fn list_variants(
+    db: &PgPool,
+    product: ProductId,
+    viewer: Viewer,
+    after: Option<VariantId>,
+    fetch: i64,
+) -> Result<Vec<ListedVariant>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {VARIANT_JSON} AS variant, p.seller_id
+           FROM catalog.products p
+           JOIN catalog.variants v ON v.product_id = p.id AND v.deleted_at IS NULL
+           JOIN catalog.stock s ON s.variant_id = v.id
+          WHERE p.id = $1 AND p.deleted_at IS NULL
+            AND (p.status = 'active' OR p.seller_id = $2 OR $3)
+            AND ($4::uuid IS NULL OR v.id > $4)
+          ORDER BY v.id
+          LIMIT $5"
+    ))
+    .bind(product)
+    .bind(viewer.id)
+    .bind(viewer.staff)
+    .bind(after)
     .bind(fetch)
     .fetch_all(db)
     .await

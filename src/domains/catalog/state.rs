@@ -8,6 +8,7 @@ use crate::platform::Platform;
 use crate::platform::runtime::Setting;
 
 pub struct CatalogState {
+    pub settings: CatalogSettings,
     /// `catalog.auto_approve`: submitted products go straight to `active`, skipping the
     /// moderation queue (a store whose sellers are its own staff).
     pub auto_approve: Arc<Setting<bool>>,
@@ -20,6 +21,9 @@ impl CatalogState {
         let auto_approve = platform
             .runtime
             .declare("catalog", "auto_approve", false, |_| Ok(()));
-        Ok(Self { auto_approve })
+        Ok(Self {
+            settings,
+            auto_approve,
+        })
     }
 }

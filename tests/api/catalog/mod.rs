@@ -1,7 +1,8 @@
 //! The catalog domain through HTTP: products (slugs, the moderated status machine, who sees
-//! and changes what), with helpers shared by the submodules.
+//! and changes what), variants and prices, with helpers shared by the submodules.
 
 mod products;
+mod variants;
 
 use reqwest::Method;
 use serde_json::{Value, json};
