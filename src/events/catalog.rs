@@ -80,6 +80,19 @@ pub struct ProductDeleted {
     pub user_id: Uuid,
 }
 
+/// A tracked variant's available stock (`on_hand - reserved`) fell to or below its
+/// threshold (published once per crossing, by the change that crossed it).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StockLow {
+    pub variant_id: Uuid,
+    pub product_id: Uuid,
+    /// The seller.
+    pub user_id: Uuid,
+    pub sku: Option<String>,
+    pub available: i32,
+    pub threshold: i32,
+}
+
 crate::declare_events! {
     source = "catalog";
     ProductCreated = "catalog.product.created" by product_id,
@@ -89,4 +102,5 @@ crate::declare_events! {
     ProductRejected = "catalog.product.rejected" by product_id,
     ProductArchived = "catalog.product.archived" by product_id,
     ProductDeleted = "catalog.product.deleted" by product_id,
+    StockLow = "catalog.stock.low" by variant_id,
 }

@@ -13,6 +13,12 @@ pub const MANAGE: &str = "catalog.products.manage";
 /// Staff: approve and reject submitted products, see every product.
 pub const MODERATE: &str = "catalog.products.moderate";
 
+/// Staff: see and adjust every variant's stock.
+pub const STOCK_MANAGE: &str = "catalog.stock.manage";
+/// Integrations: reserve, commit and release stock over HTTP (cart and orders call `api`
+/// in-process instead).
+pub const STOCK_RESERVE: &str = "catalog.stock.reserve";
+
 /// The viewer of a read: anonymous callers and tokens for accounts elsewhere see active
 /// products only; sellers also their own; staff everything.
 pub fn viewer(user: &MaybeUser) -> Viewer {

@@ -36,6 +36,15 @@ crate::domain_errors! {
         #[problem(CONFLICT, "last_variant")]
         #[error("A product keeps at least one variant: delete the product instead.")]
         LastVariant,
+        #[problem(CONFLICT, "insufficient_stock")]
+        #[error("Not enough stock: {0} available.")]
+        InsufficientStock(i32),
+        #[problem(NOT_FOUND, "not_found")]
+        #[error("No such variant on sale.")]
+        VariantNotOnSale,
+        #[problem(NOT_FOUND, "not_found")]
+        #[error("No such reservation, or it has expired.")]
+        ReservationNotFound,
         #[problem(FORBIDDEN, "forbidden")]
         #[error("Selling needs the permission catalog.products.sell (the vendor role) or catalog.products.manage.")]
         NotASeller,

@@ -2,20 +2,28 @@
 //! attributes, images) with options and variants priced in integer minor units of an ISO
 //! 4217 currency, sold by their seller and managed by staff.
 //!
+//! Stock per variant (`on_hand`, `reserved`) is reserved, committed and released through
+//! `api`, which cart and orders call in-process on their own transaction; a job releases
+//! expired holds.
+//!
 //! Schema `catalog`; routes under `/api/v1/catalog`. Publishes `catalog.product.created`,
-//! `.updated`, `.submitted`, `.published`, `.rejected`, `.archived` and `.deleted`
+//! `.updated`, `.submitted`, `.published`, `.rejected`, `.archived`, `.deleted` and
+//! `catalog.stock.low`
 //! (declared in `crate::events::catalog`, since cart, orders and the read models of other
 //! domains consume them); consumes nothing yet; calls no other domain. Permissions:
 //! `catalog.products.sell` (the `vendor` role), `catalog.products.manage` and
-//! `catalog.products.moderate` (staff), registered with auth's permission catalogue by its
-//! migration `catalog_permissions`.
+//! `catalog.products.moderate`, `catalog.stock.manage` (staff) and `catalog.stock.reserve`
+//! (integrations), registered with auth's permission catalogue by its `catalog_*`
+//! migrations.
 //!
-//! Resource files (`products`, `moderation`, `variants`) carry their handlers, routes and OpenAPI
+//! Resource files (`products`, `moderation`, `variants`, `inventory`) carry their handlers, routes and OpenAPI
 //! paths; they share `access` (who may see and change what), which sits on `state` and
 //! `repo`. Imports go that way only.
 
 mod access;
+pub mod api;
 mod error;
+mod inventory;
 mod model;
 mod moderation;
 mod products;
@@ -24,13 +32,17 @@ mod settings;
 mod state;
 mod variants;
 
+use std::time::Duration;
+
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
 
 use crate::platform::domain::DomainState;
 use crate::platform::http::Routes;
+use crate::platform::jobs::Job;
 use crate::platform::{Domain, Platform};
 
+pub use error::CatalogError;
 pub use settings::CatalogSettings;
 use state::CatalogState;
 
@@ -68,6 +80,7 @@ impl Domain for Catalog {
         products::configure(routes);
         moderation::configure(routes);
         variants::configure(routes);
+        inventory::configure(routes);
     }
 
     fn error_codes(&self) -> &'static [(&'static str, actix_web::http::StatusCode)] {
@@ -78,7 +91,27 @@ impl Domain for Catalog {
         let mut doc = products::ProductsApi::openapi();
         doc.merge(moderation::ModerationApi::openapi());
         doc.merge(variants::VariantsApi::openapi());
+        doc.merge(inventory::InventoryApi::openapi());
         doc.merge(crate::events::catalog::EventsApi::openapi());
         doc
+    }
+
+    fn jobs(&self, platform: &Platform) -> Vec<Job> {
+        let Some(state) = self.state.get() else {
+            return Vec::new();
+        };
+        let db = platform.db.clone();
+        vec![Job::new(
+            "catalog.release_expired_reservations",
+            Duration::from_millis(state.settings.reservation_sweep_ms),
+            move || {
+                let db = db.clone();
+                Box::pin(async move {
+                    // Up to 1000 a statement; go on while whole batches come back.
+                    while repo::sweep_expired(&db).await? == 1000 {}
+                    Ok(())
+                })
+            },
+        )]
     }
 }

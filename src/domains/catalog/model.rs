@@ -10,7 +10,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::error::CatalogError;
-use super::repo::{ProductRow, VariantFields, VariantRow};
+use super::repo::{MovementRow, ProductRow, StockRow, VariantFields, VariantRow};
 use crate::events::catalog::ProductSnapshot;
 use crate::platform::error::FieldError;
 
@@ -23,6 +23,127 @@ crate::id_type!(
     /// One variant of a product (a size, a colour): what carts hold and stock counts.
     VariantId
 );
+
+crate::id_type!(
+    /// A hold on a variant's stock.
+    ReservationId
+);
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"delta": 24, "reason": "Received a delivery"}))]
+pub struct AdjustStockRequest {
+    /// Added to `on_hand` (negative to remove); it may not go below zero.
+    #[validate(range(min = -1_000_000_000, max = 1_000_000_000))]
+    pub delta: i32,
+    /// Why, for the stock ledger.
+    #[validate(length(min = 1, max = 500))]
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"holder": "cart:0193a5f6-7d2c-7b9e-9f10-3c4d5e6f7a8b", "quantity": 2, "ttl_secs": 900}))]
+pub struct ReserveRequest {
+    /// Who holds it (`cart:<id>`, `order:<id>`): 1 to 200 characters.
+    pub holder: String,
+    /// 1 to 1,000,000.
+    pub quantity: i32,
+    /// How long it holds, 1 s to a week; default 15 minutes.
+    #[serde(default = "default_ttl")]
+    pub ttl_secs: i64,
+}
+
+fn default_ttl() -> i64 {
+    900
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InventoryResponse {
+    pub variant_id: VariantId,
+    pub product_id: ProductId,
+    pub sku: Option<String>,
+    pub on_hand: i32,
+    pub reserved: i32,
+    /// `on_hand - reserved`.
+    pub available: i32,
+    pub track_inventory: bool,
+    pub allow_backorder: bool,
+    /// `catalog.stock.low` is published when `available` falls to this or below.
+    pub low_stock_threshold: i32,
+}
+
+impl From<StockRow> for InventoryResponse {
+    fn from(s: StockRow) -> Self {
+        Self {
+            variant_id: s.variant_id,
+            product_id: s.product_id,
+            sku: s.sku,
+            on_hand: s.on_hand,
+            reserved: s.reserved,
+            available: s.on_hand.saturating_sub(s.reserved),
+            track_inventory: s.track_inventory,
+            allow_backorder: s.allow_backorder,
+            low_stock_threshold: s.low_stock_threshold,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReservationResponse {
+    pub id: ReservationId,
+    pub variant_id: VariantId,
+    pub holder: String,
+    pub quantity: i32,
+    pub expires_at: DateTime<Utc>,
+    /// The variant's counters after this call.
+    pub on_hand: i32,
+    pub reserved: i32,
+}
+
+impl From<super::api::Reservation> for ReservationResponse {
+    fn from(r: super::api::Reservation) -> Self {
+        Self {
+            id: ReservationId(r.id),
+            variant_id: VariantId(r.variant_id),
+            holder: r.holder,
+            quantity: r.quantity,
+            expires_at: r.expires_at,
+            on_hand: r.on_hand,
+            reserved: r.reserved,
+        }
+    }
+}
+
+/// One change of a variant's stock.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MovementResponse {
+    pub id: i64,
+    /// `adjusted`, `reserved`, `released`, `expired` or `committed`.
+    pub kind: String,
+    pub on_hand_delta: i32,
+    pub reserved_delta: i32,
+    pub reason: Option<String>,
+    pub reservation_id: Option<Uuid>,
+    /// `user:<id>`, `api_key:<id>` or `system`.
+    pub actor: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<MovementRow> for MovementResponse {
+    fn from(m: MovementRow) -> Self {
+        Self {
+            id: m.id,
+            kind: m.kind,
+            on_hand_delta: m.on_hand_delta,
+            reserved_delta: m.reserved_delta,
+            reason: m.reason,
+            reservation_id: m.reservation_id,
+            actor: m.actor,
+            created_at: m.created_at,
+        }
+    }
+}
 
 /// The largest price the API takes, in minor units: 10^15 (ten trillion dollars, a
 /// quadrillion yen), so that quantities times prices, summed by carts and orders, stay far
@@ -801,7 +922,14 @@ mod tests {
         assert_eq!(amount("1999"), Ok(1999));
         assert_eq!(amount("0"), Ok(0));
         assert_eq!(amount("1000000000000000"), Ok(MAX_PRICE));
-        for bad in ["-1", "12.5", "1e20", "9223372036854775808", "1000000000000001", "-0.5"] {
+        for bad in [
+            "-1",
+            "12.5",
+            "1e20",
+            "9223372036854775808",
+            "1000000000000001",
+            "-0.5",
+        ] {
             assert!(amount(bad).is_err(), "{bad}");
         }
     }

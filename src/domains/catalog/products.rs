@@ -118,7 +118,7 @@ pub async fn create_product(
         .await
         .on_constraint(SLUG_TAKEN, || CatalogError::SlugTaken(slug.clone()));
         let inserted = match inserted {
-            Ok(_) => repo::insert_variants(&mut tx, id, &variants)
+            Ok(_) => repo::insert_variants(&mut tx, id, &variants, &user.actor())
                 .await
                 .map_err(|e| CatalogError::variant_write(e, None)),
             Err(e) => Err(e),

@@ -415,6 +415,7 @@ pub async fn insert_variants(
     conn: &mut PgConnection,
     product: ProductId,
     variants: &[VariantFields],
+    actor: &str,
 ) -> Result<ProductDetail, sqlx::Error> {
     let ids: Vec<Uuid> = variants.iter().map(|_| VariantId::new().0).collect();
     sqlx::query_as(&format!(
@@ -428,6 +429,9 @@ pub async fn insert_variants(
          ), s AS (
              INSERT INTO catalog.stock (variant_id, on_hand) SELECT * FROM UNNEST($2::uuid[], $11::int[])
              RETURNING *
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, on_hand_delta, reason, actor)
+             SELECT variant_id, 'adjusted', on_hand, 'opening stock', $12 FROM s WHERE on_hand <> 0
          ), p AS (
              UPDATE catalog.products p
                 SET min_price = (SELECT min(price) FROM v), max_price = (SELECT max(price) FROM v)
@@ -454,6 +458,7 @@ pub async fn insert_variants(
     .bind(variants.iter().map(|v| v.track_inventory).collect::<Vec<_>>())
     .bind(variants.iter().map(|v| v.allow_backorder).collect::<Vec<_>>())
     .bind(variants.iter().map(|v| v.on_hand).collect::<Vec<_>>())
+    .bind(actor)
     .fetch_one(conn)
     .await
 }
@@ -464,6 +469,7 @@ pub async fn insert_variant(
     conn: &mut PgConnection,
     product: ProductId,
     f: &VariantFields,
+    actor: &str,
 ) -> Result<(VariantRow, ProductRow), sqlx::Error> {
     let (v, p): (Json<VariantRow>, Json<ProductRow>) = sqlx::query_as(&format!(
         "WITH v AS (
@@ -473,6 +479,9 @@ pub async fn insert_variant(
              RETURNING *
          ), s AS (
              INSERT INTO catalog.stock (variant_id, on_hand) SELECT id, $11 FROM v RETURNING *
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, on_hand_delta, reason, actor)
+             SELECT variant_id, 'adjusted', on_hand, 'opening stock', $12 FROM s WHERE on_hand <> 0
          ), p AS (
              UPDATE catalog.products p
                 SET min_price = least(p.min_price, v.price), max_price = greatest(p.max_price, v.price),
@@ -493,6 +502,7 @@ pub async fn insert_variant(
     .bind(f.track_inventory)
     .bind(f.allow_backorder)
     .bind(f.on_hand)
+    .bind(actor)
     .fetch_one(conn)
     .await?;
     Ok((v.0, p.0))
@@ -605,6 +615,237 @@ pub async fn list_variants(
     .bind(viewer.id)
     .bind(viewer.staff)
     .bind(after)
+    .bind(fetch)
+    .fetch_all(db)
+    .await
+}
+
+/// A variant's stock after a change, with what a `catalog.stock.low` event and the access
+/// rules need.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StockRow {
+    pub variant_id: VariantId,
+    pub product_id: ProductId,
+    pub seller_id: Uuid,
+    pub sku: Option<String>,
+    pub on_hand: i32,
+    pub reserved: i32,
+    pub track_inventory: bool,
+    pub allow_backorder: bool,
+    pub low_stock_threshold: i32,
+}
+
+/// A hold, as reservation statements return it with the stock they left.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HoldRow {
+    pub id: Uuid,
+    pub holder: String,
+    pub quantity: i32,
+    pub expires_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stock: StockRow,
+}
+
+/// The stock columns of `st` (catalog.stock), `v` (its variant) and `p` (its product).
+const STOCK: &str = "st.variant_id, v.product_id, p.seller_id, v.sku, st.on_hand, st.reserved,
+    v.track_inventory, v.allow_backorder, v.low_stock_threshold";
+
+/// A variant's stock, if it is live and the actor's (or any, for staff).
+pub async fn stock(
+    db: &PgPool,
+    variant: VariantId,
+    actor: Option<Uuid>,
+    any: bool,
+) -> Result<Option<StockRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {STOCK}
+           FROM catalog.stock st
+           JOIN catalog.variants v ON v.id = st.variant_id AND v.deleted_at IS NULL
+           JOIN catalog.products p ON p.id = v.product_id AND p.deleted_at IS NULL
+          WHERE st.variant_id = $1 AND (p.seller_id = $2 OR $3)"
+    ))
+    .bind(variant)
+    .bind(actor)
+    .bind(any)
+    .fetch_optional(db)
+    .await
+}
+
+/// Moves `on_hand` by `delta` and records why, in one statement, unless that would leave
+/// it below zero (or past the column's range). `None` when refused or not the actor's.
+pub async fn adjust_stock(
+    conn: &mut PgConnection,
+    variant: VariantId,
+    delta: i32,
+    reason: &str,
+    actor: &str,
+    owner: (Option<Uuid>, bool),
+) -> Result<Option<StockRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "WITH st AS (
+             UPDATE catalog.stock st SET on_hand = st.on_hand + $2, updated_at = now()
+               FROM catalog.variants v JOIN catalog.products p ON p.id = v.product_id
+              WHERE st.variant_id = $1 AND v.id = st.variant_id AND v.deleted_at IS NULL
+                AND p.deleted_at IS NULL AND (p.seller_id = $5 OR $6)
+                AND st.on_hand::bigint + $2 BETWEEN 0 AND 2147483647
+             RETURNING {STOCK}
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, on_hand_delta, reason, actor)
+             SELECT variant_id, 'adjusted', $2, $3, $4 FROM st
+         )
+         SELECT * FROM st"
+    ))
+    .bind(variant)
+    .bind(delta)
+    .bind(reason)
+    .bind(actor)
+    .bind(owner.0)
+    .bind(owner.1)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Reserves `quantity` of a variant on sale for `holder` until `ttl_secs` from now: ONE
+/// conditional UPDATE (`on_hand - reserved >= quantity` unless untracked or backordered),
+/// which PostgreSQL re-checks on the latest row version when concurrent reservations race,
+/// with the hold and its movement written by the same statement. `None`: not enough stock
+/// (or no such variant on sale).
+pub async fn reserve(
+    conn: &mut PgConnection,
+    variant: Uuid,
+    quantity: i32,
+    holder: &str,
+    ttl_secs: i64,
+    actor: &str,
+) -> Result<Option<HoldRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "WITH st AS (
+             UPDATE catalog.stock st SET reserved = st.reserved + $2, updated_at = now()
+               FROM catalog.variants v JOIN catalog.products p ON p.id = v.product_id
+              WHERE st.variant_id = $1 AND v.id = st.variant_id AND v.deleted_at IS NULL
+                AND p.deleted_at IS NULL AND p.status = 'active'
+                AND st.reserved::bigint + $2 <= 2147483647
+                AND (NOT v.track_inventory OR v.allow_backorder OR st.on_hand - st.reserved >= $2)
+             RETURNING {STOCK}
+         ), r AS (
+             INSERT INTO catalog.reservations (id, variant_id, holder, quantity, expires_at)
+             SELECT $3, variant_id, $4, $2, now() + make_interval(secs => $5) FROM st
+             RETURNING *
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, reserved_delta, reservation_id, actor)
+             SELECT variant_id, 'reserved', quantity, id, $6 FROM r
+         )
+         SELECT r.id, r.holder, r.quantity, r.expires_at, st.* FROM r, st"
+    ))
+    .bind(variant)
+    .bind(quantity)
+    .bind(Uuid::now_v7())
+    .bind(holder)
+    .bind(ttl_secs as f64)
+    .bind(actor)
+    .fetch_optional(conn)
+    .await
+}
+
+/// What a variant on sale has available, when a reservation was refused (`None`: no such
+/// variant on sale).
+pub async fn available(conn: &mut PgConnection, variant: Uuid) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT st.on_hand - st.reserved
+           FROM catalog.stock st
+           JOIN catalog.variants v ON v.id = st.variant_id AND v.deleted_at IS NULL
+           JOIN catalog.products p ON p.id = v.product_id AND p.deleted_at IS NULL AND p.status = 'active'
+          WHERE st.variant_id = $1",
+    )
+    .bind(variant)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Ends an unexpired hold in one statement: `commit` takes it out of `on_hand` too (sold),
+/// otherwise it goes back to available. `None` for a hold that is gone or expired.
+pub async fn end_hold(
+    conn: &mut PgConnection,
+    id: Uuid,
+    commit: bool,
+    actor: &str,
+) -> Result<Option<HoldRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "WITH r AS (
+             DELETE FROM catalog.reservations WHERE id = $1 AND expires_at > now() RETURNING *
+         ), st AS (
+             UPDATE catalog.stock st
+                SET reserved = st.reserved - r.quantity,
+                    on_hand = st.on_hand - CASE WHEN $2 THEN r.quantity ELSE 0 END, updated_at = now()
+               FROM r, catalog.variants v JOIN catalog.products p ON p.id = v.product_id
+              WHERE st.variant_id = r.variant_id AND v.id = st.variant_id
+             RETURNING {STOCK}
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, on_hand_delta, reserved_delta, reservation_id, actor)
+             SELECT variant_id, CASE WHEN $2 THEN 'committed' ELSE 'released' END,
+                    CASE WHEN $2 THEN -quantity ELSE 0 END, -quantity, id, $3
+               FROM r
+         )
+         SELECT r.id, r.holder, r.quantity, r.expires_at, st.* FROM r, st"
+    ))
+    .bind(id)
+    .bind(commit)
+    .bind(actor)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Releases up to 1000 expired holds in one statement (skipping holds a commit or release
+/// has locked); returns how many.
+pub async fn sweep_expired(db: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH r AS (
+             DELETE FROM catalog.reservations
+              WHERE id IN (SELECT id FROM catalog.reservations WHERE expires_at <= now()
+                            ORDER BY expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
+             RETURNING *
+         ), t AS (
+             SELECT variant_id, sum(quantity)::integer AS q FROM r GROUP BY variant_id
+         ), st AS (
+             UPDATE catalog.stock st SET reserved = st.reserved - t.q, updated_at = now()
+               FROM t WHERE st.variant_id = t.variant_id
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, reserved_delta, reservation_id, actor)
+             SELECT variant_id, 'expired', -quantity, id, 'system' FROM r
+         )
+         SELECT count(*) FROM r",
+    )
+    .fetch_one(db)
+    .await
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct MovementRow {
+    pub id: i64,
+    pub kind: String,
+    pub on_hand_delta: i32,
+    pub reserved_delta: i32,
+    pub reason: Option<String>,
+    pub reservation_id: Option<Uuid>,
+    pub actor: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Up to `fetch` of a variant's stock movements, newest first, before the id given.
+pub async fn movements(
+    db: &PgPool,
+    variant: VariantId,
+    before: Option<i64>,
+    fetch: i64,
+) -> Result<Vec<MovementRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, kind, on_hand_delta, reserved_delta, reason, reservation_id, actor, created_at
+           FROM catalog.stock_movements
+          WHERE variant_id = $1 AND ($2::bigint IS NULL OR id < $2)
+          ORDER BY id DESC LIMIT $3",
+    )
+    .bind(variant)
+    .bind(before)
     .bind(fetch)
     .fetch_all(db)
     .await

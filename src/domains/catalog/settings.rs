@@ -10,12 +10,15 @@ pub struct CatalogSettings {
     /// slow to minutes at a few hundred; each variant here is its own row, edited alone, so
     /// the cap is about what a storefront can show, not about cost.
     pub max_variants_per_product: usize,
+    /// How often expired reservations are released.
+    pub reservation_sweep_ms: u64,
 }
 
 impl Default for CatalogSettings {
     fn default() -> Self {
         Self {
             max_variants_per_product: 100,
+            reservation_sweep_ms: 5000,
         }
     }
 }
@@ -24,6 +27,9 @@ impl CatalogSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
         if !(1..=1000).contains(&self.max_variants_per_product) {
             anyhow::bail!("catalog.max_variants_per_product: must be between 1 and 1000");
+        }
+        if self.reservation_sweep_ms == 0 {
+            anyhow::bail!("catalog.reservation_sweep_ms: must be above zero");
         }
         Ok(())
     }

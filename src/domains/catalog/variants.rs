@@ -103,7 +103,7 @@ pub async fn create_variant(
     let mut checks = Checks::default();
     let fields = checks.new_variant("", &v, &p.options.0);
     checks.done()?;
-    let (row, product) = repo::insert_variant(&mut tx, p.id, &fields)
+    let (row, product) = repo::insert_variant(&mut tx, p.id, &fields, &user.actor())
         .await
         .map_err(|e| CatalogError::variant_write(e, fields.sku.as_deref()))?;
     publish(
