@@ -5,3 +5,4 @@
 //! `events.rs`.
 
 pub mod auth;
+pub mod catalog;

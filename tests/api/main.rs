@@ -12,6 +12,8 @@ mod statements;
 
 #[cfg(feature = "auth")]
 mod auth;
+#[cfg(feature = "catalog")]
+mod catalog;
 mod cli;
 mod container;
 #[cfg(feature = "baas-database")]

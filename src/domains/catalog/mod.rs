@@ -1,12 +1,57 @@
-//! The catalog domain: products, variants, categories, prices in minor units, stock.
+//! The catalog domain: products (slugs with redirects, a moderated status machine, typed
+//! attributes, images) with options and variants priced in integer minor units of an ISO
+//! 4217 currency, sold by their seller and managed by staff.
 //!
-//! Schema `catalog`; routes under `/api/v1/catalog`. Registered in `src/domains/mod.rs`; its
-//! endpoints, events and migrations arrive with the domain's own issue.
+//! Stock per variant (`on_hand`, `reserved`) is reserved, committed and released through
+//! `api`, which cart and orders call in-process on their own transaction; a job releases
+//! expired holds.
+//!
+//! Schema `catalog`; routes under `/api/v1/catalog`. Publishes `catalog.product.created`,
+//! `.updated`, `.submitted`, `.published`, `.rejected`, `.archived`, `.deleted` and
+//! `catalog.stock.low`
+//! (declared in `crate::events::catalog`, since cart, orders and the read models of other
+//! domains consume them); consumes nothing yet; calls no other domain. Permissions:
+//! `catalog.products.sell` (the `vendor` role), `catalog.products.manage` and
+//! `catalog.products.moderate`, `catalog.stock.manage` (staff) and `catalog.stock.reserve`
+//! (integrations), registered with auth's permission catalogue by its `catalog_*`
+//! migrations.
+//!
+//! Resource files (`products`, `moderation`, `variants`, `inventory`) carry their handlers, routes and OpenAPI
+//! paths; they share `access` (who may see and change what), which sits on `state` and
+//! `repo`. Imports go that way only.
 
-use crate::platform::Domain;
+mod access;
+pub mod api;
+mod error;
+mod inventory;
+mod model;
+mod moderation;
+mod products;
+mod repo;
+mod settings;
+mod state;
+mod variants;
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use utoipa::OpenApi;
+
+use crate::platform::domain::DomainState;
+use crate::platform::http::Routes;
+use crate::platform::jobs::Job;
+use crate::platform::{Domain, Platform};
+
+pub use error::CatalogError;
+pub use settings::CatalogSettings;
+use state::CatalogState;
+
+static MIGRATIONS: Migrator = sqlx::migrate!("migrations/catalog");
 
 #[derive(Default)]
-pub struct Catalog;
+pub struct Catalog {
+    state: DomainState<CatalogState>,
+}
 
 impl Domain for Catalog {
     fn name(&self) -> &'static str {
@@ -15,5 +60,58 @@ impl Domain for Catalog {
 
     fn schema(&self) -> &'static str {
         "catalog"
+    }
+
+    fn events(&self) -> &'static [&'static str] {
+        crate::events::catalog::TYPES
+    }
+
+    fn init(&self, platform: &Platform) -> anyhow::Result<()> {
+        self.state.set(CatalogState::build(platform)?);
+        Ok(())
+    }
+
+    fn migrations(&self) -> Option<&'static Migrator> {
+        Some(&MIGRATIONS)
+    }
+
+    fn routes(&self, routes: &mut Routes) {
+        self.state.register(routes);
+        products::configure(routes);
+        moderation::configure(routes);
+        variants::configure(routes);
+        inventory::configure(routes);
+    }
+
+    fn error_codes(&self) -> &'static [(&'static str, actix_web::http::StatusCode)] {
+        error::CatalogError::CODES
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        let mut doc = products::ProductsApi::openapi();
+        doc.merge(moderation::ModerationApi::openapi());
+        doc.merge(variants::VariantsApi::openapi());
+        doc.merge(inventory::InventoryApi::openapi());
+        doc.merge(crate::events::catalog::EventsApi::openapi());
+        doc
+    }
+
+    fn jobs(&self, platform: &Platform) -> Vec<Job> {
+        let Some(state) = self.state.get() else {
+            return Vec::new();
+        };
+        let db = platform.db.clone();
+        vec![Job::new(
+            "catalog.release_expired_reservations",
+            Duration::from_millis(state.settings.reservation_sweep_ms),
+            move || {
+                let db = db.clone();
+                Box::pin(async move {
+                    // Up to 1000 a statement; go on while whole batches come back.
+                    while repo::sweep_expired(&db).await? == 1000 {}
+                    Ok(())
+                })
+            },
+        )]
     }
 }

@@ -1,0 +1,150 @@
+//! What cart and orders call in-process (declared as their feature dependency on `catalog`):
+//! stock reservations, on the caller's `&mut PgConnection`, so a checkout reserves, commits
+//! and writes its own rows in one PostgreSQL transaction. Each call is one statement that
+//! changes the counters, the hold and the stock ledger together (plus a
+//! `catalog.stock.low` event when the change crosses a variant's threshold).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::error::CatalogError;
+use super::repo::{self, HoldRow, StockRow};
+use crate::events::catalog::StockLow;
+use crate::platform::events::publish;
+
+/// The most one reservation may hold.
+pub const MAX_QUANTITY: i32 = 1_000_000;
+/// The longest a reservation may last: a week.
+pub const MAX_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// A hold on stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub id: Uuid,
+    pub variant_id: Uuid,
+    pub holder: String,
+    pub quantity: i32,
+    pub expires_at: DateTime<Utc>,
+    /// The variant's counters after the call.
+    pub on_hand: i32,
+    pub reserved: i32,
+}
+
+impl From<HoldRow> for Reservation {
+    fn from(h: HoldRow) -> Self {
+        Self {
+            id: h.id,
+            variant_id: h.stock.variant_id.0,
+            holder: h.holder,
+            quantity: h.quantity,
+            expires_at: h.expires_at,
+            on_hand: h.stock.on_hand,
+            reserved: h.stock.reserved,
+        }
+    }
+}
+
+/// Reserves `quantity` (1 to [`MAX_QUANTITY`]) of a variant on sale for `holder` for
+/// `ttl_secs` (1 to [`MAX_TTL_SECS`]). Never oversells, however many callers race: a 409
+/// `insufficient_stock` naming what is available, or a 404 for a variant not on sale.
+/// `actor` is recorded in the ledger (`user:<id>`, `cart:<id>`, `system`).
+pub async fn reserve(
+    conn: &mut PgConnection,
+    variant_id: Uuid,
+    quantity: i32,
+    holder: &str,
+    ttl_secs: i64,
+    actor: &str,
+) -> Result<Reservation, CatalogError> {
+    check(quantity, holder, ttl_secs)?;
+    match repo::reserve(conn, variant_id, quantity, holder, ttl_secs, actor).await? {
+        Some(hold) => {
+            warn_if_low(conn, &hold.stock, quantity).await?;
+            Ok(hold.into())
+        }
+        None => match repo::available(conn, variant_id).await? {
+            Some(available) => Err(CatalogError::InsufficientStock(available.max(0))),
+            None => Err(CatalogError::VariantNotOnSale),
+        },
+    }
+}
+
+/// Commits a hold: the stock is sold (`on_hand` and `reserved` both go down by its
+/// quantity). A 404 for a hold that is gone or expired.
+pub async fn commit(
+    conn: &mut PgConnection,
+    reservation_id: Uuid,
+    actor: &str,
+) -> Result<Reservation, CatalogError> {
+    let hold = repo::end_hold(conn, reservation_id, true, actor)
+        .await?
+        .ok_or(CatalogError::ReservationNotFound)?;
+    // Selling a reservation leaves `available` as it was: no low-stock crossing here.
+    Ok(hold.into())
+}
+
+/// Releases a hold: its quantity is available again. A 404 for a hold that is gone or
+/// expired (the sweeper releases those).
+pub async fn release(
+    conn: &mut PgConnection,
+    reservation_id: Uuid,
+    actor: &str,
+) -> Result<Reservation, CatalogError> {
+    let hold = repo::end_hold(conn, reservation_id, false, actor)
+        .await?
+        .ok_or(CatalogError::ReservationNotFound)?;
+    Ok(hold.into())
+}
+
+/// Publishes `catalog.stock.low` when taking `taken` from a tracked variant's available
+/// stock crossed its threshold, in the caller's transaction.
+pub(super) async fn warn_if_low(
+    conn: &mut PgConnection,
+    s: &StockRow,
+    taken: i32,
+) -> Result<(), sqlx::Error> {
+    let after = s.on_hand - s.reserved;
+    let before = after.saturating_add(taken);
+    if s.track_inventory && before > s.low_stock_threshold && after <= s.low_stock_threshold {
+        publish(
+            conn,
+            &StockLow {
+                variant_id: s.variant_id.0,
+                product_id: s.product_id.0,
+                user_id: s.seller_id,
+                sku: s.sku.clone(),
+                available: after,
+                threshold: s.low_stock_threshold,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn check(quantity: i32, holder: &str, ttl_secs: i64) -> Result<(), CatalogError> {
+    let mut errors = Vec::new();
+    let mut fail = |field: &str, message: String| {
+        errors.push(crate::platform::error::FieldError {
+            field: field.into(),
+            code: "range".into(),
+            message,
+        })
+    };
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        fail("quantity", format!("must be between 1 and {MAX_QUANTITY}"));
+    }
+    if !(1..=MAX_TTL_SECS).contains(&ttl_secs) {
+        fail("ttl_secs", format!("must be between 1 and {MAX_TTL_SECS}"));
+    }
+    let n = holder.chars().count();
+    if n == 0 || n > 200 {
+        fail("holder", "must be 1 to 200 characters".into());
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CatalogError::invalid(errors))
+    }
+}

@@ -1,0 +1,852 @@
+//! All SQL of the catalog domain (schema `catalog`).
+//!
+//! Reads take the viewer and whether they are staff, and put the visibility rule in their
+//! WHERE (`status = 'active' OR seller_id = viewer OR staff`), so reading one product is
+//! one statement whoever asks. Writes run on the caller's transaction.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::model::{
+    AttributeValue, Image, ProductFilter, ProductId, ProductOption, ProductStatus, VariantId,
+};
+
+// Deserialize too: statements that write a product and a variant at once return both as
+// JSON.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
+pub struct ProductRow {
+    pub id: ProductId,
+    pub seller_id: Uuid,
+    pub title: String,
+    pub slug: String,
+    pub description: String,
+    pub status: ProductStatus,
+    pub rejection_reason: Option<String>,
+    pub category_id: Option<Uuid>,
+    pub tags: Vec<String>,
+    pub images: Json<Vec<Image>>,
+    pub attributes: Json<BTreeMap<String, AttributeValue>>,
+    pub seo_title: Option<String>,
+    pub seo_description: Option<String>,
+    pub featured: bool,
+    pub currency: String,
+    pub options: Json<Vec<ProductOption>>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+/// A variant with its stock, as reads return it (built as JSON by the statement).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct VariantRow {
+    pub id: VariantId,
+    pub product_id: ProductId,
+    pub sku: Option<String>,
+    pub title: String,
+    pub options: BTreeMap<String, String>,
+    pub price: i64,
+    pub compare_at_price: Option<i64>,
+    pub weight_grams: Option<i32>,
+    pub track_inventory: bool,
+    pub allow_backorder: bool,
+    pub on_hand: i32,
+    pub reserved: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A variant's fields as they will be stored.
+#[derive(Debug, Clone)]
+pub struct VariantFields {
+    pub sku: Option<String>,
+    pub title: String,
+    pub options: BTreeMap<String, String>,
+    pub price: i64,
+    pub compare_at_price: Option<i64>,
+    pub weight_grams: Option<i32>,
+    pub track_inventory: bool,
+    pub allow_backorder: bool,
+    /// Stock to start with (creation only).
+    pub on_hand: i32,
+}
+
+/// One product with its live variants: what reads of one product return.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ProductDetail {
+    #[sqlx(flatten)]
+    pub product: ProductRow,
+    pub variants: Json<Vec<VariantRow>>,
+}
+
+/// A product found by one of its slugs, and whether that slug is its current one.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SlugHit {
+    #[sqlx(flatten)]
+    pub detail: ProductDetail,
+    pub current: bool,
+}
+
+/// Who is reading: their account (none when anonymous) and whether they see every product.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer {
+    pub id: Option<Uuid>,
+    pub staff: bool,
+}
+
+/// A product's editable fields, as they will be stored.
+pub struct ProductFields<'a> {
+    pub title: &'a str,
+    pub slug: &'a str,
+    pub description: &'a str,
+    pub category_id: Option<Uuid>,
+    pub tags: &'a [String],
+    pub images: &'a [Image],
+    pub attributes: &'a BTreeMap<String, AttributeValue>,
+    pub seo_title: Option<&'a str>,
+    pub seo_description: Option<&'a str>,
+    pub featured: bool,
+}
+
+/// The columns every product read returns.
+const PRODUCT: &str =
+    "p.id, p.seller_id, p.title, p.slug, p.description, p.status, p.rejection_reason,
+    p.category_id, p.tags, p.images, p.attributes, p.seo_title, p.seo_description, p.featured,
+    p.currency, p.options, p.min_price, p.max_price, p.created_at, p.updated_at, p.published_at";
+
+/// A variant of `v` with its stock row `s`, as JSON a [`VariantRow`] reads.
+const VARIANT_JSON: &str =
+    "to_jsonb(v) || jsonb_build_object('on_hand', s.on_hand, 'reserved', s.reserved)";
+
+/// The live variants of product `p`, oldest first, as a JSON array.
+fn variants_of_p() -> String {
+    format!(
+        "(SELECT coalesce(jsonb_agg({VARIANT_JSON} ORDER BY v.id), '[]')
+            FROM catalog.variants v JOIN catalog.stock s ON s.variant_id = v.id
+           WHERE v.product_id = p.id AND v.deleted_at IS NULL) AS variants"
+    )
+}
+
+/// Inserts a product and its slug in one statement. With `generated`, a slug some product
+/// holds already gets the `-suffix` instead; an explicit one fails on `product_slugs_pkey`.
+#[allow(clippy::too_many_arguments)]
+pub async fn insert_product(
+    conn: &mut PgConnection,
+    id: ProductId,
+    seller: Uuid,
+    currency: &str,
+    options: &[ProductOption],
+    f: &ProductFields<'_>,
+    generated: bool,
+    suffix: &str,
+) -> Result<ProductRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "WITH pick AS (
+             SELECT CASE WHEN $13 AND EXISTS (SELECT 1 FROM catalog.product_slugs WHERE slug = $3)
+                         THEN $3 || '-' || $14 ELSE $3 END AS slug
+         ), p AS (
+             INSERT INTO catalog.products AS p (id, seller_id, title, slug, description, category_id, tags, images,
+                                                attributes, seo_title, seo_description, featured, currency, options)
+             SELECT $1, $15, $2, pick.slug, $4, $5, $6, $7, $8, $9, $10, $11, $12, $16 FROM pick
+             RETURNING {PRODUCT}
+         ), s AS (
+             INSERT INTO catalog.product_slugs (slug, product_id) SELECT slug, id FROM p
+         )
+         SELECT * FROM p"
+    ))
+    .bind(id)
+    .bind(f.title)
+    .bind(f.slug)
+    .bind(f.description)
+    .bind(f.category_id)
+    .bind(f.tags)
+    .bind(Json(f.images))
+    .bind(Json(f.attributes))
+    .bind(f.seo_title)
+    .bind(f.seo_description)
+    .bind(f.featured)
+    .bind(currency)
+    .bind(generated)
+    .bind(suffix)
+    .bind(seller)
+    .bind(Json(options))
+    .fetch_one(conn)
+    .await
+}
+
+/// One product with its variants, if the viewer may see it.
+pub async fn product(
+    db: &PgPool,
+    id: ProductId,
+    viewer: Viewer,
+) -> Result<Option<ProductDetail>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PRODUCT}, {} FROM catalog.products p
+          WHERE p.id = $1 AND p.deleted_at IS NULL
+            AND (p.status = 'active' OR p.seller_id = $2 OR $3)",
+        variants_of_p()
+    ))
+    .bind(id)
+    .bind(viewer.id)
+    .bind(viewer.staff)
+    .fetch_optional(db)
+    .await
+}
+
+/// The product that has (or had) this slug, if the viewer may see it.
+pub async fn product_by_slug(
+    db: &PgPool,
+    slug: &str,
+    viewer: Viewer,
+) -> Result<Option<SlugHit>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PRODUCT}, {}, p.slug = ps.slug AS current
+           FROM catalog.product_slugs ps JOIN catalog.products p ON p.id = ps.product_id
+          WHERE ps.slug = $1 AND p.deleted_at IS NULL
+            AND (p.status = 'active' OR p.seller_id = $2 OR $3)",
+        variants_of_p()
+    ))
+    .bind(slug)
+    .bind(viewer.id)
+    .bind(viewer.staff)
+    .fetch_optional(db)
+    .await
+}
+
+/// Locks a product for a change by `actor`: their own, or any with `any` (staff). `None`
+/// for a product that does not exist for them.
+pub async fn lock_product(
+    conn: &mut PgConnection,
+    id: ProductId,
+    actor: Option<Uuid>,
+    any: bool,
+) -> Result<Option<ProductRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PRODUCT} FROM catalog.products p
+          WHERE p.id = $1 AND p.deleted_at IS NULL AND (p.seller_id = $2 OR $3)
+          FOR UPDATE"
+    ))
+    .bind(id)
+    .bind(actor)
+    .bind(any)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Stores a locked product's fields and claims its slug in one statement. `None` when the
+/// slug belongs to another product (the product is then unchanged). A slug the product had
+/// before is simply claimed again.
+pub async fn update_product(
+    conn: &mut PgConnection,
+    id: ProductId,
+    f: &ProductFields<'_>,
+) -> Result<Option<ProductRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "WITH s AS (
+             INSERT INTO catalog.product_slugs AS ps (slug, product_id) VALUES ($3, $1)
+             ON CONFLICT (slug) DO UPDATE SET created_at = now()
+                WHERE ps.product_id = EXCLUDED.product_id
+             RETURNING slug
+         )
+         UPDATE catalog.products p
+            SET title = $2, slug = s.slug, description = $4, category_id = $5, tags = $6, images = $7,
+                attributes = $8, seo_title = $9, seo_description = $10, featured = $11, updated_at = now()
+           FROM s
+          WHERE p.id = $1
+         RETURNING {PRODUCT}"
+    ))
+    .bind(id)
+    .bind(f.title)
+    .bind(f.slug)
+    .bind(f.description)
+    .bind(f.category_id)
+    .bind(f.tags)
+    .bind(Json(f.images))
+    .bind(Json(f.attributes))
+    .bind(f.seo_title)
+    .bind(f.seo_description)
+    .bind(f.featured)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Moves a locked product to `status` (the state machine decided it may), with the
+/// moderator's reason for a rejection; `published_at` marks the first time it went active.
+pub async fn set_status(
+    conn: &mut PgConnection,
+    id: ProductId,
+    status: ProductStatus,
+    reason: Option<&str>,
+) -> Result<ProductRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE catalog.products p
+            SET status = $2, rejection_reason = $3, updated_at = now(),
+                published_at = CASE WHEN $2 = 'active' THEN coalesce(published_at, now()) ELSE published_at END
+          WHERE p.id = $1
+         RETURNING {PRODUCT}"
+    ))
+    .bind(id)
+    .bind(status)
+    .bind(reason)
+    .fetch_one(conn)
+    .await
+}
+
+/// Deletes a locked product: its row stays for history (orders and reviews name it), its
+/// slugs are released, and its variants' SKUs.
+pub async fn delete_product(conn: &mut PgConnection, id: ProductId) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH slugs AS (DELETE FROM catalog.product_slugs WHERE product_id = $1),
+              variants AS (UPDATE catalog.variants SET deleted_at = now(), updated_at = now()
+                            WHERE product_id = $1 AND deleted_at IS NULL)
+         UPDATE catalog.products SET deleted_at = now(), updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Up to `fetch` products the viewer may see, newest first, after the `(created_at, id)`
+/// given, narrowed by `filter`.
+pub async fn list_products(
+    db: &PgPool,
+    viewer: Viewer,
+    filter: &ProductFilter,
+    after: Option<(DateTime<Utc>, ProductId)>,
+    fetch: i64,
+) -> Result<Vec<ProductRow>, sqlx::Error> {
+    let (created_at, id) = after.unzip();
+    sqlx::query_as(&format!(
+        "SELECT {PRODUCT} FROM catalog.products p
+          WHERE p.deleted_at IS NULL
+            AND (p.status = 'active' OR p.seller_id = $1 OR $2)
+            AND ($3::uuid IS NULL OR p.seller_id = $3)
+            AND ($4::text IS NULL OR p.status = $4)
+            AND ($5::boolean IS NULL OR p.featured = $5)
+            AND (p.created_at, p.id) < (coalesce($6, 'infinity'), coalesce($7, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+          ORDER BY p.created_at DESC, p.id DESC
+          LIMIT $8"
+    ))
+    .bind(viewer.id)
+    .bind(viewer.staff)
+    .bind(filter.seller_id)
+    .bind(filter.status)
+    .bind(filter.featured)
+    .bind(created_at)
+    .bind(id)
+    .bind(fetch)
+    .fetch_all(db)
+    .await
+}
+
+/// Locks a product like [`lock_product`], with how many live variants it has.
+pub async fn lock_product_counting(
+    conn: &mut PgConnection,
+    id: ProductId,
+    actor: Option<Uuid>,
+    any: bool,
+) -> Result<Option<(ProductRow, i64)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Counted {
+        #[sqlx(flatten)]
+        product: ProductRow,
+        variant_count: i64,
+    }
+    let row: Option<Counted> = sqlx::query_as(&format!(
+        "SELECT {PRODUCT},
+                (SELECT count(*) FROM catalog.variants v
+                  WHERE v.product_id = p.id AND v.deleted_at IS NULL) AS variant_count
+           FROM catalog.products p
+          WHERE p.id = $1 AND p.deleted_at IS NULL AND (p.seller_id = $2 OR $3)
+          FOR UPDATE OF p"
+    ))
+    .bind(id)
+    .bind(actor)
+    .bind(any)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|c| (c.product, c.variant_count)))
+}
+
+/// Locks a product (the actor's own, or any with `any`) and reads one of its live variants
+/// and how many live variants it has, in one statement.
+pub async fn lock_variant(
+    conn: &mut PgConnection,
+    product: ProductId,
+    variant: VariantId,
+    actor: Option<Uuid>,
+    any: bool,
+) -> Result<Option<(ProductRow, VariantRow, i64)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Locked {
+        #[sqlx(flatten)]
+        product: ProductRow,
+        variant: Json<VariantRow>,
+        variant_count: i64,
+    }
+    let row: Option<Locked> = sqlx::query_as(&format!(
+        "SELECT {PRODUCT}, {VARIANT_JSON} AS variant,
+                (SELECT count(*) FROM catalog.variants o
+                  WHERE o.product_id = p.id AND o.deleted_at IS NULL) AS variant_count
+           FROM catalog.products p
+           JOIN catalog.variants v ON v.product_id = p.id AND v.id = $2 AND v.deleted_at IS NULL
+           JOIN catalog.stock s ON s.variant_id = v.id
+          WHERE p.id = $1 AND p.deleted_at IS NULL AND (p.seller_id = $3 OR $4)
+          FOR UPDATE OF p"
+    ))
+    .bind(product)
+    .bind(variant)
+    .bind(actor)
+    .bind(any)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|l| (l.product, l.variant.0, l.variant_count)))
+}
+
+/// Inserts a new product's variants and their stock, and sets its price range, in one
+/// statement; returns the product with them.
+pub async fn insert_variants(
+    conn: &mut PgConnection,
+    product: ProductId,
+    variants: &[VariantFields],
+    actor: &str,
+) -> Result<ProductDetail, sqlx::Error> {
+    let ids: Vec<Uuid> = variants.iter().map(|_| VariantId::new().0).collect();
+    sqlx::query_as(&format!(
+        "WITH v AS (
+             INSERT INTO catalog.variants (id, product_id, sku, title, options, price, compare_at_price,
+                                           weight_grams, track_inventory, allow_backorder)
+             SELECT x.id, $1, x.sku, x.title, x.options, x.price, x.cap, x.w, x.t, x.b
+               FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[], $7::bigint[],
+                           $8::int[], $9::bool[], $10::bool[]) AS x(id, sku, title, options, price, cap, w, t, b)
+             RETURNING *
+         ), s AS (
+             INSERT INTO catalog.stock (variant_id, on_hand) SELECT * FROM UNNEST($2::uuid[], $11::int[])
+             RETURNING *
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, on_hand_delta, reason, actor)
+             SELECT variant_id, 'adjusted', on_hand, 'opening stock', $12 FROM s WHERE on_hand <> 0
+         ), p AS (
+             UPDATE catalog.products p
+                SET min_price = (SELECT min(price) FROM v), max_price = (SELECT max(price) FROM v)
+              WHERE p.id = $1
+             RETURNING {PRODUCT}
+         )
+         SELECT p.*, (SELECT coalesce(jsonb_agg({VARIANT_JSON} ORDER BY v.id), '[]')
+                        FROM v JOIN s ON s.variant_id = v.id) AS variants
+           FROM p"
+    ))
+    .bind(product)
+    .bind(&ids)
+    .bind(variants.iter().map(|v| v.sku.clone()).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.title.clone()).collect::<Vec<_>>())
+    .bind(
+        variants
+            .iter()
+            .map(|v| serde_json::to_value(&v.options).unwrap_or_default())
+            .collect::<Vec<_>>(),
+    )
+    .bind(variants.iter().map(|v| v.price).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.compare_at_price).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.weight_grams).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.track_inventory).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.allow_backorder).collect::<Vec<_>>())
+    .bind(variants.iter().map(|v| v.on_hand).collect::<Vec<_>>())
+    .bind(actor)
+    .fetch_one(conn)
+    .await
+}
+
+/// Adds a variant with its stock to a locked product and widens the product's price range,
+/// in one statement; returns both.
+pub async fn insert_variant(
+    conn: &mut PgConnection,
+    product: ProductId,
+    f: &VariantFields,
+    actor: &str,
+) -> Result<(VariantRow, ProductRow), sqlx::Error> {
+    let (v, p): (Json<VariantRow>, Json<ProductRow>) = sqlx::query_as(&format!(
+        "WITH v AS (
+             INSERT INTO catalog.variants (id, product_id, sku, title, options, price, compare_at_price,
+                                           weight_grams, track_inventory, allow_backorder)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             RETURNING *
+         ), s AS (
+             INSERT INTO catalog.stock (variant_id, on_hand) SELECT id, $11 FROM v RETURNING *
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, on_hand_delta, reason, actor)
+             SELECT variant_id, 'adjusted', on_hand, 'opening stock', $12 FROM s WHERE on_hand <> 0
+         ), p AS (
+             UPDATE catalog.products p
+                SET min_price = least(p.min_price, v.price), max_price = greatest(p.max_price, v.price),
+                    updated_at = now()
+               FROM v WHERE p.id = v.product_id
+             RETURNING {PRODUCT}
+         )
+         SELECT {VARIANT_JSON}, to_jsonb(p) FROM v, s, p"
+    ))
+    .bind(VariantId::new())
+    .bind(product)
+    .bind(&f.sku)
+    .bind(&f.title)
+    .bind(Json(&f.options))
+    .bind(f.price)
+    .bind(f.compare_at_price)
+    .bind(f.weight_grams)
+    .bind(f.track_inventory)
+    .bind(f.allow_backorder)
+    .bind(f.on_hand)
+    .bind(actor)
+    .fetch_one(conn)
+    .await?;
+    Ok((v.0, p.0))
+}
+
+/// The product's price range once variant `variant` has become what `v` (a CTE of zero or
+/// one variant row, live or deleted) holds: over the other live variants and `v` if live.
+fn range_with(variant_param: &str) -> String {
+    format!(
+        "(SELECT {{agg}}(x) FROM (
+              SELECT o.price AS x FROM catalog.variants o
+               WHERE o.product_id = p.id AND o.deleted_at IS NULL AND o.id <> {variant_param}
+              UNION ALL SELECT v.price FROM v WHERE v.deleted_at IS NULL) r)"
+    )
+}
+
+/// Stores a locked product's variant and recomputes the product's price range, in one
+/// statement; returns both. Its siblings are not touched.
+pub async fn update_variant(
+    conn: &mut PgConnection,
+    product: ProductId,
+    variant: VariantId,
+    f: &VariantFields,
+) -> Result<(VariantRow, ProductRow), sqlx::Error> {
+    let range = range_with("$2");
+    let (v, p): (Json<VariantRow>, Json<ProductRow>) = sqlx::query_as(&format!(
+        "WITH v AS (
+             UPDATE catalog.variants
+                SET sku = $3, title = $4, options = $5, price = $6, compare_at_price = $7,
+                    weight_grams = $8, track_inventory = $9, allow_backorder = $10, updated_at = now()
+              WHERE id = $2 AND product_id = $1
+             RETURNING *
+         ), p AS (
+             UPDATE catalog.products p SET min_price = {}, max_price = {}, updated_at = now()
+              WHERE p.id = $1
+             RETURNING {PRODUCT}
+         )
+         SELECT {VARIANT_JSON}, to_jsonb(p) FROM v JOIN catalog.stock s ON s.variant_id = v.id, p",
+        range.replace("{agg}", "min"),
+        range.replace("{agg}", "max"),
+    ))
+    .bind(product)
+    .bind(variant)
+    .bind(&f.sku)
+    .bind(&f.title)
+    .bind(Json(&f.options))
+    .bind(f.price)
+    .bind(f.compare_at_price)
+    .bind(f.weight_grams)
+    .bind(f.track_inventory)
+    .bind(f.allow_backorder)
+    .fetch_one(conn)
+    .await?;
+    Ok((v.0, p.0))
+}
+
+/// Deletes a locked product's variant (its row stays for orders; its SKU is free again)
+/// and narrows the product's price range, in one statement; returns the product.
+pub async fn delete_variant(
+    conn: &mut PgConnection,
+    product: ProductId,
+    variant: VariantId,
+) -> Result<ProductRow, sqlx::Error> {
+    let range = range_with("$2");
+    sqlx::query_as(&format!(
+        "WITH v AS (
+             UPDATE catalog.variants SET deleted_at = now(), updated_at = now()
+              WHERE id = $2 AND product_id = $1
+             RETURNING *
+         )
+         UPDATE catalog.products p SET min_price = {}, max_price = {}, updated_at = now()
+          WHERE p.id = $1
+         RETURNING {PRODUCT}",
+        range.replace("{agg}", "min"),
+        range.replace("{agg}", "max"),
+    ))
+    .bind(product)
+    .bind(variant)
+    .fetch_one(conn)
+    .await
+}
+
+/// A variant of a list, with its product's seller (who sees its stock counts).
+#[derive(Debug, sqlx::FromRow)]
+pub struct ListedVariant {
+    pub variant: Json<VariantRow>,
+    pub seller_id: Uuid,
+}
+
+/// Up to `fetch` live variants of a product the viewer may see, oldest first, after `after`.
+pub async fn list_variants(
+    db: &PgPool,
+    product: ProductId,
+    viewer: Viewer,
+    after: Option<VariantId>,
+    fetch: i64,
+) -> Result<Vec<ListedVariant>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {VARIANT_JSON} AS variant, p.seller_id
+           FROM catalog.products p
+           JOIN catalog.variants v ON v.product_id = p.id AND v.deleted_at IS NULL
+           JOIN catalog.stock s ON s.variant_id = v.id
+          WHERE p.id = $1 AND p.deleted_at IS NULL
+            AND (p.status = 'active' OR p.seller_id = $2 OR $3)
+            AND ($4::uuid IS NULL OR v.id > $4)
+          ORDER BY v.id
+          LIMIT $5"
+    ))
+    .bind(product)
+    .bind(viewer.id)
+    .bind(viewer.staff)
+    .bind(after)
+    .bind(fetch)
+    .fetch_all(db)
+    .await
+}
+
+/// A variant's stock after a change, with what a `catalog.stock.low` event and the access
+/// rules need.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StockRow {
+    pub variant_id: VariantId,
+    pub product_id: ProductId,
+    pub seller_id: Uuid,
+    pub sku: Option<String>,
+    pub on_hand: i32,
+    pub reserved: i32,
+    pub track_inventory: bool,
+    pub allow_backorder: bool,
+    pub low_stock_threshold: i32,
+}
+
+/// A hold, as reservation statements return it with the stock they left.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HoldRow {
+    pub id: Uuid,
+    pub holder: String,
+    pub quantity: i32,
+    pub expires_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub stock: StockRow,
+}
+
+/// The stock columns of `st` (catalog.stock), `v` (its variant) and `p` (its product).
+const STOCK: &str = "st.variant_id, v.product_id, p.seller_id, v.sku, st.on_hand, st.reserved,
+    v.track_inventory, v.allow_backorder, v.low_stock_threshold";
+
+/// A variant's stock, if it is live and the actor's (or any, for staff).
+pub async fn stock(
+    db: &PgPool,
+    variant: VariantId,
+    actor: Option<Uuid>,
+    any: bool,
+) -> Result<Option<StockRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {STOCK}
+           FROM catalog.stock st
+           JOIN catalog.variants v ON v.id = st.variant_id AND v.deleted_at IS NULL
+           JOIN catalog.products p ON p.id = v.product_id AND p.deleted_at IS NULL
+          WHERE st.variant_id = $1 AND (p.seller_id = $2 OR $3)"
+    ))
+    .bind(variant)
+    .bind(actor)
+    .bind(any)
+    .fetch_optional(db)
+    .await
+}
+
+/// Moves `on_hand` by `delta` and records why, in one statement, unless that would leave
+/// it below zero (or past the column's range). `None` when refused or not the actor's.
+pub async fn adjust_stock(
+    conn: &mut PgConnection,
+    variant: VariantId,
+    delta: i32,
+    reason: &str,
+    actor: &str,
+    owner: (Option<Uuid>, bool),
+) -> Result<Option<StockRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "WITH st AS (
+             UPDATE catalog.stock st SET on_hand = st.on_hand + $2, updated_at = now()
+               FROM catalog.variants v JOIN catalog.products p ON p.id = v.product_id
+              WHERE st.variant_id = $1 AND v.id = st.variant_id AND v.deleted_at IS NULL
+                AND p.deleted_at IS NULL AND (p.seller_id = $5 OR $6)
+                AND st.on_hand::bigint + $2 BETWEEN 0 AND 2147483647
+             RETURNING {STOCK}
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, on_hand_delta, reason, actor)
+             SELECT variant_id, 'adjusted', $2, $3, $4 FROM st
+         )
+         SELECT * FROM st"
+    ))
+    .bind(variant)
+    .bind(delta)
+    .bind(reason)
+    .bind(actor)
+    .bind(owner.0)
+    .bind(owner.1)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Reserves `quantity` of a variant on sale for `holder` until `ttl_secs` from now: ONE
+/// conditional UPDATE (`on_hand - reserved >= quantity` unless untracked or backordered),
+/// which PostgreSQL re-checks on the latest row version when concurrent reservations race,
+/// with the hold and its movement written by the same statement. `None`: not enough stock
+/// (or no such variant on sale).
+pub async fn reserve(
+    conn: &mut PgConnection,
+    variant: Uuid,
+    quantity: i32,
+    holder: &str,
+    ttl_secs: i64,
+    actor: &str,
+) -> Result<Option<HoldRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "WITH st AS (
+             UPDATE catalog.stock st SET reserved = st.reserved + $2, updated_at = now()
+               FROM catalog.variants v JOIN catalog.products p ON p.id = v.product_id
+              WHERE st.variant_id = $1 AND v.id = st.variant_id AND v.deleted_at IS NULL
+                AND p.deleted_at IS NULL AND p.status = 'active'
+                AND st.reserved::bigint + $2 <= 2147483647
+                AND (NOT v.track_inventory OR v.allow_backorder OR st.on_hand - st.reserved >= $2)
+             RETURNING {STOCK}
+         ), r AS (
+             INSERT INTO catalog.reservations (id, variant_id, holder, quantity, expires_at)
+             SELECT $3, variant_id, $4, $2, now() + make_interval(secs => $5) FROM st
+             RETURNING *
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, reserved_delta, reservation_id, actor)
+             SELECT variant_id, 'reserved', quantity, id, $6 FROM r
+         )
+         SELECT r.id, r.holder, r.quantity, r.expires_at, st.* FROM r, st"
+    ))
+    .bind(variant)
+    .bind(quantity)
+    .bind(Uuid::now_v7())
+    .bind(holder)
+    .bind(ttl_secs as f64)
+    .bind(actor)
+    .fetch_optional(conn)
+    .await
+}
+
+/// What a variant on sale has available, when a reservation was refused (`None`: no such
+/// variant on sale).
+pub async fn available(conn: &mut PgConnection, variant: Uuid) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT st.on_hand - st.reserved
+           FROM catalog.stock st
+           JOIN catalog.variants v ON v.id = st.variant_id AND v.deleted_at IS NULL
+           JOIN catalog.products p ON p.id = v.product_id AND p.deleted_at IS NULL AND p.status = 'active'
+          WHERE st.variant_id = $1",
+    )
+    .bind(variant)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Ends an unexpired hold in one statement: `commit` takes it out of `on_hand` too (sold),
+/// otherwise it goes back to available. `None` for a hold that is gone or expired.
+pub async fn end_hold(
+    conn: &mut PgConnection,
+    id: Uuid,
+    commit: bool,
+    actor: &str,
+) -> Result<Option<HoldRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "WITH r AS (
+             DELETE FROM catalog.reservations WHERE id = $1 AND expires_at > now() RETURNING *
+         ), st AS (
+             UPDATE catalog.stock st
+                SET reserved = st.reserved - r.quantity,
+                    on_hand = st.on_hand - CASE WHEN $2 THEN r.quantity ELSE 0 END, updated_at = now()
+               FROM r, catalog.variants v JOIN catalog.products p ON p.id = v.product_id
+              WHERE st.variant_id = r.variant_id AND v.id = st.variant_id
+             RETURNING {STOCK}
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, on_hand_delta, reserved_delta, reservation_id, actor)
+             SELECT variant_id, CASE WHEN $2 THEN 'committed' ELSE 'released' END,
+                    CASE WHEN $2 THEN -quantity ELSE 0 END, -quantity, id, $3
+               FROM r
+         )
+         SELECT r.id, r.holder, r.quantity, r.expires_at, st.* FROM r, st"
+    ))
+    .bind(id)
+    .bind(commit)
+    .bind(actor)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Releases up to 1000 expired holds in one statement (skipping holds a commit or release
+/// has locked); returns how many.
+pub async fn sweep_expired(db: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH r AS (
+             DELETE FROM catalog.reservations
+              WHERE id IN (SELECT id FROM catalog.reservations WHERE expires_at <= now()
+                            ORDER BY expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED)
+             RETURNING *
+         ), t AS (
+             SELECT variant_id, sum(quantity)::integer AS q FROM r GROUP BY variant_id
+         ), st AS (
+             UPDATE catalog.stock st SET reserved = st.reserved - t.q, updated_at = now()
+               FROM t WHERE st.variant_id = t.variant_id
+         ), m AS (
+             INSERT INTO catalog.stock_movements (variant_id, kind, reserved_delta, reservation_id, actor)
+             SELECT variant_id, 'expired', -quantity, id, 'system' FROM r
+         )
+         SELECT count(*) FROM r",
+    )
+    .fetch_one(db)
+    .await
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct MovementRow {
+    pub id: i64,
+    pub kind: String,
+    pub on_hand_delta: i32,
+    pub reserved_delta: i32,
+    pub reason: Option<String>,
+    pub reservation_id: Option<Uuid>,
+    pub actor: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Up to `fetch` of a variant's stock movements, newest first, before the id given.
+pub async fn movements(
+    db: &PgPool,
+    variant: VariantId,
+    before: Option<i64>,
+    fetch: i64,
+) -> Result<Vec<MovementRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, kind, on_hand_delta, reserved_delta, reason, reservation_id, actor, created_at
+           FROM catalog.stock_movements
+          WHERE variant_id = $1 AND ($2::bigint IS NULL OR id < $2)
+          ORDER BY id DESC LIMIT $3",
+    )
+    .bind(variant)
+    .bind(before)
+    .bind(fetch)
+    .fetch_all(db)
+    .await
+}
