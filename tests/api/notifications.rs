@@ -269,10 +269,12 @@ async fn without_smtp_messages_become_eml_files() {
     })
     .await;
     assert!(found, "the message was written to the outbox folder");
-    assert_eq!(
-        messages(&app, "verify-email").await,
-        [("sent".to_owned(), 1)]
-    );
+    // The file is written before the message is marked sent, so wait for the mark too.
+    let sent = eventually(Duration::from_secs(10), || async {
+        messages(&app, "verify-email").await == [("sent".to_owned(), 1)]
+    })
+    .await;
+    assert!(sent, "{:?}", messages(&app, "verify-email").await);
     let health: Value = app.get("/health").await.json().await.unwrap();
     assert_eq!(health_check(&health, "mail")["status"], "ok");
 }

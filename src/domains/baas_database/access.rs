@@ -178,8 +178,8 @@ impl Attempts {
 
 /// One page of the documents a query finds among those the caller may read (the list and
 /// the query routes). With the domain's statement timeout equal to the pool's (the default),
-/// no transaction: the collection from the cache and the page in one statement (two after a
-/// cursor, three with `total`); with another timeout, a transaction that sets it.
+/// no transaction: the collection from the cache and the page in one statement (one more when
+/// the cursor is a document id rather than a `next`, one more with `total`); with another timeout, a transaction that sets it.
 pub async fn find_documents(
     platform: &Platform,
     cache: &CollectionCache,
