@@ -444,3 +444,128 @@ async fn a_create_wakes_the_relay_after_its_commit() {
     .await;
     assert!(dispatched, "the relay was not woken by the create");
 }
+
+/// A refusal decided on a cached collection is decided again on the stored one before it is
+/// answered: with the NOTIFY that drops copies switched off (as if it were still in flight),
+/// a grant or an attribute that has just been added is honoured at once on the replica that
+/// cached the collection before the change.
+#[tokio::test]
+async fn a_refusal_from_a_cached_copy_is_checked_against_the_stored_collection() {
+    let one = spawn_app().await;
+    let two = spawn_on(&one.database_url, &[]).await;
+    let (_, ada) = token(&one);
+    let (_, bob) = token(&one);
+    let posts = posts(&one, &ada).await;
+    let res = send(
+        &one,
+        Method::PATCH,
+        &posts,
+        &ada,
+        Some(json!({"permissions": {"read": ["users"], "create": []}})),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    sqlx::query("ALTER TABLE baas.collections DISABLE TRIGGER collections_notify")
+        .execute(&one.db)
+        .await
+        .unwrap();
+    // Replica two caches the collection as it is now: bob may not create.
+    let doc = json!({"data": {"title": "Hi"}});
+    let res = send(
+        &two,
+        Method::POST,
+        &format!("{posts}/documents"),
+        &bob,
+        Some(doc.clone()),
+    )
+    .await;
+    assert_eq!(res.status(), 403, "{}", said(&res));
+
+    // Replica one grants create; replica two's stale copy would refuse again.
+    let res = send(
+        &one,
+        Method::PATCH,
+        &posts,
+        &ada,
+        Some(json!({"permissions": {"read": ["users"], "create": ["users"]}})),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let res = send(
+        &two,
+        Method::POST,
+        &format!("{posts}/documents"),
+        &bob,
+        Some(doc),
+    )
+    .await;
+    assert_eq!(res.status(), 201, "{}", said(&res));
+
+    // The same for an attribute added on replica one, in a create, a bulk create and a query.
+    let res = send(
+        &one,
+        Method::POST,
+        &format!("{posts}/attributes"),
+        &ada,
+        Some(json!({"key": "n", "type": "integer"})),
+    )
+    .await;
+    assert_eq!(res.status(), 201, "{}", said(&res));
+    let with_n = json!({"data": {"title": "N", "n": 1}});
+    let res = send(
+        &two,
+        Method::POST,
+        &format!("{posts}/documents"),
+        &bob,
+        Some(with_n.clone()),
+    )
+    .await;
+    assert_eq!(res.status(), 201, "{}", said(&res));
+    let res = send(
+        &one,
+        Method::POST,
+        &format!("{posts}/attributes"),
+        &ada,
+        Some(json!({"key": "m", "type": "integer"})),
+    )
+    .await;
+    assert_eq!(res.status(), 201, "{}", said(&res));
+    let res = send(
+        &two,
+        Method::POST,
+        &format!("{posts}/documents/bulk"),
+        &bob,
+        Some(json!({"documents": [{"data": {"title": "M", "m": 2}}]})),
+    )
+    .await;
+    assert_eq!(res.status(), 201, "{}", said(&res));
+    let res = send(
+        &one,
+        Method::POST,
+        &format!("{posts}/attributes"),
+        &ada,
+        Some(json!({"key": "k", "type": "integer"})),
+    )
+    .await;
+    assert_eq!(res.status(), 201, "{}", said(&res));
+    let res = send(
+        &two,
+        Method::POST,
+        &format!("{posts}/documents/query"),
+        &bob,
+        Some(json!({"select": ["k"]})),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", said(&res));
+
+    // A refusal that the stored collection confirms is still a refusal.
+    let res = send(
+        &two,
+        Method::POST,
+        &format!("{posts}/documents"),
+        &bob,
+        Some(json!({"data": {"title": "X", "nope": 1}})),
+    )
+    .await;
+    assert_eq!(res.status(), 422, "{}", said(&res));
+}

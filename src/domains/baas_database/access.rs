@@ -124,39 +124,38 @@ fn as_seen_by(caller: &Caller, c: Arc<CollectionRow>) -> Result<Target, Database
     Ok(Target { c, access })
 }
 
-/// The collection with what the caller may do in it, from the cache (no round trip) or, when
-/// `fresh` or not cached, from the database (one, which refills the cache). Whatever uses
-/// a cached copy must check its `version` in its own statement (`repo::Fresh`) and come
+/// The collection from the cache (no round trip) or, when `fresh` or not cached, from the
+/// database (one, which refills the cache); and whether it came from the cache. Whatever
+/// uses a cached copy must check its `version` in its own statement (`repo::Fresh`) and come
 /// back with `fresh` when that fails.
-pub async fn cached_target(
+async fn cached_collection(
     db: &PgPool,
     cache: &CollectionCache,
-    caller: &Caller,
     (database, key): (DatabaseId, &str),
     fresh: bool,
-) -> Result<Target, DatabaseError> {
-    let cached = if fresh {
+) -> Result<(Arc<CollectionRow>, bool), DatabaseError> {
+    if fresh {
         cache.forget(database, key);
-        None
-    } else {
-        cache.get(database, key)
-    };
-    let c = match cached {
-        Some(c) => c,
-        None => cache.put(
-            repo::collection_now(db, database, key)
-                .await?
-                .ok_or(DatabaseError::CollectionNotFound)?,
-        ),
-    };
-    as_seen_by(caller, c)
+    } else if let Some(c) = cache.get(database, key) {
+        return Ok((c, true));
+    }
+    let c = repo::collection_now(db, database, key)
+        .await?
+        .ok_or(DatabaseError::CollectionNotFound)?;
+    Ok((cache.put(c), false))
 }
 
 /// The tries of one statement against a cached collection: the cached copy first, then,
 /// each time the statement finds it stale (a schema change committed in between), the
-/// stored one, a few times at most.
+/// stored one, a few times at most. A refusal decided on a cached copy (not visible, may not
+/// create, an attribute it does not know yet) is decided again on the stored one, so a
+/// change that has returned is never answered from a copy that predates it, even before its
+/// NOTIFY arrives.
 #[derive(Default)]
-pub struct Attempts(u8);
+pub struct Attempts {
+    tries: u8,
+    cached: bool,
+}
 
 impl Attempts {
     pub async fn target(
@@ -166,20 +165,42 @@ impl Attempts {
         caller: &Caller,
         collection: (DatabaseId, &str),
     ) -> Result<Target, DatabaseError> {
-        if self.0 >= 4 {
+        if self.tries >= 4 {
             return Err(
                 anyhow::anyhow!("the collection kept changing under a document statement").into(),
             );
         }
-        self.0 += 1;
-        cached_target(db, cache, caller, collection, self.0 > 1).await
+        self.tries += 1;
+        let (c, cached) = cached_collection(db, cache, collection, self.tries > 1).await?;
+        self.cached = cached;
+        match as_seen_by(caller, c) {
+            Err(_) if cached => {
+                self.cached = false;
+                let (c, _) = cached_collection(db, cache, collection, true).await?;
+                as_seen_by(caller, c)
+            }
+            seen => seen,
+        }
+    }
+
+    /// What to do with a refusal decided on the last target: `Ok` to go round once more
+    /// with the stored collection when that target was a cached copy, else the refusal.
+    /// Only refusals (4xx) go round again: a failure of the database would only repeat.
+    pub fn refused(&mut self, e: DatabaseError) -> Result<(), DatabaseError> {
+        use actix_web::ResponseError;
+        if std::mem::take(&mut self.cached) && e.status_code().is_client_error() {
+            Ok(())
+        } else {
+            Err(e)
+        }
     }
 }
 
 /// One page of the documents a query finds among those the caller may read (the list and
 /// the query routes). With the domain's statement timeout equal to the pool's (the default),
 /// no transaction: the collection from the cache and the page in one statement (one more when
-/// the cursor is a document id rather than a `next`, one more with `total`); with another timeout, a transaction that sets it.
+/// the cursor is a document id rather than a `next`, one more with `total`); with another
+/// timeout, a transaction that sets it.
 pub async fn find_documents(
     platform: &Platform,
     cache: &CollectionCache,
@@ -204,10 +225,10 @@ pub async fn find_documents(
                     .target(db, cache, caller, (database, collection))
                     .await?;
                 let mut conn = db.acquire().await?;
-                if let Fresh::Current(found) =
-                    run_query(&mut conn, settings, caller, &t, &q, limit, true).await?
-                {
-                    break (t, found);
+                match run_query(&mut conn, settings, caller, &t, &q, limit, true).await {
+                    Ok(Fresh::Current(found)) => break (t, found),
+                    Ok(Fresh::Stale) => {}
+                    Err(e) => attempts.refused(e)?,
                 }
             }
         } else {

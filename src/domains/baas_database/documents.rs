@@ -246,9 +246,17 @@ pub async fn create_document(
             .target(&platform.db, &cache, &caller, (db, &collection))
             .await?;
         // Checked against the cached schema, which the insert's statement confirms is
-        // current (else this runs again against the stored one).
-        may_create(&t)?;
-        let doc = prepare_new(&settings, &caller, &t, body.clone(), "")?;
+        // current (else this runs again against the stored one); a refusal is checked
+        // against the stored one before it is answered.
+        let doc = match may_create(&t)
+            .and_then(|()| prepare_new(&settings, &caller, &t, body.clone(), ""))
+        {
+            Ok(doc) => doc,
+            Err(e) => {
+                attempts.refused(e)?;
+                continue;
+            }
+        };
         if let repo::Fresh::Current(rows) =
             create_all(&platform.db, &relays, &caller, &t, vec![doc]).await?
         {
@@ -358,7 +366,13 @@ pub async fn bulk_create(
         let t = attempts
             .target(&platform.db, &cache, &caller, (db, &collection))
             .await?;
-        let prepared = prepare_bulk(&settings, &caller, &t, &docs)?;
+        let prepared = match prepare_bulk(&settings, &caller, &t, &docs) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                attempts.refused(e)?;
+                continue;
+            }
+        };
         if let repo::Fresh::Current(rows) =
             create_all(&platform.db, &relays, &caller, &t, prepared).await?
         {
