@@ -13,6 +13,9 @@ pub const MANAGE: &str = "catalog.products.manage";
 /// Staff: approve and reject submitted products, see every product.
 pub const MODERATE: &str = "catalog.products.moderate";
 
+/// Staff: create, change, move and delete categories.
+pub const CATEGORIES_MANAGE: &str = "catalog.categories.manage";
+
 /// Staff: see and adjust every variant's stock.
 pub const STOCK_MANAGE: &str = "catalog.stock.manage";
 /// Integrations: reserve, commit and release stock over HTTP (cart and orders call `api`

@@ -6,6 +6,12 @@
 pub const SLUG_TAKEN: &str = "product_slugs_pkey";
 /// SKUs are unique among live variants.
 pub const SKU_TAKEN: &str = "variants_sku_key";
+/// Category slugs are unique across the catalogue.
+pub const CATEGORY_SLUG_TAKEN: &str = "categories_slug_key";
+/// Products name a category that exists; a category with products cannot go.
+pub const PRODUCT_CATEGORY: &str = "products_category_id_fkey";
+/// A category with children cannot go.
+pub const CATEGORY_PARENT: &str = "categories_parent_id_fkey";
 /// One live variant per combination of option values.
 pub const OPTIONS_TAKEN: &str = "variants_options_key";
 
@@ -48,10 +54,37 @@ crate::domain_errors! {
         #[problem(FORBIDDEN, "forbidden")]
         #[error("Selling needs the permission catalog.products.sell (the vendor role) or catalog.products.manage.")]
         NotASeller,
+        #[problem(NOT_FOUND, "not_found")]
+        #[error("No such category.")]
+        CategoryNotFound,
+        #[problem(CONFLICT, "slug_taken")]
+        #[error("The slug {0} belongs to another category.")]
+        CategorySlugTaken(String),
+        #[problem(CONFLICT, "category_loop")]
+        #[error("A category cannot move under itself or one of its descendants.")]
+        CategoryLoop,
+        #[problem(CONFLICT, "category_has_products")]
+        #[error("The category has products: give move_products_to to move them first.")]
+        CategoryHasProducts,
+        #[problem(CONFLICT, "category_has_children")]
+        #[error("The category has subcategories: move or delete them first.")]
+        CategoryHasChildren,
     }
 }
 
 impl CatalogError {
+    /// A failed product write: a taken slug, or a category that does not exist (422 on
+    /// `category_id`), by constraint name; anything else as it is.
+    pub fn product_write(e: sqlx::Error, slug: &str) -> Self {
+        match crate::platform::error::violated_constraint(&e) {
+            Some(SLUG_TAKEN) => Self::SlugTaken(slug.to_owned()),
+            Some(PRODUCT_CATEGORY) => {
+                Self::invalid_field("category_id", "exists", "no such category")
+            }
+            _ => e.into(),
+        }
+    }
+
     /// A failed variant write: a taken SKU or option combination by its constraint's name,
     /// anything else as it is.
     pub fn variant_write(e: sqlx::Error, sku: Option<&str>) -> Self {

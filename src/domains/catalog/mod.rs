@@ -4,7 +4,8 @@
 //!
 //! Stock per variant (`on_hand`, `reserved`) is reserved, committed and released through
 //! `api`, which cart and orders call in-process on their own transaction; a job releases
-//! expired holds.
+//! expired holds. Categories form a tree of materialised paths (moving a subtree is one
+//! UPDATE); listing products by category includes its descendants.
 //!
 //! Schema `catalog`; routes under `/api/v1/catalog`. Publishes `catalog.product.created`,
 //! `.updated`, `.submitted`, `.published`, `.rejected`, `.archived`, `.deleted` and
@@ -12,7 +13,7 @@
 //! (declared in `crate::events::catalog`, since cart, orders and the read models of other
 //! domains consume them); consumes nothing yet; calls no other domain. Permissions:
 //! `catalog.products.sell` (the `vendor` role), `catalog.products.manage` and
-//! `catalog.products.moderate`, `catalog.stock.manage` (staff) and `catalog.stock.reserve`
+//! `catalog.products.moderate`, `catalog.categories.manage`, `catalog.stock.manage` (staff) and `catalog.stock.reserve`
 //! (integrations), registered with auth's permission catalogue by its `catalog_*`
 //! migrations.
 //!
@@ -22,6 +23,7 @@
 
 mod access;
 pub mod api;
+mod categories;
 mod error;
 mod inventory;
 mod model;
@@ -81,6 +83,7 @@ impl Domain for Catalog {
         moderation::configure(routes);
         variants::configure(routes);
         inventory::configure(routes);
+        categories::configure(routes);
     }
 
     fn error_codes(&self) -> &'static [(&'static str, actix_web::http::StatusCode)] {
@@ -92,6 +95,7 @@ impl Domain for Catalog {
         doc.merge(moderation::ModerationApi::openapi());
         doc.merge(variants::VariantsApi::openapi());
         doc.merge(inventory::InventoryApi::openapi());
+        doc.merge(categories::CategoriesApi::openapi());
         doc.merge(crate::events::catalog::EventsApi::openapi());
         doc
     }

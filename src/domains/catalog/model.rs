@@ -10,7 +10,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::error::CatalogError;
-use super::repo::{MovementRow, ProductRow, StockRow, VariantFields, VariantRow};
+use super::repo::{CategoryRow, MovementRow, ProductRow, StockRow, VariantFields, VariantRow};
 use crate::events::catalog::ProductSnapshot;
 use crate::platform::error::FieldError;
 
@@ -496,6 +496,8 @@ pub struct ProductFilter {
     /// One status (`?status=pending` is the moderation queue for staff).
     pub status: Option<ProductStatus>,
     pub featured: Option<bool>,
+    /// A category by id or slug: its products and those of all its descendants.
+    pub category: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -952,5 +954,83 @@ mod tests {
         assert!(Active.after(Transition::Submit, false).is_err());
         assert_eq!(Archived.after(Transition::Restore, false).unwrap(), Draft);
         assert!(Archived.after(Transition::Archive, false).is_err());
+    }
+}
+
+// ---- Categories ----------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Shoes", "slug": "shoes", "parent_id": null, "position": 0}))]
+pub struct CreateCategoryRequest {
+    #[validate(length(min = 1, max = 200))]
+    pub name: String,
+    /// Unique across the catalogue; made from the name when absent.
+    pub slug: Option<String>,
+    /// The parent; a root without one.
+    pub parent_id: Option<Uuid>,
+    /// Order among siblings (ties by id).
+    #[serde(default)]
+    pub position: i32,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCategoryRequest {
+    #[validate(length(min = 1, max = 200))]
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub position: Option<i32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveCategoryRequest {
+    /// The new parent; `null` makes the category a root. Never the category itself or one
+    /// of its descendants (409 `category_loop`).
+    pub parent_id: Option<Uuid>,
+    /// Its order among its new siblings; kept when absent.
+    pub position: Option<i32>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CategoryListQuery {
+    /// List this category's children (the roots without it).
+    pub parent: Option<Uuid>,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteCategoryQuery {
+    /// Move the category's products to this category first.
+    pub move_products_to: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryResponse {
+    pub id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub name: String,
+    pub slug: String,
+    pub position: i32,
+    /// The ids of its ancestors, root first, then its own.
+    pub path: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<CategoryRow> for CategoryResponse {
+    fn from(r: CategoryRow) -> Self {
+        Self {
+            id: r.id,
+            parent_id: r.parent_id,
+            name: r.name,
+            slug: r.slug,
+            position: r.position,
+            path: r.path,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
     }
 }

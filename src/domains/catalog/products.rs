@@ -7,12 +7,11 @@ use chrono::{DateTime, Utc};
 use utoipa::OpenApi;
 
 use super::access::{self, MANAGE, SELL};
-use super::error::{CatalogError, SLUG_TAKEN};
+use super::error::CatalogError;
 use super::model::*;
 use super::repo::{self, ProductFields, ProductRow, VariantFields};
 use super::state::CatalogState;
 use crate::events::catalog::{ProductCreated, ProductDeleted, ProductUpdated};
-use crate::platform::error::OnConstraint;
 use crate::platform::error::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, Unauthorized,
 };
@@ -116,7 +115,7 @@ pub async fn create_product(
             &suffix,
         )
         .await
-        .on_constraint(SLUG_TAKEN, || CatalogError::SlugTaken(slug.clone()));
+        .map_err(|e| CatalogError::product_write(e, &slug));
         let inserted = match inserted {
             Ok(_) => repo::insert_variants(&mut tx, id, &variants, &user.actor())
                 .await
@@ -352,7 +351,8 @@ pub async fn update_product(
         featured: u.featured.unwrap_or(p.featured),
     };
     let row = repo::update_product(&mut tx, p.id, &fields)
-        .await?
+        .await
+        .map_err(|e| CatalogError::product_write(e, slug))?
         .ok_or_else(|| CatalogError::SlugTaken(slug.to_owned()))?;
     publish(
         &mut tx,

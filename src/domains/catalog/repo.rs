@@ -330,6 +330,10 @@ pub async fn list_products(
             AND ($4::text IS NULL OR p.status = $4)
             AND ($5::boolean IS NULL OR p.featured = $5)
             AND (p.created_at, p.id) < (coalesce($6, 'infinity'), coalesce($7, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+            AND ($9::text IS NULL OR p.category_id IN (
+                 SELECT d.id FROM catalog.categories a
+                   JOIN catalog.categories d ON d.path @> ARRAY[a.id]
+                  WHERE a.id = $10 OR ($10 IS NULL AND a.slug = $9)))
           ORDER BY p.created_at DESC, p.id DESC
           LIMIT $8"
     ))
@@ -341,6 +345,8 @@ pub async fn list_products(
     .bind(created_at)
     .bind(id)
     .bind(fetch)
+    .bind(filter.category.as_deref())
+    .bind(filter.category.as_deref().and_then(|c| Uuid::parse_str(c).ok()))
     .fetch_all(db)
     .await
 }
@@ -848,5 +854,180 @@ pub async fn movements(
     .bind(before)
     .bind(fetch)
     .fetch_all(db)
+    .await
+}
+
+// ---- Categories ----------------------------------------------------------------------
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CategoryRow {
+    pub id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub name: String,
+    pub slug: String,
+    pub position: i32,
+    pub path: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const CATEGORY: &str = "id, parent_id, name, slug, position, path, created_at, updated_at";
+
+/// Tree writes that read a path (insert under a parent, move a subtree) hold this lock:
+/// shared to insert, exclusive to move, so two moves cannot cross into a loop and no child
+/// is inserted with a path a concurrent move is rewriting.
+const TREE_LOCK: &str = "SELECT pg_advisory_xact_lock%s(hashtext('catalog.categories'))";
+
+async fn lock_tree(conn: &mut PgConnection, exclusive: bool) -> Result<(), sqlx::Error> {
+    let sql = TREE_LOCK.replace("%s", if exclusive { "" } else { "_shared" });
+    sqlx::query(&sql).execute(conn).await.map(|_| ())
+}
+
+/// One category by id or by slug.
+pub async fn category(
+    db: &PgPool,
+    id: Option<Uuid>,
+    slug: &str,
+) -> Result<Option<CategoryRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {CATEGORY} FROM catalog.categories WHERE id = $1 OR ($1 IS NULL AND slug = $2)"
+    ))
+    .bind(id)
+    .bind(slug)
+    .fetch_optional(db)
+    .await
+}
+
+/// The children of `parent` (the roots without one), by position then id, after the cursor.
+pub async fn list_categories(
+    db: &PgPool,
+    parent: Option<Uuid>,
+    after: Option<(i32, Uuid)>,
+    fetch: i64,
+) -> Result<Vec<CategoryRow>, sqlx::Error> {
+    let (position, id) = after.unzip();
+    sqlx::query_as(&format!(
+        "SELECT {CATEGORY} FROM catalog.categories
+          WHERE parent_id IS NOT DISTINCT FROM $1
+            AND ($2::integer IS NULL OR (position, id) > ($2, $3))
+          ORDER BY position, id
+          LIMIT $4"
+    ))
+    .bind(parent)
+    .bind(position)
+    .bind(id)
+    .bind(fetch)
+    .fetch_all(db)
+    .await
+}
+
+/// Inserts a category under `parent` (a root without one); `None` when the parent does not
+/// exist.
+pub async fn insert_category(
+    conn: &mut PgConnection,
+    id: Uuid,
+    parent: Option<Uuid>,
+    name: &str,
+    slug: &str,
+    position: i32,
+) -> Result<Option<CategoryRow>, sqlx::Error> {
+    lock_tree(conn, false).await?;
+    sqlx::query_as(&format!(
+        "INSERT INTO catalog.categories (id, parent_id, name, slug, position, path)
+         SELECT $1, $2, $3, $4, $5, coalesce(pp.path, '{{}}') || $1
+           FROM (SELECT NULL) one
+           LEFT JOIN catalog.categories pp ON pp.id = $2
+          WHERE $2::uuid IS NULL OR pp.id IS NOT NULL
+         RETURNING {CATEGORY}"
+    ))
+    .bind(id)
+    .bind(parent)
+    .bind(name)
+    .bind(slug)
+    .bind(position)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Renames or reorders a category (not a move: see `move_category`).
+pub async fn update_category(
+    conn: &mut PgConnection,
+    id: Uuid,
+    name: Option<&str>,
+    slug: Option<&str>,
+    position: Option<i32>,
+) -> Result<Option<CategoryRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE catalog.categories
+            SET name = coalesce($2, name), slug = coalesce($3, slug),
+                position = coalesce($4, position), updated_at = now()
+          WHERE id = $1
+         RETURNING {CATEGORY}"
+    ))
+    .bind(id)
+    .bind(name)
+    .bind(slug)
+    .bind(position)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Moves category `id` and its whole subtree under `parent` (to the roots without one) in
+/// one UPDATE of every path that goes through it. `None` when the category or the parent
+/// does not exist, or the parent is the category or one of its descendants (a loop):
+/// nothing is changed then.
+pub async fn move_category(
+    conn: &mut PgConnection,
+    id: Uuid,
+    parent: Option<Uuid>,
+    position: Option<i32>,
+) -> Result<Option<CategoryRow>, sqlx::Error> {
+    lock_tree(conn, true).await?;
+    sqlx::query_as(&format!(
+        "WITH m AS (SELECT id, path FROM catalog.categories WHERE id = $1),
+              np AS (SELECT coalesce(pp.path, '{{}}') AS path
+                       FROM (SELECT NULL) one
+                       LEFT JOIN catalog.categories pp ON pp.id = $2
+                      WHERE $2::uuid IS NULL OR pp.id IS NOT NULL),
+              moved AS (
+                  UPDATE catalog.categories c
+                     SET path = np.path || c.path[array_length(m.path, 1):],
+                         parent_id = CASE WHEN c.id = m.id THEN $2 ELSE c.parent_id END,
+                         position = CASE WHEN c.id = m.id THEN coalesce($3, c.position)
+                                         ELSE c.position END,
+                         updated_at = now()
+                    FROM m, np
+                   WHERE c.path @> ARRAY[m.id] AND NOT (m.id = ANY(np.path))
+                  RETURNING c.*)
+         SELECT {CATEGORY} FROM moved WHERE id = $1"
+    ))
+    .bind(id)
+    .bind(parent)
+    .bind(position)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Deletes a leaf category; its products move to `move_to` in the same statement (without
+/// it, a category with live products fails on `products_category_id_fkey`; deleted products
+/// let go of it). `None` when there is no such category.
+pub async fn delete_category(
+    conn: &mut PgConnection,
+    id: Uuid,
+    move_to: Option<Uuid>,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH moved AS (
+             UPDATE catalog.products
+                SET category_id = CASE WHEN deleted_at IS NULL THEN $2 END,
+                    updated_at = CASE WHEN deleted_at IS NULL THEN now() ELSE updated_at END
+              WHERE category_id = $1 AND ($2::uuid IS NOT NULL OR deleted_at IS NOT NULL)
+             RETURNING deleted_at)
+         DELETE FROM catalog.categories WHERE id = $1
+         RETURNING (SELECT count(*) FROM moved WHERE deleted_at IS NULL)",
+    )
+    .bind(id)
+    .bind(move_to)
+    .fetch_optional(conn)
     .await
 }

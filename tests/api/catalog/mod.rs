@@ -1,6 +1,7 @@
 //! The catalog domain through HTTP: products (slugs, the moderated status machine, who sees
 //! and changes what), variants and prices, with helpers shared by the submodules.
 
+mod categories;
 mod inventory;
 mod products;
 mod variants;
