@@ -505,6 +505,7 @@ pub const KERNEL_CODES: &[(&str, StatusCode)] = &[
     ("invalid_text", StatusCode::BAD_REQUEST),
     ("unauthorized", StatusCode::UNAUTHORIZED),
     ("forbidden", StatusCode::FORBIDDEN),
+    ("email_not_verified", StatusCode::FORBIDDEN),
     ("not_found", StatusCode::NOT_FOUND),
     ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
     ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),

@@ -11,8 +11,9 @@
 //! Publishes (source `auth`, declared in `crate::events::auth` because notifications
 //! consumes them): `user.registered`, `user.verification_requested`, `user.email_verified`,
 //! `user.password_reset_requested`, `user.password_changed`, `user.deleted`,
-//! `user.logged_in`, `user.logged_out`, `user.sessions_revoked`. Single-use tokens ride in
-//! `payload.secret`, which never leaves the process. Consumes its own verification and reset
+//! `user.logged_in`, `user.logged_out`, `user.sessions_revoked`, `user.credentials_revoked`.
+//! Single-use tokens never ride in events: `payload.secret` holds a nonce the token is
+//! derived from under the server's key. Consumes its own verification and reset
 //! requests only to log the link when `notifications` is off. Calls no other domain.
 
 mod access;
@@ -114,6 +115,7 @@ impl Domain for Auth {
         }
         vec![subscribers::log_links(
             &platform.settings.server.public_base_url,
+            platform.settings.identity.clone(),
         )]
     }
 }

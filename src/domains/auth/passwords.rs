@@ -43,7 +43,8 @@ async fn forgot_password(
     if let Some(user) = recipient.await? {
         let ttl = chrono::Duration::minutes(state.settings.reset_ttl_minutes as i64);
         let mut tx = platform.db.begin().await?;
-        let secret = access::one_time_token(&mut tx, user.id, "reset_password", ttl).await?;
+        let secret =
+            access::one_time_token(&mut tx, &state, user.id, "reset_password", ttl).await?;
         publish(
             &mut tx,
             &PasswordResetRequested {
@@ -59,7 +60,8 @@ async fn forgot_password(
     Ok(access::accepted())
 }
 
-/// Set a new password with the emailed token; every session of the account is revoked. 400
+/// Set a new password with the emailed token; every session and API key of the account is
+/// revoked, and its webhook endpoints are disabled (`user.credentials_revoked`). 400
 /// `invalid_token` for an unknown, used or expired token; 422 for a weak or common password.
 #[utoipa::path(
     post, path = "/reset-password", tag = "auth", request_body = ResetPasswordRequest,
@@ -88,8 +90,10 @@ async fn reset_password(
         .ok_or(AuthError::InvalidToken)?;
     repo::set_password(&mut tx, user_id, &hash).await?;
     // Following the link proves the mailbox too.
-    repo::mark_verified(&mut tx, user_id).await?;
-    let revoked = access::revoke_sessions(&mut tx, user_id, None, Revoked::PasswordReset).await?;
+    if repo::mark_verified(&mut tx, user_id).await? {
+        access::grant_admin_if_listed(&mut tx, &state, &user).await?;
+    }
+    let revoked = access::revoke_credentials(&mut tx, user_id, Revoked::PasswordReset).await?;
     publish(
         &mut tx,
         &PasswordChanged {
