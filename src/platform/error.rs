@@ -159,6 +159,16 @@ impl ApiError {
         self.status
     }
 
+    /// The human-readable detail, if any (for pages that show the problem as HTML).
+    pub fn detail_text(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// The field errors of a 422.
+    pub fn field_errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
     pub fn code(&self) -> &str {
         &self.code
     }

@@ -23,6 +23,7 @@ mod api_keys;
 mod error;
 mod events;
 mod model;
+mod pages;
 mod password;
 mod passwords;
 mod repo;
@@ -92,6 +93,7 @@ impl Domain for Auth {
         passwords::configure(routes);
         api_keys::configure(routes);
         admin::configure(routes);
+        pages::configure(routes);
     }
 
     fn error_codes(&self) -> &'static [(&'static str, actix_web::http::StatusCode)] {
@@ -105,6 +107,7 @@ impl Domain for Auth {
         doc.merge(passwords::PasswordsApi::openapi());
         doc.merge(api_keys::ApiKeysApi::openapi());
         doc.merge(admin::AdminApi::openapi());
+        doc.merge(pages::PagesApi::openapi());
         doc.merge(events::EventsApi::openapi());
         doc
     }
@@ -114,7 +117,14 @@ impl Domain for Auth {
             return Vec::new();
         }
         vec![subscribers::log_links(
-            &platform.settings.server.public_base_url,
+            &format!(
+                "{}/api/v1/auth/pages",
+                platform
+                    .settings
+                    .server
+                    .public_base_url
+                    .trim_end_matches('/')
+            ),
             platform.settings.identity.clone(),
         )]
     }

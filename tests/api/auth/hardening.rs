@@ -531,3 +531,143 @@ async fn a_valid_token_does_not_lift_the_per_ip_limit_on_auth_routes() {
         "the IP's budget is spent: {statuses:?}"
     );
 }
+
+/// The link a stored mail of `template` carries, sealed token and all (the page path is what
+/// this checks; the token is the one the mailer derives).
+async fn mailed_link(app: &TestApp, template: &str) -> String {
+    let mut body = String::new();
+    let found = eventually(Duration::from_secs(10), || async {
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT text_body FROM notifications.messages WHERE template = $1 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(template)
+        .fetch_optional(&app.db)
+        .await
+        .unwrap();
+        body = text.unwrap_or_default();
+        !body.is_empty()
+    })
+    .await;
+    assert!(found, "a {template} mail");
+    let start = body.find("http").expect("a link");
+    body[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .split("?token=")
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_emailed_links_open_working_pages_with_default_settings() {
+    let app = mail_app(&[]).await;
+    assert_eq!(register(&app, "ada@example.com").await.status(), 201);
+    let link = mailed_link(&app, "verify-email").await;
+    assert_eq!(link, app.url("/api/v1/auth/pages/verify-email"));
+    let token = mailed_token(&app, "user.verification_requested", "ada@example.com")
+        .await
+        .unwrap();
+
+    // GET shows a form and changes nothing (mail scanners follow links).
+    let res = app
+        .get(&format!("/api/v1/auth/pages/verify-email?token={token}"))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<form method=\"post\""), "{html}");
+    assert!(html.contains(&token), "{html}");
+    let access = app.access_token("ada@example.com").await;
+    let me: Value = authed_get(&app, "/api/v1/auth/me", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email_verified"], false, "a GET verifies nothing");
+    // A hostile token is shown escaped.
+    let res = app
+        .get("/api/v1/auth/pages/verify-email?token=%22%3E%3Cscript%3E")
+        .await;
+    let html = res.text().await.unwrap();
+    assert!(
+        !html.contains("<script>") && html.contains("&quot;&gt;&lt;script&gt;"),
+        "{html}"
+    );
+
+    // The form's POST verifies; a second use is a 400 page.
+    let post = |path: &str, form: &[(&str, &str)]| app.client.post(app.url(path)).form(form).send();
+    let res = post("/api/v1/auth/pages/verify-email", &[("token", &token)])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = post("/api/v1/auth/pages/verify-email", &[("token", &token)])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let access = app.access_token("ada@example.com").await;
+    let me: Value = authed_get(&app, "/api/v1/auth/me", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email_verified"], true);
+
+    // The reset flow, from the forgot-password page to a new password.
+    let res = app.get("/api/v1/auth/pages/forgot-password").await;
+    assert_eq!(res.status(), 200);
+    let res = post(
+        "/api/v1/auth/pages/forgot-password",
+        &[("email", "ada@example.com")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let link = mailed_link(&app, "reset-password").await;
+    assert_eq!(link, app.url("/api/v1/auth/pages/reset-password"));
+    let token = mailed_token(&app, "user.password_reset_requested", "ada@example.com")
+        .await
+        .unwrap();
+    let res = app
+        .get(&format!("/api/v1/auth/pages/reset-password?token={token}"))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("name=\"password\""));
+    let res = post(
+        "/api/v1/auth/pages/reset-password",
+        &[("token", &token), ("password", "short")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        res.status(),
+        422,
+        "a weak password is refused, the token kept"
+    );
+    let new_password = "a brand new passphrase here";
+    let res = post(
+        "/api/v1/auth/pages/reset-password",
+        &[("token", &token), ("password", new_password)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        login_as(&app, "ada@example.com", new_password)
+            .await
+            .status(),
+        200
+    );
+}
