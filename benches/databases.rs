@@ -112,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
             roles: vec!["user".into()],
             permissions: Vec::new(),
             jti: Uuid::new_v4().to_string(),
+            email_verified: true,
             sid: None,
             iat: now,
             exp: now + 24 * 3600,

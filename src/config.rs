@@ -359,6 +359,19 @@ impl Settings {
         }
     }
 
+    /// Whether the server listens on loopback only (`127.0.0.0/8`, `::1`, `localhost`).
+    fn loopback_only(&self) -> bool {
+        let host = self
+            .server
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
         let db = self.database.url.expose_secret();
@@ -447,10 +460,13 @@ impl Settings {
                 "EdDSA and RS256 need at least one signing key",
             );
         }
-        if self.profile == "production" && secret == DEV_JWT_SECRET {
+        // Anyone can sign tokens with the well-known default: fine on a developer's loopback,
+        // never in production nor wherever other machines can reach the server.
+        if secret == DEV_JWT_SECRET && (self.profile == "production" || !self.loopback_only()) {
             return fail(
                 "identity.jwt_secret",
-                "is still the development default; set BASALT__IDENTITY__JWT_SECRET(_FILE)",
+                "is still the development default, which only a server listening on loopback \
+                 may use; set BASALT__IDENTITY__JWT_SECRET(_FILE)",
             );
         }
         Ok(())

@@ -159,6 +159,16 @@ impl ApiError {
         self.status
     }
 
+    /// The human-readable detail, if any (for pages that show the problem as HTML).
+    pub fn detail_text(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    /// The field errors of a 422.
+    pub fn field_errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
     pub fn code(&self) -> &str {
         &self.code
     }
@@ -505,6 +515,7 @@ pub const KERNEL_CODES: &[(&str, StatusCode)] = &[
     ("invalid_text", StatusCode::BAD_REQUEST),
     ("unauthorized", StatusCode::UNAUTHORIZED),
     ("forbidden", StatusCode::FORBIDDEN),
+    ("email_not_verified", StatusCode::FORBIDDEN),
     ("not_found", StatusCode::NOT_FOUND),
     ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
     ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),

@@ -7,7 +7,7 @@
 //! call `user.require("catalog.products.moderate")?` (403 problem when not allowed).
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
@@ -32,6 +32,11 @@ pub struct Claims {
     #[serde(default)]
     pub permissions: Vec<String>,
     pub jti: String,
+    /// Whether the account had proven its email address when the token was issued (the
+    /// OIDC claim). What a squatter who registered someone else's address first must not
+    /// be able to do (API keys, webhooks) needs it.
+    #[serde(default)]
+    pub email_verified: bool,
     /// The session (refresh-token family) the token was issued for, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
@@ -50,6 +55,8 @@ pub struct CurrentUser {
     pub token_id: String,
     pub session_id: Option<String>,
     pub expires_at: i64,
+    /// Whether the account's email address is verified (see [`Claims::email_verified`]).
+    pub email_verified: bool,
 }
 
 impl CurrentUser {
@@ -97,6 +104,18 @@ impl CurrentUser {
             Ok(())
         } else {
             Err(ApiError::not_found("No such object, or not yours."))
+        }
+    }
+
+    /// 403 `email_not_verified` unless the account has proven its email address: for what
+    /// would outlive an account squatted by someone who registered the address first
+    /// (account pre-hijacking): API keys, webhook endpoints.
+    pub fn require_verified_email(&self) -> Result<(), ApiError> {
+        if self.email_verified {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "email_not_verified")
+                .detail("Verify your email address first (then sign in again)."))
         }
     }
 
@@ -148,7 +167,9 @@ impl FromRequest for MaybeUser {
         if !presented {
             return Box::pin(async { Ok(MaybeUser(None)) });
         }
-        let user = CurrentUser::from_request(req, payload);
+        // Its one user, `grants::Caller`, checks an API key's scopes in each handler.
+        let _ = payload;
+        let user = authenticate(req);
         Box::pin(async move { Ok(MaybeUser(Some(user.await?))) })
     }
 }
@@ -327,48 +348,86 @@ impl FromRequest for CurrentUser {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
+    /// The signed-in caller. An API key is let in only when it carries the route's scope
+    /// ([`route_scope`]): routes that take a plain signed-in user check no scope themselves,
+    /// and a key scoped `databases.read` must not create webhooks or sign its owner out.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        if bearer_token(req).is_none()
-            && let Some(key) = req.headers().get("x-api-key")
-        {
-            let key = key.to_str().unwrap_or_default().to_owned();
-            let resolver = req
-                .app_data::<web::Data<ApiKeys>>()
-                .and_then(|k| k.0.get().cloned());
-            return Box::pin(async move {
-                let user = match resolver {
-                    Some(resolver) => resolver.resolve(key).await?,
-                    None => {
-                        return Err(ApiError::unauthorized(
-                            "API keys need the auth domain, which is not enabled.",
-                        ));
-                    }
-                };
-                request_id::set_actor(user.actor());
-                Ok(user)
-            });
-        }
-        let verified = verify_request(req);
-        let revocations = req.app_data::<web::Data<Revocations>>().cloned();
+        let scope = route_scope(req.method(), req.path());
+        let user = authenticate(req);
         Box::pin(async move {
-            let claims = verified?;
-            if let Some(revocations) = revocations
-                && revocations.is_revoked(&claims).await
-            {
-                return Err(ApiError::unauthorized("The access token has been revoked."));
+            let user = user.await?;
+            if user.is_api_key() && !user.can(&scope) {
+                return Err(ApiError::forbidden(format!(
+                    "This API key lacks the scope {scope} this route needs."
+                )));
             }
-            let user = CurrentUser {
-                id: claims.sub,
-                roles: claims.roles,
-                permissions: claims.permissions,
-                token_id: claims.jti,
-                session_id: claims.sid,
-                expires_at: claims.exp,
-            };
-            request_id::set_actor(user.actor());
             Ok(user)
         })
     }
+}
+
+/// The scope an API key needs on a route that takes a plain signed-in user:
+/// `<domain>.read` for GET and HEAD, `<domain>.write` for anything else, the domain being the
+/// path segment after `/api/v1/` (`databases`, `storage`, `notifications`, `auth`, ...).
+/// Handlers may require more (`notifications.messages.manage`); never less.
+pub fn route_scope(method: &Method, path: &str) -> String {
+    let domain = path
+        .strip_prefix("/api/v1/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("system");
+    let access = if method == Method::GET || method == Method::HEAD {
+        "read"
+    } else {
+        "write"
+    };
+    format!("{domain}.{access}")
+}
+
+/// Who is calling, by bearer token or API key (401 when neither is valid), with no check of
+/// an API key's scopes.
+fn authenticate(req: &HttpRequest) -> LocalBoxFuture<'static, Result<CurrentUser, ApiError>> {
+    if bearer_token(req).is_none()
+        && let Some(key) = req.headers().get("x-api-key")
+    {
+        let key = key.to_str().unwrap_or_default().to_owned();
+        let resolver = req
+            .app_data::<web::Data<ApiKeys>>()
+            .and_then(|k| k.0.get().cloned());
+        return Box::pin(async move {
+            let user = match resolver {
+                Some(resolver) => resolver.resolve(key).await?,
+                None => {
+                    return Err(ApiError::unauthorized(
+                        "API keys need the auth domain, which is not enabled.",
+                    ));
+                }
+            };
+            request_id::set_actor(user.actor());
+            Ok(user)
+        });
+    }
+    let verified = verify_request(req);
+    let revocations = req.app_data::<web::Data<Revocations>>().cloned();
+    Box::pin(async move {
+        let claims = verified?;
+        if let Some(revocations) = revocations
+            && revocations.is_revoked(&claims).await
+        {
+            return Err(ApiError::unauthorized("The access token has been revoked."));
+        }
+        let user = CurrentUser {
+            id: claims.sub,
+            roles: claims.roles,
+            permissions: claims.permissions,
+            token_id: claims.jti,
+            session_id: claims.sid,
+            expires_at: claims.exp,
+            email_verified: claims.email_verified,
+        };
+        request_id::set_actor(user.actor());
+        Ok(user)
+    })
 }
 
 /// Checks the bearer token's signature and claims (not revocation).

@@ -24,6 +24,14 @@ if ttl < 0 then
 end
 return {count, ttl}";
 
+    /// Takes one back from a counter above zero, keeping its expiry (DECR keeps the TTL).
+    const UNCOUNT: &str = r"
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then
+  return redis.call('DECR', KEYS[1])
+end
+return 0";
+
     #[derive(Clone)]
     pub struct RedisPool {
         pool: deadpool_redis::Pool,
@@ -116,18 +124,17 @@ return {count, ttl}";
             .await
         }
 
-        /// A fixed-window counter's value and milliseconds left, without counting.
-        pub async fn window_count(&self, key: &str) -> anyhow::Result<(u64, i64)> {
+        /// Takes one back from a fixed-window counter that has any (never below zero).
+        pub async fn uncount(&self, key: &str) -> anyhow::Result<()> {
             self.bounded(async {
                 let mut conn = self.pool.get().await?;
-                let (count, ttl): (Option<u64>, i64) = redis::pipe()
-                    .cmd("GET")
-                    .arg(key)
-                    .cmd("PTTL")
+                let _: i64 = redis::cmd("EVAL")
+                    .arg(UNCOUNT)
+                    .arg(1)
                     .arg(key)
                     .query_async(&mut conn)
                     .await?;
-                Ok((count.unwrap_or(0), ttl))
+                Ok(())
             })
             .await
         }
@@ -167,7 +174,7 @@ mod imp {
             anyhow::bail!("built without the `redis` feature")
         }
 
-        pub async fn window_count(&self, _key: &str) -> anyhow::Result<(u64, i64)> {
+        pub async fn uncount(&self, _key: &str) -> anyhow::Result<()> {
             anyhow::bail!("built without the `redis` feature")
         }
 

@@ -117,6 +117,47 @@ fn production_refuses_the_development_secret_and_reads_secret_files() {
 }
 
 #[test]
+fn the_development_secret_is_refused_beyond_loopback_whatever_the_profile() {
+    for host in ["0.0.0.0", "192.0.2.10", "::"] {
+        let (code, stderr) = stderr_of(
+            basalt()
+                .arg("openapi")
+                .env("BASALT_PROFILE", "local")
+                .env("BASALT__SERVER__HOST", host),
+        );
+        assert_eq!(code, 2, "{host}: {stderr}");
+        assert!(stderr.contains("identity.jwt_secret"), "{host}: {stderr}");
+    }
+    for host in ["127.0.0.1", "::1", "localhost"] {
+        let out = basalt()
+            .arg("openapi")
+            .env("BASALT_PROFILE", "local")
+            .env("BASALT__SERVER__HOST", host)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{host}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = basalt()
+        .arg("openapi")
+        .env("BASALT__SERVER__HOST", "0.0.0.0")
+        .env(
+            "BASALT__IDENTITY__JWT_SECRET",
+            "a-real-secret-that-is-long-enough-for-hs256",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn an_unreachable_database_is_named_without_its_password() {
     let (code, stderr) = stderr_of(
         basalt()

@@ -1948,6 +1948,8 @@ async fn openapi_documents_the_database_api() {
 async fn api_keys_act_on_their_owners_databases_within_their_scopes() {
     let app = spawn_app().await;
     assert_eq!(app.register("keys@example.com").await.status(), 201);
+    // Only a verified account makes API keys.
+    app.verify_email("keys@example.com").await;
     let token = app.access_token("keys@example.com").await;
     let mut keys = Vec::new();
     for scopes in [

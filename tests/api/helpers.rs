@@ -237,6 +237,7 @@ impl TestApp {
                 roles: roles.iter().map(|r| r.to_string()).collect(),
                 permissions: permissions.iter().map(|p| p.to_string()).collect(),
                 jti: Uuid::new_v4().to_string(),
+                email_verified: true,
                 sid: None,
                 iat: now,
                 exp: now + 600,
@@ -244,6 +245,39 @@ impl TestApp {
                 aud: self.settings.identity.audience.clone(),
             })
             .expect("sign")
+    }
+
+    /// The single-use token mailed by the latest `event_type` event for `email`: derived, as
+    /// the mailer derives it, from the nonce the event carries and the server's secret (the
+    /// outbox alone holds no token).
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
+    pub async fn mailed_token(&self, event_type: &str, email: &str) -> Option<String> {
+        let nonce: Option<String> = sqlx::query_scalar(
+            "SELECT payload->'secret'->>'nonce' FROM platform.outbox
+              WHERE event_type = $1 AND payload->>'email' = $2 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(event_type)
+        .bind(email)
+        .fetch_optional(&self.db)
+        .await
+        .expect("outbox");
+        nonce.map(|n| basalt::events::auth::one_time_token(&self.settings.identity, &n))
+    }
+
+    /// Follows the verification link mailed to `email` (registered already).
+    #[cfg_attr(not(feature = "auth"), allow(dead_code))]
+    pub async fn verify_email(&self, email: &str) {
+        let token = self
+            .mailed_token("user.verification_requested", email)
+            .await
+            .expect("a verification token");
+        let res = self
+            .post_json(
+                "/api/v1/auth/verify-email",
+                &serde_json::json!({ "token": token }),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "verification of {email}");
     }
 
     /// How many events of this type are in the outbox.

@@ -222,6 +222,8 @@ async fn registration_to_inbox_end_to_end() {
 
     // The delivery log, for administrators only.
     register(&app, "root@example.com").await;
+    // `auth.admin_emails` become administrators once verified.
+    app.verify_email("root@example.com").await;
     let root = access_token(&app, "root@example.com").await;
     let log = app
         .as_user(
@@ -326,6 +328,8 @@ async fn an_smtp_outage_is_retried_then_failed_and_an_admin_can_retry() {
     let smtp = SmtpSink::start_on(port);
     // Root's own verification mail goes out now that the server is up.
     register(&app, "root@example.com").await;
+    // `auth.admin_emails` become administrators once verified.
+    app.verify_email("root@example.com").await;
     let root = access_token(&app, "root@example.com").await;
     let failed = app
         .items_as("/api/v1/notifications/messages?status=failed", &root)
@@ -401,12 +405,10 @@ async fn preferences_and_one_click_unsubscribe() {
     );
 
     // Verifying now sends no welcome mail (account mail is off) but still fills the inbox.
-    let token: String = sqlx::query_scalar(
-        "SELECT payload->'secret'->>'token' FROM platform.outbox WHERE event_type = 'user.verification_requested'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let token = app
+        .mailed_token("user.verification_requested", "ada@example.com")
+        .await
+        .unwrap();
     assert_eq!(
         app.post_json("/api/v1/auth/verify-email", &json!({ "token": token }))
             .await
@@ -426,13 +428,10 @@ async fn preferences_and_one_click_unsubscribe() {
 
     // One-click unsubscribe for a fresh account, from the link in its welcome mail.
     register(&app, "bob@example.com").await;
-    let token: String = sqlx::query_scalar(
-        "SELECT payload->'secret'->>'token' FROM platform.outbox
-          WHERE event_type = 'user.verification_requested' AND payload->>'email' = 'bob@example.com'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let token = app
+        .mailed_token("user.verification_requested", "bob@example.com")
+        .await
+        .unwrap();
     app.post_json("/api/v1/auth/verify-email", &json!({ "token": token }))
         .await;
     let link = eventually(Duration::from_secs(10), || async {

@@ -93,8 +93,10 @@ fn verifies(r: &Received, secret: &str) -> bool {
     r.signature.split(' ').any(|s| s == expected)
 }
 
+/// Registers and verifies (only verified accounts make webhook endpoints).
 async fn register(app: &TestApp, email: &str) {
     assert_eq!(app.register(email).await.status(), 201);
+    app.verify_email(email).await;
 }
 
 async fn token(app: &TestApp, email: &str) -> String {

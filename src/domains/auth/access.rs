@@ -9,7 +9,7 @@ use chrono::Utc;
 use sqlx::PgConnection;
 
 use super::error::AuthError;
-use super::events::{Secret, SessionsRevoked};
+use super::events::{CredentialsRevoked, Secret, SessionsRevoked};
 use super::model::{
     AcceptedResponse, SessionId, TokenResponse, UserId, UserResponse, normalise_email,
 };
@@ -95,6 +95,7 @@ pub async fn issue_pair(
 ) -> Result<TokenResponse, AuthError> {
     let mut conn = platform.db.acquire().await?;
     let (roles, permissions) = repo::grants(&mut conn, session.user_id).await?;
+    let email_verified = repo::is_verified(&mut conn, session.user_id).await?;
     drop(conn);
     let iat = tokens::epoch(session.rotated_at);
     let ttl = state.settings.access_ttl_secs;
@@ -103,6 +104,7 @@ pub async fn issue_pair(
         roles,
         permissions,
         jti: tokens::access_jti(session.id.0, session.generation),
+        email_verified,
         sid: Some(session.id.to_string()),
         iat,
         exp: iat + ttl as i64,
@@ -127,6 +129,8 @@ pub enum Revoked {
     ByUser,
     PasswordChanged,
     PasswordReset,
+    /// The first proof of the mailbox (see [`first_verification`]).
+    EmailVerified,
     AccountDeleted,
     /// A refresh token was presented after its successor: stolen, so the session dies.
     RefreshTokenReused,
@@ -138,6 +142,7 @@ impl Revoked {
             Self::ByUser => "revoked",
             Self::PasswordChanged => "password_changed",
             Self::PasswordReset => "password_reset",
+            Self::EmailVerified => "email_verified",
             Self::AccountDeleted => "account_deleted",
             Self::RefreshTokenReused => "refresh_token_reused",
         }
@@ -204,17 +209,69 @@ pub async fn revoke_access(platform: &Platform, state: &AuthState, sessions: &[S
 }
 
 /// Stores a new single-use token for `purpose` (only its hash), valid for `ttl`: the secret
-/// the event that mails the link carries.
+/// the event that mails the link carries (a nonce; the token is derived from it).
 pub async fn one_time_token(
     conn: &mut PgConnection,
+    state: &AuthState,
     user: UserId,
     purpose: &str,
     ttl: chrono::Duration,
 ) -> Result<Secret, sqlx::Error> {
-    let (token, hash) = tokens::one_time();
+    let (nonce, hash) = tokens::one_time(&state.identity);
     let expires_at = Utc::now() + ttl;
     repo::insert_one_time(conn, &hash, user, purpose, expires_at).await?;
-    Ok(Secret { token, expires_at })
+    Ok(Secret { nonce, expires_at })
+}
+
+/// What proving the mailbox for the first time (a verification link, or the reset link of an
+/// unverified account) does, in the caller's transaction. An address in `auth.admin_emails`
+/// becomes an administrator now, never at registration: anyone can register any address.
+/// And whatever was opened before (sessions, API keys, webhook endpoints) is revoked, since
+/// whoever registered the address may not be its owner (account pre-hijacking). Returns the
+/// sessions for [`revoke_access`].
+pub async fn first_verification(
+    conn: &mut PgConnection,
+    state: &AuthState,
+    user: &UserRow,
+) -> Result<Vec<SessionId>, sqlx::Error> {
+    grant_admin_if_listed(&mut *conn, state, user).await?;
+    revoke_credentials(conn, user.id, Revoked::EmailVerified).await
+}
+
+/// `auth.admin_emails` become administrators once their owner has proven the address.
+pub async fn grant_admin_if_listed(
+    conn: &mut PgConnection,
+    state: &AuthState,
+    user: &UserRow,
+) -> Result<(), sqlx::Error> {
+    let admins = &state.settings.admin_emails;
+    if admins.iter().any(|e| normalise_email(e) == user.email) {
+        repo::grant_role(conn, user.id, "admin").await?;
+    }
+    Ok(())
+}
+
+/// Revokes everything acting for `user` (sessions, API keys; webhook endpoints through
+/// `user.credentials_revoked`), in the caller's transaction. Returns the sessions for
+/// [`revoke_access`].
+pub async fn revoke_credentials(
+    conn: &mut PgConnection,
+    user: UserId,
+    why: Revoked,
+) -> Result<Vec<SessionId>, sqlx::Error> {
+    let sessions = revoke_sessions(&mut *conn, user, None, why).await?;
+    let api_keys = repo::revoke_api_keys_of(&mut *conn, user).await?;
+    publish(
+        conn,
+        &CredentialsRevoked {
+            user_id: user.0,
+            reason: why.reason().to_owned(),
+            before: Utc::now(),
+            api_keys,
+        },
+    )
+    .await?;
+    Ok(sessions)
 }
 
 /// The account a mail-sending request (a verification resend, a forgotten password) is for:

@@ -71,18 +71,9 @@ async fn register(
     repo::insert_user(&mut tx, &user)
         .await
         .on_constraint(USERS_EMAIL_KEY, || AuthError::EmailTaken)?;
-    let mut roles = vec!["user".to_owned()];
-    let admin = state
-        .settings
-        .admin_emails
-        .iter()
-        .any(|e| normalise_email(e) == user.email);
-    if admin {
-        roles.insert(0, "admin".to_owned());
-    }
-    for role in &roles {
-        repo::grant_role(&mut tx, user.id, role).await?;
-    }
+    // `auth.admin_emails` are granted `admin` when they prove the address, not here.
+    let roles = vec!["user".to_owned()];
+    repo::grant_role(&mut tx, user.id, "user").await?;
     publish(
         &mut tx,
         &UserRegistered {
@@ -105,7 +96,7 @@ async fn request_verification(
     user: &UserRow,
 ) -> Result<(), AuthError> {
     let ttl = chrono::Duration::hours(state.settings.verification_ttl_hours as i64);
-    let secret = access::one_time_token(&mut *conn, user.id, "verify_email", ttl).await?;
+    let secret = access::one_time_token(&mut *conn, state, user.id, "verify_email", ttl).await?;
     publish(
         conn,
         &VerificationRequested {
@@ -121,28 +112,41 @@ async fn request_verification(
 
 /// Verify an email address with the token from the emailed link (single use): 400
 /// `invalid_token` for an unknown, used or expired one.
+///
+/// The first verification signs the account out everywhere and revokes its API keys and
+/// webhook endpoints (whoever registered the address first may not own it): sign in again.
+/// An address listed in `auth.admin_emails` becomes an administrator here.
 #[utoipa::path(
     post, path = "/verify-email", tag = "auth", request_body = TokenRequest,
     responses((status = 200, body = UserResponse), BadRequest)
 )]
 async fn verify_email(
     platform: web::Data<Platform>,
+    state: State,
     body: ValidatedJson<TokenRequest>,
 ) -> Result<HttpResponse, AuthError> {
+    let user = verify(&platform, &state, &body.token).await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// Uses a verification token: the account as it is now.
+pub(super) async fn verify(
+    platform: &Platform,
+    state: &AuthState,
+    token: &str,
+) -> Result<UserResponse, AuthError> {
     let mut tx = platform.db.begin().await?;
-    let user_id =
-        repo::consume_one_time(&mut tx, &tokens::hash_one_time(&body.token), "verify_email")
-            .await?
-            .ok_or(AuthError::InvalidToken)?;
-    access::act_as(user_id);
-    let before = repo::user_by_id(&mut tx, user_id)
+    let user_id = repo::consume_one_time(&mut tx, &tokens::hash_one_time(token), "verify_email")
         .await?
         .ok_or(AuthError::InvalidToken)?;
-    repo::mark_verified(&mut tx, user_id).await?;
+    access::act_as(user_id);
+    let first = repo::mark_verified(&mut tx, user_id).await?;
     let user = repo::user_by_id(&mut tx, user_id)
         .await?
         .ok_or(AuthError::InvalidToken)?;
-    if before.email_verified_at.is_none() {
+    let mut revoked = Vec::new();
+    if first {
+        revoked = access::first_verification(&mut tx, state, &user).await?;
         publish(
             &mut tx,
             &EmailVerified {
@@ -155,7 +159,8 @@ async fn verify_email(
     }
     let roles = repo::roles_of(&mut tx, user_id).await?;
     tx.commit().await?;
-    Ok(HttpResponse::Ok().json(access::user_response(&user, roles)))
+    access::revoke_access(platform, state, &revoked).await;
+    Ok(access::user_response(&user, roles))
 }
 
 /// Send the verification email again. Always 202, so it reveals nothing about accounts.

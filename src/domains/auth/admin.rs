@@ -95,6 +95,39 @@ fn json(value: Option<impl Serialize>) -> anyhow::Result<Option<serde_json::Valu
     Ok(value.map(serde_json::to_value).transpose()?)
 }
 
+/// Delegated administration must not escalate: the caller may grant, revoke, edit or delete
+/// `role` only when it holds everything the role confers (`admin` confers everything, so only
+/// an admin hands it out).
+fn within_own_rights(
+    user: &CurrentUser,
+    role: &str,
+    permissions: &[String],
+) -> Result<(), AuthError> {
+    if role == "admin" && !user.has_role("admin") {
+        return Err(AuthError::BeyondOwnRights(
+            "Only an administrator can grant or revoke the admin role.".into(),
+        ));
+    }
+    match permissions.iter().find(|p| !user.can(p)) {
+        Some(p) => Err(AuthError::BeyondOwnRights(format!(
+            "The role {role} confers {p}, which you do not hold."
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A 422 on `permissions` for the first one the caller does not hold itself.
+fn permissions_held(user: &CurrentUser, permissions: &[String]) -> Result<(), AuthError> {
+    match permissions.iter().find(|p| !user.can(p)) {
+        Some(p) => Err(AuthError::invalid_field(
+            "permissions",
+            "not_held",
+            format!("{p} is not a permission you hold"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A role's permissions as stored: sorted, without repeats.
 fn normalised(mut permissions: Vec<String>) -> Vec<String> {
     permissions.sort();
@@ -155,6 +188,7 @@ pub async fn create_role(
 ) -> Result<HttpResponse, AuthError> {
     user.require("auth.roles.manage")?;
     let body = body.into_inner();
+    permissions_held(&user, &body.permissions)?;
     let mut tx = platform.db.begin().await?;
     repo::insert_role(&mut tx, &body.name, &body.description)
         .await
@@ -197,7 +231,17 @@ pub async fn set_role_permissions(
     let before = repo::lock_role(&mut tx, &name)
         .await?
         .ok_or(AuthError::RoleNotFound)?;
+    if before.builtin {
+        return Err(AuthError::BuiltinRole);
+    }
+    if user.has_role(&name) {
+        return Err(AuthError::BeyondOwnRights(
+            "You cannot change the permissions of a role you hold.".into(),
+        ));
+    }
+    within_own_rights(&user, &name, &before.permissions)?;
     let body = body.into_inner();
+    permissions_held(&user, &body.permissions)?;
     repo::set_role_permissions(&mut tx, &name, &body.permissions).await?;
     let before = role_response(before);
     let after = RoleResponse {
@@ -236,6 +280,7 @@ pub async fn delete_role(
     if role.builtin {
         return Err(AuthError::BuiltinRole);
     }
+    within_own_rights(&user, &name, &role.permissions)?;
     let holders = repo::delete_role(&mut tx, &name).await?;
     let before = Some(serde_json::json!({ "role": role_response(role), "holders": holders }));
     record(
@@ -266,6 +311,10 @@ pub async fn grant_role(
     user.require("auth.roles.grant")?;
     let id = id.into_inner();
     let mut tx = platform.db.begin().await?;
+    let role = repo::lock_role(&mut tx, &body.role)
+        .await?
+        .ok_or(AuthError::RoleNotFound)?;
+    within_own_rights(&user, &role.name, &role.permissions)?;
     let before = repo::lock_roles_of(&mut tx, id)
         .await?
         .ok_or(AuthError::UserNotFound)?;
@@ -304,6 +353,10 @@ pub async fn revoke_role(
     user.require("auth.roles.grant")?;
     let (id, role) = path.into_inner();
     let mut tx = platform.db.begin().await?;
+    let confers = repo::lock_role(&mut tx, &role)
+        .await?
+        .ok_or(AuthError::RoleNotHeld)?;
+    within_own_rights(&user, &role, &confers.permissions)?;
     let before = repo::lock_roles_of(&mut tx, id)
         .await?
         .ok_or(AuthError::UserNotFound)?;

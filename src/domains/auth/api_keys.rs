@@ -60,7 +60,7 @@ fn owner(user: &CurrentUser) -> Result<UserId, AuthError> {
 /// Create an API key. The key is in this response only.
 ///
 /// 422 for a scope the owner does not hold, or a past expiry; 403 when the caller is itself
-/// an API key.
+/// an API key, or `email_not_verified` before the account's email address is verified.
 #[utoipa::path(
     post, path = "/api-keys", tag = "auth", request_body = CreateApiKeyRequest, security(("bearer" = [])),
     responses((status = 201, body = ApiKeyResponse), Unauthorized, Forbidden, Invalid)
@@ -71,6 +71,8 @@ pub async fn create_api_key(
     body: ValidatedJson<CreateApiKeyRequest>,
 ) -> Result<HttpResponse, AuthError> {
     let owner_id = owner(&user)?;
+    // A key outlives sessions: only the proven owner of the address may make one.
+    user.require_verified_email()?;
     let body = body.into_inner();
     let mut errors = Vec::new();
     if let Some(scope) = body.scopes.iter().find(|s| !user.can(s)) {
@@ -184,6 +186,7 @@ impl ApiKeyResolver for Resolver {
             // A key never outranks its owner: scopes the owner has since lost are dropped.
             let mut conn = db.acquire().await?;
             let (roles, permissions) = repo::grants(&mut conn, row.user_id).await?;
+            let email_verified = repo::is_verified(&mut conn, row.user_id).await?;
             let owner = CurrentUser {
                 id: row.user_id.to_string(),
                 roles,
@@ -191,6 +194,7 @@ impl ApiKeyResolver for Resolver {
                 token_id: String::new(),
                 session_id: None,
                 expires_at: 0,
+                email_verified,
             };
             let scopes = row.scopes.into_iter().filter(|s| owner.can(s)).collect();
             Ok(CurrentUser {
@@ -200,6 +204,7 @@ impl ApiKeyResolver for Resolver {
                 token_id: format!("{API_KEY_TOKEN_PREFIX}{id}"),
                 session_id: None,
                 expires_at: row.expires_at.map_or(i64::MAX, |e| e.timestamp()),
+                email_verified,
             })
         })
     }

@@ -68,8 +68,13 @@ crate::domain_errors! {
         #[error("The role {0} already exists.")]
         RoleExists(String),
         #[problem(CONFLICT, "builtin_role")]
-        #[error("Built-in roles cannot be deleted.")]
+        #[error("Built-in roles cannot be changed or deleted.")]
         BuiltinRole,
+        /// Delegated administration never escalates: a granter hands out, and a role manager
+        /// edits, only what it holds itself.
+        #[problem(FORBIDDEN, "forbidden")]
+        #[error("{0}")]
+        BeyondOwnRights(String),
     }
 }
 

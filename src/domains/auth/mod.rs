@@ -11,8 +11,9 @@
 //! Publishes (source `auth`, declared in `crate::events::auth` because notifications
 //! consumes them): `user.registered`, `user.verification_requested`, `user.email_verified`,
 //! `user.password_reset_requested`, `user.password_changed`, `user.deleted`,
-//! `user.logged_in`, `user.logged_out`, `user.sessions_revoked`. Single-use tokens ride in
-//! `payload.secret`, which never leaves the process. Consumes its own verification and reset
+//! `user.logged_in`, `user.logged_out`, `user.sessions_revoked`, `user.credentials_revoked`.
+//! Single-use tokens never ride in events: `payload.secret` holds a nonce the token is
+//! derived from under the server's key. Consumes its own verification and reset
 //! requests only to log the link when `notifications` is off. Calls no other domain.
 
 mod access;
@@ -23,6 +24,7 @@ mod error;
 mod events;
 mod lookup;
 mod model;
+mod pages;
 mod password;
 mod passwords;
 mod repo;
@@ -95,6 +97,7 @@ impl Domain for Auth {
         passwords::configure(routes);
         api_keys::configure(routes);
         admin::configure(routes);
+        pages::configure(routes);
     }
 
     fn error_codes(&self) -> &'static [(&'static str, actix_web::http::StatusCode)] {
@@ -108,6 +111,7 @@ impl Domain for Auth {
         doc.merge(passwords::PasswordsApi::openapi());
         doc.merge(api_keys::ApiKeysApi::openapi());
         doc.merge(admin::AdminApi::openapi());
+        doc.merge(pages::PagesApi::openapi());
         doc.merge(events::EventsApi::openapi());
         doc
     }
@@ -117,7 +121,15 @@ impl Domain for Auth {
             return Vec::new();
         }
         vec![subscribers::log_links(
-            &platform.settings.server.public_base_url,
+            &format!(
+                "{}/api/v1/auth/pages",
+                platform
+                    .settings
+                    .server
+                    .public_base_url
+                    .trim_end_matches('/')
+            ),
+            platform.settings.identity.clone(),
         )]
     }
 }

@@ -149,15 +149,26 @@ pub async fn set_password(
     Ok(())
 }
 
-pub async fn mark_verified(conn: &mut PgConnection, user: UserId) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE auth.users SET email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
-          WHERE id = $1",
+/// Marks the email verified; true only for the first time (one statement, so of two
+/// concurrent verifications exactly one is the first).
+pub async fn mark_verified(conn: &mut PgConnection, user: UserId) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE auth.users SET email_verified_at = now(), updated_at = now()
+          WHERE id = $1 AND email_verified_at IS NULL",
     )
     .bind(user)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn is_verified(conn: &mut PgConnection, user: UserId) -> Result<bool, sqlx::Error> {
+    let verified: Option<bool> =
+        sqlx::query_scalar("SELECT email_verified_at IS NOT NULL FROM auth.users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(conn)
+            .await?;
+    Ok(verified.unwrap_or(false))
 }
 
 pub async fn delete_user(conn: &mut PgConnection, user: UserId) -> Result<(), sqlx::Error> {
@@ -414,6 +425,17 @@ pub async fn revoke_api_key(
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Revokes every live key of `user`; how many.
+pub async fn revoke_api_keys_of(conn: &mut PgConnection, user: UserId) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE auth.api_keys SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

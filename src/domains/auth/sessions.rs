@@ -89,12 +89,19 @@ async fn login(
             window_secs: 3600,
         },
     );
+    // Every attempt counts as a failure before the password is looked at, each counter in one
+    // atomic step: checked first and counted after the (slow) hash, parallel attempts all
+    // passed the check before any was counted. A success gives its counts back.
+    let mut locked: Option<u64> = None;
     for (key, policy) in [&account, &address, &hourly] {
-        let d = limiter.peek(key, policy).await;
+        let d = limiter.hit(key, policy).await;
         if !d.allowed {
-            return Err(AuthError::LoginLocked(d.reset_secs)
-                .with_header(header::RETRY_AFTER, HeaderValue::from(d.reset_secs)));
+            locked = Some(locked.unwrap_or(0).max(d.reset_secs));
         }
+    }
+    if let Some(reset) = locked {
+        return Err(AuthError::LoginLocked(reset)
+            .with_header(header::RETRY_AFTER, HeaderValue::from(reset)));
     }
     let user = repo::user_by_email(&platform.db, &email).await?;
     let ok = password::verify(
@@ -103,11 +110,11 @@ async fn login(
     )
     .await?;
     let Some(user) = user.filter(|_| ok) else {
-        for (key, policy) in [&account, &address, &hourly] {
-            limiter.hit(key, policy).await;
-        }
         return Err(AuthError::InvalidCredentials);
     };
+    for (key, _) in [&account, &address, &hourly] {
+        limiter.refund(key).await;
+    }
     if s.require_verified_email && user.email_verified_at.is_none() {
         return Err(AuthError::EmailNotVerified);
     }

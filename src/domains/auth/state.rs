@@ -5,11 +5,14 @@ use actix_web::web;
 
 use super::settings::AuthSettings;
 use super::tokens::RefreshKey;
+use crate::config::IdentitySettings;
 use crate::platform::Platform;
 
 pub struct AuthState {
     pub settings: AuthSettings,
     pub refresh_key: RefreshKey,
+    /// What single-use tokens are derived under (`events::auth::Secret::token`).
+    pub identity: IdentitySettings,
 }
 
 /// The state as handlers take it.
@@ -23,6 +26,7 @@ impl AuthState {
         Ok(Self {
             settings,
             refresh_key: RefreshKey::derive(&platform.settings.identity),
+            identity: platform.settings.identity.clone(),
         })
     }
 }

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use super::events::{PasswordResetRequested, VerificationRequested};
+use crate::config::IdentitySettings;
 use crate::platform::events::{DomainEvent, Subscriber, subscriber_fn};
 
 /// `auth.log_links`: logs the link each verification or reset request would have mailed.
-pub fn log_links(public_base_url: &str) -> Arc<dyn Subscriber> {
+pub fn log_links(public_base_url: &str, identity: IdentitySettings) -> Arc<dyn Subscriber> {
     let base = public_base_url.trim_end_matches('/').to_owned();
     subscriber_fn(
         "auth.log_links",
@@ -18,14 +19,14 @@ pub fn log_links(public_base_url: &str) -> Arc<dyn Subscriber> {
                 event.decode::<VerificationRequested>().map(|e| {
                     (
                         e.email,
-                        format!("{base}/verify-email?token={}", e.secret.token),
+                        format!("{base}/verify-email?token={}", e.secret.token(&identity)),
                     )
                 })
             } else {
                 event.decode::<PasswordResetRequested>().map(|e| {
                     (
                         e.email,
-                        format!("{base}/reset-password?token={}", e.secret.token),
+                        format!("{base}/reset-password?token={}", e.secret.token(&identity)),
                     )
                 })
             };

@@ -59,13 +59,14 @@ fn unreachable_key() -> HmacSha256 {
     unreachable!("HMAC accepts keys of any length")
 }
 
-/// A random single-use token for an email link, and the hash that is stored.
-pub fn one_time() -> (String, Vec<u8>) {
+/// A single-use token for an email link: the random nonce its event carries, and the hash
+/// of the token derived from it that is stored (neither resets anything by itself).
+pub fn one_time(identity: &IdentitySettings) -> (String, Vec<u8>) {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    let token = B64.encode(bytes);
-    let hash = hash_one_time(&token);
-    (token, hash)
+    let nonce = B64.encode(bytes);
+    let hash = hash_one_time(&crate::events::auth::one_time_token(identity, &nonce));
+    (nonce, hash)
 }
 
 pub fn hash_one_time(token: &str) -> Vec<u8> {

@@ -409,6 +409,25 @@ pub async fn rotate_secret(
     Ok(done.rows_affected() == 1)
 }
 
+/// Disables the owner's endpoints created before `before` (credentials revoked).
+pub async fn disable_endpoints_before(
+    conn: &mut PgConnection,
+    owner: Uuid,
+    before: DateTime<Utc>,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE notifications.webhook_endpoints SET enabled = false, disabled_reason = $3
+          WHERE owner_id = $1 AND created_at <= $2 AND enabled",
+    )
+    .bind(owner)
+    .bind(before)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 pub async fn enable_endpoint(pool: &PgPool, owner: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE notifications.webhook_endpoints SET enabled = true, disabled_reason = NULL, failure_streak = 0

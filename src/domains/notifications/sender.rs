@@ -28,7 +28,7 @@ pub async fn send_due(state: &Arc<NotifyState>) -> anyhow::Result<usize> {
 }
 
 async fn deliver(state: &NotifyState, message: repo::MessageRow) -> anyhow::Result<()> {
-    match state.mailer.send(&message).await {
+    match state.mailer.send(&state.unsealed(&message)).await {
         Ok(()) => {
             repo::mark_sent(&state.db, message.id).await?;
             metrics::counter!("basalt_emails_sent_total").increment(1);

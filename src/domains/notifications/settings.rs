@@ -20,8 +20,9 @@ pub struct NotificationSettings {
     pub templates_dir: Option<PathBuf>,
     /// The product name shown in messages.
     pub app_name: String,
-    /// Where the front end serves the pages the links open (`/verify-email?token=...`).
-    /// Empty: `server.public_base_url`.
+    /// Where the front end serves the pages the links open (`<base>/verify-email?token=...`,
+    /// `/reset-password?token=...`, `/forgot-password`). Empty: the auth domain's own pages,
+    /// `<server.public_base_url>/api/v1/auth/pages`.
     pub links_base_url: String,
     pub timeout_secs: u64,
     /// Sends per message before it is marked failed (an admin can retry it).

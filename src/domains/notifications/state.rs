@@ -13,11 +13,21 @@ use sha2::Sha256;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::repo::MessageRow;
 use super::settings::NotificationSettings;
 use super::{mailer, ssrf, templates};
+use crate::config::IdentitySettings;
 use crate::platform::Platform;
 
 /// What handlers, subscribers and the sender share, built once by `init`.
+/// Stands for a single-use token in a stored message, followed by the nonce it is derived
+/// from: stored bodies hold no usable token (issue #11: tokens at rest), and the sender
+/// derives it just before the message goes out ([`NotifyState::unsealed`]).
+pub const SEALED: &str = "basalt-sealed-";
+
+/// The length of a nonce (base64url of 32 bytes).
+const NONCE_LEN: usize = 43;
+
 pub struct NotifyState {
     pub settings: NotificationSettings,
     pub db: PgPool,
@@ -28,6 +38,8 @@ pub struct NotifyState {
     /// Where the unsubscribe endpoint is (this API).
     pub api_base: String,
     unsubscribe_key: [u8; 32],
+    /// Derives the single-use tokens of auth's links from their nonces (see [`SEALED`]).
+    identity: IdentitySettings,
     /// For webhooks: no redirects (a redirect could lead past the address check).
     pub http: reqwest::Client,
     /// Endpoints' owners' current grants, checked at delivery time.
@@ -62,8 +74,9 @@ impl NotifyState {
             .public_base_url
             .trim_end_matches('/')
             .to_owned();
+        // By default the links open the auth domain's own pages.
         let links_base = if settings.links_base_url.is_empty() {
-            api_base.clone()
+            format!("{api_base}/api/v1/auth/pages")
         } else {
             settings.links_base_url.trim_end_matches('/').to_owned()
         };
@@ -97,9 +110,45 @@ impl NotifyState {
             links_base,
             api_base,
             unsubscribe_key: key.finalize().into_bytes().into(),
+            identity: platform.settings.identity.clone(),
             settings,
         };
         tracing::info!(transport = %state.mailer.describe(), "notifications ready");
         Ok(state)
+    }
+}
+
+impl NotifyState {
+    /// The message as it is sent: each sealed token replaced by the token itself.
+    pub fn unsealed(&self, m: &MessageRow) -> MessageRow {
+        let mut m = m.clone();
+        m.text_body = self.unseal(&m.text_body);
+        m.html_body = self.unseal(&m.html_body);
+        m
+    }
+
+    fn unseal(&self, body: &str) -> String {
+        let mut out = String::with_capacity(body.len());
+        let mut rest = body;
+        while let Some(at) = rest.find(SEALED) {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + SEALED.len()..];
+            let nonce = after.get(..NONCE_LEN).filter(|n| {
+                n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+            match nonce {
+                Some(nonce) => {
+                    out.push_str(&crate::events::auth::one_time_token(&self.identity, nonce));
+                    rest = &after[NONCE_LEN..];
+                }
+                None => {
+                    out.push_str(SEALED);
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
     }
 }

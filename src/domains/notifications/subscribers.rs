@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use super::model::SECURITY;
 use super::repo::{self, MessageRow};
-use super::state::{NotifyState, unsubscribe_url};
+use super::state::{NotifyState, SEALED, unsubscribe_url};
 use crate::events::auth::{
-    EmailVerified, PasswordChanged, PasswordResetRequested, Secret, UserDeleted,
-    VerificationRequested,
+    CredentialsRevoked, EmailVerified, PasswordChanged, PasswordResetRequested, Secret,
+    UserDeleted, VerificationRequested,
 };
 use crate::platform::events::{DomainEvent, Event, Subscriber, subscriber_fn};
 
@@ -27,6 +27,7 @@ pub fn auth_events(state: Arc<NotifyState>) -> Arc<dyn Subscriber> {
             PasswordChanged::TYPE,
             EmailVerified::TYPE,
             UserDeleted::TYPE,
+            CredentialsRevoked::TYPE,
         ],
         move |event, conn| {
             let state = state.clone();
@@ -35,17 +36,24 @@ pub fn auth_events(state: Arc<NotifyState>) -> Arc<dyn Subscriber> {
     )
 }
 
-/// The mail a single-use link needs: the link and when it stops working.
+/// The mail a single-use link needs: the link and when it stops working. The stored message
+/// holds the token sealed (its nonce); the sender derives the token as it sends.
 fn link(base: &str, page: &str, secret: &Secret) -> (String, String) {
     (
-        format!("{base}/{page}?token={}", secret.token),
+        format!("{base}/{page}?token={SEALED}{}", secret.nonce),
         secret.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
     )
 }
 
 async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> anyhow::Result<()> {
     let links = &state.links_base;
-    if event.is::<UserDeleted>() {
+    if event.is::<CredentialsRevoked>() {
+        // A password reset or a first verification: endpoints made before it may be a
+        // squatter's (account pre-hijacking).
+        let e = event.decode::<CredentialsRevoked>()?;
+        let why = format!("disabled at {}", e.reason.replace('_', " "));
+        repo::disable_endpoints_before(conn, e.user_id, e.before, &why).await?;
+    } else if event.is::<UserDeleted>() {
         let e = event.decode::<UserDeleted>()?;
         repo::forget_user(conn, e.user_id).await?;
     } else if event.is::<VerificationRequested>() {

@@ -23,7 +23,7 @@ use super::repo::{self, EndpointRow};
 use super::ssrf::check_url;
 use super::state::NotifyState;
 use crate::platform::error::FieldError;
-use crate::platform::error::responses::{BadRequest, Invalid, NotFound, Unauthorized};
+use crate::platform::error::responses::{BadRequest, Forbidden, Invalid, NotFound, Unauthorized};
 use crate::platform::http::{Endpoint, Routes, ValidatedJson};
 use crate::platform::page::{Page, PageQuery};
 use crate::platform::{CurrentUser, Platform};
@@ -143,12 +143,15 @@ fn new_secret() -> String {
 /// Create an endpoint
 ///
 /// The secret is in this response only. Holders of `notifications.webhooks.manage` receive
-/// every matching event; anyone else only events about themselves.
+/// every matching event; anyone else only events about themselves. 403
+/// `email_not_verified` before the account's email address is verified; a password reset
+/// or the first verification disables the endpoints made before it.
 #[utoipa::path(
     post, path = "/webhooks", tag = "webhooks", request_body = CreateEndpointRequest, security(("bearer" = [])),
     responses(
         (status = 201, body = EndpointResponse),
         Unauthorized,
+        Forbidden,
         Invalid,
     )
 )]
@@ -158,6 +161,8 @@ pub async fn create_endpoint(
     user: CurrentUser,
     body: ValidatedJson<CreateEndpointRequest>,
 ) -> Result<HttpResponse, NotifyError> {
+    // An endpoint outlives sessions: only the proven owner of the address may make one.
+    user.require_verified_email()?;
     let body = body.into_inner();
     let mut errors = Vec::new();
     if let Err(why) = check_url(&body.url, state.settings.allow_private_webhooks).await {

@@ -104,9 +104,12 @@ pub async fn middleware(
     let status = res.status();
     // JSON error bodies are deliberate (a problem, or a 503 health report); anything else
     // (empty, plain text) came from the framework and is rewritten.
+    // So are HTML pages (auth's link pages show their errors as pages).
     let is_json = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
         let v = v.as_bytes();
-        v.starts_with(PROBLEM_JSON.as_bytes()) || v.starts_with(b"application/json")
+        v.starts_with(PROBLEM_JSON.as_bytes())
+            || v.starts_with(b"application/json")
+            || v.starts_with(b"text/html")
     });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return Ok(res.map_into_left_body());

@@ -3,7 +3,7 @@
 //! The policy is the configured route prefix that matches the path most specifically (auth
 //! routes are stricter), else the default. The caller is the signed-in user when the request
 //! carries a valid access token (so users behind one NAT do not share a budget), otherwise the
-//! client IP; a request with an API key is counted against both the key and the IP, because
+//! client IP; under a route policy the IP counts as well, signed in or not; a request with an API key is counted against both the key and the IP, because
 //! the key is not verified here and must not become a way around the IP limit.
 //!
 //! Counters live in Redis when it is configured, so replicas share them. When Redis is absent
@@ -45,12 +45,6 @@ pub struct Decision {
 }
 
 impl Decision {
-    /// For a peek: reaching the limit already blocks the next attempt.
-    fn exhausted_at_limit(mut self) -> Self {
-        self.allowed = self.remaining > 0;
-        self
-    }
-
     fn from_count(count: u64, policy: &RatePolicy, reset: Duration) -> Self {
         let limit = policy.requests;
         Self {
@@ -173,23 +167,17 @@ impl RateLimiter {
         self.hit_memory(key, policy)
     }
 
-    /// The current count against `key` without adding to it (lockout checks).
-    pub async fn peek(&self, key: &str, policy: &RatePolicy) -> Decision {
+    /// Gives back one count against `key` (an attempt counted up front that turned out not
+    /// to be a failure: a successful sign-in).
+    pub async fn refund(&self, key: &str) {
         if let Some(redis) = &self.redis
-            && let Ok((count, ttl_ms)) = redis.window_count(key).await
+            && redis.uncount(key).await.is_ok()
         {
-            let reset = Duration::from_millis(ttl_ms.max(0) as u64);
-            return Decision::from_count(count, policy, reset).exhausted_at_limit();
+            return;
         }
-        let window = Duration::from_secs(policy.window_secs);
-        let now = Instant::now();
-        let (count, elapsed) = self
-            .memory
-            .get(key)
-            .map(|w| (w.count, now.duration_since(w.started)))
-            .filter(|(_, elapsed)| *elapsed < window)
-            .unwrap_or((0, Duration::ZERO));
-        Decision::from_count(count, policy, window.saturating_sub(elapsed)).exhausted_at_limit()
+        if let Some(mut w) = self.memory.get_mut(key) {
+            w.count = w.count.saturating_sub(1);
+        }
     }
 
     fn hit_memory(&self, key: &str, policy: &RatePolicy) -> Decision {
@@ -249,13 +237,20 @@ impl RateLimiter {
         .unwrap_or_else(|| "unknown".into())
     }
 
-    fn subjects(&self, req: &ServiceRequest) -> Vec<String> {
+    /// Who a request counts against. Under a route policy (the stricter prefixes, such as
+    /// `/api/v1/auth`) the IP always counts too: any valid token would otherwise buy its
+    /// holder a budget of its own there, and tokens are free to whoever has an account.
+    fn subjects(&self, req: &ServiceRequest, route_policy: bool) -> Vec<String> {
         let ip = self.client_ip(req.request());
         if let Some(token) = bearer_token(req.request())
             && let Some(verifier) = req.app_data::<web::Data<TokenVerifier>>()
             && let Ok(claims) = verifier.verify(token)
         {
-            return vec![format!("user:{}", claims.sub)];
+            let mut subjects = vec![format!("user:{}", claims.sub)];
+            if route_policy {
+                subjects.push(format!("ip:{ip}"));
+            }
+            return subjects;
         }
         let mut subjects = vec![format!("ip:{ip}")];
         if let Some(key) = req.headers().get("x-api-key") {
@@ -301,7 +296,7 @@ pub async fn middleware(
     };
     let (policy_name, policy) = limiter.rules.get().policy_for(req.path());
     let mut tightest: Option<Decision> = None;
-    for subject in limiter.subjects(&req) {
+    for subject in limiter.subjects(&req, policy_name != "default") {
         let key = format!("basalt:rl:{policy_name}:{}:{subject}", policy.window_secs);
         let d = limiter.hit(&key, &policy).await;
         let tighter = match tightest {

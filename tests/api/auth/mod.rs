@@ -3,6 +3,7 @@
 
 mod audit;
 mod events;
+mod hardening;
 mod pages;
 mod problems;
 
@@ -20,9 +21,10 @@ async fn login_as(app: &TestApp, email: &str, password: &str) -> reqwest::Respon
     app.login(email, password).await
 }
 
-/// Registers and signs in; returns the token response.
+/// Registers, verifies the email and signs in; returns the token response.
 async fn signed_in(app: &TestApp, email: &str) -> Value {
     assert_eq!(register(app, email).await.status(), 201);
+    app.verify_email(email).await;
     let res = login_as(app, email, PASSWORD).await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
@@ -78,15 +80,7 @@ async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
 
 /// The single-use token the latest `event_type` event for `email` carried to the mailer.
 async fn mailed_token(app: &TestApp, event_type: &str, email: &str) -> Option<String> {
-    sqlx::query_scalar(
-        "SELECT payload->'secret'->>'token' FROM platform.outbox
-          WHERE event_type = $1 AND payload->>'email' = $2 ORDER BY seq DESC LIMIT 1",
-    )
-    .bind(event_type)
-    .bind(email)
-    .fetch_optional(&app.db)
-    .await
-    .unwrap()
+    app.mailed_token(event_type, email).await
 }
 
 async fn users(app: &TestApp) -> i64 {
@@ -790,7 +784,9 @@ async fn api_keys_carry_scopes_no_wider_than_their_owner() {
         Method::POST,
         "/api/v1/auth/api-keys",
         root_access,
-        Some(json!({ "name": "sync", "scopes": ["probe.notes.moderate"] })),
+        // A key reaches a route with its domain's scope (`probe.read` for GETs,
+        // `probe.write` otherwise) and whatever the handler requires besides.
+        Some(json!({ "name": "sync", "scopes": ["probe.notes.moderate", "probe.read", "probe.write"] })),
     )
     .await;
     assert_eq!(res.status(), 201);
@@ -869,7 +865,7 @@ async fn expired_api_keys_are_refused() {
         Method::POST,
         "/api/v1/auth/api-keys",
         root["access_token"].as_str().unwrap(),
-        Some(json!({ "name": "short-lived", "scopes": ["probe.notes.moderate"], "expires_at": "2099-01-01T00:00:00Z" })),
+        Some(json!({ "name": "short-lived", "scopes": ["probe.notes.moderate", "probe.write"], "expires_at": "2099-01-01T00:00:00Z" })),
     )
     .await
     .json()
@@ -1230,6 +1226,7 @@ async fn expired_access_tokens_are_refused() {
             roles: vec!["user".into()],
             permissions: vec![],
             jti: "old".into(),
+            email_verified: true,
             sid: None,
             iat: now - 3600,
             exp: now - 600,
