@@ -568,7 +568,9 @@ async fn the_emailed_links_open_working_pages_with_default_settings() {
     let app = mail_app(&[]).await;
     assert_eq!(register(&app, "ada@example.com").await.status(), 201);
     let link = mailed_link(&app, "verify-email").await;
-    assert_eq!(link, app.url("/api/v1/auth/pages/verify-email"));
+    // The host is the configured public address (by default the server's own, port 8080);
+    // the test server listens elsewhere, so the path is what is checked and followed.
+    assert!(link.ends_with("/api/v1/auth/pages/verify-email"), "{link}");
     let token = mailed_token(&app, "user.verification_requested", "ada@example.com")
         .await
         .unwrap();
