@@ -19,14 +19,17 @@ impl AccountLookup for Lookup {
         let db = self.db.clone();
         Box::pin(async move {
             let grants = repo::current_grants(&db, user.into()).await?;
-            Ok(grants.map(|(roles, permissions)| CurrentUser {
-                id: user.to_string(),
-                roles,
-                permissions,
-                token_id: String::new(),
-                session_id: None,
-                expires_at: 0,
-            }))
+            Ok(
+                grants.map(|(roles, permissions, email_verified)| CurrentUser {
+                    id: user.to_string(),
+                    roles,
+                    permissions,
+                    email_verified,
+                    token_id: String::new(),
+                    session_id: None,
+                    expires_at: 0,
+                }),
+            )
         })
     }
 }

@@ -604,11 +604,12 @@ pub async fn list_users(
 pub async fn current_grants(
     pool: &PgPool,
     user: UserId,
-) -> Result<Option<(Vec<String>, Vec<String>)>, sqlx::Error> {
+) -> Result<Option<(Vec<String>, Vec<String>, bool)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT coalesce(array_agg(DISTINCT ur.role ORDER BY ur.role) FILTER (WHERE ur.role IS NOT NULL), '{}'),
                 coalesce(array_agg(DISTINCT rp.permission ORDER BY rp.permission)
-                         FILTER (WHERE rp.permission IS NOT NULL), '{}')
+                         FILTER (WHERE rp.permission IS NOT NULL), '{}'),
+                u.email_verified_at IS NOT NULL
            FROM auth.users u
            LEFT JOIN auth.user_roles ur ON ur.user_id = u.id
            LEFT JOIN auth.role_permissions rp ON rp.role = ur.role
