@@ -641,7 +641,10 @@ async fn the_emailed_links_open_working_pages_with_default_settings() {
     .unwrap();
     assert_eq!(res.status(), 200);
     let link = mailed_link(&app, "reset-password").await;
-    assert_eq!(link, app.url("/api/v1/auth/pages/reset-password"));
+    assert!(
+        link.ends_with("/api/v1/auth/pages/reset-password"),
+        "{link}"
+    );
     let token = mailed_token(&app, "user.password_reset_requested", "ada@example.com")
         .await
         .unwrap();
