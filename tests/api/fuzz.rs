@@ -215,6 +215,8 @@ async fn generated_requests_from_a_real_administrator_never_get_a_server_error()
     ])
     .await;
     assert_eq!(app.register("root@example.com").await.status(), 201);
+    // Verified: `admin_emails` grants the role then, and webhooks and keys need it.
+    app.verify_email("root@example.com").await;
     let token = app.access_token("root@example.com").await;
     // A second session of root's, for the session routes to revoke.
     app.access_token("root@example.com").await;
