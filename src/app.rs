@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpResponse, web};
 use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,7 @@ use crate::platform::http::security_headers::{self, SecurityHeaders};
 use crate::platform::http::system::{
     self, Capabilities, Component, DomainCapability, HealthChecks, Infrastructure,
 };
-use crate::platform::http::{cors, problems, request_id};
+use crate::platform::http::{cors, problems, request_id, wire};
 use crate::platform::identity::{ApiKeys, TokenVerifier};
 use crate::platform::jobs::Job;
 use crate::platform::redis::RedisPool;
@@ -227,7 +227,11 @@ fn serve(shared: Shared, settings: &Settings, listener: TcpListener) -> anyhow::
     let json_limit = settings.server.json_limit_bytes;
     let body_limit = settings.server.body_limit_bytes;
     let cors_settings = settings.http.cors.clone();
-    let mut server = HttpServer::new(move || {
+    let options = wire::ServeOptions {
+        workers: settings.server.workers,
+        shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
+    };
+    let server = wire::serve(listener, &options, move || {
         let s = shared.clone();
         let mut app = App::new()
             .app_data(s.platform)
@@ -270,21 +274,8 @@ fn serve(shared: Shared, settings: &Settings, listener: TcpListener) -> anyhow::
             .wrap(from_fn(metrics::middleware))
             .wrap(TracingLogger::<BasaltRootSpan>::new())
             .wrap(from_fn(request_id::middleware))
-    })
-    // Streamed bodies go out in several writes (headers, then chunks); with Nagle on, the
-    // second waits for the client's delayed ACK, adding ~40 ms to every small download.
-    .on_connect(|conn, _| {
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let _ = tcp.set_nodelay(true);
-        }
-    })
-    .shutdown_timeout(settings.server.shutdown_timeout_secs)
-    // actix treats SIGINT as a forced stop; `run_until_stopped` makes both signals graceful.
-    .disable_signals();
-    if settings.server.workers > 0 {
-        server = server.workers(settings.server.workers);
-    }
-    Ok(server.listen(listener)?.run())
+    })?;
+    Ok(server)
 }
 
 fn health_checks(

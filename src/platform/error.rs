@@ -526,6 +526,11 @@ pub const KERNEL_CODES: &[(&str, StatusCode)] = &[
     ("database_busy", StatusCode::SERVICE_UNAVAILABLE),
     ("query_timeout", StatusCode::GATEWAY_TIMEOUT),
     ("request_rejected", StatusCode::BAD_REQUEST),
+    ("malformed_request", StatusCode::BAD_REQUEST),
+    (
+        "request_head_too_large",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+    ),
 ];
 
 /// A domain's error codes as an OpenAPI string enum named `<Name>Code`, so clients see every

@@ -249,3 +249,65 @@ async fn graceful_shutdown_finishes_in_flight_requests_and_drains_events() {
     .unwrap();
     assert!(dispatched, "the relay drained before exiting");
 }
+
+/// Sends `request` on a raw connection (a client library would refuse or reshape it) and
+/// returns everything the server answers before it closes.
+async fn raw_exchange(app: &TestApp, request: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    // The server stops reading once it has judged the head: the rest may fail to send.
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&request).await;
+        write
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), read.read_to_end(&mut answer)).await;
+    drop(writer.await);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// actix-http answers these two from inside its HTTP/1 parser, before any middleware: the
+/// connection wrapper turns its bare heads into problem+json like every other error.
+#[tokio::test]
+async fn heads_the_parser_refuses_get_problem_json() {
+    let app = spawn_app().await;
+
+    let huge = "a".repeat(1 << 20);
+    let request = format!(
+        "GET /api/v1/auth/me HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {huge}\r\n\r\n"
+    );
+    let answer = raw_exchange(&app, request.into_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer:.300}");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["status"], 431);
+    assert_eq!(body["code"], "request_head_too_large");
+
+    let answer = raw_exchange(
+        &app,
+        b"GET /health/live HTTP/1.1\r\nHo st: x\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["code"], "malformed_request");
+
+    // The same connection type still serves ordinary requests, kept alive.
+    let answer = raw_exchange(
+        &app,
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\nGET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert_eq!(answer.matches("HTTP/1.1 200 OK").count(), 2, "{answer}");
+}

@@ -13,7 +13,7 @@ use super::cache::CollectionCache;
 use super::error::DatabaseError;
 use super::events::CollectionUpdated;
 use super::model::{DatabaseId, DocumentPage, DocumentResponse, QueryRequest};
-use super::query::Parser;
+use super::query::{self, Parser};
 use super::repo::{
     self, CollectionRow, Cursor, DatabaseRow, DocumentRow, Fresh, ListQuery, Lock, Visible,
 };
@@ -268,6 +268,7 @@ async fn run_query(
     } else {
         Some(parser.select(&q.select)?)
     };
+    let signature = query::sort_signature(&sort);
     let before = q.before.is_some();
     let raw = q
         .after
@@ -277,7 +278,7 @@ async fn run_query(
     let key = raw.and_then(|(raw, _)| page::decode::<DocumentCursor>(raw).ok());
     let cursor = match (raw, &key) {
         (Some((_, dir)), Some(k)) => {
-            if !repo::fit_sort(&sort, &k.values) {
+            if k.sort != signature || !repo::fit_sort(&sort, &k.values) {
                 return Err(DatabaseError::InvalidCursor);
             }
             Some((Cursor::Key(&k.values, k.seq), dir))
@@ -310,6 +311,7 @@ async fn run_query(
         None
     };
     let page = document_page(rows, limit, before, |row| DocumentCursor {
+        sort: signature.clone(),
         values: repo::sort_values(&sort, row),
         seq: row.seq,
     });
@@ -321,6 +323,8 @@ async fn run_query(
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DocumentCursor {
+    /// The sort the page was made under: the values mean a position only in that order.
+    sort: String,
     values: Vec<Value>,
     seq: i64,
 }

@@ -120,6 +120,24 @@ pub struct Sort {
     pub descending: bool,
 }
 
+/// A sort spelled as one string (`-year,$id`), carried in a page's cursor so that a cursor
+/// used under another sort is refused rather than read as a position it never was.
+pub fn sort_signature(sort: &[Sort]) -> String {
+    let keys: Vec<String> = sort
+        .iter()
+        .map(|s| {
+            let name = match &s.field {
+                Field::Id => "$id",
+                Field::CreatedAt => "$createdAt",
+                Field::UpdatedAt => "$updatedAt",
+                Field::Attr(a) => &a.key,
+            };
+            format!("{}{name}", if s.descending { "-" } else { "" })
+        })
+        .collect();
+    keys.join(",")
+}
+
 fn invalid(path: &str, detail: impl std::fmt::Display) -> DatabaseError {
     DatabaseError::InvalidQuery(format!("{path}: {detail}"))
 }

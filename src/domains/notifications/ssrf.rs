@@ -27,8 +27,13 @@ pub fn is_public(ip: IpAddr) -> bool {
                     || (first & 0xfe00) == 0xfc00
                     || (first & 0xffc0) == 0xfe80
                     || (first & 0xffc0) == 0xfec0
-                    // 2001:db8::/32 documentation, 100::/64 discard
+                    // 2001:db8::/32 and 3fff::/20 documentation, 100::/64 discard
                     || (first == 0x2001 && v6.segments()[1] == 0x0db8)
+                    || (first & 0xfff0) == 0x3ff0
+                    // 2001:2::/48 benchmarking; 2001:10::/28 and 2001:20::/28 ORCHID, which
+                    // are identifiers, never routed addresses
+                    || (first == 0x2001 && v6.segments()[1..3] == [2, 0])
+                    || (first == 0x2001 && matches!(v6.segments()[1] & 0xfff0, 0x10 | 0x20))
                     || (first == 0x0100 && v6.segments()[1..4] == [0, 0, 0]))
             }
         },
@@ -46,6 +51,7 @@ fn is_public_v4(v4: Ipv4Addr) -> bool {
         || a == 0 // 0.0.0.0/8 "this network" (Linux connects 0.x to itself)
         || (a == 100 && (64..128).contains(&b)) // 100.64.0.0/10 carrier-grade NAT
         || (a == 192 && b == 0 && c == 0) // 192.0.0.0/24 IETF protocol assignments
+        || (a == 192 && b == 88 && c == 99) // 192.88.99.0/24 6to4 relay anycast (deprecated)
         || (a == 198 && (b & 0xfe) == 18) // 198.18.0.0/15 benchmarking
         || a >= 240) // 240.0.0.0/4 reserved
 }
@@ -56,6 +62,9 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     if let Some(v4) = v6.to_ipv4_mapped() {
         return Some(v4); // ::ffff:0:0/96
+    }
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        return Some(low); // ::ffff:0:0:0/96, IPv4-translated (SIIT)
     }
     if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
         return Some(low); // ::/96, IPv4-compatible (deprecated, still routed by some stacks)
@@ -165,6 +174,15 @@ mod tests {
             "fec0::1",
             "feff::1",
             "2001:db8::1",
+            "3fff::1",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:1f::1",
+            "2001:20::1",
+            // the ranges a later audit found still open
+            "::ffff:0:a9fe:a9fe", // IPv4-translated 169.254.169.254
+            "::ffff:0:7f00:1",    // IPv4-translated 127.0.0.1
+            "192.88.99.1",        // 6to4 relay anycast
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -176,6 +194,10 @@ mod tests {
             "::ffff:93.184.216.34", // mapped
             "198.20.0.1",           // just past 198.18.0.0/15
             "192.0.1.1",            // just past 192.0.0.0/24
+            "192.88.100.1",         // just past 192.88.99.0/24
+            "::ffff:0:5db8:d822",   // IPv4-translated 93.184.216.34
+            "2001:3::1",            // just past 2001:2::/48's neighbourhood (AMT)
+            "2001:30::1",           // just past ORCHIDv2
             "1.1.1.1",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");

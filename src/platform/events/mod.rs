@@ -25,7 +25,7 @@ use crate::platform::http::request_id;
 pub use kafka::{KafkaMirror, outgoing, route_for, topic_for, without_secrets};
 pub use relay::{Relay, RelayHandle};
 pub use repo::{
-    Backlog, DeadLetter, backlog, dead_letters, prune, push_insert, replay_dead_letter,
+    Backlog, DEFER_WAKE, DeadLetter, backlog, dead_letters, prune, push_insert, replay_dead_letter,
 };
 pub use subscriber::{Subscriber, subscriber_fn};
 
@@ -227,11 +227,6 @@ impl RelayWaker {
         self.wake.notify_one();
     }
 }
-
-/// The SQL condition that defers the outbox's NOTIFY for the current transaction (true, and
-/// sets `basalt.outbox_wake`); put it in the statement's `WHERE` and call
-/// [`RelayWaker::wake`] after the commit.
-pub const DEFER_WAKE: &str = "set_config('basalt.outbox_wake', 'deferred', true) IS NOT NULL";
 
 /// The envelopes of typed events, for a domain statement that writes them itself beside its
 /// change (see [`push_insert`]): the change and its events in one round trip.

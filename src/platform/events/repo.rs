@@ -58,6 +58,11 @@ pub async fn insert(conn: &mut PgConnection, e: &Event) -> Result<(), sqlx::Erro
     Ok(())
 }
 
+/// The SQL condition that defers the outbox's NOTIFY for the current transaction (true, and
+/// sets `basalt.outbox_wake`); put it in the statement's `WHERE` and call
+/// [`RelayWaker::wake`](super::RelayWaker::wake) after the commit.
+pub const DEFER_WAKE: &str = "set_config('basalt.outbox_wake', 'deferred', true) IS NOT NULL";
+
 /// Pushes `INSERT INTO platform.outbox ... SELECT ... FROM (VALUES ...) e WHERE <when>`: the
 /// events as one data-modifying CTE of a domain's statement, so a change and its events are
 /// one statement and one round trip (`when` may name the statement's other CTEs, to write

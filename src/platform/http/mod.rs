@@ -12,6 +12,7 @@ pub mod request_id;
 pub mod routes;
 pub mod security_headers;
 pub mod system;
+pub mod wire;
 
 pub use extract::ValidatedJson;
 pub use routes::{Endpoint, Routes};

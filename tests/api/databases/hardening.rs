@@ -291,4 +291,24 @@ async fn paging_goes_on_after_the_cursor_document_is_deleted() {
         (Some(400), Some("invalid_cursor")),
         "{p}"
     );
+    // The same keys in the opposite direction fit the cursor's shape, but its values are a
+    // position only in the order it was made in (the review's finding).
+    for sort in ["views", "title"] {
+        let p = problem(
+            send(
+                &app,
+                Method::GET,
+                &format!("{docs}?sort={sort}&after={next}"),
+                Some(&ada),
+                None,
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            (p["status"].as_u64(), p["code"].as_str()),
+            (Some(400), Some("invalid_cursor")),
+            "{sort}: {p}"
+        );
+    }
 }
