@@ -296,6 +296,52 @@ mod tests {
         assert_eq!((w, h), (400, 200), "never enlarged");
     }
 
+    #[test]
+    fn decode_cost_counts_the_source_intermediate_and_output() {
+        const MIB: u64 = 1024 * 1024;
+        // The largest preview of the largest image previews allow: 64 MiB decoded, 60 MiB
+        // for the vertical pass (4096 x 3840), 56.25 MiB out; within the default budget.
+        let worst = decode_cost(4096, 4096, 0, &[(3840, 3840, Fit::Contain)]);
+        assert_eq!(worst, 64 * MIB + 60 * MIB + 3840 * 3840 * 4);
+        assert!(worst < 192 * MIB);
+        // A thumbnail costs little beyond the decoded image; an original larger than what the
+        // renders need counts instead of them (both are held while decoding).
+        let thumb = decode_cost(4096, 4096, 0, &[(16, 16, Fit::Cover)]);
+        assert_eq!(thumb, 64 * MIB + 4096 * 16 * 4 + 16 * 16 * 4);
+        assert_eq!(
+            decode_cost(4096, 4096, 100 * MIB, &[(16, 16, Fit::Cover)]),
+            164 * MIB
+        );
+        // Nothing to resample: no intermediate.
+        assert_eq!(
+            decode_cost(100, 100, 0, &[(200, 200, Fit::Contain)]),
+            2 * 100 * 100 * 4
+        );
+    }
+
+    #[test]
+    fn transparent_pixels_do_not_bleed_into_the_resized_image() {
+        // Left half opaque red, right half fully transparent green: a resize that ignored
+        // alpha would blend green into the red edge.
+        let img = image::RgbaImage::from_fn(64, 64, |x, _| {
+            if x < 32 {
+                image::Rgba([255, 0, 0, 255])
+            } else {
+                image::Rgba([0, 255, 0, 0])
+            }
+        });
+        let src = Source::new(DynamicImage::ImageRgba8(img), true).unwrap();
+        let (bytes, w, h) = render(&src, 16, 16, Fit::Contain, Format::Png).unwrap();
+        assert_eq!((w, h), (16, 16));
+        let out = image::load_from_memory(&bytes).unwrap().into_rgba8();
+        for x in 0..16 {
+            let p = out.get_pixel(x, 8);
+            if p[3] > 0 {
+                assert!(p[1] < 8, "green bled in at {x}: {p:?}");
+            }
+        }
+    }
+
     fn crc32(bytes: &[u8]) -> u32 {
         let mut crc = !0u32;
         for b in bytes {

@@ -57,8 +57,17 @@ pub struct StorageSettings {
     /// largest preview `max_preview_pixels` and `max_preview_dimension` allow (a 4096 x 4096
     /// image rendered near 4K needs about 180 MiB).
     pub decode_memory_budget_bytes: u64,
-    /// Resumable uploads one payer may have open at once.
+    /// Resumable uploads one signed-in payer may have open at once (anonymous uploads, which
+    /// the bucket's owner pays for, are not counted here: they have their own caps below).
     pub max_open_uploads_per_user: i64,
+    /// Anonymous resumable uploads one bucket may have open at once.
+    pub max_anonymous_open_uploads_per_bucket: i64,
+    /// Anonymous resumable uploads one client address may have open in one bucket at once.
+    pub max_anonymous_open_uploads_per_ip: i64,
+    /// Resumable uploads that have not received a byte are removed after this many seconds
+    /// (the first bytes extend it to `upload_expiry_hours`), so an upload created and never
+    /// started holds its reservation and its place under the caps only briefly.
+    pub unstarted_upload_expiry_secs: i64,
     /// The longest a signed URL may stay valid.
     pub max_signed_url_secs: i64,
     /// How often deleted files' bytes are removed from the backend.
@@ -98,6 +107,9 @@ impl Default for StorageSettings {
             max_preview_pixels: 16 * 1024 * 1024,
             decode_memory_budget_bytes: 192 * 1024 * 1024,
             max_open_uploads_per_user: 20,
+            max_anonymous_open_uploads_per_bucket: 10,
+            max_anonymous_open_uploads_per_ip: 3,
+            unstarted_upload_expiry_secs: 3600,
             max_signed_url_secs: 7 * 24 * 3600,
             gc_interval_ms: 1000,
             variants_poll_ms: 1000,
@@ -140,8 +152,19 @@ impl StorageSettings {
         {
             anyhow::bail!("storage.decode_memory_budget_bytes: between 1 KiB and 4 TiB");
         }
-        if self.max_open_uploads_per_user <= 0 {
-            anyhow::bail!("storage: max_open_uploads_per_user must be above zero");
+        if self.max_open_uploads_per_user <= 0
+            || self.max_anonymous_open_uploads_per_bucket < 0
+            || self.max_anonymous_open_uploads_per_ip < 0
+        {
+            anyhow::bail!(
+                "storage: max_open_uploads_per_user must be above zero, the anonymous caps at least zero"
+            );
+        }
+        if self.unstarted_upload_expiry_secs <= 0 || self.upload_expiry_hours > i64::from(i32::MAX)
+        {
+            anyhow::bail!(
+                "storage: unstarted_upload_expiry_secs must be above zero, upload_expiry_hours a 32-bit number"
+            );
         }
         Ok(())
     }
