@@ -59,6 +59,10 @@ crate::domain_errors! {
         #[problem(CONFLICT, "limit_reached")]
         #[error("You have {0} resumable uploads open, the most allowed: finish or end one first.")]
         TooManyUploads(i64),
+        /// Anonymous uploads have caps of their own, so they cannot use up the owner's.
+        #[problem(CONFLICT, "anonymous_limit_reached")]
+        #[error("This bucket, or your address in it, has as many anonymous resumable uploads open as allowed: finish or end one, or sign in.")]
+        TooManyAnonymousUploads,
         #[problem(BAD_REQUEST, "invalid_multipart")]
         #[error("{0}")]
         InvalidMultipart(String),

@@ -81,7 +81,8 @@ impl Domain for Storage {
                 .trim_end_matches('/')
                 .to_owned(),
             db: platform.db.clone(),
-            decodes: tokio::sync::Semaphore::new(settings.max_concurrent_decodes),
+            decode_budget: tokio::sync::Semaphore::new(settings.decode_budget_kib() as usize),
+            decode_budget_kib: settings.decode_budget_kib(),
             settings,
         });
         Ok(())

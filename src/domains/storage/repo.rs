@@ -682,24 +682,47 @@ pub struct NewUpload<'a> {
     /// Whose quota `length` was reserved from (by [`charge`], in the same transaction).
     pub quota_owner: Uuid,
     pub token_hash: Option<String>,
-    /// The most open uploads one payer may have.
+    /// The most open uploads one payer may have (signed-in uploads only).
     pub max_open: i64,
+    /// For an anonymous upload: the creator's address, and the most open anonymous uploads
+    /// its bucket, and that address within the bucket, may have.
+    pub client_ip: Option<&'a str>,
+    pub max_anonymous_per_bucket: i64,
+    pub max_anonymous_per_ip: i64,
+}
+
+/// Why [`insert_upload`] recorded nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UploadCap {
+    /// The payer's own cap (signed-in uploads).
+    Payer,
+    /// The bucket's, or the address's, cap on anonymous uploads.
+    Anonymous,
 }
 
 const UPLOAD_COLUMNS: &str = "id, bucket_id, uploader_id, file_id, name, length, received, options, expires_at, reserved, token_hash";
 
-/// Records an upload holding `length` bytes of its payer's quota, unless the payer already has
-/// `max_open` open uploads (`None`). Run it after [`charge`] in the same transaction: the
-/// charge locks the payer's usage row, so concurrent creations for one payer count each
-/// other's uploads here.
+/// Records an upload holding `length` bytes of its payer's quota, unless a cap is reached:
+/// a signed-in payer's `max_open` open uploads, or for an anonymous upload (which its bucket's
+/// owner pays for) the bucket's and the address's anonymous caps, which are counted apart so
+/// anonymous callers never use up the owner's own. Run it after [`charge`] in the same
+/// transaction: the charge locks the payer's usage row, so concurrent creations for one payer
+/// (anonymous ones included, as the owner pays) count each other's uploads here.
 pub async fn insert_upload(
     conn: &mut PgConnection,
     u: &NewUpload<'_>,
-) -> Result<Option<UploadRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "INSERT INTO storage.uploads (id, bucket_id, uploader_id, file_id, name, length, options, expires_at, quota_owner, reserved, token_hash)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $6, $10
-          WHERE (SELECT count(*) FROM storage.uploads WHERE quota_owner = $9 AND expires_at > now()) < $11
+) -> Result<Result<UploadRow, UploadCap>, sqlx::Error> {
+    let row: Option<UploadRow> = sqlx::query_as(&format!(
+        "INSERT INTO storage.uploads (id, bucket_id, uploader_id, file_id, name, length, options, expires_at, quota_owner, reserved, token_hash, client_ip)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $6, $10, $12
+          WHERE CASE WHEN $3::uuid IS NOT NULL
+                THEN (SELECT count(*) FROM storage.uploads
+                       WHERE quota_owner = $9 AND uploader_id IS NOT NULL AND expires_at > now()) < $11
+                ELSE (SELECT count(*) < $13
+                             AND count(*) FILTER (WHERE client_ip IS NOT DISTINCT FROM $12) < $14
+                        FROM storage.uploads
+                       WHERE bucket_id = $2 AND uploader_id IS NULL AND expires_at > now())
+                END
          RETURNING {UPLOAD_COLUMNS}"
     ))
     .bind(UploadId::new())
@@ -713,8 +736,16 @@ pub async fn insert_upload(
     .bind(u.quota_owner)
     .bind(&u.token_hash)
     .bind(u.max_open)
+    .bind(u.client_ip)
+    .bind(u.max_anonymous_per_bucket)
+    .bind(u.max_anonymous_per_ip)
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.ok_or(if u.uploader.is_some() {
+        UploadCap::Payer
+    } else {
+        UploadCap::Anonymous
+    }))
 }
 
 pub async fn upload(
@@ -731,12 +762,15 @@ pub async fn upload(
     .await
 }
 
+/// Records a received part; the first one also moves the upload's expiry from the short one
+/// of an upload never started to `expiry_hours` after its creation.
 pub async fn add_part(
     conn: &mut PgConnection,
     upload: UploadId,
     start: i64,
     length: i64,
     key: &str,
+    expiry_hours: i32,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO storage.upload_parts (upload_id, start, length, object_key) VALUES ($1, $2, $3, $4)")
         .bind(upload)
@@ -745,11 +779,20 @@ pub async fn add_part(
         .bind(key)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("UPDATE storage.uploads SET received = received + $2 WHERE id = $1")
-        .bind(upload)
-        .bind(length)
-        .execute(conn)
-        .await?;
+    // The first bytes turn the short expiry of an upload never started into the full one.
+    sqlx::query(
+        "UPDATE storage.uploads
+            SET received = received + $2,
+                expires_at = CASE WHEN received = 0
+                                  THEN greatest(expires_at, created_at + make_interval(hours => $3))
+                                  ELSE expires_at END
+          WHERE id = $1",
+    )
+    .bind(upload)
+    .bind(length)
+    .bind(expiry_hours)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

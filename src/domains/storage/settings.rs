@@ -49,10 +49,25 @@ pub struct StorageSettings {
     /// Images with more pixels than this get no previews (a 422 `image_too_large`): decoding
     /// costs about 4 bytes a pixel whatever the preview's size.
     pub max_preview_pixels: u64,
-    /// Images decoded at once by one replica (previews and variants); more wait their turn.
-    pub max_concurrent_decodes: usize,
-    /// Resumable uploads one payer may have open at once.
+    /// Bytes one replica may spend at once decoding and resizing images (previews and
+    /// variants). Each decode reserves what its recorded dimensions need before it starts
+    /// (about 4 bytes a source pixel plus the resize's intermediate and output) and waits
+    /// until that much is free; a preview needing more than all of it is refused (422
+    /// `image_too_large`), a variant job needing more runs alone. The default fits the
+    /// largest preview `max_preview_pixels` and `max_preview_dimension` allow (a 4096 x 4096
+    /// image rendered near 4K needs about 180 MiB).
+    pub decode_memory_budget_bytes: u64,
+    /// Resumable uploads one signed-in payer may have open at once (anonymous uploads, which
+    /// the bucket's owner pays for, are not counted here: they have their own caps below).
     pub max_open_uploads_per_user: i64,
+    /// Anonymous resumable uploads one bucket may have open at once.
+    pub max_anonymous_open_uploads_per_bucket: i64,
+    /// Anonymous resumable uploads one client address may have open in one bucket at once.
+    pub max_anonymous_open_uploads_per_ip: i64,
+    /// Resumable uploads that have not received a byte are removed after this many seconds
+    /// (the first bytes extend it to `upload_expiry_hours`), so an upload created and never
+    /// started holds its reservation and its place under the caps only briefly.
+    pub unstarted_upload_expiry_secs: i64,
     /// The longest a signed URL may stay valid.
     pub max_signed_url_secs: i64,
     /// How often deleted files' bytes are removed from the backend.
@@ -90,8 +105,11 @@ impl Default for StorageSettings {
                 16, 32, 48, 64, 96, 128, 256, 384, 640, 750, 828, 1080, 1200, 1920, 2048, 3840,
             ],
             max_preview_pixels: 16 * 1024 * 1024,
-            max_concurrent_decodes: 2,
+            decode_memory_budget_bytes: 192 * 1024 * 1024,
             max_open_uploads_per_user: 20,
+            max_anonymous_open_uploads_per_bucket: 10,
+            max_anonymous_open_uploads_per_ip: 3,
+            unstarted_upload_expiry_secs: 3600,
             max_signed_url_secs: 7 * 24 * 3600,
             gc_interval_ms: 1000,
             variants_poll_ms: 1000,
@@ -102,6 +120,11 @@ impl Default for StorageSettings {
 }
 
 impl StorageSettings {
+    /// The decode memory budget in whole KiB, the unit its semaphore counts.
+    pub fn decode_budget_kib(&self) -> u32 {
+        u32::try_from(self.decode_memory_budget_bytes / 1024).unwrap_or(u32::MAX)
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.backend == Backend::S3 {
             if !cfg!(feature = "s3") {
@@ -124,9 +147,23 @@ impl StorageSettings {
                 "storage: max_signed_url_secs, upload_expiry_hours, gc_interval_ms, variants_poll_ms and expire_uploads_ms must be above zero"
             );
         }
-        if self.max_concurrent_decodes == 0 || self.max_open_uploads_per_user <= 0 {
+        if self.decode_memory_budget_bytes < 1024
+            || self.decode_memory_budget_bytes / 1024 > u64::from(u32::MAX)
+        {
+            anyhow::bail!("storage.decode_memory_budget_bytes: between 1 KiB and 4 TiB");
+        }
+        if self.max_open_uploads_per_user <= 0
+            || self.max_anonymous_open_uploads_per_bucket < 0
+            || self.max_anonymous_open_uploads_per_ip < 0
+        {
             anyhow::bail!(
-                "storage: max_concurrent_decodes and max_open_uploads_per_user must be above zero"
+                "storage: max_open_uploads_per_user must be above zero, the anonymous caps at least zero"
+            );
+        }
+        if self.unstarted_upload_expiry_secs <= 0 || self.upload_expiry_hours > i64::from(i32::MAX)
+        {
+            anyhow::bail!(
+                "storage: unstarted_upload_expiry_secs must be above zero, upload_expiry_hours a 32-bit number"
             );
         }
         Ok(())

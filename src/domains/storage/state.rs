@@ -18,10 +18,14 @@ pub struct StorageState {
     /// `server.public_base_url` without a trailing slash, for the URLs handed out.
     pub public_base: String,
     pub db: PgPool,
-    /// Permits to decode an image (`storage.max_concurrent_decodes`): a decode holds up to
-    /// `max_preview_pixels` (or, for variants, `max_image_pixels`) times a few bytes, so this
-    /// bounds what previews and variants can take of one replica's memory at once.
-    pub decodes: tokio::sync::Semaphore,
+    /// The replica's decode memory budget (`storage.decode_memory_budget_bytes`), one permit
+    /// a KiB: each decode takes what its image and outputs need before it starts, so what
+    /// previews and variants hold of one replica's memory at once stays within it, however
+    /// many are asked for. Tokio's semaphore is fair, so a large decode is not starved by
+    /// small ones behind it.
+    pub decode_budget: tokio::sync::Semaphore,
+    /// The budget's size in permits (KiB).
+    pub decode_budget_kib: u32,
 }
 
 impl StorageState {

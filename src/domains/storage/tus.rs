@@ -28,6 +28,7 @@ use crate::platform::error::responses::{
 };
 use crate::platform::error::{OnConstraint, Problem};
 use crate::platform::grants::{Caller, ItemPermissions};
+use crate::platform::http::rate_limit::RateLimiter;
 use crate::platform::http::{Endpoint, Routes};
 
 const VERSION: &str = "1.0.0";
@@ -103,7 +104,9 @@ pub async fn options(state: web::Data<StorageState>) -> HttpResponse {
 /// Start a resumable upload (tus creation): `Upload-Length` bytes, with `Upload-Metadata`
 /// `filename`, and optionally `tags`, `permissions` (JSON) and `file_id` (to upload a new
 /// version of that file). Answers with the upload's URL in `Location`. `Upload-Length` is
-/// reserved from the payer's quota until the upload finishes, expires or is ended.
+/// reserved from the payer's quota until the upload finishes, expires or is ended. An upload
+/// expires after `storage.unstarted_upload_expiry_secs` until its first bytes arrive, then
+/// `storage.upload_expiry_hours` after its creation (see `Upload-Expires` on `HEAD`).
 #[utoipa::path(
     post, path = "/buckets/{bucket}/uploads", tag = "storage", security((), ("bearer" = []), ("api_key" = [])),
     params(("bucket" = Uuid, Path), ("Tus-Resumable" = String, Header), ("Upload-Length" = u64, Header), ("Upload-Metadata" = Option<String>, Header)),
@@ -116,7 +119,7 @@ pub async fn options(state: web::Data<StorageState>) -> HttpResponse {
         TooLarge,
         (status = 415, description = "The name's extension is not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad `permissions` grants", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The payer has `storage.max_open_uploads_per_user` uploads open (`limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payer has `storage.max_open_uploads_per_user` uploads open (`limit_reached`); for an anonymous upload, the bucket has `storage.max_anonymous_open_uploads_per_bucket` anonymous uploads open, or the caller's address `storage.max_anonymous_open_uploads_per_ip` in it (`anonymous_limit_reached`)", body = Problem, content_type = "application/problem+json"),
         (status = 507, description = "`Upload-Length` does not fit what is left of the payer's quota, counting what open uploads reserve (`quota_exceeded`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -124,6 +127,7 @@ pub async fn create_upload(
     req: HttpRequest,
     platform: web::Data<Platform>,
     state: web::Data<StorageState>,
+    limiter: web::Data<RateLimiter>,
     caller: Caller,
     path: web::Path<BucketId>,
 ) -> Result<HttpResponse, StorageError> {
@@ -182,11 +186,14 @@ pub async fn create_upload(
         }
     }
     drop(conn);
-    let expires_at = Utc::now() + Duration::hours(state.settings.upload_expiry_hours);
+    // Short until the first bytes arrive (`add_part` then extends it to the full expiry), so
+    // an upload that is never started soon gives back its reservation and its place.
+    let expires_at = Utc::now() + Duration::seconds(state.settings.unstarted_upload_expiry_secs);
     // An anonymous upload has no account to belong to: it belongs to whoever holds the secret
     // its URL carries.
     let token = caller.user_id.is_none().then(new_token);
     let payer = upload::payer(&caller, &t);
+    let client_ip = caller.user_id.is_none().then(|| limiter.client_ip(&req));
     let u = NewUpload {
         bucket: t.bucket.id,
         uploader: caller.user_id,
@@ -198,6 +205,9 @@ pub async fn create_upload(
         quota_owner: payer,
         token_hash: token.as_deref().map(token_hash),
         max_open: state.settings.max_open_uploads_per_user,
+        client_ip: client_ip.as_deref(),
+        max_anonymous_per_bucket: state.settings.max_anonymous_open_uploads_per_bucket,
+        max_anonymous_per_ip: state.settings.max_anonymous_open_uploads_per_ip,
     };
     // The whole length is reserved now (one conditional upsert, which also serialises the
     // payer's concurrent creations), and given back when the upload row goes.
@@ -208,9 +218,12 @@ pub async fn create_upload(
     let row = repo::insert_upload(&mut tx, &u)
         .await
         .on_constraint(UPLOAD_BUCKET_GONE, || StorageError::BucketNotFound)?
-        .ok_or(StorageError::TooManyUploads(
-            state.settings.max_open_uploads_per_user,
-        ))?;
+        .map_err(|cap| match cap {
+            repo::UploadCap::Payer => {
+                StorageError::TooManyUploads(state.settings.max_open_uploads_per_user)
+            }
+            repo::UploadCap::Anonymous => StorageError::TooManyAnonymousUploads,
+        })?;
     tx.commit().await?;
     let mut location = format!("{}/api/v1/storage/uploads/{}", state.public_base, row.id);
     if let Some(token) = &token {
@@ -400,7 +413,15 @@ pub async fn append(
         state.discard(&key).await;
         return Err(StorageError::OffsetMismatch(locked.received));
     }
-    repo::add_part(&mut tx, u.id, offset, got as i64, &key).await?;
+    repo::add_part(
+        &mut tx,
+        u.id,
+        offset,
+        got as i64,
+        &key,
+        state.settings.upload_expiry_hours as i32,
+    )
+    .await?;
     repo::forget_pending(&mut tx, &key).await?;
     tx.commit().await?;
     let received = offset + got as i64;

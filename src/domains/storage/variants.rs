@@ -37,21 +37,55 @@ pub fn configure(routes: &mut Routes) {
         .add(Endpoint::at("/files/{file}/preview").get(preview));
 }
 
+/// What to do with a decode that would need more than the whole decode memory budget.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OverBudget {
+    /// Previews, which anyone who may read an image asks for, at sizes they choose: 422.
+    Refuse,
+    /// Variants, which the bucket's owner declared and the upload limits already bound: the
+    /// decode waits for the whole budget and runs alone.
+    RunAlone,
+}
+
 /// Decodes once, then renders the variants side by side, one thread each, so a large image's
 /// variants take about as long as its largest; all of it off the async runtime. The
-/// original is read whole, which its size cap bounds.
-/// Waits for one of the replica's decode permits first (`storage.max_concurrent_decodes`),
-/// and reads the original only once it holds one, so waiting requests hold no image bytes.
+/// original is read whole, which its size cap bounds, and dropped once decoded.
+/// First it takes its share of the replica's decode memory budget
+/// (`storage.decode_memory_budget_bytes`), reckoned from the dimensions recorded at upload
+/// (`images::decode_cost`), and waits until that much is free; only then is the original read,
+/// so waiting requests hold no image bytes (nor, in the preview handler, a database
+/// connection). Many small decodes run side by side; a large one waits for room.
 async fn render_all(
     state: &StorageState,
     v: &VersionRow,
     specs: Vec<VariantSpec>,
     limits: images::ImageLimits,
+    over: OverBudget,
 ) -> anyhow::Result<Vec<(VariantSpec, Vec<u8>, u32, u32)>> {
-    let _permit = state.decodes.acquire().await?;
+    let budget = state.decode_budget_kib;
+    let boxes: Vec<_> = specs.iter().map(|s| (s.width, s.height, s.fit)).collect();
+    let cost = match (v.width, v.height) {
+        (Some(w), Some(h)) => images::decode_cost(w as u32, h as u32, v.size.max(0) as u64, &boxes),
+        // Versions recorded without dimensions: assume the worst, the whole budget.
+        _ => u64::from(budget) * 1024,
+    };
+    let kib = u32::try_from(cost.div_ceil(1024)).unwrap_or(u32::MAX);
+    let kib = match over {
+        _ if kib <= budget => kib,
+        OverBudget::RunAlone => budget,
+        OverBudget::Refuse => {
+            return Err(images::ImageError::OverBudget(cost, u64::from(budget) * 1024).into());
+        }
+    };
+    let _permit = state.decode_budget.acquire_many(kib).await?;
     let original = state.store.read_all(&v.object_key).await?;
     tokio::task::spawn_blocking(move || {
         let img = images::decode(&original, &limits)?;
+        drop(original);
+        let resamples = boxes.iter().any(|&(w, h, fit)| {
+            images::output_size(img.width(), img.height(), w, h, fit) != (img.width(), img.height())
+        });
+        let img = images::Source::new(img, resamples)?;
         std::thread::scope(|scope| {
             let renders: Vec<_> = specs
                 .into_iter()
@@ -103,15 +137,16 @@ async fn make_variants(state: &StorageState, version_id: VersionId) -> anyhow::R
     {
         return Ok(());
     }
-    let rendered = match render_all(state, &v, specs, state.image_limits()).await {
-        Ok(r) => r,
-        Err(e) if e.downcast_ref::<images::ImageError>().is_some() => {
-            // A corrupt or oversized image will not get better on retry.
-            tracing::warn!(file = %file.id, error = %e, "no variants for this image");
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
+    let rendered =
+        match render_all(state, &v, specs, state.image_limits(), OverBudget::RunAlone).await {
+            Ok(r) => r,
+            Err(e) if e.downcast_ref::<images::ImageError>().is_some() => {
+                // A corrupt or oversized image will not get better on retry.
+                tracing::warn!(file = %file.id, error = %e, "no variants for this image");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
     let mut rows = Vec::with_capacity(rendered.len());
     for (spec, bytes, w, h) in rendered {
         let key = format!("variants/{}/{}", v.id, spec.name);
@@ -334,10 +369,10 @@ async fn make_preview(
         fit: spec.fit,
         format: spec.format,
     };
-    let mut rendered = render_all(state, v, vec![render], limits)
+    let mut rendered = render_all(state, v, vec![render], limits, OverBudget::Refuse)
         .await
         .map_err(|e| match e.downcast_ref::<images::ImageError>() {
-            Some(images::ImageError::TooLarge(..)) => {
+            Some(images::ImageError::TooLarge(..) | images::ImageError::OverBudget(..)) => {
                 StorageError::ImageTooLarge(format!("No previews: {e}."))
             }
             _ => StorageError::ImageUnreadable(e.to_string()),

@@ -279,6 +279,95 @@ async fn previews_are_bounded_snapped_and_charged_to_the_bucket_owner() {
     );
 }
 
+#[tokio::test]
+async fn previews_wait_for_the_decode_memory_budget_and_past_it_are_refused() {
+    // 2 MiB: a 400 x 300 image (480 kB decoded, plus the resize's buffers) renders at every
+    // snapped size up to 384 within it, a few at a time; a 1000 x 1000 one (4 MB decoded)
+    // never fits.
+    let s = storage(
+        Backend::Local,
+        &[("BASALT__STORAGE__DECODE_MEMORY_BUDGET_BYTES", "2097152")],
+    )
+    .await;
+    let app = &s.app;
+    let ada = account(app, &["user"]);
+    let b = bucket(app, &ada, json!({"public": true})).await;
+    let photo = json_ok(
+        upload(app, Some(&ada), &b, form("p.png", png(400, 300))).await,
+        201,
+    )
+    .await;
+    let id = photo["id"].as_str().unwrap();
+    // Sixteen distinct previews at once, anonymously: they queue for the budget, none fails.
+    let asks = [16u32, 32, 48, 64, 96, 128, 256, 384]
+        .into_iter()
+        .flat_map(|w| ["contain", "cover"].map(move |fit| (w, fit)))
+        .map(|(w, fit)| async move {
+            let res = api(
+                app,
+                Method::GET,
+                &format!("/files/{id}/preview?width={w}&height={w}&fit={fit}&format=png"),
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+            let status = res.status().as_u16();
+            let bytes = res.bytes().await.unwrap();
+            (w, fit, status, bytes)
+        });
+    for (w, fit, status, bytes) in futures_util::future::join_all(asks).await {
+        assert_eq!(
+            status,
+            200,
+            "{w} {fit}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        let img = image::load_from_memory(&bytes).unwrap();
+        let expected = if fit == "cover" {
+            (w.min(400), w.min(300))
+        } else {
+            (w, w * 3 / 4)
+        };
+        assert_eq!((img.width(), img.height()), expected, "{w} {fit}");
+    }
+
+    let big = json_ok(
+        upload(app, Some(&ada), &b, form("big.png", png(1000, 1000))).await,
+        201,
+    )
+    .await;
+    for who in [None, Some(&ada)] {
+        let p = problem(
+            api(
+                app,
+                Method::GET,
+                &format!(
+                    "/files/{}/preview?width=16&format=png",
+                    big["id"].as_str().unwrap()
+                ),
+                who,
+            )
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (p["status"].as_u64(), p["code"].as_str()),
+            (Some(422), Some("image_too_large")),
+            "{p}"
+        );
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("storage.decode_memory_budget_bytes"),
+            "{p}"
+        );
+    }
+}
+
 /// Starts a resumable upload; returns the response.
 async fn create(
     app: &TestApp,
@@ -547,4 +636,133 @@ async fn anonymous_resumable_uploads_belong_to_their_secret() {
     );
     let listed = super::files_in(app, &ada, &b).await;
     assert_eq!(listed["items"][0]["name"], "a.txt");
+}
+
+#[tokio::test]
+async fn anonymous_uploads_have_their_own_caps_and_never_block_the_owner() {
+    let s = storage(
+        Backend::Local,
+        &[
+            ("BASALT__STORAGE__MAX_OPEN_UPLOADS_PER_USER", "2"),
+            (
+                "BASALT__STORAGE__MAX_ANONYMOUS_OPEN_UPLOADS_PER_BUCKET",
+                "3",
+            ),
+            ("BASALT__STORAGE__MAX_ANONYMOUS_OPEN_UPLOADS_PER_IP", "2"),
+            ("BASALT__SERVER__TRUST_FORWARDED_FOR", "true"),
+        ],
+    )
+    .await;
+    let app = &s.app;
+    let ada = account(app, &["user"]);
+    let b = bucket(app, &ada, json!({"permissions": {"create": ["any"]}})).await;
+    let other = bucket(app, &ada, json!({"permissions": {"create": ["any"]}})).await;
+    let anonymous = |bucket: &str, ip: &str| {
+        api(
+            app,
+            Method::POST,
+            &format!("/buckets/{bucket}/uploads"),
+            None,
+        )
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "10")
+        .header("x-forwarded-for", ip)
+        .send()
+    };
+    let refused = |p: serde_json::Value| {
+        assert_eq!(
+            (p["status"].as_u64(), p["code"].as_str()),
+            (Some(409), Some("anonymous_limit_reached")),
+            "{p}"
+        );
+    };
+    // One address: two at once, whichever way they race, then no more in this bucket.
+    let tries = (0..4).map(|_| anonymous(&b, "203.0.113.1"));
+    let codes: Vec<u16> = futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 2, "{codes:?}");
+    assert!(codes.iter().all(|c| *c == 201 || *c == 409), "{codes:?}");
+    refused(problem(anonymous(&b, "203.0.113.1").await.unwrap()).await);
+    // Another address takes the bucket's last anonymous place, then the bucket is full.
+    assert_eq!(anonymous(&b, "203.0.113.2").await.unwrap().status(), 201);
+    refused(problem(anonymous(&b, "203.0.113.3").await.unwrap()).await);
+    // Other buckets have caps of their own.
+    assert_eq!(
+        anonymous(&other, "203.0.113.1").await.unwrap().status(),
+        201
+    );
+    // Four anonymous uploads paid for by Ada, and she still has both of her own places.
+    for _ in 0..2 {
+        assert_eq!(create(app, Some(&ada), &b, 10, "").await.status(), 201);
+    }
+    let p = problem(create(app, Some(&ada), &b, 10, "").await).await;
+    assert_eq!(
+        (p["status"].as_u64(), p["code"].as_str()),
+        (Some(409), Some("limit_reached")),
+        "{p}"
+    );
+}
+
+#[tokio::test]
+async fn uploads_never_started_expire_soon_and_started_ones_keep_the_full_expiry() {
+    let s = storage(
+        Backend::Local,
+        &[
+            ("BASALT__STORAGE__QUOTA_BYTES_PER_USER", "1000"),
+            ("BASALT__STORAGE__UNSTARTED_UPLOAD_EXPIRY_SECS", "4"),
+            ("BASALT__STORAGE__EXPIRE_UPLOADS_MS", "200"),
+        ],
+    )
+    .await;
+    let app = &s.app;
+    let ada = account(app, &["user"]);
+    let b = bucket(app, &ada, json!({"permissions": {"create": ["any"]}})).await;
+    let expires = |res: &reqwest::Response| {
+        chrono::DateTime::parse_from_rfc2822(res.headers()["upload-expires"].to_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let idle = create(app, None, &b, 400, "").await;
+    assert_eq!(idle.status(), 201);
+    let soon = expires(&idle) - chrono::Utc::now();
+    assert!(soon <= chrono::Duration::seconds(5), "{soon}");
+    let idle = location(&idle);
+    let started = create(app, Some(&ada), &b, 400, "").await;
+    assert_eq!(started.status(), 201);
+    let started = location(&started);
+    assert_eq!(usage(app, &ada).await, 800, "both reserved");
+    assert_eq!(
+        patch(app, &started, Some(&ada), 0, b"hello".to_vec())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    // The expiry job removes the one never started, and gives its reservation back.
+    let gone = crate::helpers::eventually(std::time::Duration::from_secs(20), || async {
+        usage(app, &ada).await == 400
+    })
+    .await;
+    assert!(gone, "the upload never started is still reserved");
+    assert_eq!(
+        tus(app, Method::HEAD, &idle, None)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // The started one is there, with the full expiry (24 hours from its creation).
+    let head = tus(app, Method::HEAD, &started, Some(&ada))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["upload-offset"], "5");
+    let left = expires(&head) - chrono::Utc::now();
+    assert!(left > chrono::Duration::hours(23), "{left}");
 }
