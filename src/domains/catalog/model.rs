@@ -1115,6 +1115,17 @@ pub enum ReviewStatus {
     Published,
 }
 
+impl ReviewStatus {
+    /// As stored. Bound as plain text: binding the enum itself makes sqlx look its type up
+    /// by name (a `regtype` query) on each new connection, a second round trip on reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::Pending => "pending",
+            ReviewStatus::Published => "published",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"rating": 5, "title": "Warm and soft", "body": "Wore it all winter."}))]

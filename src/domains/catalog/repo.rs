@@ -1127,7 +1127,7 @@ pub async fn insert_review(
     .bind(rating)
     .bind(title)
     .bind(body)
-    .bind(status)
+    .bind(status.as_str())
     .fetch_optional(conn)
     .await
 }
@@ -1383,7 +1383,7 @@ pub async fn list_reviews(
     .bind(viewer.id)
     .bind(viewer.staff || moderator)
     .bind(moderator)
-    .bind(status)
+    .bind(status.map(ReviewStatus::as_str))
     .bind(created_at)
     .bind(id)
     .bind(fetch)

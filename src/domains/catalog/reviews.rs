@@ -176,11 +176,7 @@ pub async fn create_review(
             user_id: c.seller_id,
             author_id: r.user_id,
             rating: r.rating,
-            status: match r.status {
-                ReviewStatus::Pending => "pending",
-                ReviewStatus::Published => "published",
-            }
-            .into(),
+            status: r.status.as_str().into(),
             verified_purchase: r.verified_purchase,
         },
     )

@@ -2,6 +2,7 @@
 //! and changes what), variants and prices, with helpers shared by the submodules.
 
 mod categories;
+mod editing;
 mod inventory;
 mod products;
 mod reviews;
