@@ -1001,9 +1001,9 @@ pub async fn move_category(
     position: Option<i32>,
 ) -> Result<Option<MovedCategory>, sqlx::Error> {
     lock_tree(conn, true).await?;
-    sqlx::query_as(&format!(
+    sqlx::query_as(
         "WITH m AS (SELECT id, path, parent_id FROM catalog.categories WHERE id = $1),
-              np AS (SELECT coalesce(pp.path, '{{}}') AS path
+              np AS (SELECT coalesce(pp.path, '{}') AS path
                        FROM (SELECT NULL) one
                        LEFT JOIN catalog.categories pp ON pp.id = $2
                       WHERE $2::uuid IS NULL OR pp.id IS NOT NULL),
@@ -1017,8 +1017,8 @@ pub async fn move_category(
                     FROM m, np
                    WHERE c.path @> ARRAY[m.id] AND NOT (m.id = ANY(np.path))
                   RETURNING c.*)
-         SELECT moved.*, m.parent_id AS old_parent_id FROM moved, m WHERE moved.id = $1"
-    ))
+         SELECT moved.*, m.parent_id AS old_parent_id FROM moved, m WHERE moved.id = $1",
+    )
     .bind(id)
     .bind(parent)
     .bind(position)
