@@ -93,6 +93,65 @@ pub struct StockLow {
     pub threshold: i32,
 }
 
+/// A review was written. `status` is `published` (it counts in the product's rating at
+/// once) or `pending` (held for a moderator by `catalog.reviews_require_approval`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReviewCreated {
+    pub review_id: Uuid,
+    pub product_id: Uuid,
+    /// The product's seller.
+    pub user_id: Uuid,
+    /// Who wrote it.
+    pub author_id: Uuid,
+    /// 1 to 5.
+    pub rating: i16,
+    pub status: String,
+    pub verified_purchase: bool,
+}
+
+/// A category as the events describe it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CategorySnapshot {
+    pub category_id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub name: String,
+    pub slug: String,
+    pub position: i32,
+    /// Ancestor ids, root first, then its own.
+    pub path: Vec<Uuid>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CategoryCreated {
+    pub category_id: Uuid,
+    pub category: CategorySnapshot,
+}
+
+/// Renamed or reordered (a move is `catalog.category.moved`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CategoryUpdated {
+    pub category_id: Uuid,
+    pub category: CategorySnapshot,
+}
+
+/// The category moved, with its whole subtree, under another parent. Descendants' paths
+/// changed with it; `category.path` is its new path.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CategoryMoved {
+    pub category_id: Uuid,
+    pub old_parent_id: Option<Uuid>,
+    pub category: CategorySnapshot,
+}
+
+/// The category is gone. Products it held moved to `moved_products_to` (each moved product
+/// also gets its own `catalog.product.updated`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CategoryDeleted {
+    pub category_id: Uuid,
+    pub moved_products_to: Option<Uuid>,
+    pub moved_products: i64,
+}
+
 crate::declare_events! {
     source = "catalog";
     ProductCreated = "catalog.product.created" by product_id,
@@ -103,4 +162,9 @@ crate::declare_events! {
     ProductArchived = "catalog.product.archived" by product_id,
     ProductDeleted = "catalog.product.deleted" by product_id,
     StockLow = "catalog.stock.low" by variant_id,
+    ReviewCreated = "catalog.review.created" by review_id,
+    CategoryCreated = "catalog.category.created" by category_id,
+    CategoryUpdated = "catalog.category.updated" by category_id,
+    CategoryMoved = "catalog.category.moved" by category_id,
+    CategoryDeleted = "catalog.category.deleted" by category_id,
 }

@@ -569,3 +569,107 @@ async fn a_refusal_from_a_cached_copy_is_checked_against_the_stored_collection()
     .await;
     assert_eq!(res.status(), 422, "{}", said(&res));
 }
+
+/// A product by id and by slug, and a page of its reviews: one statement each, whoever
+/// asks (the visibility rule is in the WHERE; the review list carries the product's in the
+/// same statement, so an unknown product is a 404 without a second look).
+#[cfg(feature = "catalog")]
+#[tokio::test]
+async fn catalog_reads_are_one_round_trip_each() {
+    let app = spawn_app().await;
+    let seller_id = Uuid::now_v7().to_string();
+    let seller = app.token(&seller_id, &["user", "vendor"], &["catalog.products.sell"]);
+    let moderator = app.token(
+        &Uuid::now_v7().to_string(),
+        &["user", "staff"],
+        &["catalog.products.moderate"],
+    );
+    let call = |method: Method, path: String, token: Option<String>, body: Option<Value>| {
+        let app = &app;
+        async move {
+            let mut req = app
+                .client
+                .request(method, app.url(&format!("/api/v1/catalog{path}")));
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            req.send().await.expect("request")
+        }
+    };
+    let res = call(
+        Method::POST,
+        "/products".into(),
+        Some(seller.clone()),
+        Some(json!({"title": "Counted", "currency": "USD", "price": 500})),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let p: Value = res.json().await.unwrap();
+    let id = p["id"].as_str().unwrap().to_owned();
+    for (action, token) in [("submit", &seller), ("approve", &moderator)] {
+        let res = call(
+            Method::POST,
+            format!("/products/{id}/{action}"),
+            Some(token.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+    }
+    for i in 0..3 {
+        let (_, shopper) = token(&app);
+        let res = call(
+            Method::POST,
+            format!("/products/{id}/reviews"),
+            Some(shopper),
+            Some(json!({"rating": i + 3, "title": "Fine"})),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+    }
+
+    for who in [None, Some(seller.clone())] {
+        let res = call(Method::GET, format!("/products/{id}"), who.clone(), None).await;
+        assert_eq!(counted(&res), (200, 1), "{}", said(&res));
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["rating_count"], 3);
+        assert_eq!(body["rating_average_hundredths"], 400);
+        let res = call(
+            Method::GET,
+            "/products/by-slug/counted".into(),
+            who.clone(),
+            None,
+        )
+        .await;
+        assert_eq!(counted(&res), (200, 1), "{}", said(&res));
+        let res = call(
+            Method::GET,
+            format!("/products/{id}/reviews?limit=2"),
+            who,
+            None,
+        )
+        .await;
+        assert_eq!(counted(&res), (200, 1), "{}", said(&res));
+        let page: Value = res.json().await.unwrap();
+        let next = page["next"].as_str().unwrap().to_owned();
+        let res = call(
+            Method::GET,
+            format!("/products/{id}/reviews?limit=2&after={next}"),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(counted(&res), (200, 1), "{}", said(&res));
+    }
+    let res = call(
+        Method::GET,
+        format!("/products/{}/reviews", Uuid::now_v7()),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(counted(&res), (404, 1), "{}", said(&res));
+}

@@ -16,6 +16,9 @@ pub const MODERATE: &str = "catalog.products.moderate";
 /// Staff: create, change, move and delete categories.
 pub const CATEGORIES_MANAGE: &str = "catalog.categories.manage";
 
+/// Staff: approve reviews held for moderation, see and delete every review.
+pub const REVIEWS_MODERATE: &str = "catalog.reviews.moderate";
+
 /// Staff: see and adjust every variant's stock.
 pub const STOCK_MANAGE: &str = "catalog.stock.manage";
 /// Integrations: reserve, commit and release stock over HTTP (cart and orders call `api`

@@ -2,7 +2,8 @@
 //! stock reservations, on the caller's `&mut PgConnection`, so a checkout reserves, commits
 //! and writes its own rows in one PostgreSQL transaction. Each call is one statement that
 //! changes the counters, the hold and the stock ledger together (plus a
-//! `catalog.stock.low` event when the change crosses a variant's threshold).
+//! `catalog.stock.low` event when the change crosses a variant's threshold); and purchases,
+//! which make reviews `verified_purchase`.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -95,6 +96,23 @@ pub async fn release(
         .await?
         .ok_or(CatalogError::ReservationNotFound)?;
     Ok(hold.into())
+}
+
+/// Records that `user_id` bought `product_ids`, on the caller's connection (the orders
+/// domain calls this in the transaction that marks an order paid, when `orders` is compiled
+/// in). Their reviews of those products are marked `verified_purchase` at once, and a review
+/// written later is verified when it is written. Repeats change nothing; returns how many
+/// purchases were new. Ids of products catalog does not know are recorded all the same (a
+/// product deleted since the order was placed was still bought).
+pub async fn record_purchases(
+    conn: &mut PgConnection,
+    user_id: Uuid,
+    product_ids: &[Uuid],
+) -> Result<i64, CatalogError> {
+    if product_ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(repo::record_purchases(conn, user_id, product_ids).await?)
 }
 
 /// Publishes `catalog.stock.low` when taking `taken` from a tracked variant's available

@@ -2,6 +2,9 @@
 //! Moving a subtree is one UPDATE of its materialised paths; a move under the category's own
 //! descendant is refused (409 `category_loop`) and changes nothing; a category with products
 //! goes only with `?move_products_to=`.
+//!
+//! Every change publishes `catalog.category.created|updated|moved|deleted` and, being a
+//! staff action, is recorded in the audit trail, in the transaction that makes it.
 
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
@@ -10,11 +13,16 @@ use uuid::Uuid;
 use super::access::CATEGORIES_MANAGE;
 use super::error::{CATEGORY_PARENT, CATEGORY_SLUG_TAKEN, CatalogError, PRODUCT_CATEGORY};
 use super::model::*;
-use super::repo;
+use super::repo::{self, CategoryRow};
+use crate::events::catalog::{
+    CategoryCreated, CategoryDeleted, CategoryMoved, CategorySnapshot, CategoryUpdated,
+    ProductUpdated,
+};
 use crate::platform::error::responses::{
     BadRequest, Conflict, Forbidden, Invalid, NotFound, Unauthorized,
 };
 use crate::platform::error::violated_constraint;
+use crate::platform::events::{publish, publish_all};
 use crate::platform::http::{Endpoint, Routes, ValidatedJson};
 use crate::platform::page::{Page, PageQuery};
 use crate::platform::{CurrentUser, Platform};
@@ -138,6 +146,23 @@ pub async fn create_category(
     .await
     .map_err(|e| write_error(e, &slug))?
     .ok_or_else(|| CatalogError::invalid_field("parent_id", "exists", "no such category"))?;
+    publish(
+        &mut tx,
+        &CategoryCreated {
+            category_id: row.id,
+            category: snapshot(&row),
+        },
+    )
+    .await?;
+    audit(
+        &mut tx,
+        &user,
+        "catalog.category.created",
+        &row.id,
+        None,
+        Some(&row),
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(CategoryResponse::from(row)))
 }
@@ -168,11 +193,22 @@ pub async fn update_category(
         ));
     }
     let slug = u.slug.as_deref();
-    let mut conn = platform.db.acquire().await?;
-    let row = repo::update_category(&mut conn, *path, name, slug, u.position)
+    let mut tx = platform.db.begin().await?;
+    let (before, row) = repo::update_category(&mut tx, *path, name, slug, u.position)
         .await
         .map_err(|e| write_error(e, slug.unwrap_or_default()))?
         .ok_or(CatalogError::CategoryNotFound)?;
+    publish(
+        &mut tx,
+        &CategoryUpdated {
+            category_id: row.id,
+            category: snapshot(&row),
+        },
+    )
+    .await?;
+    let action = "catalog.category.updated";
+    audit(&mut tx, &user, action, &row.id, Some(&before), Some(&row)).await?;
+    tx.commit().await?;
     Ok(HttpResponse::Ok().json(CategoryResponse::from(row)))
 }
 
@@ -195,7 +231,7 @@ pub async fn move_category(
     let m = body.into_inner();
     let mut tx = platform.db.begin().await?;
     let moved = repo::move_category(&mut tx, *path, m.parent_id, m.position).await?;
-    let Some(row) = moved else {
+    let Some(moved) = moved else {
         // Nothing moved: say why (the lock still holds, so the answer is the one the move saw).
         let id = *path;
         let me = repo::category(&platform.db, Some(id), "").await?;
@@ -215,6 +251,29 @@ pub async fn move_category(
             Some(_) => Err(CatalogError::CategoryNotFound),
         };
     };
+    let row = moved.category;
+    publish(
+        &mut tx,
+        &CategoryMoved {
+            category_id: row.id,
+            old_parent_id: moved.old_parent_id,
+            category: snapshot(&row),
+        },
+    )
+    .await?;
+    let was = serde_json::json!({ "parent_id": moved.old_parent_id });
+    crate::platform::audit::record(
+        &mut tx,
+        &crate::platform::audit::AuditEntry {
+            actor: &user.actor(),
+            action: "catalog.category.moved",
+            object_type: "catalog.category",
+            object_id: &row.id.to_string(),
+            before: Some(&was),
+            after: serde_json::to_value(snapshot(&row)).ok().as_ref(),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(CategoryResponse::from(row)))
 }
@@ -242,8 +301,8 @@ pub async fn delete_category(
             "must be another category",
         ));
     }
-    let mut conn = platform.db.acquire().await?;
-    repo::delete_category(&mut conn, *path, move_to)
+    let mut tx = platform.db.begin().await?;
+    let deleted = repo::delete_category(&mut tx, *path, move_to)
         .await
         .map_err(|e| match violated_constraint(&e) {
             Some(CATEGORY_PARENT) => CatalogError::CategoryHasChildren,
@@ -255,5 +314,78 @@ pub async fn delete_category(
             _ => e.into(),
         })?
         .ok_or(CatalogError::CategoryNotFound)?;
+    let moved = deleted.moved.0;
+    let row = deleted.category;
+    publish(
+        &mut tx,
+        &CategoryDeleted {
+            category_id: row.id,
+            moved_products_to: move_to,
+            moved_products: moved.len() as i64,
+        },
+    )
+    .await?;
+    // One `catalog.product.updated` per moved product (all in one INSERT), rather than one
+    // batch event: every consumer (search, carts, read models) already keeps its copy of a
+    // product from that event, so a moved product needs nothing new from any of them.
+    let updates: Vec<ProductUpdated> = moved
+        .iter()
+        .map(|p| ProductUpdated {
+            product_id: p.id.0,
+            user_id: p.seller_id,
+            product: super::model::snapshot(p),
+        })
+        .collect();
+    if !updates.is_empty() {
+        publish_all(&mut tx, &updates).await?;
+    }
+    audit(
+        &mut tx,
+        &user,
+        "catalog.category.deleted",
+        &row.id,
+        Some(&row),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// What events carry about a category.
+fn snapshot(r: &CategoryRow) -> CategorySnapshot {
+    CategorySnapshot {
+        category_id: r.id,
+        parent_id: r.parent_id,
+        name: r.name.clone(),
+        slug: r.slug.clone(),
+        position: r.position,
+        path: r.path.clone(),
+    }
+}
+
+/// Records a category change (always a staff action: it needs `catalog.categories.manage`).
+async fn audit(
+    conn: &mut sqlx::PgConnection,
+    user: &CurrentUser,
+    action: &str,
+    id: &Uuid,
+    before: Option<&CategoryRow>,
+    after: Option<&CategoryRow>,
+) -> Result<(), sqlx::Error> {
+    let json = |r: &CategoryRow| serde_json::to_value(snapshot(r)).ok();
+    let before = before.and_then(json);
+    let after = after.and_then(json);
+    crate::platform::audit::record(
+        conn,
+        &crate::platform::audit::AuditEntry {
+            actor: &user.actor(),
+            action,
+            object_type: "catalog.category",
+            object_id: &id.to_string(),
+            before: before.as_ref(),
+            after: after.as_ref(),
+        },
+    )
+    .await
 }

@@ -12,6 +12,8 @@ pub const CATEGORY_SLUG_TAKEN: &str = "categories_slug_key";
 pub const PRODUCT_CATEGORY: &str = "products_category_id_fkey";
 /// A category with children cannot go.
 pub const CATEGORY_PARENT: &str = "categories_parent_id_fkey";
+/// One review per user per product.
+pub const REVIEW_TAKEN: &str = "reviews_product_user_key";
 /// One live variant per combination of option values.
 pub const OPTIONS_TAKEN: &str = "variants_options_key";
 
@@ -69,6 +71,18 @@ crate::domain_errors! {
         #[problem(CONFLICT, "category_has_children")]
         #[error("The category has subcategories: move or delete them first.")]
         CategoryHasChildren,
+        #[problem(NOT_FOUND, "not_found")]
+        #[error("No such review, or not yours.")]
+        ReviewNotFound,
+        #[problem(CONFLICT, "review_exists")]
+        #[error("You have reviewed this product already: edit that review instead.")]
+        ReviewExists,
+        #[problem(FORBIDDEN, "forbidden")]
+        #[error("Sellers do not review their own products.")]
+        OwnProductReview,
+        #[problem(FORBIDDEN, "forbidden")]
+        #[error("Authors do not vote on their own reviews.")]
+        OwnReviewVote,
     }
 }
 

@@ -5,19 +5,24 @@
 //! Stock per variant (`on_hand`, `reserved`) is reserved, committed and released through
 //! `api`, which cart and orders call in-process on their own transaction; a job releases
 //! expired holds. Categories form a tree of materialised paths (moving a subtree is one
-//! UPDATE); listing products by category includes its descendants.
+//! UPDATE); listing products by category includes its descendants. Reviews (one per user
+//! per product) keep the product's `rating_count` and `rating_sum` exact in the statement
+//! that writes them; sellers answer them, shoppers vote them helpful.
 //!
 //! Schema `catalog`; routes under `/api/v1/catalog`. Publishes `catalog.product.created`,
-//! `.updated`, `.submitted`, `.published`, `.rejected`, `.archived`, `.deleted` and
-//! `catalog.stock.low`
+//! `.updated`, `.submitted`, `.published`, `.rejected`, `.archived`, `.deleted`,
+//! `catalog.stock.low`, `catalog.review.created` and `catalog.category.created`,
+//! `.updated`, `.moved`, `.deleted`
 //! (declared in `crate::events::catalog`, since cart, orders and the read models of other
-//! domains consume them); consumes nothing yet; calls no other domain. Permissions:
+//! domains consume them); consumes nothing yet; calls no other domain (orders calls
+//! `api::record_purchases` to verify reviews). Permissions:
 //! `catalog.products.sell` (the `vendor` role), `catalog.products.manage` and
-//! `catalog.products.moderate`, `catalog.categories.manage`, `catalog.stock.manage` (staff) and `catalog.stock.reserve`
+//! `catalog.products.moderate`, `catalog.categories.manage`, `catalog.stock.manage`, `catalog.reviews.moderate` (staff) and `catalog.stock.reserve`
 //! (integrations), registered with auth's permission catalogue by its `catalog_*`
 //! migrations.
 //!
-//! Resource files (`products`, `moderation`, `variants`, `inventory`) carry their handlers, routes and OpenAPI
+//! Resource files (`products`, `moderation`, `options`, `variants`, `inventory`,
+//! `categories`, `reviews`) carry their handlers, routes and OpenAPI
 //! paths; they share `access` (who may see and change what), which sits on `state` and
 //! `repo`. Imports go that way only.
 
@@ -28,8 +33,10 @@ mod error;
 mod inventory;
 mod model;
 mod moderation;
+mod options;
 mod products;
 mod repo;
+mod reviews;
 mod settings;
 mod state;
 mod variants;
@@ -81,9 +88,11 @@ impl Domain for Catalog {
         self.state.register(routes);
         products::configure(routes);
         moderation::configure(routes);
+        options::configure(routes);
         variants::configure(routes);
         inventory::configure(routes);
         categories::configure(routes);
+        reviews::configure(routes);
     }
 
     fn error_codes(&self) -> &'static [(&'static str, actix_web::http::StatusCode)] {
@@ -93,9 +102,11 @@ impl Domain for Catalog {
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         let mut doc = products::ProductsApi::openapi();
         doc.merge(moderation::ModerationApi::openapi());
+        doc.merge(options::OptionsApi::openapi());
         doc.merge(variants::VariantsApi::openapi());
         doc.merge(inventory::InventoryApi::openapi());
         doc.merge(categories::CategoriesApi::openapi());
+        doc.merge(reviews::ReviewsApi::openapi());
         doc.merge(crate::events::catalog::EventsApi::openapi());
         doc
     }

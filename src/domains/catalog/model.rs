@@ -10,7 +10,9 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::error::CatalogError;
-use super::repo::{CategoryRow, MovementRow, ProductRow, StockRow, VariantFields, VariantRow};
+use super::repo::{
+    CategoryRow, MovementRow, ProductRow, ReviewRow, StockRow, VariantFields, VariantRow,
+};
 use crate::events::catalog::ProductSnapshot;
 use crate::platform::error::FieldError;
 
@@ -455,8 +457,10 @@ pub struct CreateProductRequest {
     pub sku: Option<String>,
 }
 
-/// Fields to change; absent ones stay as they are. `status` changes through the
-/// submit/approve/reject/archive/restore actions, `currency` never (prices are in it).
+/// Fields to change; absent ones stay as they are, and `null` clears a field that may be
+/// empty (`description`, `category_id`, `seo_title`, `seo_description`). `status` changes
+/// through the submit/approve/reject/archive/restore actions, `currency` never (prices are
+/// in it), options through `PATCH /products/{id}/options`.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProductRequest {
@@ -464,18 +468,58 @@ pub struct UpdateProductRequest {
     pub title: Option<String>,
     /// The old slug keeps answering, with a redirect to the new one.
     pub slug: Option<String>,
+    /// `null` empties it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
     #[validate(length(max = 20000))]
-    pub description: Option<String>,
-    pub category_id: Option<Uuid>,
+    pub description: Option<Option<String>>,
+    /// `null` takes the product out of its category.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Uuid>, nullable)]
+    pub category_id: Option<Option<Uuid>>,
     pub tags: Option<Vec<String>>,
     pub images: Option<Vec<Image>>,
     pub attributes: Option<BTreeMap<String, AttributeValue>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
     #[validate(length(max = 200))]
-    pub seo_title: Option<String>,
+    pub seo_title: Option<Option<String>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, nullable)]
     #[validate(length(max = 500))]
-    pub seo_description: Option<String>,
+    pub seo_description: Option<Option<String>>,
     /// Staff only (`catalog.products.manage`).
     pub featured: Option<bool>,
+}
+
+/// For a PATCH field that `null` clears: absent stays `None` (with `#[serde(default)]`),
+/// `null` is `Some(None)`, a value `Some(Some(v))`. (Plain `Option` reads `null` as absent.)
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A change to one of a product's options: rename it, add values, rename values. Variants
+/// that use a renamed value follow it (and their generated titles with it).
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"option": "Size", "add_values": ["XL"], "rename_values": {"M": "Medium"}}))]
+pub struct UpdateOptionRequest {
+    /// The option's current name.
+    pub option: String,
+    /// Its new name.
+    pub name: Option<String>,
+    /// Values to add (at the end).
+    #[serde(default)]
+    pub add_values: Vec<String>,
+    /// Old value → new value.
+    #[serde(default)]
+    pub rename_values: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -525,6 +569,11 @@ pub struct ProductResponse {
     pub options: Vec<ProductOption>,
     /// The lowest and highest live variant price; absent without variants.
     pub price_range: Option<PriceRange>,
+    /// How many published reviews rate it.
+    pub rating_count: i32,
+    /// Their average in hundredths (433 is 4.33 stars), computed from integer counts;
+    /// absent without ratings.
+    pub rating_average_hundredths: Option<i64>,
     /// Its live variants, oldest first (reads of one product; lists leave them out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variants: Option<Vec<VariantResponse>>,
@@ -558,6 +607,8 @@ impl From<ProductRow> for ProductResponse {
                 .zip(r.max_price)
                 .map(|(min, max)| PriceRange { min, max }),
             variants: None,
+            rating_count: r.rating_count,
+            rating_average_hundredths: average_hundredths(r.rating_sum, r.rating_count),
             id: r.id,
             seller_id: r.seller_id,
             title: r.title,
@@ -945,6 +996,16 @@ mod tests {
     }
 
     #[test]
+    fn rating_averages_are_integer_hundredths_rounded_half_up() {
+        assert_eq!(average_hundredths(0, 0), None);
+        assert_eq!(average_hundredths(13, 3), Some(433));
+        assert_eq!(average_hundredths(14, 3), Some(467));
+        assert_eq!(average_hundredths(9, 2), Some(450));
+        assert_eq!(average_hundredths(1, 8), Some(13)); // 0.125 -> 0.13
+        assert_eq!(average_hundredths(150, 30), Some(500));
+    }
+
+    #[test]
     fn the_status_machine_refuses_what_it_does_not_list() {
         use ProductStatus::*;
         assert_eq!(Draft.after(Transition::Submit, false).unwrap(), Pending);
@@ -1033,4 +1094,140 @@ impl From<CategoryRow> for CategoryResponse {
             updated_at: r.updated_at,
         }
     }
+}
+
+// ---- Reviews -------------------------------------------------------------------------
+
+crate::id_type!(
+    /// A review of a product.
+    ReviewId
+);
+
+/// Whether a review is public. Only `published` reviews count in the product's rating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum ReviewStatus {
+    /// Held for a moderator (`catalog.reviews_require_approval`): seen by its author and
+    /// moderators only, not in the rating.
+    Pending,
+    /// Public, and in the product's rating.
+    Published,
+}
+
+impl ReviewStatus {
+    /// As stored. Bound as plain text: binding the enum itself makes sqlx look its type up
+    /// by name (a `regtype` query) on each new connection, a second round trip on reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::Pending => "pending",
+            ReviewStatus::Published => "published",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"rating": 5, "title": "Warm and soft", "body": "Wore it all winter."}))]
+pub struct CreateReviewRequest {
+    /// A whole number from 1 to 5.
+    #[validate(range(min = 1, max = 5))]
+    pub rating: i16,
+    #[validate(length(min = 1, max = 200))]
+    pub title: String,
+    #[serde(default)]
+    #[validate(length(max = 5000))]
+    pub body: String,
+}
+
+/// Fields to change; absent ones stay.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateReviewRequest {
+    #[validate(range(min = 1, max = 5))]
+    pub rating: Option<i16>,
+    #[validate(length(min = 1, max = 200))]
+    pub title: Option<String>,
+    #[validate(length(max = 5000))]
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"body": "Thank you! The scarf to match is coming in March."}))]
+pub struct ReplyRequest {
+    #[validate(length(min = 1, max = 5000))]
+    pub body: String,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReviewFilter {
+    /// One status: moderators list `pending` reviews (the queue); others see published
+    /// reviews and their own.
+    pub status: Option<ReviewStatus>,
+}
+
+/// The seller's answer to a review.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewReply {
+    pub body: String,
+    pub replied_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewResponse {
+    pub id: ReviewId,
+    pub product_id: ProductId,
+    /// The author.
+    pub user_id: Uuid,
+    /// 1 to 5.
+    pub rating: i16,
+    pub title: String,
+    pub body: String,
+    pub status: ReviewStatus,
+    /// The author bought the product.
+    pub verified_purchase: bool,
+    pub helpful_count: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<ReviewReply>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ReviewRow> for ReviewResponse {
+    fn from(r: ReviewRow) -> Self {
+        Self {
+            reply: r
+                .reply_body
+                .zip(r.replied_at)
+                .map(|(body, replied_at)| ReviewReply { body, replied_at }),
+            id: r.id,
+            product_id: r.product_id,
+            user_id: r.user_id,
+            rating: r.rating,
+            title: r.title,
+            body: r.body,
+            status: r.status,
+            verified_purchase: r.verified_purchase,
+            helpful_count: r.helpful_count,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A review's helpful votes after a vote or its withdrawal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HelpfulResponse {
+    pub helpful_count: i32,
+    /// Whether the caller's vote is counted now.
+    pub voted: bool,
+}
+
+/// The average of `count` ratings summing to `sum`, in hundredths (433 is 4.33), rounded
+/// half up, from integers only; `None` without ratings.
+pub fn average_hundredths(sum: i64, count: i32) -> Option<i64> {
+    let count = i64::from(count);
+    (count > 0).then(|| (sum * 200 + count) / (2 * count))
 }

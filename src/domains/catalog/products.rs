@@ -338,16 +338,22 @@ pub async fn update_product(
     let fields = ProductFields {
         title: u.title.as_deref().map(str::trim).unwrap_or(&p.title),
         slug,
-        description: u.description.as_deref().unwrap_or(&p.description),
-        category_id: u.category_id.or(p.category_id),
+        description: match &u.description {
+            None => &p.description,
+            Some(d) => d.as_deref().unwrap_or_default(),
+        },
+        category_id: u.category_id.unwrap_or(p.category_id),
         tags: tags.as_deref().unwrap_or(&p.tags),
         images: u.images.as_deref().unwrap_or(&p.images.0),
         attributes: u.attributes.as_ref().unwrap_or(&p.attributes.0),
-        seo_title: u.seo_title.as_deref().or(p.seo_title.as_deref()),
-        seo_description: u
-            .seo_description
-            .as_deref()
-            .or(p.seo_description.as_deref()),
+        seo_title: match &u.seo_title {
+            None => p.seo_title.as_deref(),
+            Some(t) => t.as_deref(),
+        },
+        seo_description: match &u.seo_description {
+            None => p.seo_description.as_deref(),
+            Some(d) => d.as_deref(),
+        },
         featured: u.featured.unwrap_or(p.featured),
     };
     let row = repo::update_product(&mut tx, p.id, &fields)

@@ -12,7 +12,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::model::{
-    AttributeValue, Image, ProductFilter, ProductId, ProductOption, ProductStatus, VariantId,
+    AttributeValue, Image, ProductFilter, ProductId, ProductOption, ProductStatus, ReviewId,
+    ReviewStatus, VariantId,
 };
 
 // Deserialize too: statements that write a product and a variant at once return both as
@@ -40,6 +41,9 @@ pub struct ProductRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
+    /// Published reviews and the sum of their ratings (kept by the review statements).
+    pub rating_count: i32,
+    pub rating_sum: i64,
 }
 
 /// A variant with its stock, as reads return it (built as JSON by the statement).
@@ -117,7 +121,8 @@ pub struct ProductFields<'a> {
 const PRODUCT: &str =
     "p.id, p.seller_id, p.title, p.slug, p.description, p.status, p.rejection_reason,
     p.category_id, p.tags, p.images, p.attributes, p.seo_title, p.seo_description, p.featured,
-    p.currency, p.options, p.min_price, p.max_price, p.created_at, p.updated_at, p.published_at";
+    p.currency, p.options, p.min_price, p.max_price, p.created_at, p.updated_at, p.published_at,
+    p.rating_count, p.rating_sum";
 
 /// A variant of `v` with its stock row `s`, as JSON a [`VariantRow`] reads.
 const VARIANT_JSON: &str =
@@ -859,7 +864,7 @@ pub async fn movements(
 
 // ---- Categories ----------------------------------------------------------------------
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct CategoryRow {
     pub id: Uuid,
     pub parent_id: Option<Uuid>,
@@ -949,27 +954,40 @@ pub async fn insert_category(
     .await
 }
 
-/// Renames or reorders a category (not a move: see `move_category`).
+/// Renames or reorders a category (not a move: see `move_category`); returns it before and
+/// after (the old row is locked by the statement, so "before" is what this change replaced).
 pub async fn update_category(
     conn: &mut PgConnection,
     id: Uuid,
     name: Option<&str>,
     slug: Option<&str>,
     position: Option<i32>,
-) -> Result<Option<CategoryRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "UPDATE catalog.categories
-            SET name = coalesce($2, name), slug = coalesce($3, slug),
-                position = coalesce($4, position), updated_at = now()
-          WHERE id = $1
-         RETURNING {CATEGORY}"
-    ))
+) -> Result<Option<(CategoryRow, CategoryRow)>, sqlx::Error> {
+    let row: Option<(Json<CategoryRow>, Json<CategoryRow>)> = sqlx::query_as(
+        "WITH old AS (SELECT * FROM catalog.categories WHERE id = $1 FOR UPDATE),
+              c AS (
+                  UPDATE catalog.categories c
+                     SET name = coalesce($2, c.name), slug = coalesce($3, c.slug),
+                         position = coalesce($4, c.position), updated_at = now()
+                    FROM old WHERE c.id = old.id
+                  RETURNING c.*)
+         SELECT to_jsonb(old), to_jsonb(c) FROM old, c",
+    )
     .bind(id)
     .bind(name)
     .bind(slug)
     .bind(position)
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.map(|(old, new)| (old.0, new.0)))
+}
+
+/// A category after a move, with the parent it had.
+#[derive(Debug, sqlx::FromRow)]
+pub struct MovedCategory {
+    #[sqlx(flatten)]
+    pub category: CategoryRow,
+    pub old_parent_id: Option<Uuid>,
 }
 
 /// Moves category `id` and its whole subtree under `parent` (to the roots without one) in
@@ -981,11 +999,11 @@ pub async fn move_category(
     id: Uuid,
     parent: Option<Uuid>,
     position: Option<i32>,
-) -> Result<Option<CategoryRow>, sqlx::Error> {
+) -> Result<Option<MovedCategory>, sqlx::Error> {
     lock_tree(conn, true).await?;
-    sqlx::query_as(&format!(
-        "WITH m AS (SELECT id, path FROM catalog.categories WHERE id = $1),
-              np AS (SELECT coalesce(pp.path, '{{}}') AS path
+    sqlx::query_as(
+        "WITH m AS (SELECT id, path, parent_id FROM catalog.categories WHERE id = $1),
+              np AS (SELECT coalesce(pp.path, '{}') AS path
                        FROM (SELECT NULL) one
                        LEFT JOIN catalog.categories pp ON pp.id = $2
                       WHERE $2::uuid IS NULL OR pp.id IS NOT NULL),
@@ -999,8 +1017,8 @@ pub async fn move_category(
                     FROM m, np
                    WHERE c.path @> ARRAY[m.id] AND NOT (m.id = ANY(np.path))
                   RETURNING c.*)
-         SELECT {CATEGORY} FROM moved WHERE id = $1"
-    ))
+         SELECT moved.*, m.parent_id AS old_parent_id FROM moved, m WHERE moved.id = $1",
+    )
     .bind(id)
     .bind(parent)
     .bind(position)
@@ -1008,26 +1026,441 @@ pub async fn move_category(
     .await
 }
 
+/// A deleted category, and the live products that moved out of it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DeletedCategory {
+    #[sqlx(flatten)]
+    pub category: CategoryRow,
+    pub moved: Json<Vec<ProductRow>>,
+}
+
 /// Deletes a leaf category; its products move to `move_to` in the same statement (without
 /// it, a category with live products fails on `products_category_id_fkey`; deleted products
-/// let go of it). `None` when there is no such category.
+/// let go of it). Returns the category and the live products moved. `None` when there is no
+/// such category.
 pub async fn delete_category(
     conn: &mut PgConnection,
     id: Uuid,
     move_to: Option<Uuid>,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
+) -> Result<Option<DeletedCategory>, sqlx::Error> {
+    sqlx::query_as(&format!(
         "WITH moved AS (
-             UPDATE catalog.products
+             UPDATE catalog.products p
                 SET category_id = CASE WHEN deleted_at IS NULL THEN $2 END,
                     updated_at = CASE WHEN deleted_at IS NULL THEN now() ELSE updated_at END
               WHERE category_id = $1 AND ($2::uuid IS NOT NULL OR deleted_at IS NOT NULL)
-             RETURNING deleted_at)
+             RETURNING {PRODUCT}, p.deleted_at)
          DELETE FROM catalog.categories WHERE id = $1
-         RETURNING (SELECT count(*) FROM moved WHERE deleted_at IS NULL)",
-    )
+         RETURNING {CATEGORY},
+                   (SELECT coalesce(jsonb_agg(to_jsonb(moved) ORDER BY moved.id), '[]')
+                      FROM moved WHERE deleted_at IS NULL) AS moved"
+    ))
     .bind(id)
     .bind(move_to)
     .fetch_optional(conn)
+    .await
+}
+
+// ---- Reviews -------------------------------------------------------------------------
+//
+// Every statement that changes which published ratings a product has also moves the
+// product's `rating_count` and `rating_sum` by the review's own rating, in the same
+// statement (a data-modifying CTE): `rating_count = rating_count + 1` is re-evaluated on
+// the latest row version when reviews race, so the counters stay exact with no read first.
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
+pub struct ReviewRow {
+    pub id: ReviewId,
+    pub product_id: ProductId,
+    pub user_id: Uuid,
+    pub rating: i16,
+    pub title: String,
+    pub body: String,
+    pub status: ReviewStatus,
+    pub verified_purchase: bool,
+    pub helpful_count: i32,
+    pub reply_body: Option<String>,
+    pub replied_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new review with the product's seller (for its event).
+#[derive(Debug, sqlx::FromRow)]
+pub struct CreatedReview {
+    #[sqlx(flatten)]
+    pub review: ReviewRow,
+    pub seller_id: Uuid,
+}
+
+/// Inserts `user`'s review of an active product that is not theirs, verified when catalog
+/// knows they bought it, and counts a published one in the product's rating, in one
+/// statement. `None`: no such active product, or the author sells it. A second review by
+/// the same user fails on `reviews_product_user_key`.
+pub async fn insert_review(
+    conn: &mut PgConnection,
+    product: ProductId,
+    user: Uuid,
+    rating: i16,
+    title: &str,
+    body: &str,
+    status: ReviewStatus,
+) -> Result<Option<CreatedReview>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH r AS (
+             INSERT INTO catalog.reviews (id, product_id, user_id, rating, title, body, status, verified_purchase)
+             SELECT $1, p.id, $3, $4, $5, $6, $7,
+                    EXISTS (SELECT 1 FROM catalog.purchases b WHERE b.user_id = $3 AND b.product_id = p.id)
+               FROM catalog.products p
+              WHERE p.id = $2 AND p.status = 'active' AND p.deleted_at IS NULL AND p.seller_id <> $3
+             RETURNING *
+         ), p AS (
+             UPDATE catalog.products p
+                SET rating_count = p.rating_count + 1, rating_sum = p.rating_sum + r.rating
+               FROM r WHERE p.id = r.product_id AND r.status = 'published'
+         )
+         SELECT r.*, (SELECT seller_id FROM catalog.products WHERE id = $2) AS seller_id FROM r",
+    )
+    .bind(ReviewId::new())
+    .bind(product)
+    .bind(user)
+    .bind(rating)
+    .bind(title)
+    .bind(body)
+    .bind(status.as_str())
+    .fetch_optional(conn)
+    .await
+}
+
+/// The seller of an active product, when a review was refused (to tell "yours" from "none").
+pub async fn seller_of(
+    conn: &mut PgConnection,
+    product: ProductId,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT seller_id FROM catalog.products
+          WHERE id = $1 AND status = 'active' AND deleted_at IS NULL",
+    )
+    .bind(product)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Changes `user`'s own review of a live product and moves the product's rating by the
+/// difference, in one statement: the old row is locked by the statement itself, so the
+/// difference is the one this change makes. With `hold`, the review goes (back) to
+/// `pending`. `None`: no such review of theirs.
+pub async fn update_review(
+    conn: &mut PgConnection,
+    product: ProductId,
+    review: ReviewId,
+    user: Uuid,
+    fields: (Option<i16>, Option<&str>, Option<&str>),
+    hold: bool,
+) -> Result<Option<ReviewRow>, sqlx::Error> {
+    let (rating, title, body) = fields;
+    sqlx::query_as(
+        "WITH old AS (
+             SELECT r.id, r.rating, r.status FROM catalog.reviews r
+              WHERE r.id = $1 AND r.product_id = $2 AND r.user_id = $3
+                AND EXISTS (SELECT 1 FROM catalog.products p WHERE p.id = $2 AND p.deleted_at IS NULL)
+              FOR UPDATE
+         ), r AS (
+             UPDATE catalog.reviews r
+                SET rating = coalesce($4, r.rating), title = coalesce($5, r.title),
+                    body = coalesce($6, r.body),
+                    status = CASE WHEN $7 THEN 'pending' ELSE r.status END, updated_at = now()
+               FROM old WHERE r.id = old.id
+             RETURNING r.*
+         ), p AS (
+             UPDATE catalog.products p
+                SET rating_count = p.rating_count + (r.status = 'published')::int
+                                                  - (old.status = 'published')::int,
+                    rating_sum = p.rating_sum + CASE WHEN r.status = 'published' THEN r.rating ELSE 0 END
+                                              - CASE WHEN old.status = 'published' THEN old.rating ELSE 0 END
+               FROM r, old
+              WHERE p.id = r.product_id AND (r.status <> old.status OR r.rating <> old.rating)
+         )
+         SELECT * FROM r",
+    )
+    .bind(review)
+    .bind(product)
+    .bind(user)
+    .bind(rating)
+    .bind(title)
+    .bind(body)
+    .bind(hold)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Deletes a review (its author's, or any with `any`) and takes a published one out of the
+/// product's rating, in one statement. `None`: no such review for this actor.
+pub async fn delete_review(
+    conn: &mut PgConnection,
+    product: ProductId,
+    review: ReviewId,
+    actor: Option<Uuid>,
+    any: bool,
+) -> Result<Option<ReviewRow>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH r AS (
+             DELETE FROM catalog.reviews r
+              WHERE r.id = $1 AND r.product_id = $2 AND (r.user_id = $3 OR $4)
+             RETURNING r.*
+         ), p AS (
+             UPDATE catalog.products p
+                SET rating_count = p.rating_count - 1, rating_sum = p.rating_sum - r.rating
+               FROM r WHERE p.id = r.product_id AND r.status = 'published'
+         )
+         SELECT * FROM r",
+    )
+    .bind(review)
+    .bind(product)
+    .bind(actor)
+    .bind(any)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Publishes a pending review and counts it in the product's rating, in one statement.
+/// `None`: no such pending review.
+pub async fn approve_review(
+    conn: &mut PgConnection,
+    product: ProductId,
+    review: ReviewId,
+) -> Result<Option<ReviewRow>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH r AS (
+             UPDATE catalog.reviews SET status = 'published', updated_at = now()
+              WHERE id = $1 AND product_id = $2 AND status = 'pending'
+             RETURNING *
+         ), p AS (
+             UPDATE catalog.products p
+                SET rating_count = p.rating_count + 1, rating_sum = p.rating_sum + r.rating
+               FROM r WHERE p.id = r.product_id
+         )
+         SELECT * FROM r",
+    )
+    .bind(review)
+    .bind(product)
+    .fetch_optional(conn)
+    .await
+}
+
+/// One review as a moderator sees it (any status).
+pub async fn review(
+    conn: &mut PgConnection,
+    product: ProductId,
+    review: ReviewId,
+) -> Result<Option<ReviewRow>, sqlx::Error> {
+    sqlx::query_as("SELECT * FROM catalog.reviews WHERE id = $1 AND product_id = $2")
+        .bind(review)
+        .bind(product)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Sets (or with `None` removes) the seller's reply to a published review of their live
+/// product. `None`: no such review of a product of `seller`.
+pub async fn set_reply(
+    conn: &mut PgConnection,
+    product: ProductId,
+    review: ReviewId,
+    seller: Option<Uuid>,
+    body: Option<&str>,
+) -> Result<Option<ReviewRow>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE catalog.reviews r
+            SET reply_body = $4, replied_at = CASE WHEN $4::text IS NULL THEN NULL ELSE now() END
+           FROM catalog.products p
+          WHERE r.id = $1 AND r.product_id = $2 AND r.status = 'published'
+            AND p.id = r.product_id AND p.deleted_at IS NULL AND p.seller_id = $3
+         RETURNING r.*",
+    )
+    .bind(review)
+    .bind(product)
+    .bind(seller)
+    .bind(body)
+    .fetch_optional(conn)
+    .await
+}
+
+/// A review's helpful votes after a vote, and its author (a vote on one's own review is
+/// not counted).
+#[derive(Debug, sqlx::FromRow)]
+pub struct Votes {
+    pub author_id: Uuid,
+    pub helpful_count: i32,
+    pub voted: bool,
+}
+
+/// Adds (`up`) or withdraws `user`'s helpful vote on a published review of an active
+/// product, and moves its count by what changed, in one statement: the vote's primary key
+/// makes a repeat a no-op, so the count stays exact however often or concurrently anyone
+/// votes. `None`: no such review on sale.
+pub async fn vote(
+    conn: &mut PgConnection,
+    product: ProductId,
+    review: ReviewId,
+    user: Uuid,
+    up: bool,
+) -> Result<Option<Votes>, sqlx::Error> {
+    let change = if up {
+        "INSERT INTO catalog.review_votes (review_id, user_id)
+         SELECT id, $3 FROM t WHERE t.author_id <> $3
+         ON CONFLICT DO NOTHING RETURNING review_id"
+    } else {
+        "DELETE FROM catalog.review_votes WHERE review_id = (SELECT id FROM t) AND user_id = $3
+         RETURNING review_id"
+    };
+    let delta = if up { "+ 1" } else { "- 1" };
+    sqlx::query_as(&format!(
+        "WITH t AS (
+             SELECT r.id, r.user_id AS author_id, r.helpful_count
+               FROM catalog.reviews r JOIN catalog.products p ON p.id = r.product_id
+              WHERE r.id = $1 AND r.product_id = $2 AND r.status = 'published'
+                AND p.status = 'active' AND p.deleted_at IS NULL
+         ), v AS ({change}
+         ), u AS (
+             UPDATE catalog.reviews r SET helpful_count = r.helpful_count {delta}
+               FROM v WHERE r.id = v.review_id
+             RETURNING r.helpful_count
+         )
+         SELECT t.author_id, coalesce((SELECT helpful_count FROM u), t.helpful_count) AS helpful_count,
+                CASE WHEN $4 THEN EXISTS (SELECT 1 FROM v)
+                                  OR EXISTS (SELECT 1 FROM catalog.review_votes
+                                              WHERE review_id = $1 AND user_id = $3)
+                     ELSE false END AS voted
+           FROM t"
+    ))
+    .bind(review)
+    .bind(product)
+    .bind(user)
+    .bind(up)
+    .fetch_optional(conn)
+    .await
+}
+
+/// A page of a product's reviews, or nothing at all when the viewer may not see the product.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ListedReview {
+    pub review: Option<Json<ReviewRow>>,
+}
+
+/// Up to `fetch` reviews of a product the viewer may see, newest first, after the
+/// `(created_at, id)` given, in ONE statement: the product's visibility and its reviews
+/// together. No rows: no such product for this viewer; one row without a review: no reviews
+/// (past the cursor). Everyone sees published reviews; authors their own pending ones;
+/// moderators (`moderator`) every review.
+pub async fn list_reviews(
+    db: &PgPool,
+    product: ProductId,
+    viewer: Viewer,
+    moderator: bool,
+    status: Option<ReviewStatus>,
+    after: Option<(DateTime<Utc>, ReviewId)>,
+    fetch: i64,
+) -> Result<Vec<ListedReview>, sqlx::Error> {
+    let (created_at, id) = after.unzip();
+    sqlx::query_as(
+        "SELECT CASE WHEN r.id IS NULL THEN NULL ELSE to_jsonb(r) END AS review
+           FROM catalog.products p
+           LEFT JOIN LATERAL (
+                SELECT r.* FROM catalog.reviews r
+                 WHERE r.product_id = p.id
+                   AND (r.status = 'published' OR r.user_id = $2 OR $4)
+                   AND ($5::text IS NULL OR r.status = $5)
+                   AND (r.created_at, r.id) < (coalesce($6, 'infinity'),
+                                               coalesce($7, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+                 ORDER BY r.created_at DESC, r.id DESC
+                 LIMIT $8) r ON true
+          WHERE p.id = $1 AND p.deleted_at IS NULL
+            AND (p.status = 'active' OR p.seller_id = $2 OR $3)
+          ORDER BY r.created_at DESC, r.id DESC",
+    )
+    .bind(product)
+    .bind(viewer.id)
+    .bind(viewer.staff || moderator)
+    .bind(moderator)
+    .bind(status.map(ReviewStatus::as_str))
+    .bind(created_at)
+    .bind(id)
+    .bind(fetch)
+    .fetch_all(db)
+    .await
+}
+
+/// Records that `user` bought `products` and marks their reviews of them verified, in one
+/// statement; returns how many purchases were new.
+pub async fn record_purchases(
+    conn: &mut PgConnection,
+    user: Uuid,
+    products: &[Uuid],
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH b AS (
+             INSERT INTO catalog.purchases (user_id, product_id)
+             SELECT $1, x FROM UNNEST($2::uuid[]) AS x
+             ON CONFLICT DO NOTHING RETURNING product_id
+         ), r AS (
+             UPDATE catalog.reviews SET verified_purchase = true
+              WHERE user_id = $1 AND product_id = ANY($2) AND NOT verified_purchase
+         )
+         SELECT count(*) FROM b",
+    )
+    .bind(user)
+    .bind(products)
+    .fetch_one(conn)
+    .await
+}
+
+// ---- Options -------------------------------------------------------------------------
+
+/// A locked product's live variants with their stock, oldest first.
+pub async fn live_variants(
+    conn: &mut PgConnection,
+    product: ProductId,
+) -> Result<Vec<VariantRow>, sqlx::Error> {
+    let rows: Vec<(Json<VariantRow>,)> = sqlx::query_as(&format!(
+        "SELECT {VARIANT_JSON} FROM catalog.variants v JOIN catalog.stock s ON s.variant_id = v.id
+          WHERE v.product_id = $1 AND v.deleted_at IS NULL
+          ORDER BY v.id"
+    ))
+    .bind(product)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0.0).collect())
+}
+
+/// Stores a locked product's options and the option values and titles of the variants a
+/// rename changed, in one statement; returns the product.
+pub async fn set_options(
+    conn: &mut PgConnection,
+    product: ProductId,
+    options: &[ProductOption],
+    changed: &[(VariantId, BTreeMap<String, String>, String)],
+) -> Result<ProductRow, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "WITH v AS (
+             UPDATE catalog.variants v SET options = x.options, title = x.title, updated_at = now()
+               FROM UNNEST($3::uuid[], $4::jsonb[], $5::text[]) AS x(id, options, title)
+              WHERE v.id = x.id AND v.product_id = $1
+         )
+         UPDATE catalog.products p SET options = $2, updated_at = now()
+          WHERE p.id = $1
+         RETURNING {PRODUCT}"
+    ))
+    .bind(product)
+    .bind(Json(options))
+    .bind(changed.iter().map(|c| c.0.0).collect::<Vec<_>>())
+    .bind(
+        changed
+            .iter()
+            .map(|c| serde_json::to_value(&c.1).unwrap_or_default())
+            .collect::<Vec<_>>(),
+    )
+    .bind(changed.iter().map(|c| c.2.clone()).collect::<Vec<_>>())
+    .fetch_one(conn)
     .await
 }

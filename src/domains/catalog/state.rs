@@ -12,6 +12,9 @@ pub struct CatalogState {
     /// `catalog.auto_approve`: submitted products go straight to `active`, skipping the
     /// moderation queue (a store whose sellers are its own staff).
     pub auto_approve: Arc<Setting<bool>>,
+    /// `catalog.reviews_require_approval`: new and edited reviews wait for a moderator
+    /// (`pending`: not public, not in the rating) until approved.
+    pub reviews_require_approval: Arc<Setting<bool>>,
 }
 
 impl CatalogState {
@@ -21,9 +24,14 @@ impl CatalogState {
         let auto_approve = platform
             .runtime
             .declare("catalog", "auto_approve", false, |_| Ok(()));
+        let reviews_require_approval =
+            platform
+                .runtime
+                .declare("catalog", "reviews_require_approval", false, |_| Ok(()));
         Ok(Self {
             settings,
             auto_approve,
+            reviews_require_approval,
         })
     }
 }

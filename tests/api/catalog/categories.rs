@@ -347,3 +347,155 @@ async fn only_category_staff_shape_the_tree_and_bad_input_is_refused() {
         (json!("Games"), json!(3), json!("toys"))
     );
 }
+
+#[tokio::test]
+async fn category_changes_publish_events_and_are_audited() {
+    let app = spawn_app().await;
+    let admin = staff(&app, &["catalog.categories.manage"]);
+    let vendor = seller(&app);
+    let clothes = create(&app, &admin, json!({"name": "Clothes"})).await;
+    let hats = create(&app, &admin, json!({"name": "Hats"})).await;
+    let caps = create(
+        &app,
+        &admin,
+        json!({"name": "Caps", "parent_id": id(&hats)}),
+    )
+    .await;
+    let res = send(
+        &app,
+        Method::PATCH,
+        &format!("{CATEGORIES}/{}", id(&caps)),
+        Some(&admin),
+        Some(json!({"name": "Baseball caps"})),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let res = send(
+        &app,
+        Method::POST,
+        &format!("{CATEGORIES}/{}/move", id(&caps)),
+        Some(&admin),
+        Some(json!({"parent_id": id(&clothes)})),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    // Two live products and a deleted one in Caps; the delete moves the live ones.
+    let mut moved = Vec::new();
+    for title in ["Red cap", "Blue cap", "Gone cap"] {
+        let p = create_product(
+            &app,
+            &vendor,
+            json!({"title": title, "currency": "USD", "category_id": id(&caps)}),
+        )
+        .await;
+        moved.push(p["id"].as_str().unwrap().to_owned());
+    }
+    let gone = moved.pop().unwrap();
+    let res = send(
+        &app,
+        Method::DELETE,
+        &format!("/api/v1/catalog/products/{gone}"),
+        Some(&vendor),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let updates_before = app.events_of("catalog.product.updated").await;
+    let res = send(
+        &app,
+        Method::DELETE,
+        &format!(
+            "{CATEGORIES}/{}?move_products_to={}",
+            id(&caps),
+            id(&clothes)
+        ),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+
+    for (event, n) in [
+        ("catalog.category.created", 3),
+        ("catalog.category.updated", 1),
+        ("catalog.category.moved", 1),
+        ("catalog.category.deleted", 1),
+    ] {
+        assert_eq!(app.events_of(event).await, n, "{event}");
+    }
+    let moved_payload: Value = sqlx::query_scalar(
+        "SELECT payload FROM platform.outbox WHERE event_type = 'catalog.category.moved'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(moved_payload["old_parent_id"], id(&hats));
+    assert_eq!(moved_payload["category"]["parent_id"], id(&clothes));
+    let deleted: Value = sqlx::query_scalar(
+        "SELECT payload FROM platform.outbox WHERE event_type = 'catalog.category.deleted'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(deleted["moved_products"], 2);
+    assert_eq!(deleted["moved_products_to"], id(&clothes));
+    // Each moved live product gets its own catalog.product.updated naming its new category.
+    assert_eq!(
+        app.events_of("catalog.product.updated").await - updates_before,
+        2
+    );
+    let mut updated: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->>'product_id' FROM platform.outbox
+          WHERE event_type = 'catalog.product.updated' AND payload->'product'->>'category_id' = $1",
+    )
+    .bind(id(&clothes))
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    updated.sort();
+    moved.sort();
+    assert_eq!(updated, moved);
+
+    // Every change is a staff action in the audit trail, by the admin.
+    let audited: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT action, actor, object_id FROM platform.audit_log
+          WHERE object_type = 'catalog.category' ORDER BY id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let actions: Vec<&str> = audited.iter().map(|a| a.0.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "catalog.category.created",
+            "catalog.category.created",
+            "catalog.category.created",
+            "catalog.category.updated",
+            "catalog.category.moved",
+            "catalog.category.deleted"
+        ]
+    );
+    assert!(audited.iter().all(|a| a.1 == format!("user:{}", admin.id)));
+    assert!(audited[3..].iter().all(|a| a.2 == id(&caps)));
+    let update: (Value, Value) = sqlx::query_as(
+        "SELECT before, after FROM platform.audit_log WHERE action = 'catalog.category.updated'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(update.0["name"], "Caps");
+    assert_eq!(update.1["name"], "Baseball caps");
+
+    // A refused change publishes and records nothing.
+    let res = send(
+        &app,
+        Method::POST,
+        &format!("{CATEGORIES}/{}/move", id(&clothes)),
+        Some(&admin),
+        Some(json!({"parent_id": id(&clothes)})),
+    )
+    .await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(app.events_of("catalog.category.moved").await, 1);
+}

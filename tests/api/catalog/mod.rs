@@ -2,8 +2,10 @@
 //! and changes what), variants and prices, with helpers shared by the submodules.
 
 mod categories;
+mod editing;
 mod inventory;
 mod products;
+mod reviews;
 mod variants;
 
 use reqwest::Method;
