@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 
 use crate::config::DatabaseSettings;
@@ -31,16 +31,42 @@ pub struct SchemaMigrations {
 /// it costs no round trip: a request's statements need no `BEGIN; SET LOCAL` around them.
 /// Statements are logged at debug under `sqlx::query` (inside the request's span, which is
 /// how the tests count a request's round trips).
+///
+/// TLS: a URL (or `PGSSLMODE`) that names an `sslmode` gets exactly that. Without one, sqlx's
+/// default is `prefer`, which encrypts whenever the server offers it, even over loopback,
+/// where it protects nothing and costs both processes CPU on every statement (a tenth of a
+/// document read's instructions here); so a loopback host or a Unix socket gets `disable`.
 fn options(settings: &DatabaseSettings) -> anyhow::Result<PgConnectOptions> {
-    PgConnectOptions::from_str(settings.url.expose_secret())
+    let url = settings.url.expose_secret();
+    let tls_named = url.contains("sslmode=")
+        || url.contains("ssl-mode=")
+        || std::env::var_os("PGSSLMODE").is_some();
+    PgConnectOptions::from_str(url)
         .map_err(|e| anyhow::anyhow!("database.url: {e}"))
         .map(|o| {
+            let o = if !tls_named && is_local(&o) {
+                o.ssl_mode(PgSslMode::Disable)
+            } else {
+                o
+            };
             o.log_statements(tracing::log::LevelFilter::Debug)
                 .options([(
                     "statement_timeout",
                     settings.statement_timeout_ms.to_string(),
                 )])
         })
+}
+
+/// Whether the connection never leaves this host: a Unix socket or a loopback address.
+fn is_local(o: &PgConnectOptions) -> bool {
+    let host = o.get_host();
+    o.get_socket().is_some()
+        || host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Where we connect, without the password, for error messages.
@@ -143,4 +169,44 @@ pub fn like_escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(url: &str) -> PgSslMode {
+        let settings = DatabaseSettings {
+            url: url.to_owned().into(),
+            max_connections: 1,
+            min_connections: 0,
+            acquire_timeout_secs: 1,
+            statement_timeout_ms: 1000,
+            migrate_on_start: false,
+        };
+        options(&settings).unwrap().get_ssl_mode()
+    }
+
+    #[test]
+    fn loopback_connections_skip_tls_unless_the_url_asks_for_it() {
+        if std::env::var_os("PGSSLMODE").is_some() {
+            return; // the environment decides, as it should
+        }
+        for url in [
+            "postgres://u@127.0.0.1:5432/db",
+            "postgres://u@localhost/db",
+            "postgres://u@[::1]:5432/db",
+            "postgres://u@%2Fvar%2Frun%2Fpostgresql/db",
+        ] {
+            assert!(matches!(mode(url), PgSslMode::Disable), "{url}");
+        }
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1/db?sslmode=require"),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode("postgres://u@db.internal:5432/db"),
+            PgSslMode::Prefer
+        ));
+    }
 }

@@ -188,7 +188,17 @@ pub struct TokenVerifier {
     validation: Validation,
     issuer: String,
     audience: String,
+    /// Tokens whose signature and claims already checked out, by their exact text: a client
+    /// sends the same access token on every request until it expires, and checking it again
+    /// (base64, two JSON parses, an HMAC or a signature) was a fifth of a document read's
+    /// instructions. Only what `verify` accepted goes in; expiry is still checked on every
+    /// use, and revocation is the caller's, as before. The keys never change while the
+    /// process runs, so an entry stays true until it expires.
+    verified: quick_cache::sync::Cache<Box<str>, Arc<Claims>>,
 }
+
+/// Distinct valid tokens remembered at once (a few hundred bytes each).
+const VERIFIED_TOKENS: usize = 4096;
 
 impl TokenVerifier {
     /// Loads the keys; errors name the configuration key at fault.
@@ -243,10 +253,25 @@ impl TokenVerifier {
             validation,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
+            verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
         })
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        if let Some(claims) = self.verified.get(token) {
+            let now = jsonwebtoken::get_current_timestamp() as i64;
+            if claims.exp.saturating_add(self.validation.leeway as i64) >= now {
+                return Ok(Claims::clone(&claims));
+            }
+            self.verified.remove(token);
+            return Err(ApiError::unauthorized("The access token has expired."));
+        }
+        let claims = self.verify_uncached(token)?;
+        self.verified.insert(token.into(), Arc::new(claims.clone()));
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Claims, ApiError> {
         let invalid = || ApiError::unauthorized("The access token is not valid.");
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if header.alg != self.algorithm {
@@ -387,7 +412,8 @@ pub fn route_scope(method: &Method, path: &str) -> String {
 /// Who is calling, by bearer token or API key (401 when neither is valid), with no check of
 /// an API key's scopes.
 fn authenticate(req: &HttpRequest) -> LocalBoxFuture<'static, Result<CurrentUser, ApiError>> {
-    if bearer_token(req).is_none()
+    let bearer = bearer_token(req);
+    if bearer.is_none()
         && let Some(key) = req.headers().get("x-api-key")
     {
         let key = key.to_str().unwrap_or_default().to_owned();
@@ -407,7 +433,7 @@ fn authenticate(req: &HttpRequest) -> LocalBoxFuture<'static, Result<CurrentUser
             Ok(user)
         });
     }
-    let verified = verify_request(req);
+    let verified = verify_bearer(req, bearer);
     let revocations = req.app_data::<web::Data<Revocations>>().cloned();
     Box::pin(async move {
         let claims = verified?;
@@ -430,13 +456,73 @@ fn authenticate(req: &HttpRequest) -> LocalBoxFuture<'static, Result<CurrentUser
     })
 }
 
-/// Checks the bearer token's signature and claims (not revocation).
-fn verify_request(req: &HttpRequest) -> Result<Claims, ApiError> {
-    let token = bearer_token(req).ok_or_else(|| {
+/// Checks the bearer token's signature and claims (not revocation); `token` is the request's
+/// bearer token, read once by the caller.
+fn verify_bearer(req: &HttpRequest, token: Option<&str>) -> Result<Claims, ApiError> {
+    let token = token.ok_or_else(|| {
         ApiError::unauthorized("Sign in: send Authorization: Bearer <access token>.")
     })?;
     let verifier = req
         .app_data::<web::Data<TokenVerifier>>()
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("TokenVerifier is not registered")))?;
     verifier.verify(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier() -> TokenVerifier {
+        TokenVerifier::new(&IdentitySettings {
+            jwt_secret: "a-secret-that-is-long-enough-for-hs256-use"
+                .to_owned()
+                .into(),
+            issuer: "basalt".into(),
+            audience: "basalt-api".into(),
+            algorithm: "HS256".into(),
+            keys: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    fn claims(exp_in: i64) -> Claims {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        Claims {
+            sub: "u1".into(),
+            roles: vec!["user".into()],
+            permissions: Vec::new(),
+            jti: "j1".into(),
+            email_verified: true,
+            sid: None,
+            iat: now,
+            exp: now + exp_in,
+            iss: "basalt".into(),
+            aud: "basalt-api".into(),
+        }
+    }
+
+    #[test]
+    fn remembered_tokens_are_matched_exactly_and_still_expire() {
+        let v = verifier();
+        let token = v.sign(&claims(600)).unwrap();
+        assert_eq!(v.verify(&token).unwrap(), claims_of(&v, &token));
+        // Remembered now; a token differing in one signature character is still checked.
+        assert_eq!(v.verify(&token).unwrap().sub, "u1");
+        let mut forged = token.clone().into_bytes();
+        let last = forged.len() - 2;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(v.verify(&forged).is_err());
+        // A remembered token whose time is up is refused as expired, and forgotten.
+        let stale = v.sign(&claims(-60)).unwrap();
+        v.verified
+            .insert(stale.as_str().into(), Arc::new(claims(-60)));
+        let err = v.verify(&stale).unwrap_err();
+        assert_eq!(err.detail_text(), Some("The access token has expired."));
+        assert!(v.verified.get(stale.as_str()).is_none());
+    }
+
+    fn claims_of(v: &TokenVerifier, token: &str) -> Claims {
+        v.verify_uncached(token).unwrap()
+    }
 }

@@ -68,7 +68,10 @@ impl Revocations {
             return true;
         }
         if let Some(redis) = &self.redis {
-            match redis.any_exists(&keys).await {
+            // Boxed: the Redis call's future is large, and inline it would make every
+            // request's authentication future that large (moved, byte by byte, at each await
+            // of the middleware chain) even where no Redis is configured.
+            match Box::pin(redis.any_exists(&keys)).await {
                 Ok(found) => {
                     self.redis_failing.store(false, Ordering::Relaxed);
                     return found;

@@ -85,13 +85,16 @@ impl Domain for BaasDatabase {
         self.settings.register(routes);
         self.collections.register(routes);
         self.relays.register(routes);
+        // The router tries routes in this order, one regex each, so the hot ones (documents)
+        // go first; no two groups' patterns can match the same path, so the order changes
+        // nothing else. Queries before documents: `query` and `aggregate` must win over a
+        // document's `{id}`.
+        queries::configure(routes);
+        documents::configure(routes);
         databases::configure(routes);
         collections::configure(routes);
         attributes::configure(routes);
         indexes::configure(routes);
-        // Before documents: `query` and `aggregate` must win over a document's `{id}`.
-        queries::configure(routes);
-        documents::configure(routes);
     }
 
     /// Drops the cached collections when any changes (a NOTIFY from the changing

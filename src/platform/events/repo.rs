@@ -179,13 +179,21 @@ pub async fn mark_dispatch_failed(
 }
 
 /// Records that `consumer` handles `event_id` in this transaction; false if it already has.
+///
+/// The transaction then commits without waiting for its WAL flush (`synchronous_commit` off
+/// for it alone): the outbox row is marked dispatched by a later, synchronous commit, and WAL
+/// is durable in order, so a crash that loses this commit loses that mark too and the event
+/// is handled again. Without the flush a subscriber's commit costs no disk wait, which was
+/// what held the relay to about one event per fsync.
 pub async fn claim_inbox(
     conn: &mut PgConnection,
     consumer: &str,
     event_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "INSERT INTO platform.inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        "INSERT INTO platform.inbox (consumer, event_id)
+         SELECT $1, $2 WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
+         ON CONFLICT DO NOTHING",
     )
     .bind(consumer)
     .bind(event_id)

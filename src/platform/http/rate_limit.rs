@@ -298,7 +298,8 @@ pub async fn middleware(
     let mut tightest: Option<Decision> = None;
     for subject in limiter.subjects(&req, policy_name != "default") {
         let key = format!("basalt:rl:{policy_name}:{}:{subject}", policy.window_secs);
-        let d = limiter.hit(&key, &policy).await;
+        // Boxed for the same reason as the revocation check: the Redis path's future is large.
+        let d = Box::pin(limiter.hit(&key, &policy)).await;
         let tighter = match tightest {
             None => true,
             Some(t) => {
