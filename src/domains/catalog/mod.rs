@@ -5,7 +5,9 @@
 //! Stock per variant (`on_hand`, `reserved`) is reserved, committed and released through
 //! `api`, which cart and orders call in-process on their own transaction; a job releases
 //! expired holds. Categories form a tree of materialised paths (moving a subtree is one
-//! UPDATE); listing products by category includes its descendants.
+//! UPDATE); listing products by category includes its descendants. Search and browse
+//! (`search`): full text with typo tolerance, filters, sorts, facets and keyset pages in one
+//! statement; `api::record_sales` keeps the popularity orders report.
 //!
 //! Schema `catalog`; routes under `/api/v1/catalog`. Publishes `catalog.product.created`,
 //! `.updated`, `.submitted`, `.published`, `.rejected`, `.archived`, `.deleted` and
@@ -30,6 +32,7 @@ mod model;
 mod moderation;
 mod products;
 mod repo;
+mod search;
 mod settings;
 mod state;
 mod variants;
@@ -79,6 +82,7 @@ impl Domain for Catalog {
 
     fn routes(&self, routes: &mut Routes) {
         self.state.register(routes);
+        search::configure(routes);
         products::configure(routes);
         moderation::configure(routes);
         variants::configure(routes);
@@ -92,6 +96,7 @@ impl Domain for Catalog {
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         let mut doc = products::ProductsApi::openapi();
+        doc.merge(search::SearchApi::openapi());
         doc.merge(moderation::ModerationApi::openapi());
         doc.merge(variants::VariantsApi::openapi());
         doc.merge(inventory::InventoryApi::openapi());
