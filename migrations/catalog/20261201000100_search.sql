@@ -15,8 +15,10 @@
 -- Price, stock and title edits of a variant never fire it.
 --
 -- Typo tolerance: pg_trgm word similarity of the query against lower(title) (GIN trigram
--- index). pg_trgm is a trusted extension: the database owner may create it.
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
+-- index). pg_trgm is a trusted extension: the database owner may create it. In `public`
+-- (migrations run with search_path set to the domain's schema, which would put it in
+-- `catalog`), and every use names it `public.`, whatever a connection's search_path is.
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
 
 ALTER TABLE catalog.products
     -- Ratings, kept by reviews (the reviews migration adds the same columns the same way).
@@ -76,7 +78,7 @@ UPDATE catalog.products SET title = title WHERE search_vector IS NULL;
 -- status test is a recheck on the few rows found.
 CREATE INDEX products_search_idx ON catalog.products USING gin (search_vector)
     WHERE deleted_at IS NULL;
-CREATE INDEX products_title_trgm_idx ON catalog.products USING gin (lower(title) gin_trgm_ops)
+CREATE INDEX products_title_trgm_idx ON catalog.products USING gin (lower(title) public.gin_trgm_ops)
     WHERE deleted_at IS NULL;
 CREATE INDEX products_tags_idx ON catalog.products USING gin (tags) WHERE deleted_at IS NULL;
 CREATE INDEX products_attributes_idx ON catalog.products USING gin (attributes jsonb_path_ops)

@@ -364,7 +364,8 @@ const FACET_VALUES: i64 = 10;
 const FACET_KEYS: i64 = 20;
 
 /// Price buckets of the facets, in minor units (whatever the product's currency).
-const PRICE_BUCKETS: &str = "(VALUES (0::bigint, 1000::bigint), (1000, 2500), (2500, 5000), (5000, 10000),
+const PRICE_BUCKETS: &str =
+    "(VALUES (0::bigint, 1000::bigint), (1000, 2500), (2500, 5000), (5000, 10000),
     (10000, 25000), (25000, 50000), (50000, 100000), (100000, 250000), (250000, 1000000),
     (1000000, NULL)) AS b(lo, hi)";
 
@@ -406,7 +407,7 @@ pub async fn search_products(
     let (k1, k2, order, cmp) = match s.sort {
         ProductSort::Relevance if s.fuzzy => (
             "(1000000 * (ts_rank(p.search_vector, (SELECT tsq FROM qry))
-                + word_similarity((SELECT raw FROM qry), lower(p.title))))::bigint",
+                + public.word_similarity((SELECT raw FROM qry), lower(p.title))))::bigint",
             "NULL::bigint",
             "k1 DESC, id DESC",
             "<",
@@ -447,7 +448,7 @@ pub async fn search_products(
         qb.push(" AND (SELECT trgm FROM qry) IS NOT NULL");
         if s.fuzzy {
             qb.push(
-                " AND (p.search_vector @@ (SELECT tsq FROM qry) OR (SELECT raw FROM qry) <% lower(p.title))",
+                " AND (p.search_vector @@ (SELECT tsq FROM qry) OR (SELECT raw FROM qry) OPERATOR(public.<%) lower(p.title))",
             );
         } else {
             qb.push(" AND p.search_vector @@ (SELECT tsq FROM qry)");
@@ -591,11 +592,12 @@ pub async fn add_sales(
     product: ProductId,
     quantity: i64,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE catalog.products SET sales_count = sales_count + $2 WHERE id = $1")
-        .bind(product)
-        .bind(quantity)
-        .execute(conn)
-        .await?;
+    let done =
+        sqlx::query("UPDATE catalog.products SET sales_count = sales_count + $2 WHERE id = $1")
+            .bind(product)
+            .bind(quantity)
+            .execute(conn)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 

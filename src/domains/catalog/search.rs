@@ -16,8 +16,7 @@ use uuid::Uuid;
 use super::access;
 use super::error::CatalogError;
 use super::model::{
-    AttributeValue, MAX_TAGS, ProductFilter, ProductId, ProductResponse, ProductSort,
-    ProductStatus,
+    AttributeValue, MAX_TAGS, ProductFilter, ProductId, ProductResponse, ProductSort, ProductStatus,
 };
 use super::repo::{self, ProductRow, ProductSearch, SEARCH_COUNT_CAP, SearchAfter, Viewer};
 use crate::platform::Platform;
@@ -148,11 +147,10 @@ fn invalid_cursor() -> ApiError {
 pub fn parse(f: &ProductFilter) -> Result<ProductSearch, ApiError> {
     // websearch_to_tsquery takes any text (operators are words to it, never syntax
     // errors); only U+0000, which PostgreSQL text cannot hold, has to go.
-    let q = f
-        .q
-        .as_deref()
-        .map(|q| q.replace('\0', "").trim().to_owned())
-        .filter(|q| !q.is_empty());
+    let q =
+        f.q.as_deref()
+            .map(|q| q.replace('\0', "").trim().to_owned())
+            .filter(|q| !q.is_empty());
     if q.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY) {
         return Err(invalid(format!("q: at most {MAX_QUERY} characters")));
     }

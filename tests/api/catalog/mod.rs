@@ -4,6 +4,7 @@
 mod categories;
 mod inventory;
 mod products;
+mod search;
 mod variants;
 
 use reqwest::Method;
