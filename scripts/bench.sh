@@ -23,7 +23,8 @@ DATABASE_URL=$(ensure_database "$db")
 export DATABASE_URL
 
 cargo build --release --quiet --bins ${BENCH_CARGO_ARGS:-}
-BIN="${CARGO_TARGET_DIR:-target}/release/basalt"
+# BENCH_BIN: a binary built elsewhere (target directories shared between worktrees).
+BIN="${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release/basalt}"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 # Catalog (issue 13): 1,000,000 products with 3 variants each, generated in SQL
