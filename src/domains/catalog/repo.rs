@@ -391,8 +391,8 @@ pub async fn search_products(
     if let Some(q) = &s.q {
         // Stable functions of the words, evaluated once. set_config is local to this
         // statement's implicit transaction: pg_trgm's default word similarity (0.6) is too
-        // strict for a swapped letter ("iphnoe" is 0.43 of "iphone"). The page and the
-        // count both test `trgm` first (a one-time filter), so it is set before any index
+        // strict for a swapped letter ("iphnoe" is 0.43 of "iphone"). The
+        // typo test reads `trgm` first (a one-time filter), so it is set before any index
         // scan reads it.
         qb.push("qry AS MATERIALIZED (SELECT websearch_to_tsquery('english', ")
             .push_bind(q.clone())
@@ -405,13 +405,6 @@ pub async fn search_products(
             );
     }
     let (k1, k2, order, cmp) = match s.sort {
-        ProductSort::Relevance if s.fuzzy => (
-            "(1000000 * (ts_rank(p.search_vector, (SELECT tsq FROM qry))
-                + public.word_similarity((SELECT raw FROM qry), lower(p.title))))::bigint",
-            "NULL::bigint",
-            "k1 DESC, id DESC",
-            "<",
-        ),
         ProductSort::Relevance => (
             "(1000000 * ts_rank(p.search_vector, (SELECT tsq FROM qry)))::bigint",
             "NULL::bigint",
@@ -434,71 +427,34 @@ pub async fn search_products(
         ),
         ProductSort::Popularity => ("p.sales_count", "NULL::bigint", "k1 DESC, id DESC", "<"),
     };
-    qb.push(format!(
-        "m AS NOT MATERIALIZED (
-             SELECT {PRODUCT}, {k1} AS k1, {k2} AS k2
-               FROM catalog.products p
-              WHERE p.deleted_at IS NULL AND (p.status = 'active' OR p.seller_id = "
-    ))
-    .push_bind(viewer.id)
-    .push(" OR ")
-    .push_bind(viewer.staff)
-    .push(")");
-    if s.q.is_some() {
-        qb.push(" AND (SELECT trgm FROM qry) IS NOT NULL");
-        if s.fuzzy {
-            qb.push(
-                " AND (p.search_vector @@ (SELECT tsq FROM qry) OR (SELECT raw FROM qry) OPERATOR(public.<%) lower(p.title))",
-            );
-        } else {
-            qb.push(" AND p.search_vector @@ (SELECT tsq FROM qry)");
+    // The matching products: with words, those the full text finds; only when it finds
+    // none under these filters, titles by trigram similarity (typos). Always OR-ing the
+    // trigram arm in made a common short word ("lamp" is 0.4 similar to "large") match a
+    // large part of the catalogue, and the search took seconds at 1M products.
+    match (&s.q, s.fuzzy) {
+        (None, _) => {
+            qb.push("m AS NOT MATERIALIZED (");
+            push_matching(&mut qb, viewer, s, k1, k2, None);
         }
-    }
-    if let Some(seller) = s.seller_id {
-        qb.push(" AND p.seller_id = ").push_bind(seller);
-    }
-    if let Some(status) = s.status {
-        qb.push(" AND p.status = ").push_bind(status);
-    }
-    if let Some(featured) = s.featured {
-        qb.push(" AND p.featured = ").push_bind(featured);
-    }
-    if let Some(category) = &s.category {
-        qb.push(
-            " AND p.category_id IN (SELECT d.id FROM catalog.categories a
-                 JOIN catalog.categories d ON d.path @> ARRAY[a.id] WHERE ",
-        );
-        match Uuid::parse_str(category) {
-            Ok(id) => qb.push("a.id = ").push_bind(id),
-            Err(_) => qb.push("a.slug = ").push_bind(category.clone()),
-        };
-        qb.push(")");
-    }
-    if let Some(min) = s.min_price {
-        qb.push(" AND coalesce(p.min_price, 0) >= ").push_bind(min);
-    }
-    if let Some(max) = s.max_price {
-        qb.push(" AND coalesce(p.min_price, 0) <= ").push_bind(max);
-    }
-    if !s.tags.is_empty() {
-        qb.push(" AND p.tags @> ").push_bind(s.tags.clone());
-    }
-    for candidates in &s.attributes {
-        qb.push(" AND p.attributes @> ANY(")
-            .push_bind(candidates.clone())
-            .push("::jsonb[])");
-    }
-    if let Some(stars) = s.rating_min {
-        qb.push(" AND p.rating_count > 0 AND p.rating_sum >= ")
-            .push_bind(stars)
-            .push("::bigint * p.rating_count");
-    }
-    if let Some(in_stock) = s.in_stock {
-        qb.push(if in_stock { " AND " } else { " AND NOT " }).push(
-            "EXISTS (SELECT 1 FROM catalog.variants v JOIN catalog.stock st ON st.variant_id = v.id
-                      WHERE v.product_id = p.id AND v.deleted_at IS NULL
-                        AND (NOT v.track_inventory OR v.allow_backorder OR st.on_hand - st.reserved > 0))",
-        );
+        (Some(_), false) => {
+            qb.push("m AS NOT MATERIALIZED (");
+            push_matching(&mut qb, viewer, s, k1, k2, Some(FULL_TEXT));
+        }
+        (Some(_), true) => {
+            qb.push("exact AS NOT MATERIALIZED (");
+            push_matching(&mut qb, viewer, s, k1, k2, Some(FULL_TEXT));
+            qb.push("), close AS NOT MATERIALIZED (");
+            let k1 = if s.sort == ProductSort::Relevance {
+                "(1000000 * public.word_similarity((SELECT raw FROM qry), lower(p.title)))::bigint"
+            } else {
+                k1
+            };
+            push_matching(&mut qb, viewer, s, k1, k2, Some(TRIGRAM));
+            qb.push(
+                "), m AS NOT MATERIALIZED (SELECT * FROM exact
+                   UNION ALL SELECT * FROM close WHERE NOT EXISTS (SELECT 1 FROM exact)",
+            );
+        }
     }
     qb.push("), page AS (SELECT * FROM m");
     match after {
@@ -584,6 +540,83 @@ pub async fn search_products(
         .persistent(false)
         .fetch_one(db)
         .await
+}
+
+/// The full-text test of a product against the words.
+const FULL_TEXT: &str = "p.search_vector @@ (SELECT tsq FROM qry)";
+/// The typo test: a title word similar enough to the words. The threshold is set (by `qry`)
+/// before anything reads it: the one-time filter on `trgm` runs first.
+const TRIGRAM: &str = "(SELECT trgm FROM qry) IS NOT NULL
+    AND (SELECT raw FROM qry) OPERATOR(public.<%) lower(p.title)";
+
+/// Pushes `SELECT <product>, k1, k2 FROM catalog.products p WHERE <visible> AND <filters>
+/// [AND <text>]`: the products of a search that the viewer may see.
+fn push_matching(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    viewer: Viewer,
+    s: &ProductSearch,
+    k1: &str,
+    k2: &str,
+    text: Option<&str>,
+) {
+    qb.push(format!(
+        "SELECT {PRODUCT}, {k1} AS k1, {k2} AS k2
+           FROM catalog.products p
+          WHERE p.deleted_at IS NULL AND (p.status = 'active' OR p.seller_id = "
+    ))
+    .push_bind(viewer.id)
+    .push(" OR ")
+    .push_bind(viewer.staff)
+    .push(")");
+    if let Some(text) = text {
+        qb.push(" AND ").push(text);
+    }
+    if let Some(seller) = s.seller_id {
+        qb.push(" AND p.seller_id = ").push_bind(seller);
+    }
+    if let Some(status) = s.status {
+        qb.push(" AND p.status = ").push_bind(status);
+    }
+    if let Some(featured) = s.featured {
+        qb.push(" AND p.featured = ").push_bind(featured);
+    }
+    if let Some(category) = &s.category {
+        qb.push(
+            " AND p.category_id IN (SELECT d.id FROM catalog.categories a
+                 JOIN catalog.categories d ON d.path @> ARRAY[a.id] WHERE ",
+        );
+        match Uuid::parse_str(category) {
+            Ok(id) => qb.push("a.id = ").push_bind(id),
+            Err(_) => qb.push("a.slug = ").push_bind(category.clone()),
+        };
+        qb.push(")");
+    }
+    if let Some(min) = s.min_price {
+        qb.push(" AND coalesce(p.min_price, 0) >= ").push_bind(min);
+    }
+    if let Some(max) = s.max_price {
+        qb.push(" AND coalesce(p.min_price, 0) <= ").push_bind(max);
+    }
+    if !s.tags.is_empty() {
+        qb.push(" AND p.tags @> ").push_bind(s.tags.clone());
+    }
+    for candidates in &s.attributes {
+        qb.push(" AND p.attributes @> ANY(")
+            .push_bind(candidates.clone())
+            .push("::jsonb[])");
+    }
+    if let Some(stars) = s.rating_min {
+        qb.push(" AND p.rating_count > 0 AND p.rating_sum >= ")
+            .push_bind(stars)
+            .push("::bigint * p.rating_count");
+    }
+    if let Some(in_stock) = s.in_stock {
+        qb.push(if in_stock { " AND " } else { " AND NOT " }).push(
+            "EXISTS (SELECT 1 FROM catalog.variants v JOIN catalog.stock st ON st.variant_id = v.id
+                      WHERE v.product_id = p.id AND v.deleted_at IS NULL
+                        AND (NOT v.track_inventory OR v.allow_backorder OR st.on_hand - st.reserved > 0))",
+        );
+    }
 }
 
 /// Adds `quantity` units sold to a product's popularity, on the caller's connection.
