@@ -78,9 +78,10 @@ PY
   # Reservations: an administrator (holds catalog.stock.reserve) reserving 1 unit of one of
   # 100 hot SKUs per request, 64 connections.
   curl -fsS -o /dev/null -H 'content-type: application/json' "http://127.0.0.1:$port/api/v1/auth/register" \
-    -d '{"email":"stock@example.com","password":"correct horse battery staple","first_name":"S","last_name":"B"}'
+    -d '{"email":"stock@example.com","password":"correct horse battery staple","first_name":"S","last_name":"B"}' || true
   psql "$url" -qc "insert into auth.user_roles (user_id, role)
-                   select id, 'admin' from auth.users where email = 'stock@example.com'" >/dev/null
+                   select id, 'admin' from auth.users where email = 'stock@example.com'
+                   on conflict do nothing" >/dev/null
   token=$(curl -fsS -H 'content-type: application/json' "http://127.0.0.1:$port/api/v1/auth/login" \
     -d '{"email":"stock@example.com","password":"correct horse battery staple"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   local lua=/var/tmp/basalt-bench-reserve.lua
