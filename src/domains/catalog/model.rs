@@ -493,8 +493,8 @@ pub struct RejectRequest {
 #[into_params(parameter_in = Query)]
 pub struct ProductFilter {
     /// Words to find in titles, SKUs, tags and descriptions (web-search syntax: `"a
-    /// phrase"`, `-without`, `or`); words of four letters or more also match titles with a
-    /// typo ("iphnoe" finds "iPhone"). Up to 200 characters.
+    /// phrase"`, `-without`, `or`); when they find nothing, words of four letters or more
+    /// match titles with a typo instead ("iphnoe" finds "iPhone"). Up to 200 characters.
     pub q: Option<String>,
     /// One seller's products.
     pub seller_id: Option<Uuid>,
