@@ -3,7 +3,8 @@
 # GET /health/live and of a 404 problem+json under wrk, logins and token-verified GET /me
 # (with and without Redis revocation checks), storage (1 GiB up and down, small files,
 # image variants), the database domain with a million documents, then the event pipeline
-# (benches/events.rs: outbox -> subscriber latency, events/s relayed to Kafka through tansu).
+# (benches/events.rs: outbox -> subscriber latency, events/s relayed to Kafka through tansu),
+# the catalog at 1,000,000 products (BENCH_ONLY=catalog runs only that) and notifications.
 # Results go to stdout; docs/benchmarks.md records them with the machine they came from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,8 @@ cd "$(dirname "$0")/.."
 DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 ensure_postgres
-ensure_tansu
+[ "${BENCH_ONLY:-}" = catalog ] || ensure_tansu
+pid=""; broker=""
 command -v wrk >/dev/null || apt_install wrk
 
 db="basalt_bench"
@@ -20,9 +22,92 @@ psql "$ADMIN_DATABASE_URL" -qc "drop database if exists $db" >/dev/null
 DATABASE_URL=$(ensure_database "$db")
 export DATABASE_URL
 
-cargo build --release --quiet --bins
-BIN="${CARGO_TARGET_DIR:-target}/release/basalt"
+cargo build --release --quiet --bins ${BENCH_CARGO_ARGS:-}
+# BENCH_BIN: a binary built elsewhere (target directories shared between worktrees).
+BIN="${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release/basalt}"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+# Catalog (issue 13): 1,000,000 products with 3 variants each, generated in SQL
+# (scripts/bench/catalog.sql), then under wrk: a product by id and by slug, a search of one
+# word with one filter and its facets, a category page 100 deep by keyset, and stock
+# reservations by 64 clients on 100 hot SKUs. BENCH_ONLY=catalog runs only this.
+bench_catalog() {
+  local cdb="${db}_catalog" url cpid api token id t0
+  # BENCH_CATALOG_REUSE=1 measures again on the data a previous run generated.
+  [ "${BENCH_CATALOG_REUSE:-}" = 1 ] || psql "$ADMIN_DATABASE_URL" -qc "drop database if exists $cdb" >/dev/null
+  url=$(ensure_database "$cdb")
+  DATABASE_URL=$url BASALT__SERVER__PORT=$port BASALT__RATE_LIMIT__ENABLED=false BASALT__LOG__FILTER=warn \
+    "$BIN" serve >/dev/null 2>&1 &
+  cpid=$!
+  until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null; do sleep 0.05; done
+  if [ "$(psql "$url" -qAtc "select count(*) from catalog.products")" != 1000000 ]; then
+    t0=$(date +%s)
+    psql "$url" -q -f scripts/bench/catalog.sql >/dev/null
+    echo "--- catalog: 1,000,000 products, 3,000,000 variants generated and indexed in $(( $(date +%s) - t0 )) s"
+  fi
+  echo "--- catalog: $(psql "$url" -qAtc "select pg_size_pretty(pg_total_relation_size('catalog.products'))") of products with their indexes"
+  api="http://127.0.0.1:$port/api/v1/catalog"
+  id=$(psql "$url" -qAtc "select id from catalog.products where slug = 'product-500000'")
+  local w="wrk -t2 -c$CONNECTIONS -d$DURATION --latency"
+  local keep='Requests/sec|Non-2xx|^ +(50|90|99)%'
+  echo "--- GET /products/{id} (one statement: product + variants + stock)"
+  $w "$api/products/$id" | grep -E "$keep"
+  echo "--- GET /products/by-slug/{slug}"
+  $w "$api/products/by-slug/product-500000" | grep -E "$keep"
+  echo "--- GET /products?q=lamp&category=category-3 (one word, one filter, relevance, total + facets)"
+  curl -fsS "$api/products?q=lamp&category=category-3" \
+    | python3 -c 'import json,sys; b=json.load(sys.stdin); print("    total:", b["total"], "items:", len(b["items"]), "facets:", {k: len(v) for k, v in b["facets"].items()})'
+  $w "$api/products?q=lamp&category=category-3" | grep -E "$keep"
+  echo "--- the same at 16 connections"
+  wrk -t2 -c16 -d"$DURATION" --latency "$api/products?q=lamp&category=category-3" | grep -E "$keep"
+  echo "--- GET /products?category=category-57, page 100 (keyset, newest first, 25 a page)"
+  local deep
+  deep=$(python3 - "$api" <<'PY'
+import json, sys, urllib.request
+api, after = sys.argv[1], None
+for _ in range(99):
+    url = f"{api}/products?category=category-57" + (f"&after={after}" if after else "")
+    after = json.load(urllib.request.urlopen(url))["next"]
+print(f"{api}/products?category=category-57&after={after}")
+PY
+)
+  $w "$deep" | grep -E "$keep"
+  echo "--- the same at 16 connections"
+  wrk -t2 -c16 -d"$DURATION" --latency "$deep" | grep -E "$keep"
+
+  # Reservations: an administrator (holds catalog.stock.reserve) reserving 1 unit of one of
+  # 100 hot SKUs per request, 64 connections.
+  curl -fsS -o /dev/null -H 'content-type: application/json' "http://127.0.0.1:$port/api/v1/auth/register" \
+    -d '{"email":"stock@example.com","password":"correct horse battery staple","first_name":"S","last_name":"B"}' || true
+  psql "$url" -qc "insert into auth.user_roles (user_id, role)
+                   select id, 'admin' from auth.users where email = 'stock@example.com'
+                   on conflict do nothing" >/dev/null
+  token=$(curl -fsS -H 'content-type: application/json' "http://127.0.0.1:$port/api/v1/auth/login" \
+    -d '{"email":"stock@example.com","password":"correct horse battery staple"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  local lua=/var/tmp/basalt-bench-reserve.lua
+  {
+    echo "-- POST /inventory/{variant}/reservations on 100 hot variants (generated by scripts/bench.sh)"
+    echo "local ids = {"
+    psql "$url" -qAtc "select '\"' || id || '\",' from catalog.variants order by sku limit 100"
+    echo "}"
+    echo 'wrk.method = "POST"'
+    echo 'wrk.headers["Content-Type"] = "application/json"'
+    echo "wrk.headers[\"Authorization\"] = \"Bearer $token\""
+    echo 'wrk.body = "{\"holder\":\"bench\",\"quantity\":1,\"ttl_secs\":600}"'
+    echo 'request = function() return wrk.format(nil, "/api/v1/catalog/inventory/" .. ids[math.random(#ids)] .. "/reservations") end'
+  } > "$lua"
+  echo "--- POST /inventory/{variant}/reservations, 64 connections, 100 hot variants"
+  wrk -t2 -c64 -d"$DURATION" --latency -s "$lua" "http://127.0.0.1:$port" | grep -E "$keep"
+  echo "    reserved in total: $(psql "$url" -qAtc "select sum(reserved) from catalog.stock")," \
+    "holds: $(psql "$url" -qAtc "select count(*) from catalog.reservations")"
+  kill $cpid; wait $cpid 2>/dev/null || true
+}
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(lscpu | sed -n 's/^Model name: *//p')"
+if [ "${BENCH_ONLY:-}" = catalog ]; then
+  bench_catalog
+  exit 0
+fi
 start=$(date +%s%N)
 BASALT__SERVER__PORT=$port BASALT__RATE_LIMIT__ENABLED=false BASALT__LOG__FILTER=warn \
   "$BIN" serve >/dev/null 2>&1 &
@@ -30,7 +115,6 @@ pid=$!
 trap 'kill $pid 2>/dev/null || true; kill $broker 2>/dev/null || true' EXIT
 until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null; do sleep 0.01; done
 ready=$(date +%s%N)
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(lscpu | sed -n 's/^Model name: *//p')"
 echo "start-up to ready (fresh database, migrations included): $(( (ready - start) / 1000000 )) ms"
 sleep 2
 echo "idle RSS: $(awk '/VmRSS/{print $2/1024 " MiB"}' /proc/$pid/status)"
@@ -104,6 +188,8 @@ wait_port "$kport" 20
 psql "$ADMIN_DATABASE_URL" -qc "drop database if exists ${db}_events" >/dev/null
 BENCH_DATABASE_URL=$(ensure_database "${db}_events") KAFKA_BROKERS="127.0.0.1:$kport" \
   BASALT__LOG__FILTER=error cargo bench --quiet --bench events
+
+bench_catalog
 
 # Notifications: emails to a local SMTP sink (aiosmtpd), webhooks to a local receiver.
 ensure_python_tools

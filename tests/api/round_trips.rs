@@ -672,4 +672,37 @@ async fn catalog_reads_are_one_round_trip_each() {
     )
     .await;
     assert_eq!(counted(&res), (404, 1), "{}", said(&res));
+/// A catalog search page with its total and facets, a later page, and a shelf: one
+/// statement each (run unprepared, so each is planned with its own words and filters).
+#[cfg(feature = "catalog")]
+#[tokio::test]
+async fn a_catalog_search_with_its_facets_is_one_statement() {
+    let app = spawn_app().await;
+    let vendor = crate::catalog::seller(&app);
+    for title in ["Brass Lamp", "Oak Lamp", "Steel Lamp"] {
+        crate::catalog::active_product(
+            &app,
+            &vendor,
+            json!({"title": title, "currency": "USD", "price": 1000, "tags": ["light"]}),
+        )
+        .await;
+    }
+    let get = |path: String| {
+        let app = &app;
+        async move { app.client.get(app.url(&path)).send().await.unwrap() }
+    };
+    let res = get("/api/v1/catalog/products?q=lamp&tags=light&limit=2".into()).await;
+    assert_eq!(counted(&res), (200, 1), "{}", said(&res));
+    let page: Value = res.json().await.unwrap();
+    assert!(page["facets"].is_object());
+    let next = page["next"].as_str().unwrap().to_owned();
+    let res = get(format!(
+        "/api/v1/catalog/products?q=lamp&tags=light&limit=2&after={next}"
+    ))
+    .await;
+    assert_eq!(counted(&res), (200, 1), "{}", said(&res));
+    let res = get("/api/v1/catalog/products?q=lmap".into()).await;
+    assert_eq!(counted(&res), (200, 1), "the typo fallback: {}", said(&res));
+    let res = get("/api/v1/catalog/products/featured".into()).await;
+    assert_eq!(counted(&res), (200, 1), "{}", said(&res));
 }

@@ -166,3 +166,17 @@ fn check(quantity: i32, holder: &str, ttl_secs: i64) -> Result<(), CatalogError>
         Err(CatalogError::invalid(errors))
     }
 }
+
+/// Counts `quantity` more units of a product sold (orders call it when an order is paid),
+/// for the popularity sort and `/products/popular`. One UPDATE on the caller's connection;
+/// `false` when no such product exists.
+pub async fn record_sales(
+    conn: &mut PgConnection,
+    product_id: Uuid,
+    quantity: i64,
+) -> Result<bool, CatalogError> {
+    if quantity <= 0 {
+        return Ok(true);
+    }
+    Ok(repo::add_sales(conn, super::model::ProductId(product_id), quantity).await?)
+}

@@ -7,7 +7,9 @@
 //! expired holds. Categories form a tree of materialised paths (moving a subtree is one
 //! UPDATE); listing products by category includes its descendants. Reviews (one per user
 //! per product) keep the product's `rating_count` and `rating_sum` exact in the statement
-//! that writes them; sellers answer them, shoppers vote them helpful.
+//! that writes them; sellers answer them, shoppers vote them helpful. Search and browse
+//! (`search`): full text with typo tolerance, filters, sorts, facets and keyset pages in one
+//! statement; `api::record_sales` keeps the popularity orders report.
 //!
 //! Schema `catalog`; routes under `/api/v1/catalog`. Publishes `catalog.product.created`,
 //! `.updated`, `.submitted`, `.published`, `.rejected`, `.archived`, `.deleted`,
@@ -37,6 +39,7 @@ mod options;
 mod products;
 mod repo;
 mod reviews;
+mod search;
 mod settings;
 mod state;
 mod variants;
@@ -86,6 +89,7 @@ impl Domain for Catalog {
 
     fn routes(&self, routes: &mut Routes) {
         self.state.register(routes);
+        search::configure(routes);
         products::configure(routes);
         moderation::configure(routes);
         options::configure(routes);
@@ -101,6 +105,7 @@ impl Domain for Catalog {
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         let mut doc = products::ProductsApi::openapi();
+        doc.merge(search::SearchApi::openapi());
         doc.merge(moderation::ModerationApi::openapi());
         doc.merge(options::OptionsApi::openapi());
         doc.merge(variants::VariantsApi::openapi());

@@ -530,11 +530,16 @@ pub struct RejectRequest {
     pub reason: String,
 }
 
-/// Filters of `GET /products`. Everyone sees `active` products; sellers see their own in
-/// any status, staff every product.
+/// Search and filters of `GET /products`. Everyone sees `active` products; sellers see
+/// their own in any status, staff every product. Every filter narrows (they combine with
+/// AND); `search.rs` checks them.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ProductFilter {
+    /// Words to find in titles, SKUs, tags and descriptions (web-search syntax: `"a
+    /// phrase"`, `-without`, `or`); when they find nothing, words of four letters or more
+    /// match titles with a typo instead ("iphnoe" finds "iPhone"). Up to 200 characters.
+    pub q: Option<String>,
     /// One seller's products.
     pub seller_id: Option<Uuid>,
     /// One status (`?status=pending` is the moderation queue for staff).
@@ -542,6 +547,42 @@ pub struct ProductFilter {
     pub featured: Option<bool>,
     /// A category by id or slug: its products and those of all its descendants.
     pub category: Option<String>,
+    /// Lowest variant price at least this (minor units of the product's currency).
+    #[param(minimum = 0)]
+    pub min_price: Option<i64>,
+    /// Lowest variant price at most this (minor units).
+    #[param(minimum = 0)]
+    pub max_price: Option<i64>,
+    /// Comma-separated tags, all of which a product has (`tags=red,cotton`).
+    pub tags: Option<String>,
+    /// Comma-separated `key:value` attributes, all of which a product has
+    /// (`attributes=colour:red,waterproof:true,size:42`); a value matches text, a whole
+    /// number or a yes/no alike.
+    pub attributes: Option<String>,
+    /// Average rating at least this many stars (1 to 5).
+    #[param(minimum = 1, maximum = 5)]
+    pub rating_min: Option<i64>,
+    /// Only products with a variant that can be bought now (stock available, untracked, or
+    /// on backorder), or with none.
+    pub in_stock: Option<bool>,
+    /// `relevance` (the default with `q`, only with it), `newest` (the default without),
+    /// `price_asc`, `price_desc`, `rating`, `popularity`.
+    pub sort: Option<ProductSort>,
+    /// Facets (counts per category, price bucket, tag and attribute value) with the first
+    /// page; `false` leaves them out. Later pages never carry them.
+    pub facets: Option<bool>,
+}
+
+/// The orders `GET /products` can list in; each pages with its own keyset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductSort {
+    Relevance,
+    Newest,
+    PriceAsc,
+    PriceDesc,
+    Rating,
+    Popularity,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -3,13 +3,13 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
 use utoipa::OpenApi;
 
 use super::access::{self, MANAGE, SELL};
 use super::error::CatalogError;
 use super::model::*;
 use super::repo::{self, ProductFields, ProductRow, VariantFields};
+use super::search::{self, ProductSearchResponse};
 use super::state::CatalogState;
 use crate::events::catalog::{ProductCreated, ProductDeleted, ProductUpdated};
 use crate::platform::error::responses::{
@@ -18,7 +18,7 @@ use crate::platform::error::responses::{
 use crate::platform::events::publish;
 use crate::platform::http::{Endpoint, Routes, ValidatedJson};
 use crate::platform::identity::MaybeUser;
-use crate::platform::page::{Page, PageQuery};
+use crate::platform::page::PageQuery;
 use crate::platform::{CurrentUser, Platform};
 
 #[derive(OpenApi)]
@@ -205,12 +205,14 @@ fn new_variants(
         .collect()
 }
 
-/// Products the caller may see, newest first: active ones for everyone, the caller's own in
-/// any status, every product for staff (`?status=pending` is the moderation queue).
+/// Search and browse the products the caller may see: active ones for everyone, the
+/// caller's own in any status, every product for staff (`?status=pending` is the
+/// moderation queue). Words (`q`, full text plus typo tolerance), filters, sorts, keyset
+/// pages; the first page also carries the total (counted up to 10,000) and facets.
 #[utoipa::path(
     get, path = "/products", tag = "catalog", security((), ("bearer" = []), ("api_key" = [])),
     params(PageQuery, ProductFilter),
-    responses((status = 200, body = Page<ProductResponse>), BadRequest, Unauthorized)
+    responses((status = 200, body = ProductSearchResponse), BadRequest, Unauthorized)
 )]
 pub async fn list_products(
     platform: web::Data<Platform>,
@@ -218,21 +220,8 @@ pub async fn list_products(
     page: web::Query<PageQuery>,
     filter: web::Query<ProductFilter>,
 ) -> Result<HttpResponse, CatalogError> {
-    let (limit, after) = (page.limit()?, page.cursor::<(DateTime<Utc>, ProductId)>()?);
-    let rows = repo::list_products(
-        &platform.db,
-        access::viewer(&user),
-        &filter,
-        after,
-        page.fetch()?,
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(
-        rows,
-        limit,
-        |p| (p.created_at, p.id),
-        ProductResponse::from,
-    )))
+    let found = search::search(&platform, &user, &filter, &page).await?;
+    Ok(HttpResponse::Ok().json(found))
 }
 
 /// One product: anyone while it is active, its seller and staff in any status.

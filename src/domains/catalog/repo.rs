@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::model::{
-    AttributeValue, Image, ProductFilter, ProductId, ProductOption, ProductStatus, ReviewId,
-    ReviewStatus, VariantId,
+    AttributeValue, Image, ProductFilter, ProductId, ProductOption, ProductSort, ProductStatus,
+    ReviewId, ReviewStatus, VariantId,
 };
 
 // Deserialize too: statements that write a product and a variant at once return both as
@@ -317,43 +317,326 @@ pub async fn delete_product(conn: &mut PgConnection, id: ProductId) -> Result<()
     Ok(())
 }
 
-/// Up to `fetch` products the viewer may see, newest first, after the `(created_at, id)`
-/// given, narrowed by `filter`.
-pub async fn list_products(
+/// A checked search of products (see `search.rs`), as [`search_products`] runs it.
+/// Serialized, it is the fingerprint a page cursor carries.
+#[derive(Debug, serde::Serialize)]
+pub struct ProductSearch {
+    pub q: Option<String>,
+    /// Whether the words also match titles by trigram similarity (typos).
+    pub fuzzy: bool,
+    pub category: Option<String>,
+    pub seller_id: Option<Uuid>,
+    pub status: Option<ProductStatus>,
+    pub featured: Option<bool>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub tags: Vec<String>,
+    /// One entry per attribute filter: the objects (`{"size": 42}`, `{"size": "42"}`) any
+    /// one of which a product's attributes contain.
+    pub attributes: Vec<Vec<serde_json::Value>>,
+    /// Average rating at least this many whole stars.
+    pub rating_min: Option<i64>,
+    pub in_stock: Option<bool>,
+    pub sort: ProductSort,
+}
+
+/// Where a page starts: the sort key of the last product of the page before.
+#[derive(Debug, Clone, Copy)]
+pub enum SearchAfter {
+    /// Relevance (score in millionths), price, popularity: one integer, then the id.
+    Int(i64, ProductId),
+    /// Rating: average in thousandths of a star and number of ratings, then the id.
+    Rating(i64, i64, ProductId),
+    /// Newest: creation time, then the id.
+    Time(DateTime<Utc>, ProductId),
+}
+
+/// One page of a search: its products as JSON (a [`ProductRow`] plus its sort key `k1`,
+/// `k2`), and for a first page the capped total and the facets.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SearchPage {
+    pub items: Json<Vec<serde_json::Value>>,
+    pub total: Option<i64>,
+    pub facets: Option<Json<serde_json::Value>>,
+}
+
+/// How far a first page counts: a result of more products says "at least 10,000" (and its
+/// facets describe the first 10,000 found). Never an exact COUNT over the whole table:
+/// counting stops here, so the cost is bounded whatever the filter.
+pub const SEARCH_COUNT_CAP: i64 = 10_000;
+/// Values per facet (categories, tags, each attribute's values) and attribute keys shown.
+const FACET_VALUES: i64 = 10;
+const FACET_KEYS: i64 = 20;
+
+/// Price buckets of the facets, in minor units (whatever the product's currency).
+const PRICE_BUCKETS: &str =
+    "(VALUES (0::bigint, 1000::bigint), (1000, 2500), (2500, 5000), (5000, 10000),
+    (10000, 25000), (25000, 50000), (50000, 100000), (100000, 250000), (250000, 1000000),
+    (1000000, NULL)) AS b(lo, hi)";
+
+/// Products the viewer may see matching `s`, one page of `fetch` after `after`, and with
+/// `summary` the capped total (and with `facets` the facets) of the whole result: one
+/// statement. The filtered set is a NOT MATERIALIZED CTE, so the page (an index range scan
+/// in its sort's order) and the capped count each get their own plan of it.
+///
+/// Run unprepared (`persistent(false)`): a cached generic plan cannot know how selective
+/// this query's words or category are, and picks one plan for all; each search is planned
+/// with its values instead (a fraction of a millisecond).
+#[allow(clippy::too_many_arguments)]
+pub async fn search_products(
     db: &PgPool,
     viewer: Viewer,
-    filter: &ProductFilter,
-    after: Option<(DateTime<Utc>, ProductId)>,
+    s: &ProductSearch,
+    after: Option<SearchAfter>,
     fetch: i64,
-) -> Result<Vec<ProductRow>, sqlx::Error> {
-    let (created_at, id) = after.unzip();
-    sqlx::query_as(&format!(
-        "SELECT {PRODUCT} FROM catalog.products p
-          WHERE p.deleted_at IS NULL
-            AND (p.status = 'active' OR p.seller_id = $1 OR $2)
-            AND ($3::uuid IS NULL OR p.seller_id = $3)
-            AND ($4::text IS NULL OR p.status = $4)
-            AND ($5::boolean IS NULL OR p.featured = $5)
-            AND (p.created_at, p.id) < (coalesce($6, 'infinity'), coalesce($7, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
-            AND ($9::text IS NULL OR p.category_id IN (
-                 SELECT d.id FROM catalog.categories a
-                   JOIN catalog.categories d ON d.path @> ARRAY[a.id]
-                  WHERE a.id = $10 OR ($10 IS NULL AND a.slug = $9)))
-          ORDER BY p.created_at DESC, p.id DESC
-          LIMIT $8"
+    summary: bool,
+    facets: bool,
+) -> Result<SearchPage, sqlx::Error> {
+    let mut qb = QueryBuilder::<Postgres>::new("WITH ");
+    if let Some(q) = &s.q {
+        // Stable functions of the words, evaluated once. set_config is local to this
+        // statement's implicit transaction: pg_trgm's default word similarity (0.6) is too
+        // strict for a swapped letter ("iphnoe" is 0.43 of "iphone"). The
+        // typo test reads `trgm` first (a one-time filter), so it is set before any index
+        // scan reads it.
+        qb.push("qry AS MATERIALIZED (SELECT websearch_to_tsquery('english', ")
+            .push_bind(q.clone())
+            .push(") || websearch_to_tsquery('simple', ")
+            .push_bind(q.clone())
+            .push(") AS tsq, lower(")
+            .push_bind(q.clone())
+            .push(
+                ") AS raw, set_config('pg_trgm.word_similarity_threshold', '0.4', true) AS trgm), ",
+            );
+    }
+    let (k1, k2, order, cmp) = match s.sort {
+        ProductSort::Relevance => (
+            "(1000000 * ts_rank(p.search_vector, (SELECT tsq FROM qry)))::bigint",
+            "NULL::bigint",
+            "k1 DESC, id DESC",
+            "<",
+        ),
+        ProductSort::Newest => ("p.created_at", "NULL::bigint", "k1 DESC, id DESC", "<"),
+        ProductSort::PriceAsc => ("coalesce(p.min_price, 0)", "NULL::bigint", "k1, id", ">"),
+        ProductSort::PriceDesc => (
+            "coalesce(p.min_price, 0)",
+            "NULL::bigint",
+            "k1 DESC, id DESC",
+            "<",
+        ),
+        ProductSort::Rating => (
+            "CASE WHEN p.rating_count = 0 THEN 0 ELSE p.rating_sum * 1000 / p.rating_count END",
+            "p.rating_count",
+            "k1 DESC, k2 DESC, id DESC",
+            "<",
+        ),
+        ProductSort::Popularity => ("p.sales_count", "NULL::bigint", "k1 DESC, id DESC", "<"),
+    };
+    // The matching products: with words, those the full text finds; only when it finds
+    // none under these filters, titles by trigram similarity (typos). Always OR-ing the
+    // trigram arm in made a common short word ("lamp" is 0.4 similar to "large") match a
+    // large part of the catalogue, and the search took seconds at 1M products.
+    match (&s.q, s.fuzzy) {
+        (None, _) => {
+            qb.push("m AS NOT MATERIALIZED (");
+            push_matching(&mut qb, viewer, s, k1, k2, None);
+        }
+        (Some(_), false) => {
+            qb.push("m AS NOT MATERIALIZED (");
+            push_matching(&mut qb, viewer, s, k1, k2, Some(FULL_TEXT));
+        }
+        (Some(_), true) => {
+            qb.push("exact AS NOT MATERIALIZED (");
+            push_matching(&mut qb, viewer, s, k1, k2, Some(FULL_TEXT));
+            qb.push("), close AS NOT MATERIALIZED (");
+            let k1 = if s.sort == ProductSort::Relevance {
+                "(1000000 * public.word_similarity((SELECT raw FROM qry), lower(p.title)))::bigint"
+            } else {
+                k1
+            };
+            push_matching(&mut qb, viewer, s, k1, k2, Some(TRIGRAM));
+            qb.push(
+                "), m AS NOT MATERIALIZED (SELECT * FROM exact
+                   UNION ALL SELECT * FROM close WHERE NOT EXISTS (SELECT 1 FROM exact)",
+            );
+        }
+    }
+    qb.push("), page AS (SELECT * FROM m");
+    match after {
+        Some(SearchAfter::Int(k, id)) => {
+            qb.push(format!(" WHERE (k1, id) {cmp} ("))
+                .push_bind(k)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        Some(SearchAfter::Rating(k, n, id)) => {
+            qb.push(format!(" WHERE (k1, k2, id) {cmp} ("))
+                .push_bind(k)
+                .push(", ")
+                .push_bind(n)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        Some(SearchAfter::Time(t, id)) => {
+            qb.push(format!(" WHERE (k1, id) {cmp} ("))
+                .push_bind(t)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        None => {}
+    }
+    qb.push(format!(" ORDER BY {order} LIMIT "))
+        .push_bind(fetch)
+        .push(")");
+    if summary {
+        qb.push(format!(
+            ", capped AS MATERIALIZED (
+                 SELECT category_id, coalesce(min_price, 0) AS price, tags, attributes FROM m
+                  LIMIT {})",
+            SEARCH_COUNT_CAP + 1
+        ));
+    }
+    qb.push(format!(
+        " SELECT (SELECT coalesce(jsonb_agg(to_jsonb(page) ORDER BY {order}), '[]') FROM page) AS items, "
+    ));
+    qb.push(if summary {
+        "(SELECT count(*) FROM capped) AS total, "
+    } else {
+        "NULL::bigint AS total, "
+    });
+    if summary && facets {
+        qb.push(format!(
+            "(WITH cat AS (SELECT category_id AS id, count(*) AS n FROM capped
+                            WHERE category_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {FACET_VALUES}),
+                   tag AS (SELECT t AS value, count(*) AS n FROM capped, unnest(capped.tags) t
+                            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {FACET_VALUES}),
+                   attr AS (SELECT e.key, e.value, count(*) AS n,
+                                   row_number() OVER (PARTITION BY e.key ORDER BY count(*) DESC, e.value) AS r,
+                                   sum(count(*)) OVER (PARTITION BY e.key) AS total
+                              FROM capped, jsonb_each(capped.attributes) e GROUP BY 1, 2),
+                   attr_keys AS (SELECT key, max(total) AS total FROM attr GROUP BY 1
+                                  ORDER BY 2 DESC, 1 LIMIT {FACET_KEYS})
+              SELECT jsonb_build_object(
+                'categories', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                   'id', c.id, 'slug', c.slug, 'name', c.name, 'count', cat.n)
+                                   ORDER BY cat.n DESC, c.slug), '[]')
+                                 FROM cat JOIN catalog.categories c ON c.id = cat.id),
+                'prices', (SELECT coalesce(jsonb_agg(jsonb_build_object('min', x.lo, 'max', x.hi, 'count', x.n)
+                                   ORDER BY x.lo), '[]')
+                             FROM (SELECT b.lo, b.hi, count(*) AS n FROM capped JOIN {PRICE_BUCKETS}
+                                     ON capped.price >= b.lo AND (b.hi IS NULL OR capped.price < b.hi)
+                                    GROUP BY 1, 2) x),
+                'tags', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', value, 'count', n)
+                                 ORDER BY n DESC, value), '[]') FROM tag),
+                'attributes', (SELECT coalesce(jsonb_agg(jsonb_build_object('key', k.key, 'values',
+                                   (SELECT jsonb_agg(jsonb_build_object('value', a.value, 'count', a.n)
+                                            ORDER BY a.n DESC, a.value)
+                                      FROM attr a WHERE a.key = k.key AND a.r <= {FACET_VALUES}))
+                                   ORDER BY k.total DESC, k.key), '[]') FROM attr_keys k))
+            ) AS facets"
+        ));
+    } else {
+        qb.push("NULL::jsonb AS facets");
+    }
+    qb.build_query_as::<SearchPage>()
+        .persistent(false)
+        .fetch_one(db)
+        .await
+}
+
+/// The full-text test of a product against the words.
+const FULL_TEXT: &str = "p.search_vector @@ (SELECT tsq FROM qry)";
+/// The typo test: a title word similar enough to the words. The threshold is set (by `qry`)
+/// before anything reads it: the one-time filter on `trgm` runs first.
+const TRIGRAM: &str = "(SELECT trgm FROM qry) IS NOT NULL
+    AND (SELECT raw FROM qry) OPERATOR(public.<%) lower(p.title)";
+
+/// Pushes `SELECT <product>, k1, k2 FROM catalog.products p WHERE <visible> AND <filters>
+/// [AND <text>]`: the products of a search that the viewer may see.
+fn push_matching(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    viewer: Viewer,
+    s: &ProductSearch,
+    k1: &str,
+    k2: &str,
+    text: Option<&str>,
+) {
+    qb.push(format!(
+        "SELECT {PRODUCT}, {k1} AS k1, {k2} AS k2
+           FROM catalog.products p
+          WHERE p.deleted_at IS NULL AND (p.status = 'active' OR p.seller_id = "
     ))
-    .bind(viewer.id)
-    .bind(viewer.staff)
-    .bind(filter.seller_id)
-    .bind(filter.status)
-    .bind(filter.featured)
-    .bind(created_at)
-    .bind(id)
-    .bind(fetch)
-    .bind(filter.category.as_deref())
-    .bind(filter.category.as_deref().and_then(|c| Uuid::parse_str(c).ok()))
-    .fetch_all(db)
-    .await
+    .push_bind(viewer.id)
+    .push(" OR ")
+    .push_bind(viewer.staff)
+    .push(")");
+    if let Some(text) = text {
+        qb.push(" AND ").push(text);
+    }
+    if let Some(seller) = s.seller_id {
+        qb.push(" AND p.seller_id = ").push_bind(seller);
+    }
+    if let Some(status) = s.status {
+        qb.push(" AND p.status = ").push_bind(status);
+    }
+    if let Some(featured) = s.featured {
+        qb.push(" AND p.featured = ").push_bind(featured);
+    }
+    if let Some(category) = &s.category {
+        qb.push(
+            " AND p.category_id IN (SELECT d.id FROM catalog.categories a
+                 JOIN catalog.categories d ON d.path @> ARRAY[a.id] WHERE ",
+        );
+        match Uuid::parse_str(category) {
+            Ok(id) => qb.push("a.id = ").push_bind(id),
+            Err(_) => qb.push("a.slug = ").push_bind(category.clone()),
+        };
+        qb.push(")");
+    }
+    if let Some(min) = s.min_price {
+        qb.push(" AND coalesce(p.min_price, 0) >= ").push_bind(min);
+    }
+    if let Some(max) = s.max_price {
+        qb.push(" AND coalesce(p.min_price, 0) <= ").push_bind(max);
+    }
+    if !s.tags.is_empty() {
+        qb.push(" AND p.tags @> ").push_bind(s.tags.clone());
+    }
+    for candidates in &s.attributes {
+        qb.push(" AND p.attributes @> ANY(")
+            .push_bind(candidates.clone())
+            .push("::jsonb[])");
+    }
+    if let Some(stars) = s.rating_min {
+        qb.push(" AND p.rating_count > 0 AND p.rating_sum >= ")
+            .push_bind(stars)
+            .push("::bigint * p.rating_count");
+    }
+    if let Some(in_stock) = s.in_stock {
+        qb.push(if in_stock { " AND " } else { " AND NOT " }).push(
+            "EXISTS (SELECT 1 FROM catalog.variants v JOIN catalog.stock st ON st.variant_id = v.id
+                      WHERE v.product_id = p.id AND v.deleted_at IS NULL
+                        AND (NOT v.track_inventory OR v.allow_backorder OR st.on_hand - st.reserved > 0))",
+        );
+    }
+}
+
+/// Adds `quantity` units sold to a product's popularity, on the caller's connection.
+pub async fn add_sales(
+    conn: &mut PgConnection,
+    product: ProductId,
+    quantity: i64,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE catalog.products SET sales_count = sales_count + $2 WHERE id = $1")
+            .bind(product)
+            .bind(quantity)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Locks a product like [`lock_product`], with how many live variants it has.

@@ -6,6 +6,7 @@ mod editing;
 mod inventory;
 mod products;
 mod reviews;
+mod search;
 mod variants;
 
 use reqwest::Method;
