@@ -672,6 +672,8 @@ async fn catalog_reads_are_one_round_trip_each() {
     )
     .await;
     assert_eq!(counted(&res), (404, 1), "{}", said(&res));
+}
+
 /// A catalog search page with its total and facets, a later page, and a shelf: one
 /// statement each (run unprepared, so each is planned with its own words and filters).
 #[cfg(feature = "catalog")]

@@ -12,7 +12,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::model::{
-    AttributeValue, Image, ProductFilter, ProductId, ProductOption, ProductSort, ProductStatus,
+    AttributeValue, Image, ProductId, ProductOption, ProductSort, ProductStatus,
     ReviewId, ReviewStatus, VariantId,
 };
 
