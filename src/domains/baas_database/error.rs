@@ -103,7 +103,7 @@ crate::domain_errors! {
         FulltextIndexRequired(String),
         /// The `after` or `before` of a document list names no document the caller can see.
         #[problem(BAD_REQUEST, "invalid_cursor")]
-        #[error("The cursor is not a document of this collection you can see.")]
+        #[error("The cursor is neither a `next` this list handed out under this sort nor a document of this collection you can see.")]
         InvalidCursor,
     }
 }

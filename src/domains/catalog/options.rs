@@ -70,6 +70,18 @@ pub async fn update_option(
         .collect();
 
     let mut checks = Checks::default();
+    // Variants are rewritten one by one against the unique index of their option values, so
+    // a swap (S→M, M→S) or a chain (S→X, M→S) could collide midway depending on row order:
+    // refused as a whole rather than by chance; two requests through an unused value do it.
+    for (from, to) in &renames {
+        if from != to && renames.contains_key(to) {
+            checks.fail(
+                format!("rename_values.{from}"),
+                "chained",
+                "renames onto a value that is itself renamed in this request; rename through an unused value in two requests",
+            );
+        }
+    }
     for from in renames.keys() {
         if !old_options[index].values.iter().any(|v| v.trim() == from) {
             checks.fail(

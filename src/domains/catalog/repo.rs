@@ -12,8 +12,8 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::model::{
-    AttributeValue, Image, ProductId, ProductOption, ProductSort, ProductStatus,
-    ReviewId, ReviewStatus, VariantId,
+    AttributeValue, Image, ProductId, ProductOption, ProductSort, ProductStatus, ReviewId,
+    ReviewStatus, VariantId,
 };
 
 // Deserialize too: statements that write a product and a variant at once return both as

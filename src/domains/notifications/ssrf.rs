@@ -29,7 +29,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                     || (first & 0xffc0) == 0xfec0
                     // 2001:db8::/32 and 3fff::/20 documentation, 100::/64 discard
                     || (first == 0x2001 && v6.segments()[1] == 0x0db8)
-                    || (first & 0xfff0) == 0x3ff0
+                    || (first == 0x3fff && v6.segments()[1] & 0xf000 == 0)
                     // 2001:2::/48 benchmarking; 2001:10::/28 and 2001:20::/28 ORCHID, which
                     // are identifiers, never routed addresses
                     || (first == 0x2001 && v6.segments()[1..3] == [2, 0])
@@ -175,6 +175,7 @@ mod tests {
             "feff::1",
             "2001:db8::1",
             "3fff::1",
+            "3fff:fff::1",
             "2001:2::1",
             "2001:10::1",
             "2001:1f::1",
@@ -198,6 +199,8 @@ mod tests {
             "::ffff:0:5db8:d822",   // IPv4-translated 93.184.216.34
             "2001:3::1",            // just past 2001:2::/48's neighbourhood (AMT)
             "2001:30::1",           // just past ORCHIDv2
+            "3ff0::1",              // below 3fff::/20
+            "3fff:1000::1",         // just past 3fff::/20
             "1.1.1.1",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");

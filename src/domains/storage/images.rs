@@ -123,6 +123,14 @@ pub fn check_dimensions(w: u32, h: u32, limits: &ImageLimits) -> Result<(), Imag
     Ok(())
 }
 
+/// Bytes a pixel the decoder will produce (its colour type, read from the header): 3 or 4
+/// for most files, 6 or 8 for 16-bit ones, which `decode_cost`'s four bytes undercount.
+pub fn decoded_pixel_bytes(bytes: &[u8]) -> Option<u64> {
+    use image::ImageDecoder;
+    let decoder = reader(bytes).ok()?.into_decoder().ok()?;
+    Some(u64::from(decoder.color_type().bytes_per_pixel()))
+}
+
 /// Decodes after checking the header's dimensions, with the decoder's own allocation limit
 /// as a second guard (a header may lie).
 pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, ImageError> {
@@ -294,6 +302,20 @@ mod tests {
         assert_eq!(&bytes[8..12], b"WEBP");
         let (_, w, h) = render(&img, 1000, 1000, Fit::Contain, Format::Png).unwrap();
         assert_eq!((w, h), (400, 200), "never enlarged");
+    }
+
+    #[test]
+    fn sixteen_bit_images_are_known_before_decoding() {
+        let encode = |img: DynamicImage| {
+            let mut out = Cursor::new(Vec::new());
+            img.write_to(&mut out, ImageFormat::Png).unwrap();
+            out.into_inner()
+        };
+        let wide = encode(DynamicImage::ImageRgba16(image::ImageBuffer::new(8, 8)));
+        let narrow = encode(DynamicImage::ImageRgba8(image::ImageBuffer::new(8, 8)));
+        assert_eq!(decoded_pixel_bytes(&wide), Some(8));
+        assert_eq!(decoded_pixel_bytes(&narrow), Some(4));
+        assert_eq!(decoded_pixel_bytes(b"not an image"), None);
     }
 
     #[test]

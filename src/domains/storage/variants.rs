@@ -69,16 +69,32 @@ async fn render_all(
         // Versions recorded without dimensions: assume the worst, the whole budget.
         _ => u64::from(budget) * 1024,
     };
-    let kib = u32::try_from(cost.div_ceil(1024)).unwrap_or(u32::MAX);
-    let kib = match over {
-        _ if kib <= budget => kib,
-        OverBudget::RunAlone => budget,
-        OverBudget::Refuse => {
-            return Err(images::ImageError::OverBudget(cost, u64::from(budget) * 1024).into());
+    let share = |cost: u64| {
+        let kib = u32::try_from(cost.div_ceil(1024)).unwrap_or(u32::MAX);
+        match over {
+            _ if kib <= budget => Ok(kib),
+            OverBudget::RunAlone => Ok(budget),
+            OverBudget::Refuse => Err(images::ImageError::OverBudget(
+                cost,
+                u64::from(budget) * 1024,
+            )),
         }
     };
-    let _permit = state.decode_budget.acquire_many(kib).await?;
+    let mut permit = state.decode_budget.acquire_many(share(cost)?).await?;
     let original = state.store.read_all(&v.object_key).await?;
+    // A 16-bit file decodes at 6 or 8 bytes a pixel, then is converted to 8-bit beside
+    // itself: charge the difference once the header says so. The share is taken again
+    // whole (not topped up) so two waiting decodes cannot each hold half of what both need.
+    if let (Some(w), Some(h), Some(bpp)) = (
+        v.width,
+        v.height,
+        images::decoded_pixel_bytes(&original).filter(|&b| b > 4),
+    ) {
+        let wide = cost.saturating_add(u64::from(w as u32) * u64::from(h as u32) * bpp);
+        drop(permit);
+        permit = state.decode_budget.acquire_many(share(wide)?).await?;
+    }
+    let _permit = permit;
     tokio::task::spawn_blocking(move || {
         let img = images::decode(&original, &limits)?;
         drop(original);

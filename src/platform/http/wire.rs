@@ -97,8 +97,16 @@ where
 }
 
 /// A socket whose parser-level error answers are rewritten as problem+json.
+///
+/// Only the connection's first write is looked at: before it, nothing has been sent, so a
+/// write that is exactly a bare error head can only be the parser's answer. Any later write
+/// may be part of a body (a stored file can hold any bytes, an error head included), and
+/// telling which would mean re-framing every response; so an error on a kept-alive
+/// connection, after an earlier answer, keeps actix's bare head.
 pub struct ProblemWire<T> {
     io: T,
+    /// Nothing has been written yet.
+    fresh: bool,
     /// The problem response being written in place of the bare one, and how much of it is out.
     replacement: Option<(Vec<u8>, usize)>,
 }
@@ -107,6 +115,7 @@ impl<T> ProblemWire<T> {
     pub fn new(io: T) -> Self {
         Self {
             io,
+            fresh: true,
             replacement: None,
         }
     }
@@ -146,8 +155,12 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ProblemWire<T> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         if this.replacement.is_none() {
-            match parser_problem(buf) {
-                None => return Pin::new(&mut this.io).poll_write(cx, buf),
+            match parser_problem(buf).filter(|_| this.fresh) {
+                None => {
+                    let written = ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
+                    this.fresh &= written == 0;
+                    return Poll::Ready(Ok(written));
+                }
                 Some(problem) => this.replacement = Some((problem, 0)),
             }
         }
@@ -187,11 +200,12 @@ fn parser_problem(buf: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let error = if status == StatusCode::BAD_REQUEST {
-        ApiError::new(status, "malformed_request")
-            .detail("The request is not valid HTTP/1.1 (request line or headers), or has more than 96 headers")
+        ApiError::new(status, "malformed_request").detail(
+            "The request is not valid HTTP/1.1: its request line or a header cannot be parsed",
+        )
     } else {
         ApiError::new(status, "request_head_too_large").detail(
-            "The request line and headers together exceed 128 KiB; send large values in the body",
+            "The request head is too large: over 128 KiB, or more than 96 headers; send large values in the body",
         )
     };
     let body = serde_json::to_vec(&error.problem()).ok()?;
@@ -209,7 +223,35 @@ fn parser_problem(buf: &[u8]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::parser_problem;
+    use super::{ProblemWire, parser_problem};
+    use tokio::io::AsyncWriteExt;
+
+    const BARE_400: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+
+    async fn sent(writes: &[&[u8]]) -> Vec<u8> {
+        let mut wire = ProblemWire::new(Vec::new());
+        for w in writes {
+            wire.write_all(w).await.unwrap();
+        }
+        wire.flush().await.unwrap();
+        wire.io
+    }
+
+    /// A stored file may hold exactly a bare error head: sent as a body chunk after its
+    /// response's head, it goes out byte for byte (a review found downloads rewritten).
+    #[tokio::test]
+    async fn only_a_connections_first_write_can_be_rewritten() {
+        let first = sent(&[BARE_400]).await;
+        assert!(first.starts_with(b"HTTP/1.1 400 "));
+        assert!(String::from_utf8_lossy(&first).contains("malformed_request"));
+
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 47\r\n\r\n";
+        let download = sent(&[head, BARE_400, b"HTTP/1.1 200 OK\r\n"]).await;
+        assert_eq!(
+            download,
+            [&head[..], BARE_400, b"HTTP/1.1 200 OK\r\n"].concat()
+        );
+    }
 
     #[test]
     fn only_bare_parser_heads_are_rewritten() {

@@ -188,6 +188,16 @@ async fn options_are_renamed_and_extended_and_variants_follow() {
         let (status, body) = patch(&app, &options, Some(&alice), bad.clone()).await;
         assert!(matches!(status, 400 | 422), "{bad}: {status} {body}");
     }
+    // A swap is refused whole, whatever the rows' order (a review found a 409 by chance).
+    let (status, body) = patch(
+        &app,
+        &options,
+        Some(&alice),
+        json!({"option": "Fit", "rename_values": {"Small": "M", "M": "Small"}}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("chained"), "{body}");
     // Others: 404; anonymous: 401.
     let bob = seller(&app);
     let res = send(

@@ -332,6 +332,40 @@ async fn previews_wait_for_the_decode_memory_budget_and_past_it_are_refused() {
         assert_eq!((img.width(), img.height()), expected, "{w} {fit}");
     }
 
+    // A 16-bit image decodes at 8 bytes a pixel and is converted beside itself: charged for
+    // that once its header is read (a review saw twice the budget used). At 600 x 600 the
+    // 8-bit file fits the 2 MiB budget; the 16-bit one, 4.3 MB of buffers, does not.
+    let sixteen = {
+        // One colour: a file of a few hundred bytes, so only the header's depth can tell.
+        let img = image::DynamicImage::ImageRgba16(image::ImageBuffer::from_pixel(
+            600,
+            600,
+            image::Rgba([1000u16, 2000, 0, u16::MAX]),
+        ));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    for (name, bytes, want) in [
+        ("eight.png", png(600, 600), 200),
+        ("sixteen.png", sixteen, 422),
+    ] {
+        let file = json_ok(upload(app, Some(&ada), &b, form(name, bytes)).await, 201).await;
+        let res = api(
+            app,
+            Method::GET,
+            &format!(
+                "/files/{}/preview?width=16&format=png",
+                file["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(res.status().as_u16(), want, "{name}");
+    }
+
     let big = json_ok(
         upload(app, Some(&ada), &b, form("big.png", png(1000, 1000))).await,
         201,
