@@ -61,7 +61,7 @@ crate::domain_errors! {
         TooManyUploads(i64),
         /// Anonymous uploads have caps of their own, so they cannot use up the owner's.
         #[problem(CONFLICT, "anonymous_limit_reached")]
-        #[error("This bucket, or your address in it, has as many anonymous resumable uploads open as allowed: finish or end one, or sign in.")]
+        #[error("This bucket, or your address in it, has as many anonymous resumable uploads open (or bytes reserved by them) as allowed: finish or end one, or sign in.")]
         TooManyAnonymousUploads,
         #[problem(BAD_REQUEST, "invalid_multipart")]
         #[error("{0}")]

@@ -689,6 +689,7 @@ pub struct NewUpload<'a> {
     pub client_ip: Option<&'a str>,
     pub max_anonymous_per_bucket: i64,
     pub max_anonymous_per_ip: i64,
+    pub max_anonymous_reserved: i64,
 }
 
 /// Why [`insert_upload`] recorded nothing.
@@ -720,6 +721,7 @@ pub async fn insert_upload(
                        WHERE quota_owner = $9 AND uploader_id IS NOT NULL AND expires_at > now()) < $11
                 ELSE (SELECT count(*) < $13
                              AND count(*) FILTER (WHERE client_ip IS NOT DISTINCT FROM $12) < $14
+                             AND coalesce(sum(reserved), 0) + $6 <= $15
                         FROM storage.uploads
                        WHERE bucket_id = $2 AND uploader_id IS NULL AND expires_at > now())
                 END
@@ -739,6 +741,7 @@ pub async fn insert_upload(
     .bind(u.client_ip)
     .bind(u.max_anonymous_per_bucket)
     .bind(u.max_anonymous_per_ip)
+    .bind(u.max_anonymous_reserved)
     .fetch_optional(conn)
     .await?;
     Ok(row.ok_or(if u.uploader.is_some() {

@@ -62,8 +62,12 @@ pub struct StorageSettings {
     pub max_open_uploads_per_user: i64,
     /// Anonymous resumable uploads one bucket may have open at once.
     pub max_anonymous_open_uploads_per_bucket: i64,
-    /// Anonymous resumable uploads one client address may have open in one bucket at once.
+    /// Anonymous resumable uploads one client address may have open in one bucket at once
+    /// (an IPv6 address counts by its /64, what one host usually holds).
     pub max_anonymous_open_uploads_per_ip: i64,
+    /// Bytes all open anonymous uploads of one bucket may reserve together: without it, two
+    /// anonymous 5 GiB uploads held the owner's whole 10 GiB quota while sending nothing.
+    pub max_anonymous_reserved_bytes_per_bucket: i64,
     /// Resumable uploads that have not received a byte are removed after this many seconds
     /// (the first bytes extend it to `upload_expiry_hours`), so an upload created and never
     /// started holds its reservation and its place under the caps only briefly.
@@ -109,6 +113,7 @@ impl Default for StorageSettings {
             max_open_uploads_per_user: 20,
             max_anonymous_open_uploads_per_bucket: 10,
             max_anonymous_open_uploads_per_ip: 3,
+            max_anonymous_reserved_bytes_per_bucket: 1 << 30,
             unstarted_upload_expiry_secs: 3600,
             max_signed_url_secs: 7 * 24 * 3600,
             gc_interval_ms: 1000,
@@ -155,6 +160,7 @@ impl StorageSettings {
         if self.max_open_uploads_per_user <= 0
             || self.max_anonymous_open_uploads_per_bucket < 0
             || self.max_anonymous_open_uploads_per_ip < 0
+            || self.max_anonymous_reserved_bytes_per_bucket < 0
         {
             anyhow::bail!(
                 "storage: max_open_uploads_per_user must be above zero, the anonymous caps at least zero"

@@ -119,7 +119,7 @@ pub async fn options(state: web::Data<StorageState>) -> HttpResponse {
         TooLarge,
         (status = 415, description = "The name's extension is not allowed", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Bad `permissions` grants", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The payer has `storage.max_open_uploads_per_user` uploads open (`limit_reached`); for an anonymous upload, the bucket has `storage.max_anonymous_open_uploads_per_bucket` anonymous uploads open, or the caller's address `storage.max_anonymous_open_uploads_per_ip` in it (`anonymous_limit_reached`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payer has `storage.max_open_uploads_per_user` uploads open (`limit_reached`); for an anonymous upload, the bucket has `storage.max_anonymous_open_uploads_per_bucket` anonymous uploads open, or the caller's address (an IPv6 /64) `storage.max_anonymous_open_uploads_per_ip` in it, or the bucket's open anonymous uploads would reserve more than `storage.max_anonymous_reserved_bytes_per_bucket` (`anonymous_limit_reached`)", body = Problem, content_type = "application/problem+json"),
         (status = 507, description = "`Upload-Length` does not fit what is left of the payer's quota, counting what open uploads reserve (`quota_exceeded`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -193,7 +193,10 @@ pub async fn create_upload(
     // its URL carries.
     let token = caller.user_id.is_none().then(new_token);
     let payer = upload::payer(&caller, &t);
-    let client_ip = caller.user_id.is_none().then(|| limiter.client_ip(&req));
+    let client_ip = caller
+        .user_id
+        .is_none()
+        .then(|| address_group(&limiter.client_ip(&req)));
     let u = NewUpload {
         bucket: t.bucket.id,
         uploader: caller.user_id,
@@ -208,6 +211,7 @@ pub async fn create_upload(
         client_ip: client_ip.as_deref(),
         max_anonymous_per_bucket: state.settings.max_anonymous_open_uploads_per_bucket,
         max_anonymous_per_ip: state.settings.max_anonymous_open_uploads_per_ip,
+        max_anonymous_reserved: state.settings.max_anonymous_reserved_bytes_per_bucket,
     };
     // The whole length is reserved now (one conditional upsert, which also serialises the
     // payer's concurrent creations), and given back when the upload row goes.
@@ -240,6 +244,21 @@ pub async fn create_upload(
 
 /// The header an anonymous upload's secret may come in, besides its URL's `token`.
 const UPLOAD_TOKEN: &str = "Upload-Token";
+
+/// What an anonymous upload's address is counted as: an IPv4 address itself, an IPv6 one by
+/// its /64 (one host usually holds a whole /64, so counting single addresses caps nothing).
+fn address_group(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(String::new, |v4| v4.to_string()),
+        _ => ip.to_owned(),
+    }
+}
 
 /// 32 random bytes, base64url: the secret of an anonymous upload.
 fn new_token() -> String {

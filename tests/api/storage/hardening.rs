@@ -740,6 +740,51 @@ async fn anonymous_uploads_have_their_own_caps_and_never_block_the_owner() {
     );
 }
 
+/// A review found two anonymous 5 GiB uploads holding the owner's whole quota while
+/// sending nothing, and the per-address cap counting single IPv6 addresses.
+#[tokio::test]
+async fn anonymous_reservations_are_capped_in_bytes_and_ipv6_counts_by_its_64() {
+    let s = storage(
+        Backend::Local,
+        &[
+            ("BASALT__STORAGE__MAX_ANONYMOUS_OPEN_UPLOADS_PER_IP", "1"),
+            (
+                "BASALT__STORAGE__MAX_ANONYMOUS_RESERVED_BYTES_PER_BUCKET",
+                "100",
+            ),
+            ("BASALT__SERVER__TRUST_FORWARDED_FOR", "true"),
+        ],
+    )
+    .await;
+    let app = &s.app;
+    let ada = account(app, &["user"]);
+    let b = bucket(app, &ada, json!({"permissions": {"create": ["any"]}})).await;
+    let v6 = bucket(app, &ada, json!({"permissions": {"create": ["any"]}})).await;
+    let anonymous = |bucket: &str, ip: &str, length: u64| {
+        api(
+            app,
+            Method::POST,
+            &format!("/buckets/{bucket}/uploads"),
+            None,
+        )
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", length.to_string())
+        .header("x-forwarded-for", ip)
+        .send()
+    };
+    let status = |res: reqwest::Result<reqwest::Response>| res.unwrap().status().as_u16();
+    assert_eq!(status(anonymous(&b, "203.0.113.1", 60).await), 201);
+    let p = problem(anonymous(&b, "203.0.113.2", 60).await.unwrap()).await;
+    assert_eq!(p["code"], "anonymous_limit_reached", "{p}");
+    assert_eq!(status(anonymous(&b, "203.0.113.2", 40).await), 201);
+    // One /64 is one address; the next /64 is another.
+    assert_eq!(status(anonymous(&v6, "2001:db8:1:2::1", 1).await), 201);
+    assert_eq!(status(anonymous(&v6, "2001:db8:1:2::ffff", 1).await), 409);
+    assert_eq!(status(anonymous(&v6, "2001:db8:1:3::1", 1).await), 201);
+    // The owner is not held back by any of it.
+    assert_eq!(create(app, Some(&ada), &b, 500, "").await.status(), 201);
+}
+
 #[tokio::test]
 async fn uploads_never_started_expire_soon_and_started_ones_keep_the_full_expiry() {
     let s = storage(
