@@ -154,10 +154,15 @@ pub fn parse(f: &ProductFilter) -> Result<ProductSearch, ApiError> {
     if q.as_ref().is_some_and(|q| q.chars().count() > MAX_QUERY) {
         return Err(invalid(format!("q: at most {MAX_QUERY} characters")));
     }
-    // Trigram matches of one to three letters would match half the catalogue.
-    let fuzzy = q
-        .as_ref()
-        .is_some_and(|q| q.chars().filter(|c| c.is_alphanumeric()).count() >= 4);
+    // Trigram matches of one to three letters would match half the catalogue. Nor does a
+    // query that excludes words (`desk -lamp`) fall back: similarity has no "without", so
+    // the fallback returned exactly what was excluded (a review found it).
+    let fuzzy = q.as_ref().is_some_and(|q| {
+        q.chars().filter(|c| c.is_alphanumeric()).count() >= 4
+            && !q
+                .split_whitespace()
+                .any(|w| w.len() > 1 && w.starts_with('-'))
+    });
     let sort = match (f.sort, &q) {
         (Some(ProductSort::Relevance), None) => {
             return Err(invalid("sort: relevance needs the words of q"));

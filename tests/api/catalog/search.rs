@@ -105,6 +105,9 @@ async fn words_find_titles_descriptions_tags_and_skus_and_typos_find_titles() {
         "Apple iPhone 15 Pro"
     );
     assert!(titles(&search(&app, None, &[("q", "zebra")]).await).is_empty());
+    // Excluding a word never falls back to titles that have it (a review found the typo
+    // arm returning exactly what was excluded).
+    assert!(titles(&search(&app, None, &[("q", "apple -iphone")]).await).is_empty());
 
     // A SKU change reaches the index in the variant's own write.
     let phone: Value = send(
