@@ -16,7 +16,8 @@
 //! `catalog.stock.low`, `catalog.review.created` and `catalog.category.created`,
 //! `.updated`, `.moved`, `.deleted`
 //! (declared in `crate::events::catalog`, since cart, orders and the read models of other
-//! domains consume them); consumes nothing yet; calls no other domain (orders calls
+//! domains consume them); consumes `user.deleted` (a deleted account's reviews, votes and
+//! purchase records go, `subscribers`); calls no other domain (orders calls
 //! `api::record_purchases` to verify reviews). Permissions:
 //! `catalog.products.sell` (the `vendor` role), `catalog.products.manage` and
 //! `catalog.products.moderate`, `catalog.categories.manage`, `catalog.stock.manage`, `catalog.reviews.moderate` (staff) and `catalog.stock.reserve`
@@ -42,6 +43,7 @@ mod reviews;
 mod search;
 mod settings;
 mod state;
+mod subscribers;
 mod variants;
 
 use std::time::Duration;
@@ -114,6 +116,13 @@ impl Domain for Catalog {
         doc.merge(reviews::ReviewsApi::openapi());
         doc.merge(crate::events::catalog::EventsApi::openapi());
         doc
+    }
+
+    fn subscribers(
+        &self,
+        _platform: &Platform,
+    ) -> Vec<std::sync::Arc<dyn crate::platform::events::Subscriber>> {
+        vec![subscribers::accounts()]
     }
 
     fn jobs(&self, platform: &Platform) -> Vec<Job> {

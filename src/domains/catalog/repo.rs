@@ -1747,3 +1747,32 @@ pub async fn set_options(
     .fetch_one(conn)
     .await
 }
+
+/// Erases what a deleted account wrote (its reviews, helpful votes and purchase records), in
+/// one statement: the products' rating counters and the reviews' helpful counts lose exactly
+/// what the deleted rows added, as the statements that wrote them added it. Votes are only
+/// ever on others' reviews, so no review is both updated and deleted here.
+pub async fn forget_user(conn: &mut PgConnection, user: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH votes AS (
+             DELETE FROM catalog.review_votes WHERE user_id = $1 RETURNING review_id
+         ), helpful AS (
+             UPDATE catalog.reviews r SET helpful_count = r.helpful_count - v.n
+               FROM (SELECT review_id, count(*)::int AS n FROM votes GROUP BY review_id) v
+              WHERE r.id = v.review_id
+         ), gone AS (
+             DELETE FROM catalog.reviews WHERE user_id = $1 RETURNING product_id, rating, status
+         ), rated AS (
+             UPDATE catalog.products p
+                SET rating_count = p.rating_count - g.n, rating_sum = p.rating_sum - g.total
+               FROM (SELECT product_id, count(*)::int AS n, sum(rating)::bigint AS total
+                       FROM gone WHERE status = 'published' GROUP BY product_id) g
+              WHERE p.id = g.product_id
+         )
+         DELETE FROM catalog.purchases WHERE user_id = $1",
+    )
+    .bind(user)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

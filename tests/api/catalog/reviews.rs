@@ -784,3 +784,47 @@ async fn review_lists_page_by_keyset() {
     .await;
     assert_eq!(res.status(), 400);
 }
+
+/// A deleted account takes its reviews, votes and purchase records with it, and the
+/// counters lose exactly what those added (a review found them kept after erasure).
+#[cfg(feature = "auth")]
+#[tokio::test]
+async fn a_deleted_account_takes_its_reviews_and_votes_with_it() {
+    let app = spawn_app().await;
+    let alice = seller(&app);
+    let p = active_product(&app, &alice, product_body("Erased")).await;
+    let bob = shopper(&app);
+    let kept = review(&app, &p, &bob, 1).await;
+
+    assert_eq!(app.register("gone@example.com").await.status(), 201);
+    let token = app.access_token("gone@example.com").await;
+    let me: Value = app.json_as("/api/v1/auth/me", &token).await;
+    let gone = Actor {
+        id: me["id"].as_str().unwrap().to_owned(),
+        token,
+    };
+    review(&app, &p, &gone, 5).await;
+    let helpful = format!("{}/helpful", review_at(&p, &kept));
+    let res = send(&app, Method::PUT, &helpful, Some(&gone), None).await;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(counters(&app, &p).await.0, (2, 6));
+
+    let res = app
+        .as_user(Method::DELETE, "/api/v1/auth/me", &gone.token)
+        .json(&json!({ "password": crate::helpers::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let erased = eventually(Duration::from_secs(10), || async {
+        counters(&app, &p).await.0 == (1, 1)
+    })
+    .await;
+    assert!(erased, "{:?}", counters(&app, &p).await);
+    let (stored, truth) = counters(&app, &p).await;
+    assert_eq!((i64::from(stored.0), stored.1), truth);
+    let left = items(send(&app, Method::GET, &reviews_of(&p), None, None).await).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["id"], kept["id"]);
+    assert_eq!(left[0]["helpful_count"], 0);
+}
