@@ -464,9 +464,13 @@ pub struct CreateProductRequest {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProductRequest {
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     #[validate(length(min = 1, max = 200))]
     pub title: Option<String>,
     /// The old slug keeps answering, with a redirect to the new one.
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub slug: Option<String>,
     /// `null` empties it.
     #[serde(default, deserialize_with = "nullable")]
@@ -477,8 +481,14 @@ pub struct UpdateProductRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Uuid>, nullable)]
     pub category_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub images: Option<Vec<Image>>,
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub attributes: Option<BTreeMap<String, AttributeValue>>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
@@ -491,7 +501,22 @@ pub struct UpdateProductRequest {
     #[validate(length(max = 500))]
     pub seo_description: Option<Option<String>>,
     /// Staff only (`catalog.products.manage`).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     pub featured: Option<bool>,
+}
+
+/// For a PATCH field that cannot be cleared: absent stays `None`, and `null` is refused
+/// rather than read as absent, so a client that meant to clear it is told (a review found
+/// `{"title": null}` answered 200, changing nothing).
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)?.map(Some).ok_or_else(|| {
+        serde::de::Error::custom("may not be null (it cannot be cleared): leave it out to keep it")
+    })
 }
 
 /// For a PATCH field that `null` clears: absent stays `None` (with `#[serde(default)]`),

@@ -114,6 +114,17 @@ async fn null_clears_nullable_fields_and_absent_leaves_them() {
         .await
         .unwrap();
     assert_eq!(read["seo_title"], "Back");
+
+    // A field that cannot be cleared refuses null instead of reading it as "leave it" (a
+    // review found `{"title": null}` answered 200, changing nothing).
+    for field in ["title", "slug", "tags", "images", "attributes", "featured"] {
+        let (status, body) = patch(&app, &at(&p), Some(&alice), json!({ field: null })).await;
+        assert_eq!(status, 400, "{field}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap_or_default().contains("null"),
+            "{field}: {body}"
+        );
+    }
 }
 
 #[tokio::test]
