@@ -252,6 +252,11 @@ pub async fn move_category(
         };
     };
     let row = moved.category;
+    if moved.old_parent_id == row.parent_id && m.position.is_none() {
+        // Moved where it was: nothing happened, so nothing is published or audited.
+        tx.commit().await?;
+        return Ok(HttpResponse::Ok().json(CategoryResponse::from(row)));
+    }
     publish(
         &mut tx,
         &CategoryMoved {

@@ -1114,7 +1114,10 @@ pub struct UpdateCategoryRequest {
 #[serde(deny_unknown_fields)]
 pub struct MoveCategoryRequest {
     /// The new parent; `null` makes the category a root. Never the category itself or one
-    /// of its descendants (409 `category_loop`).
+    /// of its descendants (409 `category_loop`). Required, `null` included: read as absent,
+    /// a move meant only to reorder made a subcategory a root (a review found it).
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[schema(required = true)]
     pub parent_id: Option<Uuid>,
     /// Its order among its new siblings; kept when absent.
     pub position: Option<i32>,

@@ -498,4 +498,51 @@ async fn category_changes_publish_events_and_are_audited() {
     .await;
     assert_eq!(res.status(), 409);
     assert_eq!(app.events_of("catalog.category.moved").await, 1);
+
+    // A move that leaves it where it was publishes nothing; one without `parent_id` is
+    // refused rather than read as "to the roots" (both review findings).
+    let moved = format!("{CATEGORIES}/{}/move", id(&hats));
+    let (status, now): (_, Value) = {
+        let res = send(
+            &app,
+            Method::GET,
+            &format!("{CATEGORIES}/{}", id(&hats)),
+            None,
+            None,
+        )
+        .await;
+        (res.status(), res.json().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    let res = send(
+        &app,
+        Method::POST,
+        &moved,
+        Some(&admin),
+        Some(json!({"parent_id": now["parent_id"]})),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.events_of("catalog.category.moved").await, 1);
+    let res = send(
+        &app,
+        Method::POST,
+        &moved,
+        Some(&admin),
+        Some(json!({"position": 5})),
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    let (_, after): (_, Value) = {
+        let res = send(
+            &app,
+            Method::GET,
+            &format!("{CATEGORIES}/{}", id(&hats)),
+            None,
+            None,
+        )
+        .await;
+        (res.status(), res.json().await.unwrap())
+    };
+    assert_eq!(after["parent_id"], now["parent_id"]);
 }
