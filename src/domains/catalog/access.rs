@@ -44,3 +44,31 @@ pub fn actor_id(user: &CurrentUser) -> Option<uuid::Uuid> {
 pub fn insider(viewer: Viewer, product: &ProductRow) -> bool {
     viewer.staff || viewer.id == Some(product.seller_id)
 }
+
+/// Records a change staff made to someone else's product in the audit trail (a seller's
+/// changes to their own products are theirs to make and are not staff actions).
+pub async fn audit_staff(
+    conn: &mut sqlx::PgConnection,
+    user: &CurrentUser,
+    before: &ProductRow,
+    action: &str,
+    after: Option<&ProductRow>,
+) -> Result<(), sqlx::Error> {
+    if actor_id(user) == Some(before.seller_id) {
+        return Ok(());
+    }
+    let before_json = serde_json::to_value(super::model::snapshot(before)).ok();
+    let after_json = after.and_then(|a| serde_json::to_value(super::model::snapshot(a)).ok());
+    crate::platform::audit::record(
+        conn,
+        &crate::platform::audit::AuditEntry {
+            actor: &user.actor(),
+            action,
+            object_type: "catalog.product",
+            object_id: &before.id.to_string(),
+            before: before_json.as_ref(),
+            after: after_json.as_ref(),
+        },
+    )
+    .await
+}

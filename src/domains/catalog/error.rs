@@ -74,6 +74,12 @@ crate::domain_errors! {
         #[problem(NOT_FOUND, "not_found")]
         #[error("No such review, or not yours.")]
         ReviewNotFound,
+        #[problem(BAD_REQUEST, "invalid_query")]
+        #[error("{0}")]
+        InvalidQuery(String),
+        #[problem(BAD_REQUEST, "invalid_cursor")]
+        #[error("after: not a cursor of this list with these filters and this sort; pass the `next` of the previous page with the same query.")]
+        InvalidCursor,
         #[problem(CONFLICT, "review_exists")]
         #[error("You have reviewed this product already: edit that review instead.")]
         ReviewExists,

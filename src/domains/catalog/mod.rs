@@ -91,7 +91,6 @@ impl Domain for Catalog {
 
     fn routes(&self, routes: &mut Routes) {
         self.state.register(routes);
-        search::configure(routes);
         products::configure(routes);
         moderation::configure(routes);
         options::configure(routes);
@@ -107,7 +106,6 @@ impl Domain for Catalog {
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         let mut doc = products::ProductsApi::openapi();
-        doc.merge(search::SearchApi::openapi());
         doc.merge(moderation::ModerationApi::openapi());
         doc.merge(options::OptionsApi::openapi());
         doc.merge(variants::VariantsApi::openapi());

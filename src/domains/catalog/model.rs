@@ -1300,3 +1300,76 @@ pub fn average_hundredths(sum: i64, count: i32) -> Option<i64> {
     let count = i64::from(count);
     (count > 0).then(|| (sum * 200 + count) / (2 * count))
 }
+
+// --- Search and browse (`search`) -----------------------------------------------------------
+
+/// A page of `GET /products`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductSearchResponse {
+    pub items: Vec<ProductResponse>,
+    /// Pass as `after` (with the same filters and sort) for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// How many products match (first page only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<SearchTotal>,
+    /// Counts for narrowing the search further (first page only, unless `facets=false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facets: Option<Facets>,
+}
+
+/// The size of the whole result, counted up to 10,000: `eq` when it is exact, `gte` when
+/// there are at least that many (counting stops there, so it costs the same at 1M).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchTotal {
+    pub value: i64,
+    /// `eq` or `gte`.
+    pub relation: &'static str,
+}
+
+/// Counts over the products matching the current filters (over the first 10,000 found
+/// when `total.relation` is `gte`). Each list holds its top 10 values by count.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Facets {
+    /// Products per category they are directly in.
+    pub categories: Vec<CategoryFacet>,
+    /// Products per bucket of their lowest price (minor units; `max` exclusive, absent on
+    /// the last bucket). Empty buckets are left out.
+    pub prices: Vec<PriceFacet>,
+    pub tags: Vec<TagFacet>,
+    /// Per attribute key (the 20 most used), its most common values.
+    pub attributes: Vec<AttributeFacet>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CategoryFacet {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PriceFacet {
+    pub min: i64,
+    pub max: Option<i64>,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TagFacet {
+    pub value: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttributeFacet {
+    pub key: String,
+    pub values: Vec<AttributeCount>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AttributeCount {
+    pub value: AttributeValue,
+    pub count: i64,
+}

@@ -6,10 +6,10 @@
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 
+use super::access::audit_staff;
 use super::access::{self, MANAGE, MODERATE};
 use super::error::CatalogError;
 use super::model::*;
-use super::products::audit_staff;
 use super::repo;
 use super::state::CatalogState;
 use crate::events::catalog::{

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 
+use super::access::audit_staff;
 use super::access::{self, MANAGE};
 use super::error::CatalogError;
 use super::model::*;
-use super::products::audit_staff;
 use super::repo;
 use crate::events::catalog::ProductUpdated;
 use crate::platform::error::responses::{Conflict, Invalid, NotFound, Unauthorized};

@@ -5,11 +5,11 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 
-use super::access::{self, MANAGE, SELL};
+use super::access::{self, MANAGE, SELL, audit_staff};
 use super::error::CatalogError;
 use super::model::*;
-use super::repo::{self, ProductFields, ProductRow, VariantFields};
-use super::search::{self, ProductSearchResponse};
+use super::repo::{self, ProductFields, VariantFields};
+use super::search;
 use super::state::CatalogState;
 use crate::events::catalog::{ProductCreated, ProductDeleted, ProductUpdated};
 use crate::platform::error::responses::{
@@ -18,12 +18,13 @@ use crate::platform::error::responses::{
 use crate::platform::events::publish;
 use crate::platform::http::{Endpoint, Routes, ValidatedJson};
 use crate::platform::identity::MaybeUser;
-use crate::platform::page::PageQuery;
+use crate::platform::page::{Page, PageQuery};
 use crate::platform::{CurrentUser, Platform};
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_product, list_products, get_product, get_product_by_slug, update_product, delete_product),
+    paths(create_product, list_products, featured_products, popular_products, get_product, get_product_by_slug, update_product, delete_product),
+    components(schemas(ProductSearchResponse, SearchTotal, Facets, ProductSort)),
     tags((name = "catalog", description = "Products, variants, stock, categories, reviews and search"))
 )]
 pub struct ProductsApi;
@@ -35,6 +36,9 @@ pub fn configure(routes: &mut Routes) {
                 .get(list_products)
                 .post(create_product),
         )
+        // Before `{product}`: `featured` and `popular` are not product ids.
+        .add(Endpoint::at("/products/featured").get(featured_products))
+        .add(Endpoint::at("/products/popular").get(popular_products))
         .add(Endpoint::at("/products/by-slug/{slug}").get(get_product_by_slug))
         .add(
             Endpoint::at("/products/{product}")
@@ -393,30 +397,31 @@ pub async fn delete_product(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Records a change staff made to someone else's product in the audit trail (a seller's
-/// changes to their own products are theirs to make and are not staff actions).
-pub async fn audit_staff(
-    conn: &mut sqlx::PgConnection,
-    user: &CurrentUser,
-    before: &ProductRow,
-    action: &str,
-    after: Option<&ProductRow>,
-) -> Result<(), sqlx::Error> {
-    if access::actor_id(user) == Some(before.seller_id) {
-        return Ok(());
-    }
-    let before_json = serde_json::to_value(snapshot(before)).ok();
-    let after_json = after.and_then(|a| serde_json::to_value(snapshot(a)).ok());
-    crate::platform::audit::record(
-        conn,
-        &crate::platform::audit::AuditEntry {
-            actor: &user.actor(),
-            action,
-            object_type: "catalog.product",
-            object_id: &before.id.to_string(),
-            before: before_json.as_ref(),
-            after: after_json.as_ref(),
-        },
-    )
-    .await
+/// Featured products (staff set `featured`), newest first. Public; active products only.
+#[utoipa::path(
+    get, path = "/products/featured", tag = "catalog", security((), ("bearer" = []), ("api_key" = [])),
+    params(PageQuery),
+    responses((status = 200, body = Page<ProductResponse>), BadRequest)
+)]
+pub async fn featured_products(
+    platform: web::Data<Platform>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, CatalogError> {
+    let page = search::shelf(&platform, &page, Some(true), ProductSort::Newest).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// The best-selling products first (units sold, kept by orders). Public; active products
+/// only.
+#[utoipa::path(
+    get, path = "/products/popular", tag = "catalog", security((), ("bearer" = []), ("api_key" = [])),
+    params(PageQuery),
+    responses((status = 200, body = Page<ProductResponse>), BadRequest)
+)]
+pub async fn popular_products(
+    platform: web::Data<Platform>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, CatalogError> {
+    let page = search::shelf(&platform, &page, None, ProductSort::Popularity).await?;
+    Ok(HttpResponse::Ok().json(page))
 }

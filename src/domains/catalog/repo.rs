@@ -351,13 +351,54 @@ pub enum SearchAfter {
     Time(DateTime<Utc>, ProductId),
 }
 
-/// One page of a search: its products as JSON (a [`ProductRow`] plus its sort key `k1`,
+/// The statement's one row: its products as JSON (a [`ProductRow`] plus its sort key `k1`,
 /// `k2`), and for a first page the capped total and the facets.
 #[derive(Debug, sqlx::FromRow)]
+struct SearchRow {
+    items: Json<Vec<serde_json::Value>>,
+    total: Option<i64>,
+    facets: Option<Json<serde_json::Value>>,
+}
+
+/// One product of a search page and its sort key: `k` an integer key (or none for
+/// `newest`), `k2` the number of ratings (`rating`), `t` the creation time (`newest`).
+pub struct SearchHit {
+    pub k: Option<i64>,
+    pub k2: Option<i64>,
+    pub t: Option<DateTime<Utc>>,
+    pub row: ProductRow,
+}
+
+/// One page of a search, decoded; for a first page the capped total and the facets.
 pub struct SearchPage {
-    pub items: Json<Vec<serde_json::Value>>,
+    pub items: Vec<SearchHit>,
     pub total: Option<i64>,
-    pub facets: Option<Json<serde_json::Value>>,
+    pub facets: Option<super::model::Facets>,
+}
+
+impl SearchRow {
+    fn decode(self) -> Result<SearchPage, sqlx::Error> {
+        let bad = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+        let mut items = Vec::with_capacity(self.items.0.len());
+        for mut item in self.items.0 {
+            let k1 = item.get_mut("k1").map(serde_json::Value::take);
+            let k2 = item.get("k2").and_then(serde_json::Value::as_i64);
+            let t = k1.clone().and_then(|t| serde_json::from_value(t).ok());
+            let k = k1.as_ref().and_then(serde_json::Value::as_i64);
+            let row: ProductRow = serde_json::from_value(item).map_err(bad)?;
+            items.push(SearchHit { k, k2, t, row });
+        }
+        let facets = self
+            .facets
+            .map(|f| serde_json::from_value(f.0))
+            .transpose()
+            .map_err(bad)?;
+        Ok(SearchPage {
+            items,
+            total: self.total,
+            facets,
+        })
+    }
 }
 
 /// How far a first page counts: a result of more products says "at least 10,000" (and its
@@ -541,10 +582,11 @@ pub async fn search_products(
     } else {
         qb.push("NULL::jsonb AS facets");
     }
-    qb.build_query_as::<SearchPage>()
+    qb.build_query_as::<SearchRow>()
         .persistent(false)
         .fetch_one(db)
-        .await
+        .await?
+        .decode()
 }
 
 /// The full-text test of a product against the words.

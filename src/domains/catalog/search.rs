@@ -1,120 +1,31 @@
-//! Search and browse: `GET /products` (words, filters, sorts, facets), `/products/featured`
-//! and `/products/popular`. A page and, on the first page, its capped total and facets are
-//! one SQL statement (`repo::search_products`).
+//! Search and browse, the query behind `GET /products` (words, filters, sorts, facets) and
+//! the `/products/featured` and `/products/popular` shelves, whose handlers are in
+//! `products`: parsing and checking the parameters, and the cursor. A page and, on the first
+//! page, its capped total and facets are one SQL statement (`repo::search_products`).
 //!
 //! Each sort pages with its own keyset. The cursor carries the sort and a fingerprint of the
 //! filters, so a cursor replayed with another sort or other filters is a 400
 //! `invalid_cursor` rather than a page that silently skips or repeats products.
 
-use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use utoipa::{OpenApi, ToSchema};
-use uuid::Uuid;
 
 use super::access;
 use super::error::CatalogError;
 use super::model::{
-    AttributeValue, MAX_TAGS, ProductFilter, ProductId, ProductResponse, ProductSort, ProductStatus,
+    MAX_TAGS, ProductFilter, ProductId, ProductResponse, ProductSearchResponse, ProductSort,
+    ProductStatus, SearchTotal,
 };
-use super::repo::{self, ProductRow, ProductSearch, SEARCH_COUNT_CAP, SearchAfter, Viewer};
+use super::repo::{self, ProductSearch, SEARCH_COUNT_CAP, SearchAfter, Viewer};
 use crate::platform::Platform;
-use crate::platform::error::ApiError;
-use crate::platform::error::responses::BadRequest;
-use crate::platform::http::{Endpoint, Routes};
 use crate::platform::identity::MaybeUser;
 use crate::platform::page::{self, Page, PageQuery};
-
-#[derive(OpenApi)]
-#[openapi(
-    paths(featured_products, popular_products),
-    components(schemas(ProductSearchResponse, SearchTotal, Facets, ProductSort))
-)]
-pub struct SearchApi;
-
-/// Registered before the products' routes: `/products/featured` is not a product id.
-pub fn configure(routes: &mut Routes) {
-    routes
-        .add(Endpoint::at("/products/featured").get(featured_products))
-        .add(Endpoint::at("/products/popular").get(popular_products));
-}
 
 /// The longest `q`, in characters.
 const MAX_QUERY: usize = 200;
 /// The most `key:value` pairs in `attributes`.
 const MAX_ATTRIBUTE_FILTERS: usize = 10;
-
-/// A page of `GET /products`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProductSearchResponse {
-    pub items: Vec<ProductResponse>,
-    /// Pass as `after` (with the same filters and sort) for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<String>,
-    /// How many products match (first page only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub total: Option<SearchTotal>,
-    /// Counts for narrowing the search further (first page only, unless `facets=false`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub facets: Option<Facets>,
-}
-
-/// The size of the whole result, counted up to 10,000: `eq` when it is exact, `gte` when
-/// there are at least that many (counting stops there, so it costs the same at 1M).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SearchTotal {
-    pub value: i64,
-    /// `eq` or `gte`.
-    pub relation: &'static str,
-}
-
-/// Counts over the products matching the current filters (over the first 10,000 found
-/// when `total.relation` is `gte`). Each list holds its top 10 values by count.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Facets {
-    /// Products per category they are directly in.
-    pub categories: Vec<CategoryFacet>,
-    /// Products per bucket of their lowest price (minor units; `max` exclusive, absent on
-    /// the last bucket). Empty buckets are left out.
-    pub prices: Vec<PriceFacet>,
-    pub tags: Vec<TagFacet>,
-    /// Per attribute key (the 20 most used), its most common values.
-    pub attributes: Vec<AttributeFacet>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CategoryFacet {
-    pub id: Uuid,
-    pub slug: String,
-    pub name: String,
-    pub count: i64,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PriceFacet {
-    pub min: i64,
-    pub max: Option<i64>,
-    pub count: i64,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TagFacet {
-    pub value: String,
-    pub count: i64,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AttributeFacet {
-    pub key: String,
-    pub values: Vec<AttributeCount>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AttributeCount {
-    pub value: AttributeValue,
-    pub count: i64,
-}
 
 /// What a search page's cursor holds: the sort and filters it belongs to, and the sort key
 /// of the last product shown.
@@ -132,19 +43,16 @@ struct Cursor {
     id: ProductId,
 }
 
-fn invalid(detail: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_query", detail)
+fn invalid(detail: impl Into<String>) -> CatalogError {
+    CatalogError::InvalidQuery(detail.into())
 }
 
-fn invalid_cursor() -> ApiError {
-    ApiError::bad_request(
-        "invalid_cursor",
-        "after: not a cursor of this list with these filters and this sort; pass the `next` of the previous page with the same query.",
-    )
+fn invalid_cursor() -> CatalogError {
+    CatalogError::InvalidCursor
 }
 
 /// Checks the query parameters of a search: every bad value is a 400 naming it.
-pub fn parse(f: &ProductFilter) -> Result<ProductSearch, ApiError> {
+pub fn parse(f: &ProductFilter) -> Result<ProductSearch, CatalogError> {
     // websearch_to_tsquery takes any text (operators are words to it, never syntax
     // errors); only U+0000, which PostgreSQL text cannot hold, has to go.
     let q =
@@ -261,7 +169,7 @@ fn fingerprint(s: &ProductSearch) -> String {
 }
 
 /// The keyset position a cursor names, if it was made for this search.
-fn position(s: &ProductSearch, after: &str) -> Result<SearchAfter, ApiError> {
+fn position(s: &ProductSearch, after: &str) -> Result<SearchAfter, CatalogError> {
     let c: Cursor = page::decode(after)?;
     if c.s != s.sort || c.f != fingerprint(s) {
         return Err(invalid_cursor());
@@ -302,50 +210,33 @@ pub async fn run(
     )
     .await?;
     let fingerprint = fingerprint(search);
-    // Each item is a product row plus its sort key: k1 (an integer, or the creation time
-    // for `newest`) and k2 (the number of ratings for `rating`).
-    let mut rows = Vec::with_capacity(found.items.0.len());
-    for mut item in found.items.0 {
-        let k1 = item.get_mut("k1").map(serde_json::Value::take);
-        let k2 = item.get("k2").and_then(serde_json::Value::as_i64);
-        let t = k1.clone().and_then(|t| serde_json::from_value(t).ok());
-        let k = k1.as_ref().and_then(serde_json::Value::as_i64);
-        let row: ProductRow =
-            serde_json::from_value(item).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        rows.push((k, k2, t, row));
-    }
     let page = Page::from_rows(
-        rows,
+        found.items,
         limit,
-        |(k, k2, t, row)| Cursor {
+        |hit| Cursor {
             s: search.sort,
             f: fingerprint.clone(),
-            k: *k,
-            k2: *k2,
-            t: *t,
-            id: row.id,
+            k: hit.k,
+            k2: hit.k2,
+            t: hit.t,
+            id: hit.row.id,
         },
-        |(.., row)| ProductResponse::from(row),
+        |hit| ProductResponse::from(hit.row),
     );
     let total = found.total.map(|n| SearchTotal {
         value: n.min(SEARCH_COUNT_CAP),
         relation: if n > SEARCH_COUNT_CAP { "gte" } else { "eq" },
     });
-    let facets = found
-        .facets
-        .map(|f| serde_json::from_value(f.0))
-        .transpose()
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     Ok(ProductSearchResponse {
         items: page.items,
         next: page.next,
         total,
-        facets,
+        facets: found.facets,
     })
 }
 
 /// A storefront shelf: active products only, whoever asks, one keyset page.
-async fn shelf(
+pub async fn shelf(
     platform: &Platform,
     page: &PageQuery,
     featured: Option<bool>,
@@ -375,35 +266,6 @@ async fn shelf(
         items: found.items,
         next: found.next,
     })
-}
-
-/// Featured products (staff set `featured`), newest first. Public; active products only.
-#[utoipa::path(
-    get, path = "/products/featured", tag = "catalog", security((), ("bearer" = []), ("api_key" = [])),
-    params(PageQuery),
-    responses((status = 200, body = Page<ProductResponse>), BadRequest)
-)]
-pub async fn featured_products(
-    platform: web::Data<Platform>,
-    page: web::Query<PageQuery>,
-) -> Result<HttpResponse, CatalogError> {
-    let page = shelf(&platform, &page, Some(true), ProductSort::Newest).await?;
-    Ok(HttpResponse::Ok().json(page))
-}
-
-/// The best-selling products first (units sold, kept by orders). Public; active products
-/// only.
-#[utoipa::path(
-    get, path = "/products/popular", tag = "catalog", security((), ("bearer" = []), ("api_key" = [])),
-    params(PageQuery),
-    responses((status = 200, body = Page<ProductResponse>), BadRequest)
-)]
-pub async fn popular_products(
-    platform: web::Data<Platform>,
-    page: web::Query<PageQuery>,
-) -> Result<HttpResponse, CatalogError> {
-    let page = shelf(&platform, &page, None, ProductSort::Popularity).await?;
-    Ok(HttpResponse::Ok().json(page))
 }
 
 /// `GET /products` for the products' handler.
