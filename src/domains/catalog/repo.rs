@@ -296,7 +296,7 @@ pub async fn set_status(
          RETURNING {PRODUCT}"
     ))
     .bind(id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(reason)
     .fetch_one(conn)
     .await
@@ -622,7 +622,9 @@ fn push_matching(
         qb.push(" AND p.seller_id = ").push_bind(seller);
     }
     if let Some(status) = s.status {
-        qb.push(" AND p.status = ").push_bind(status);
+        // As plain text: binding the enum makes sqlx look its type up on every new
+        // connection (a second round trip, seen in the statement count).
+        qb.push(" AND p.status = ").push_bind(status.as_str());
     }
     if let Some(featured) = s.featured {
         qb.push(" AND p.featured = ").push_bind(featured);
