@@ -576,101 +576,49 @@ async fn a_refusal_from_a_cached_copy_is_checked_against_the_stored_collection()
 #[cfg(feature = "catalog")]
 #[tokio::test]
 async fn catalog_reads_are_one_round_trip_each() {
+    use crate::catalog::{active_product, seller, send, shopper};
     let app = spawn_app().await;
-    let seller_id = Uuid::now_v7().to_string();
-    let seller = app.token(&seller_id, &["user", "vendor"], &["catalog.products.sell"]);
-    let moderator = app.token(
-        &Uuid::now_v7().to_string(),
-        &["user", "staff"],
-        &["catalog.products.moderate"],
-    );
-    let call = |method: Method, path: String, token: Option<String>, body: Option<Value>| {
-        let app = &app;
-        async move {
-            let mut req = app
-                .client
-                .request(method, app.url(&format!("/api/v1/catalog{path}")));
-            if let Some(token) = token {
-                req = req.bearer_auth(token);
-            }
-            if let Some(body) = body {
-                req = req.json(&body);
-            }
-            req.send().await.expect("request")
-        }
-    };
-    let res = call(
-        Method::POST,
-        "/products".into(),
-        Some(seller.clone()),
-        Some(json!({"title": "Counted", "currency": "USD", "price": 500})),
+    let vendor = seller(&app);
+    let p = active_product(
+        &app,
+        &vendor,
+        json!({"title": "Counted", "currency": "USD", "price": 500}),
     )
     .await;
-    assert_eq!(res.status(), 201);
-    let p: Value = res.json().await.unwrap();
-    let id = p["id"].as_str().unwrap().to_owned();
-    for (action, token) in [("submit", &seller), ("approve", &moderator)] {
-        let res = call(
-            Method::POST,
-            format!("/products/{id}/{action}"),
-            Some(token.clone()),
-            None,
-        )
-        .await;
-        assert_eq!(res.status(), 200);
-    }
+    let product = format!("/api/v1/catalog/products/{}", p["id"].as_str().unwrap());
+    let reviews = format!("{product}/reviews");
     for i in 0..3 {
-        let (_, shopper) = token(&app);
-        let res = call(
+        let body = json!({"rating": i + 3, "title": "Fine"});
+        let res = send(
+            &app,
             Method::POST,
-            format!("/products/{id}/reviews"),
-            Some(shopper),
-            Some(json!({"rating": i + 3, "title": "Fine"})),
+            &reviews,
+            Some(&shopper(&app)),
+            Some(body),
         )
         .await;
         assert_eq!(res.status(), 201);
     }
 
-    for who in [None, Some(seller.clone())] {
-        let res = call(Method::GET, format!("/products/{id}"), who.clone(), None).await;
+    for who in [None, Some(&vendor)] {
+        let res = send(&app, Method::GET, &product, who, None).await;
         assert_eq!(counted(&res), (200, 1), "{}", said(&res));
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["rating_count"], 3);
         assert_eq!(body["rating_average_hundredths"], 400);
-        let res = call(
-            Method::GET,
-            "/products/by-slug/counted".into(),
-            who.clone(),
-            None,
-        )
-        .await;
+        let by_slug = "/api/v1/catalog/products/by-slug/counted";
+        let res = send(&app, Method::GET, by_slug, who, None).await;
         assert_eq!(counted(&res), (200, 1), "{}", said(&res));
-        let res = call(
-            Method::GET,
-            format!("/products/{id}/reviews?limit=2"),
-            who,
-            None,
-        )
-        .await;
+        let res = send(&app, Method::GET, &format!("{reviews}?limit=2"), who, None).await;
         assert_eq!(counted(&res), (200, 1), "{}", said(&res));
         let page: Value = res.json().await.unwrap();
         let next = page["next"].as_str().unwrap().to_owned();
-        let res = call(
-            Method::GET,
-            format!("/products/{id}/reviews?limit=2&after={next}"),
-            None,
-            None,
-        )
-        .await;
+        let later = format!("{reviews}?limit=2&after={next}");
+        let res = send(&app, Method::GET, &later, None, None).await;
         assert_eq!(counted(&res), (200, 1), "{}", said(&res));
     }
-    let res = call(
-        Method::GET,
-        format!("/products/{}/reviews", Uuid::now_v7()),
-        None,
-        None,
-    )
-    .await;
+    let unknown = format!("/api/v1/catalog/products/{}/reviews", Uuid::now_v7());
+    let res = send(&app, Method::GET, &unknown, None, None).await;
     assert_eq!(counted(&res), (404, 1), "{}", said(&res));
 }
 
