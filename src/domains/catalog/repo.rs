@@ -431,9 +431,10 @@ const PRICE_BUCKETS: &str =
 /// whole catalogue's newest and dropping the other categories' products (99 in 100 for a
 /// leaf category).
 ///
-/// Run unprepared (`persistent(false)`): a cached generic plan cannot know how selective
-/// this query's words or category are, and picks one plan for all; each search is planned
-/// with its values instead (a fraction of a millisecond).
+/// A search with words runs unprepared (`persistent(false)`): a cached generic plan cannot
+/// know how selective the words are, and would pick one plan for all; each such search is
+/// planned with its values instead. A browse (no words) is prepared: its plans do not turn
+/// on the values, and planning was 60 % of a category page's time (1.4 ms of 2.3 ms).
 #[allow(clippy::too_many_arguments)]
 pub async fn search_products(
     db: &PgPool,
@@ -615,7 +616,7 @@ pub async fn search_products(
         qb.push("NULL::jsonb AS facets");
     }
     qb.build_query_as::<SearchRow>()
-        .persistent(false)
+        .persistent(s.q.is_none())
         .fetch_one(db)
         .await?
         .decode()
