@@ -434,10 +434,10 @@ const PRICE_BUCKETS: &str =
 /// whole catalogue's newest and dropping the other categories' products (99 in 100 for a
 /// leaf category).
 ///
-/// A search with words runs unprepared (`persistent(false)`): a cached generic plan cannot
-/// know how selective the words are, and would pick one plan for all; each such search is
-/// planned with its values instead. A browse (no words) is prepared: its plans do not turn
-/// on the values, and planning was 60 % of a category page's time (1.4 ms of 2.3 ms).
+/// Prepared, like every other statement: planning this one took 1.4 ms of a 2.3 ms
+/// category page, and 5-11 ms of a search. A custom plan would gain nothing from the values:
+/// the words reach the matching through `qry` (an InitPlan, as unknown to the planner as a
+/// generic parameter) and the category through a subquery.
 #[allow(clippy::too_many_arguments)]
 pub async fn search_products(
     db: &PgPool,
@@ -624,7 +624,6 @@ pub async fn search_products(
         qb.push("NULL::jsonb AS facets");
     }
     qb.build_query_as::<SearchRow>()
-        .persistent(s.q.is_none())
         .fetch_one(db)
         .await?
         .decode()
