@@ -526,6 +526,10 @@ pub const KERNEL_CODES: &[(&str, StatusCode)] = &[
     ("database_busy", StatusCode::SERVICE_UNAVAILABLE),
     ("query_timeout", StatusCode::GATEWAY_TIMEOUT),
     ("request_rejected", StatusCode::BAD_REQUEST),
+    ("idempotency_key_missing", StatusCode::BAD_REQUEST),
+    ("idempotency_key_invalid", StatusCode::BAD_REQUEST),
+    ("idempotency_key_reused", StatusCode::UNPROCESSABLE_ENTITY),
+    ("idempotency_key_in_flight", StatusCode::CONFLICT),
     ("malformed_request", StatusCode::BAD_REQUEST),
     (
         "request_head_too_large",
