@@ -115,6 +115,12 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code).detail(detail)
     }
 
+    /// The same problem listing `errors` (a 409 naming what changed, say).
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
             .detail("The request is well-formed but some fields are invalid.");

@@ -98,6 +98,37 @@ pub async fn release(
     Ok(hold.into())
 }
 
+/// Returns sold stock to `on_hand` (an order cancelled after its stock was committed), with
+/// `reason` in the stock ledger. One statement on the caller's connection; `false` when the
+/// variant is gone (deleted since), so there is nothing to return it to.
+pub async fn restock(
+    conn: &mut PgConnection,
+    variant_id: Uuid,
+    quantity: i32,
+    reason: &str,
+    actor: &str,
+) -> Result<bool, CatalogError> {
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(CatalogError::invalid_field(
+            "quantity",
+            "range",
+            format!("must be between 1 and {MAX_QUANTITY}"),
+        ));
+    }
+    // The caller acts for the store, not as the variant's seller: no ownership check.
+    let owner = (None, true);
+    let stock = repo::adjust_stock(
+        conn,
+        super::model::VariantId(variant_id),
+        quantity,
+        reason,
+        actor,
+        owner,
+    )
+    .await?;
+    Ok(stock.is_some())
+}
+
 /// Records that `user_id` bought `product_ids`, on the caller's connection (the orders
 /// domain calls this in the transaction that marks an order paid, when `orders` is compiled
 /// in). Their reviews of those products are marked `verified_purchase` at once, and a review
