@@ -5,4 +5,5 @@
 //! `events.rs`.
 
 pub mod auth;
+pub mod cart;
 pub mod catalog;

@@ -19,6 +19,10 @@ pub const MAX_QUANTITY: i32 = 1_000_000;
 /// The longest a reservation may last: a week.
 pub const MAX_TTL_SECS: i64 = 7 * 24 * 3600;
 
+/// The exponent of an active ISO 4217 currency (`None` for anything else), for domains that
+/// take currencies of their own (discount codes).
+pub use super::model::currency_exponent;
+
 /// A hold on stock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
@@ -210,4 +214,62 @@ pub async fn record_sales(
         return Ok(true);
     }
     Ok(repo::add_sales(conn, super::model::ProductId(product_id), quantity).await?)
+}
+
+/// A variant's current sale data, as cart and orders price it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantForSale {
+    pub variant_id: Uuid,
+    pub product_id: Uuid,
+    pub seller_id: Uuid,
+    pub product_title: String,
+    pub variant_title: String,
+    pub sku: Option<String>,
+    /// Minor units of `currency`.
+    pub price: i64,
+    /// ISO 4217, the product's.
+    pub currency: String,
+    pub category_id: Option<Uuid>,
+    /// The product's category and its ancestors, root first (empty without a category), so
+    /// a rule about a category covers its subcategories.
+    pub category_path: Vec<Uuid>,
+    /// The product is `active` and neither it nor the variant is deleted.
+    pub on_sale: bool,
+    /// What may be sold now (`on_hand - reserved`, never below zero); `None` when the variant
+    /// does not run out (stock not tracked, or backorders allowed).
+    pub available: Option<i32>,
+}
+
+impl From<repo::SaleRow> for VariantForSale {
+    fn from(r: repo::SaleRow) -> Self {
+        Self {
+            variant_id: r.variant_id,
+            product_id: r.product_id,
+            seller_id: r.seller_id,
+            product_title: r.product_title,
+            variant_title: r.variant_title,
+            sku: r.sku,
+            price: r.price,
+            currency: r.currency,
+            category_id: r.category_id,
+            category_path: r.category_path,
+            on_sale: r.on_sale,
+            available: r.available,
+        }
+    }
+}
+
+/// The current sale data of the variants `ids`, in one statement on the caller's connection
+/// (no lock: a checkout's reservation is what guarantees the stock). Variants that are not
+/// on sale any more (draft, archived or deleted product, deleted variant) are returned with
+/// `on_sale = false`; ids the catalog never knew are absent.
+pub async fn variants_for_sale(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<VariantForSale>, CatalogError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = repo::variants_for_sale(conn, ids).await?;
+    Ok(rows.into_iter().map(VariantForSale::from).collect())
 }
