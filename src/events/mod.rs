@@ -7,3 +7,4 @@
 pub mod auth;
 pub mod cart;
 pub mod catalog;
+pub mod orders;

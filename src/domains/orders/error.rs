@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use crate::domains::cart::api::CartError;
+use crate::domains::cart::CartError;
 use crate::domains::catalog::CatalogError;
 use crate::platform::error::{ApiError, FieldError};
 

@@ -93,7 +93,11 @@ pub async fn ship_sub_order(
     let part = part_move(&locked, sub, Action::Ship)?;
     // The order follows when this was the last part to ship (the others shipped or
     // delivered already); the row lock makes two sellers shipping at once take turns.
-    let order_move = if rest_reached(&locked, sub, &[OrderStatus::Shipped, OrderStatus::Delivered]) {
+    let order_move = if rest_reached(
+        &locked,
+        sub,
+        &[OrderStatus::Shipped, OrderStatus::Delivered],
+    ) {
         Some(status.apply(Action::Ship)?)
     } else {
         None

@@ -152,9 +152,10 @@ impl OrderStatus {
             (S::Paid | S::Processing, A::Ship) => S::Shipped,
             (S::Shipped, A::Deliver) => S::Delivered,
             (S::Delivered, A::Complete) => S::Completed,
-            (S::PendingPayment | S::Paid | S::Processing | S::RequiresAttention, A::CancelByCustomer) => {
-                S::Cancelled
-            }
+            (
+                S::PendingPayment | S::Paid | S::Processing | S::RequiresAttention,
+                A::CancelByCustomer,
+            ) => S::Cancelled,
             (
                 S::PendingPayment
                 | S::Paid
@@ -371,7 +372,11 @@ impl TryFrom<HistoryRow> for HistoryResponse {
         Ok(Self {
             id: h.id,
             sub_order_id: h.sub_order_id,
-            from: h.from_status.as_deref().map(OrderStatus::parse).transpose()?,
+            from: h
+                .from_status
+                .as_deref()
+                .map(OrderStatus::parse)
+                .transpose()?,
             to: OrderStatus::parse(&h.to_status)?,
             actor: h.actor,
             note: h.note,
@@ -417,15 +422,29 @@ mod tests {
 
     #[test]
     fn customers_cancel_only_before_shipping_and_staff_until_delivered() {
-        for s in [S::PendingPayment, S::Paid, S::Processing, S::RequiresAttention] {
+        for s in [
+            S::PendingPayment,
+            S::Paid,
+            S::Processing,
+            S::RequiresAttention,
+        ] {
             assert_eq!(s.apply(A::CancelByCustomer).unwrap().to(), S::Cancelled);
         }
-        for s in [S::Shipped, S::Delivered, S::Completed, S::Cancelled, S::Refunded] {
+        for s in [
+            S::Shipped,
+            S::Delivered,
+            S::Completed,
+            S::Cancelled,
+            S::Refunded,
+        ] {
             let e = s.apply(A::CancelByCustomer).unwrap_err();
             assert!(matches!(e, OrdersError::InvalidTransition { from, .. } if from == s.as_str()));
             assert!(e.to_string().contains(s.as_str()), "{e}");
         }
-        assert_eq!(S::Delivered.apply(A::CancelByStaff).unwrap().to(), S::Cancelled);
+        assert_eq!(
+            S::Delivered.apply(A::CancelByStaff).unwrap().to(),
+            S::Cancelled
+        );
         assert!(S::Completed.apply(A::CancelByStaff).is_err());
     }
 
@@ -448,7 +467,11 @@ mod tests {
                     }
                     Err(e) => assert_eq!(
                         e.to_string(),
-                        format!("The order is {}; it cannot be {}.", s.as_str(), action.verb())
+                        format!(
+                            "The order is {}; it cannot be {}.",
+                            s.as_str(),
+                            action.verb()
+                        )
                     ),
                 }
             }

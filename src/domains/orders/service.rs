@@ -245,3 +245,21 @@ pub async fn finish(
         .ok_or(OrdersError::OrderNotFound)?;
     row.try_into()
 }
+
+/// The job's work: cancels up to `limit` orders still unpaid `grace_secs` after their hold
+/// lapsed (`payment_timeout`), in one transaction whose row locks (`SKIP LOCKED`) keep other
+/// replicas off the same orders. Returns how many it picked.
+pub async fn cancel_unpaid(
+    db: &sqlx::PgPool,
+    grace_secs: i64,
+    limit: i64,
+    actor: &str,
+) -> Result<usize, OrdersError> {
+    let mut tx = db.begin().await?;
+    let due = repo::unpaid_due(&mut tx, grace_secs, limit).await?;
+    for id in &due {
+        cancel(&mut tx, *id, None, Canceller::PaymentTimeout, actor, None).await?;
+    }
+    tx.commit().await?;
+    Ok(due.len())
+}
