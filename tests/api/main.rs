@@ -28,6 +28,8 @@ mod kafka;
 mod migrations;
 #[cfg(feature = "notifications")]
 mod notifications;
+#[cfg(feature = "orders")]
+mod orders;
 #[cfg(feature = "storage")]
 mod storage;
 mod system;

@@ -23,7 +23,6 @@
 //! So `6 + lines (+1 with a discount)` round trips: 9 for a one-line cart, 11 for three.
 //! A failure anywhere rolls everything back: no hold, no order, no used discount.
 
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{SubsecRound, Utc};
