@@ -58,7 +58,7 @@ pub struct CheckoutApi;
 /// another body is a 422, a retry while the first attempt runs a 409. Checking out a cart
 /// already checked out returns its order (200).
 #[utoipa::path(
-    post, path = "/orders", tag = "orders", request_body = CheckoutRequest,
+    post, path = "", tag = "orders", request_body = CheckoutRequest,
     security(("bearer" = []), ("api_key" = [])),
     params(("Idempotency-Key" = String, Header, description = "A unique value per checkout (e.g. a UUID), 1 to 255 characters; retries send the same one")),
     responses(

@@ -23,10 +23,10 @@ pub struct FulfilmentApi;
 
 pub fn configure(routes: &mut Routes) {
     routes
-        .add(Endpoint::at("/orders/{order}/process").post(start_processing))
-        .add(Endpoint::at("/orders/{order}/sub-orders/{sub_order}/ship").post(ship_sub_order))
-        .add(Endpoint::at("/orders/{order}/sub-orders/{sub_order}/deliver").post(deliver_sub_order))
-        .add(Endpoint::at("/orders/{order}/complete").post(complete_order));
+        .add(Endpoint::at("/{order}/process").post(start_processing))
+        .add(Endpoint::at("/{order}/sub-orders/{sub_order}/ship").post(ship_sub_order))
+        .add(Endpoint::at("/{order}/sub-orders/{sub_order}/deliver").post(deliver_sub_order))
+        .add(Endpoint::at("/{order}/complete").post(complete_order));
 }
 
 /// Locks the order for a fulfilment move by staff.
@@ -46,7 +46,7 @@ async fn locked(
 /// Start work on a paid order (or one staff resolved from `requires_attention`): the order
 /// and its parts go to `processing`.
 #[utoipa::path(
-    post, path = "/orders/{order}/process", tag = "orders", security(("bearer" = []), ("api_key" = [])),
+    post, path = "/{order}/process", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
     responses((status = 200, body = OrderResponse), Unauthorized, Forbidden, NotFound, Conflict)
 )]
@@ -70,7 +70,7 @@ pub async fn start_processing(
 /// One seller's part shipped, with its tracking: `order.shipped` for it, and the order
 /// becomes `shipped` once every part has.
 #[utoipa::path(
-    post, path = "/orders/{order}/sub-orders/{sub_order}/ship", tag = "orders", request_body = ShipRequest,
+    post, path = "/{order}/sub-orders/{sub_order}/ship", tag = "orders", request_body = ShipRequest,
     security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path), ("sub_order" = Uuid, Path)),
     responses((status = 200, body = OrderResponse), Unauthorized, Forbidden, NotFound, Conflict, Invalid)
@@ -129,7 +129,7 @@ pub async fn ship_sub_order(
 /// One seller's part was delivered: `order.delivered` for it, and the order becomes
 /// `delivered` once every part has been.
 #[utoipa::path(
-    post, path = "/orders/{order}/sub-orders/{sub_order}/deliver", tag = "orders",
+    post, path = "/{order}/sub-orders/{sub_order}/deliver", tag = "orders",
     security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path), ("sub_order" = Uuid, Path)),
     responses((status = 200, body = OrderResponse), Unauthorized, Forbidden, NotFound, Conflict)
@@ -171,7 +171,7 @@ pub async fn deliver_sub_order(
 
 /// Close a delivered order (`completed`, `order.completed`): vendors' payouts may count it.
 #[utoipa::path(
-    post, path = "/orders/{order}/complete", tag = "orders", security(("bearer" = []), ("api_key" = [])),
+    post, path = "/{order}/complete", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
     responses((status = 200, body = OrderResponse), Unauthorized, Forbidden, NotFound, Conflict)
 )]

@@ -86,7 +86,7 @@ impl Domain for Orders {
         // One resource answers both methods of `/orders` (actix does not fall through from
         // one resource to another on a method mismatch), so it is mounted here.
         routes.add(
-            Endpoint::at("/orders")
+            Endpoint::at("")
                 .get(orders::list_orders)
                 .post(checkout::checkout),
         );

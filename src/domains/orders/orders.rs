@@ -26,15 +26,15 @@ pub struct OrdersApi;
 
 pub fn configure(routes: &mut Routes) {
     routes
-        .add(Endpoint::at("/orders/{order}").get(get_order))
-        .add(Endpoint::at("/orders/{order}/history").get(order_history))
-        .add(Endpoint::at("/orders/{order}/cancel").post(cancel_order));
+        .add(Endpoint::at("/{order}").get(get_order))
+        .add(Endpoint::at("/{order}/history").get(order_history))
+        .add(Endpoint::at("/{order}/cancel").post(cancel_order));
 }
 
 /// The caller's orders, newest first; staff (`orders.manage`, `orders.fulfil`) pass
 /// `all=true` for every buyer's. Keyset pages.
 #[utoipa::path(
-    get, path = "/orders", tag = "orders", security(("bearer" = []), ("api_key" = [])),
+    get, path = "", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(OrderFilter, PageQuery),
     responses((status = 200, body = Page<OrderResponse>), BadRequest, Unauthorized, Forbidden)
 )]
@@ -75,7 +75,7 @@ pub async fn list_orders(
 /// One order, with its per-seller parts and their lines (its buyer, or staff). One
 /// statement.
 #[utoipa::path(
-    get, path = "/orders/{order}", tag = "orders", security(("bearer" = []), ("api_key" = [])),
+    get, path = "/{order}", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
     responses((status = 200, body = OrderResponse), Unauthorized, NotFound)
 )]
@@ -94,7 +94,7 @@ pub async fn get_order(
 /// Every transition of the order and of its parts, oldest first, with who made it and when
 /// (its buyer, or staff).
 #[utoipa::path(
-    get, path = "/orders/{order}/history", tag = "orders", security(("bearer" = []), ("api_key" = [])),
+    get, path = "/{order}/history", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
     responses((status = 200, body = Vec<HistoryResponse>), Unauthorized, NotFound)
 )]
@@ -119,7 +119,7 @@ pub async fn order_history(
 /// it is completed. Held stock is released, sold stock returned; a paid order then owes a
 /// refund (`order.cancelled` says `was_paid`). A 409 naming the status when it is too late.
 #[utoipa::path(
-    post, path = "/orders/{order}/cancel", tag = "orders", security(("bearer" = []), ("api_key" = [])),
+    post, path = "/{order}/cancel", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
     responses((status = 200, body = OrderResponse), Unauthorized, NotFound, Conflict)
 )]

@@ -19,7 +19,7 @@ use crate::platform::{CurrentUser, Platform};
 pub struct PaymentApi;
 
 pub fn configure(routes: &mut Routes) {
-    routes.add(Endpoint::at("/orders/{order}/mark-paid").post(mark_paid));
+    routes.add(Endpoint::at("/{order}/mark-paid").post(mark_paid));
 }
 
 /// Record that a `pending_payment` order's money arrived (`orders.manage`, audited): its
@@ -27,7 +27,7 @@ pub fn configure(routes: &mut Routes) {
 /// order becomes `requires_attention` instead of being lost), and `order.paid` is
 /// published. A 409 naming the status for an order that is not awaiting payment.
 #[utoipa::path(
-    post, path = "/orders/{order}/mark-paid", tag = "orders", security(("bearer" = []), ("api_key" = [])),
+    post, path = "/{order}/mark-paid", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
     responses((status = 200, body = OrderResponse), Unauthorized, Forbidden, NotFound, Conflict)
 )]

@@ -140,12 +140,28 @@ pub struct LockedOrder {
 /// The order the viewer may change, locked (`FOR UPDATE`) for the rest of the transaction,
 /// so changes to one order (a payment and a cancel, two sellers shipping) take turns and
 /// each sees the other's result; with its lines' holds.
+///
+/// Two statements, on purpose: a statement that waited for the row lock re-reads the locked
+/// row itself at its newest version, but its subqueries (the sub-orders, the lines) keep
+/// the snapshot the statement started with, from before the other change committed. The
+/// read after the lock takes a fresh snapshot.
 pub async fn lock(
     conn: &mut PgConnection,
     id: OrderId,
     viewer: Option<Uuid>,
     staff: bool,
 ) -> Result<Option<LockedOrder>, sqlx::Error> {
+    let locked: Option<OrderId> = sqlx::query_scalar(
+        "SELECT id FROM orders.orders WHERE id = $1 AND (user_id = $2 OR $3) FOR UPDATE",
+    )
+    .bind(id)
+    .bind(viewer)
+    .bind(staff)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if locked.is_none() {
+        return Ok(None);
+    }
     sqlx::query_as(&format!(
         "SELECT {ORDER},
                 COALESCE((SELECT jsonb_agg(jsonb_build_object(
@@ -154,12 +170,9 @@ pub async fn lock(
                     ORDER BY l.position)
                    FROM orders.order_lines l WHERE l.order_id = o.id), '[]') AS holds
            FROM orders.orders o
-          WHERE o.id = $1 AND (o.user_id = $2 OR $3)
-            FOR UPDATE OF o"
+          WHERE o.id = $1"
     ))
     .bind(id)
-    .bind(viewer)
-    .bind(staff)
     .fetch_optional(conn)
     .await
 }
@@ -438,6 +451,15 @@ pub async fn apply(
         .push("::text[]) AS m(id, stock) WHERE ol.id = m.id AND ol.order_id = ")
         .push_bind(order)
         .push("), h AS (INSERT INTO orders.order_history (order_id, sub_order_id, from_status, to_status, actor, note) SELECT ")
+        // A part's move first, then the order's that followed it.
+        .push_bind(order)
+        .push(", s.id, s.from_status, s.to_status, ")
+        .push_bind(actor)
+        .push(", ")
+        .push_bind(c.note)
+        .push("::text FROM s WHERE ")
+        .push_bind(c.sub_history)
+        .push(" UNION ALL SELECT ")
         .push_bind(order)
         .push(", NULL::uuid, ")
         .push_bind(from)
@@ -447,14 +469,7 @@ pub async fn apply(
         .push_bind(actor)
         .push(", ")
         .push_bind(c.note)
-        .push("::text FROM o UNION ALL SELECT ")
-        .push_bind(order)
-        .push(", s.id, s.from_status, s.to_status, ")
-        .push_bind(actor)
-        .push(", ")
-        .push_bind(c.note)
-        .push("::text FROM s WHERE ")
-        .push_bind(c.sub_history)
+        .push("::text FROM o")
         .push(")");
     if !c.events.is_empty() {
         qb.push(", ev AS (");
