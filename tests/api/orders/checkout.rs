@@ -447,3 +447,49 @@ async fn an_order_from_two_sellers_has_one_part_each_with_snapshots_and_totals()
     let next = cart_with(&app, &b, &[(&v2, 1)]).await;
     assert_ne!(next, cart);
 }
+
+#[cfg(feature = "notifications")]
+#[tokio::test]
+async fn placing_and_paying_an_order_mails_the_confirmation_and_the_receipt() {
+    let app = spawn_app().await;
+    let s = seller(&app);
+    let (_, variant) = stocked(&app, &s, 10, 1250).await;
+    let b = buyer(&app);
+    let cart = cart_with(&app, &b, &[(&variant, 2)]).await;
+    let res = app
+        .as_user(Method::PUT, "/api/v1/cart/addresses", &b.token)
+        .json(&json!({ "email": "ada@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let o = place(&app, &b, &cart).await;
+    let id = o["id"].as_str().unwrap();
+    let res = post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await;
+    assert_eq!(res.status(), 200);
+    let mailed = crate::helpers::eventually(Duration::from_secs(15), || async {
+        count(
+            &app,
+            "SELECT count(*) FROM notifications.messages
+              WHERE template = 'order-confirmation' AND to_address = 'ada@example.com'",
+        )
+        .await
+            == 2
+    })
+    .await;
+    assert!(mailed, "a confirmation and a receipt");
+    let bodies: Vec<String> = sqlx::query_scalar(
+        "SELECT text_body FROM notifications.messages WHERE template = 'order-confirmation' ORDER BY created_at",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let number = o["number"].as_str().unwrap();
+    assert!(
+        bodies[0].contains(&format!("Thank you for your order {number}")),
+        "{}",
+        bodies[0]
+    );
+    assert!(bodies[0].contains("25.00 USD"), "{}", bodies[0]);
+    assert!(bodies[1].contains("received your payment"), "{}", bodies[1]);
+}
