@@ -17,7 +17,7 @@
 //! `record_sales`). Permissions `orders.manage` and `orders.fulfil` (staff), registered
 //! with auth's permission catalogue by its `orders_permissions` migration.
 //!
-//! Resource files (`checkout`, `orders`, `payment`, `fulfilment`) carry their handlers and
+//! Resource files (`checkout`, `order`, `payment`, `fulfilment`) carry their handlers and
 //! OpenAPI paths; they share `access` and `service` (the changes several callers make),
 //! which sit on `repo`. Imports go that way only.
 
@@ -26,7 +26,7 @@ mod checkout;
 mod error;
 mod fulfilment;
 mod model;
-mod orders;
+mod order;
 mod payment;
 mod repo;
 pub mod service;
@@ -87,10 +87,10 @@ impl Domain for Orders {
         // one resource to another on a method mismatch), so it is mounted here.
         routes.add(
             Endpoint::at("")
-                .get(orders::list_orders)
+                .get(order::list_orders)
                 .post(checkout::checkout),
         );
-        orders::configure(routes);
+        order::configure(routes);
         payment::configure(routes);
         fulfilment::configure(routes);
     }
@@ -101,7 +101,7 @@ impl Domain for Orders {
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         let mut doc = checkout::CheckoutApi::openapi();
-        doc.merge(orders::OrdersApi::openapi());
+        doc.merge(order::OrdersApi::openapi());
         doc.merge(payment::PaymentApi::openapi());
         doc.merge(fulfilment::FulfilmentApi::openapi());
         doc.merge(crate::events::orders::EventsApi::openapi());
