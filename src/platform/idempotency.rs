@@ -27,11 +27,12 @@
 //! let idem = Idempotency::of_request(&req, &user.actor(), &body)?;
 //! let mut tx = platform.db.begin().await?;
 //! if let Begun::Replay(stored) = idem.begin(&mut tx).await? {
+//!     tx.rollback().await?;
 //!     return Ok(stored.response());
 //! }
 //! let order = /* the work, on &mut tx */;
 //! if !idem.complete(&mut tx, StatusCode::CREATED, &order).await? {
-//!     drop(tx); // rolls the work back: an attempt that raced us committed first
+//!     tx.rollback().await?; // an attempt that raced us committed first
 //!     return Ok(idem.replay(&platform.db).await?);
 //! }
 //! tx.commit().await?;

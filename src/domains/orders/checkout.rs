@@ -3,7 +3,7 @@
 //! catalog and orders schemas:
 //!
 //! 1. `BEGIN`, then the key's advisory lock and stored response (1 statement: a replay
-//!    ends here);
+//!    ends here, with its `ROLLBACK`: 3 round trips);
 //! 2. `cart::api::lock_for_checkout`: the cart `FOR UPDATE`, priced against the catalog
 //!    now (2 statements). A cart already checked out answers with its order (200); any
 //!    re-validation change (a new price, less stock, a line gone, a discount that no longer
@@ -20,7 +20,8 @@
 //!    `order.created` (1 statement, UNNEST arrays);
 //! 6. `cart::api::complete` (1), the stored response (1), `COMMIT`.
 //!
-//! So `6 + lines (+1 with a discount)` round trips: 9 for a one-line cart, 11 for three.
+//! So `8 + lines (+1 with a discount)` round trips, `BEGIN` and `COMMIT` included: 9 for a
+//! one-line cart, 11 for three (`tests/api/orders/checkout.rs` holds it to that).
 //! A failure anywhere rolls everything back: no hold, no order, no used discount.
 
 use actix_web::http::StatusCode;
@@ -84,6 +85,8 @@ pub async fn checkout(
     let actor = user.actor();
     let mut tx = platform.db.begin().await?;
     if let Begun::Replay(stored) = idem.begin(&mut tx).await? {
+        // Ends the transaction here rather than when the pool reuses the connection.
+        tx.rollback().await?;
         return Ok(stored.response());
     }
     let c = cart::lock_for_checkout(&mut tx, b.cart_id, buyer)
@@ -103,7 +106,7 @@ pub async fn checkout(
     };
     if !idem.complete(&mut tx, status, &order).await? {
         // An attempt with this key committed while we worked: ours rolls back.
-        drop(tx);
+        tx.rollback().await?;
         return Ok(idem.replay(&platform.db).await?);
     }
     tx.commit().await?;

@@ -493,3 +493,37 @@ async fn placing_and_paying_an_order_mails_the_confirmation_and_the_receipt() {
     assert!(bodies[0].contains("25.00 USD"), "{}", bodies[0]);
     assert!(bodies[1].contains("received your payment"), "{}", bodies[1]);
 }
+
+#[tokio::test]
+async fn a_checkout_costs_six_round_trips_plus_one_per_line() {
+    let app = spawn_app().await;
+    let s = seller(&app);
+    let (_, v1) = stocked(&app, &s, 100, 300).await;
+    let (_, v2) = stocked(&app, &s, 100, 400).await;
+    let (_, v3) = stocked(&app, &s, 100, 500).await;
+    for lines in [
+        vec![(v1.as_str(), 1)],
+        vec![(v1.as_str(), 1), (v2.as_str(), 2), (v3.as_str(), 3)],
+    ] {
+        let b = buyer(&app);
+        let cart = cart_with(&app, &b, &lines).await;
+        let res = checkout(&app, &b, &cart, "rt").await;
+        assert_eq!(res.status(), 201);
+        // BEGIN, key, cart (2), a hold per line, order, cart completed, response, COMMIT.
+        assert_eq!(
+            crate::statements::round_trips(&res),
+            8 + lines.len(),
+            "{:?}",
+            crate::statements::of(&res)
+        );
+        // A replay: BEGIN, key, ROLLBACK.
+        let res = checkout(&app, &b, &cart, "rt").await;
+        assert_eq!(res.status(), 201);
+        assert_eq!(
+            crate::statements::round_trips(&res),
+            3,
+            "{:?}",
+            crate::statements::of(&res)
+        );
+    }
+}
