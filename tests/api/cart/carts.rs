@@ -529,3 +529,111 @@ async fn idle_carts_expire_and_signed_in_carts_with_items_are_reported_abandoned
         1
     );
 }
+
+#[tokio::test]
+async fn every_cart_route_as_another_user_or_anonymous_reaches_no_one_elses_cart() {
+    let app = spawn_app().await;
+    let alice = seller(&app);
+    let (_, variant) = stocked(&app, &alice, 10, 400, "USD").await;
+    let bob = shopper(&app);
+    let cart = add(&app, Some(&bob), None, &variant, 2, 201).await;
+    let line = cart["lines"][0]["line_id"].as_str().unwrap().to_owned();
+    create_discount(
+        &app,
+        json!({"code": "BOBS", "kind": "percentage", "value": 1000}),
+    )
+    .await;
+    let res = cart_req(
+        &app,
+        Method::POST,
+        "/discount-codes",
+        Some(&bob),
+        None,
+        Some(json!({"code": "BOBS"})),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let before = get_cart(&app, Some(&bob), None).await;
+
+    let carol = shopper(&app);
+    let routes = [
+        (Method::GET, String::new(), None),
+        (Method::DELETE, String::new(), None),
+        (
+            Method::PUT,
+            format!("/items/{line}"),
+            Some(json!({"quantity": 1})),
+        ),
+        (Method::DELETE, format!("/items/{line}"), None),
+        (
+            Method::POST,
+            "/discount-codes".to_owned(),
+            Some(json!({"code": "BOBS"})),
+        ),
+        (Method::DELETE, "/discount-codes/BOBS".to_owned(), None),
+        (
+            Method::PUT,
+            "/addresses".to_owned(),
+            Some(json!({"email": "x@example.com"})),
+        ),
+    ];
+    for (method, path, body) in routes {
+        for who in [Some(&carol), None] {
+            let res = cart_req(&app, method.clone(), &path, who, None, body.clone()).await;
+            assert_eq!(
+                res.status(),
+                404,
+                "{method} /cart{path} as {}",
+                if who.is_some() {
+                    "another user"
+                } else {
+                    "anonymous"
+                }
+            );
+            assert_eq!(problem(res).await["code"], "not_found");
+        }
+    }
+    // Adding as another user or anonymously starts their own cart, never bob's.
+    let theirs = add(&app, Some(&carol), None, &variant, 1, 201).await;
+    let guest = add(&app, None, None, &variant, 1, 201).await;
+    assert_ne!(theirs["id"], before["id"]);
+    assert_ne!(guest["id"], before["id"]);
+    let after = get_cart(&app, Some(&bob), None).await;
+    assert_eq!(after["lines"], before["lines"]);
+    assert_eq!(after["discount"], before["discount"]);
+    assert_eq!(after["email"], before["email"]);
+}
+
+#[tokio::test]
+async fn concurrent_first_adds_make_one_cart_and_every_unit_counts() {
+    let app = spawn_app_with(&[("BASALT__RATE_LIMIT__ENABLED", "false")]).await;
+    let alice = seller(&app);
+    let (_, variant) = stocked(&app, &alice, 100, 100, "USD").await;
+    let bob = shopper(&app);
+    let statuses = crate::helpers::statuses_of((0..20).map(|_| {
+        app.as_user(Method::POST, "/api/v1/cart/items", &bob.token)
+            .json(&json!({"variant_id": variant, "quantity": 1}))
+            .send()
+            .map(|r| r.expect("request"))
+    }))
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        19,
+        "{statuses:?}"
+    );
+    let carts: i64 = sqlx::query_scalar("SELECT count(*) FROM cart.carts")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(carts, 1);
+    assert_eq!(
+        get_cart(&app, Some(&bob), None).await["lines"][0]["quantity"],
+        20
+    );
+}
