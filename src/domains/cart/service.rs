@@ -48,10 +48,13 @@ impl FromRequest for Shopper {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let user = MaybeUser::from_request(req, payload);
-        let token = req.headers().get(TOKEN_HEADER).map(|v| {
-            // A header that is not text names no cart: it hashes to nothing stored (404).
-            v.to_str().unwrap_or("").trim().to_owned()
-        });
+        // An empty header is no token; one that is not text names no cart (its hash matches
+        // nothing stored: a 404).
+        let token = req
+            .headers()
+            .get(TOKEN_HEADER)
+            .map(|v| v.to_str().unwrap_or("\u{0}").trim().to_owned())
+            .filter(|t| !t.is_empty());
         Box::pin(async move {
             let user = match user.await?.0 {
                 Some(u) => Some(u.uuid()?),

@@ -637,3 +637,38 @@ async fn concurrent_first_adds_make_one_cart_and_every_unit_counts() {
         20
     );
 }
+
+#[tokio::test]
+async fn a_cart_holds_at_most_max_lines_lines() {
+    let app = spawn_app_with(&[("BASALT__CART__MAX_LINES", "2")]).await;
+    let alice = seller(&app);
+    let bob = shopper(&app);
+    let mut variants = Vec::new();
+    for _ in 0..3 {
+        variants.push(stocked(&app, &alice, 10, 100, "USD").await.1);
+    }
+    add(&app, Some(&bob), None, &variants[0], 1, 201).await;
+    add(&app, Some(&bob), None, &variants[1], 1, 200).await;
+    let res = cart_req(
+        &app,
+        Method::POST,
+        "/items",
+        Some(&bob),
+        None,
+        Some(json!({"variant_id": variants[2], "quantity": 1})),
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(problem(res).await["code"], "too_many_lines");
+    // More of a variant already in the cart is not a new line.
+    let cart = add(&app, Some(&bob), None, &variants[0], 1, 200).await;
+    assert_eq!(cart["lines"].as_array().unwrap().len(), 2);
+    // An empty token header is no token at all.
+    let res = app
+        .as_user(Method::GET, "/api/v1/cart", &bob.token)
+        .header("X-Cart-Token", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
