@@ -12,6 +12,8 @@ mod statements;
 
 #[cfg(feature = "auth")]
 mod auth;
+#[cfg(feature = "cart")]
+mod cart;
 #[cfg(feature = "catalog")]
 mod catalog;
 mod cli;

@@ -138,7 +138,8 @@ pub struct LineChange {
 
 /// Locks cart `cart_id` (SELECT … FOR UPDATE) if it belongs to `user_id` and is active or
 /// completed, and prices it against the catalog now (current prices, statuses, stock, tax,
-/// shipping, discount validity): two statements. `None` when no such cart of this user.
+/// shipping, discount validity): three statements (the lock, the cart as committed once the
+/// lock is granted, the catalog). `None` when no such cart of this user.
 /// A completed cart comes back with `completed_order_id` set.
 pub async fn lock_for_checkout(
     conn: &mut PgConnection,

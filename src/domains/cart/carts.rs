@@ -111,9 +111,10 @@ pub async fn get_cart(
     let rules = state.rules();
     if shopper.user.is_some() && shopper.token.is_some() {
         let mut tx = platform.db.begin().await?;
-        let (cart, _) =
+        let cart =
             service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
-                .await?;
+                .await?
+                .cart;
         let catalog = service::catalog_for(&mut tx, &cart, None).await?;
         tx.commit().await?;
         let priced = service::price_cart(&cart, &catalog, &rules)?;
@@ -152,8 +153,9 @@ pub async fn delete_cart(
 ) -> Result<HttpResponse, CartError> {
     let rules = state.rules();
     let mut tx = platform.db.begin().await?;
-    let (cart, _) =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false).await?;
+    let cart = service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+        .await?
+        .cart;
     repo::delete_cart(&mut tx, cart.id).await?;
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
@@ -186,9 +188,11 @@ pub async fn add_item(
     let rules = state.rules();
     check_quantity(req.quantity, rules.max_line_quantity)?;
     let mut tx = platform.db.begin().await?;
-    let (mut cart, token) =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, true).await?;
-    let created = cart.lines.is_empty() && cart.created_at == cart.updated_at;
+    let service::Found {
+        mut cart,
+        token,
+        created,
+    } = service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, true).await?;
     let catalog = service::catalog_for(&mut tx, &cart, Some(req.variant_id)).await?;
     let v = catalog
         .get(&req.variant_id)
@@ -232,7 +236,7 @@ pub async fn add_item(
     cart.currency = Some(v.currency.clone());
     put_line(&mut cart, line);
     let priced = service::price_cart(&cart, &catalog, &rules)?;
-    let status = if created || token.is_some() {
+    let status = if created {
         actix_web::http::StatusCode::CREATED
     } else {
         actix_web::http::StatusCode::OK
@@ -268,8 +272,10 @@ pub async fn update_item(
     let rules = state.rules();
     check_quantity(quantity, rules.max_line_quantity)?;
     let mut tx = platform.db.begin().await?;
-    let (mut cart, _) =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false).await?;
+    let mut cart =
+        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+            .await?
+            .cart;
     let variant = cart
         .lines
         .iter()
@@ -314,8 +320,10 @@ pub async fn remove_item(
 ) -> Result<HttpResponse, CartError> {
     let rules = state.rules();
     let mut tx = platform.db.begin().await?;
-    let (mut cart, _) =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false).await?;
+    let mut cart =
+        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+            .await?
+            .cart;
     if !repo::delete_line(&mut tx, cart.id, path.0).await? {
         return Err(CartError::LineNotFound);
     }
@@ -355,8 +363,10 @@ pub async fn apply_discount(
     }
     let rules = state.rules();
     let mut tx = platform.db.begin().await?;
-    let (mut cart, _) =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false).await?;
+    let mut cart =
+        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+            .await?
+            .cart;
     let found = repo::discount_by_code(&mut tx, &code, cart.user_id)
         .await?
         .ok_or_else(|| CartError::DiscountUnknown(code.clone()))?;
@@ -402,8 +412,10 @@ pub async fn remove_discount(
     let code = normalise_code(&path);
     let rules = state.rules();
     let mut tx = platform.db.begin().await?;
-    let (mut cart, _) =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false).await?;
+    let mut cart =
+        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+            .await?
+            .cart;
     if cart.discount.as_ref().map(|d| d.0.code.as_str()) != Some(code.as_str()) {
         return Err(CartError::DiscountNotFound);
     }
@@ -440,8 +452,10 @@ pub async fn set_addresses(
     req.check()?;
     let rules = state.rules();
     let mut tx = platform.db.begin().await?;
-    let (mut cart, _) =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false).await?;
+    let mut cart =
+        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+            .await?
+            .cart;
     repo::set_addresses(
         &mut tx,
         cart.id,

@@ -142,10 +142,11 @@ pub fn spread(amount: i128, weights: &[i128]) -> Vec<i128> {
     if total <= 0 || amount <= 0 {
         return vec![0; weights.len()];
     }
+    let amount = amount.min(total);
     let mut shares: Vec<i128> = weights.iter().map(|w| amount * w / total).collect();
     let mut rest = amount - shares.iter().sum::<i128>();
     for (share, weight) in shares.iter_mut().zip(weights).rev() {
-        let room = weight - *share;
+        let room = (weight - *share).max(0);
         let take = rest.min(room);
         *share += take;
         rest -= take;
@@ -329,7 +330,9 @@ mod tests {
 
     #[test]
     fn spreads_with_the_remainder_on_the_last_line() {
-        assert_eq!(spread(100, &[1, 1, 1]), vec![33, 33, 34]);
+        assert_eq!(spread(100, &[100, 100, 100]), vec![33, 33, 34]);
+        // Never more than the weights hold.
+        assert_eq!(spread(100, &[1, 1, 1]), vec![1, 1, 1]);
         assert_eq!(spread(10, &[0, 50, 50]), vec![0, 5, 5]);
         // The last line cannot take more than it has: the rest goes before it.
         assert_eq!(spread(5, &[3, 3, 1]), vec![2, 2, 1]);

@@ -76,7 +76,13 @@ pub enum CartKey<'a> {
 }
 
 /// Reads a cart with its lines (oldest first) and discount in one statement; `lock` takes
-/// the cart's row lock for the caller's transaction.
+/// the cart's row lock for the caller's transaction first, in a statement of its own.
+///
+/// Why two statements when locking: a `SELECT ... FOR UPDATE` that waits for another
+/// transaction's lock re-checks the locked row as committed, but its subqueries (the lines,
+/// the discount) still see the snapshot taken before the wait, so a write queued behind a
+/// concurrent add would lose that add. The read after the lock takes a new snapshot (READ
+/// COMMITTED) that includes everything committed before the lock was granted.
 pub async fn read(
     conn: &mut PgConnection,
     key: CartKey<'_>,
@@ -111,9 +117,20 @@ pub async fn read(
                   WHERE r.discount_id = c.discount_id AND r.user_id = c.user_id) AS customer_uses,
                 {rules} AS stored_rules
            FROM cart.carts c
-          WHERE {filter}{}",
-        if lock { " FOR UPDATE OF c" } else { "" }
+          WHERE {filter}"
     );
+    if lock {
+        let locking = format!("SELECT 1 FROM cart.carts c WHERE {filter} FOR UPDATE");
+        let query = sqlx::query(&locking);
+        let query = match key {
+            CartKey::User(user) => query.bind(user),
+            CartKey::Token(hash) => query.bind(hash),
+            CartKey::Checkout { cart, user } => query.bind(cart).bind(user),
+        };
+        if query.fetch_optional(&mut *conn).await?.is_none() {
+            return Ok(None);
+        }
+    }
     let query = sqlx::query_as(&sql);
     let query = match key {
         CartKey::User(user) => query.bind(user),

@@ -48,10 +48,13 @@ impl FromRequest for Shopper {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let user = MaybeUser::from_request(req, payload);
-        let token = req.headers().get(TOKEN_HEADER).map(|v| {
-            // A header that is not text names no cart: it hashes to nothing stored (404).
-            v.to_str().unwrap_or("").trim().to_owned()
-        });
+        // An empty header is no token; one that is not text names no cart (its hash matches
+        // nothing stored: a 404).
+        let token = req
+            .headers()
+            .get(TOKEN_HEADER)
+            .map(|v| v.to_str().unwrap_or("\u{0}").trim().to_owned())
+            .filter(|t| !t.is_empty());
         Box::pin(async move {
             let user = match user.await?.0 {
                 Some(u) => Some(u.uuid()?),
@@ -77,6 +80,16 @@ pub fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// The cart a write works on, locked.
+pub struct Found {
+    pub cart: CartRow,
+    /// A new guest cart's token (handed out once).
+    pub token: Option<String>,
+    /// Whether this request started the cart (a first add, or a merge into a user without
+    /// one).
+    pub created: bool,
+}
+
 /// The shopper's active cart, locked for this transaction; started when `create` (a guest
 /// without a token gets a new one, returned). A guest token that names no active guest
 /// cart is a 404, even when `create`: a client must not silently lose its cart.
@@ -86,30 +99,43 @@ pub async fn cart_for_write(
     rules: &CartRules,
     max_lines: usize,
     create: bool,
-) -> Result<(CartRow, Option<String>), CartError> {
+) -> Result<Found, CartError> {
     if let Some(user) = shopper.user {
+        let mut created = false;
         if let Some(token) = &shopper.token {
-            merge_guest(conn, user, token, rules, max_lines).await?;
+            created = merge_guest(conn, user, token, rules, max_lines).await?;
         }
         if let Some(cart) = repo::read(conn, CartKey::User(user), true).await? {
-            return Ok((cart, None));
+            return Ok(Found {
+                cart,
+                token: None,
+                created,
+            });
         }
         if !create {
             return Err(CartError::CartNotFound);
         }
         // A concurrent first add may win the one-active-cart index: read theirs then.
-        repo::create(conn, Some(user), None).await?;
+        let created = repo::create(conn, Some(user), None).await?.is_some();
         let cart = repo::read(conn, CartKey::User(user), true)
             .await?
             .ok_or(CartError::CartNotFound)?;
-        return Ok((cart, None));
+        return Ok(Found {
+            cart,
+            token: None,
+            created,
+        });
     }
     if let Some(token) = &shopper.token {
         let hash = hash_token(token);
         let cart = repo::read(conn, CartKey::Token(&hash), true)
             .await?
             .ok_or(CartError::CartNotFound)?;
-        return Ok((cart, None));
+        return Ok(Found {
+            cart,
+            token: None,
+            created: false,
+        });
     }
     if !create {
         return Err(CartError::CartNotFound);
@@ -120,7 +146,11 @@ pub async fn cart_for_write(
     let cart = repo::read(conn, CartKey::Token(&hash), true)
         .await?
         .ok_or(CartError::CartNotFound)?;
-    Ok((cart, Some(token)))
+    Ok(Found {
+        cart,
+        token: Some(token),
+        created: true,
+    })
 }
 
 /// The shopper's active cart for a read, without a lock: one statement (a signed-in
@@ -143,32 +173,34 @@ pub async fn cart_for_read(
         .ok_or(CartError::CartNotFound)
 }
 
-/// Folds the guest cart named by `token` into `user`'s cart (see the module's merge rule).
+/// Folds the guest cart named by `token` into `user`'s cart (see the module's merge rule);
+/// `true` when that started the user's cart.
 async fn merge_guest(
     conn: &mut PgConnection,
     user: Uuid,
     token: &str,
     rules: &CartRules,
     max_lines: usize,
-) -> Result<(), CartError> {
+) -> Result<bool, CartError> {
     let hash = hash_token(token);
     let named = repo::token_cart(conn, &hash)
         .await?
         .ok_or(CartError::CartNotFound)?;
     match named.status.as_str() {
         "active" => {}
-        "merged" if named.merged_owner == Some(user) => return Ok(()),
+        "merged" if named.merged_owner == Some(user) => return Ok(false),
         _ => return Err(CartError::CartNotFound),
     }
     // The guest cart's lock first: a second request with the same token waits here and
     // then finds it merged.
     let Some(guest) = repo::read(conn, CartKey::Token(&hash), true).await? else {
-        return Ok(());
+        return Ok(false);
     };
+    let mut created = false;
     let target = match repo::read(conn, CartKey::User(user), true).await? {
         Some(t) => t,
         None => {
-            repo::create(conn, Some(user), None).await?;
+            created = repo::create(conn, Some(user), None).await?.is_some();
             repo::read(conn, CartKey::User(user), true)
                 .await?
                 .ok_or(CartError::CartNotFound)?
@@ -214,7 +246,7 @@ async fn merge_guest(
         }
     }
     repo::merge(conn, guest.id, target.id, currency.as_deref(), &merged).await?;
-    Ok(())
+    Ok(created)
 }
 
 /// The catalog's current data for the cart's variants (and `extra`), by variant id: one
