@@ -5,7 +5,7 @@
 //! 1. `BEGIN`, then the key's advisory lock and stored response (1 statement: a replay
 //!    ends here, with its `ROLLBACK`: 3 round trips);
 //! 2. `cart::api::lock_for_checkout`: the cart `FOR UPDATE`, priced against the catalog
-//!    now (2 statements). A cart already checked out answers with its order (200); any
+//!    now (3 statements: the lock, the cart, the catalog's view of its variants). A cart already checked out answers with its order (200); any
 //!    re-validation change (a new price, less stock, a line gone, a discount that no longer
 //!    applies) is a 409 `cart_changed` listing them, so the buyer confirms (the cart's
 //!    `PUT /items/{line}` accepts a price, `DELETE` drops a line) and checks out again;
@@ -20,8 +20,8 @@
 //!    `order.created` (1 statement, UNNEST arrays);
 //! 6. `cart::api::complete` (1), the stored response (1), `COMMIT`.
 //!
-//! So `8 + lines (+1 with a discount)` round trips, `BEGIN` and `COMMIT` included: 9 for a
-//! one-line cart, 11 for three (`tests/api/orders/checkout.rs` holds it to that).
+//! So `9 + lines (+1 with a discount)` round trips, `BEGIN` and `COMMIT` included: 10 for a
+//! one-line cart, 12 for three (`tests/api/orders/checkout.rs` holds it to that).
 //! A failure anywhere rolls everything back: no hold, no order, no used discount.
 
 use actix_web::http::StatusCode;

@@ -495,7 +495,7 @@ async fn placing_and_paying_an_order_mails_the_confirmation_and_the_receipt() {
 }
 
 #[tokio::test]
-async fn a_checkout_costs_six_round_trips_plus_one_per_line() {
+async fn a_checkout_costs_nine_round_trips_plus_one_per_line() {
     let app = spawn_app().await;
     let s = seller(&app);
     let (_, v1) = stocked(&app, &s, 100, 300).await;
@@ -509,10 +509,11 @@ async fn a_checkout_costs_six_round_trips_plus_one_per_line() {
         let cart = cart_with(&app, &b, &lines).await;
         let res = checkout(&app, &b, &cart, "rt").await;
         assert_eq!(res.status(), 201);
-        // BEGIN, key, cart (2), a hold per line, order, cart completed, response, COMMIT.
+        // BEGIN, key, cart (lock, lines, catalog: 3), a hold per line, order, cart completed,
+        // response, COMMIT.
         assert_eq!(
             crate::statements::round_trips(&res),
-            8 + lines.len(),
+            9 + lines.len(),
             "{:?}",
             crate::statements::of(&res)
         );
