@@ -139,9 +139,11 @@ async fn place(
         let hold = catalog::reserve(tx, l.variant_id, l.quantity, &holder, ttl, actor)
             .await
             .map_err(|e| OrdersError::reserve_failed(e, l.variant_id))?;
-        hold_expires_at = hold_expires_at
-            .min(Some(hold.expires_at))
-            .or(Some(hold.expires_at));
+        // The order's holds last as long as the first of them to lapse.
+        hold_expires_at = Some(match hold_expires_at {
+            Some(t) if t < hold.expires_at => t,
+            _ => hold.expires_at,
+        });
         let part = match parts.iter_mut().position(|p| p.seller_id == l.seller_id) {
             Some(i) => &mut parts[i],
             None => {
