@@ -38,6 +38,17 @@ async fn staff_take_an_order_from_payment_to_completion_and_history_records_each
     let staff = manager(&app);
     let warehouse = crate::catalog::staff(&app, &["orders.fulfil"]);
 
+    // Fulfilment before payment: 409 naming the state.
+    let p = refused(
+        post(&app, &warehouse, &format!("/{id}/process"), None).await,
+        409,
+        "invalid_transition",
+    )
+    .await;
+    assert!(
+        p["detail"].as_str().unwrap().contains("pending_payment"),
+        "{p}"
+    );
     // Only orders.manage marks payments; the buyer may not.
     refused(
         post(&app, &b, &format!("/{id}/mark-paid"), None).await,
@@ -539,6 +550,8 @@ async fn a_payment_after_the_hold_lapsed_takes_the_stock_again_or_needs_attentio
         )
         .await;
     assert_eq!(flagged.len(), 1);
+    let p = ok(post(&app, &staff, &format!("/{id}/process"), None).await).await;
+    assert_eq!(p["status"], "processing");
     let c = ok(post(&app, &staff, &format!("/{id}/cancel"), None).await).await;
     assert_eq!(c["status"], "cancelled");
     assert_eq!(stock_of(&app, &s, &plenty).await, (10, 0));
