@@ -32,6 +32,7 @@ pub struct OrderRow {
     pub shipping: i64,
     pub total: i64,
     pub tax_inclusive: bool,
+    pub discount_id: Option<Uuid>,
     pub discount_code: Option<String>,
     pub shipping_address: Option<serde_json::Value>,
     pub billing_address: Option<serde_json::Value>,
@@ -47,7 +48,8 @@ pub struct OrderRow {
 /// The columns of [`OrderRow`] over `orders.orders o`: the sub-orders, each with its lines,
 /// in the order they were created.
 const ORDER: &str = "o.id, o.number, o.user_id, o.cart_id, o.status, o.currency, o.email,
-    o.subtotal, o.discount, o.tax, o.shipping, o.total, o.tax_inclusive, o.discount_code,
+    o.subtotal, o.discount, o.tax, o.shipping, o.total, o.tax_inclusive, o.discount_id,
+    o.discount_code,
     o.shipping_address, o.billing_address, o.payment_provider, o.hold_expires_at, o.paid_at,
     o.cancel_reason, o.created_at, o.updated_at,
     COALESCE((SELECT jsonb_agg(jsonb_build_object(

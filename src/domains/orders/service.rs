@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::error::OrdersError;
 use super::model::{Action, OrderId, OrderResponse, OrderStatus, Transition};
 use super::repo::{self, Change, LockedOrder, OrderRow};
+use crate::domains::cart::api as cart;
 use crate::domains::catalog::{CatalogError, api as catalog};
 use crate::events::orders::{OrderCancelled, OrderPaid, SubOrderSnapshot};
 use crate::platform::events::envelopes;
@@ -127,7 +128,7 @@ impl Canceller {
 }
 
 /// Cancels the order: stock still held is released, stock already sold returns to
-/// `on_hand` (`catalog::restock`), and `order.cancelled` says whether it had been paid (a
+/// `on_hand` (`catalog::restock`), an unpaid order's discount use is given back, and `order.cancelled` says whether it had been paid (a
 /// refund is then due). `viewer` is the buyer cancelling their own order (`None` for
 /// staff and the job). `Ok(None)` when the job finds the order no longer unpaid.
 pub async fn cancel(
@@ -173,6 +174,11 @@ pub async fn cancel(
         }
     }
     let o = &locked.order;
+    // An order cancelled before it was paid gives its discount use back (an order that timed
+    // out should not cost the buyer a one-use code); a paid one keeps it, as a refund does.
+    if let (false, Some(discount)) = (status.is_paid(), o.discount_id) {
+        cart::release_discount(conn, discount, o.user_id).await?;
+    }
     let event = OrderCancelled {
         order_id: id.0,
         user_id: o.user_id,

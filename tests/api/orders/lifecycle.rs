@@ -266,6 +266,26 @@ async fn customers_cancel_before_shipping_staff_after_and_stock_comes_back() {
     .await;
     assert!(p["detail"].as_str().unwrap().contains("cancelled"));
 
+    // Unpaid with a one-use code: cancelling gives the use back, so it works again.
+    let s = seller(&app);
+    let (_, coded) = stocked(&app, &s, 10, 1000).await;
+    discount(&app, "ONCE", Some(1)).await;
+    let cart = cart_with(&app, &b, &[(&coded, 1)]).await;
+    apply_code(&app, &b, "ONCE").await;
+    let o = place(&app, &b, &cart).await;
+    assert_eq!(o["discount_code"], "ONCE");
+    let id = o["id"].as_str().unwrap();
+    ok(post(&app, &b, &format!("/{id}/cancel"), None).await).await;
+    let used: i32 = sqlx::query_scalar("SELECT used_count FROM cart.discounts WHERE code = 'ONCE'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(used, 0);
+    let other = buyer(&app);
+    let cart = cart_with(&app, &other, &[(&coded, 1)]).await;
+    apply_code(&app, &other, "ONCE").await;
+    assert_eq!(place(&app, &other, &cart).await["discount_code"], "ONCE");
+
     // Shipped: the customer may not; staff may, and the sold stock returns to on_hand.
     let (o, v) = simple_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
