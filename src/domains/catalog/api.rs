@@ -2,8 +2,9 @@
 //! stock reservations, on the caller's `&mut PgConnection`, so a checkout reserves, commits
 //! and writes its own rows in one PostgreSQL transaction. Each call is one statement that
 //! changes the counters, the hold and the stock ledger together (plus a
-//! `catalog.stock.low` event when the change crosses a variant's threshold); and purchases,
-//! which make reviews `verified_purchase`.
+//! `catalog.stock.low` event when the change crosses a variant's threshold); purchases,
+//! which make reviews `verified_purchase`; and `variants_for_sale`, the current prices,
+//! statuses and stock that carts are priced from.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
