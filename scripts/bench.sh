@@ -4,7 +4,8 @@
 # (with and without Redis revocation checks), storage (1 GiB up and down, small files,
 # image variants), the database domain with a million documents, then the event pipeline
 # (benches/events.rs: outbox -> subscriber latency, events/s relayed to Kafka through tansu),
-# the catalog at 1,000,000 products (BENCH_ONLY=catalog runs only that) and notifications.
+# the catalog at 1,000,000 products (BENCH_ONLY=catalog runs only that), the cart
+# (BENCH_ONLY=cart) and notifications.
 # Results go to stdout; docs/benchmarks.md records them with the machine they came from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 ensure_postgres
-[ "${BENCH_ONLY:-}" = catalog ] || ensure_tansu
+case "${BENCH_ONLY:-}" in catalog|cart) ;; *) ensure_tansu ;; esac
 pid=""; broker=""
 command -v wrk >/dev/null || apt_install wrk
 
@@ -108,9 +109,57 @@ PY
   kill $cpid; wait $cpid 2>/dev/null || true
 }
 
+# Cart (issue 14): GET /cart of a signed-in shopper whose cart holds 10 lines, each priced
+# again on every read (two statements: the cart with its lines and discount, then the
+# catalog's current data), at 64 and 1 connections. The products are written in SQL.
+bench_cart() {
+  local cdb="${db}_cart" url cpid token uid
+  psql "$ADMIN_DATABASE_URL" -qc "drop database if exists $cdb" >/dev/null
+  url=$(ensure_database "$cdb")
+  DATABASE_URL=$url BASALT__SERVER__PORT=$port BASALT__RATE_LIMIT__ENABLED=false BASALT__LOG__FILTER=warn \
+    "$BIN" serve >/dev/null 2>&1 &
+  cpid=$!
+  until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null; do sleep 0.05; done
+  curl -fsS -o /dev/null -H 'content-type: application/json' "http://127.0.0.1:$port/api/v1/auth/register" \
+    -d '{"email":"cart@example.com","password":"correct horse battery staple","first_name":"C","last_name":"B"}'
+  token=$(curl -fsS -H 'content-type: application/json' "http://127.0.0.1:$port/api/v1/auth/login" \
+    -d '{"email":"cart@example.com","password":"correct horse battery staple"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  uid=$(psql "$url" -qAtc "select id from auth.users where email = 'cart@example.com'")
+  psql "$url" -q -v uid="$uid" >/dev/null <<'SQL'
+WITH p AS (
+    INSERT INTO catalog.products (id, seller_id, title, slug, status, currency, published_at)
+    SELECT gen_random_uuid(), gen_random_uuid(), 'Product ' || i, 'cart-bench-' || i, 'active', 'USD', now()
+      FROM generate_series(1, 10) i RETURNING id
+), v AS (
+    INSERT INTO catalog.variants (id, product_id, title, price)
+    SELECT gen_random_uuid(), id, 'Default', 1999 FROM p RETURNING id, price
+), s AS (
+    INSERT INTO catalog.stock (variant_id, on_hand) SELECT id, 1000 FROM v
+), c AS (
+    INSERT INTO cart.carts (id, user_id, currency) VALUES (gen_random_uuid(), :'uid', 'USD') RETURNING id
+)
+INSERT INTO cart.lines (id, cart_id, variant_id, quantity, unit_price)
+SELECT gen_random_uuid(), c.id, v.id, 2, v.price FROM c, v;
+SQL
+  curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/cart" \
+    | python3 -c 'import json,sys; b=json.load(sys.stdin); print("    lines:", len(b["lines"]), "total:", b["totals"]["total"])'
+  local keep='Requests/sec|Non-2xx|^ +(50|90|99)%'
+  echo "--- GET /cart, 10 lines, $CONNECTIONS connections"
+  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $token" \
+    "http://127.0.0.1:$port/api/v1/cart" | grep -E "$keep"
+  echo "--- GET /cart, 10 lines, 1 connection"
+  wrk -t1 -c1 -d"$DURATION" --latency -H "Authorization: Bearer $token" \
+    "http://127.0.0.1:$port/api/v1/cart" | grep -E "$keep"
+  kill $cpid; wait $cpid 2>/dev/null || true
+}
+
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(lscpu | sed -n 's/^Model name: *//p')"
 if [ "${BENCH_ONLY:-}" = catalog ]; then
   bench_catalog
+  exit 0
+fi
+if [ "${BENCH_ONLY:-}" = cart ]; then
+  bench_cart
   exit 0
 fi
 start=$(date +%s%N)
@@ -195,6 +244,7 @@ BENCH_DATABASE_URL=$(ensure_database "${db}_events") KAFKA_BROKERS="127.0.0.1:$k
   BASALT__LOG__FILTER=error cargo bench --quiet --bench events
 
 bench_catalog
+bench_cart
 
 # Notifications: emails to a local SMTP sink (aiosmtpd), webhooks to a local receiver.
 ensure_python_tools

@@ -345,12 +345,21 @@ fn platform_jobs(platform: &Platform, limiter: Arc<RateLimiter>, mirror_enabled:
     let pool = platform.db.clone();
     let retention = platform.settings.events.retention_hours;
     let revocations = platform.revocations.clone();
+    let keys = platform.db.clone();
     vec![
         platform.runtime.job(),
         Job::new("rate_limit.prune", Duration::from_secs(60), move || {
             limiter.prune();
             revocations.prune();
             Box::pin(async { Ok(()) })
+        }),
+        Job::new("idempotency.prune", Duration::from_secs(600), move || {
+            let keys = keys.clone();
+            Box::pin(async move {
+                // Up to 1000 a statement; go on while whole batches come back.
+                while crate::platform::idempotency::prune(&keys).await? == 1000 {}
+                Ok(())
+            })
         }),
         Job::new("outbox.prune", Duration::from_secs(3600), move || {
             let pool = pool.clone();

@@ -5,4 +5,6 @@
 //! `events.rs`.
 
 pub mod auth;
+pub mod cart;
 pub mod catalog;
+pub mod orders;

@@ -115,6 +115,12 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code).detail(detail)
     }
 
+    /// The same problem listing `errors` (a 409 naming what changed, say).
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
             .detail("The request is well-formed but some fields are invalid.");
@@ -526,6 +532,10 @@ pub const KERNEL_CODES: &[(&str, StatusCode)] = &[
     ("database_busy", StatusCode::SERVICE_UNAVAILABLE),
     ("query_timeout", StatusCode::GATEWAY_TIMEOUT),
     ("request_rejected", StatusCode::BAD_REQUEST),
+    ("idempotency_key_missing", StatusCode::BAD_REQUEST),
+    ("idempotency_key_invalid", StatusCode::BAD_REQUEST),
+    ("idempotency_key_reused", StatusCode::UNPROCESSABLE_ENTITY),
+    ("idempotency_key_in_flight", StatusCode::CONFLICT),
     ("malformed_request", StatusCode::BAD_REQUEST),
     (
         "request_head_too_large",

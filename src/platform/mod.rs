@@ -8,6 +8,7 @@ pub mod events;
 pub mod grants;
 pub mod health;
 pub mod http;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod jobs;

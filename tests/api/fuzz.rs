@@ -436,6 +436,172 @@ reservation = "{reservation}"
     .await;
 }
 
+/// The cart (the shopper's cart, its lines, discount codes, addresses, and the staff's
+/// discount codes), called by a shopper who also manages discount codes, holding a cart
+/// with a line and a code, so the path parameters name real things.
+#[cfg(feature = "cart")]
+#[tokio::test]
+async fn generated_cart_requests_never_get_a_server_error() {
+    let dir = std::env::temp_dir().join(format!("basalt-fuzz-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = spawn_app_with(&[("BASALT__RATE_LIMIT__ENABLED", "false")]).await;
+    let seller = app.token(
+        &Uuid::now_v7().to_string(),
+        &["user", "vendor", "staff"],
+        &["catalog.products.sell", "catalog.products.moderate"],
+    );
+    let token = app.token(
+        &Uuid::now_v7().to_string(),
+        &["user", "staff"],
+        &["cart.discounts.manage"],
+    );
+    let product = create(
+        &app,
+        &seller,
+        "/api/v1/catalog/products",
+        json!({"title": "Fuzzed", "currency": "USD",
+               "variants": [{"sku": "FZ-C", "price": 100, "on_hand": 100000}]}),
+    )
+    .await;
+    let id = product["id"].as_str().unwrap().to_owned();
+    for action in ["submit", "approve"] {
+        let res = app
+            .as_user(
+                Method::POST,
+                &format!("/api/v1/catalog/products/{id}/{action}"),
+                &seller,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let variant = product["variants"][0]["id"].as_str().unwrap().to_owned();
+    let cart = create(
+        &app,
+        &token,
+        "/api/v1/cart/items",
+        json!({"variant_id": variant, "quantity": 1}),
+    )
+    .await;
+    let discount = create(
+        &app,
+        &token,
+        "/api/v1/cart/discounts",
+        json!({"code": "FUZZ", "kind": "percentage", "value": 500}),
+    )
+    .await;
+    std::fs::write(
+        dir.join("schemathesis.toml"),
+        format!(
+            r#"base-url = "{base}"
+headers = {{ Authorization = "Bearer {token}" }}
+
+[parameters]
+line = "{line}"
+code = "FUZZ"
+discount = "{discount}"
+"#,
+            base = app.address,
+            line = cart["lines"][0]["line_id"].as_str().unwrap(),
+            discount = discount["id"].as_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    schemathesis(
+        &app,
+        &dir,
+        &[
+            "--include-tag",
+            "cart",
+            // Deleting what the path parameters name would leave the rest of the run with
+            // 404s; those deletes have tests of their own.
+            "--exclude-name",
+            "DELETE /api/v1/cart/discounts/{discount}",
+            "--exclude-name",
+            "DELETE /api/v1/cart",
+        ],
+    )
+    .await;
+}
+
+/// The orders (checkout, reads, payment, cancel, fulfilment), called by a buyer who is also
+/// staff with both orders permissions, with a placed order from two sellers, so the path
+/// parameters name a real order and one of its parts.
+#[cfg(feature = "orders")]
+#[tokio::test]
+async fn generated_order_requests_never_get_a_server_error() {
+    let dir = std::env::temp_dir().join(format!("basalt-fuzz-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = spawn_app_with(&[("BASALT__RATE_LIMIT__ENABLED", "false")]).await;
+    let seller = app.token(
+        &Uuid::now_v7().to_string(),
+        &["user", "vendor", "staff"],
+        &["catalog.products.sell", "catalog.products.moderate"],
+    );
+    let token = app.token(
+        &Uuid::now_v7().to_string(),
+        &["user", "staff"],
+        &["orders.manage", "orders.fulfil"],
+    );
+    let product = create(
+        &app,
+        &seller,
+        "/api/v1/catalog/products",
+        json!({"title": "Fuzzed", "currency": "USD",
+               "variants": [{"sku": "FZ-O", "price": 100, "on_hand": 1000}]}),
+    )
+    .await;
+    let id = product["id"].as_str().unwrap().to_owned();
+    for action in ["submit", "approve"] {
+        let res = app
+            .as_user(
+                Method::POST,
+                &format!("/api/v1/catalog/products/{id}/{action}"),
+                &seller,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let variant = product["variants"][0]["id"].as_str().unwrap();
+    let res = app
+        .as_user(Method::POST, "/api/v1/cart/items", &token)
+        .json(&json!({"variant_id": variant, "quantity": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let cart: Value = res.json().await.unwrap();
+    let res = app
+        .as_user(Method::POST, "/api/v1/orders", &token)
+        .header("Idempotency-Key", "fuzz")
+        .json(&json!({"cart_id": cart["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let order: Value = res.json().await.unwrap();
+    std::fs::write(
+        dir.join("schemathesis.toml"),
+        format!(
+            r#"base-url = "{base}"
+headers = {{ Authorization = "Bearer {token}" }}
+
+[parameters]
+order = "{order}"
+sub_order = "{sub_order}"
+"#,
+            base = app.address,
+            order = order["id"].as_str().unwrap(),
+            sub_order = order["sub_orders"][0]["id"].as_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    schemathesis(&app, &dir, &["--include-tag", "orders"]).await;
+}
+
 /// Runs Schemathesis over the app's OpenAPI document from `dir` (where its
 /// `schemathesis.toml` is), asserting that no generated request got a server error.
 async fn schemathesis(app: &TestApp, dir: &std::path::Path, filters: &[&str]) {

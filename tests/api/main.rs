@@ -12,6 +12,8 @@ mod statements;
 
 #[cfg(feature = "auth")]
 mod auth;
+#[cfg(feature = "cart")]
+mod cart;
 #[cfg(feature = "catalog")]
 mod catalog;
 mod cli;
@@ -28,6 +30,8 @@ mod kafka;
 mod migrations;
 #[cfg(feature = "notifications")]
 mod notifications;
+#[cfg(feature = "orders")]
+mod orders;
 #[cfg(feature = "storage")]
 mod storage;
 mod system;

@@ -2,8 +2,9 @@
 //! stock reservations, on the caller's `&mut PgConnection`, so a checkout reserves, commits
 //! and writes its own rows in one PostgreSQL transaction. Each call is one statement that
 //! changes the counters, the hold and the stock ledger together (plus a
-//! `catalog.stock.low` event when the change crosses a variant's threshold); and purchases,
-//! which make reviews `verified_purchase`.
+//! `catalog.stock.low` event when the change crosses a variant's threshold); purchases,
+//! which make reviews `verified_purchase`; and `variants_for_sale`, the current prices,
+//! statuses and stock that carts are priced from.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -18,6 +19,10 @@ use crate::platform::events::publish;
 pub const MAX_QUANTITY: i32 = 1_000_000;
 /// The longest a reservation may last: a week.
 pub const MAX_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// The exponent of an active ISO 4217 currency (`None` for anything else), for domains that
+/// take currencies of their own (discount codes).
+pub use super::model::currency_exponent;
 
 /// A hold on stock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +101,37 @@ pub async fn release(
         .await?
         .ok_or(CatalogError::ReservationNotFound)?;
     Ok(hold.into())
+}
+
+/// Returns sold stock to `on_hand` (an order cancelled after its stock was committed), with
+/// `reason` in the stock ledger. One statement on the caller's connection; `false` when the
+/// variant is gone (deleted since), so there is nothing to return it to.
+pub async fn restock(
+    conn: &mut PgConnection,
+    variant_id: Uuid,
+    quantity: i32,
+    reason: &str,
+    actor: &str,
+) -> Result<bool, CatalogError> {
+    if !(1..=MAX_QUANTITY).contains(&quantity) {
+        return Err(CatalogError::invalid_field(
+            "quantity",
+            "range",
+            format!("must be between 1 and {MAX_QUANTITY}"),
+        ));
+    }
+    // The caller acts for the store, not as the variant's seller: no ownership check.
+    let owner = (None, true);
+    let stock = repo::adjust_stock(
+        conn,
+        super::model::VariantId(variant_id),
+        quantity,
+        reason,
+        actor,
+        owner,
+    )
+    .await?;
+    Ok(stock.is_some())
 }
 
 /// Records that `user_id` bought `product_ids`, on the caller's connection (the orders
@@ -179,4 +215,62 @@ pub async fn record_sales(
         return Ok(true);
     }
     Ok(repo::add_sales(conn, super::model::ProductId(product_id), quantity).await?)
+}
+
+/// A variant's current sale data, as cart and orders price it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantForSale {
+    pub variant_id: Uuid,
+    pub product_id: Uuid,
+    pub seller_id: Uuid,
+    pub product_title: String,
+    pub variant_title: String,
+    pub sku: Option<String>,
+    /// Minor units of `currency`.
+    pub price: i64,
+    /// ISO 4217, the product's.
+    pub currency: String,
+    pub category_id: Option<Uuid>,
+    /// The product's category and its ancestors, root first (empty without a category), so
+    /// a rule about a category covers its subcategories.
+    pub category_path: Vec<Uuid>,
+    /// The product is `active` and neither it nor the variant is deleted.
+    pub on_sale: bool,
+    /// What may be sold now (`on_hand - reserved`, never below zero); `None` when the variant
+    /// does not run out (stock not tracked, or backorders allowed).
+    pub available: Option<i32>,
+}
+
+impl From<repo::SaleRow> for VariantForSale {
+    fn from(r: repo::SaleRow) -> Self {
+        Self {
+            variant_id: r.variant_id,
+            product_id: r.product_id,
+            seller_id: r.seller_id,
+            product_title: r.product_title,
+            variant_title: r.variant_title,
+            sku: r.sku,
+            price: r.price,
+            currency: r.currency,
+            category_id: r.category_id,
+            category_path: r.category_path,
+            on_sale: r.on_sale,
+            available: r.available,
+        }
+    }
+}
+
+/// The current sale data of the variants `ids`, in one statement on the caller's connection
+/// (no lock: a checkout's reservation is what guarantees the stock). Variants that are not
+/// on sale any more (draft, archived or deleted product, deleted variant) are returned with
+/// `on_sale = false`; ids the catalog never knew are absent.
+pub async fn variants_for_sale(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<VariantForSale>, CatalogError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = repo::variants_for_sale(conn, ids).await?;
+    Ok(rows.into_iter().map(VariantForSale::from).collect())
 }

@@ -18,7 +18,8 @@
 //! (declared in `crate::events::catalog`, since cart, orders and the read models of other
 //! domains consume them); consumes `user.deleted` (a deleted account's reviews, votes and
 //! purchase records go, `subscribers`); calls no other domain (orders calls
-//! `api::record_purchases` to verify reviews). Permissions:
+//! `api::record_purchases` to verify reviews; cart and orders price from
+//! `api::variants_for_sale`). Permissions:
 //! `catalog.products.sell` (the `vendor` role), `catalog.products.manage` and
 //! `catalog.products.moderate`, `catalog.categories.manage`, `catalog.stock.manage`, `catalog.reviews.moderate` (staff) and `catalog.stock.reserve`
 //! (integrations), registered with auth's permission catalogue by its `catalog_*`

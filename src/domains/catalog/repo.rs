@@ -1949,3 +1949,45 @@ pub async fn forget_user(conn: &mut PgConnection, user: Uuid) -> Result<(), sqlx
     .await?;
     Ok(())
 }
+
+/// A variant as cart and orders price it (`api::variants_for_sale`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SaleRow {
+    pub variant_id: Uuid,
+    pub product_id: Uuid,
+    pub seller_id: Uuid,
+    pub product_title: String,
+    pub variant_title: String,
+    pub sku: Option<String>,
+    pub price: i64,
+    pub currency: String,
+    pub category_id: Option<Uuid>,
+    /// The category and its ancestors, root first (empty without a category).
+    pub category_path: Vec<Uuid>,
+    pub on_sale: bool,
+    pub available: Option<i32>,
+}
+
+/// The current sale data of `ids` (deleted and unsold variants included, marked
+/// `on_sale = false`; unknown ids absent), in one statement.
+pub async fn variants_for_sale(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<SaleRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT v.id AS variant_id, p.id AS product_id, p.seller_id, p.title AS product_title,
+                v.title AS variant_title, v.sku, v.price, p.currency, p.category_id,
+                coalesce(c.path, '{}') AS category_path,
+                (p.status = 'active' AND p.deleted_at IS NULL AND v.deleted_at IS NULL) AS on_sale,
+                CASE WHEN v.track_inventory AND NOT v.allow_backorder
+                     THEN greatest(coalesce(st.on_hand - st.reserved, 0), 0) END AS available
+           FROM catalog.variants v
+           JOIN catalog.products p ON p.id = v.product_id
+           LEFT JOIN catalog.stock st ON st.variant_id = v.id
+           LEFT JOIN catalog.categories c ON c.id = p.category_id
+          WHERE v.id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}

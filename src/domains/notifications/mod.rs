@@ -89,7 +89,13 @@ impl Domain for Notifications {
     fn subscribers(&self, _platform: &Platform) -> Vec<Arc<dyn Subscriber>> {
         self.state
             .get()
-            .map(|s| vec![subscribers::auth_events(s), delivery::subscriber()])
+            .map(|s| {
+                vec![
+                    subscribers::auth_events(s.clone()),
+                    subscribers::order_events(s),
+                    delivery::subscriber(),
+                ]
+            })
             .unwrap_or_default()
     }
 

@@ -15,6 +15,7 @@ use crate::events::auth::{
     CredentialsRevoked, EmailVerified, PasswordChanged, PasswordResetRequested, Secret,
     UserDeleted, VerificationRequested,
 };
+use crate::events::orders::{OrderCreated, OrderPaid};
 use crate::platform::events::{DomainEvent, Event, Subscriber, subscriber_fn};
 
 /// The auth domain's events. Adding a commerce event is a template and an arm here.
@@ -33,6 +34,78 @@ pub fn auth_events(state: Arc<NotifyState>) -> Arc<dyn Subscriber> {
             let state = state.clone();
             Box::pin(async move { handle(&state, event, conn).await })
         },
+    )
+}
+
+/// The orders domain's events: the order confirmation when an order is placed, and again
+/// (as the payment receipt) when it is paid, to the email the cart gave.
+pub fn order_events(state: Arc<NotifyState>) -> Arc<dyn Subscriber> {
+    subscriber_fn(
+        "notifications.orders",
+        &[OrderCreated::TYPE, OrderPaid::TYPE],
+        move |event, conn| {
+            let state = state.clone();
+            Box::pin(async move { handle_order(&state, event, conn).await })
+        },
+    )
+}
+
+async fn handle_order(
+    state: &NotifyState,
+    event: &Event,
+    conn: &mut PgConnection,
+) -> anyhow::Result<()> {
+    let (order_id, user, number, email, total, currency, paid) = if event.is::<OrderPaid>() {
+        let e = event.decode::<OrderPaid>()?;
+        (
+            e.order_id, e.user_id, e.number, e.email, e.total, e.currency, true,
+        )
+    } else {
+        let e = event.decode::<OrderCreated>()?;
+        (
+            e.order_id, e.user_id, e.number, e.email, e.total, e.currency, false,
+        )
+    };
+    // A cart without an email: the buyer reads the order in the app instead.
+    let Some(email) = email else {
+        return Ok(());
+    };
+    let link = format!("{}/orders/{order_id}", state.links_base);
+    let ctx = minijinja::context! {
+        first_name => "there",
+        order_number => number,
+        total => money(total, &currency),
+        link,
+        paid,
+    };
+    let to = Recipient {
+        user,
+        email: &email,
+    };
+    send_email(state, conn, event, to, "order-confirmation", "orders", ctx).await
+}
+
+/// `12.50 USD` from minor units: ISO 4217's exponent (0 for JPY-like currencies, 3 for the
+/// dinars, 2 for the rest).
+fn money(minor: i64, currency: &str) -> String {
+    let exponent = match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    };
+    if exponent == 0 {
+        return format!("{minor} {currency}");
+    }
+    let unit = 10_i64.pow(exponent);
+    let sign = if minor < 0 { "-" } else { "" };
+    let (whole, frac) = (
+        minor.unsigned_abs() / unit as u64,
+        minor.unsigned_abs() % unit as u64,
+    );
+    format!(
+        "{sign}{whole}.{frac:0width$} {currency}",
+        width = exponent as usize
     )
 }
 
@@ -64,7 +137,7 @@ async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> 
             user: e.user_id,
             email: &e.email,
         };
-        email(state, conn, event, to, "verify-email", SECURITY, ctx).await?;
+        send_email(state, conn, event, to, "verify-email", SECURITY, ctx).await?;
     } else if event.is::<PasswordResetRequested>() {
         let e = event.decode::<PasswordResetRequested>()?;
         let (link, expires_at) = link(links, "reset-password", &e.secret);
@@ -73,7 +146,7 @@ async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> 
             user: e.user_id,
             email: &e.email,
         };
-        email(state, conn, event, to, "reset-password", SECURITY, ctx).await?;
+        send_email(state, conn, event, to, "reset-password", SECURITY, ctx).await?;
     } else if event.is::<PasswordChanged>() {
         let e = event.decode::<PasswordChanged>()?;
         let reset_link = format!("{links}/forgot-password");
@@ -82,7 +155,7 @@ async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> 
             user: e.user_id,
             email: &e.email,
         };
-        email(state, conn, event, to, "password-changed", SECURITY, ctx).await?;
+        send_email(state, conn, event, to, "password-changed", SECURITY, ctx).await?;
         let note = (
             "Your password was changed",
             "If this was not you, reset it now.",
@@ -95,7 +168,7 @@ async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> 
             user: e.user_id,
             email: &e.email,
         };
-        email(state, conn, event, to, "welcome", "account", ctx).await?;
+        send_email(state, conn, event, to, "welcome", "account", ctx).await?;
         let note = ("Welcome!", "Your email address is confirmed.");
         in_app(conn, event, e.user_id, "account", note).await?;
     }
@@ -109,7 +182,7 @@ struct Recipient<'a> {
 }
 
 /// Renders and queues one email, unless the user turned this (non-security) category off.
-async fn email(
+async fn send_email(
     state: &NotifyState,
     conn: &mut PgConnection,
     event: &Event,
@@ -159,4 +232,15 @@ async fn in_app(
         repo::add_to_inbox(conn, user, Some(event.id), category, title, body, None).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn money_uses_the_currency_exponent() {
+        assert_eq!(super::money(2750, "USD"), "27.50 USD");
+        assert_eq!(super::money(5, "EUR"), "0.05 EUR");
+        assert_eq!(super::money(1500, "JPY"), "1500 JPY");
+        assert_eq!(super::money(1234, "KWD"), "1.234 KWD");
+    }
 }

@@ -1,12 +1,59 @@
-//! The orders domain: checkout from a cart, payments behind a provider trait, order lifecycle.
+//! The orders domain: checkout from a cart into an order, the order's typed state machine
+//! (`model::OrderStatus`), its per-seller parts (sub-orders) and their fulfilment, and the
+//! `manual` payment; the payments issue adds providers behind `service::settle`.
 //!
-//! Schema `orders`; routes under `/api/v1/orders`. Registered in `src/domains/mod.rs`; its
-//! endpoints, events and migrations arrive with the domain's own issue.
+//! Checkout (`checkout`) runs under a required `Idempotency-Key` in one transaction over
+//! the cart, catalog and orders schemas: `cart::api::lock_for_checkout`, a timed stock hold
+//! per line (`catalog::api::reserve`), `cart::api::consume_discount`, the order written in
+//! one statement, `cart::api::complete`. An order stays `pending_payment` after its holds
+//! lapse (the catalog's sweeper returns the stock to sale); a payment then re-reserves, or
+//! lands in `requires_attention`; a job cancels orders still unpaid
+//! `orders.unpaid_cancel_after_secs` after their hold lapsed (`payment_timeout`).
+//!
+//! Schema `orders`; routes under `/api/v1/orders`. Publishes `order.created`, `.paid`,
+//! `.cancelled`, `.shipped`, `.delivered`, `.completed` (declared in `crate::events::orders`,
+//! since notifications and vendors consume them); consumes nothing. Calls `cart::api` and
+//! `catalog::api` (`reserve`, `commit`, `release`, `restock`, `record_purchases`,
+//! `record_sales`). Permissions `orders.manage` and `orders.fulfil` (staff), registered
+//! with auth's permission catalogue by its `orders_permissions` migration.
+//!
+//! Resource files (`checkout`, `order`, `payment`, `fulfilment`) carry their handlers and
+//! OpenAPI paths; they share `access` and `service` (the changes several callers make),
+//! which sit on `repo`. Imports go that way only.
 
-use crate::platform::Domain;
+mod access;
+mod checkout;
+mod error;
+mod fulfilment;
+mod model;
+mod order;
+mod payment;
+mod repo;
+pub mod service;
+mod settings;
+mod state;
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use utoipa::OpenApi;
+
+use crate::platform::domain::DomainState;
+use crate::platform::events::SYSTEM_ACTOR;
+use crate::platform::http::{Endpoint, Routes};
+use crate::platform::jobs::Job;
+use crate::platform::{Domain, Platform};
+
+pub use error::OrdersError;
+pub use settings::OrdersSettings;
+use state::OrdersState;
+
+static MIGRATIONS: Migrator = sqlx::migrate!("migrations/orders");
 
 #[derive(Default)]
-pub struct Orders;
+pub struct Orders {
+    state: DomainState<OrdersState>,
+}
 
 impl Domain for Orders {
     fn name(&self) -> &'static str {
@@ -19,5 +66,65 @@ impl Domain for Orders {
 
     fn depends_on(&self) -> &'static [&'static str] {
         &["cart", "catalog"]
+    }
+
+    fn events(&self) -> &'static [&'static str] {
+        crate::events::orders::TYPES
+    }
+
+    fn init(&self, platform: &Platform) -> anyhow::Result<()> {
+        self.state.set(OrdersState::build(platform)?);
+        Ok(())
+    }
+
+    fn migrations(&self) -> Option<&'static Migrator> {
+        Some(&MIGRATIONS)
+    }
+
+    fn routes(&self, routes: &mut Routes) {
+        self.state.register(routes);
+        // One resource answers both methods of `/orders` (actix does not fall through from
+        // one resource to another on a method mismatch), so it is mounted here.
+        routes.add(
+            Endpoint::at("")
+                .get(order::list_orders)
+                .post(checkout::checkout),
+        );
+        order::configure(routes);
+        payment::configure(routes);
+        fulfilment::configure(routes);
+    }
+
+    fn error_codes(&self) -> &'static [(&'static str, actix_web::http::StatusCode)] {
+        error::OrdersError::CODES
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        let mut doc = checkout::CheckoutApi::openapi();
+        doc.merge(order::OrdersApi::openapi());
+        doc.merge(payment::PaymentApi::openapi());
+        doc.merge(fulfilment::FulfilmentApi::openapi());
+        doc.merge(crate::events::orders::EventsApi::openapi());
+        doc
+    }
+
+    fn jobs(&self, platform: &Platform) -> Vec<Job> {
+        let Some(state) = self.state.get() else {
+            return Vec::new();
+        };
+        let db = platform.db.clone();
+        let grace = state.settings.unpaid_cancel_after_secs;
+        vec![Job::new(
+            "orders.cancel_unpaid",
+            Duration::from_millis(state.settings.unpaid_sweep_ms),
+            move || {
+                let db = db.clone();
+                Box::pin(async move {
+                    // 100 orders a transaction; go on while whole batches come back.
+                    while service::cancel_unpaid(&db, grace, 100, SYSTEM_ACTOR).await? == 100 {}
+                    Ok(())
+                })
+            },
+        )]
     }
 }

@@ -1,0 +1,479 @@
+//! The shopper's cart: read it priced, add, change and remove lines, apply discount codes,
+//! set the addresses, throw it away. Signed-in shoppers have one active cart; guests name
+//! theirs by `X-Cart-Token` (returned when the first add starts it). Every response is the
+//! cart priced now, with what changed since the shopper set each line.
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpResponse, web};
+use utoipa::OpenApi;
+
+use super::api::PricedLine;
+use super::error::CartError;
+use super::model::*;
+use super::pricing::Priced;
+use super::repo::{self, CartRow, LineRow};
+use super::service::{self, Shopper};
+use super::state::CartState;
+use crate::platform::Platform;
+use crate::platform::error::ApiError;
+use crate::platform::error::responses::{Conflict, Forbidden, Invalid, NotFound, Unauthorized};
+use crate::platform::http::{Endpoint, Routes};
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        get_cart,
+        delete_cart,
+        add_item,
+        update_item,
+        remove_item,
+        apply_discount,
+        remove_discount,
+        set_addresses
+    ),
+    components(schemas(PricedLine))
+)]
+pub struct CartsApi;
+
+pub fn configure(routes: &mut Routes) {
+    routes
+        .add(Endpoint::at("").get(get_cart).delete(delete_cart))
+        .add(Endpoint::at("/items").post(add_item))
+        .add(
+            Endpoint::at("/items/{line}")
+                .put(update_item)
+                .delete(remove_item),
+        )
+        .add(Endpoint::at("/discount-codes").post(apply_discount))
+        .add(Endpoint::at("/discount-codes/{code}").delete(remove_discount))
+        .add(Endpoint::at("/addresses").put(set_addresses));
+}
+
+/// The response for a cart priced now (with the guest token, once, when it was created).
+fn respond(
+    status: actix_web::http::StatusCode,
+    cart: &CartRow,
+    priced: Priced,
+    token: Option<String>,
+) -> HttpResponse {
+    let mut res = HttpResponse::build(status);
+    if let Some(t) = &token
+        && let Ok(v) = HeaderValue::from_str(t)
+    {
+        res.insert_header((HeaderName::from_static("x-cart-token"), v));
+    }
+    res.json(CartResponse {
+        id: CartId(cart.id),
+        user_id: cart.user_id,
+        token,
+        currency: cart.currency.clone().filter(|_| !cart.lines.is_empty()),
+        email: cart.email.clone(),
+        lines: priced.lines,
+        totals: priced.totals,
+        discount: priced.discount,
+        discount_problem: priced.discount_problem,
+        shipping_address: cart.shipping_address.as_ref().map(|a| a.0.clone()),
+        billing_address: cart.billing_address.as_ref().map(|a| a.0.clone()),
+        changes: priced.changes,
+        created_at: cart.created_at,
+        updated_at: cart.updated_at,
+    })
+}
+
+fn check_quantity(quantity: i32, cap: i32) -> Result<(), CartError> {
+    if (1..=cap).contains(&quantity) {
+        Ok(())
+    } else {
+        Err(CartError::invalid_field(
+            "quantity",
+            "range",
+            format!("must be between 1 and {cap} (cart.max_line_quantity)"),
+        ))
+    }
+}
+
+/// The shopper's cart, priced now. Re-validates every line against the catalog (price,
+/// status, stock) and reports what changed; two statements (the cart with its lines and
+/// discount, then the catalog's current data). A signed-in request carrying a guest's
+/// `X-Cart-Token` merges that cart first (see the merge rule in the README).
+#[utoipa::path(
+    get, path = "", tag = "cart",
+    security((), ("bearer" = []), ("api_key" = [])),
+    params(("X-Cart-Token" = Option<String>, Header, description = "A guest cart's token")),
+    responses((status = 200, body = CartResponse), Unauthorized, Forbidden, NotFound)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn get_cart(
+    platform: web::Data<Platform>,
+    state: web::Data<CartState>,
+    shopper: Shopper,
+) -> Result<HttpResponse, CartError> {
+    let rules = state.rules();
+    if shopper.user.is_some() && shopper.token.is_some() {
+        let mut tx = platform.db.begin().await?;
+        let cart =
+            service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+                .await?
+                .cart;
+        let catalog = service::catalog_for(&mut tx, &cart, None).await?;
+        tx.commit().await?;
+        let priced = service::price_cart(&cart, &catalog, &rules)?;
+        return Ok(respond(
+            actix_web::http::StatusCode::OK,
+            &cart,
+            priced,
+            None,
+        ));
+    }
+    let mut conn = platform.db.acquire().await?;
+    let cart = service::cart_for_read(&mut conn, &shopper).await?;
+    let catalog = service::catalog_for(&mut conn, &cart, None).await?;
+    let priced = service::price_cart(&cart, &catalog, &rules)?;
+    Ok(respond(
+        actix_web::http::StatusCode::OK,
+        &cart,
+        priced,
+        None,
+    ))
+}
+
+/// Throw the cart away (its lines, discount and addresses). The next add starts a new one
+/// (a guest gets a new token).
+#[utoipa::path(
+    delete, path = "", tag = "cart",
+    security((), ("bearer" = []), ("api_key" = [])),
+    params(("X-Cart-Token" = Option<String>, Header, description = "A guest cart's token")),
+    responses((status = 204, description = "Deleted"), Unauthorized, Forbidden, NotFound)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn delete_cart(
+    platform: web::Data<Platform>,
+    state: web::Data<CartState>,
+    shopper: Shopper,
+) -> Result<HttpResponse, CartError> {
+    let rules = state.rules();
+    let mut tx = platform.db.begin().await?;
+    let cart = service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+        .await?
+        .cart;
+    repo::delete_cart(&mut tx, cart.id).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Add a variant on sale (to the line of that variant, if the cart has one). Without a cart
+/// this starts one: 201, and a guest's new token in the body and the `X-Cart-Token` header.
+/// The quantity is 1 to `cart.max_line_quantity` in all, within the stock available (409
+/// `insufficient_stock`); a variant that is not on sale is a 422 `variant_not_on_sale`, one
+/// in another currency than the cart's a 422 `currency_mismatch`.
+#[utoipa::path(
+    post, path = "/items", tag = "cart", request_body = AddItemRequest,
+    security((), ("bearer" = []), ("api_key" = [])),
+    params(("X-Cart-Token" = Option<String>, Header, description = "A guest cart's token")),
+    responses(
+        (status = 200, body = CartResponse, description = "Added to the cart"),
+        (status = 201, body = CartResponse, description = "Added to a new cart",
+            headers(("X-Cart-Token" = String, description = "A new guest cart's token"))),
+        Unauthorized, Forbidden, NotFound, Conflict, Invalid
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn add_item(
+    platform: web::Data<Platform>,
+    state: web::Data<CartState>,
+    shopper: Shopper,
+    body: web::Json<AddItemRequest>,
+) -> Result<HttpResponse, CartError> {
+    let req = body.into_inner();
+    let rules = state.rules();
+    check_quantity(req.quantity, rules.max_line_quantity)?;
+    let mut tx = platform.db.begin().await?;
+    let service::Found {
+        mut cart,
+        token,
+        created,
+    } = service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, true).await?;
+    let catalog = service::catalog_for(&mut tx, &cart, Some(req.variant_id)).await?;
+    let v = catalog
+        .get(&req.variant_id)
+        .filter(|v| v.on_sale)
+        .ok_or(CartError::VariantNotOnSale(req.variant_id))?;
+    if let Some(c) = cart.currency.as_ref().filter(|_| !cart.lines.is_empty())
+        && *c != v.currency
+    {
+        return Err(CartError::CurrencyMismatch {
+            cart: c.clone(),
+            variant: v.currency.clone(),
+        });
+    }
+    let existing = cart
+        .lines
+        .iter()
+        .position(|l| l.variant_id == req.variant_id);
+    if existing.is_none() && cart.lines.len() >= state.settings.max_lines {
+        return Err(CartError::TooManyLines(state.settings.max_lines));
+    }
+    let quantity = existing
+        .map(|i| cart.lines[i].quantity)
+        .unwrap_or(0)
+        .saturating_add(req.quantity);
+    check_quantity(quantity, rules.max_line_quantity)?;
+    if let Some(available) = v.available
+        && quantity > available
+    {
+        return Err(CartError::InsufficientStock(available));
+    }
+    let line = repo::set_line(
+        &mut tx,
+        cart.id,
+        req.variant_id,
+        quantity,
+        v.price,
+        &v.currency,
+    )
+    .await?;
+    tx.commit().await?;
+    cart.currency = Some(v.currency.clone());
+    put_line(&mut cart, line);
+    let priced = service::price_cart(&cart, &catalog, &rules)?;
+    let status = if created {
+        actix_web::http::StatusCode::CREATED
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    Ok(respond(status, &cart, priced, token))
+}
+
+fn put_line(cart: &mut CartRow, line: LineRow) {
+    match cart.lines.iter_mut().find(|l| l.id == line.id) {
+        Some(l) => *l = line,
+        None => cart.lines.0.push(line),
+    }
+}
+
+/// Set a line's quantity (1 to `cart.max_line_quantity`, within the stock available). The
+/// line's price snapshot becomes the current price: this is how a shopper accepts a
+/// `price_changed` or `quantity_reduced` report.
+#[utoipa::path(
+    put, path = "/items/{line}", tag = "cart", request_body = UpdateItemRequest,
+    security((), ("bearer" = []), ("api_key" = [])),
+    params(("line" = Uuid, Path), ("X-Cart-Token" = Option<String>, Header, description = "A guest cart's token")),
+    responses((status = 200, body = CartResponse), Unauthorized, Forbidden, NotFound, Conflict, Invalid)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn update_item(
+    platform: web::Data<Platform>,
+    state: web::Data<CartState>,
+    shopper: Shopper,
+    path: web::Path<LineId>,
+    body: web::Json<UpdateItemRequest>,
+) -> Result<HttpResponse, CartError> {
+    let quantity = body.quantity;
+    let rules = state.rules();
+    check_quantity(quantity, rules.max_line_quantity)?;
+    let mut tx = platform.db.begin().await?;
+    let mut cart =
+        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+            .await?
+            .cart;
+    let variant = cart
+        .lines
+        .iter()
+        .find(|l| l.id == path.0)
+        .map(|l| l.variant_id)
+        .ok_or(CartError::LineNotFound)?;
+    let catalog = service::catalog_for(&mut tx, &cart, None).await?;
+    let v = catalog
+        .get(&variant)
+        .filter(|v| v.on_sale && Some(&v.currency) == cart.currency.as_ref())
+        .ok_or(CartError::VariantNotOnSale(variant))?;
+    if let Some(available) = v.available
+        && quantity > available
+    {
+        return Err(CartError::InsufficientStock(available));
+    }
+    let line = repo::set_line(&mut tx, cart.id, variant, quantity, v.price, &v.currency).await?;
+    tx.commit().await?;
+    put_line(&mut cart, line);
+    let priced = service::price_cart(&cart, &catalog, &rules)?;
+    Ok(respond(
+        actix_web::http::StatusCode::OK,
+        &cart,
+        priced,
+        None,
+    ))
+}
+
+/// Remove a line.
+#[utoipa::path(
+    delete, path = "/items/{line}", tag = "cart",
+    security((), ("bearer" = []), ("api_key" = [])),
+    params(("line" = Uuid, Path), ("X-Cart-Token" = Option<String>, Header, description = "A guest cart's token")),
+    responses((status = 200, body = CartResponse), Unauthorized, Forbidden, NotFound)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn remove_item(
+    platform: web::Data<Platform>,
+    state: web::Data<CartState>,
+    shopper: Shopper,
+    path: web::Path<LineId>,
+) -> Result<HttpResponse, CartError> {
+    let rules = state.rules();
+    let mut tx = platform.db.begin().await?;
+    let mut cart =
+        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+            .await?
+            .cart;
+    if !repo::delete_line(&mut tx, cart.id, path.0).await? {
+        return Err(CartError::LineNotFound);
+    }
+    cart.lines.0.retain(|l| l.id != path.0);
+    let catalog = service::catalog_for(&mut tx, &cart, None).await?;
+    tx.commit().await?;
+    let priced = service::price_cart(&cart, &catalog, &rules)?;
+    Ok(respond(
+        actix_web::http::StatusCode::OK,
+        &cart,
+        priced,
+        None,
+    ))
+}
+
+/// Apply a discount code (case-insensitive; one per cart, replacing any other). Refused
+/// with a distinct code each: `discount_unknown`, `discount_not_started`,
+/// `discount_expired` (422), `discount_used_up`, `discount_customer_limit` (409),
+/// `discount_minimum_not_met`, `discount_not_applicable`, `discount_needs_account` (422).
+/// The use is consumed at checkout, not here.
+#[utoipa::path(
+    post, path = "/discount-codes", tag = "cart", request_body = ApplyDiscountRequest,
+    security((), ("bearer" = []), ("api_key" = [])),
+    params(("X-Cart-Token" = Option<String>, Header, description = "A guest cart's token")),
+    responses((status = 200, body = CartResponse), Unauthorized, Forbidden, NotFound, Conflict, Invalid)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn apply_discount(
+    platform: web::Data<Platform>,
+    state: web::Data<CartState>,
+    shopper: Shopper,
+    body: web::Json<ApplyDiscountRequest>,
+) -> Result<HttpResponse, CartError> {
+    let code = normalise_code(&body.code);
+    if !valid_code(&code) {
+        return Err(CartError::DiscountUnknown(code));
+    }
+    let rules = state.rules();
+    let mut tx = platform.db.begin().await?;
+    let mut cart =
+        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+            .await?
+            .cart;
+    let found = repo::discount_by_code(&mut tx, &code, cart.user_id)
+        .await?
+        .ok_or_else(|| CartError::DiscountUnknown(code.clone()))?;
+    let catalog = service::catalog_for(&mut tx, &cart, None).await?;
+    cart.discount_id = Some(found.discount.id);
+    cart.discount = Some(sqlx::types::Json(found.discount));
+    cart.customer_uses = found.customer_uses;
+    let priced = service::price_cart(&cart, &catalog, &rules)?;
+    if let Some(p) = &priced.discount_problem {
+        let status = CartError::CODES
+            .iter()
+            .find(|(c, _)| *c == p.reason)
+            .map(|(_, s)| *s)
+            .unwrap_or(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY);
+        return Err(CartError::Platform(
+            ApiError::new(status, p.reason.clone()).detail(p.detail.clone()),
+        ));
+    }
+    repo::set_discount(&mut tx, cart.id, cart.discount_id).await?;
+    tx.commit().await?;
+    Ok(respond(
+        actix_web::http::StatusCode::OK,
+        &cart,
+        priced,
+        None,
+    ))
+}
+
+/// Take a discount code off the cart (404 when the cart does not hold it).
+#[utoipa::path(
+    delete, path = "/discount-codes/{code}", tag = "cart",
+    security((), ("bearer" = []), ("api_key" = [])),
+    params(("code" = String, Path), ("X-Cart-Token" = Option<String>, Header, description = "A guest cart's token")),
+    responses((status = 200, body = CartResponse), Unauthorized, Forbidden, NotFound)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn remove_discount(
+    platform: web::Data<Platform>,
+    state: web::Data<CartState>,
+    shopper: Shopper,
+    path: web::Path<String>,
+) -> Result<HttpResponse, CartError> {
+    let code = normalise_code(&path);
+    let rules = state.rules();
+    let mut tx = platform.db.begin().await?;
+    let mut cart =
+        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+            .await?
+            .cart;
+    if cart.discount.as_ref().map(|d| d.0.code.as_str()) != Some(code.as_str()) {
+        return Err(CartError::DiscountNotFound);
+    }
+    repo::set_discount(&mut tx, cart.id, None).await?;
+    cart.discount_id = None;
+    cart.discount = None;
+    let catalog = service::catalog_for(&mut tx, &cart, None).await?;
+    tx.commit().await?;
+    let priced = service::price_cart(&cart, &catalog, &rules)?;
+    Ok(respond(
+        actix_web::http::StatusCode::OK,
+        &cart,
+        priced,
+        None,
+    ))
+}
+
+/// Set the contact email and the shipping and billing addresses (each absent clears it).
+/// The shipping address's country and region choose the tax rate and the shipping rate.
+#[utoipa::path(
+    put, path = "/addresses", tag = "cart", request_body = AddressesRequest,
+    security((), ("bearer" = []), ("api_key" = [])),
+    params(("X-Cart-Token" = Option<String>, Header, description = "A guest cart's token")),
+    responses((status = 200, body = CartResponse), Unauthorized, Forbidden, NotFound, Invalid)
+)]
+#[tracing::instrument(skip_all)]
+pub async fn set_addresses(
+    platform: web::Data<Platform>,
+    state: web::Data<CartState>,
+    shopper: Shopper,
+    body: web::Json<AddressesRequest>,
+) -> Result<HttpResponse, CartError> {
+    let req = body.into_inner();
+    req.check()?;
+    let rules = state.rules();
+    let mut tx = platform.db.begin().await?;
+    let mut cart =
+        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
+            .await?
+            .cart;
+    repo::set_addresses(
+        &mut tx,
+        cart.id,
+        req.email.as_deref(),
+        req.shipping_address.as_ref(),
+        req.billing_address.as_ref(),
+    )
+    .await?;
+    let catalog = service::catalog_for(&mut tx, &cart, None).await?;
+    tx.commit().await?;
+    cart.email = req.email;
+    cart.shipping_address = req.shipping_address.map(sqlx::types::Json);
+    cart.billing_address = req.billing_address.map(sqlx::types::Json);
+    let priced = service::price_cart(&cart, &catalog, &rules)?;
+    Ok(respond(
+        actix_web::http::StatusCode::OK,
+        &cart,
+        priced,
+        None,
+    ))
+}

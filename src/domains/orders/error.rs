@@ -1,0 +1,86 @@
+//! `OrdersError`: every problem the orders domain answers with, its status and stable `code`
+//! in one place (listed in OpenAPI as `OrdersErrorCode`). The cart's and the catalog's errors
+//! pass through as their own problems (`Platform`), except the stock ones checkout names.
+
+use uuid::Uuid;
+
+use crate::domains::cart::CartError;
+use crate::domains::catalog::CatalogError;
+use crate::platform::error::{ApiError, FieldError};
+
+/// One order per cart: the backstop behind the cart's `completed_order_id`.
+pub const ONE_ORDER_PER_CART: &str = "orders_cart_id_key";
+
+crate::domain_errors! {
+    /// Errors of the orders domain.
+    pub enum OrdersError {
+        #[problem(NOT_FOUND, "not_found")]
+        #[error("No such order, or not yours.")]
+        OrderNotFound,
+        #[problem(NOT_FOUND, "not_found")]
+        #[error("No such part of this order.")]
+        SubOrderNotFound,
+        #[problem(NOT_FOUND, "not_found")]
+        #[error("No such cart, or not yours.")]
+        CartNotFound,
+        #[problem(CONFLICT, "invalid_transition")]
+        #[error("The order is {from}; it cannot be {action}.")]
+        InvalidTransition { from: &'static str, action: &'static str },
+        #[problem(UNPROCESSABLE_ENTITY, "cart_empty")]
+        #[error("The cart is empty: add items before checking out.")]
+        CartEmpty,
+        #[problem(CONFLICT, "cart_changed")]
+        #[error("Prices or availability changed since the cart was last read; review the changes (listed in `errors`) and check out again.")]
+        CartChanged,
+        #[problem(CONFLICT, "insufficient_stock")]
+        #[error("Not enough stock of variant {variant_id}: {available} available.")]
+        InsufficientStock { variant_id: Uuid, available: i32 },
+        #[problem(CONFLICT, "variant_unavailable")]
+        #[error("Variant {0} is no longer on sale.")]
+        VariantUnavailable(Uuid),
+        #[problem(UNPROCESSABLE_ENTITY, "payment_provider_unavailable")]
+        #[error("The payment provider {0} is not available here; use one of: manual.")]
+        PaymentProviderUnavailable(String),
+    }
+}
+
+impl OrdersError {
+    /// A 409 `cart_changed` listing each change as `{field: "lines[<line id>]", code:
+    /// "price_changed" | "unavailable" | ..., message}`, so the client can show them and ask
+    /// the buyer to confirm.
+    pub fn cart_changed(changes: Vec<FieldError>) -> Self {
+        Self::Platform(Self::CartChanged.to_api().with_errors(changes))
+    }
+
+    /// A reservation the checkout could not take, named by its variant.
+    pub fn reserve_failed(e: CatalogError, variant_id: Uuid) -> Self {
+        match e {
+            CatalogError::InsufficientStock(available) => Self::InsufficientStock {
+                variant_id,
+                available,
+            },
+            CatalogError::VariantNotOnSale => Self::VariantUnavailable(variant_id),
+            other => other.into(),
+        }
+    }
+}
+
+impl From<CatalogError> for OrdersError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Database(e) => Self::Database(e),
+            CatalogError::Internal(e) => Self::Internal(e),
+            other => Self::Platform(ApiError::from(other)),
+        }
+    }
+}
+
+impl From<CartError> for OrdersError {
+    fn from(e: CartError) -> Self {
+        match e {
+            CartError::Database(e) => Self::Database(e),
+            CartError::Internal(e) => Self::Internal(e),
+            other => Self::Platform(ApiError::from(other)),
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! The orders API's ids, the order state machine, request and response bodies, and how rows
+//! become responses.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use validator::Validate;
+
+use super::error::OrdersError;
+use super::repo::{HistoryRow, OrderRow};
+use crate::events::orders::Tracking;
+
+crate::id_type!(
+    /// An order.
+    OrderId
+);
+
+crate::id_type!(
+    /// One seller's part of an order.
+    SubOrderId
+);
+
+/// Where an order (or one seller's part of it) stands. The only way to change it is
+/// [`OrderStatus::apply`], which refuses illegal moves with a 409 naming the current status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Placed; stock held until `hold_expires_at`.
+    PendingPayment,
+    Paid,
+    Processing,
+    Shipped,
+    Delivered,
+    /// Closed: delivered and settled.
+    Completed,
+    Cancelled,
+    Refunded,
+    PartiallyRefunded,
+    /// Paid after its stock hold expired, with the stock gone meanwhile: staff decide
+    /// (restock and process it, or cancel and refund).
+    RequiresAttention,
+}
+
+/// What someone does to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The payment arrived and the stock is sold.
+    Pay,
+    /// The payment arrived but some stock could not be had any more.
+    PayWithoutStock,
+    Process,
+    Ship,
+    Deliver,
+    Complete,
+    /// By the buyer: only before it ships.
+    CancelByCustomer,
+    /// By staff (or the unpaid-order job): at any stage before delivery is settled.
+    CancelByStaff,
+    Refund,
+    PartiallyRefund,
+}
+
+impl Action {
+    /// How the 409 names it: "it cannot be {verb}".
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Pay | Self::PayWithoutStock => "paid",
+            Self::Process => "processed",
+            Self::Ship => "shipped",
+            Self::Deliver => "delivered",
+            Self::Complete => "completed",
+            Self::CancelByCustomer => "cancelled by the customer",
+            Self::CancelByStaff => "cancelled",
+            Self::Refund => "refunded",
+            Self::PartiallyRefund => "partially refunded",
+        }
+    }
+}
+
+/// A legal move from one status to another: made only by [`OrderStatus::apply`], and what
+/// the repository's conditional UPDATE takes (`WHERE status = from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    from: OrderStatus,
+    to: OrderStatus,
+}
+
+impl Transition {
+    pub fn from(self) -> OrderStatus {
+        self.from
+    }
+
+    pub fn to(self) -> OrderStatus {
+        self.to
+    }
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 10] = [
+        Self::PendingPayment,
+        Self::Paid,
+        Self::Processing,
+        Self::Shipped,
+        Self::Delivered,
+        Self::Completed,
+        Self::Cancelled,
+        Self::Refunded,
+        Self::PartiallyRefunded,
+        Self::RequiresAttention,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingPayment => "pending_payment",
+            Self::Paid => "paid",
+            Self::Processing => "processing",
+            Self::Shipped => "shipped",
+            Self::Delivered => "delivered",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Refunded => "refunded",
+            Self::PartiallyRefunded => "partially_refunded",
+            Self::RequiresAttention => "requires_attention",
+        }
+    }
+
+    /// The status a stored name stands for (the column's CHECK admits no other).
+    pub fn parse(s: &str) -> Result<Self, OrdersError> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| OrdersError::Internal(anyhow::anyhow!("unknown order status {s:?}")))
+    }
+
+    /// The move `action` makes from here, or a 409 `invalid_transition` naming this status.
+    ///
+    /// ```text
+    /// pending_payment ─pay─▶ paid ─process─▶ processing ─ship─▶ shipped ─deliver─▶ delivered ─complete─▶ completed
+    ///        │ └─pay (stock gone)─▶ requires_attention ─process─▶ processing
+    ///        └─cancel─▶ cancelled   (customer: before shipping; staff: until delivered)
+    /// paid … completed ─refund─▶ refunded / partially_refunded
+    /// ```
+    pub fn apply(self, action: Action) -> Result<Transition, OrdersError> {
+        use Action as A;
+        use OrderStatus as S;
+        let to = match (self, action) {
+            (S::PendingPayment, A::Pay) => S::Paid,
+            (S::PendingPayment, A::PayWithoutStock) => S::RequiresAttention,
+            // A paid order may skip `processing` (a seller who ships at once).
+            (S::Paid | S::RequiresAttention, A::Process) => S::Processing,
+            (S::Paid | S::Processing, A::Ship) => S::Shipped,
+            (S::Shipped, A::Deliver) => S::Delivered,
+            (S::Delivered, A::Complete) => S::Completed,
+            (
+                S::PendingPayment | S::Paid | S::Processing | S::RequiresAttention,
+                A::CancelByCustomer,
+            ) => S::Cancelled,
+            (
+                S::PendingPayment
+                | S::Paid
+                | S::Processing
+                | S::RequiresAttention
+                | S::Shipped
+                | S::Delivered,
+                A::CancelByStaff,
+            ) => S::Cancelled,
+            (
+                S::Paid
+                | S::Processing
+                | S::Shipped
+                | S::Delivered
+                | S::Completed
+                | S::RequiresAttention
+                | S::PartiallyRefunded,
+                A::Refund,
+            ) => S::Refunded,
+            (
+                S::Paid
+                | S::Processing
+                | S::Shipped
+                | S::Delivered
+                | S::Completed
+                | S::RequiresAttention
+                | S::PartiallyRefunded,
+                A::PartiallyRefund,
+            ) => S::PartiallyRefunded,
+            (from, action) => {
+                return Err(OrdersError::InvalidTransition {
+                    from: from.as_str(),
+                    action: action.verb(),
+                });
+            }
+        };
+        Ok(Transition { from: self, to })
+    }
+
+    /// Whether the money has been taken (a cancel then owes a refund and returns sold stock).
+    pub fn is_paid(self) -> bool {
+        !matches!(self, Self::PendingPayment | Self::Cancelled)
+    }
+}
+
+/// `POST /orders`: check out a cart.
+#[derive(Debug, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"cart_id": "0193a5f6-7d2c-7b9e-9f10-3c4d5e6f7a8b", "payment_provider": "manual"}))]
+pub struct CheckoutRequest {
+    /// The caller's cart.
+    pub cart_id: Uuid,
+    /// How the order will be paid: `manual` (staff mark it paid: bank transfer, cash on
+    /// delivery). Default `manual`.
+    #[serde(default = "manual")]
+    #[validate(length(min = 1, max = 32))]
+    pub payment_provider: String,
+}
+
+fn manual() -> String {
+    "manual".into()
+}
+
+/// `POST /orders/{id}/sub-orders/{sub_order}/ship`: how the parcel travels.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"carrier": "DHL", "number": "JD014600006281230704", "url": "https://www.dhl.com/track?id=JD014600006281230704"}))]
+pub struct ShipRequest {
+    #[validate(length(min = 1, max = 100))]
+    pub carrier: String,
+    #[validate(length(min = 1, max = 100))]
+    pub number: String,
+    #[validate(url, length(max = 2000))]
+    pub url: Option<String>,
+}
+
+/// `GET /orders` filters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderFilter {
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_to: Option<DateTime<Utc>>,
+    /// Staff (`orders.manage`, `orders.fulfil`): every buyer's orders, not only their own.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// One bought line, as it was at checkout.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderLineResponse {
+    pub id: Uuid,
+    pub product_id: Uuid,
+    pub variant_id: Uuid,
+    pub seller_id: Uuid,
+    pub product_title: String,
+    pub variant_title: String,
+    pub sku: Option<String>,
+    /// Minor units of the order's currency.
+    pub unit_price: i64,
+    pub quantity: i32,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub total: i64,
+    /// `held`, `committed` (sold), `released`, `restocked` or `missing` (its hold expired
+    /// and the stock was gone when the payment came).
+    pub stock: String,
+}
+
+/// One seller's part: its items, totals and fulfilment.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SubOrderResponse {
+    pub id: SubOrderId,
+    pub seller_id: Uuid,
+    pub status: OrderStatus,
+    pub subtotal: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub total: i64,
+    pub tracking: Option<Tracking>,
+    pub shipped_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub lines: Vec<OrderLineResponse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderResponse {
+    pub id: OrderId,
+    /// The human reference.
+    pub number: String,
+    /// The buyer.
+    pub user_id: Uuid,
+    pub cart_id: Uuid,
+    pub status: OrderStatus,
+    pub currency: String,
+    pub email: Option<String>,
+    /// Minor units of `currency`.
+    pub subtotal: i64,
+    pub discount: i64,
+    pub tax: i64,
+    pub shipping: i64,
+    pub total: i64,
+    /// Whether the line prices include their tax.
+    pub tax_inclusive: bool,
+    pub discount_code: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub shipping_address: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub billing_address: Option<serde_json::Value>,
+    pub payment_provider: String,
+    /// Until when the stock is held for payment.
+    pub hold_expires_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sub_orders: Vec<SubOrderResponse>,
+}
+
+impl TryFrom<OrderRow> for OrderResponse {
+    type Error = OrdersError;
+
+    fn try_from(r: OrderRow) -> Result<Self, OrdersError> {
+        Ok(Self {
+            id: r.id,
+            number: r.number,
+            user_id: r.user_id,
+            cart_id: r.cart_id,
+            status: OrderStatus::parse(&r.status)?,
+            currency: r.currency,
+            email: r.email,
+            subtotal: r.subtotal,
+            discount: r.discount,
+            tax: r.tax,
+            shipping: r.shipping,
+            total: r.total,
+            tax_inclusive: r.tax_inclusive,
+            discount_code: r.discount_code,
+            shipping_address: r.shipping_address,
+            billing_address: r.billing_address,
+            payment_provider: r.payment_provider,
+            hold_expires_at: r.hold_expires_at,
+            paid_at: r.paid_at,
+            cancel_reason: r.cancel_reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            sub_orders: r.sub_orders.0,
+        })
+    }
+}
+
+/// One transition in an order's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryResponse {
+    pub id: i64,
+    /// Set when it was one seller's part that moved.
+    pub sub_order_id: Option<Uuid>,
+    pub from: Option<OrderStatus>,
+    pub to: OrderStatus,
+    /// `user:<id>`, `api_key:<id>` or `system`.
+    pub actor: String,
+    pub note: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl TryFrom<HistoryRow> for HistoryResponse {
+    type Error = OrdersError;
+
+    fn try_from(h: HistoryRow) -> Result<Self, OrdersError> {
+        Ok(Self {
+            id: h.id,
+            sub_order_id: h.sub_order_id,
+            from: h
+                .from_status
+                .as_deref()
+                .map(OrderStatus::parse)
+                .transpose()?,
+            to: OrderStatus::parse(&h.to_status)?,
+            actor: h.actor,
+            note: h.note,
+            at: h.at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Action as A;
+    use OrderStatus as S;
+
+    const ACTIONS: [Action; 10] = [
+        A::Pay,
+        A::PayWithoutStock,
+        A::Process,
+        A::Ship,
+        A::Deliver,
+        A::Complete,
+        A::CancelByCustomer,
+        A::CancelByStaff,
+        A::Refund,
+        A::PartiallyRefund,
+    ];
+
+    #[test]
+    fn the_happy_path_walks_from_pending_payment_to_completed() {
+        let mut s = S::PendingPayment;
+        for (action, next) in [
+            (A::Pay, S::Paid),
+            (A::Process, S::Processing),
+            (A::Ship, S::Shipped),
+            (A::Deliver, S::Delivered),
+            (A::Complete, S::Completed),
+        ] {
+            let t = s.apply(action).unwrap();
+            assert_eq!((t.from(), t.to()), (s, next));
+            s = t.to();
+        }
+    }
+
+    #[test]
+    fn customers_cancel_only_before_shipping_and_staff_until_delivered() {
+        for s in [
+            S::PendingPayment,
+            S::Paid,
+            S::Processing,
+            S::RequiresAttention,
+        ] {
+            assert_eq!(s.apply(A::CancelByCustomer).unwrap().to(), S::Cancelled);
+        }
+        for s in [
+            S::Shipped,
+            S::Delivered,
+            S::Completed,
+            S::Cancelled,
+            S::Refunded,
+        ] {
+            let e = s.apply(A::CancelByCustomer).unwrap_err();
+            assert!(matches!(e, OrdersError::InvalidTransition { from, .. } if from == s.as_str()));
+            assert!(e.to_string().contains(s.as_str()), "{e}");
+        }
+        assert_eq!(
+            S::Delivered.apply(A::CancelByStaff).unwrap().to(),
+            S::Cancelled
+        );
+        assert!(S::Completed.apply(A::CancelByStaff).is_err());
+    }
+
+    #[test]
+    fn terminal_states_go_nowhere_but_refunds_and_every_refusal_names_the_state() {
+        for action in ACTIONS {
+            assert!(S::Cancelled.apply(action).is_err(), "{action:?}");
+            assert!(S::Refunded.apply(action).is_err(), "{action:?}");
+        }
+        let mut legal = 0;
+        for s in S::ALL {
+            for action in ACTIONS {
+                match s.apply(action) {
+                    Ok(t) => {
+                        legal += 1;
+                        // A second partial refund leaves the status as it was.
+                        if action != A::PartiallyRefund {
+                            assert_ne!(t.to(), s, "{s:?} {action:?} is no move");
+                        }
+                    }
+                    Err(e) => assert_eq!(
+                        e.to_string(),
+                        format!(
+                            "The order is {}; it cannot be {}.",
+                            s.as_str(),
+                            action.verb()
+                        )
+                    ),
+                }
+            }
+        }
+        // The table above, counted: a new arm shows up here.
+        assert_eq!(legal, 32);
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_names_and_json() {
+        for s in S::ALL {
+            assert_eq!(S::parse(s.as_str()).unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert!(S::parse("lost").is_err());
+    }
+}

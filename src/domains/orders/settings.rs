@@ -1,0 +1,44 @@
+//! The `[orders]` configuration section (`BASALT__ORDERS__...`).
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrdersSettings {
+    /// How long checkout holds the stock of an unpaid order (catalog reservations). When it
+    /// lapses the catalog's sweeper returns the stock to sale, but the order stays payable:
+    /// a later payment re-reserves, or lands in `requires_attention` if the stock is gone.
+    pub hold_ttl_secs: i64,
+    /// How long after its hold lapsed an order still unpaid is cancelled (`payment_timeout`).
+    /// Manual payments (bank transfers) take days; cancelling at the end of the hold would
+    /// throw away orders whose money is on its way, while the stock is free for others
+    /// meanwhile anyway. Default 72 hours.
+    pub unpaid_cancel_after_secs: i64,
+    /// How often the unpaid-order job runs.
+    pub unpaid_sweep_ms: u64,
+}
+
+impl Default for OrdersSettings {
+    fn default() -> Self {
+        Self {
+            hold_ttl_secs: 15 * 60,
+            unpaid_cancel_after_secs: 72 * 3600,
+            unpaid_sweep_ms: 30_000,
+        }
+    }
+}
+
+impl OrdersSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=crate::domains::catalog::api::MAX_TTL_SECS).contains(&self.hold_ttl_secs) {
+            anyhow::bail!("orders.hold_ttl_secs: must be between 1 and 604800 (a week)");
+        }
+        if self.unpaid_cancel_after_secs < 0 {
+            anyhow::bail!("orders.unpaid_cancel_after_secs: must not be negative");
+        }
+        if self.unpaid_sweep_ms == 0 {
+            anyhow::bail!("orders.unpaid_sweep_ms: must be above zero");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! What the orders domain's handlers and jobs share, built once by `init`.
+
+use super::settings::OrdersSettings;
+use crate::platform::Platform;
+
+pub struct OrdersState {
+    pub settings: OrdersSettings,
+}
+
+impl OrdersState {
+    pub fn build(platform: &Platform) -> anyhow::Result<Self> {
+        let settings: OrdersSettings = platform.settings.domain_section("orders")?;
+        settings.validate()?;
+        Ok(Self { settings })
+    }
+}

@@ -1,0 +1,530 @@
+//! Checkout: exactly as many orders as there is stock however many buyers race, one order
+//! per idempotency key however often it is sent, discount limits that hold under
+//! concurrency, a failure halfway that leaves nothing behind, and the bad inputs.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::*;
+use crate::helpers::{TestApp, problem, spawn_app, spawn_app_with};
+
+/// Many buyers at once: a wider pool wait than the default, so the contention is on the
+/// stock row and not on the test's connection pool.
+async fn busy_app() -> TestApp {
+    spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__DATABASE__ACQUIRE_TIMEOUT_SECS", "60"),
+    ])
+    .await
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(&app.db).await.unwrap()
+}
+
+#[tokio::test]
+async fn two_hundred_checkouts_of_the_last_fifty_units_make_exactly_fifty_orders() {
+    let app = busy_app().await;
+    let s = seller(&app);
+    let (_, variant) = stocked(&app, &s, 50, 700).await;
+    let mut buyers = Vec::new();
+    for _ in 0..200 {
+        let b = buyer(&app);
+        let cart = cart_with(&app, &b, &[(&variant, 1)]).await;
+        buyers.push((b, cart));
+    }
+    let started = std::time::Instant::now();
+    let responses = futures_util::future::join_all(buyers.iter().map(|(b, cart)| async {
+        let key = Uuid::now_v7().to_string();
+        checkout(&app, b, cart, &key).await
+    }))
+    .await;
+    let wall = started.elapsed();
+    let mut created = 0;
+    for res in responses {
+        match res.status().as_u16() {
+            201 => created += 1,
+            409 => {
+                // Refused at the reservation (naming the variant), or before it, when the
+                // cart was priced and found the variant sold out.
+                let p = problem(res).await;
+                match p["code"].as_str().unwrap() {
+                    "insufficient_stock" => {
+                        assert!(p["detail"].as_str().unwrap().contains(&variant), "{p}")
+                    }
+                    "cart_changed" => assert_eq!(p["errors"][0]["code"], "unavailable", "{p}"),
+                    other => panic!("{other}: {p}"),
+                }
+            }
+            other => panic!("{other}: {}", res.text().await.unwrap()),
+        }
+    }
+    assert_eq!(created, 50);
+    assert_eq!(count(&app, "SELECT count(*) FROM orders.orders").await, 50);
+    let (on_hand, reserved) = stock_of(&app, &s, &variant).await;
+    assert_eq!((on_hand, reserved), (50, 50), "every unit held once");
+    // Never negative, at any step: the ledger's running availability.
+    let lowest: i64 = count(
+        &app,
+        "SELECT min(50 - running) FROM (SELECT sum(reserved_delta) OVER (ORDER BY id) AS running
+           FROM catalog.stock_movements) m",
+    )
+    .await;
+    assert!(lowest >= 0, "availability went to {lowest}");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM platform.outbox WHERE event_type = 'order.created'"
+        )
+        .await,
+        50
+    );
+    eprintln!("200 checkouts over 50 units: {wall:?}");
+}
+
+#[tokio::test]
+async fn one_key_sent_twenty_times_at_once_makes_one_order_and_identical_replays() {
+    let app = busy_app().await;
+    let s = seller(&app);
+    let (_, variant) = stocked(&app, &s, 100, 1200).await;
+    let b = buyer(&app);
+    let cart = cart_with(&app, &b, &[(&variant, 3)]).await;
+    let key = Uuid::now_v7().to_string();
+    let responses =
+        futures_util::future::join_all((0..20).map(|_| checkout(&app, &b, &cart, &key))).await;
+    let mut bodies = Vec::new();
+    let (mut replays, mut in_flight) = (0, 0);
+    for res in responses {
+        let status = res.status().as_u16();
+        let replayed = res.headers().get("idempotent-replayed").is_some();
+        match status {
+            201 => {
+                replays += usize::from(replayed);
+                bodies.push(res.json::<Value>().await.unwrap());
+            }
+            409 => {
+                let p = problem(res).await;
+                assert_eq!(p["code"], "idempotency_key_in_flight", "{p}");
+                in_flight += 1;
+            }
+            other => panic!("{other}: {}", res.text().await.unwrap()),
+        }
+    }
+    assert_eq!(bodies.len() + in_flight, 20);
+    assert_eq!(
+        replays,
+        bodies.len() - 1,
+        "one first answer, the rest replays"
+    );
+    assert!(
+        bodies.iter().all(|b| *b == bodies[0]),
+        "replays are identical"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM orders.orders").await, 1);
+    assert_eq!(stock_of(&app, &s, &variant).await, (100, 3));
+
+    // Afterwards the key answers with the stored response, for 24 hours.
+    let again = checkout(&app, &b, &cart, &key).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), bodies[0]);
+    // The same key is another caller's own: it does not replay someone else's order.
+    let other = buyer(&app);
+    let res = checkout(&app, &other, &cart, &key).await;
+    assert_eq!(res.status(), 404, "not this caller's cart");
+}
+
+#[tokio::test]
+async fn the_key_is_required_and_may_not_be_reused_for_another_request() {
+    let app = spawn_app().await;
+    let s = seller(&app);
+    let (_, variant) = stocked(&app, &s, 10, 500).await;
+    let b = buyer(&app);
+    let cart = cart_with(&app, &b, &[(&variant, 1)]).await;
+
+    let res = app
+        .as_user(Method::POST, "/api/v1/orders", &b.token)
+        .json(&json!({ "cart_id": cart }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(problem(res).await["code"], "idempotency_key_missing");
+    let res = checkout(&app, &b, &cart, &"k".repeat(256)).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(problem(res).await["code"], "idempotency_key_invalid");
+    // Anonymous: 401 before anything else.
+    let res = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .header("Idempotency-Key", "x")
+        .json(&json!({ "cart_id": cart }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(count(&app, "SELECT count(*) FROM orders.orders").await, 0);
+
+    let key = Uuid::now_v7().to_string();
+    assert_eq!(checkout(&app, &b, &cart, &key).await.status(), 201);
+    let res = app
+        .as_user(Method::POST, "/api/v1/orders", &b.token)
+        .header("Idempotency-Key", &key)
+        .json(&json!({ "cart_id": Uuid::now_v7() }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(problem(res).await["code"], "idempotency_key_reused");
+
+    // Another key for the same cart: the cart was checked out, so its order, with 200.
+    let first: Value = app.items_as("/api/v1/orders", &b.token).await.remove(0);
+    let res = checkout(&app, &b, &cart, &Uuid::now_v7().to_string()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), first);
+    assert_eq!(count(&app, "SELECT count(*) FROM orders.orders").await, 1);
+}
+
+#[tokio::test]
+async fn a_hundred_checkouts_with_a_code_for_ten_uses_succeed_ten_times() {
+    let app = busy_app().await;
+    let s = seller(&app);
+    let (_, variant) = stocked(&app, &s, 1000, 2000).await;
+    discount(&app, "TENONLY", Some(10)).await;
+    let mut buyers = Vec::new();
+    for _ in 0..100 {
+        let b = buyer(&app);
+        let cart = cart_with(&app, &b, &[(&variant, 1)]).await;
+        apply_code(&app, &b, "TENONLY").await;
+        buyers.push((b, cart));
+    }
+    let responses = futures_util::future::join_all(buyers.iter().map(|(b, cart)| async {
+        let key = Uuid::now_v7().to_string();
+        checkout(&app, b, cart, &key).await
+    }))
+    .await;
+    let mut created = 0;
+    for res in responses {
+        match res.status().as_u16() {
+            201 => {
+                let o: Value = res.json().await.unwrap();
+                assert_eq!(o["discount_code"], "TENONLY");
+                assert_eq!(o["discount"], 200);
+                created += 1;
+            }
+            409 => {
+                let p = problem(res).await;
+                // Refused at the conditional UPDATE, or seen used up when the cart was priced.
+                assert!(
+                    p["code"] == "discount_unavailable" || p["code"] == "cart_changed",
+                    "{p}"
+                );
+            }
+            other => panic!("{other}: {}", res.text().await.unwrap()),
+        }
+    }
+    assert_eq!(created, 10);
+    assert_eq!(count(&app, "SELECT count(*) FROM orders.orders").await, 10);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT used_count::bigint FROM cart.discounts WHERE code = 'TENONLY'"
+        )
+        .await,
+        10
+    );
+    // Only the ten orders hold stock: the refused checkouts' holds rolled back with them.
+    assert_eq!(stock_of(&app, &s, &variant).await, (1000, 10));
+}
+
+#[tokio::test]
+async fn a_checkout_that_fails_at_the_discount_leaves_no_hold_no_order_and_no_use() {
+    let app = spawn_app().await;
+    let s = seller(&app);
+    let (_, variant) = stocked(&app, &s, 10, 2000).await;
+    let code = discount(&app, "LASTONE", Some(1)).await;
+    let b = buyer(&app);
+    let cart = cart_with(&app, &b, &[(&variant, 2)]).await;
+    apply_code(&app, &b, "LASTONE").await;
+
+    // Someone else takes the last use while our checkout runs: the test holds the code's
+    // row with that change uncommitted, so the checkout prices the cart with the code still
+    // usable, reserves its stock, then waits at the discount's conditional UPDATE.
+    let mut other = app.db.begin().await.unwrap();
+    sqlx::query("UPDATE cart.discounts SET used_count = used_count + 1 WHERE id = $1::uuid")
+        .bind(code["id"].as_str().unwrap())
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let pending = tokio::spawn({
+        let (url, token, cart) = (app.url("/api/v1/orders"), b.token.clone(), cart.clone());
+        let client = app.client.clone();
+        async move {
+            client
+                .post(url)
+                .bearer_auth(token)
+                .header("Idempotency-Key", "halfway")
+                .json(&json!({ "cart_id": cart }))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let waiting = crate::helpers::eventually(Duration::from_secs(10), || async {
+        count(
+            &app,
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE wait_event_type = 'Lock' AND query LIKE '%cart.discounts%'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    assert!(waiting, "the checkout reached the discount");
+    // Halfway: its hold is taken (uncommitted, so the seller sees none yet).
+    other.commit().await.unwrap();
+    let res = pending.await.unwrap();
+    assert_eq!(res.status(), 409);
+    assert_eq!(problem(res).await["code"], "discount_unavailable");
+
+    assert_eq!(count(&app, "SELECT count(*) FROM orders.orders").await, 0);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM catalog.reservations").await,
+        0
+    );
+    assert_eq!(stock_of(&app, &s, &variant).await, (10, 0));
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM cart.discount_redemptions").await,
+        0,
+        "no use of the code recorded for this buyer"
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM platform.idempotency_keys").await,
+        0,
+        "nothing stored: a retry runs again"
+    );
+    // The cart is still open: without the code it checks out (after confirming the change).
+    let res = checkout(&app, &b, &cart, "halfway").await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(problem(res).await["code"], "cart_changed");
+}
+
+#[tokio::test]
+async fn changed_prices_empty_carts_and_other_peoples_carts_are_refused() {
+    let app = spawn_app().await;
+    let s = seller(&app);
+    let (product, variant) = stocked(&app, &s, 10, 1000).await;
+    let b = buyer(&app);
+    let cart = cart_with(&app, &b, &[(&variant, 1)]).await;
+
+    // Another user's cart, and a cart that does not exist: 404.
+    let other = buyer(&app);
+    let res = checkout(&app, &other, &cart, "a").await;
+    assert_eq!(res.status(), 404);
+    let res = checkout(&app, &b, &Uuid::now_v7().to_string(), "b").await;
+    assert_eq!(res.status(), 404);
+    // An unknown payment provider: 422.
+    let res = app
+        .as_user(Method::POST, "/api/v1/orders", &b.token)
+        .header("Idempotency-Key", "c")
+        .json(&json!({ "cart_id": cart, "payment_provider": "barter" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(problem(res).await["code"], "payment_provider_unavailable");
+
+    // The seller raises the price after the buyer saw it: 409 listing the line.
+    let res = app
+        .as_user(
+            Method::PATCH,
+            &format!("/api/v1/catalog/products/{product}/variants/{variant}"),
+            &s.token,
+        )
+        .json(&json!({ "price": 1500 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = checkout(&app, &b, &cart, "d").await;
+    assert_eq!(res.status(), 409);
+    let p = problem(res).await;
+    assert_eq!(p["code"], "cart_changed");
+    assert_eq!(p["errors"][0]["code"], "price_changed", "{p}");
+    assert!(
+        p["errors"][0]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("lines[")
+    );
+    assert_eq!(stock_of(&app, &s, &variant).await, (10, 0), "nothing held");
+
+    // The buyer accepts it (PUT sets the line again) and checks out at the new price.
+    let c: Value = app.json_as("/api/v1/cart", &b.token).await;
+    let line = c["lines"][0]["line_id"].as_str().unwrap().to_owned();
+    let res = app
+        .as_user(Method::PUT, &format!("/api/v1/cart/items/{line}"), &b.token)
+        .json(&json!({ "quantity": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let o = place(&app, &b, &cart).await;
+    assert_eq!(o["sub_orders"][0]["lines"][0]["unit_price"], 1500);
+
+    // An empty cart: 422, nothing changed.
+    let c = buyer(&app);
+    let cart = cart_with(&app, &c, &[(&variant, 1)]).await;
+    let body: Value = app.json_as("/api/v1/cart", &c.token).await;
+    let line = body["lines"][0]["line_id"].as_str().unwrap().to_owned();
+    let res = app
+        .as_user(
+            Method::DELETE,
+            &format!("/api/v1/cart/items/{line}"),
+            &c.token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let res = checkout(&app, &c, &cart, "e").await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(problem(res).await["code"], "cart_empty");
+    assert_eq!(count(&app, "SELECT count(*) FROM orders.orders").await, 1);
+}
+
+#[tokio::test]
+async fn an_order_from_two_sellers_has_one_part_each_with_snapshots_and_totals() {
+    let app = spawn_app().await;
+    let (s1, s2) = (seller(&app), seller(&app));
+    let (p1, v1) = stocked(&app, &s1, 10, 1000).await;
+    let (_, v2) = stocked(&app, &s2, 10, 250).await;
+    let b = buyer(&app);
+    let cart = cart_with(&app, &b, &[(&v1, 2), (&v2, 3)]).await;
+    let o = place(&app, &b, &cart).await;
+
+    assert_eq!(o["status"], "pending_payment");
+    assert_eq!(o["currency"], "USD");
+    assert_eq!(o["subtotal"], 2750);
+    assert!(o["number"].as_str().unwrap().starts_with("BS-"));
+    let parts = o["sub_orders"].as_array().unwrap();
+    assert_eq!(parts.len(), 2);
+    let part = |seller: &str| {
+        parts
+            .iter()
+            .find(|p| p["seller_id"] == seller)
+            .unwrap_or_else(|| panic!("no part for {seller}"))
+            .clone()
+    };
+    let first = part(&s1.id);
+    assert_eq!(first["status"], "pending_payment");
+    assert_eq!(first["subtotal"], 2000);
+    let line = &first["lines"][0];
+    assert_eq!(line["product_id"], p1.as_str());
+    assert_eq!(line["variant_id"], v1.as_str());
+    assert_eq!(line["product_title"], "Teapot");
+    assert_eq!(
+        (line["unit_price"].as_i64(), line["quantity"].as_i64()),
+        (Some(1000), Some(2))
+    );
+    assert_eq!(line["stock"], "held");
+    assert_eq!(part(&s2.id)["subtotal"], 750);
+    let sum: i64 = parts.iter().map(|p| p["total"].as_i64().unwrap()).sum();
+    assert_eq!(
+        sum + o["shipping"].as_i64().unwrap(),
+        o["total"].as_i64().unwrap()
+    );
+
+    // GET answers with the same order.
+    let id = o["id"].as_str().unwrap();
+    let read: Value = app.json_as(&format!("/api/v1/orders/{id}"), &b.token).await;
+    assert_eq!(read, o);
+    assert_eq!(stock_of(&app, &s1, &v1).await, (10, 2));
+    // The cart is completed: the next add starts a new one.
+    let next = cart_with(&app, &b, &[(&v2, 1)]).await;
+    assert_ne!(next, cart);
+}
+
+#[cfg(feature = "notifications")]
+#[tokio::test]
+async fn placing_and_paying_an_order_mails_the_confirmation_and_the_receipt() {
+    let app = spawn_app().await;
+    let s = seller(&app);
+    let (_, variant) = stocked(&app, &s, 10, 1250).await;
+    let b = buyer(&app);
+    let cart = cart_with(&app, &b, &[(&variant, 2)]).await;
+    let res = app
+        .as_user(Method::PUT, "/api/v1/cart/addresses", &b.token)
+        .json(&json!({ "email": "ada@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let o = place(&app, &b, &cart).await;
+    let id = o["id"].as_str().unwrap();
+    let res = post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await;
+    assert_eq!(res.status(), 200);
+    let mailed = crate::helpers::eventually(Duration::from_secs(15), || async {
+        count(
+            &app,
+            "SELECT count(*) FROM notifications.messages
+              WHERE template = 'order-confirmation' AND to_address = 'ada@example.com'",
+        )
+        .await
+            == 2
+    })
+    .await;
+    assert!(mailed, "a confirmation and a receipt");
+    let bodies: Vec<String> = sqlx::query_scalar(
+        "SELECT text_body FROM notifications.messages WHERE template = 'order-confirmation' ORDER BY created_at",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let number = o["number"].as_str().unwrap();
+    assert!(
+        bodies[0].contains(&format!("Thank you for your order {number}")),
+        "{}",
+        bodies[0]
+    );
+    assert!(bodies[0].contains("25.00 USD"), "{}", bodies[0]);
+    assert!(bodies[1].contains("received your payment"), "{}", bodies[1]);
+}
+
+#[tokio::test]
+async fn a_checkout_costs_nine_round_trips_plus_one_per_line() {
+    let app = spawn_app().await;
+    let s = seller(&app);
+    let (_, v1) = stocked(&app, &s, 100, 300).await;
+    let (_, v2) = stocked(&app, &s, 100, 400).await;
+    let (_, v3) = stocked(&app, &s, 100, 500).await;
+    for lines in [
+        vec![(v1.as_str(), 1)],
+        vec![(v1.as_str(), 1), (v2.as_str(), 2), (v3.as_str(), 3)],
+    ] {
+        let b = buyer(&app);
+        let cart = cart_with(&app, &b, &lines).await;
+        let res = checkout(&app, &b, &cart, "rt").await;
+        assert_eq!(res.status(), 201);
+        // BEGIN, key, cart (lock, lines, catalog: 3), a hold per line, order, cart completed,
+        // response, COMMIT.
+        assert_eq!(
+            crate::statements::round_trips(&res),
+            9 + lines.len(),
+            "{:?}",
+            crate::statements::of(&res)
+        );
+        // A replay: BEGIN, key, ROLLBACK.
+        let res = checkout(&app, &b, &cart, "rt").await;
+        assert_eq!(res.status(), 201);
+        assert_eq!(
+            crate::statements::round_trips(&res),
+            3,
+            "{:?}",
+            crate::statements::of(&res)
+        );
+    }
+}
