@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::wakeup::Wakeups;
+use super::wakeup::{OnMessage, Wakeups};
 
 type JobFn = dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync;
 
@@ -20,6 +20,7 @@ pub struct Job {
     pub every: Duration,
     run: Arc<JobFn>,
     woken_by: Option<&'static str>,
+    messages: Option<(&'static str, OnMessage)>,
 }
 
 impl Job {
@@ -32,6 +33,7 @@ impl Job {
             every,
             run: Arc::new(run),
             woken_by: None,
+            messages: None,
         }
     }
 
@@ -42,7 +44,18 @@ impl Job {
         self
     }
 
+    /// Gives `f` each payload NOTIFYed on `channel` (`None` when some may have been missed),
+    /// in the listener's task: for work finer than a whole run, such as evicting the one
+    /// cache entry a payload names.
+    pub fn on_message(mut self, channel: &'static str, f: OnMessage) -> Self {
+        self.messages = Some((channel, f));
+        self
+    }
+
     pub fn spawn(self, shutdown: CancellationToken, wakeups: &Wakeups) -> JoinHandle<()> {
+        if let Some((channel, f)) = &self.messages {
+            wakeups.on_message(channel, f.clone());
+        }
         let wake = match self.woken_by {
             Some(channel) => wakeups.on(channel),
             None => Arc::new(Notify::new()),

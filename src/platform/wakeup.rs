@@ -4,6 +4,10 @@
 //!
 //! One listener serves every channel: a listener holds a pooled connection for good, and one
 //! per loop would eat into the pool the requests share.
+//!
+//! A channel's payloads reach the functions given to [`Wakeups::on_message`], called in the
+//! listener's task (so they must be quick: an in-memory cache eviction, no I/O), and with
+//! `None` whenever a NOTIFY may have been missed (at start and after a reconnection).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +19,24 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-type Channels = HashMap<&'static str, Vec<Arc<Notify>>>;
+/// Called with each NOTIFY's payload on a channel, or `None` when some may have been missed.
+pub type OnMessage = Arc<dyn Fn(Option<&str>) + Send + Sync>;
+
+/// Who hears a channel: loops to wake, functions to give its payloads to.
+#[derive(Default)]
+struct Listeners {
+    wakes: Vec<Arc<Notify>>,
+    handlers: Vec<OnMessage>,
+}
+
+impl Listeners {
+    fn deliver(&self, payload: Option<&str>) {
+        self.wakes.iter().for_each(|w| w.notify_one());
+        self.handlers.iter().for_each(|f| f(payload));
+    }
+}
+
+type Channels = HashMap<&'static str, Listeners>;
 
 /// The channels loops want to be woken by, gathered before the listener starts.
 pub struct Wakeups {
@@ -40,8 +61,21 @@ impl Wakeups {
             .unwrap_or_else(|e| e.into_inner())
             .entry(channel)
             .or_default()
+            .wakes
             .push(wake.clone());
         wake
+    }
+
+    /// Gives `f` the payload of each NOTIFY on `channel`, and `None` whenever some may have
+    /// been missed (at start and after the listener reconnects).
+    pub fn on_message(&self, channel: &'static str, f: OnMessage) {
+        self.channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(channel)
+            .or_default()
+            .handlers
+            .push(f);
     }
 
     /// Listens on every channel asked for so far, until shutdown; nothing when none was.
@@ -58,13 +92,11 @@ impl Wakeups {
 /// loops still poll, so work is late, never lost.
 async fn forward(pool: PgPool, channels: Channels, shutdown: CancellationToken) {
     let names: Vec<&str> = channels.keys().copied().collect();
-    let wake_all = || channels.values().flatten().for_each(|w| w.notify_one());
-    let wake = |channel: &str| {
-        channels
-            .get(channel)
-            .into_iter()
-            .flatten()
-            .for_each(|w| w.notify_one())
+    let wake_all = || channels.values().for_each(|l| l.deliver(None));
+    let wake = |channel: &str, payload: &str| {
+        if let Some(l) = channels.get(channel) {
+            l.deliver(Some(payload));
+        }
     };
     while !shutdown.is_cancelled() {
         let listening = async {
@@ -88,7 +120,7 @@ async fn forward(pool: PgPool, channels: Channels, shutdown: CancellationToken) 
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 n = listener.try_recv() => match n {
-                    Ok(Some(n)) => wake(n.channel()),
+                    Ok(Some(n)) => wake(n.channel(), n.payload()),
                     // The connection dropped and reconnected: a NOTIFY may have been missed.
                     Ok(None) => wake_all(),
                     Err(e) => {

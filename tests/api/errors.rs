@@ -53,6 +53,35 @@ async fn wrong_method_is_a_405_problem() {
 }
 
 #[tokio::test]
+async fn head_answers_every_get_route_without_a_body() {
+    let app = spawn_app().await;
+    let note = app.create_note("hello").await;
+    let path = format!("/api/v1/probe/notes/{}", note["id"].as_str().unwrap());
+    let get = app.get(&path).await;
+    let head = app.client.head(app.url(&path)).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    for h in ["content-type", "content-length"] {
+        assert_eq!(head.headers().get(h), get.headers().get(h), "{h}");
+    }
+    assert!(head.bytes().await.unwrap().is_empty(), "HEAD has no body");
+    // The GET's errors too, and a route without GET still refuses HEAD.
+    let missing = app
+        .client
+        .head(app.url(&format!("/api/v1/probe/notes/{}", uuid::Uuid::now_v7())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let res = app
+        .client
+        .head(app.url("/api/v1/probe/notes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 405);
+}
+
+#[tokio::test]
 async fn malformed_json_is_a_400_saying_where() {
     let app = spawn_app().await;
     let res = app

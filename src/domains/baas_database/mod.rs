@@ -97,12 +97,14 @@ impl Domain for BaasDatabase {
         indexes::configure(routes);
     }
 
-    /// Drops the cached collections when any changes (a NOTIFY from the changing
-    /// transaction's commit) and, should the listener be down, every 30 seconds.
+    /// Drops a cached collection when a NOTIFY says it changed (from the changing
+    /// transaction's commit), everything when NOTIFYs may have been missed and, should the
+    /// listener be down, every 30 seconds.
     fn jobs(&self, _platform: &Platform) -> Vec<Job> {
         let Some(collections) = self.collections.get() else {
             return Vec::new();
         };
+        let notified = collections.clone();
         vec![
             Job::new(
                 "baas.collection_cache",
@@ -112,7 +114,10 @@ impl Domain for BaasDatabase {
                     Box::pin(async { Ok(()) })
                 },
             )
-            .woken_by(cache::CHANNEL),
+            .on_message(
+                cache::CHANNEL,
+                std::sync::Arc::new(move |payload| notified.on_notify(payload)),
+            ),
         ]
     }
 

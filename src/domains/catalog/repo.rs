@@ -409,20 +409,35 @@ pub const SEARCH_COUNT_CAP: i64 = 10_000;
 const FACET_VALUES: i64 = 10;
 const FACET_KEYS: i64 = 20;
 
-/// Price buckets of the facets, in minor units (whatever the product's currency).
+/// Price buckets of the facets, in minor units (whatever the product's currency): the
+/// lower bounds, which `width_bucket` numbers from 1, and each bucket's number and bounds.
+const PRICE_BOUNDS: &str =
+    "ARRAY[0, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000]::bigint[]";
 const PRICE_BUCKETS: &str =
-    "(VALUES (0::bigint, 1000::bigint), (1000, 2500), (2500, 5000), (5000, 10000),
-    (10000, 25000), (25000, 50000), (50000, 100000), (100000, 250000), (250000, 1000000),
-    (1000000, NULL)) AS b(lo, hi)";
+    "(VALUES (1, 0::bigint, 1000::bigint), (2, 1000, 2500), (3, 2500, 5000), (4, 5000, 10000),
+    (5, 10000, 25000), (6, 25000, 50000), (7, 50000, 100000), (8, 100000, 250000),
+    (9, 250000, 1000000), (10, 1000000, NULL)) AS b(i, lo, hi)";
 
 /// Products the viewer may see matching `s`, one page of `fetch` after `after`, and with
 /// `summary` the capped total (and with `facets` the facets) of the whole result: one
-/// statement. The filtered set is a NOT MATERIALIZED CTE, so the page (an index range scan
-/// in its sort's order) and the capped count each get their own plan of it.
+/// statement.
 ///
-/// Run unprepared (`persistent(false)`): a cached generic plan cannot know how selective
-/// this query's words or category are, and picks one plan for all; each search is planned
-/// with its values instead (a fraction of a millisecond).
+/// A first page (`summary`) reads the matches once: their narrow columns (id, sort keys and
+/// what the facets count) are materialised up to the cap, counted, faceted and, when all of
+/// them are there, sorted for the page, whose full rows are then fetched by id. Only a
+/// result past the cap is paged from the matches a second time, in its sort's index order.
+/// A later page is one keyset scan. At 1M products, reading the matches twice (once for the
+/// page, once for the count) was half of a search's time.
+///
+/// Browsing a category newest first pages each of its descendant categories through its
+/// own index range (`products_category_idx`) and merges them, instead of walking the
+/// whole catalogue's newest and dropping the other categories' products (99 in 100 for a
+/// leaf category).
+///
+/// Prepared, like every other statement: planning this one took 1.4 ms of a 2.3 ms
+/// category page, and 5-11 ms of a search. A custom plan would gain nothing from the values:
+/// the words reach the matching through `qry` (an InitPlan, as unknown to the planner as a
+/// generic parameter) and the category through a subquery.
 #[allow(clippy::too_many_arguments)]
 pub async fn search_products(
     db: &PgPool,
@@ -473,72 +488,93 @@ pub async fn search_products(
         ),
         ProductSort::Popularity => ("p.sales_count", "NULL::bigint", "k1 DESC, id DESC", "<"),
     };
+    let per_category = match (&s.q, &s.category, s.sort) {
+        (None, Some(category), ProductSort::Newest) => {
+            qb.push("cats AS MATERIALIZED (");
+            push_descendants(&mut qb, category);
+            qb.push("), ");
+            true
+        }
+        _ => false,
+    };
+    // A first page keeps only what it counts and sorts; a later one, the whole product.
+    let columns = if summary { MATCH_COLUMNS } else { PRODUCT };
+    let matching = |qb: &mut QueryBuilder<'_, Postgres>, k1: &str, text: Option<&str>| {
+        push_matching(qb, viewer, s, columns, k1, k2, text, Category::Descendants);
+    };
     // The matching products: with words, those the full text finds; only when it finds
     // none under these filters, titles by trigram similarity (typos). Always OR-ing the
     // trigram arm in made a common short word ("lamp" is 0.4 similar to "large") match a
     // large part of the catalogue, and the search took seconds at 1M products.
     match (&s.q, s.fuzzy) {
+        // A later page of a category browse reads no `m`: its page merges the categories.
+        (None, _) if per_category && !summary => {}
         (None, _) => {
             qb.push("m AS NOT MATERIALIZED (");
-            push_matching(&mut qb, viewer, s, k1, k2, None);
+            matching(&mut qb, k1, None);
+            qb.push("), ");
         }
         (Some(_), false) => {
             qb.push("m AS NOT MATERIALIZED (");
-            push_matching(&mut qb, viewer, s, k1, k2, Some(FULL_TEXT));
+            matching(&mut qb, k1, Some(FULL_TEXT));
+            qb.push("), ");
         }
         (Some(_), true) => {
             qb.push("exact AS NOT MATERIALIZED (");
-            push_matching(&mut qb, viewer, s, k1, k2, Some(FULL_TEXT));
+            matching(&mut qb, k1, Some(FULL_TEXT));
             qb.push("), close AS NOT MATERIALIZED (");
             let k1 = if s.sort == ProductSort::Relevance {
                 "(1000000 * public.word_similarity((SELECT raw FROM qry), lower(p.title)))::bigint"
             } else {
                 k1
             };
-            push_matching(&mut qb, viewer, s, k1, k2, Some(TRIGRAM));
+            matching(&mut qb, k1, Some(TRIGRAM));
             qb.push(
                 "), m AS NOT MATERIALIZED (SELECT * FROM exact
-                   UNION ALL SELECT * FROM close WHERE NOT EXISTS (SELECT 1 FROM exact)",
+                   UNION ALL SELECT * FROM close WHERE NOT EXISTS (SELECT 1 FROM exact)), ",
             );
         }
     }
-    qb.push("), page AS (SELECT * FROM m");
-    match after {
-        Some(SearchAfter::Int(k, id)) => {
-            qb.push(format!(" WHERE (k1, id) {cmp} ("))
-                .push_bind(k)
-                .push(", ")
-                .push_bind(id)
-                .push(")");
-        }
-        Some(SearchAfter::Rating(k, n, id)) => {
-            qb.push(format!(" WHERE (k1, k2, id) {cmp} ("))
-                .push_bind(k)
-                .push(", ")
-                .push_bind(n)
-                .push(", ")
-                .push_bind(id)
-                .push(")");
-        }
-        Some(SearchAfter::Time(t, id)) => {
-            qb.push(format!(" WHERE (k1, id) {cmp} ("))
-                .push_bind(t)
-                .push(", ")
-                .push_bind(id)
-                .push(")");
-        }
-        None => {}
-    }
-    qb.push(format!(" ORDER BY {order} LIMIT "))
-        .push_bind(fetch)
-        .push(")");
     if summary {
+        // The page from the capped matches when they are all there; past the cap, from
+        // all of them (or the categories' ranges) in the sort's order. Each arm's one-time
+        // filter leaves the other unrun.
         qb.push(format!(
-            ", capped AS MATERIALIZED (
-                 SELECT category_id, coalesce(min_price, 0) AS price, tags, attributes FROM m
-                  LIMIT {})",
-            SEARCH_COUNT_CAP + 1
+            "capped AS MATERIALIZED (SELECT * FROM m LIMIT {cap1}),
+             keys AS ((SELECT id, k1, k2 FROM capped WHERE (SELECT count(*) FROM capped) <= {SEARCH_COUNT_CAP}
+                        ORDER BY {order} LIMIT ",
+            cap1 = SEARCH_COUNT_CAP + 1
+        ))
+        .push_bind(fetch)
+        .push(") UNION ALL (");
+        if per_category {
+            push_per_category(&mut qb, viewer, s, "p.id", k1, k2, None, fetch);
+        } else {
+            qb.push("SELECT id, k1, k2 FROM m");
+        }
+        qb.push(format!(
+            " WHERE (SELECT count(*) FROM capped) > {SEARCH_COUNT_CAP} ORDER BY {order} LIMIT "
+        ))
+        .push_bind(fetch)
+        .push(format!(
+            ")), page AS (SELECT {PRODUCT}, keys.k1, keys.k2
+                            FROM keys JOIN catalog.products p ON p.id = keys.id)"
         ));
+    } else if per_category {
+        qb.push("page AS (");
+        push_per_category(&mut qb, viewer, s, PRODUCT, k1, k2, after, fetch);
+        qb.push(format!(" ORDER BY {order} LIMIT "))
+            .push_bind(fetch)
+            .push(")");
+    } else {
+        qb.push("page AS (SELECT * FROM m");
+        if let Some(after) = after {
+            qb.push(" WHERE ");
+            push_after(&mut qb, after, cmp, "k1", "k2", "id");
+        }
+        qb.push(format!(" ORDER BY {order} LIMIT "))
+            .push_bind(fetch)
+            .push(")");
     }
     qb.push(format!(
         " SELECT (SELECT coalesce(jsonb_agg(to_jsonb(page) ORDER BY {order}), '[]') FROM page) AS items, "
@@ -549,15 +585,20 @@ pub async fn search_products(
         "NULL::bigint AS total, "
     });
     if summary && facets {
+        // Attribute values are counted per distinct attribute object first: products share
+        // a few combinations (sizes × colours), so jsonb_each runs on those, not on every
+        // match (15 ms → 5 ms for 5,000 matches). Tags are unnested in the select list and
+        // prices bucketed by `width_bucket`, both cheaper than a join per row.
         qb.push(format!(
             "(WITH cat AS (SELECT category_id AS id, count(*) AS n FROM capped
                             WHERE category_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {FACET_VALUES}),
-                   tag AS (SELECT t AS value, count(*) AS n FROM capped, unnest(capped.tags) t
+                   tag AS (SELECT t AS value, count(*) AS n FROM (SELECT unnest(tags) AS t FROM capped) x
                             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {FACET_VALUES}),
-                   attr AS (SELECT e.key, e.value, count(*) AS n,
-                                   row_number() OVER (PARTITION BY e.key ORDER BY count(*) DESC, e.value) AS r,
-                                   sum(count(*)) OVER (PARTITION BY e.key) AS total
-                              FROM capped, jsonb_each(capped.attributes) e GROUP BY 1, 2),
+                   attr AS (SELECT e.key, e.value, sum(g.n) AS n,
+                                   row_number() OVER (PARTITION BY e.key ORDER BY sum(g.n) DESC, e.value) AS r,
+                                   sum(sum(g.n)) OVER (PARTITION BY e.key) AS total
+                              FROM (SELECT attributes, count(*) AS n FROM capped GROUP BY 1) g,
+                                   jsonb_each(g.attributes) e GROUP BY 1, 2),
                    attr_keys AS (SELECT key, max(total) AS total FROM attr GROUP BY 1
                                   ORDER BY 2 DESC, 1 LIMIT {FACET_KEYS})
               SELECT jsonb_build_object(
@@ -567,9 +608,9 @@ pub async fn search_products(
                                  FROM cat JOIN catalog.categories c ON c.id = cat.id),
                 'prices', (SELECT coalesce(jsonb_agg(jsonb_build_object('min', x.lo, 'max', x.hi, 'count', x.n)
                                    ORDER BY x.lo), '[]')
-                             FROM (SELECT b.lo, b.hi, count(*) AS n FROM capped JOIN {PRICE_BUCKETS}
-                                     ON capped.price >= b.lo AND (b.hi IS NULL OR capped.price < b.hi)
-                                    GROUP BY 1, 2) x),
+                             FROM (SELECT b.lo, b.hi, w.n FROM {PRICE_BUCKETS}
+                                     JOIN (SELECT width_bucket(price, {PRICE_BOUNDS}) AS i, count(*) AS n
+                                             FROM capped GROUP BY 1) w ON w.i = b.i) x),
                 'tags', (SELECT coalesce(jsonb_agg(jsonb_build_object('value', value, 'count', n)
                                  ORDER BY n DESC, value), '[]') FROM tag),
                 'attributes', (SELECT coalesce(jsonb_agg(jsonb_build_object('key', k.key, 'values',
@@ -583,11 +624,14 @@ pub async fn search_products(
         qb.push("NULL::jsonb AS facets");
     }
     qb.build_query_as::<SearchRow>()
-        .persistent(false)
         .fetch_one(db)
         .await?
         .decode()
 }
+
+/// What a first page keeps of each match: its id and sort keys, and what the facets count.
+const MATCH_COLUMNS: &str =
+    "p.id, p.category_id, coalesce(p.min_price, 0) AS price, p.tags, p.attributes";
 
 /// The full-text test of a product against the words.
 const FULL_TEXT: &str = "p.search_vector @@ (SELECT tsq FROM qry)";
@@ -596,18 +640,103 @@ const FULL_TEXT: &str = "p.search_vector @@ (SELECT tsq FROM qry)";
 const TRIGRAM: &str = "(SELECT trgm FROM qry) IS NOT NULL
     AND (SELECT raw FROM qry) OPERATOR(public.<%) lower(p.title)";
 
-/// Pushes `SELECT <product>, k1, k2 FROM catalog.products p WHERE <visible> AND <filters>
+/// How a search's category filter is written.
+#[derive(Clone, Copy)]
+enum Category {
+    /// The category or any of its descendants (`IN` the tree below it).
+    Descendants,
+    /// The one category `cats.id` of the `cats` CTE, inside a per-category `LATERAL`.
+    Each,
+}
+
+/// Pushes `SELECT d.id` of the category (by id or slug) and its descendants.
+fn push_descendants(qb: &mut QueryBuilder<'_, Postgres>, category: &str) {
+    qb.push(
+        "SELECT d.id FROM catalog.categories a
+           JOIN catalog.categories d ON d.path @> ARRAY[a.id] WHERE ",
+    );
+    match Uuid::parse_str(category) {
+        Ok(id) => qb.push("a.id = ").push_bind(id),
+        Err(_) => qb.push("a.slug = ").push_bind(category.to_owned()),
+    };
+}
+
+/// Pushes the keyset test `(k1[, k2], id) <cmp> (<after>)` over the given column names.
+fn push_after(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    after: SearchAfter,
+    cmp: &str,
+    k1: &str,
+    k2: &str,
+    id: &str,
+) {
+    match after {
+        SearchAfter::Int(k, after_id) => {
+            qb.push(format!("({k1}, {id}) {cmp} ("))
+                .push_bind(k)
+                .push(", ")
+                .push_bind(after_id)
+                .push(")");
+        }
+        SearchAfter::Rating(k, n, after_id) => {
+            qb.push(format!("({k1}, {k2}, {id}) {cmp} ("))
+                .push_bind(k)
+                .push(", ")
+                .push_bind(n)
+                .push(", ")
+                .push_bind(after_id)
+                .push(")");
+        }
+        SearchAfter::Time(t, after_id) => {
+            qb.push(format!("({k1}, {id}) {cmp} ("))
+                .push_bind(t)
+                .push(", ")
+                .push_bind(after_id)
+                .push(")");
+        }
+    }
+}
+
+/// Pushes `SELECT x.* FROM cats CROSS JOIN LATERAL (<the newest `fetch` matches of one
+/// category after `after`>) x`: a category browse, newest first, as one short index range
+/// per descendant category. The caller orders and limits the merge.
+#[allow(clippy::too_many_arguments)]
+fn push_per_category(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    viewer: Viewer,
+    s: &ProductSearch,
+    columns: &str,
+    k1: &str,
+    k2: &str,
+    after: Option<SearchAfter>,
+    fetch: i64,
+) {
+    qb.push("SELECT x.* FROM cats CROSS JOIN LATERAL (");
+    push_matching(qb, viewer, s, columns, k1, k2, None, Category::Each);
+    if let Some(after) = after {
+        qb.push(" AND ");
+        push_after(qb, after, "<", "p.created_at", "NULL", "p.id");
+    }
+    qb.push(" ORDER BY p.created_at DESC, p.id DESC LIMIT ")
+        .push_bind(fetch)
+        .push(") x");
+}
+
+/// Pushes `SELECT <columns>, k1, k2 FROM catalog.products p WHERE <visible> AND <filters>
 /// [AND <text>]`: the products of a search that the viewer may see.
+#[allow(clippy::too_many_arguments)]
 fn push_matching(
     qb: &mut QueryBuilder<'_, Postgres>,
     viewer: Viewer,
     s: &ProductSearch,
+    columns: &str,
     k1: &str,
     k2: &str,
     text: Option<&str>,
+    category: Category,
 ) {
     qb.push(format!(
-        "SELECT {PRODUCT}, {k1} AS k1, {k2} AS k2
+        "SELECT {columns}, {k1} AS k1, {k2} AS k2
            FROM catalog.products p
           WHERE p.deleted_at IS NULL AND (p.status = 'active' OR p.seller_id = "
     ))
@@ -629,16 +758,16 @@ fn push_matching(
     if let Some(featured) = s.featured {
         qb.push(" AND p.featured = ").push_bind(featured);
     }
-    if let Some(category) = &s.category {
-        qb.push(
-            " AND p.category_id IN (SELECT d.id FROM catalog.categories a
-                 JOIN catalog.categories d ON d.path @> ARRAY[a.id] WHERE ",
-        );
-        match Uuid::parse_str(category) {
-            Ok(id) => qb.push("a.id = ").push_bind(id),
-            Err(_) => qb.push("a.slug = ").push_bind(category.clone()),
-        };
-        qb.push(")");
+    match (&s.category, category) {
+        (None, _) => {}
+        (Some(c), Category::Descendants) => {
+            qb.push(" AND p.category_id IN (");
+            push_descendants(qb, c);
+            qb.push(")");
+        }
+        (Some(_), Category::Each) => {
+            qb.push(" AND p.category_id = cats.id");
+        }
     }
     if let Some(min) = s.min_price {
         qb.push(" AND coalesce(p.min_price, 0) >= ").push_bind(min);

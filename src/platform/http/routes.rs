@@ -2,9 +2,12 @@
 //! to [`Routes`], which mounts the resource and records every (method, path) it serves. The
 //! record is what the route/OpenAPI completeness test compares with the OpenAPI document,
 //! so a route nobody documented (or a documented route nobody mounted) fails the suite.
+//!
+//! A GET handler also answers HEAD (RFC 9110 §9.3.2: the same headers, no body; actix-http
+//! leaves the body out) unless the endpoint has a HEAD handler of its own.
 
 use actix_web::http::Method;
-use actix_web::{FromRequest, Handler, Responder, web};
+use actix_web::{FromRequest, Handler, Responder, guard, web};
 
 /// One mounted operation: method and path relative to the domain's `/api/v1/<path>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,12 +37,20 @@ impl<'a> Routes<'a> {
 
     /// Mounts one resource with its methods.
     pub fn add(&mut self, endpoint: Endpoint) -> &mut Self {
-        self.mounted
-            .extend(endpoint.methods.into_iter().map(|method| Mounted {
+        let own_head = endpoint.routes.iter().any(|(m, _)| m == Method::HEAD);
+        let mut resource = web::resource(endpoint.path.as_str());
+        for (method, route) in endpoint.routes {
+            resource = resource.route(if method == Method::GET && !own_head {
+                route.guard(guard::Any(guard::Get()).or(guard::Head()))
+            } else {
+                route.method(method.clone())
+            });
+            self.mounted.push(Mounted {
                 method,
                 path: endpoint.path.clone(),
-            }));
-        self.cfg.service(endpoint.resource);
+            });
+        }
+        self.cfg.service(resource);
         self
     }
 
@@ -52,8 +63,9 @@ impl<'a> Routes<'a> {
 /// One path and the handler of each method it answers.
 pub struct Endpoint {
     path: String,
-    resource: actix_web::Resource,
-    methods: Vec<Method>,
+    /// Each method's route, its guard added when the resource is built (`Routes::add`),
+    /// once it is known whether a HEAD handler of its own takes HEAD from GET.
+    routes: Vec<(Method, actix_web::Route)>,
 }
 
 macro_rules! methods {
@@ -75,8 +87,7 @@ impl Endpoint {
     pub fn at(path: &str) -> Self {
         Self {
             path: path.to_owned(),
-            resource: web::resource(path),
-            methods: Vec::new(),
+            routes: Vec::new(),
         }
     }
 
@@ -87,8 +98,7 @@ impl Endpoint {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.resource = self.resource.route(web::method(method.clone()).to(handler));
-        self.methods.push(method);
+        self.routes.push((method, web::route().to(handler)));
         self
     }
 

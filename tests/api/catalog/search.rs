@@ -601,3 +601,135 @@ async fn featured_and_popular_shelves_show_active_products_to_everyone() {
     .await;
     assert_eq!(problem(res).await["code"], "invalid_cursor");
 }
+
+/// Creates a category (under `parent`) as `admin`, returning its id.
+async fn category(app: &TestApp, admin: &Actor, name: &str, parent: Option<&str>) -> String {
+    let body = send(
+        app,
+        Method::POST,
+        "/api/v1/catalog/categories",
+        Some(admin),
+        Some(json!({"name": name, "parent_id": parent})),
+    )
+    .await
+    .json::<Value>()
+    .await
+    .unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn browsing_a_category_newest_first_merges_its_subcategories_page_by_page() {
+    // The browse pages each descendant category through its own index range and merges
+    // them; the merge must equal the tree's products newest first, with no gaps or repeats
+    // across pages, and still show a seller their own drafts.
+    let app = spawn_app().await;
+    let admin = staff(&app, &["catalog.categories.manage"]);
+    let vendor = seller(&app);
+    let home = category(&app, &admin, "Home", None).await;
+    let kitchen = category(&app, &admin, "Kitchen", Some(&home)).await;
+    let garden = category(&app, &admin, "Garden", Some(&home)).await;
+    let pots = category(&app, &admin, "Pots", Some(&kitchen)).await;
+    let elsewhere = category(&app, &admin, "Elsewhere", None).await;
+    let mut expected = Vec::new();
+    for (i, cat) in [
+        &home, &pots, &garden, &kitchen, &pots, &garden, &elsewhere, &pots,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = active_product(
+            &app,
+            &vendor,
+            json!({"title": format!("Thing {i}"), "currency": "USD", "price": 100, "category_id": cat}),
+        )
+        .await;
+        if cat != &elsewhere {
+            expected.push(p["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let draft = create_product(
+        &app,
+        &vendor,
+        json!({"title": "Unfinished", "currency": "USD", "price": 100, "category_id": garden}),
+    )
+    .await;
+    expected.reverse();
+
+    for by in [home.as_str(), "home"] {
+        let query = [("category", by), ("sort", "newest")];
+        assert_eq!(all_pages(&app, &query).await, expected, "by {by}");
+        let first = search(&app, None, &[("category", by), ("limit", "3")]).await;
+        assert_eq!(first["total"]["value"], expected.len(), "{first}");
+        assert_eq!(ids(&first), expected[..3], "{first}");
+    }
+    let kitchen_only = all_pages(&app, &[("category", &kitchen)]).await;
+    assert_eq!(kitchen_only.len(), 4, "kitchen and pots: {kitchen_only:?}");
+
+    // The seller sees their draft, in its place (the newest).
+    let own = search(
+        &app,
+        Some(&vendor),
+        &[("category", &home), ("limit", "100")],
+    )
+    .await;
+    assert_eq!(ids(&own)[0], draft["id"].as_str().unwrap());
+    assert_eq!(ids(&own)[1..], expected[..]);
+}
+
+#[tokio::test]
+async fn a_first_page_past_the_count_cap_still_shows_the_best_matches() {
+    // A first page sorts the capped matches when they are all there, and pages from all of
+    // them when there are more: past the cap, the page must still be the best of the whole
+    // result, not of the first 10,000 found.
+    let app = spawn_app().await;
+    let admin = staff(&app, &["catalog.categories.manage"]);
+    let vendor = seller(&app);
+    let bulk = category(&app, &admin, "Bulk", None).await;
+    // 10,050 plain products, written straight to the table (the API would take minutes).
+    sqlx::query(
+        "WITH x AS (SELECT g, gen_random_uuid() AS id FROM generate_series(1, 10050) g)
+         , p AS (INSERT INTO catalog.products (id, seller_id, title, slug, status, category_id,
+                                               currency, created_at, published_at)
+                 SELECT id, $1::uuid, 'Crate ' || g, 'crate-' || g, 'active', $2::uuid, 'USD',
+                        now() - interval '1 day' - g * interval '1 second', now()
+                   FROM x RETURNING id, slug)
+         INSERT INTO catalog.product_slugs (slug, product_id) SELECT slug, id FROM p",
+    )
+    .bind(&vendor.id)
+    .bind(&bulk)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    // The newest and the most relevant are made through the API, last.
+    let newest = active_product(
+        &app,
+        &vendor,
+        json!({"title": "Crate crate crate deluxe", "currency": "USD", "price": 100, "category_id": bulk}),
+    )
+    .await;
+    let newest = newest["id"].as_str().unwrap();
+
+    let browse = search(&app, None, &[("category", "bulk"), ("limit", "5")]).await;
+    assert_eq!(browse["total"], json!({"value": 10_000, "relation": "gte"}));
+    assert_eq!(ids(&browse)[0], newest, "newest of all 10,051");
+    let found = search(&app, None, &[("q", "crate"), ("limit", "5")]).await;
+    assert_eq!(found["total"]["relation"], "gte");
+    assert_eq!(ids(&found)[0], newest, "most relevant of all 10,051");
+    let cheapest = search(
+        &app,
+        None,
+        &[("category", "bulk"), ("sort", "price_desc"), ("limit", "1")],
+    )
+    .await;
+    assert_eq!(ids(&cheapest), [newest], "the only priced product");
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
