@@ -541,3 +541,75 @@ async fn checkout_locks_prices_and_completes_the_cart_through_the_api() {
     let next = add(&app, Some(&bob), None, &v1, 1, 201).await;
     assert_ne!(next["id"], cart["id"]);
 }
+
+#[tokio::test]
+async fn a_category_code_covers_its_subcategories_and_nothing_else() {
+    let app = spawn_app().await;
+    let alice = seller(&app);
+    let bob = shopper(&app);
+    let curator = staff(&app, &["catalog.categories.manage"]);
+    let category = |body: Value| {
+        let app = &app;
+        let token = curator.token.clone();
+        async move {
+            let res = app
+                .as_user(Method::POST, "/api/v1/catalog/categories", &token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+            res.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let home = category(json!({"name": "Home"})).await;
+    let lamps = category(json!({"name": "Lamps", "parent_id": home})).await;
+    let garden = category(json!({"name": "Garden"})).await;
+    let mut variants = Vec::new();
+    for cat in [&lamps, &garden] {
+        let p = active_product(
+            &app,
+            &alice,
+            json!({"title": "Thing", "currency": "USD", "category_id": cat,
+                   "variants": [{"price": 2000, "on_hand": 10}]}),
+        )
+        .await;
+        let p: Value = app
+            .json_as(
+                &format!("/api/v1/catalog/products/{}", p["id"].as_str().unwrap()),
+                &alice.token,
+            )
+            .await;
+        variants.push(p["variants"][0]["id"].as_str().unwrap().to_owned());
+    }
+    add(&app, Some(&bob), None, &variants[0], 1, 201).await;
+    add(&app, Some(&bob), None, &variants[1], 1, 200).await;
+    create_discount(
+        &app,
+        json!({"code": "HOME25", "kind": "percentage", "value": 2500, "category_ids": [home]}),
+    )
+    .await;
+    let res = apply(&app, Some(&bob), None, "HOME25").await;
+    assert_eq!(res.status(), 200);
+    let cart: Value = res.json().await.unwrap();
+    let shares: Vec<(String, i64)> = cart["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["variant_id"].as_str().unwrap().to_owned(),
+                l["discount"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shares,
+        vec![(variants[0].clone(), 500), (variants[1].clone(), 0)],
+        "the lamp (in Home > Lamps) gets 25 %, the garden product nothing"
+    );
+    assert_eq!(cart["totals"]["total"], 3500);
+}
