@@ -71,7 +71,14 @@ async fn cors_follows_configuration() {
         .unwrap()
         .to_lowercase();
     assert!(
-        exposed.contains("x-request-id") && exposed.contains("ratelimit-remaining"),
+        [
+            "x-request-id",
+            "ratelimit-remaining",
+            "x-cart-token",
+            "idempotent-replayed"
+        ]
+        .iter()
+        .all(|h| exposed.contains(h)),
         "{exposed}"
     );
 

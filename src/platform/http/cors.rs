@@ -1,5 +1,6 @@
-//! CORS from `http.cors`. Exposes the headers clients need to read: the request id and the
-//! rate-limit budget.
+//! CORS from `http.cors`. Exposes the headers clients need to read: the request id, the
+//! rate-limit budget, a new guest cart's token and whether a response is an idempotent
+//! replay.
 
 use actix_cors::Cors;
 
@@ -18,6 +19,8 @@ pub fn from_settings(settings: &CorsSettings) -> Cors {
             "retry-after",
             "etag",
             "location",
+            "x-cart-token",
+            "idempotent-replayed",
         ])
         .max_age(settings.max_age_secs);
     if settings.allowed_origins.iter().any(|o| o == "*") {
