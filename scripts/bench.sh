@@ -5,7 +5,7 @@
 # image variants), the database domain with a million documents, then the event pipeline
 # (benches/events.rs: outbox -> subscriber latency, events/s relayed to Kafka through tansu),
 # the catalog at 1,000,000 products (BENCH_ONLY=catalog runs only that), the cart
-# (BENCH_ONLY=cart) and notifications.
+# (BENCH_ONLY=cart), checkout (BENCH_ONLY=checkout) and notifications.
 # Results go to stdout; docs/benchmarks.md records them with the machine they came from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 ensure_postgres
-case "${BENCH_ONLY:-}" in catalog|cart) ;; *) ensure_tansu ;; esac
+case "${BENCH_ONLY:-}" in catalog|cart|checkout) ;; *) ensure_tansu ;; esac
 pid=""; broker=""
 command -v wrk >/dev/null || apt_install wrk
 
@@ -153,6 +153,89 @@ SQL
   kill $cpid; wait $cpid 2>/dev/null || true
 }
 
+# Checkout (issue 14): POST /orders of 3-line carts (stock reserved for each line, the order
+# with its per-seller parts and lines, `order.created` in the outbox, the cart completed and
+# the idempotent response stored: one transaction) at 1, 16 and 64 clients, each request
+# another shopper's cart; then 200 checkouts at once of carts holding the last 50 units of
+# one variant. Shoppers, carts, products and stock are written in SQL (scripts/bench/
+# checkout.sql); access tokens are minted with the server's secret (scripts/bench/
+# checkout.py); wrk walks the (token, cart) list (scripts/wrk/checkout.lua). Afterwards SQL
+# checks that the orders are the 201s, each has its event, and stock never went negative.
+bench_checkout() {
+  local cdb="${db}_checkout" url cpid secret lua=scripts/wrk/checkout.lua list c t n out
+  local per_level=${BENCH_CHECKOUT_CARTS:-20000} created=0 late=0 before after orders
+  # The server's warnings and errors: a 500 under load is a finding, not noise.
+  local log=/var/tmp/basalt-bench-checkout.log
+  psql "$ADMIN_DATABASE_URL" -qc "drop database if exists $cdb" >/dev/null
+  url=$(ensure_database "$cdb")
+  secret=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+  # The default pool (20 connections); a longer wait for one, so 200 checkouts at once queue
+  # for the pool instead of failing after its 5 s default.
+  DATABASE_URL=$url BASALT__SERVER__PORT=$port BASALT__RATE_LIMIT__ENABLED=false BASALT__LOG__FILTER=warn \
+    BASALT__IDENTITY__JWT_SECRET=$secret BASALT__DATABASE__ACQUIRE_TIMEOUT_SECS=60 \
+    "$BIN" serve >"$log" 2>&1 &
+  cpid=$!
+  until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null; do sleep 0.05; done
+  t=$(date +%s)
+  psql "$url" -q -v carts=$((3 * per_level)) -f scripts/bench/checkout.sql >/dev/null
+  echo "--- checkout: $((3 * per_level)) shoppers with a 3-line cart written in $(( $(date +%s) - t )) s"
+  list=/var/tmp/basalt-bench-checkout.txt
+  local level=0
+  for c in 1 16 64; do
+    t=2; [ "$c" = 1 ] && t=1
+    # Each run its own slice of shoppers, so no cart is sent twice, not even one whose
+    # checkout wrk abandoned at the previous run's deadline (its transaction may still hold
+    # the key: a 409 idempotency_key_in_flight would be right, and not what is measured).
+    psql "$url" -qAt -F' ' -c "select user_id, id from cart.carts
+                                where email like 'shopper-%'
+                                  and split_part(split_part(email, '@', 1), '-', 2)::int / $per_level = $level" \
+      | python3 scripts/bench/checkout.py tokens "$secret" > "$list"
+    level=$((level + 1))
+    echo "--- POST /orders, 3 lines, $c client(s)"
+    before=$(psql "$url" -qAtc "select count(*) from orders.orders")
+    out=$(wrk -t"$t" -c"$c" -d"$DURATION" --timeout 30s --latency -s "$lua" \
+      "http://127.0.0.1:$port" -- "$list" "$t")
+    echo "$out" | grep -E 'Requests/sec|Non-2xx|Socket errors|^ +(50|90|99)%|checkouts:|WARNING'
+    n=$(echo "$out" | sed -n 's/.*checkouts: \([0-9]*\) created.*/\1/p')
+    created=$((created + n))
+    # wrk stops at the deadline without reading the answers in flight (at most one per
+    # client): those checkouts still commit, so the orders may exceed the 201s by up to $c.
+    sleep 1
+    after=$(psql "$url" -qAtc "select count(*) from orders.orders")
+    echo "    orders made: $((after - before)) ($((after - before - n)) answered after wrk's deadline, at most $c:" \
+      "$([ $((after - before - n)) -ge 0 ] && [ $((after - before - n)) -le "$c" ] && echo yes || echo NO))"
+    late=$((late + after - before - n))
+  done
+  rm -f "$list"
+
+  echo "--- 200 checkouts at once of the last 50 units of one variant"
+  psql "$url" -qAt -F' ' -c "select user_id, id from cart.carts where email like 'last-fifty-%'" \
+    | python3 scripts/bench/checkout.py contend "http://127.0.0.1:$port/api/v1/orders" "$secret"
+  echo "    orders of it: $(psql "$url" -qAtc "select count(distinct order_id) from orders.order_lines l
+                                              join catalog.variants v on v.id = l.variant_id
+                                             where v.sku = 'CHK-LAST-50'")," \
+    "its stock (on_hand, reserved): $(psql "$url" -qAtc "select on_hand || ', ' || reserved from catalog.stock s
+                                                         join catalog.variants v on v.id = s.variant_id
+                                                        where v.sku = 'CHK-LAST-50'")"
+
+  # Checks: every 201 is one order (50 more from the contention run) with one order.created,
+  # and no variant's availability (on hand minus reserved) went below zero at any movement.
+  orders=$(psql "$url" -qAtc "select count(*) from orders.orders")
+  echo "--- checks: orders $orders = 201s under wrk $created + after its deadlines $late + 50:" \
+    "$([ "$orders" = $((created + late + 50)) ] && echo yes || echo NO)," \
+    "order.created events $(psql "$url" -qAtc "select count(*) from platform.outbox where event_type = 'order.created'")," \
+    "lowest availability $(psql "$url" -qAtc "
+      select min(s.on_hand - t.total_on + m.run_on - m.run_res)
+        from (select variant_id, sum(on_hand_delta) over w as run_on, sum(reserved_delta) over w as run_res
+                from catalog.stock_movements window w as (partition by variant_id order by id)) m
+        join catalog.stock s using (variant_id)
+        join (select variant_id, sum(on_hand_delta) as total_on from catalog.stock_movements
+               group by variant_id) t using (variant_id)"), rows with reserved > on_hand" \
+    "$(psql "$url" -qAtc "select count(*) from catalog.stock where reserved > on_hand or on_hand < 0")"
+  echo "    server log ($log): $(grep -c ERROR "$log" || true) errors, $(grep -c WARN "$log" || true) warnings"
+  kill $cpid; wait $cpid 2>/dev/null || true
+}
+
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(lscpu | sed -n 's/^Model name: *//p')"
 if [ "${BENCH_ONLY:-}" = catalog ]; then
   bench_catalog
@@ -160,6 +243,10 @@ if [ "${BENCH_ONLY:-}" = catalog ]; then
 fi
 if [ "${BENCH_ONLY:-}" = cart ]; then
   bench_cart
+  exit 0
+fi
+if [ "${BENCH_ONLY:-}" = checkout ]; then
+  bench_checkout
   exit 0
 fi
 start=$(date +%s%N)
@@ -245,6 +332,7 @@ BENCH_DATABASE_URL=$(ensure_database "${db}_events") KAFKA_BROKERS="127.0.0.1:$k
 
 bench_catalog
 bench_cart
+bench_checkout
 
 # Notifications: emails to a local SMTP sink (aiosmtpd), webhooks to a local receiver.
 ensure_python_tools

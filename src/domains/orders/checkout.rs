@@ -135,10 +135,22 @@ async fn place(
     let mut hold_expires_at = None;
     // One part per seller, in the order their first line appears.
     let mut parts: Vec<NewSubOrder> = Vec::new();
-    for l in &c.lines {
+    // Reserved in variant order, not the cart's: each reservation locks the variant's stock
+    // row until COMMIT, and two carts holding the same variants in a different order would
+    // otherwise lock them in opposite orders and deadlock (a 500; seen under
+    // `BENCH_ONLY=checkout scripts/bench.sh`). The order's lines keep the cart's order.
+    let mut by_variant: Vec<usize> = (0..c.lines.len()).collect();
+    by_variant.sort_by_key(|&i| c.lines[i].variant_id);
+    let mut holds = vec![None; c.lines.len()];
+    for i in by_variant {
+        let l = &c.lines[i];
         let hold = catalog::reserve(tx, l.variant_id, l.quantity, &holder, ttl, actor)
             .await
             .map_err(|e| OrdersError::reserve_failed(e, l.variant_id))?;
+        holds[i] = Some(hold);
+    }
+    for (l, hold) in c.lines.iter().zip(holds) {
+        let hold = hold.ok_or_else(|| anyhow::anyhow!("every line was reserved"))?;
         // The order's holds last as long as the first of them to lapse.
         hold_expires_at = Some(match hold_expires_at {
             Some(t) if t < hold.expires_at => t,

@@ -86,6 +86,51 @@ async fn two_hundred_checkouts_of_the_last_fifty_units_make_exactly_fifty_orders
 }
 
 #[tokio::test]
+async fn carts_holding_the_same_variants_in_opposite_orders_check_out_at_once_without_deadlock() {
+    let app = busy_app().await;
+    let s = seller(&app);
+    let (_, a) = stocked(&app, &s, 1000, 500).await;
+    let (_, b) = stocked(&app, &s, 1000, 700).await;
+    let (_, c) = stocked(&app, &s, 1000, 900).await;
+    // Half the shoppers added a, b, c; the other half c, b, a: reserved in the cart's order,
+    // pairs of them would lock the three stock rows in opposite orders.
+    let mut buyers = Vec::new();
+    for i in 0..40 {
+        let who = buyer(&app);
+        let lines: [(&str, i32); 3] = if i % 2 == 0 {
+            [(&a, 1), (&b, 1), (&c, 1)]
+        } else {
+            [(&c, 1), (&b, 1), (&a, 1)]
+        };
+        let cart = cart_with(&app, &who, &lines).await;
+        buyers.push((who, cart));
+    }
+    let responses = futures_util::future::join_all(buyers.iter().map(|(who, cart)| async {
+        let key = Uuid::now_v7().to_string();
+        checkout(&app, who, cart, &key).await
+    }))
+    .await;
+    for res in responses {
+        let status = res.status();
+        assert_eq!(status, 201, "{}", res.text().await.unwrap());
+    }
+    assert_eq!(count(&app, "SELECT count(*) FROM orders.orders").await, 40);
+    for v in [&a, &b, &c] {
+        assert_eq!(stock_of(&app, &s, v).await, (1000, 40));
+    }
+    // The lines keep the cart's order: the second shopper's order starts with c.
+    let first_of_second: String = sqlx::query_scalar(
+        "SELECT l.variant_id::text FROM orders.order_lines l JOIN orders.orders o ON o.id = l.order_id
+          WHERE o.cart_id = $1::uuid ORDER BY l.position LIMIT 1",
+    )
+    .bind(&buyers[1].1)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(first_of_second, c);
+}
+
+#[tokio::test]
 async fn one_key_sent_twenty_times_at_once_makes_one_order_and_identical_replays() {
     let app = busy_app().await;
     let s = seller(&app);
