@@ -167,7 +167,8 @@ pub async fn lock_for_checkout(
         currency: cart.currency.clone().unwrap_or_default(),
         email: cart.email.clone(),
         lines: priced.lines,
-        totals: priced.totals,
+        // A cart whose total does not fit cannot be checked out: the shopper removes lines.
+        totals: priced.totals.ok_or(CartError::TotalTooLarge)?,
         discount: priced.discount,
         shipping_address: cart.shipping_address.map(|a| a.0),
         billing_address: cart.billing_address.map(|a| a.0),

@@ -199,6 +199,14 @@ impl AddressesRequest {
     }
 }
 
+/// Why a cart has no totals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotalsProblem {
+    /// `total_too_large`.
+    pub code: String,
+    pub detail: String,
+}
+
 /// A cart, priced now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CartResponse {
@@ -214,7 +222,12 @@ pub struct CartResponse {
     pub email: Option<String>,
     /// Lines that can be sold, priced at the catalog's current prices, oldest first.
     pub lines: Vec<PricedLine>,
-    pub totals: Totals,
+    /// Absent (null) when the cart's amounts do not fit the money range (then
+    /// `totals_problem` says so): the cart stays readable so the shopper can remove lines;
+    /// writes that would get a cart there are refused with 422 `total_too_large`.
+    pub totals: Option<Totals>,
+    /// Why `totals` is absent (`total_too_large`).
+    pub totals_problem: Option<TotalsProblem>,
     /// The discount applied, when it applies now.
     pub discount: Option<AppliedDiscount>,
     /// The discount code on the cart that does not apply now, and why.

@@ -395,28 +395,6 @@ pub async fn exists(conn: &mut PgConnection, cart: Uuid) -> Result<bool, sqlx::E
         .await
 }
 
-/// What a guest token names, whatever the cart's state (for the merge at sign-in).
-#[derive(Debug, sqlx::FromRow)]
-pub struct TokenCart {
-    pub status: String,
-    /// The user whose cart it was merged into, if merged.
-    pub merged_owner: Option<Uuid>,
-}
-
-pub async fn token_cart(
-    conn: &mut PgConnection,
-    token_hash: &[u8],
-) -> Result<Option<TokenCart>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT g.status, u.user_id AS merged_owner
-           FROM cart.carts g LEFT JOIN cart.carts u ON u.id = g.merged_into
-          WHERE g.token_hash = $1 AND g.user_id IS NULL",
-    )
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await
-}
-
 /// Writes the merged lines into the user's cart (absolute quantities, computed by the
 /// caller under both carts' locks) and marks the guest cart merged, in one statement.
 pub async fn merge(

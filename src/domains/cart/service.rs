@@ -11,8 +11,11 @@
 //! guest cart is then `merged` (its token now names nothing for guests). The guest cart's
 //! row lock is taken first, so two requests carrying the same token merge it once: the
 //! second finds it merged and goes on. A token of a cart already merged into this user's
-//! cart is ignored (clients may keep sending it); any other token that names no active
-//! guest cart is a 404.
+//! cart, like any other token that names no active guest cart (merged, expired, deleted,
+//! never issued), is ignored for a signed-in request: the user's own cart is used. For a
+//! guest, such a token is a 404 (a client must not silently lose its cart): after DELETE
+//! /cart or a 404 the client drops its token, and its next add without one starts a new
+//! cart with a new token.
 
 use std::collections::HashMap;
 
@@ -183,16 +186,10 @@ async fn merge_guest(
     max_lines: usize,
 ) -> Result<bool, CartError> {
     let hash = hash_token(token);
-    let named = repo::token_cart(conn, &hash)
-        .await?
-        .ok_or(CartError::CartNotFound)?;
-    match named.status.as_str() {
-        "active" => {}
-        "merged" if named.merged_owner == Some(user) => return Ok(false),
-        _ => return Err(CartError::CartNotFound),
-    }
     // The guest cart's lock first: a second request with the same token waits here and
-    // then finds it merged.
+    // then finds it merged. A token naming no active guest cart (merged, expired, deleted,
+    // or never issued) is ignored: clients keep sending stale tokens, and the signed-in
+    // user's own cart must not become unreachable because of one.
     let Some(guest) = repo::read(conn, CartKey::Token(&hash), true).await? else {
         return Ok(false);
     };
