@@ -82,7 +82,14 @@ fn respond(
         discount_problem: priced.discount_problem,
         shipping_address: cart.shipping_address.as_ref().map(|a| a.0.clone()),
         billing_address: cart.billing_address.as_ref().map(|a| a.0.clone()),
-        changes: priced.changes,
+        // The guest lines a merge in this request left out come first: they are not in
+        // the cart, and this is the only response that can tell.
+        changes: cart
+            .not_merged
+            .iter()
+            .cloned()
+            .chain(priced.changes)
+            .collect(),
         created_at: cart.created_at,
         updated_at: cart.updated_at,
     })
@@ -412,6 +419,15 @@ pub async fn apply_discount(
     shopper: Shopper,
     body: web::Json<ApplyDiscountRequest>,
 ) -> Result<HttpResponse, CartError> {
+    // An empty or overlong code is a validation error, not an unknown code: the problem
+    // would otherwise echo whatever the client sent (codes are at most 40 characters).
+    if body.code.trim().is_empty() || body.code.chars().count() > 64 {
+        return Err(CartError::invalid_field(
+            "code",
+            "length",
+            "must be 1 to 64 characters",
+        ));
+    }
     let code = normalise_code(&body.code);
     if !valid_code(&code) {
         return Err(CartError::DiscountUnknown(code));
@@ -505,9 +521,17 @@ pub async fn set_addresses(
     platform: web::Data<Platform>,
     state: web::Data<CartState>,
     shopper: Shopper,
-    body: web::Json<AddressesRequest>,
+    body: web::Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, CartError> {
-    let req = body.into_inner();
+    // Read as an object first: serde would take a JSON array as the struct's fields in
+    // order, so `[]` was every field absent, a silent clear of everything.
+    let req: AddressesRequest =
+        serde_json::from_value(serde_json::Value::Object(body.into_inner())).map_err(|e| {
+            CartError::Platform(ApiError::bad_request(
+                "invalid_body",
+                format!("The JSON does not match the expected shape: {e}"),
+            ))
+        })?;
     req.check()?;
     let rules = state.rules();
     let mut tx = platform.db.begin().await?;

@@ -100,7 +100,12 @@ impl Checks {
         if let Some(p) = &a.postal_code {
             self.text(&format!("{at}.postal_code"), p, 1, 20);
         }
-        if a.country.len() != 2 || !a.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        // An assigned code, not just two capitals: the country picks tax and shipping
+        // rates, and `XX` would silently fall to the `*` shipping rate and no tax.
+        if a.country.len() != 2
+            || !a.country.bytes().all(|b| b.is_ascii_uppercase())
+            || a.country.parse::<iso_country::Country>().is_err()
+        {
             self.fail(
                 format!("{at}.country"),
                 "country",
@@ -329,6 +334,15 @@ impl DiscountRequest {
             DiscountKind::Percentage => {
                 if !(1..=10_000).contains(&self.value) {
                     c.fail("value", "range", "basis points from 1 to 10000");
+                }
+                // Refused rather than dropped: the sender may think it limits the code to
+                // that currency, and a percentage applies to carts in any.
+                if self.currency.is_some() {
+                    c.fail(
+                        "currency",
+                        "not_allowed",
+                        "a percentage discount applies in every currency: leave currency out",
+                    );
                 }
             }
             DiscountKind::Fixed => {

@@ -192,6 +192,7 @@ pub fn price(
             unit_price: v.map(|v| v.price),
             requested_quantity: line.quantity,
             quantity,
+            reason: None,
         };
         let Some(v) = catalog
             .get(&line.variant_id)

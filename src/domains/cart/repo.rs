@@ -59,6 +59,9 @@ pub struct CartRow {
     pub lines: Json<Vec<LineRow>>,
     pub discount: Option<Json<DiscountRow>>,
     pub customer_uses: Option<i32>,
+    /// The guest lines a merge in this request left out (not stored: reported once).
+    #[sqlx(skip)]
+    pub not_merged: Vec<super::api::LineChange>,
     /// The stored runtime settings of the `cart` namespace (key → value): read for
     /// checkout only, so it prices with the values committed at that moment.
     pub stored_rules: Option<Json<std::collections::BTreeMap<String, serde_json::Value>>>,
@@ -396,7 +399,9 @@ pub async fn exists(conn: &mut PgConnection, cart: Uuid) -> Result<bool, sqlx::E
 }
 
 /// Writes the merged lines into the user's cart (absolute quantities, computed by the
-/// caller under both carts' locks) and marks the guest cart merged, in one statement.
+/// caller under both carts' locks) and marks the guest cart merged, in one statement. The
+/// user's cart takes the guest's email, addresses (both, when it has neither) and discount
+/// code where it has none: what the guest entered before signing in is not lost.
 pub async fn merge(
     conn: &mut PgConnection,
     guest: Uuid,
@@ -413,9 +418,16 @@ pub async fn merge(
              UPDATE cart.carts SET status = 'merged', merged_into = $2, updated_at = now()
               WHERE id = $1
          ), t AS (
-             UPDATE cart.carts SET currency = coalesce(currency, $3), updated_at = now(),
-                    abandoned_at = NULL
-              WHERE id = $2
+             UPDATE cart.carts t
+                SET currency = coalesce(t.currency, $3), updated_at = now(), abandoned_at = NULL,
+                    email = coalesce(t.email, g.email),
+                    discount_id = coalesce(t.discount_id, g.discount_id),
+                    shipping_address = CASE WHEN t.shipping_address IS NULL AND t.billing_address IS NULL
+                                            THEN g.shipping_address ELSE t.shipping_address END,
+                    billing_address = CASE WHEN t.shipping_address IS NULL AND t.billing_address IS NULL
+                                           THEN g.billing_address ELSE t.billing_address END
+               FROM cart.carts g
+              WHERE t.id = $2 AND g.id = $1
          )
          INSERT INTO cart.lines AS l (id, cart_id, variant_id, quantity, unit_price)
          SELECT i, $2, v, q, p FROM unnest($4::uuid[], $5::uuid[], $6::int[], $7::bigint[]) AS x(i, v, q, p)

@@ -214,3 +214,122 @@ async fn a_stale_token_does_not_hide_a_signed_in_users_cart() {
     let fresh = guest_cart(&app, &v, 1).await;
     assert_ne!(fresh, deleted);
 }
+
+#[tokio::test]
+async fn a_merge_reports_each_guest_line_it_left_out_and_keeps_the_guests_details() {
+    let app = spawn_app().await;
+    let alice = seller(&app);
+    let (_, usd) = stocked(&app, &alice, 50, 1000, "USD").await;
+    let (_, eur) = stocked(&app, &alice, 50, 900, "EUR").await;
+    let bob = shopper(&app);
+    add(&app, Some(&bob), None, &usd, 1, 201).await;
+    let token = guest_cart(&app, &eur, 2).await;
+    let address = json!({"name": "Ada", "line1": "1 Rue X", "city": "Paris", "country": "FR"});
+    let res = cart_req(
+        &app,
+        Method::PUT,
+        "/addresses",
+        None,
+        Some(&token),
+        Some(json!({"email": "ada@example.com", "shipping_address": address})),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+
+    let merged = get_cart(&app, Some(&bob), Some(&token)).await;
+    assert_eq!(merged["lines"].as_array().unwrap().len(), 1, "{merged}");
+    let changes = merged["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{merged}");
+    assert_eq!(changes[0]["kind"], "not_merged");
+    assert_eq!(changes[0]["reason"], "currency_mismatch");
+    assert_eq!(changes[0]["variant_id"], eur.as_str());
+    assert_eq!(changes[0]["requested_quantity"], 2);
+    // What the guest entered is kept where bob's cart had nothing.
+    assert_eq!(merged["email"], "ada@example.com");
+    assert_eq!(merged["shipping_address"]["country"], "FR");
+    // Reported once: the next read has nothing to say.
+    let again = get_cart(&app, Some(&bob), Some(&token)).await;
+    assert_eq!(again["changes"], json!([]));
+    assert_eq!(again["email"], "ada@example.com");
+}
+
+#[tokio::test]
+async fn addresses_need_an_assigned_country_and_an_object_body() {
+    let app = spawn_app().await;
+    let alice = seller(&app);
+    let (_, v) = stocked(&app, &alice, 50, 1000, "USD").await;
+    let bob = shopper(&app);
+    add(&app, Some(&bob), None, &v, 1, 201).await;
+    let put = |body: Value| {
+        cart_req(
+            &app,
+            Method::PUT,
+            "/addresses",
+            Some(&bob),
+            None,
+            Some(body),
+        )
+    };
+    for country in ["XX", "ZZ", "UK"] {
+        let res = put(
+            json!({"shipping_address": {"name": "Bob", "line1": "1 High St",
+            "city": "Leeds", "country": country}}),
+        )
+        .await;
+        assert_eq!(res.status(), 422, "{country}");
+        let p = problem(res).await;
+        assert_eq!(error_fields(&p), vec!["shipping_address.country"], "{p}");
+    }
+    let res = put(
+        json!({"email": "bob@example.com", "shipping_address": {"name": "Bob",
+        "line1": "1 High St", "city": "Leeds", "country": "GB"}}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    // An array is not the object of fields (serde would read `[]` as "all absent": a clear).
+    let res = put(json!([])).await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    assert_ne!(res.status(), 200);
+    let cart = get_cart(&app, Some(&bob), None).await;
+    assert_eq!(cart["email"], "bob@example.com");
+    assert_eq!(cart["shipping_address"]["country"], "GB");
+}
+
+#[tokio::test]
+async fn discount_codes_refuse_a_currency_on_a_percentage_and_empty_or_huge_codes() {
+    let app = spawn_app().await;
+    let staff = discounts_staff(&app);
+    let res = app
+        .as_user(Method::POST, "/api/v1/cart/discounts", &staff.token)
+        .json(&json!({"code": "PCT", "kind": "percentage", "value": 1000, "currency": "USD"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let p = problem(res).await;
+    assert_eq!(error_fields(&p), vec!["currency"], "{p}");
+
+    let alice = seller(&app);
+    let (_, v) = stocked(&app, &alice, 50, 1000, "USD").await;
+    let bob = shopper(&app);
+    add(&app, Some(&bob), None, &v, 1, 201).await;
+    let huge = "A".repeat(5000);
+    for code in ["", "   ", huge.as_str()] {
+        let res = cart_req(
+            &app,
+            Method::POST,
+            "/discount-codes",
+            Some(&bob),
+            None,
+            Some(json!({"code": code})),
+        )
+        .await;
+        assert_eq!(res.status(), 422);
+        let p = problem(res).await;
+        assert_eq!(error_fields(&p), vec!["code"], "{p}");
+        assert!(
+            p.to_string().len() < 1000,
+            "the code is not echoed back whole"
+        );
+    }
+}
