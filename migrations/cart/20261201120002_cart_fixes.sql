@@ -15,3 +15,10 @@ ALTER TABLE cart.carts
 ALTER TABLE cart.discounts RENAME CONSTRAINT discounts_check TO discounts_kind_value_check;
 ALTER TABLE cart.discounts RENAME CONSTRAINT discounts_check1 TO discounts_usage_within_limit;
 ALTER TABLE cart.discounts RENAME CONSTRAINT discounts_check2 TO discounts_window_check;
+
+-- When a cart left `active` for `merged` or `expired`: the purge job deletes such carts
+-- (and their lines) a retention period later (`cart.purge_after_days`). `updated_at` cannot
+-- serve: it is the shopper's last change, which expiry does not move.
+ALTER TABLE cart.carts ADD COLUMN closed_at timestamptz;
+UPDATE cart.carts SET closed_at = updated_at WHERE status IN ('merged', 'expired');
+CREATE INDEX carts_closed ON cart.carts (closed_at) WHERE status IN ('merged', 'expired');

@@ -415,7 +415,7 @@ pub async fn merge(
     let ids: Vec<Uuid> = lines.iter().map(|_| Uuid::now_v7()).collect();
     sqlx::query(
         "WITH g AS (
-             UPDATE cart.carts SET status = 'merged', merged_into = $2, updated_at = now()
+             UPDATE cart.carts SET status = 'merged', merged_into = $2, updated_at = now(), closed_at = now()
               WHERE id = $1
          ), t AS (
              UPDATE cart.carts t
@@ -571,7 +571,7 @@ pub async fn sweep_expired(
     user_days: i64,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE cart.carts SET status = 'expired'
+        "UPDATE cart.carts SET status = 'expired', closed_at = now()
           WHERE id IN (SELECT id FROM cart.carts
                         WHERE status = 'active'
                           AND updated_at < now() - make_interval(days => CASE WHEN user_id IS NULL
@@ -580,6 +580,22 @@ pub async fn sweep_expired(
     )
     .bind(guest_days as i32)
     .bind(user_days as i32)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes up to 1000 merged or expired carts (their lines cascade) closed more than
+/// `days` ago; returns how many. Completed carts stay: orders name them.
+pub async fn purge_closed(pool: &PgPool, days: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM cart.carts
+          WHERE id IN (SELECT id FROM cart.carts
+                        WHERE status IN ('merged', 'expired')
+                          AND closed_at < now() - make_interval(days => $1)
+                        LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(days as i32)
     .execute(pool)
     .await?;
     Ok(done.rows_affected())

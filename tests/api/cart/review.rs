@@ -333,3 +333,53 @@ async fn discount_codes_refuse_a_currency_on_a_percentage_and_empty_or_huge_code
         );
     }
 }
+
+#[tokio::test]
+async fn merged_and_expired_carts_are_purged_after_the_retention_period() {
+    let app = crate::helpers::spawn_app_with(&[("BASALT__CART__SWEEP_MS", "200")]).await;
+    let alice = seller(&app);
+    let (_, v) = stocked(&app, &alice, 50, 1000, "USD").await;
+    let bob = shopper(&app);
+    let merged = add(&app, None, None, &v, 1, 201).await;
+    let token = merged["token"].as_str().unwrap().to_owned();
+    get_cart(&app, Some(&bob), Some(&token)).await;
+    let recent = add(&app, None, None, &v, 1, 201).await;
+    let recent_token = recent["token"].as_str().unwrap().to_owned();
+    let carol = shopper(&app);
+    get_cart(&app, Some(&carol), Some(&recent_token)).await;
+
+    let count = |id: Uuid| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT (SELECT count(*) FROM cart.carts WHERE id = $1)
+                      + (SELECT count(*) FROM cart.lines WHERE cart_id = $1)",
+            )
+            .bind(id)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    let (old, young) = (uuid(&merged["id"]), uuid(&recent["id"]));
+    assert_eq!(
+        count(old).await,
+        2,
+        "the merged cart and its line are kept for now"
+    );
+    sqlx::query("UPDATE cart.carts SET closed_at = now() - interval '31 days' WHERE id = $1")
+        .bind(old)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    assert!(
+        until(|| async { count(old).await == 0 }).await,
+        "purged with its lines"
+    );
+    // Closed recently: kept; bob's active cart: untouched.
+    assert_eq!(count(young).await, 2);
+    assert_eq!(
+        get_cart(&app, Some(&bob), None).await["lines"][0]["quantity"],
+        1
+    );
+}
