@@ -119,6 +119,10 @@ pub enum ChangeKind {
     /// Less stock is available (or the per-line cap is lower) than the line asks for: it is
     /// priced at what can be sold.
     QuantityReduced,
+    /// A guest cart's line that the merge at sign-in left out (`reason`:
+    /// `currency_mismatch`, `variant_not_on_sale` or `too_many_lines`); `line_id` is the
+    /// guest cart's line. Reported once, on the response of the request that merged.
+    NotMerged,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -134,6 +138,9 @@ pub struct LineChange {
     pub requested_quantity: i32,
     /// What can be sold now (0 when unavailable).
     pub quantity: Option<i32>,
+    /// Why, for `not_merged`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Locks cart `cart_id` (SELECT … FOR UPDATE) if it belongs to `user_id` and is active or
@@ -167,7 +174,8 @@ pub async fn lock_for_checkout(
         currency: cart.currency.clone().unwrap_or_default(),
         email: cart.email.clone(),
         lines: priced.lines,
-        totals: priced.totals,
+        // A cart whose total does not fit cannot be checked out: the shopper removes lines.
+        totals: priced.totals.ok_or(CartError::TotalTooLarge)?,
         discount: priced.discount,
         shipping_address: cart.shipping_address.map(|a| a.0),
         billing_address: cart.billing_address.map(|a| a.0),

@@ -13,7 +13,11 @@ use super::model::*;
 use super::pricing::Priced;
 use super::repo::{self, CartRow, LineRow};
 use super::service::{self, Shopper};
-use super::state::CartState;
+use super::state::{CartRules, CartState};
+use actix_web::http::StatusCode;
+
+/// The catalog's current data for a cart's variants.
+type Catalog = std::collections::HashMap<uuid::Uuid, crate::domains::catalog::api::VariantForSale>;
 use crate::platform::Platform;
 use crate::platform::error::ApiError;
 use crate::platform::error::responses::{Conflict, Forbidden, Invalid, NotFound, Unauthorized};
@@ -69,15 +73,61 @@ fn respond(
         currency: cart.currency.clone().filter(|_| !cart.lines.is_empty()),
         email: cart.email.clone(),
         lines: priced.lines,
+        totals_problem: priced.totals.is_none().then(|| TotalsProblem {
+            code: "total_too_large".into(),
+            detail: CartError::TotalTooLarge.to_string(),
+        }),
         totals: priced.totals,
         discount: priced.discount,
         discount_problem: priced.discount_problem,
         shipping_address: cart.shipping_address.as_ref().map(|a| a.0.clone()),
         billing_address: cart.billing_address.as_ref().map(|a| a.0.clone()),
-        changes: priced.changes,
+        // The guest lines a merge in this request left out come first: they are not in
+        // the cart, and this is the only response that can tell.
+        changes: cart
+            .not_merged
+            .iter()
+            .cloned()
+            .chain(priced.changes)
+            .collect(),
         created_at: cart.created_at,
         updated_at: cart.updated_at,
     })
+}
+
+/// Whether a write may leave the cart with totals that do not fit (see `finish`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// The write adds to the cart: refused (422 `total_too_large`) if the total no longer
+    /// fits.
+    Refuse,
+    /// The write takes something away (or only reads): always kept, so a cart over the
+    /// limit can be brought back under it; the response shows totals as unavailable.
+    Accept,
+}
+
+/// The end every cart write shares: price the changed cart (fetching the catalog's data
+/// when the handler has not), and only then commit; a refusal returns before the commit,
+/// so dropping the transaction rolls the write back and nothing is stored.
+async fn finish(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    cart: &CartRow,
+    catalog: Option<Catalog>,
+    rules: &CartRules,
+    overflow: Overflow,
+    status: StatusCode,
+    token: Option<String>,
+) -> Result<HttpResponse, CartError> {
+    let catalog = match catalog {
+        Some(c) => c,
+        None => service::catalog_for(&mut tx, cart, None).await?,
+    };
+    let priced = service::price_cart(cart, &catalog, rules)?;
+    if overflow == Overflow::Refuse && priced.totals.is_none() {
+        return Err(CartError::TotalTooLarge);
+    }
+    tx.commit().await?;
+    Ok(respond(status, cart, priced, token))
 }
 
 fn check_quantity(quantity: i32, cap: i32) -> Result<(), CartError> {
@@ -115,26 +165,22 @@ pub async fn get_cart(
             service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
                 .await?
                 .cart;
-        let catalog = service::catalog_for(&mut tx, &cart, None).await?;
-        tx.commit().await?;
-        let priced = service::price_cart(&cart, &catalog, &rules)?;
-        return Ok(respond(
-            actix_web::http::StatusCode::OK,
+        return finish(
+            tx,
             &cart,
-            priced,
             None,
-        ));
+            &rules,
+            Overflow::Accept,
+            StatusCode::OK,
+            None,
+        )
+        .await;
     }
     let mut conn = platform.db.acquire().await?;
     let cart = service::cart_for_read(&mut conn, &shopper).await?;
     let catalog = service::catalog_for(&mut conn, &cart, None).await?;
     let priced = service::price_cart(&cart, &catalog, &rules)?;
-    Ok(respond(
-        actix_web::http::StatusCode::OK,
-        &cart,
-        priced,
-        None,
-    ))
+    Ok(respond(StatusCode::OK, &cart, priced, None))
 }
 
 /// Throw the cart away (its lines, discount and addresses). The next add starts a new one
@@ -232,16 +278,23 @@ pub async fn add_item(
         &v.currency,
     )
     .await?;
-    tx.commit().await?;
     cart.currency = Some(v.currency.clone());
     put_line(&mut cart, line);
-    let priced = service::price_cart(&cart, &catalog, &rules)?;
     let status = if created {
-        actix_web::http::StatusCode::CREATED
+        StatusCode::CREATED
     } else {
-        actix_web::http::StatusCode::OK
+        StatusCode::OK
     };
-    Ok(respond(status, &cart, priced, token))
+    finish(
+        tx,
+        &cart,
+        Some(catalog),
+        &rules,
+        Overflow::Refuse,
+        status,
+        token,
+    )
+    .await
 }
 
 fn put_line(cart: &mut CartRow, line: LineRow) {
@@ -276,11 +329,11 @@ pub async fn update_item(
         service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
             .await?
             .cart;
-    let variant = cart
+    let (variant, before) = cart
         .lines
         .iter()
         .find(|l| l.id == path.0)
-        .map(|l| l.variant_id)
+        .map(|l| (l.variant_id, l.quantity))
         .ok_or(CartError::LineNotFound)?;
     let catalog = service::catalog_for(&mut tx, &cart, None).await?;
     let v = catalog
@@ -293,15 +346,23 @@ pub async fn update_item(
         return Err(CartError::InsufficientStock(available));
     }
     let line = repo::set_line(&mut tx, cart.id, variant, quantity, v.price, &v.currency).await?;
-    tx.commit().await?;
     put_line(&mut cart, line);
-    let priced = service::price_cart(&cart, &catalog, &rules)?;
-    Ok(respond(
-        actix_web::http::StatusCode::OK,
+    // Lowering a quantity is how a cart over the limit gets back under it: never refused.
+    let overflow = if quantity > before {
+        Overflow::Refuse
+    } else {
+        Overflow::Accept
+    };
+    finish(
+        tx,
         &cart,
-        priced,
+        Some(catalog),
+        &rules,
+        overflow,
+        StatusCode::OK,
         None,
-    ))
+    )
+    .await
 }
 
 /// Remove a line.
@@ -328,15 +389,16 @@ pub async fn remove_item(
         return Err(CartError::LineNotFound);
     }
     cart.lines.0.retain(|l| l.id != path.0);
-    let catalog = service::catalog_for(&mut tx, &cart, None).await?;
-    tx.commit().await?;
-    let priced = service::price_cart(&cart, &catalog, &rules)?;
-    Ok(respond(
-        actix_web::http::StatusCode::OK,
+    finish(
+        tx,
         &cart,
-        priced,
         None,
-    ))
+        &rules,
+        Overflow::Accept,
+        StatusCode::OK,
+        None,
+    )
+    .await
 }
 
 /// Apply a discount code (case-insensitive; one per cart, replacing any other). Refused
@@ -357,6 +419,15 @@ pub async fn apply_discount(
     shopper: Shopper,
     body: web::Json<ApplyDiscountRequest>,
 ) -> Result<HttpResponse, CartError> {
+    // An empty or overlong code is a validation error, not an unknown code: the problem
+    // would otherwise echo whatever the client sent (codes are at most 40 characters).
+    if body.code.trim().is_empty() || body.code.chars().count() > 64 {
+        return Err(CartError::invalid_field(
+            "code",
+            "length",
+            "must be 1 to 64 characters",
+        ));
+    }
     let code = normalise_code(&body.code);
     if !valid_code(&code) {
         return Err(CartError::DiscountUnknown(code));
@@ -386,13 +457,16 @@ pub async fn apply_discount(
         ));
     }
     repo::set_discount(&mut tx, cart.id, cart.discount_id).await?;
-    tx.commit().await?;
-    Ok(respond(
-        actix_web::http::StatusCode::OK,
+    finish(
+        tx,
         &cart,
-        priced,
+        Some(catalog),
+        &rules,
+        Overflow::Refuse,
+        StatusCode::OK,
         None,
-    ))
+    )
+    .await
 }
 
 /// Take a discount code off the cart (404 when the cart does not hold it).
@@ -422,15 +496,16 @@ pub async fn remove_discount(
     repo::set_discount(&mut tx, cart.id, None).await?;
     cart.discount_id = None;
     cart.discount = None;
-    let catalog = service::catalog_for(&mut tx, &cart, None).await?;
-    tx.commit().await?;
-    let priced = service::price_cart(&cart, &catalog, &rules)?;
-    Ok(respond(
-        actix_web::http::StatusCode::OK,
+    finish(
+        tx,
         &cart,
-        priced,
         None,
-    ))
+        &rules,
+        Overflow::Accept,
+        StatusCode::OK,
+        None,
+    )
+    .await
 }
 
 /// Set the contact email and the shipping and billing addresses (each absent clears it).
@@ -446,9 +521,17 @@ pub async fn set_addresses(
     platform: web::Data<Platform>,
     state: web::Data<CartState>,
     shopper: Shopper,
-    body: web::Json<AddressesRequest>,
+    body: web::Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<HttpResponse, CartError> {
-    let req = body.into_inner();
+    // Read as an object first: serde would take a JSON array as the struct's fields in
+    // order, so `[]` was every field absent, a silent clear of everything.
+    let req: AddressesRequest =
+        serde_json::from_value(serde_json::Value::Object(body.into_inner())).map_err(|e| {
+            CartError::Platform(ApiError::bad_request(
+                "invalid_body",
+                format!("The JSON does not match the expected shape: {e}"),
+            ))
+        })?;
     req.check()?;
     let rules = state.rules();
     let mut tx = platform.db.begin().await?;
@@ -464,16 +547,18 @@ pub async fn set_addresses(
         req.billing_address.as_ref(),
     )
     .await?;
-    let catalog = service::catalog_for(&mut tx, &cart, None).await?;
-    tx.commit().await?;
     cart.email = req.email;
     cart.shipping_address = req.shipping_address.map(sqlx::types::Json);
     cart.billing_address = req.billing_address.map(sqlx::types::Json);
-    let priced = service::price_cart(&cart, &catalog, &rules)?;
-    Ok(respond(
-        actix_web::http::StatusCode::OK,
+    // A shipping rate can push a cart over the limit: refused like an add.
+    finish(
+        tx,
         &cart,
-        priced,
         None,
-    ))
+        &rules,
+        Overflow::Refuse,
+        StatusCode::OK,
+        None,
+    )
+    .await
 }

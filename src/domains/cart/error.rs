@@ -4,6 +4,8 @@
 
 /// One live discount per code.
 pub const CODE_TAKEN: &str = "discounts_code_key";
+/// `used_count <= usage_limit`: a new limit below the uses so far.
+pub const USAGE_WITHIN_LIMIT: &str = "discounts_usage_within_limit";
 /// The SQLSTATE `cart.refuse()` raises (the per-customer race of `consume_discount`).
 pub const REFUSED: &str = "BC001";
 
@@ -71,10 +73,17 @@ crate::domain_errors! {
 }
 
 impl CartError {
-    /// A failed discount write: a taken code by its constraint's name, anything else as is.
+    /// A failed discount write: a taken code or a usage limit below the uses so far by
+    /// their constraint's name, anything else as is. (The other CHECKs of the cart tables
+    /// are all enforced by request validation first, so they cannot be reached.)
     pub fn discount_write(e: sqlx::Error, code: &str) -> Self {
         match crate::platform::error::violated_constraint(&e) {
             Some(CODE_TAKEN) => Self::CodeTaken(code.to_owned()),
+            Some(USAGE_WITHIN_LIMIT) => Self::invalid_field(
+                "usage_limit",
+                "range",
+                "is below the uses so far (used_count): raise it, or leave it out for unlimited",
+            ),
             _ => e.into(),
         }
     }

@@ -7,8 +7,16 @@
 //!
 //! Merge at sign-in (`service` has the details): a signed-in request carrying the token of
 //! an active guest cart folds it into the user's cart first; quantities add, capped by
-//! stock and `cart.max_line_quantity`; the guest cart becomes `merged`; one transaction,
-//! the guest cart's row lock taken first so two requests with one token merge it once.
+//! stock and `cart.max_line_quantity`; guest lines it cannot take are reported once as
+//! `not_merged` changes (with a reason) on that request's response; the user's cart takes
+//! the guest's email, addresses (as a pair) and discount code where it has none; the guest
+//! cart becomes `merged`; one transaction, the guest cart's row lock taken first so two
+//! requests with one token merge it once. A signed-in request ignores a token that names no
+//! active guest cart.
+//!
+//! Every write is priced before it commits (`carts::finish`): one that takes the cart's
+//! amounts past the i64 range is refused (422 `total_too_large`) and rolled back; a cart
+//! already past it (prices rose, a merge) stays readable with `totals` null.
 //!
 //! Schema `cart`; routes under `/api/v1/cart`. Publishes `cart.abandoned` (declared in
 //! `crate::events::cart`); consumes nothing. Calls `catalog::api::variants_for_sale` on its
@@ -18,7 +26,9 @@
 //! permission catalogue by its `cart_permissions` migration. Runtime settings (`state`):
 //! `cart.tax_rates`, `cart.tax_inclusive_currencies`, `cart.shipping_rates`,
 //! `cart.max_line_quantity`, `cart.guest_cart_days`, `cart.user_cart_days`,
-//! `cart.abandoned_after_minutes`. Jobs: expiry of idle carts and `cart.abandoned`.
+//! `cart.abandoned_after_minutes`, `cart.purge_after_days`. Jobs: expiry of idle carts,
+//! their purge (merged and expired carts, after `cart.purge_after_days`) and
+//! `cart.abandoned`.
 //!
 //! Resource files (`carts`, `discounts`) carry their handlers, routes and OpenAPI paths;
 //! they share `service`, which sits on `state`, `pricing` and `repo`. Imports go that way
@@ -115,6 +125,10 @@ impl Domain for Cart {
                     let (guest, user) = (*s.guest_cart_days.get(), *s.user_cart_days.get());
                     // Up to 1000 a statement; go on while whole batches come back.
                     while repo::sweep_expired(&db, guest, user).await? == 1000 {}
+                    // Closed carts are kept a while (support, analytics), then deleted so
+                    // the table does not grow with every guest who left.
+                    let purge = *s.purge_after_days.get();
+                    while repo::purge_closed(&db, purge).await? == 1000 {}
                     Ok(())
                 })
             }),

@@ -100,7 +100,12 @@ impl Checks {
         if let Some(p) = &a.postal_code {
             self.text(&format!("{at}.postal_code"), p, 1, 20);
         }
-        if a.country.len() != 2 || !a.country.bytes().all(|b| b.is_ascii_uppercase()) {
+        // An assigned code, not just two capitals: the country picks tax and shipping
+        // rates, and `XX` would silently fall to the `*` shipping rate and no tax.
+        if a.country.len() != 2
+            || !a.country.bytes().all(|b| b.is_ascii_uppercase())
+            || a.country.parse::<iso_country::Country>().is_err()
+        {
             self.fail(
                 format!("{at}.country"),
                 "country",
@@ -199,6 +204,14 @@ impl AddressesRequest {
     }
 }
 
+/// Why a cart has no totals.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotalsProblem {
+    /// `total_too_large`.
+    pub code: String,
+    pub detail: String,
+}
+
 /// A cart, priced now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CartResponse {
@@ -214,7 +227,12 @@ pub struct CartResponse {
     pub email: Option<String>,
     /// Lines that can be sold, priced at the catalog's current prices, oldest first.
     pub lines: Vec<PricedLine>,
-    pub totals: Totals,
+    /// Absent (null) when the cart's amounts do not fit the money range (then
+    /// `totals_problem` says so): the cart stays readable so the shopper can remove lines;
+    /// writes that would get a cart there are refused with 422 `total_too_large`.
+    pub totals: Option<Totals>,
+    /// Why `totals` is absent (`total_too_large`).
+    pub totals_problem: Option<TotalsProblem>,
     /// The discount applied, when it applies now.
     pub discount: Option<AppliedDiscount>,
     /// The discount code on the cart that does not apply now, and why.
@@ -316,6 +334,15 @@ impl DiscountRequest {
             DiscountKind::Percentage => {
                 if !(1..=10_000).contains(&self.value) {
                     c.fail("value", "range", "basis points from 1 to 10000");
+                }
+                // Refused rather than dropped: the sender may think it limits the code to
+                // that currency, and a percentage applies to carts in any.
+                if self.currency.is_some() {
+                    c.fail(
+                        "currency",
+                        "not_allowed",
+                        "a percentage discount applies in every currency: leave currency out",
+                    );
                 }
             }
             DiscountKind::Fixed => {

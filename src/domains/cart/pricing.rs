@@ -63,7 +63,10 @@ pub struct DiscountInput<'a> {
 #[derive(Debug)]
 pub struct Priced {
     pub lines: Vec<PricedLine>,
-    pub totals: Totals,
+    /// `None` when the sums do not fit the money range (each line does: prices and
+    /// quantities are bounded): the cart must still be readable, so the shopper can see its
+    /// lines and remove some; writes that would get it there are refused instead.
+    pub totals: Option<Totals>,
     pub discount: Option<AppliedDiscount>,
     pub discount_problem: Option<DiscountProblem>,
     pub changes: Vec<LineChange>,
@@ -157,7 +160,11 @@ pub fn spread(amount: i128, weights: &[i128]) -> Vec<i128> {
     shares
 }
 
-/// Prices `lines` (in the order given) against `catalog`, in `currency`.
+/// Prices `lines` (in the order given) against `catalog`, in `currency`. Amounts that do
+/// not fit an i64 (a price of 10^15 times a large quantity, or the sums of many such lines)
+/// do not fail the pricing: the cart must stay readable so the shopper can remove lines.
+/// Such amounts read `i64::MAX` and `totals` is `None` ("unavailable"); the handlers that
+/// write refuse a change that leads there, and checkout refuses such a cart.
 pub fn price(
     currency: &str,
     lines: &[LineRow],
@@ -166,6 +173,13 @@ pub fn price(
     shipping_address: Option<&Address>,
     rules: &Rules<'_>,
 ) -> Result<Priced, CartError> {
+    let fits = std::cell::Cell::new(true);
+    let fit = |v: i128| {
+        i64::try_from(v).unwrap_or_else(|_| {
+            fits.set(false);
+            i64::MAX
+        })
+    };
     let mut changes = Vec::new();
     // (stored line, its catalog data, quantity sold, subtotal)
     let mut kept: Vec<(&LineRow, &VariantForSale, i32, i128)> = Vec::new();
@@ -178,6 +192,7 @@ pub fn price(
             unit_price: v.map(|v| v.price),
             requested_quantity: line.quantity,
             quantity,
+            reason: None,
         };
         let Some(v) = catalog
             .get(&line.variant_id)
@@ -241,7 +256,7 @@ pub fn price(
                 applied = Some(AppliedDiscount {
                     discount_id: row.id,
                     code: row.code.clone(),
-                    amount: to_i64(amount)?,
+                    amount: fit(amount),
                 });
             }
             Err(e) => {
@@ -284,10 +299,10 @@ pub fn price(
             sku: v.sku.clone(),
             unit_price: v.price,
             quantity,
-            subtotal: to_i64(sub)?,
-            discount: to_i64(discount)?,
-            tax: to_i64(tax)?,
-            total: to_i64(total)?,
+            subtotal: fit(sub),
+            discount: fit(discount),
+            tax: fit(tax),
+            total: fit(total),
         });
     }
     let shipping = if priced.is_empty() {
@@ -297,22 +312,19 @@ pub fn price(
     };
     Ok(Priced {
         lines: priced,
-        totals: Totals {
-            subtotal: to_i64(totals.0)?,
-            discount: to_i64(totals.1)?,
-            tax: to_i64(totals.2)?,
+        totals: Some(Totals {
+            subtotal: fit(totals.0),
+            discount: fit(totals.1),
+            tax: fit(totals.2),
             shipping,
-            total: to_i64(totals.3 + i128::from(shipping))?,
+            total: fit(totals.3 + i128::from(shipping)),
             tax_inclusive: inclusive,
-        },
+        })
+        .filter(|_| fits.get()),
         discount: applied,
         discount_problem: problem,
         changes,
     })
-}
-
-fn to_i64(v: i128) -> Result<i64, CartError> {
-    i64::try_from(v).map_err(|_| CartError::TotalTooLarge)
 }
 
 #[cfg(test)]

@@ -59,6 +59,9 @@ pub struct CartRow {
     pub lines: Json<Vec<LineRow>>,
     pub discount: Option<Json<DiscountRow>>,
     pub customer_uses: Option<i32>,
+    /// The guest lines a merge in this request left out (not stored: reported once).
+    #[sqlx(skip)]
+    pub not_merged: Vec<super::api::LineChange>,
     /// The stored runtime settings of the `cart` namespace (key → value): read for
     /// checkout only, so it prices with the values committed at that moment.
     pub stored_rules: Option<Json<std::collections::BTreeMap<String, serde_json::Value>>>,
@@ -395,30 +398,10 @@ pub async fn exists(conn: &mut PgConnection, cart: Uuid) -> Result<bool, sqlx::E
         .await
 }
 
-/// What a guest token names, whatever the cart's state (for the merge at sign-in).
-#[derive(Debug, sqlx::FromRow)]
-pub struct TokenCart {
-    pub status: String,
-    /// The user whose cart it was merged into, if merged.
-    pub merged_owner: Option<Uuid>,
-}
-
-pub async fn token_cart(
-    conn: &mut PgConnection,
-    token_hash: &[u8],
-) -> Result<Option<TokenCart>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT g.status, u.user_id AS merged_owner
-           FROM cart.carts g LEFT JOIN cart.carts u ON u.id = g.merged_into
-          WHERE g.token_hash = $1 AND g.user_id IS NULL",
-    )
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await
-}
-
 /// Writes the merged lines into the user's cart (absolute quantities, computed by the
-/// caller under both carts' locks) and marks the guest cart merged, in one statement.
+/// caller under both carts' locks) and marks the guest cart merged, in one statement. The
+/// user's cart takes the guest's email, addresses (both, when it has neither) and discount
+/// code where it has none: what the guest entered before signing in is not lost.
 pub async fn merge(
     conn: &mut PgConnection,
     guest: Uuid,
@@ -432,12 +415,19 @@ pub async fn merge(
     let ids: Vec<Uuid> = lines.iter().map(|_| Uuid::now_v7()).collect();
     sqlx::query(
         "WITH g AS (
-             UPDATE cart.carts SET status = 'merged', merged_into = $2, updated_at = now()
+             UPDATE cart.carts SET status = 'merged', merged_into = $2, updated_at = now(), closed_at = now()
               WHERE id = $1
          ), t AS (
-             UPDATE cart.carts SET currency = coalesce(currency, $3), updated_at = now(),
-                    abandoned_at = NULL
-              WHERE id = $2
+             UPDATE cart.carts t
+                SET currency = coalesce(t.currency, $3), updated_at = now(), abandoned_at = NULL,
+                    email = coalesce(t.email, g.email),
+                    discount_id = coalesce(t.discount_id, g.discount_id),
+                    shipping_address = CASE WHEN t.shipping_address IS NULL AND t.billing_address IS NULL
+                                            THEN g.shipping_address ELSE t.shipping_address END,
+                    billing_address = CASE WHEN t.shipping_address IS NULL AND t.billing_address IS NULL
+                                           THEN g.billing_address ELSE t.billing_address END
+               FROM cart.carts g
+              WHERE t.id = $2 AND g.id = $1
          )
          INSERT INTO cart.lines AS l (id, cart_id, variant_id, quantity, unit_price)
          SELECT i, $2, v, q, p FROM unnest($4::uuid[], $5::uuid[], $6::int[], $7::bigint[]) AS x(i, v, q, p)
@@ -581,7 +571,7 @@ pub async fn sweep_expired(
     user_days: i64,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE cart.carts SET status = 'expired'
+        "UPDATE cart.carts SET status = 'expired', closed_at = now()
           WHERE id IN (SELECT id FROM cart.carts
                         WHERE status = 'active'
                           AND updated_at < now() - make_interval(days => CASE WHEN user_id IS NULL
@@ -590,6 +580,22 @@ pub async fn sweep_expired(
     )
     .bind(guest_days as i32)
     .bind(user_days as i32)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes up to 1000 merged or expired carts (their lines cascade) closed more than
+/// `days` ago; returns how many. Completed carts stay: orders name them.
+pub async fn purge_closed(pool: &PgPool, days: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM cart.carts
+          WHERE id IN (SELECT id FROM cart.carts
+                        WHERE status IN ('merged', 'expired')
+                          AND closed_at < now() - make_interval(days => $1)
+                        LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(days as i32)
     .execute(pool)
     .await?;
     Ok(done.rows_affected())

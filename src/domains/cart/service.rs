@@ -7,12 +7,18 @@
 //! before doing anything else, in the request's transaction. Quantities of the same variant
 //! add up; every merged line is capped by the stock available and `cart.max_line_quantity`,
 //! lines past `cart.max_lines` and lines in another currency than the user's cart (or not on
-//! sale any more) are dropped; merged lines take the current price as their snapshot. The
+//! sale any more) are dropped, each reported (`not_merged` with its reason) in `changes` of
+//! the response to the request that merged; merged lines take the current price as their
+//! snapshot. The user's cart keeps its own email, addresses and discount code, and takes the
+//! guest's where it has none (the addresses as a pair: both when it has neither). The
 //! guest cart is then `merged` (its token now names nothing for guests). The guest cart's
 //! row lock is taken first, so two requests carrying the same token merge it once: the
 //! second finds it merged and goes on. A token of a cart already merged into this user's
-//! cart is ignored (clients may keep sending it); any other token that names no active
-//! guest cart is a 404.
+//! cart, like any other token that names no active guest cart (merged, expired, deleted,
+//! never issued), is ignored for a signed-in request: the user's own cart is used. For a
+//! guest, such a token is a 404 (a client must not silently lose its cart): after DELETE
+//! /cart or a 404 the client drops its token, and its next add without one starts a new
+//! cart with a new token.
 
 use std::collections::HashMap;
 
@@ -24,6 +30,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::api::{ChangeKind, LineChange};
 use super::error::CartError;
 use super::pricing::{self, DiscountInput, Priced, Rules};
 use super::repo::{self, CartKey, CartRow};
@@ -102,10 +109,12 @@ pub async fn cart_for_write(
 ) -> Result<Found, CartError> {
     if let Some(user) = shopper.user {
         let mut created = false;
+        let mut not_merged = Vec::new();
         if let Some(token) = &shopper.token {
-            created = merge_guest(conn, user, token, rules, max_lines).await?;
+            (created, not_merged) = merge_guest(conn, user, token, rules, max_lines).await?;
         }
-        if let Some(cart) = repo::read(conn, CartKey::User(user), true).await? {
+        if let Some(mut cart) = repo::read(conn, CartKey::User(user), true).await? {
+            cart.not_merged = not_merged;
             return Ok(Found {
                 cart,
                 token: None,
@@ -173,28 +182,22 @@ pub async fn cart_for_read(
         .ok_or(CartError::CartNotFound)
 }
 
-/// Folds the guest cart named by `token` into `user`'s cart (see the module's merge rule);
-/// `true` when that started the user's cart.
+/// Folds the guest cart named by `token` into `user`'s cart (see the module's merge rule):
+/// whether that started the user's cart, and the guest lines left out (`not_merged`).
 async fn merge_guest(
     conn: &mut PgConnection,
     user: Uuid,
     token: &str,
     rules: &CartRules,
     max_lines: usize,
-) -> Result<bool, CartError> {
+) -> Result<(bool, Vec<LineChange>), CartError> {
     let hash = hash_token(token);
-    let named = repo::token_cart(conn, &hash)
-        .await?
-        .ok_or(CartError::CartNotFound)?;
-    match named.status.as_str() {
-        "active" => {}
-        "merged" if named.merged_owner == Some(user) => return Ok(false),
-        _ => return Err(CartError::CartNotFound),
-    }
     // The guest cart's lock first: a second request with the same token waits here and
-    // then finds it merged.
+    // then finds it merged. A token naming no active guest cart (merged, expired, deleted,
+    // or never issued) is ignored: clients keep sending stale tokens, and the signed-in
+    // user's own cart must not become unreachable because of one.
     let Some(guest) = repo::read(conn, CartKey::Token(&hash), true).await? else {
-        return Ok(false);
+        return Ok((false, Vec::new()));
     };
     let mut created = false;
     let target = match repo::read(conn, CartKey::User(user), true).await? {
@@ -220,11 +223,24 @@ async fn merge_guest(
     let mut currency = target.currency.clone().filter(|_| !target.lines.is_empty());
     let mut line_count = target.lines.len();
     let mut merged = Vec::new();
+    let mut dropped = Vec::new();
     for line in guest.lines.iter() {
+        let not_merged = |reason: &str, v: Option<&VariantForSale>| LineChange {
+            kind: ChangeKind::NotMerged,
+            line_id: line.id,
+            variant_id: line.variant_id,
+            previous_unit_price: line.unit_price,
+            unit_price: v.map(|v| v.price),
+            requested_quantity: line.quantity,
+            quantity: Some(0),
+            reason: Some(reason.to_owned()),
+        };
         let Some(v) = sale.get(&line.variant_id).filter(|v| v.on_sale) else {
+            dropped.push(not_merged("variant_not_on_sale", None));
             continue;
         };
         if currency.get_or_insert_with(|| v.currency.clone()) != &v.currency {
+            dropped.push(not_merged("currency_mismatch", Some(v)));
             continue;
         }
         let existing = target
@@ -234,6 +250,7 @@ async fn merge_guest(
             .map(|t| t.quantity);
         if existing.is_none() {
             if line_count >= max_lines {
+                dropped.push(not_merged("too_many_lines", Some(v)));
                 continue;
             }
             line_count += 1;
@@ -246,7 +263,7 @@ async fn merge_guest(
         }
     }
     repo::merge(conn, guest.id, target.id, currency.as_deref(), &merged).await?;
-    Ok(created)
+    Ok((created, dropped))
 }
 
 /// The catalog's current data for the cart's variants (and `extra`), by variant id: one

@@ -30,6 +30,9 @@ pub struct CartState {
     /// (30 and 90).
     pub guest_cart_days: Arc<Setting<i64>>,
     pub user_cart_days: Arc<Setting<i64>>,
+    /// `cart.purge_after_days`: merged and expired carts are deleted this long after they
+    /// closed (default 30).
+    pub purge_after_days: Arc<Setting<i64>>,
     /// `cart.abandoned_after_minutes`: a signed-in cart with items idle this long publishes
     /// `cart.abandoned`, once per period of inactivity (default 1440, a day).
     pub abandoned_after_minutes: Arc<Setting<i64>>,
@@ -149,6 +152,7 @@ impl CartState {
             ),
             guest_cart_days: rt.declare(NAMESPACE, "guest_cart_days", 30, check_days),
             user_cart_days: rt.declare(NAMESPACE, "user_cart_days", 90, check_days),
+            purge_after_days: rt.declare(NAMESPACE, "purge_after_days", 30, check_days),
             abandoned_after_minutes: rt.declare(
                 NAMESPACE,
                 "abandoned_after_minutes",

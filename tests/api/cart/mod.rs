@@ -4,6 +4,7 @@
 
 mod carts;
 mod discounts;
+mod review;
 mod totals;
 
 use std::time::Duration;
