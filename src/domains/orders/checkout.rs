@@ -135,10 +135,21 @@ async fn place(
     let mut hold_expires_at = None;
     // One part per seller, in the order their first line appears.
     let mut parts: Vec<NewSubOrder> = Vec::new();
-    for l in &c.lines {
+    // Stock rows are locked in one fixed order (by variant id), whatever the cart's order:
+    // two checkouts of carts holding the same variants in different orders would otherwise
+    // lock them crosswise and deadlock (`40P01`). `settle` and `cancel` use the same order.
+    let mut by_variant: Vec<usize> = (0..c.lines.len()).collect();
+    by_variant.sort_by_key(|&i| c.lines[i].variant_id);
+    let mut holds: Vec<Option<catalog::Reservation>> = c.lines.iter().map(|_| None).collect();
+    for i in by_variant {
+        let l = &c.lines[i];
         let hold = catalog::reserve(tx, l.variant_id, l.quantity, &holder, ttl, actor)
             .await
             .map_err(|e| OrdersError::reserve_failed(e, l.variant_id))?;
+        holds[i] = Some(hold);
+    }
+    for (l, hold) in c.lines.iter().zip(holds) {
+        let hold = hold.ok_or_else(|| anyhow::anyhow!("every line was reserved"))?;
         // The order's holds last as long as the first of them to lapse.
         hold_expires_at = Some(match hold_expires_at {
             Some(t) if t < hold.expires_at => t,

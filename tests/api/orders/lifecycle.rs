@@ -286,7 +286,7 @@ async fn customers_cancel_before_shipping_staff_after_and_stock_comes_back() {
     apply_code(&app, &other, "ONCE").await;
     assert_eq!(place(&app, &other, &cart).await["discount_code"], "ONCE");
 
-    // Shipped: the customer may not; staff may, and the sold stock returns to on_hand.
+    // Shipped: the customer may not.
     let (o, v) = simple_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
     ok(post(&app, &staff, &format!("/{id}/mark-paid"), None).await).await;
@@ -316,10 +316,12 @@ async fn customers_cancel_before_shipping_staff_after_and_stock_comes_back() {
     )
     .await;
     assert!(p["detail"].as_str().unwrap().contains("shipped"), "{p}");
+    // Staff may; the shipped units have left the warehouse, so they do not come back on
+    // hand with the cancel (that is a return) and the line stays sold.
     let c = ok(post(&app, &staff, &format!("/{id}/cancel"), None).await).await;
     assert_eq!(c["status"], "cancelled");
-    assert_eq!(c["sub_orders"][0]["lines"][0]["stock"], "restocked");
-    assert_eq!(on_hand().await, 10);
+    assert_eq!(c["sub_orders"][0]["lines"][0]["stock"], "committed");
+    assert_eq!(on_hand().await, 8);
     let e: Value = sqlx::query_scalar(
         "SELECT payload FROM platform.outbox WHERE event_type = 'order.cancelled' ORDER BY seq DESC LIMIT 1",
     )
@@ -570,11 +572,53 @@ async fn a_payment_after_the_hold_lapsed_takes_the_stock_again_or_needs_attentio
         )
         .await;
     assert_eq!(flagged.len(), 1);
+    // Processing takes the missing unit off on_hand: refused while there is none...
+    let p = refused(
+        post(&app, &staff, &format!("/{id}/process"), None).await,
+        409,
+        "insufficient_stock",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains(&scarce), "{p}");
+    assert_eq!(
+        ok(app_get(&app, &staff, id).await).await["status"],
+        "requires_attention"
+    );
+    // ...and taken once the seller restocks: the unit is sold, not shipped from nowhere.
+    let res = app
+        .as_user(
+            Method::POST,
+            &format!("/api/v1/catalog/inventory/{scarce}/adjustments"),
+            &s.token,
+        )
+        .json(&json!({"delta": 3, "reason": "found in the back"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
     let p = ok(post(&app, &staff, &format!("/{id}/process"), None).await).await;
     assert_eq!(p["status"], "processing");
+    assert!(
+        p["sub_orders"][0]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["stock"] == "committed"),
+        "{p}"
+    );
+    assert_eq!(stock_of(&app, &s, &scarce).await, (2, 0));
     let c = ok(post(&app, &staff, &format!("/{id}/cancel"), None).await).await;
     assert_eq!(c["status"], "cancelled");
     assert_eq!(stock_of(&app, &s, &plenty).await, (10, 0));
+    assert_eq!(stock_of(&app, &s, &scarce).await, (3, 0));
+}
+
+/// `GET /orders/{id}` as `who`.
+async fn app_get(app: &crate::helpers::TestApp, who: &crate::catalog::Actor, id: &str) -> reqwest::Response {
+    app.as_user(Method::GET, &format!("/api/v1/orders/{id}"), &who.token)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
