@@ -341,9 +341,10 @@ pub struct OrderResponse {
     /// Whether the line prices include their tax.
     pub tax_inclusive: bool,
     pub discount_code: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// As the cart gave it (the cart's `Address`).
+    #[schema(value_type = Option<crate::domains::cart::api::Address>)]
     pub shipping_address: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::domains::cart::api::Address>)]
     pub billing_address: Option<serde_json::Value>,
     pub payment_provider: String,
     /// Until when the stock is held for payment.

@@ -43,7 +43,10 @@ pub async fn settle(
     let holder = format!("order:{id}");
     let mut line_stock = Vec::new();
     let mut sold: BTreeMap<Uuid, i64> = BTreeMap::new();
-    for h in by_variant(&locked).into_iter().filter(|h| h.stock == "held") {
+    for h in by_variant(&locked)
+        .into_iter()
+        .filter(|h| h.stock == "held")
+    {
         let committed = match catalog::commit(conn, h.reservation_id, actor).await {
             Ok(_) => true,
             // The hold lapsed and the sweeper (or an expiry) returned the stock: take it
@@ -119,7 +122,10 @@ pub async fn take_missing(
     let holder = format!("order:{}", locked.order.id);
     let mut line_stock = Vec::new();
     let mut sold: BTreeMap<Uuid, i64> = BTreeMap::new();
-    for h in by_variant(locked).into_iter().filter(|h| h.stock == "missing") {
+    for h in by_variant(locked)
+        .into_iter()
+        .filter(|h| h.stock == "missing")
+    {
         let hold = catalog::reserve(conn, h.variant_id, h.quantity, &holder, REHOLD_SECS, actor)
             .await
             .map_err(|e| OrdersError::reserve_failed(e, h.variant_id))?;
@@ -273,9 +279,7 @@ pub fn follow(
         .map(|s| match s.status.apply(action) {
             Ok(t) => Ok((s.id, t)),
             // The order is `paid` while one part has shipped: name the part's situation.
-            Err(OrdersError::InvalidTransition { from, action })
-                if from != locked.order.status =>
-            {
+            Err(OrdersError::InvalidTransition { from, action }) if from != locked.order.status => {
                 Err(OrdersError::PartInvalidTransition { from, action })
             }
             Err(e) => Err(e),
@@ -321,19 +325,33 @@ pub async fn finish(
 }
 
 /// The job's work: cancels up to `limit` orders still unpaid `grace_secs` after their hold
-/// lapsed (`payment_timeout`), in one transaction whose row locks (`SKIP LOCKED`) keep other
-/// replicas off the same orders. Returns how many it picked.
+/// lapsed (`payment_timeout`), each in its own transaction, so one that fails (logged and
+/// skipped until the next run) holds up none of the others. An order another replica is
+/// cancelling meanwhile waits for its row lock and is then found no longer unpaid. Returns
+/// how many it cancelled.
 pub async fn cancel_unpaid(
     db: &sqlx::PgPool,
     grace_secs: i64,
     limit: i64,
     actor: &str,
 ) -> Result<usize, OrdersError> {
-    let mut tx = db.begin().await?;
-    let due = repo::unpaid_due(&mut tx, grace_secs, limit).await?;
-    for id in &due {
-        cancel(&mut tx, *id, None, Canceller::PaymentTimeout, actor, None).await?;
+    let due = {
+        let mut conn = db.acquire().await?;
+        repo::unpaid_due(&mut conn, grace_secs, limit).await?
+    };
+    let mut cancelled = 0;
+    for id in due {
+        let mut tx = db.begin().await?;
+        match cancel(&mut tx, id, None, Canceller::PaymentTimeout, actor, None).await {
+            Ok(done) => {
+                tx.commit().await?;
+                cancelled += usize::from(done.is_some());
+            }
+            Err(e) => {
+                // The transaction rolls back on drop; the order waits for staff or the next run.
+                tracing::error!(order = %id, error = %e, "cancelling an unpaid order failed");
+            }
+        }
     }
-    tx.commit().await?;
-    Ok(due.len())
+    Ok(cancelled)
 }
