@@ -137,20 +137,17 @@ async fn buyers_whose_carts_list_the_same_variants_in_opposite_orders_never_dead
             orders.push(o["id"].as_str().unwrap().to_owned());
         }
         // Paying (commits) and then cancelling (restocks) them all at once walk the same rows.
-        let paid = futures_util::future::join_all(
-            orders
-                .iter()
-                .map(|id| post(&app, &staff, &format!("/{id}/mark-paid"), None)),
-        )
+        let (app_ref, staff_ref) = (&app, &staff);
+        let paid = futures_util::future::join_all(orders.iter().map(|id| async move {
+            post(app_ref, staff_ref, &format!("/{id}/mark-paid"), None).await
+        }))
         .await;
         for res in paid {
             assert_eq!(no_server_error(res, "mark-paid").await, 200);
         }
-        let cancelled = futures_util::future::join_all(
-            orders
-                .iter()
-                .map(|id| post(&app, &staff, &format!("/{id}/cancel"), None)),
-        )
+        let cancelled = futures_util::future::join_all(orders.iter().map(|id| async move {
+            post(app_ref, staff_ref, &format!("/{id}/cancel"), None).await
+        }))
         .await;
         for res in cancelled {
             assert_eq!(no_server_error(res, "cancel").await, 200);
@@ -541,7 +538,7 @@ async fn placing_and_paying_an_order_mails_the_confirmation_and_the_receipt() {
     for (_, text, html) in &mails {
         assert!(!text.contains("/orders/"), "{text}");
         assert!(!text.contains("Follow it here"), "{text}");
-        assert!(!html.contains("/orders/"), "{html}");
+        assert!(!html.contains("&#x2f;orders&#x2f;"), "{html}");
         assert!(!html.contains("Follow your order"), "{html}");
     }
     assert!(html.contains("25.00 USD"), "{html}");
@@ -566,7 +563,9 @@ async fn order_mails_link_to_the_configured_storefront_page() {
     );
     for (_, text, html) in &mails {
         assert!(text.contains(&format!("Follow it here: {page}")), "{text}");
-        assert!(html.contains(&format!("href=\"{page}\"")), "{html}");
+        // The HTML escapes the slashes.
+        let href = format!("href=\"{}\"", page.replace('/', "&#x2f;"));
+        assert!(html.contains(&href), "{html}");
     }
 }
 
