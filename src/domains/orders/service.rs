@@ -210,7 +210,8 @@ pub async fn cancel(
             "committed" => {
                 // `false`: the variant is gone, so nothing went back on hand and the line
                 // stays `committed` (sold) rather than claiming a restock.
-                if catalog::restock(conn, h.variant_id, h.quantity, &reason, actor).await? {
+                let back = catalog::restock(conn, h.variant_id, h.quantity, &reason, actor).await?;
+                if back {
                     line_stock.push((h.id, "restocked"));
                 }
             }
