@@ -24,6 +24,10 @@ pub struct NotificationSettings {
     /// `/reset-password?token=...`, `/forgot-password`). Empty: the auth domain's own pages,
     /// `<server.public_base_url>/api/v1/auth/pages`.
     pub links_base_url: String,
+    /// The storefront page of one order, `{id}` standing for the order's id (e.g.
+    /// `https://shop.example/account/orders/{id}`). Empty: order mails carry no link, since
+    /// the API serves no such page.
+    pub order_url: String,
     pub timeout_secs: u64,
     /// Sends per message before it is marked failed (an admin can retry it).
     pub max_attempts: i32,
@@ -56,6 +60,7 @@ impl Default for NotificationSettings {
             templates_dir: None,
             app_name: "Basalt".into(),
             links_base_url: String::new(),
+            order_url: String::new(),
             timeout_secs: 10,
             max_attempts: 8,
             retry_base_ms: 5000,

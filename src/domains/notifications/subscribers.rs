@@ -70,7 +70,9 @@ async fn handle_order(
     let Some(email) = email else {
         return Ok(());
     };
-    let link = format!("{}/orders/{order_id}", state.links_base);
+    // Only a page that exists: the storefront's, when one is configured.
+    let order_url = &state.settings.order_url;
+    let link = (!order_url.is_empty()).then(|| order_url.replace("{id}", &order_id.to_string()));
     let ctx = minijinja::context! {
         first_name => "there",
         order_number => number,
@@ -85,27 +87,21 @@ async fn handle_order(
     send_email(state, conn, event, to, "order-confirmation", "orders", ctx).await
 }
 
-/// `12.50 USD` from minor units: ISO 4217's exponent (0 for JPY-like currencies, 3 for the
-/// dinars, 2 for the rest).
+/// `12.50 USD` from minor units, with ISO 4217's exponent for the currency (2 for a code
+/// the table does not know, the common case).
 fn money(minor: i64, currency: &str) -> String {
-    let exponent = match currency {
-        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
-        | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
-        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
-        _ => 2,
-    };
+    let exponent = iso_currency::Currency::from_code(currency)
+        .and_then(|c| c.exponent())
+        .unwrap_or(2);
     if exponent == 0 {
         return format!("{minor} {currency}");
     }
-    let unit = 10_i64.pow(exponent);
+    let unit = 10_u64.pow(u32::from(exponent));
     let sign = if minor < 0 { "-" } else { "" };
-    let (whole, frac) = (
-        minor.unsigned_abs() / unit as u64,
-        minor.unsigned_abs() % unit as u64,
-    );
+    let (whole, frac) = (minor.unsigned_abs() / unit, minor.unsigned_abs() % unit);
     format!(
         "{sign}{whole}.{frac:0width$} {currency}",
-        width = exponent as usize
+        width = usize::from(exponent)
     )
 }
 
@@ -242,5 +238,8 @@ mod tests {
         assert_eq!(super::money(5, "EUR"), "0.05 EUR");
         assert_eq!(super::money(1500, "JPY"), "1500 JPY");
         assert_eq!(super::money(1234, "KWD"), "1.234 KWD");
+        // ISO 4217's own table, not a hand-written one: four decimals, and negatives.
+        assert_eq!(super::money(12345, "CLF"), "1.2345 CLF");
+        assert_eq!(super::money(-5, "USD"), "-0.05 USD");
     }
 }

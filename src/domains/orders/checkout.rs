@@ -9,7 +9,8 @@
 //!    re-validation change (a new price, less stock, a line gone, a discount that no longer
 //!    applies) is a 409 `cart_changed` listing them, so the buyer confirms (the cart's
 //!    `PUT /items/{line}` accepts a price, `DELETE` drops a line) and checks out again;
-//! 3. `catalog::api::reserve` for each line (1 statement each, plus one for a
+//! 3. `catalog::api::reserve` for each line, in variant-id order whatever the cart's order
+//!    (so checkouts over the same variants never lock them crosswise), (1 statement each, plus one for a
 //!    `catalog.stock.low` event when a line crosses its threshold): a timed hold
 //!    (`orders.hold_ttl_secs`), never overselling; too little stock is a 409 naming the
 //!    variant;
@@ -39,7 +40,7 @@ use crate::domains::cart::api::{self as cart, CheckoutCart};
 use crate::domains::catalog::api as catalog;
 use crate::events::orders::{OrderCreated, SubOrderSnapshot};
 use crate::platform::error::FieldError;
-use crate::platform::error::responses::{BadRequest, Conflict, Invalid, NotFound, Unauthorized};
+use crate::platform::error::responses::{BadRequest, Forbidden, Invalid, NotFound, Unauthorized};
 use crate::platform::events::envelopes;
 use crate::platform::http::ValidatedJson;
 use crate::platform::idempotency::{Begun, Idempotency};
@@ -63,9 +64,14 @@ pub struct CheckoutApi;
     security(("bearer" = []), ("api_key" = [])),
     params(("Idempotency-Key" = String, Header, description = "A unique value per checkout (e.g. a UUID), 1 to 255 characters; retries send the same one")),
     responses(
-        (status = 201, body = OrderResponse, description = "The order placed"),
-        (status = 200, body = OrderResponse, description = "The cart was checked out already: its order"),
-        BadRequest, Unauthorized, NotFound, Conflict, Invalid
+        (status = 201, body = OrderResponse, description = "The order placed",
+            headers(("Idempotent-Replayed" = bool, description = "`true` on a retry's replay of the first response"))),
+        (status = 200, body = OrderResponse, description = "The cart was checked out already: its order",
+            headers(("Idempotent-Replayed" = bool, description = "`true` on a retry's replay of the first response"))),
+        (status = 409, body = crate::platform::error::Problem, content_type = "application/problem+json",
+            description = "The cart changed (`cart_changed`), too little stock (`insufficient_stock`), a used-up code, or an attempt with this key still running",
+            headers(("Retry-After" = u32, description = "Seconds to wait, when an attempt with this key is still running"))),
+        BadRequest, Unauthorized, Forbidden, NotFound, Invalid
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -135,13 +141,12 @@ async fn place(
     let mut hold_expires_at = None;
     // One part per seller, in the order their first line appears.
     let mut parts: Vec<NewSubOrder> = Vec::new();
-    // Reserved in variant order, not the cart's: each reservation locks the variant's stock
-    // row until COMMIT, and two carts holding the same variants in a different order would
-    // otherwise lock them in opposite orders and deadlock (a 500; seen under
-    // `BENCH_ONLY=checkout scripts/bench.sh`). The order's lines keep the cart's order.
+    // Stock rows are locked in one fixed order (by variant id), whatever the cart's order:
+    // two checkouts of carts holding the same variants in different orders would otherwise
+    // lock them crosswise and deadlock (`40P01`). `settle` and `cancel` use the same order.
     let mut by_variant: Vec<usize> = (0..c.lines.len()).collect();
     by_variant.sort_by_key(|&i| c.lines[i].variant_id);
-    let mut holds = vec![None; c.lines.len()];
+    let mut holds: Vec<Option<catalog::Reservation>> = c.lines.iter().map(|_| None).collect();
     for i in by_variant {
         let l = &c.lines[i];
         let hold = catalog::reserve(tx, l.variant_id, l.quantity, &holder, ttl, actor)

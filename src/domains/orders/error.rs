@@ -26,6 +26,11 @@ crate::domain_errors! {
         #[problem(CONFLICT, "invalid_transition")]
         #[error("The order is {from}; it cannot be {action}.")]
         InvalidTransition { from: &'static str, action: &'static str },
+        /// A part (one seller's sub-order) stands where the order does not, and it is the
+        /// part that refuses: say so rather than naming a status the order is not in.
+        #[problem(CONFLICT, "invalid_transition")]
+        #[error("A part of the order is {from}; the order cannot be {action}.")]
+        PartInvalidTransition { from: &'static str, action: &'static str },
         #[problem(UNPROCESSABLE_ENTITY, "cart_empty")]
         #[error("The cart is empty: add items before checking out.")]
         CartEmpty,

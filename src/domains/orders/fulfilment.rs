@@ -44,7 +44,8 @@ async fn locked(
 }
 
 /// Start work on a paid order (or one staff resolved from `requires_attention`): the order
-/// and its parts go to `processing`.
+/// and its parts go to `processing`. From `requires_attention` the units that were missing
+/// are taken off `on_hand` now: a 409 `insufficient_stock` while they are still not there.
 #[utoipa::path(
     post, path = "/{order}/process", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
@@ -57,9 +58,18 @@ pub async fn start_processing(
 ) -> Result<HttpResponse, OrdersError> {
     let mut tx = platform.db.begin().await?;
     let (locked, status) = locked(&mut tx, &user, *path).await?;
+    let order_move = status.apply(Action::Process)?;
+    // An order paid without its stock ships nothing it does not have: the missing units are
+    // taken now (a 409 while they are still not there).
+    let line_stock = if status == OrderStatus::RequiresAttention {
+        service::take_missing(&mut tx, &locked, &user.actor()).await?
+    } else {
+        Vec::new()
+    };
     let change = Change {
-        order_move: Some(status.apply(Action::Process)?),
+        order_move: Some(order_move),
         sub_moves: service::follow(&locked, Action::Process)?,
+        line_stock,
         ..Change::default()
     };
     let order = service::finish(&mut tx, *path, &user.actor(), &locked, &change).await?;
@@ -86,7 +96,7 @@ pub async fn ship_sub_order(
     let tracking = Tracking {
         carrier: b.carrier.trim().to_owned(),
         number: b.number.trim().to_owned(),
-        url: b.url,
+        url: b.url.map(|u| u.trim().to_owned()),
     };
     let mut tx = platform.db.begin().await?;
     let (locked, status) = locked(&mut tx, &user, id).await?;

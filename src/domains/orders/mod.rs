@@ -120,7 +120,8 @@ impl Domain for Orders {
             move || {
                 let db = db.clone();
                 Box::pin(async move {
-                    // 100 orders a transaction; go on while whole batches come back.
+                    // 100 orders a pick, one transaction each; go on while whole batches
+                    // are cancelled (one that failed ends the run: the next tick retries).
                     while service::cancel_unpaid(&db, grace, 100, SYSTEM_ACTOR).await? == 100 {}
                     Ok(())
                 })

@@ -224,12 +224,48 @@ fn manual() -> String {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"carrier": "DHL", "number": "JD014600006281230704", "url": "https://www.dhl.com/track?id=JD014600006281230704"}))]
 pub struct ShipRequest {
-    #[validate(length(min = 1, max = 100))]
+    /// 1 to 100 characters once trimmed.
+    #[validate(custom(function = "tracking_text"))]
     pub carrier: String,
-    #[validate(length(min = 1, max = 100))]
+    /// 1 to 100 characters once trimmed.
+    #[validate(custom(function = "tracking_text"))]
     pub number: String,
-    #[validate(url, length(max = 2000))]
+    /// An `http` or `https` URL (the buyer's mail and page link to it), at most 2 000
+    /// characters once trimmed.
+    #[validate(custom(function = "tracking_url"))]
     pub url: Option<String>,
+}
+
+/// Carrier and number are stored trimmed, so they are checked trimmed: blank is a 422.
+fn tracking_text(v: &str) -> Result<(), validator::ValidationError> {
+    let n = v.trim().chars().count();
+    if (1..=100).contains(&n) {
+        return Ok(());
+    }
+    let mut e = validator::ValidationError::new("length");
+    e.message = Some("must be 1 to 100 characters, not blank".into());
+    Err(e)
+}
+
+/// Only web links: a `javascript:` or `data:` URL would run in whatever renders the link.
+fn tracking_url(v: &str) -> Result<(), validator::ValidationError> {
+    let v = v.trim();
+    let lower = v.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    let ok = v.len() <= 2000
+        && rest.is_some_and(|r| {
+            !r.is_empty()
+                && !r.starts_with(['/', '?', '#'])
+                && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+        });
+    if ok {
+        return Ok(());
+    }
+    let mut e = validator::ValidationError::new("url");
+    e.message = Some("must be an http(s) URL of at most 2000 characters".into());
+    Err(e)
 }
 
 /// `GET /orders` filters.
@@ -305,9 +341,10 @@ pub struct OrderResponse {
     /// Whether the line prices include their tax.
     pub tax_inclusive: bool,
     pub discount_code: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// As the cart gave it (the cart's `Address`).
+    #[schema(value_type = Option<crate::domains::cart::api::Address>)]
     pub shipping_address: Option<serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::domains::cart::api::Address>)]
     pub billing_address: Option<serde_json::Value>,
     pub payment_provider: String,
     /// Until when the stock is held for payment.

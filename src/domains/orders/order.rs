@@ -77,7 +77,7 @@ pub async fn list_orders(
 #[utoipa::path(
     get, path = "/{order}", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
-    responses((status = 200, body = OrderResponse), Unauthorized, NotFound)
+    responses((status = 200, body = OrderResponse), Unauthorized, Forbidden, NotFound)
 )]
 pub async fn get_order(
     platform: web::Data<Platform>,
@@ -121,7 +121,7 @@ pub async fn order_history(
 #[utoipa::path(
     post, path = "/{order}/cancel", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
-    responses((status = 200, body = OrderResponse), Unauthorized, NotFound, Conflict)
+    responses((status = 200, body = OrderResponse), Unauthorized, Forbidden, NotFound, Conflict)
 )]
 pub async fn cancel_order(
     platform: web::Data<Platform>,

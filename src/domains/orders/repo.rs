@@ -179,8 +179,9 @@ pub async fn lock(
     .await
 }
 
-/// Unpaid orders whose grace after the hold is over, oldest first; those another replica
-/// is working on are skipped.
+/// Unpaid orders whose grace after the hold is over, oldest first; those another
+/// transaction holds at this moment (a payment, another replica's cancel) are skipped. The
+/// caller cancels each in its own transaction, under `lock`.
 pub async fn unpaid_due(
     conn: &mut PgConnection,
     grace_secs: i64,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::error::OrdersError;
 use super::model::{Action, OrderId, OrderResponse, OrderStatus, Transition};
-use super::repo::{self, Change, LockedOrder, OrderRow};
+use super::repo::{self, Change, LineHold, LockedOrder, OrderRow};
 use crate::domains::cart::api as cart;
 use crate::domains::catalog::{CatalogError, api as catalog};
 use crate::events::orders::{OrderCancelled, OrderPaid, SubOrderSnapshot};
@@ -43,7 +43,10 @@ pub async fn settle(
     let holder = format!("order:{id}");
     let mut line_stock = Vec::new();
     let mut sold: BTreeMap<Uuid, i64> = BTreeMap::new();
-    for h in locked.holds.iter().filter(|h| h.stock == "held") {
+    for h in by_variant(&locked)
+        .into_iter()
+        .filter(|h| h.stock == "held")
+    {
         let committed = match catalog::commit(conn, h.reservation_id, actor).await {
             Ok(_) => true,
             // The hold lapsed and the sweeper (or an expiry) returned the stock: take it
@@ -106,6 +109,40 @@ pub async fn settle(
     finish(conn, id, actor, &locked, &change).await
 }
 
+/// Takes the units of the lines marked `missing` (an order paid after its stock was gone,
+/// now in `requires_attention`) off `on_hand`, now that staff process it: each is reserved
+/// and committed at once, in variant order, and recorded as sold. Too little stock is still
+/// a 409 `insufficient_stock` naming the variant, and the caller's transaction rolls back
+/// whatever was taken before it. Returns the lines' new stock state.
+pub async fn take_missing(
+    conn: &mut PgConnection,
+    locked: &LockedOrder,
+    actor: &str,
+) -> Result<Vec<(Uuid, &'static str)>, OrdersError> {
+    let holder = format!("order:{}", locked.order.id);
+    let mut line_stock = Vec::new();
+    let mut sold: BTreeMap<Uuid, i64> = BTreeMap::new();
+    for h in by_variant(locked)
+        .into_iter()
+        .filter(|h| h.stock == "missing")
+    {
+        let hold = catalog::reserve(conn, h.variant_id, h.quantity, &holder, REHOLD_SECS, actor)
+            .await
+            .map_err(|e| OrdersError::reserve_failed(e, h.variant_id))?;
+        catalog::commit(conn, hold.id, actor).await?;
+        line_stock.push((h.id, "committed"));
+        *sold.entry(h.product_id).or_default() += i64::from(h.quantity);
+    }
+    if !sold.is_empty() {
+        let products: Vec<Uuid> = sold.keys().copied().collect();
+        catalog::record_purchases(conn, locked.order.user_id, &products).await?;
+        for (product, quantity) in &sold {
+            catalog::record_sales(conn, *product, *quantity).await?;
+        }
+    }
+    Ok(line_stock)
+}
+
 /// Who cancels, which decides what they may cancel and what the event says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Canceller {
@@ -128,7 +165,7 @@ impl Canceller {
 }
 
 /// Cancels the order: stock still held is released, stock already sold returns to
-/// `on_hand` (`catalog::restock`), an unpaid order's discount use is given back, and `order.cancelled` says whether it had been paid (a
+/// `on_hand` (`catalog::restock`) unless its part has shipped (that is a return), an unpaid order's discount use is given back, and `order.cancelled` says whether it had been paid (a
 /// refund is then due). `viewer` is the buyer cancelling their own order (`None` for
 /// staff and the job). `Ok(None)` when the job finds the order no longer unpaid.
 pub async fn cancel(
@@ -156,7 +193,8 @@ pub async fn cancel(
     let sub_moves = follow(&locked, action)?;
     let reason = format!("order {} cancelled", locked.order.number);
     let mut line_stock = Vec::new();
-    for h in locked.holds.iter() {
+    let shipped = shipped_lines(&locked);
+    for h in by_variant(&locked) {
         match h.stock.as_str() {
             "held" => {
                 match catalog::release(conn, h.reservation_id, actor).await {
@@ -166,9 +204,16 @@ pub async fn cancel(
                 }
                 line_stock.push((h.id, "released"));
             }
+            // A part that shipped (or was delivered) has left the warehouse: its units come
+            // back, if ever, as a return, not with the cancel.
+            "committed" if shipped.contains(&h.id) => {}
             "committed" => {
-                catalog::restock(conn, h.variant_id, h.quantity, &reason, actor).await?;
-                line_stock.push((h.id, "restocked"));
+                // `false`: the variant is gone, so nothing went back on hand and the line
+                // stays `committed` (sold) rather than claiming a restock.
+                let back = catalog::restock(conn, h.variant_id, h.quantity, &reason, actor).await?;
+                if back {
+                    line_stock.push((h.id, "restocked"));
+                }
             }
             _ => {}
         }
@@ -199,6 +244,27 @@ pub async fn cancel(
     finish(conn, id, actor, &locked, &change).await.map(Some)
 }
 
+/// The order's lines sorted by variant id: every path that touches stock rows (checkout,
+/// `settle`, `cancel`, processing an order that needs attention) locks them in this one
+/// order, so two transactions over the same variants cannot lock them crosswise and
+/// deadlock.
+pub fn by_variant(locked: &LockedOrder) -> Vec<&LineHold> {
+    let mut holds: Vec<&LineHold> = locked.holds.iter().collect();
+    holds.sort_by_key(|h| (h.variant_id, h.id));
+    holds
+}
+
+/// The ids of the lines whose part has shipped or been delivered.
+fn shipped_lines(locked: &LockedOrder) -> Vec<Uuid> {
+    locked
+        .order
+        .sub_orders
+        .iter()
+        .filter(|s| matches!(s.status, OrderStatus::Shipped | OrderStatus::Delivered))
+        .flat_map(|s| s.lines.iter().map(|l| l.id))
+        .collect()
+}
+
 /// The sub-orders' moves that follow an order-level action (each refused as the order
 /// would be: a customer's cancel of an order one of whose parts shipped is a 409 naming
 /// `shipped`). Parts already cancelled stay as they are.
@@ -211,7 +277,14 @@ pub fn follow(
         .sub_orders
         .iter()
         .filter(|s| s.status != OrderStatus::Cancelled)
-        .map(|s| Ok((s.id, s.status.apply(action)?)))
+        .map(|s| match s.status.apply(action) {
+            Ok(t) => Ok((s.id, t)),
+            // The order is `paid` while one part has shipped: name the part's situation.
+            Err(OrdersError::InvalidTransition { from, action }) if from != locked.order.status => {
+                Err(OrdersError::PartInvalidTransition { from, action })
+            }
+            Err(e) => Err(e),
+        })
         .collect()
 }
 
@@ -253,19 +326,33 @@ pub async fn finish(
 }
 
 /// The job's work: cancels up to `limit` orders still unpaid `grace_secs` after their hold
-/// lapsed (`payment_timeout`), in one transaction whose row locks (`SKIP LOCKED`) keep other
-/// replicas off the same orders. Returns how many it picked.
+/// lapsed (`payment_timeout`), each in its own transaction, so one that fails (logged and
+/// skipped until the next run) holds up none of the others. An order another replica is
+/// cancelling meanwhile waits for its row lock and is then found no longer unpaid. Returns
+/// how many it cancelled.
 pub async fn cancel_unpaid(
     db: &sqlx::PgPool,
     grace_secs: i64,
     limit: i64,
     actor: &str,
 ) -> Result<usize, OrdersError> {
-    let mut tx = db.begin().await?;
-    let due = repo::unpaid_due(&mut tx, grace_secs, limit).await?;
-    for id in &due {
-        cancel(&mut tx, *id, None, Canceller::PaymentTimeout, actor, None).await?;
+    let due = {
+        let mut conn = db.acquire().await?;
+        repo::unpaid_due(&mut conn, grace_secs, limit).await?
+    };
+    let mut cancelled = 0;
+    for id in due {
+        let mut tx = db.begin().await?;
+        match cancel(&mut tx, id, None, Canceller::PaymentTimeout, actor, None).await {
+            Ok(done) => {
+                tx.commit().await?;
+                cancelled += usize::from(done.is_some());
+            }
+            Err(e) => {
+                // The transaction rolls back on drop; the order waits for staff or the next run.
+                tracing::error!(order = %id, error = %e, "cancelling an unpaid order failed");
+            }
+        }
     }
-    tx.commit().await?;
-    Ok(due.len())
+    Ok(cancelled)
 }

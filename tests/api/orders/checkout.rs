@@ -85,6 +85,79 @@ async fn two_hundred_checkouts_of_the_last_fifty_units_make_exactly_fifty_orders
     eprintln!("200 checkouts over 50 units: {wall:?}");
 }
 
+/// Every concurrent response is a success or a stock 409; a 5xx (a deadlock's `40P01`) fails.
+async fn no_server_error(res: reqwest::Response, what: &str) -> u16 {
+    let status = res.status().as_u16();
+    match status {
+        200 | 201 => {}
+        409 => {
+            let p = problem(res).await;
+            assert_eq!(p["code"], "insufficient_stock", "{what}: {p}");
+        }
+        other => panic!("{what}: {other} {}", res.text().await.unwrap()),
+    }
+    status
+}
+
+#[tokio::test]
+async fn buyers_whose_carts_list_the_same_variants_in_opposite_orders_never_deadlock() {
+    let app = busy_app().await;
+    let s = seller(&app);
+    let staff = manager(&app);
+    let mut variants = Vec::new();
+    for _ in 0..4 {
+        variants.push(stocked(&app, &s, 1000, 100).await.1);
+    }
+    for round in 0..3 {
+        // Even buyers add A to D, odd ones D to A: in cart order their stock locks would cross.
+        let mut buyers = Vec::new();
+        for i in 0..16 {
+            let b = buyer(&app);
+            let mut lines: Vec<(&str, i32)> = variants.iter().map(|v| (v.as_str(), 1)).collect();
+            if i % 2 == 1 {
+                lines.reverse();
+            }
+            let cart = cart_with(&app, &b, &lines).await;
+            buyers.push((b, cart));
+        }
+        let placed =
+            futures_util::future::join_all(buyers.iter().map(|(b, cart)| async {
+                checkout(&app, b, cart, &Uuid::now_v7().to_string()).await
+            }))
+            .await;
+        let mut orders = Vec::new();
+        for res in placed {
+            assert_eq!(
+                res.status(),
+                201,
+                "round {round}: {}",
+                res.text().await.unwrap()
+            );
+            let o: Value = res.json().await.unwrap();
+            orders.push(o["id"].as_str().unwrap().to_owned());
+        }
+        // Paying (commits) and then cancelling (restocks) them all at once walk the same rows.
+        let (app_ref, staff_ref) = (&app, &staff);
+        let paid = futures_util::future::join_all(orders.iter().map(|id| async move {
+            post(app_ref, staff_ref, &format!("/{id}/mark-paid"), None).await
+        }))
+        .await;
+        for res in paid {
+            assert_eq!(no_server_error(res, "mark-paid").await, 200);
+        }
+        let cancelled = futures_util::future::join_all(orders.iter().map(|id| async move {
+            post(app_ref, staff_ref, &format!("/{id}/cancel"), None).await
+        }))
+        .await;
+        for res in cancelled {
+            assert_eq!(no_server_error(res, "cancel").await, 200);
+        }
+    }
+    for v in &variants {
+        assert_eq!(stock_of(&app, &s, v).await, (1000, 0));
+    }
+}
+
 #[tokio::test]
 async fn carts_holding_the_same_variants_in_opposite_orders_check_out_at_once_without_deadlock() {
     let app = busy_app().await;
@@ -497,10 +570,58 @@ async fn an_order_from_two_sellers_has_one_part_each_with_snapshots_and_totals()
 #[tokio::test]
 async fn placing_and_paying_an_order_mails_the_confirmation_and_the_receipt() {
     let app = spawn_app().await;
-    let s = seller(&app);
-    let (_, variant) = stocked(&app, &s, 10, 1250).await;
-    let b = buyer(&app);
-    let cart = cart_with(&app, &b, &[(&variant, 2)]).await;
+    let (o, mails) = order_mails(&app).await;
+    let number = o["number"].as_str().unwrap();
+    let (subject, text, html) = &mails[0];
+    assert_eq!(subject, &format!("Order {number} confirmed"));
+    assert!(
+        text.contains(&format!("Thank you for your order {number}")),
+        "{text}"
+    );
+    assert!(text.contains("25.00 USD"), "{text}");
+    // The API serves no order page: without a storefront URL the mail links nowhere.
+    for (_, text, html) in &mails {
+        assert!(!text.contains("/orders/"), "{text}");
+        assert!(!text.contains("Follow it here"), "{text}");
+        assert!(!html.contains("&#x2f;orders&#x2f;"), "{html}");
+        assert!(!html.contains("Follow your order"), "{html}");
+    }
+    assert!(html.contains("25.00 USD"), "{html}");
+    // The receipt is its own mail, not a second confirmation.
+    let (subject, text, _) = &mails[1];
+    assert_eq!(subject, &format!("Payment received for order {number}"));
+    assert!(text.contains("received your payment"), "{text}");
+}
+
+#[cfg(feature = "notifications")]
+#[tokio::test]
+async fn order_mails_link_to_the_configured_storefront_page() {
+    let app = spawn_app_with(&[(
+        "BASALT__NOTIFICATIONS__ORDER_URL",
+        "https://shop.example/account/orders/{id}",
+    )])
+    .await;
+    let (o, mails) = order_mails(&app).await;
+    let page = format!(
+        "https://shop.example/account/orders/{}",
+        o["id"].as_str().unwrap()
+    );
+    for (_, text, html) in &mails {
+        assert!(text.contains(&format!("Follow it here: {page}")), "{text}");
+        // The HTML escapes the slashes.
+        let href = format!("href=\"{}\"", page.replace('/', "&#x2f;"));
+        assert!(html.contains(&href), "{html}");
+    }
+}
+
+/// Places and pays a 2 × 12.50 USD order whose cart gave an email; returns the order and
+/// its two mails (subject, text, html), the confirmation first.
+#[cfg(feature = "notifications")]
+async fn order_mails(app: &TestApp) -> (Value, Vec<(String, String, String)>) {
+    let s = seller(app);
+    let (_, variant) = stocked(app, &s, 10, 1250).await;
+    let b = buyer(app);
+    let cart = cart_with(app, &b, &[(&variant, 2)]).await;
     let res = app
         .as_user(Method::PUT, "/api/v1/cart/addresses", &b.token)
         .json(&json!({ "email": "ada@example.com" }))
@@ -508,13 +629,13 @@ async fn placing_and_paying_an_order_mails_the_confirmation_and_the_receipt() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    let o = place(&app, &b, &cart).await;
+    let o = place(app, &b, &cart).await;
     let id = o["id"].as_str().unwrap();
-    let res = post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await;
+    let res = post(app, &manager(app), &format!("/{id}/mark-paid"), None).await;
     assert_eq!(res.status(), 200);
     let mailed = crate::helpers::eventually(Duration::from_secs(15), || async {
         count(
-            &app,
+            app,
             "SELECT count(*) FROM notifications.messages
               WHERE template = 'order-confirmation' AND to_address = 'ada@example.com'",
         )
@@ -523,20 +644,14 @@ async fn placing_and_paying_an_order_mails_the_confirmation_and_the_receipt() {
     })
     .await;
     assert!(mailed, "a confirmation and a receipt");
-    let bodies: Vec<String> = sqlx::query_scalar(
-        "SELECT text_body FROM notifications.messages WHERE template = 'order-confirmation' ORDER BY created_at",
+    let mails = sqlx::query_as(
+        "SELECT subject, text_body, html_body FROM notifications.messages
+          WHERE template = 'order-confirmation' ORDER BY created_at, id",
     )
     .fetch_all(&app.db)
     .await
     .unwrap();
-    let number = o["number"].as_str().unwrap();
-    assert!(
-        bodies[0].contains(&format!("Thank you for your order {number}")),
-        "{}",
-        bodies[0]
-    );
-    assert!(bodies[0].contains("25.00 USD"), "{}", bodies[0]);
-    assert!(bodies[1].contains("received your payment"), "{}", bodies[1]);
+    (o, mails)
 }
 
 #[tokio::test]

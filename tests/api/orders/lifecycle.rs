@@ -286,7 +286,7 @@ async fn customers_cancel_before_shipping_staff_after_and_stock_comes_back() {
     apply_code(&app, &other, "ONCE").await;
     assert_eq!(place(&app, &other, &cart).await["discount_code"], "ONCE");
 
-    // Shipped: the customer may not; staff may, and the sold stock returns to on_hand.
+    // Shipped: the customer may not.
     let (o, v) = simple_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
     ok(post(&app, &staff, &format!("/{id}/mark-paid"), None).await).await;
@@ -316,10 +316,12 @@ async fn customers_cancel_before_shipping_staff_after_and_stock_comes_back() {
     )
     .await;
     assert!(p["detail"].as_str().unwrap().contains("shipped"), "{p}");
+    // Staff may; the shipped units have left the warehouse, so they do not come back on
+    // hand with the cancel (that is a return) and the line stays sold.
     let c = ok(post(&app, &staff, &format!("/{id}/cancel"), None).await).await;
     assert_eq!(c["status"], "cancelled");
-    assert_eq!(c["sub_orders"][0]["lines"][0]["stock"], "restocked");
-    assert_eq!(on_hand().await, 10);
+    assert_eq!(c["sub_orders"][0]["lines"][0]["stock"], "committed");
+    assert_eq!(on_hand().await, 8);
     let e: Value = sqlx::query_scalar(
         "SELECT payload FROM platform.outbox WHERE event_type = 'order.cancelled' ORDER BY seq DESC LIMIT 1",
     )
@@ -329,6 +331,114 @@ async fn customers_cancel_before_shipping_staff_after_and_stock_comes_back() {
     assert_eq!(
         (e["from"].as_str(), e["was_paid"].as_bool()),
         (Some("shipped"), Some(true))
+    );
+}
+
+#[tokio::test]
+async fn cancelling_with_one_part_shipped_names_the_part_and_restocks_only_what_stayed() {
+    let app = spawn_app().await;
+    let staff = manager(&app);
+    let b = buyer(&app);
+    let (s1, s2) = (seller(&app), seller(&app));
+    let (_, v1) = stocked(&app, &s1, 10, 1000).await;
+    let (_, v2) = stocked(&app, &s2, 10, 500).await;
+    let cart = cart_with(&app, &b, &[(&v1, 2), (&v2, 3)]).await;
+    let o = place(&app, &b, &cart).await;
+    let id = o["id"].as_str().unwrap();
+    ok(post(&app, &staff, &format!("/{id}/mark-paid"), None).await).await;
+    let part_of = |v: &str| {
+        o["sub_orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["lines"][0]["variant_id"] == v)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let shipped = part_of(&v1);
+    let tracking = json!({"carrier": "UPS", "number": "1Z"});
+    ok(post(
+        &app,
+        &staff,
+        &format!("/{id}/sub-orders/{shipped}/ship"),
+        Some(tracking),
+    )
+    .await)
+    .await;
+    assert_eq!(
+        (
+            stock_of(&app, &s1, &v1).await,
+            stock_of(&app, &s2, &v2).await
+        ),
+        ((8, 0), (7, 0))
+    );
+
+    // The order is still `paid`: the refusal says a part has shipped, not that the order did.
+    let p = refused(
+        post(&app, &b, &format!("/{id}/cancel"), None).await,
+        409,
+        "invalid_transition",
+    )
+    .await;
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("A part of the order is shipped"), "{p}");
+    assert!(!detail.starts_with("The order is shipped"), "{p}");
+
+    // Staff cancel: the unshipped part's units return, the shipped part's stay sold.
+    let c = ok(post(&app, &staff, &format!("/{id}/cancel"), None).await).await;
+    assert_eq!(c["status"], "cancelled");
+    let line_of = |v: &str| {
+        c["sub_orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["lines"].as_array().unwrap())
+            .find(|l| l["variant_id"] == v)
+            .unwrap()["stock"]
+            .clone()
+    };
+    assert_eq!(line_of(&v1), "committed");
+    assert_eq!(line_of(&v2), "restocked");
+    assert_eq!(stock_of(&app, &s1, &v1).await, (8, 0));
+    assert_eq!(stock_of(&app, &s2, &v2).await, (10, 0));
+}
+
+#[tokio::test]
+async fn tracking_must_be_an_http_link_and_blank_carriers_or_numbers_are_refused() {
+    let app = spawn_app().await;
+    let staff = manager(&app);
+    let b = buyer(&app);
+    let (o, _) = simple_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let part = o["sub_orders"][0]["id"].as_str().unwrap();
+    ok(post(&app, &staff, &format!("/{id}/mark-paid"), None).await).await;
+    let ship = format!("/{id}/sub-orders/{part}/ship");
+    for bad in [
+        json!({"carrier": "UPS", "number": "1Z", "url": "javascript:alert(1)"}),
+        json!({"carrier": "UPS", "number": "1Z", "url": "data:text/html,<script>alert(1)</script>"}),
+        json!({"carrier": "UPS", "number": "1Z", "url": "ftp://ups.example/1Z"}),
+        json!({"carrier": "UPS", "number": "1Z", "url": "https://"}),
+        json!({"carrier": "   ", "number": "1Z"}),
+        json!({"carrier": "UPS", "number": " \t "}),
+    ] {
+        let res = post(&app, &staff, &ship, Some(bad.clone())).await;
+        assert_eq!(res.status(), 422, "{bad}");
+        problem(res).await;
+    }
+    // Surrounding blanks are trimmed before they are checked and stored.
+    let done = ok(post(
+        &app,
+        &staff,
+        &ship,
+        Some(json!({"carrier": " UPS ", "number": " 1Z ", "url": "  https://ups.example/track?n=1Z "})),
+    )
+    .await)
+    .await;
+    assert_eq!(
+        done["sub_orders"][0]["tracking"],
+        json!({"carrier": "UPS", "number": "1Z", "url": "https://ups.example/track?n=1Z"})
     );
 }
 
@@ -570,11 +680,57 @@ async fn a_payment_after_the_hold_lapsed_takes_the_stock_again_or_needs_attentio
         )
         .await;
     assert_eq!(flagged.len(), 1);
+    // Processing takes the missing unit off on_hand: refused while there is none...
+    let p = refused(
+        post(&app, &staff, &format!("/{id}/process"), None).await,
+        409,
+        "insufficient_stock",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains(&scarce), "{p}");
+    assert_eq!(
+        ok(app_get(&app, &staff, id).await).await["status"],
+        "requires_attention"
+    );
+    // ...and taken once the seller restocks: the unit is sold, not shipped from nowhere.
+    let res = app
+        .as_user(
+            Method::POST,
+            &format!("/api/v1/catalog/inventory/{scarce}/adjustments"),
+            &s.token,
+        )
+        .json(&json!({"delta": 3, "reason": "found in the back"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
     let p = ok(post(&app, &staff, &format!("/{id}/process"), None).await).await;
     assert_eq!(p["status"], "processing");
+    assert!(
+        p["sub_orders"][0]["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["stock"] == "committed"),
+        "{p}"
+    );
+    assert_eq!(stock_of(&app, &s, &scarce).await, (2, 0));
     let c = ok(post(&app, &staff, &format!("/{id}/cancel"), None).await).await;
     assert_eq!(c["status"], "cancelled");
     assert_eq!(stock_of(&app, &s, &plenty).await, (10, 0));
+    assert_eq!(stock_of(&app, &s, &scarce).await, (3, 0));
+}
+
+/// `GET /orders/{id}` as `who`.
+async fn app_get(
+    app: &crate::helpers::TestApp,
+    who: &crate::catalog::Actor,
+    id: &str,
+) -> reqwest::Response {
+    app.as_user(Method::GET, &format!("/api/v1/orders/{id}"), &who.token)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -624,4 +780,39 @@ async fn orders_left_unpaid_past_the_grace_are_cancelled_by_the_job() {
         .await;
     assert_eq!(p["status"], "paid");
     assert_eq!(app.events_of("order.cancelled").await, 1);
+}
+
+#[tokio::test]
+async fn an_unpaid_order_the_job_cannot_cancel_does_not_hold_up_the_others() {
+    let app = spawn_app_with(&[
+        ("BASALT__ORDERS__HOLD_TTL_SECS", "1"),
+        ("BASALT__ORDERS__UNPAID_CANCEL_AFTER_SECS", "1"),
+        ("BASALT__ORDERS__UNPAID_SWEEP_MS", "200"),
+    ])
+    .await;
+    let b = buyer(&app);
+    // The first order's part is in a state no cancel may leave (a corrupt row standing for
+    // any order whose cancel fails): the job's cancel of it errors every time.
+    let (broken, _) = simple_order(&app, &b).await;
+    let broken = broken["id"].as_str().unwrap().to_owned();
+    sqlx::query("UPDATE orders.sub_orders SET status = 'completed' WHERE order_id = $1::uuid")
+        .bind(&broken)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (o, _) = simple_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap().to_owned();
+    let cancelled = eventually(Duration::from_secs(15), || async {
+        let o: Value = app.json_as(&format!("/api/v1/orders/{id}"), &b.token).await;
+        o["status"] == "cancelled"
+    })
+    .await;
+    assert!(
+        cancelled,
+        "the other unpaid order is cancelled all the same"
+    );
+    let o: Value = app
+        .json_as(&format!("/api/v1/orders/{broken}"), &b.token)
+        .await;
+    assert_eq!(o["status"], "pending_payment");
 }
