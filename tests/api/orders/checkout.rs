@@ -688,3 +688,47 @@ async fn a_checkout_costs_nine_round_trips_plus_one_per_line() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_403s_the_idempotency_headers_and_typed_addresses() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .get("/api-docs/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paths = &doc["paths"];
+    for (path, method) in [
+        ("/api/v1/orders", "post"),
+        ("/api/v1/orders/{order}", "get"),
+        ("/api/v1/orders/{order}/cancel", "post"),
+    ] {
+        assert!(
+            paths[path][method]["responses"]["403"].is_object(),
+            "{method} {path}: {}",
+            paths[path][method]["responses"]
+        );
+    }
+    let checkout = &paths["/api/v1/orders"]["post"]["responses"];
+    for status in ["200", "201"] {
+        assert!(
+            checkout[status]["headers"]["Idempotent-Replayed"].is_object(),
+            "{checkout}"
+        );
+    }
+    assert!(
+        checkout["409"]["headers"]["Retry-After"].is_object(),
+        "{checkout}"
+    );
+    let order = &doc["components"]["schemas"]["OrderResponse"]["properties"];
+    for field in ["shipping_address", "billing_address"] {
+        assert!(
+            order[field]
+                .to_string()
+                .contains("#/components/schemas/Address"),
+            "{field}: {}",
+            order[field]
+        );
+    }
+}
