@@ -25,6 +25,25 @@ async fn create(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
     res.json().await.unwrap()
 }
 
+/// Submits and approves `product` (created by `seller`, who may also moderate), returning
+/// its id: the fuzz runs need a product on sale.
+async fn put_on_sale(app: &TestApp, seller: &str, product: &Value) -> String {
+    let id = product["id"].as_str().unwrap().to_owned();
+    for action in ["submit", "approve"] {
+        let res = app
+            .as_user(
+                Method::POST,
+                &format!("/api/v1/catalog/products/{id}/{action}"),
+                seller,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{action}");
+    }
+    id
+}
+
 /// The id of the first item `path` lists, once it lists one (events arrive asynchronously).
 async fn first_id(app: &TestApp, token: &str, path: &str) -> String {
     for _ in 0..200 {
@@ -366,19 +385,7 @@ async fn generated_catalog_requests_never_get_a_server_error() {
         }),
     )
     .await;
-    let id = product["id"].as_str().unwrap().to_owned();
-    for action in ["submit", "approve"] {
-        let res = app
-            .as_user(
-                Method::POST,
-                &format!("/api/v1/catalog/products/{id}/{action}"),
-                &token,
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-    }
+    let id = put_on_sale(&app, &token, &product).await;
     let variant = product["variants"][0]["id"].as_str().unwrap().to_owned();
     let review = create(
         &app,
@@ -463,19 +470,7 @@ async fn generated_cart_requests_never_get_a_server_error() {
                "variants": [{"sku": "FZ-C", "price": 100, "on_hand": 100000}]}),
     )
     .await;
-    let id = product["id"].as_str().unwrap().to_owned();
-    for action in ["submit", "approve"] {
-        let res = app
-            .as_user(
-                Method::POST,
-                &format!("/api/v1/catalog/products/{id}/{action}"),
-                &seller,
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-    }
+    put_on_sale(&app, &seller, &product).await;
     let variant = product["variants"][0]["id"].as_str().unwrap().to_owned();
     let cart = create(
         &app,
@@ -552,19 +547,7 @@ async fn generated_order_requests_never_get_a_server_error() {
                "variants": [{"sku": "FZ-O", "price": 100, "on_hand": 1000}]}),
     )
     .await;
-    let id = product["id"].as_str().unwrap().to_owned();
-    for action in ["submit", "approve"] {
-        let res = app
-            .as_user(
-                Method::POST,
-                &format!("/api/v1/catalog/products/{id}/{action}"),
-                &seller,
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-    }
+    put_on_sale(&app, &seller, &product).await;
     let variant = product["variants"][0]["id"].as_str().unwrap();
     let res = app
         .as_user(Method::POST, "/api/v1/cart/items", &token)
