@@ -254,6 +254,51 @@ async fn a_merge_reports_each_guest_line_it_left_out_and_keeps_the_guests_detail
 }
 
 #[tokio::test]
+async fn a_merge_reports_guest_lines_no_longer_on_sale_or_past_the_line_cap() {
+    let app = crate::helpers::spawn_app_with(&[("BASALT__CART__MAX_LINES", "2")]).await;
+    let alice = seller(&app);
+    let mut variants = Vec::new();
+    for _ in 0..3 {
+        variants.push(stocked(&app, &alice, 50, 1000, "USD").await);
+    }
+    let bob = shopper(&app);
+    add(&app, Some(&bob), None, &variants[0].1, 1, 201).await;
+    // The guest holds the two others; one leaves the shelf before the merge, and bob's cart
+    // has room for one more line only.
+    let token = guest_cart(&app, &variants[1].1, 1).await;
+    add(&app, None, Some(&token), &variants[2].1, 2, 200).await;
+    sqlx::query("UPDATE catalog.products SET status = 'archived' WHERE id = $1::uuid")
+        .bind(&variants[1].0)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let merged = get_cart(&app, Some(&bob), Some(&token)).await;
+    let lines: Vec<&str> = merged["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["variant_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{merged}");
+    assert!(lines.contains(&variants[0].1.as_str()) && lines.contains(&variants[2].1.as_str()));
+    let changes = merged["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{merged}");
+    assert_eq!(changes[0]["kind"], "not_merged");
+    assert_eq!(changes[0]["reason"], "variant_not_on_sale");
+    assert_eq!(changes[0]["variant_id"], variants[1].1.as_str());
+
+    // Past the cap: a second guest cart with a new variant finds bob's cart full.
+    let (_, fourth) = stocked(&app, &alice, 50, 1000, "USD").await;
+    let token = guest_cart(&app, &fourth, 1).await;
+    let merged = get_cart(&app, Some(&bob), Some(&token)).await;
+    assert_eq!(merged["lines"].as_array().unwrap().len(), 2, "{merged}");
+    let changes = merged["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{merged}");
+    assert_eq!(changes[0]["reason"], "too_many_lines");
+    assert_eq!(changes[0]["variant_id"], fourth.as_str());
+}
+
+#[tokio::test]
 async fn addresses_need_an_assigned_country_and_an_object_body() {
     let app = spawn_app().await;
     let alice = seller(&app);
