@@ -679,3 +679,225 @@ async fn the_inbox_pages_unread_first_without_an_empty_last_page() {
         assert_eq!(problem(res).await["code"], "invalid_cursor");
     }
 }
+
+// ---- order mails to the account's address (the `recipients` read model) ----
+
+/// A registered, signed-in buyer (auth's real tokens): (actor, email).
+#[cfg(all(feature = "auth", feature = "orders"))]
+async fn account_buyer(app: &TestApp, email: &str) -> crate::catalog::Actor {
+    register(app, email).await;
+    let token = access_token(app, email).await;
+    let me: Value = app.json_as("/api/v1/auth/me", &token).await;
+    crate::catalog::Actor {
+        id: me["id"].as_str().unwrap().to_owned(),
+        token,
+    }
+}
+
+/// The address the read model holds for `user`: `None` without a row, `Some(None)` for a
+/// row without an address.
+#[cfg(all(feature = "auth", feature = "orders"))]
+async fn recipient(app: &TestApp, user: &str) -> Option<Option<String>> {
+    sqlx::query_scalar("SELECT email FROM notifications.recipients WHERE user_id = $1::uuid")
+        .bind(user)
+        .fetch_optional(&app.db)
+        .await
+        .unwrap()
+}
+
+/// Places `who`'s one-line order (with `cart_email` set on the cart, if given) and has
+/// staff mark it paid; returns the order number.
+#[cfg(all(feature = "auth", feature = "orders"))]
+async fn place_and_pay(
+    app: &TestApp,
+    who: &crate::catalog::Actor,
+    cart_email: Option<&str>,
+) -> String {
+    use crate::orders::{cart_with, manager, place, post, stocked};
+    let (_, variant) = stocked(app, &crate::catalog::seller(app), 10, 1000).await;
+    let cart = cart_with(app, who, &[(&variant, 1)]).await;
+    if let Some(email) = cart_email {
+        let res = app
+            .as_user(reqwest::Method::PUT, "/api/v1/cart/addresses", &who.token)
+            .json(&json!({ "email": email }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    }
+    let o = place(app, who, &cart).await;
+    let res = post(
+        app,
+        &manager(app),
+        &format!("/{}/mark-paid", o["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    o["number"].as_str().unwrap().to_owned()
+}
+
+/// The order mails' addresses, confirmation first.
+#[cfg(all(feature = "auth", feature = "orders"))]
+async fn order_mail_addresses(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT to_address FROM notifications.messages
+          WHERE template = 'order-confirmation' ORDER BY created_at, id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+#[cfg(all(feature = "auth", feature = "orders"))]
+#[tokio::test]
+async fn a_buyer_without_a_cart_email_gets_the_order_mails_at_the_account_address() {
+    let smtp = SmtpSink::start();
+    let url = smtp.url();
+    let app = spawn_app_with(&[("BASALT__NOTIFICATIONS__SMTP_URL", url.as_str())]).await;
+    let grace = account_buyer(&app, "grace@example.com").await;
+    // Never `PUT /cart/addresses`: the order names no email.
+    let number = place_and_pay(&app, &grace, None).await;
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT email FROM orders.orders WHERE number = $1")
+            .bind(&number)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(stored, None, "the order itself has no email");
+    let confirmed = smtp
+        .wait_for_to(&format!("Order {number} confirmed"), "grace@example.com")
+        .await;
+    assert!(
+        confirmed.contains(&format!("Thank you for your order {number}")),
+        "{confirmed}"
+    );
+    smtp.wait_for_to(
+        &format!("Payment received for order {number}"),
+        "grace@example.com",
+    )
+    .await;
+    assert_eq!(
+        order_mail_addresses(&app).await,
+        ["grace@example.com", "grace@example.com"]
+    );
+}
+
+#[cfg(all(feature = "auth", feature = "orders"))]
+#[tokio::test]
+async fn an_email_given_on_the_cart_still_wins_over_the_account_address() {
+    let smtp = SmtpSink::start();
+    let url = smtp.url();
+    let app = spawn_app_with(&[("BASALT__NOTIFICATIONS__SMTP_URL", url.as_str())]).await;
+    let ada = account_buyer(&app, "ada.account@example.com").await;
+    let number = place_and_pay(&app, &ada, Some("ada.cart@example.com")).await;
+    smtp.wait_for_to(
+        &format!("Payment received for order {number}"),
+        "ada.cart@example.com",
+    )
+    .await;
+    smtp.wait_for_to(&format!("Order {number} confirmed"), "ada.cart@example.com")
+        .await;
+    // The account's address was known (the sign-in taught it), and not used.
+    assert_eq!(
+        recipient(&app, &ada.id).await,
+        Some(Some("ada.account@example.com".to_owned()))
+    );
+    assert_eq!(
+        order_mail_addresses(&app).await,
+        ["ada.cart@example.com", "ada.cart@example.com"]
+    );
+}
+
+/// Publishes a forged `user.logged_in` for `user` with `email`, `age` in the past, and waits
+/// until the relay has handed it out.
+#[cfg(all(feature = "auth", feature = "orders"))]
+async fn late_sign_in(app: &TestApp, user: &str, email: &str, age: chrono::Duration) {
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO platform.outbox (id, event_type, source, aggregate_id, occurred_at,
+                                      schema_version, actor, payload)
+         VALUES ($1, 'user.logged_in', 'auth', $2, now() - make_interval(secs => $3), 1,
+                 'system', jsonb_build_object('user_id', $2, 'session_id', gen_random_uuid(),
+                                              'email', $4::text))",
+    )
+    .bind(id)
+    .bind(user)
+    .bind(age.num_seconds() as f64)
+    .bind(email)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let handled = eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT dispatched_at IS NOT NULL FROM platform.outbox WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    })
+    .await;
+    assert!(handled, "the forged sign-in was dispatched");
+}
+
+#[cfg(all(feature = "auth", feature = "orders"))]
+#[tokio::test]
+async fn addresses_follow_event_time_and_a_deleted_account_is_erased_for_good() {
+    let app = spawn_app().await;
+    let lin = account_buyer(&app, "lin@example.com").await;
+    let learned = eventually(Duration::from_secs(10), || async {
+        recipient(&app, &lin.id).await == Some(Some("lin@example.com".to_owned()))
+    })
+    .await;
+    assert!(learned, "registration and sign-in teach the address");
+
+    // An older event delivered late does not overwrite what a newer one said.
+    late_sign_in(&app, &lin.id, "old@example.com", chrono::Duration::hours(1)).await;
+    assert_eq!(
+        recipient(&app, &lin.id).await,
+        Some(Some("lin@example.com".to_owned()))
+    );
+
+    let res = app
+        .as_user(reqwest::Method::DELETE, "/api/v1/auth/me", &lin.token)
+        .json(&json!({ "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let erased = eventually(Duration::from_secs(10), || async {
+        recipient(&app, &lin.id).await == Some(None)
+    })
+    .await;
+    assert!(erased, "user.deleted erases the address");
+    // Not even an event from before the deletion, delivered after it, brings it back.
+    late_sign_in(
+        &app,
+        &lin.id,
+        "lin@example.com",
+        chrono::Duration::minutes(1),
+    )
+    .await;
+    assert_eq!(recipient(&app, &lin.id).await, Some(None));
+
+    // An order event for the deleted buyer (a token minted for the id) mails no one.
+    let ghost = crate::catalog::Actor {
+        id: lin.id.clone(),
+        token: app.token(&lin.id, &["user"], &[]),
+    };
+    let (o, _) = crate::orders::simple_order(&app, &ghost).await;
+    let dispatched = eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT bool_and(dispatched_at IS NOT NULL) FROM platform.outbox
+              WHERE event_type = 'order.created' AND aggregate_id = $1",
+        )
+        .bind(o["id"].as_str().unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    })
+    .await;
+    assert!(dispatched);
+    assert!(order_mail_addresses(&app).await.is_empty());
+}

@@ -5,7 +5,10 @@
 //!
 //! Schema `notifications`; routes under `/api/v1/notifications`. Consumes the auth domain's
 //! `user.verification_requested`, `user.password_reset_requested`, `user.password_changed`,
-//! `user.email_verified` and `user.deleted`; calls no other domain.
+//! `user.email_verified`, `user.credentials_revoked` and `user.deleted`, and keeps a read
+//! model of account addresses (`recipients`) from `user.registered`, `user.email_verified`
+//! and `user.logged_in` (erased at `user.deleted`); the orders domain's `order.created` and
+//! `order.paid` (mailed to the cart's email, else the account's). Calls no other domain.
 
 mod delivery;
 mod error;

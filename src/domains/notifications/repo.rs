@@ -293,18 +293,69 @@ pub async fn set_preference(
     Ok(())
 }
 
-/// Forgets everything about a deleted account: its inbox, its preferences and its webhook
-/// endpoints (their delivery logs go with them).
-pub async fn forget_user(conn: &mut PgConnection, user: Uuid) -> Result<(), sqlx::Error> {
+/// Forgets everything about a deleted account: its inbox, its preferences, its webhook
+/// endpoints (their delivery logs go with them) and its address. The address's row stays
+/// as a tombstone without it (`at`: the deletion event), so that an older event delivered
+/// late cannot teach the address again: an account is never undeleted.
+pub async fn forget_user(
+    conn: &mut PgConnection,
+    user: Uuid,
+    at: (DateTime<Utc>, Uuid),
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "WITH inbox AS (DELETE FROM notifications.inbox WHERE user_id = $1),
-              preferences AS (DELETE FROM notifications.preferences WHERE user_id = $1)
+              preferences AS (DELETE FROM notifications.preferences WHERE user_id = $1),
+              recipient AS (
+                  INSERT INTO notifications.recipients (user_id, email, as_of, event_id)
+                  VALUES ($1, NULL, $2, $3)
+                  ON CONFLICT (user_id) DO UPDATE
+                     SET email = NULL, as_of = EXCLUDED.as_of, event_id = EXCLUDED.event_id
+              )
          DELETE FROM notifications.webhook_endpoints WHERE owner_id = $1",
     )
     .bind(user)
+    .bind(at.0)
+    .bind(at.1)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Learns an account's address from an auth event that carries it, `at` (occurred_at,
+/// event id). One statement, effectively-once whatever the delivery order: the row changes
+/// only for an event newer than the one it holds, and never once the account is deleted
+/// (the tombstone's email is NULL).
+pub async fn learn_recipient(
+    conn: &mut PgConnection,
+    user: Uuid,
+    email: &str,
+    at: (DateTime<Utc>, Uuid),
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO notifications.recipients AS r (user_id, email, as_of, event_id)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id) DO UPDATE
+            SET email = EXCLUDED.email, as_of = EXCLUDED.as_of, event_id = EXCLUDED.event_id
+          WHERE r.email IS NOT NULL AND (r.as_of, r.event_id) < (EXCLUDED.as_of, EXCLUDED.event_id)",
+    )
+    .bind(user)
+    .bind(email)
+    .bind(at.0)
+    .bind(at.1)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The account's address, as the auth events last told it (`None`: never learned, or the
+/// account is deleted).
+pub async fn recipient(conn: &mut PgConnection, user: Uuid) -> Result<Option<String>, sqlx::Error> {
+    let email: Option<Option<String>> =
+        sqlx::query_scalar("SELECT email FROM notifications.recipients WHERE user_id = $1")
+            .bind(user)
+            .fetch_optional(conn)
+            .await?;
+    Ok(email.flatten())
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

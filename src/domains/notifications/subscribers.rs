@@ -13,16 +13,20 @@ use super::repo::{self, MessageRow};
 use super::state::{NotifyState, SEALED, unsubscribe_url};
 use crate::events::auth::{
     CredentialsRevoked, EmailVerified, PasswordChanged, PasswordResetRequested, Secret,
-    UserDeleted, VerificationRequested,
+    UserDeleted, UserLoggedIn, UserRegistered, VerificationRequested,
 };
 use crate::events::orders::{OrderCreated, OrderPaid};
 use crate::platform::events::{DomainEvent, Event, Subscriber, subscriber_fn};
 
-/// The auth domain's events. Adding a commerce event is a template and an arm here.
+/// The auth domain's events: the security and account mails, and the read model of account
+/// addresses (`recipients`) that order mails fall back to. Adding a commerce event is a
+/// template and an arm here.
 pub fn auth_events(state: Arc<NotifyState>) -> Arc<dyn Subscriber> {
     subscriber_fn(
         "notifications.auth",
         &[
+            UserRegistered::TYPE,
+            UserLoggedIn::TYPE,
             VerificationRequested::TYPE,
             PasswordResetRequested::TYPE,
             PasswordChanged::TYPE,
@@ -38,7 +42,8 @@ pub fn auth_events(state: Arc<NotifyState>) -> Arc<dyn Subscriber> {
 }
 
 /// The orders domain's events: the order confirmation when an order is placed, and again
-/// (as the payment receipt) when it is paid, to the email the cart gave.
+/// (as the payment receipt) when it is paid, to the email the cart gave, or else to the
+/// buyer's account address (the `recipients` read model).
 pub fn order_events(state: Arc<NotifyState>) -> Arc<dyn Subscriber> {
     subscriber_fn(
         "notifications.orders",
@@ -66,9 +71,15 @@ async fn handle_order(
             e.order_id, e.user_id, e.number, e.email, e.total, e.currency, false,
         )
     };
-    // A cart without an email: the buyer reads the order in the app instead.
-    let Some(email) = email else {
-        return Ok(());
+    // A signed-in buyer need not give the cart an email: the account's address then (the
+    // order names no email, and tokens carry none). Neither: the buyer reads the order in
+    // the app instead.
+    let email = match email {
+        Some(email) => email,
+        None => match repo::recipient(conn, user).await? {
+            Some(email) => email,
+            None => return Ok(()),
+        },
     };
     // Only a page that exists: the storefront's, when one is configured.
     let order_url = &state.settings.order_url;
@@ -116,7 +127,17 @@ fn link(base: &str, page: &str, secret: &Secret) -> (String, String) {
 
 async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> anyhow::Result<()> {
     let links = &state.links_base;
-    if event.is::<CredentialsRevoked>() {
+    // Where the event stands in time: an address from an older event never overwrites one
+    // from a newer, whatever order redelivery brings them in.
+    let at = (event.occurred_at, event.id);
+    if event.is::<UserRegistered>() {
+        let e = event.decode::<UserRegistered>()?;
+        repo::learn_recipient(conn, e.user_id, &e.email, at).await?;
+    } else if event.is::<UserLoggedIn>() {
+        // Accounts older than the read model are learned here: checkout needs a sign-in.
+        let e = event.decode::<UserLoggedIn>()?;
+        repo::learn_recipient(conn, e.user_id, &e.email, at).await?;
+    } else if event.is::<CredentialsRevoked>() {
         // A password reset or a first verification: endpoints made before it may be a
         // squatter's (account pre-hijacking).
         let e = event.decode::<CredentialsRevoked>()?;
@@ -124,7 +145,7 @@ async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> 
         repo::disable_endpoints_before(conn, e.user_id, e.before, &why).await?;
     } else if event.is::<UserDeleted>() {
         let e = event.decode::<UserDeleted>()?;
-        repo::forget_user(conn, e.user_id).await?;
+        repo::forget_user(conn, e.user_id, at).await?;
     } else if event.is::<VerificationRequested>() {
         let e = event.decode::<VerificationRequested>()?;
         let (link, expires_at) = link(links, "verify-email", &e.secret);
@@ -159,6 +180,7 @@ async fn handle(state: &NotifyState, event: &Event, conn: &mut PgConnection) -> 
         in_app(conn, event, e.user_id, SECURITY, note).await?;
     } else if event.is::<EmailVerified>() {
         let e = event.decode::<EmailVerified>()?;
+        repo::learn_recipient(conn, e.user_id, &e.email, at).await?;
         let ctx = minijinja::context! { first_name => e.first_name };
         let to = Recipient {
             user: e.user_id,
