@@ -130,6 +130,56 @@ async fn finish(
     Ok(respond(status, cart, priced, token))
 }
 
+/// An open write to an existing cart: the transaction, the shopper's cart under its row
+/// lock (merging a guest's first, when a signed-in request carries its token), and the
+/// rules it is priced with. Every cart write but `add_item` (which may start the cart)
+/// opens with [`Write::open`] and ends with [`Write::finish`].
+struct Write {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    cart: CartRow,
+    rules: CartRules,
+}
+
+impl Write {
+    async fn open(
+        platform: &Platform,
+        state: &CartState,
+        shopper: &Shopper,
+    ) -> Result<Self, CartError> {
+        let rules = state.rules();
+        let mut tx = platform.db.begin().await?;
+        let cart =
+            service::cart_for_write(&mut tx, shopper, &rules, state.settings.max_lines, false)
+                .await?
+                .cart;
+        Ok(Self { tx, cart, rules })
+    }
+
+    /// The catalog's current data for the cart's variants.
+    async fn catalog(&mut self) -> Result<Catalog, CartError> {
+        service::catalog_for(&mut self.tx, &self.cart, None).await
+    }
+
+    /// Prices the changed cart and commits it (200): see [`finish`].
+    async fn finish(
+        self,
+        catalog: Option<Catalog>,
+        overflow: Overflow,
+    ) -> Result<HttpResponse, CartError> {
+        let ok = StatusCode::OK;
+        finish(
+            self.tx,
+            &self.cart,
+            catalog,
+            &self.rules,
+            overflow,
+            ok,
+            None,
+        )
+        .await
+    }
+}
+
 fn check_quantity(quantity: i32, cap: i32) -> Result<(), CartError> {
     if (1..=cap).contains(&quantity) {
         Ok(())
@@ -158,24 +208,11 @@ pub async fn get_cart(
     state: web::Data<CartState>,
     shopper: Shopper,
 ) -> Result<HttpResponse, CartError> {
-    let rules = state.rules();
     if shopper.user.is_some() && shopper.token.is_some() {
-        let mut tx = platform.db.begin().await?;
-        let cart =
-            service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
-                .await?
-                .cart;
-        return finish(
-            tx,
-            &cart,
-            None,
-            &rules,
-            Overflow::Accept,
-            StatusCode::OK,
-            None,
-        )
-        .await;
+        let write = Write::open(&platform, &state, &shopper).await?;
+        return write.finish(None, Overflow::Accept).await;
     }
+    let rules = state.rules();
     let mut conn = platform.db.acquire().await?;
     let cart = service::cart_for_read(&mut conn, &shopper).await?;
     let catalog = service::catalog_for(&mut conn, &cart, None).await?;
@@ -197,13 +234,9 @@ pub async fn delete_cart(
     state: web::Data<CartState>,
     shopper: Shopper,
 ) -> Result<HttpResponse, CartError> {
-    let rules = state.rules();
-    let mut tx = platform.db.begin().await?;
-    let cart = service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
-        .await?
-        .cart;
-    repo::delete_cart(&mut tx, cart.id).await?;
-    tx.commit().await?;
+    let mut write = Write::open(&platform, &state, &shopper).await?;
+    repo::delete_cart(&mut write.tx, write.cart.id).await?;
+    write.tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -322,47 +355,35 @@ pub async fn update_item(
     body: web::Json<UpdateItemRequest>,
 ) -> Result<HttpResponse, CartError> {
     let quantity = body.quantity;
-    let rules = state.rules();
-    check_quantity(quantity, rules.max_line_quantity)?;
-    let mut tx = platform.db.begin().await?;
-    let mut cart =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
-            .await?
-            .cart;
-    let (variant, before) = cart
+    check_quantity(quantity, state.rules().max_line_quantity)?;
+    let mut write = Write::open(&platform, &state, &shopper).await?;
+    let (variant, before) = write
+        .cart
         .lines
         .iter()
         .find(|l| l.id == path.0)
         .map(|l| (l.variant_id, l.quantity))
         .ok_or(CartError::LineNotFound)?;
-    let catalog = service::catalog_for(&mut tx, &cart, None).await?;
+    let catalog = write.catalog().await?;
     let v = catalog
         .get(&variant)
-        .filter(|v| v.on_sale && Some(&v.currency) == cart.currency.as_ref())
+        .filter(|v| v.on_sale && Some(&v.currency) == write.cart.currency.as_ref())
         .ok_or(CartError::VariantNotOnSale(variant))?;
     if let Some(available) = v.available
         && quantity > available
     {
         return Err(CartError::InsufficientStock(available));
     }
-    let line = repo::set_line(&mut tx, cart.id, variant, quantity, v.price, &v.currency).await?;
-    put_line(&mut cart, line);
+    let cart = write.cart.id;
+    let line = repo::set_line(&mut write.tx, cart, variant, quantity, v.price, &v.currency).await?;
+    put_line(&mut write.cart, line);
     // Lowering a quantity is how a cart over the limit gets back under it: never refused.
     let overflow = if quantity > before {
         Overflow::Refuse
     } else {
         Overflow::Accept
     };
-    finish(
-        tx,
-        &cart,
-        Some(catalog),
-        &rules,
-        overflow,
-        StatusCode::OK,
-        None,
-    )
-    .await
+    write.finish(Some(catalog), overflow).await
 }
 
 /// Remove a line.
@@ -379,26 +400,12 @@ pub async fn remove_item(
     shopper: Shopper,
     path: web::Path<LineId>,
 ) -> Result<HttpResponse, CartError> {
-    let rules = state.rules();
-    let mut tx = platform.db.begin().await?;
-    let mut cart =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
-            .await?
-            .cart;
-    if !repo::delete_line(&mut tx, cart.id, path.0).await? {
+    let mut write = Write::open(&platform, &state, &shopper).await?;
+    if !repo::delete_line(&mut write.tx, write.cart.id, path.0).await? {
         return Err(CartError::LineNotFound);
     }
-    cart.lines.0.retain(|l| l.id != path.0);
-    finish(
-        tx,
-        &cart,
-        None,
-        &rules,
-        Overflow::Accept,
-        StatusCode::OK,
-        None,
-    )
-    .await
+    write.cart.lines.0.retain(|l| l.id != path.0);
+    write.finish(None, Overflow::Accept).await
 }
 
 /// Apply a discount code (case-insensitive; one per cart, replacing any other). Refused
@@ -432,20 +439,16 @@ pub async fn apply_discount(
     if !valid_code(&code) {
         return Err(CartError::DiscountUnknown(code));
     }
-    let rules = state.rules();
-    let mut tx = platform.db.begin().await?;
-    let mut cart =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
-            .await?
-            .cart;
-    let found = repo::discount_by_code(&mut tx, &code, cart.user_id)
+    let mut write = Write::open(&platform, &state, &shopper).await?;
+    let found = repo::discount_by_code(&mut write.tx, &code, write.cart.user_id)
         .await?
         .ok_or_else(|| CartError::DiscountUnknown(code.clone()))?;
-    let catalog = service::catalog_for(&mut tx, &cart, None).await?;
-    cart.discount_id = Some(found.discount.id);
+    let catalog = write.catalog().await?;
+    let cart = &mut write.cart;
+    cart.discount_id = Some(found.discount.id.0);
     cart.discount = Some(sqlx::types::Json(found.discount));
     cart.customer_uses = found.customer_uses;
-    let priced = service::price_cart(&cart, &catalog, &rules)?;
+    let priced = service::price_cart(cart, &catalog, &write.rules)?;
     if let Some(p) = &priced.discount_problem {
         let status = CartError::CODES
             .iter()
@@ -456,17 +459,8 @@ pub async fn apply_discount(
             ApiError::new(status, p.reason.clone()).detail(p.detail.clone()),
         ));
     }
-    repo::set_discount(&mut tx, cart.id, cart.discount_id).await?;
-    finish(
-        tx,
-        &cart,
-        Some(catalog),
-        &rules,
-        Overflow::Refuse,
-        StatusCode::OK,
-        None,
-    )
-    .await
+    repo::set_discount(&mut write.tx, write.cart.id, write.cart.discount_id).await?;
+    write.finish(Some(catalog), Overflow::Refuse).await
 }
 
 /// Take a discount code off the cart (404 when the cart does not hold it).
@@ -484,28 +478,14 @@ pub async fn remove_discount(
     path: web::Path<String>,
 ) -> Result<HttpResponse, CartError> {
     let code = normalise_code(&path);
-    let rules = state.rules();
-    let mut tx = platform.db.begin().await?;
-    let mut cart =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
-            .await?
-            .cart;
-    if cart.discount.as_ref().map(|d| d.0.code.as_str()) != Some(code.as_str()) {
+    let mut write = Write::open(&platform, &state, &shopper).await?;
+    if write.cart.discount.as_ref().map(|d| d.0.code.as_str()) != Some(code.as_str()) {
         return Err(CartError::DiscountNotFound);
     }
-    repo::set_discount(&mut tx, cart.id, None).await?;
-    cart.discount_id = None;
-    cart.discount = None;
-    finish(
-        tx,
-        &cart,
-        None,
-        &rules,
-        Overflow::Accept,
-        StatusCode::OK,
-        None,
-    )
-    .await
+    repo::set_discount(&mut write.tx, write.cart.id, None).await?;
+    write.cart.discount_id = None;
+    write.cart.discount = None;
+    write.finish(None, Overflow::Accept).await
 }
 
 /// Set the contact email and the shipping and billing addresses (each absent clears it).
@@ -533,32 +513,19 @@ pub async fn set_addresses(
             ))
         })?;
     req.check()?;
-    let rules = state.rules();
-    let mut tx = platform.db.begin().await?;
-    let mut cart =
-        service::cart_for_write(&mut tx, &shopper, &rules, state.settings.max_lines, false)
-            .await?
-            .cart;
+    let mut write = Write::open(&platform, &state, &shopper).await?;
     repo::set_addresses(
-        &mut tx,
-        cart.id,
+        &mut write.tx,
+        write.cart.id,
         req.email.as_deref(),
         req.shipping_address.as_ref(),
         req.billing_address.as_ref(),
     )
     .await?;
+    let cart = &mut write.cart;
     cart.email = req.email;
     cart.shipping_address = req.shipping_address.map(sqlx::types::Json);
     cart.billing_address = req.billing_address.map(sqlx::types::Json);
     // A shipping rate can push a cart over the limit: refused like an add.
-    finish(
-        tx,
-        &cart,
-        None,
-        &rules,
-        Overflow::Refuse,
-        StatusCode::OK,
-        None,
-    )
-    .await
+    write.finish(None, Overflow::Refuse).await
 }

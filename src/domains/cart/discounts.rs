@@ -89,8 +89,8 @@ pub async fn list_discounts(
     Ok(HttpResponse::Ok().json(Page::from_rows(
         rows,
         limit,
-        |d| (d.created_at, d.id),
-        DiscountResponse::from,
+        |d| (d.created_at, d.id.0),
+        std::convert::identity,
     )))
 }
 
@@ -110,10 +110,9 @@ pub async fn create_discount(
     user.require(MANAGE)?;
     let fields = body.into_inner().fields()?;
     let mut tx = platform.db.begin().await?;
-    let row = repo::insert_discount(&mut tx, &fields)
+    let out = repo::insert_discount(&mut tx, &fields)
         .await
         .map_err(|e| CartError::discount_write(e, &fields.code))?;
-    let out = DiscountResponse::from(row);
     record(
         &mut tx,
         &user,
@@ -140,10 +139,10 @@ pub async fn get_discount(
     path: web::Path<DiscountId>,
 ) -> Result<HttpResponse, CartError> {
     user.require(MANAGE)?;
-    let row = repo::discount(&platform.db, path.0)
+    let discount = repo::discount(&platform.db, path.0)
         .await?
         .ok_or(CartError::DiscountNotFound)?;
-    Ok(HttpResponse::Ok().json(DiscountResponse::from(row)))
+    Ok(HttpResponse::Ok().json(discount))
 }
 
 /// Replace a discount code's settings (`cart.discounts.manage`); its uses so far stay.
@@ -164,11 +163,10 @@ pub async fn update_discount(
     user.require(MANAGE)?;
     let fields = body.into_inner().fields()?;
     let mut tx = platform.db.begin().await?;
-    let row = repo::update_discount(&mut tx, path.0, &fields)
+    let out = repo::update_discount(&mut tx, path.0, &fields)
         .await
         .map_err(|e| CartError::discount_write(e, &fields.code))?
         .ok_or(CartError::DiscountNotFound)?;
-    let out = DiscountResponse::from(row);
     record(
         &mut tx,
         &user,

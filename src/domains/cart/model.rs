@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::api::{AppliedDiscount, DiscountProblem, LineChange, PricedLine, Totals};
-use super::repo::{DiscountFields, DiscountRow};
+use super::repo::DiscountFields;
 use crate::platform::error::FieldError;
 
 crate::id_type!(
@@ -290,8 +290,9 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum DiscountKind {
     Percentage,
     Fixed,
@@ -423,7 +424,9 @@ fn dedup(mut ids: Vec<Uuid>) -> Vec<Uuid> {
     ids
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+/// A discount code: the row as it is stored (read by `FromRow`, or from the JSON a cart's
+/// read aggregates) and the body staff get, one struct since the two are the same fields.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
 pub struct DiscountResponse {
     pub id: DiscountId,
     pub code: String,
@@ -442,31 +445,8 @@ pub struct DiscountResponse {
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl From<DiscountRow> for DiscountResponse {
-    fn from(d: DiscountRow) -> Self {
-        Self {
-            id: DiscountId(d.id),
-            code: d.code,
-            kind: if d.kind == "fixed" {
-                DiscountKind::Fixed
-            } else {
-                DiscountKind::Percentage
-            },
-            value: d.value,
-            currency: d.currency,
-            min_subtotal: d.min_subtotal,
-            starts_at: d.starts_at,
-            ends_at: d.ends_at,
-            usage_limit: d.usage_limit,
-            per_customer_limit: d.per_customer_limit,
-            used_count: d.used_count,
-            product_ids: d.product_ids,
-            category_ids: d.category_ids,
-            active: d.active,
-            created_at: d.created_at,
-            updated_at: d.updated_at,
-        }
-    }
+    /// Set when staff retired it: such a code is never returned, so it is not in the body
+    /// (a cart holding it reads it, and reports it unusable).
+    #[serde(skip_serializing)]
+    pub deleted_at: Option<DateTime<Utc>>,
 }

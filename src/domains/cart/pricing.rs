@@ -32,8 +32,8 @@ use uuid::Uuid;
 
 use super::api::{AppliedDiscount, ChangeKind, DiscountProblem, LineChange, PricedLine, Totals};
 use super::error::CartError;
-use super::model::Address;
-use super::repo::{DiscountRow, LineRow};
+use super::model::{Address, DiscountKind, DiscountResponse as Discount};
+use super::repo::LineRow;
 use crate::domains::catalog::api::VariantForSale;
 
 /// Tax rates in basis points (1 = 0.01 %), by `CC` (ISO 3166-1 alpha-2) or `CC-REGION`
@@ -53,7 +53,7 @@ pub struct Rules<'a> {
 
 /// The discount applied to the cart, with what pricing needs to check it.
 pub struct DiscountInput<'a> {
-    pub row: &'a DiscountRow,
+    pub row: &'a Discount,
     /// How often the cart's user used it already (`None` for a guest).
     pub customer_uses: Option<i32>,
     pub signed_in: bool,
@@ -131,7 +131,7 @@ pub fn check_usable(
     Ok(())
 }
 
-fn eligible(row: &DiscountRow, v: &VariantForSale) -> bool {
+fn eligible(row: &Discount, v: &VariantForSale) -> bool {
     (row.product_ids.is_empty() && row.category_ids.is_empty())
         || row.product_ids.contains(&v.product_id)
         || v.category_path.iter().any(|c| row.category_ids.contains(c))
@@ -239,11 +239,12 @@ pub fn price(
                 .map(|(_, v, _, sub)| if eligible(row, v) { *sub } else { 0 })
                 .collect();
             let base: i128 = weights.iter().sum();
-            let currency_fits = row.kind != "fixed" || row.currency.as_deref() == Some(currency);
+            let currency_fits =
+                row.kind != DiscountKind::Fixed || row.currency.as_deref() == Some(currency);
             if base <= 0 || !currency_fits {
                 return Err(CartError::DiscountNotApplicable(row.code.clone()));
             }
-            let amount = if row.kind == "percentage" {
+            let amount = if row.kind == DiscountKind::Percentage {
                 div_round(base * i128::from(row.value), 10_000)
             } else {
                 i128::from(row.value).min(base)
@@ -254,14 +255,14 @@ pub fn price(
             Ok((amount, weights)) => {
                 discounts = spread(amount, &weights);
                 applied = Some(AppliedDiscount {
-                    discount_id: row.id,
+                    discount_id: row.id.0,
                     code: row.code.clone(),
                     amount: fit(amount),
                 });
             }
             Err(e) => {
                 problem = Some(DiscountProblem {
-                    discount_id: row.id,
+                    discount_id: row.id.0,
                     code: row.code.clone(),
                     reason: e.to_api().code().to_owned(),
                     detail: e.to_string(),

@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::model::Address;
+use super::model::{Address, DiscountResponse as Discount};
 
 /// A stored line (the catalog's current data is looked up separately).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -17,29 +17,6 @@ pub struct LineRow {
     pub quantity: i32,
     /// The snapshot: the unit price when the shopper last set the line.
     pub unit_price: i64,
-}
-
-/// A discount code.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
-pub struct DiscountRow {
-    pub id: Uuid,
-    pub code: String,
-    /// `percentage` or `fixed`.
-    pub kind: String,
-    pub value: i64,
-    pub currency: Option<String>,
-    pub min_subtotal: i64,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub usage_limit: Option<i32>,
-    pub per_customer_limit: Option<i32>,
-    pub used_count: i32,
-    pub product_ids: Vec<Uuid>,
-    pub category_ids: Vec<Uuid>,
-    pub active: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// A cart with its lines, its discount and the user's uses of that discount: what pricing
@@ -57,7 +34,7 @@ pub struct CartRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub lines: Json<Vec<LineRow>>,
-    pub discount: Option<Json<DiscountRow>>,
+    pub discount: Option<Json<Discount>>,
     pub customer_uses: Option<i32>,
     /// The guest lines a merge in this request left out (not stored: reported once).
     #[sqlx(skip)]
@@ -273,7 +250,7 @@ pub async fn set_addresses(
 #[derive(Debug, sqlx::FromRow)]
 pub struct DiscountUse {
     #[sqlx(flatten)]
-    pub discount: DiscountRow,
+    pub discount: Discount,
     pub customer_uses: Option<i32>,
 }
 
@@ -465,31 +442,42 @@ pub struct DiscountFields {
     pub active: bool,
 }
 
+/// The discount's id and its fields as `$1` to `$13`, in the order both the INSERT and the
+/// UPDATE name their columns.
+fn bind_discount<'q>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, Discount, sqlx::postgres::PgArguments>,
+    id: Uuid,
+    f: &'q DiscountFields,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, Discount, sqlx::postgres::PgArguments> {
+    query
+        .bind(id)
+        .bind(&f.code)
+        .bind(&f.kind)
+        .bind(f.value)
+        .bind(&f.currency)
+        .bind(f.min_subtotal)
+        .bind(f.starts_at)
+        .bind(f.ends_at)
+        .bind(f.usage_limit)
+        .bind(f.per_customer_limit)
+        .bind(&f.product_ids)
+        .bind(&f.category_ids)
+        .bind(f.active)
+}
+
 pub async fn insert_discount(
     conn: &mut PgConnection,
     f: &DiscountFields,
-) -> Result<DiscountRow, sqlx::Error> {
-    sqlx::query_as(
+) -> Result<Discount, sqlx::Error> {
+    let query = sqlx::query_as(
         "INSERT INTO cart.discounts (id, code, kind, value, currency, min_subtotal, starts_at,
                  ends_at, usage_limit, per_customer_limit, product_ids, category_ids, active)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          RETURNING *",
-    )
-    .bind(Uuid::now_v7())
-    .bind(&f.code)
-    .bind(&f.kind)
-    .bind(f.value)
-    .bind(&f.currency)
-    .bind(f.min_subtotal)
-    .bind(f.starts_at)
-    .bind(f.ends_at)
-    .bind(f.usage_limit)
-    .bind(f.per_customer_limit)
-    .bind(&f.product_ids)
-    .bind(&f.category_ids)
-    .bind(f.active)
-    .fetch_one(conn)
-    .await
+    );
+    bind_discount(query, Uuid::now_v7(), f)
+        .fetch_one(conn)
+        .await
 }
 
 /// Replaces a live discount's fields (its uses stay). `None`: no such live discount.
@@ -497,33 +485,19 @@ pub async fn update_discount(
     conn: &mut PgConnection,
     id: Uuid,
     f: &DiscountFields,
-) -> Result<Option<DiscountRow>, sqlx::Error> {
-    sqlx::query_as(
+) -> Result<Option<Discount>, sqlx::Error> {
+    let query = sqlx::query_as(
         "UPDATE cart.discounts
             SET code = $2, kind = $3, value = $4, currency = $5, min_subtotal = $6,
                 starts_at = $7, ends_at = $8, usage_limit = $9, per_customer_limit = $10,
                 product_ids = $11, category_ids = $12, active = $13, updated_at = now()
           WHERE id = $1 AND deleted_at IS NULL
          RETURNING *",
-    )
-    .bind(id)
-    .bind(&f.code)
-    .bind(&f.kind)
-    .bind(f.value)
-    .bind(&f.currency)
-    .bind(f.min_subtotal)
-    .bind(f.starts_at)
-    .bind(f.ends_at)
-    .bind(f.usage_limit)
-    .bind(f.per_customer_limit)
-    .bind(&f.product_ids)
-    .bind(&f.category_ids)
-    .bind(f.active)
-    .fetch_optional(conn)
-    .await
+    );
+    bind_discount(query, id, f).fetch_optional(conn).await
 }
 
-pub async fn discount(pool: &PgPool, id: Uuid) -> Result<Option<DiscountRow>, sqlx::Error> {
+pub async fn discount(pool: &PgPool, id: Uuid) -> Result<Option<Discount>, sqlx::Error> {
     sqlx::query_as("SELECT * FROM cart.discounts WHERE id = $1 AND deleted_at IS NULL")
         .bind(id)
         .fetch_optional(pool)
@@ -535,7 +509,7 @@ pub async fn discounts(
     pool: &PgPool,
     before: Option<(DateTime<Utc>, Uuid)>,
     fetch: i64,
-) -> Result<Vec<DiscountRow>, sqlx::Error> {
+) -> Result<Vec<Discount>, sqlx::Error> {
     sqlx::query_as(
         "SELECT * FROM cart.discounts
           WHERE deleted_at IS NULL
