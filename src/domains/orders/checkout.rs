@@ -103,7 +103,7 @@ pub async fn checkout(
             let row = repo::order(&mut *tx, OrderId(done), buyer, false)
                 .await?
                 .ok_or(OrdersError::OrderNotFound)?;
-            (StatusCode::OK, OrderResponse::try_from(row)?)
+            (StatusCode::OK, row)
         }
         None => (
             StatusCode::CREATED,
@@ -304,7 +304,7 @@ fn number_of(id: OrderId) -> String {
 /// The 201's body, from what was written (the statement returns nothing, and reading the
 /// order back would be one more round trip for what we hold already).
 fn response_of(o: &NewOrder<'_>) -> OrderResponse {
-    let sub_orders = o
+    let sub_orders: Vec<_> = o
         .sub_orders
         .iter()
         .map(|s| SubOrderResponse {
@@ -355,6 +355,7 @@ fn response_of(o: &NewOrder<'_>) -> OrderResponse {
         shipping: o.totals[3],
         total: o.totals[4],
         tax_inclusive: o.tax_inclusive,
+        discount_id: o.discount.map(|d| d.0),
         discount_code: o.discount.map(|d| d.1.to_owned()),
         shipping_address: o.shipping_address.clone(),
         billing_address: o.billing_address.clone(),
@@ -364,6 +365,6 @@ fn response_of(o: &NewOrder<'_>) -> OrderResponse {
         cancel_reason: None,
         created_at: o.created_at,
         updated_at: o.created_at,
-        sub_orders,
+        sub_orders: sqlx::types::Json(sub_orders),
     }
 }

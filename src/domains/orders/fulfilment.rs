@@ -39,7 +39,7 @@ async fn locked(
     let locked = repo::lock(tx, id, None, true)
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
-    let status = OrderStatus::parse(&locked.order.status)?;
+    let status = locked.order.status;
     Ok((locked, status))
 }
 

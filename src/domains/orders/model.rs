@@ -8,7 +8,6 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::error::OrdersError;
-use super::repo::{HistoryRow, OrderRow};
 use crate::events::orders::Tracking;
 
 crate::id_type!(
@@ -23,8 +22,9 @@ crate::id_type!(
 
 /// Where an order (or one seller's part of it) stands. The only way to change it is
 /// [`OrderStatus::apply`], which refuses illegal moves with a 409 naming the current status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Placed; stock held until `hold_expires_at`.
     PendingPayment,
@@ -321,7 +321,9 @@ pub struct SubOrderResponse {
     pub lines: Vec<OrderLineResponse>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+/// An order with its parts and their lines: the body every order route answers with, and
+/// the row one statement reads (`repo::ORDER`), one struct since the two are the same.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct OrderResponse {
     pub id: OrderId,
     /// The human reference.
@@ -340,6 +342,9 @@ pub struct OrderResponse {
     pub total: i64,
     /// Whether the line prices include their tax.
     pub tax_inclusive: bool,
+    /// The discount's id, for giving its use back at a cancel: not shown (the code is).
+    #[serde(skip)]
+    pub discount_id: Option<Uuid>,
     pub discount_code: Option<String>,
     /// As the cart gave it (the cart's `Address`).
     #[schema(value_type = Option<crate::domains::cart::api::Address>)]
@@ -353,73 +358,25 @@ pub struct OrderResponse {
     pub cancel_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub sub_orders: Vec<SubOrderResponse>,
+    /// Each seller's part, in the order they were created.
+    #[schema(value_type = Vec<SubOrderResponse>)]
+    pub sub_orders: sqlx::types::Json<Vec<SubOrderResponse>>,
 }
 
-impl TryFrom<OrderRow> for OrderResponse {
-    type Error = OrdersError;
-
-    fn try_from(r: OrderRow) -> Result<Self, OrdersError> {
-        Ok(Self {
-            id: r.id,
-            number: r.number,
-            user_id: r.user_id,
-            cart_id: r.cart_id,
-            status: OrderStatus::parse(&r.status)?,
-            currency: r.currency,
-            email: r.email,
-            subtotal: r.subtotal,
-            discount: r.discount,
-            tax: r.tax,
-            shipping: r.shipping,
-            total: r.total,
-            tax_inclusive: r.tax_inclusive,
-            discount_code: r.discount_code,
-            shipping_address: r.shipping_address,
-            billing_address: r.billing_address,
-            payment_provider: r.payment_provider,
-            hold_expires_at: r.hold_expires_at,
-            paid_at: r.paid_at,
-            cancel_reason: r.cancel_reason,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            sub_orders: r.sub_orders.0,
-        })
-    }
-}
-
-/// One transition in an order's history.
-#[derive(Debug, Serialize, ToSchema)]
+/// One transition in an order's history: the body, and the row `repo::history` reads.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct HistoryResponse {
     pub id: i64,
     /// Set when it was one seller's part that moved.
     pub sub_order_id: Option<Uuid>,
+    #[sqlx(rename = "from_status")]
     pub from: Option<OrderStatus>,
+    #[sqlx(rename = "to_status")]
     pub to: OrderStatus,
     /// `user:<id>`, `api_key:<id>` or `system`.
     pub actor: String,
     pub note: Option<String>,
     pub at: DateTime<Utc>,
-}
-
-impl TryFrom<HistoryRow> for HistoryResponse {
-    type Error = OrdersError;
-
-    fn try_from(h: HistoryRow) -> Result<Self, OrdersError> {
-        Ok(Self {
-            id: h.id,
-            sub_order_id: h.sub_order_id,
-            from: h
-                .from_status
-                .as_deref()
-                .map(OrderStatus::parse)
-                .transpose()?,
-            to: OrderStatus::parse(&h.to_status)?,
-            actor: h.actor,
-            note: h.note,
-            at: h.at,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -61,15 +61,7 @@ pub async fn list_orders(
     };
     let rows = repo::list(&platform.db, &f, after, page.fetch()?).await?;
     let page = Page::from_rows(rows, limit, |r| (r.created_at, r.id.0), |r| r);
-    let items = page
-        .items
-        .into_iter()
-        .map(OrderResponse::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next: page.next,
-    }))
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// One order, with its per-seller parts and their lines (its buyer, or staff). One
@@ -88,7 +80,7 @@ pub async fn get_order(
     let row = repo::order(&platform.db, *path, viewer, staff)
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
-    Ok(HttpResponse::Ok().json(OrderResponse::try_from(row)?))
+    Ok(HttpResponse::Ok().json(row))
 }
 
 /// Every transition of the order and of its parts, oldest first, with who made it and when
@@ -104,14 +96,10 @@ pub async fn order_history(
     path: web::Path<OrderId>,
 ) -> Result<HttpResponse, OrdersError> {
     let (viewer, staff) = access::viewer(&user)?;
-    let rows = repo::history(&platform.db, *path, viewer, staff).await?;
-    if rows.is_empty() {
+    let items = repo::history(&platform.db, *path, viewer, staff).await?;
+    if items.is_empty() {
         return Err(OrdersError::OrderNotFound);
     }
-    let items = rows
-        .into_iter()
-        .map(HistoryResponse::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(items))
 }
 

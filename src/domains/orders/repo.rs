@@ -12,38 +12,13 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::model::{OrderId, OrderStatus, SubOrderId, SubOrderResponse, Transition};
+use super::model::{HistoryResponse, OrderId, OrderStatus, SubOrderId, Transition};
 use crate::events::orders::Tracking;
 use crate::platform::events::{Event, push_insert};
 
-/// An order with its sub-orders and lines, as one statement reads it.
-#[derive(Debug, sqlx::FromRow)]
-pub struct OrderRow {
-    pub id: OrderId,
-    pub number: String,
-    pub user_id: Uuid,
-    pub cart_id: Uuid,
-    pub status: String,
-    pub currency: String,
-    pub email: Option<String>,
-    pub subtotal: i64,
-    pub discount: i64,
-    pub tax: i64,
-    pub shipping: i64,
-    pub total: i64,
-    pub tax_inclusive: bool,
-    pub discount_id: Option<Uuid>,
-    pub discount_code: Option<String>,
-    pub shipping_address: Option<serde_json::Value>,
-    pub billing_address: Option<serde_json::Value>,
-    pub payment_provider: String,
-    pub hold_expires_at: DateTime<Utc>,
-    pub paid_at: Option<DateTime<Utc>>,
-    pub cancel_reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub sub_orders: Json<Vec<SubOrderResponse>>,
-}
+/// An order with its sub-orders and lines, as one statement reads it: the response body
+/// itself.
+pub use super::model::OrderResponse as OrderRow;
 
 /// The columns of [`OrderRow`] over `orders.orders o`: the sub-orders, each with its lines,
 /// in the order they were created.
@@ -487,17 +462,6 @@ pub async fn apply(
     qb.build_query_scalar().fetch_one(conn).await
 }
 
-#[derive(Debug, sqlx::FromRow)]
-pub struct HistoryRow {
-    pub id: i64,
-    pub sub_order_id: Option<Uuid>,
-    pub from_status: Option<String>,
-    pub to_status: String,
-    pub actor: String,
-    pub note: Option<String>,
-    pub at: DateTime<Utc>,
-}
-
 /// An order's history, oldest first, if the viewer may see the order (every order has at
 /// least its creation row, so none means no such order for this viewer).
 pub async fn history(
@@ -505,7 +469,7 @@ pub async fn history(
     id: OrderId,
     viewer: Uuid,
     staff: bool,
-) -> Result<Vec<HistoryRow>, sqlx::Error> {
+) -> Result<Vec<HistoryResponse>, sqlx::Error> {
     sqlx::query_as(
         "SELECT h.id, h.sub_order_id, h.from_status, h.to_status, h.actor, h.note, h.at
            FROM orders.order_history h JOIN orders.orders o ON o.id = h.order_id

@@ -37,7 +37,7 @@ pub async fn settle(
     let locked = repo::lock(conn, id, None, true)
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
-    let status = OrderStatus::parse(&locked.order.status)?;
+    let status = locked.order.status;
     // Refuse before touching any stock.
     status.apply(Action::Pay)?;
     let holder = format!("order:{id}");
@@ -179,7 +179,7 @@ pub async fn cancel(
     let locked = repo::lock(conn, id, viewer, viewer.is_none())
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
-    let status = OrderStatus::parse(&locked.order.status)?;
+    let status = locked.order.status;
     if who == Canceller::PaymentTimeout && status != OrderStatus::PendingPayment {
         // Paid (or cancelled) between the job's pick and its lock.
         return Ok(None);
@@ -280,7 +280,9 @@ pub fn follow(
         .map(|s| match s.status.apply(action) {
             Ok(t) => Ok((s.id, t)),
             // The order is `paid` while one part has shipped: name the part's situation.
-            Err(OrdersError::InvalidTransition { from, action }) if from != locked.order.status => {
+            Err(OrdersError::InvalidTransition { from, action })
+                if from != locked.order.status.as_str() =>
+            {
                 Err(OrdersError::PartInvalidTransition { from, action })
             }
             Err(e) => Err(e),
@@ -316,13 +318,13 @@ pub async fn finish(
     if moved != expected {
         return Err(OrdersError::Internal(anyhow::anyhow!(
             "order {id} ({}): {moved} of {expected} moves applied under its row lock",
-            locked.order.status
+            locked.order.status.as_str()
         )));
     }
     let row = repo::order(&mut *conn, id, Uuid::nil(), true)
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
-    row.try_into()
+    Ok(row)
 }
 
 /// The job's work: cancels up to `limit` orders still unpaid `grace_secs` after their hold
