@@ -351,6 +351,14 @@ pub async fn problem(res: reqwest::Response) -> serde_json::Value {
     res.json().await.expect("problem json")
 }
 
+/// Asserts a refusal: `status` and a problem+json with `code`; returns the problem.
+pub async fn refused(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(res.status(), status);
+    let p = problem(res).await;
+    assert_eq!(p["code"], code, "{p}");
+    p
+}
+
 /// The `field` of each entry in a 422 problem's `errors`, in order.
 pub fn error_fields(problem: &serde_json::Value) -> Vec<&str> {
     problem["errors"]

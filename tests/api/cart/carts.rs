@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::helpers::{error_fields, problem, spawn_app, spawn_app_with};
+use crate::helpers::{error_fields, problem, refused, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_guest_cart_is_started_by_its_first_item_and_named_by_its_token() {
@@ -20,15 +20,7 @@ async fn a_guest_cart_is_started_by_its_first_item_and_named_by_its_token() {
     let res = cart_req(&app, Method::GET, "", None, Some("ct_nothing"), None).await;
     assert_eq!(res.status(), 404);
 
-    let res = cart_req(
-        &app,
-        Method::POST,
-        "/items",
-        None,
-        None,
-        Some(json!({"variant_id": variant, "quantity": 2})),
-    )
-    .await;
+    let res = post_item(&app, None, None, &variant, 2).await;
     assert_eq!(res.status(), 201);
     let header = res
         .headers()
@@ -69,15 +61,7 @@ async fn a_guest_cart_is_started_by_its_first_item_and_named_by_its_token() {
     assert_eq!(res.status(), 204);
     let res = cart_req(&app, Method::GET, "", None, Some(&header), None).await;
     assert_eq!(res.status(), 404);
-    let res = cart_req(
-        &app,
-        Method::POST,
-        "/items",
-        None,
-        Some(&header),
-        Some(json!({"variant_id": variant, "quantity": 1})),
-    )
-    .await;
+    let res = post_item(&app, None, Some(&header), &variant, 1).await;
     assert_eq!(
         res.status(),
         404,
@@ -106,9 +90,7 @@ async fn a_token_of_another_cart_cannot_touch_its_lines_nor_can_other_users() {
             Some(json!({"quantity": 5})),
         )
         .await;
-        assert_eq!(res.status(), 404);
-        let p = problem(res).await;
-        assert_eq!(p["code"], "not_found");
+        refused(res, 404, "not_found").await;
         let res = cart_req(
             &app,
             Method::DELETE,
@@ -186,15 +168,7 @@ async fn bad_input_is_a_clear_problem_and_changes_nothing() {
     add(&app, Some(&bob), None, &usd, 1, 201).await;
 
     for q in [0, -1, 101] {
-        let res = cart_req(
-            &app,
-            Method::POST,
-            "/items",
-            Some(&bob),
-            None,
-            Some(json!({"variant_id": usd, "quantity": q})),
-        )
-        .await;
+        let res = post_item(&app, Some(&bob), None, &usd, q).await;
         assert_eq!(res.status(), 422, "quantity {q}");
         assert_eq!(error_fields(&problem(res).await), vec!["quantity"]);
     }
@@ -207,42 +181,13 @@ async fn bad_input_is_a_clear_problem_and_changes_nothing() {
         ),
         (eur.as_str(), 422, "currency_mismatch"),
     ] {
-        let res = cart_req(
-            &app,
-            Method::POST,
-            "/items",
-            Some(&bob),
-            None,
-            Some(json!({"variant_id": variant, "quantity": 1})),
-        )
-        .await;
-        assert_eq!(res.status(), status, "{variant}");
-        assert_eq!(problem(res).await["code"], code);
+        add_refused(&app, &bob, variant, 1, status, code).await;
     }
     // Past the stock: 409 naming what is available.
-    let res = cart_req(
-        &app,
-        Method::POST,
-        "/items",
-        Some(&bob),
-        None,
-        Some(json!({"variant_id": usd, "quantity": 3})),
-    )
-    .await;
-    assert_eq!(res.status(), 409);
-    let p = problem(res).await;
-    assert_eq!(p["code"], "insufficient_stock");
+    let p = add_refused(&app, &bob, &usd, 3, 409, "insufficient_stock").await;
     assert!(p["detail"].as_str().unwrap().contains('3'));
     // A malformed body or line id.
-    let res = cart_req(
-        &app,
-        Method::POST,
-        "/items",
-        Some(&bob),
-        None,
-        Some(json!({"variant_id": "nope", "quantity": 1})),
-    )
-    .await;
+    let res = post_item(&app, Some(&bob), None, "nope", 1).await;
     assert_eq!(res.status(), 400);
     let res = cart_req(
         &app,
@@ -543,15 +488,7 @@ async fn every_cart_route_as_another_user_or_anonymous_reaches_no_one_elses_cart
         json!({"code": "BOBS", "kind": "percentage", "value": 1000}),
     )
     .await;
-    let res = cart_req(
-        &app,
-        Method::POST,
-        "/discount-codes",
-        Some(&bob),
-        None,
-        Some(json!({"code": "BOBS"})),
-    )
-    .await;
+    let res = apply(&app, Some(&bob), None, "BOBS").await;
     assert_eq!(res.status(), 200);
     let before = get_cart(&app, Some(&bob), None).await;
 
@@ -649,17 +586,7 @@ async fn a_cart_holds_at_most_max_lines_lines() {
     }
     add(&app, Some(&bob), None, &variants[0], 1, 201).await;
     add(&app, Some(&bob), None, &variants[1], 1, 200).await;
-    let res = cart_req(
-        &app,
-        Method::POST,
-        "/items",
-        Some(&bob),
-        None,
-        Some(json!({"variant_id": variants[2], "quantity": 1})),
-    )
-    .await;
-    assert_eq!(res.status(), 422);
-    assert_eq!(problem(res).await["code"], "too_many_lines");
+    add_refused(&app, &bob, &variants[2], 1, 422, "too_many_lines").await;
     // More of a variant already in the cart is not a new line.
     let cart = add(&app, Some(&bob), None, &variants[0], 1, 200).await;
     assert_eq!(cart["lines"].as_array().unwrap().len(), 2);

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 pub use crate::catalog::{Actor, active_product, seller, shopper, staff};
-use crate::helpers::{TestApp, eventually};
+use crate::helpers::{TestApp, eventually, refused};
 
 /// An active product with one variant of `on_hand` stock at `price` in `currency`;
 /// returns (product id, variant id).
@@ -83,6 +83,46 @@ pub async fn cart_req(
     req.send().await.expect("request")
 }
 
+/// `POST /cart/items` of `quantity` of `variant`.
+pub async fn post_item(
+    app: &TestApp,
+    who: Option<&Actor>,
+    token: Option<&str>,
+    variant: &str,
+    quantity: i32,
+) -> reqwest::Response {
+    let body = json!({"variant_id": variant, "quantity": quantity});
+    cart_req(app, Method::POST, "/items", who, token, Some(body)).await
+}
+
+/// An add by `who` refused with `status` and problem `code`; returns the problem.
+pub async fn add_refused(
+    app: &TestApp,
+    who: &Actor,
+    variant: &str,
+    quantity: i32,
+    status: u16,
+    code: &str,
+) -> Value {
+    refused(
+        post_item(app, Some(who), None, variant, quantity).await,
+        status,
+        code,
+    )
+    .await
+}
+
+/// `POST /cart/discount-codes` of `code`.
+pub async fn apply(
+    app: &TestApp,
+    who: Option<&Actor>,
+    token: Option<&str>,
+    code: &str,
+) -> reqwest::Response {
+    let body = json!({ "code": code });
+    cart_req(app, Method::POST, "/discount-codes", who, token, Some(body)).await
+}
+
 /// Adds `quantity` of `variant`, asserting `status`; returns the cart.
 pub async fn add(
     app: &TestApp,
@@ -92,15 +132,7 @@ pub async fn add(
     quantity: i32,
     status: u16,
 ) -> Value {
-    let res = cart_req(
-        app,
-        Method::POST,
-        "/items",
-        who,
-        token,
-        Some(json!({"variant_id": variant, "quantity": quantity})),
-    )
-    .await;
+    let res = post_item(app, who, token, variant, quantity).await;
     let got = res.status().as_u16();
     let body: Value = res.json().await.expect("json");
     assert_eq!(got, status, "{body}");
@@ -158,6 +190,21 @@ pub async fn create_discount(app: &TestApp, body: Value) -> Value {
     let body: Value = res.json().await.unwrap();
     assert_eq!(status, 201, "{body}");
     body
+}
+
+/// Each priced line's (variant, discount share), in the cart's order.
+pub fn discount_shares(cart: &Value) -> Vec<(String, i64)> {
+    cart["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .map(|l| {
+            (
+                l["variant_id"].as_str().unwrap().to_owned(),
+                l["discount"].as_i64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 pub fn uuid(v: &Value) -> Uuid {

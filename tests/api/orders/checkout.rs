@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::*;
-use crate::helpers::{TestApp, problem, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, problem, refused, spawn_app, spawn_app_with};
 
 /// Many buyers at once: a wider pool wait than the default, so the contention is on the
 /// stock row and not on the test's connection pool.
@@ -269,11 +269,9 @@ async fn the_key_is_required_and_may_not_be_reused_for_another_request() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 400);
-    assert_eq!(problem(res).await["code"], "idempotency_key_missing");
+    refused(res, 400, "idempotency_key_missing").await;
     let res = checkout(&app, &b, &cart, &"k".repeat(256)).await;
-    assert_eq!(res.status(), 400);
-    assert_eq!(problem(res).await["code"], "idempotency_key_invalid");
+    refused(res, 400, "idempotency_key_invalid").await;
     // Anonymous: 401 before anything else.
     let res = app
         .client
@@ -295,8 +293,7 @@ async fn the_key_is_required_and_may_not_be_reused_for_another_request() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 422);
-    assert_eq!(problem(res).await["code"], "idempotency_key_reused");
+    refused(res, 422, "idempotency_key_reused").await;
 
     // Another key for the same cart: the cart was checked out, so its order, with 200.
     let first: Value = app.items_as("/api/v1/orders", &b.token).await.remove(0);
@@ -405,8 +402,7 @@ async fn a_checkout_that_fails_at_the_discount_leaves_no_hold_no_order_and_no_us
     // Halfway: its hold is taken (uncommitted, so the seller sees none yet).
     other.commit().await.unwrap();
     let res = pending.await.unwrap();
-    assert_eq!(res.status(), 409);
-    assert_eq!(problem(res).await["code"], "discount_unavailable");
+    refused(res, 409, "discount_unavailable").await;
 
     assert_eq!(count(&app, "SELECT count(*) FROM orders.orders").await, 0);
     assert_eq!(
@@ -426,8 +422,7 @@ async fn a_checkout_that_fails_at_the_discount_leaves_no_hold_no_order_and_no_us
     );
     // The cart is still open: without the code it checks out (after confirming the change).
     let res = checkout(&app, &b, &cart, "halfway").await;
-    assert_eq!(res.status(), 409);
-    assert_eq!(problem(res).await["code"], "cart_changed");
+    refused(res, 409, "cart_changed").await;
 }
 
 #[tokio::test]
@@ -452,8 +447,7 @@ async fn changed_prices_empty_carts_and_other_peoples_carts_are_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 422);
-    assert_eq!(problem(res).await["code"], "payment_provider_unavailable");
+    refused(res, 422, "payment_provider_unavailable").await;
 
     // The seller raises the price after the buyer saw it: 409 listing the line.
     let res = app
@@ -468,9 +462,7 @@ async fn changed_prices_empty_carts_and_other_peoples_carts_are_refused() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let res = checkout(&app, &b, &cart, "d").await;
-    assert_eq!(res.status(), 409);
-    let p = problem(res).await;
-    assert_eq!(p["code"], "cart_changed");
+    let p = refused(res, 409, "cart_changed").await;
     assert_eq!(p["errors"][0]["code"], "price_changed", "{p}");
     assert!(
         p["errors"][0]["field"]
@@ -509,20 +501,19 @@ async fn changed_prices_empty_carts_and_other_peoples_carts_are_refused() {
         .unwrap();
     assert!(res.status().is_success());
     let res = checkout(&app, &c, &cart, "e").await;
-    assert_eq!(res.status(), 422);
-    assert_eq!(problem(res).await["code"], "cart_empty");
+    refused(res, 422, "cart_empty").await;
     assert_eq!(count(&app, "SELECT count(*) FROM orders.orders").await, 1);
 }
 
 #[tokio::test]
 async fn an_order_from_two_sellers_has_one_part_each_with_snapshots_and_totals() {
     let app = spawn_app().await;
-    let (s1, s2) = (seller(&app), seller(&app));
-    let (p1, v1) = stocked(&app, &s1, 10, 1000).await;
-    let (_, v2) = stocked(&app, &s2, 10, 250).await;
     let b = buyer(&app);
-    let cart = cart_with(&app, &b, &[(&v1, 2), (&v2, 3)]).await;
-    let o = place(&app, &b, &cart).await;
+    let Split {
+        order: o,
+        cart,
+        parts: [(s1, p1, v1), (s2, _, v2)],
+    } = split_order(&app, &b, [(1000, 2), (250, 3)]).await;
 
     assert_eq!(o["status"], "pending_payment");
     assert_eq!(o["currency"], "USD");

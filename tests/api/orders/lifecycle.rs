@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::*;
-use crate::helpers::{eventually, problem, spawn_app, spawn_app_with};
+use crate::helpers::{eventually, problem, refused, spawn_app, spawn_app_with};
 
 async fn ok(res: reqwest::Response) -> Value {
     let status = res.status();
@@ -18,22 +18,15 @@ async fn ok(res: reqwest::Response) -> Value {
     body
 }
 
-async fn refused(res: reqwest::Response, status: u16, code: &str) -> Value {
-    assert_eq!(res.status(), status);
-    let p = problem(res).await;
-    assert_eq!(p["code"], code, "{p}");
-    p
-}
-
 #[tokio::test]
 async fn staff_take_an_order_from_payment_to_completion_and_history_records_each_move() {
     let app = spawn_app().await;
-    let (s1, s2) = (seller(&app), seller(&app));
-    let (_, v1) = stocked(&app, &s1, 10, 1000).await;
-    let (_, v2) = stocked(&app, &s2, 10, 500).await;
     let b = buyer(&app);
-    let cart = cart_with(&app, &b, &[(&v1, 2), (&v2, 1)]).await;
-    let o = place(&app, &b, &cart).await;
+    let Split {
+        order: o,
+        parts: [(s1, _, v1), (s2, _, v2)],
+        ..
+    } = split_order(&app, &b, [(1000, 2), (500, 1)]).await;
     let id = o["id"].as_str().unwrap().to_owned();
     let staff = manager(&app);
     let warehouse = crate::catalog::staff(&app, &["orders.fulfil"]);
@@ -335,15 +328,72 @@ async fn customers_cancel_before_shipping_staff_after_and_stock_comes_back() {
 }
 
 #[tokio::test]
+async fn cancelling_a_paid_order_whose_product_was_deleted_keeps_its_line_sold() {
+    let app = spawn_app().await;
+    let (s, b) = (seller(&app), buyer(&app));
+    let (product, v) = stocked(&app, &s, 10, 1000).await;
+    let cart = cart_with(&app, &b, &[(&v, 2)]).await;
+    let o = place(&app, &b, &cart).await;
+    let id = o["id"].as_str().unwrap();
+    ok(post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await).await;
+    let res = app
+        .as_user(
+            Method::DELETE,
+            &format!("/api/v1/catalog/products/{product}"),
+            &s.token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    // (on_hand, stock movements) of the variant.
+    let stock = || async {
+        sqlx::query_as::<_, (i32, i64)>(
+            "SELECT st.on_hand,
+                    (SELECT count(*) FROM catalog.stock_movements m WHERE m.variant_id = st.variant_id)
+               FROM catalog.stock st WHERE st.variant_id = $1::uuid",
+        )
+        .bind(&v)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+    };
+    let (on_hand, movements) = stock().await;
+    assert_eq!(on_hand, 8, "two sold");
+
+    // The variant is gone: nothing can go back on hand, and the cancel still goes through.
+    let c = ok(post(&app, &b, &format!("/{id}/cancel"), None).await).await;
+    assert_eq!(c["status"], "cancelled");
+    assert_eq!(
+        c["sub_orders"][0]["lines"][0]["stock"], "committed",
+        "sold, not claimed restocked"
+    );
+    assert_eq!(
+        stock().await,
+        (8, movements),
+        "nothing went back, nothing recorded"
+    );
+    let was_paid: bool = sqlx::query_scalar(
+        "SELECT (payload->>'was_paid')::boolean FROM platform.outbox
+          WHERE event_type = 'order.cancelled' AND aggregate_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(was_paid, "a refund is due");
+}
+
+#[tokio::test]
 async fn cancelling_with_one_part_shipped_names_the_part_and_restocks_only_what_stayed() {
     let app = spawn_app().await;
     let staff = manager(&app);
     let b = buyer(&app);
-    let (s1, s2) = (seller(&app), seller(&app));
-    let (_, v1) = stocked(&app, &s1, 10, 1000).await;
-    let (_, v2) = stocked(&app, &s2, 10, 500).await;
-    let cart = cart_with(&app, &b, &[(&v1, 2), (&v2, 3)]).await;
-    let o = place(&app, &b, &cart).await;
+    let Split {
+        order: o,
+        parts: [(s1, _, v1), (s2, _, v2)],
+        ..
+    } = split_order(&app, &b, [(1000, 2), (500, 3)]).await;
     let id = o["id"].as_str().unwrap();
     ok(post(&app, &staff, &format!("/{id}/mark-paid"), None).await).await;
     let part_of = |v: &str| {

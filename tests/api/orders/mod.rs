@@ -75,21 +75,13 @@ pub async fn apply_code(app: &TestApp, who: &Actor, code: &str) {
     );
 }
 
-/// A percentage code created by discount staff.
+/// A 10 % code created by discount staff.
 pub async fn discount(app: &TestApp, code: &str, usage_limit: Option<i32>) -> Value {
-    let admin = staff(app, &["cart.discounts.manage"]);
-    let res = app
-        .as_user(Method::POST, "/api/v1/cart/discounts", &admin.token)
-        .json(
-            &json!({"code": code, "kind": "percentage", "value": 1000, "usage_limit": usage_limit}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(status, 201, "{body}");
-    body
+    crate::cart::create_discount(
+        app,
+        json!({"code": code, "kind": "percentage", "value": 1000, "usage_limit": usage_limit}),
+    )
+    .await
 }
 
 /// `POST /orders` for `cart` under idempotency key `key`.
@@ -109,6 +101,28 @@ pub async fn place(app: &TestApp, who: &Actor, cart: &str) -> Value {
     let body: Value = res.json().await.unwrap();
     assert_eq!(status, 201, "{body}");
     body
+}
+
+/// An order of `who` split between two sellers.
+pub struct Split {
+    pub order: Value,
+    pub cart: String,
+    /// Each seller's (seller, product id, variant id), in the order of `lines`.
+    pub parts: [(Actor, String, String); 2],
+}
+
+/// `who` orders from two sellers at once: `lines` are each one's (unit price, quantity)
+/// of a fresh variant with 10 in stock.
+pub async fn split_order(app: &TestApp, who: &Actor, lines: [(i64, i32); 2]) -> Split {
+    let (s1, s2) = (seller(app), seller(app));
+    let (p1, v1) = stocked(app, &s1, 10, lines[0].0).await;
+    let (p2, v2) = stocked(app, &s2, 10, lines[1].0).await;
+    let cart = cart_with(app, who, &[(&v1, lines[0].1), (&v2, lines[1].1)]).await;
+    Split {
+        order: place(app, who, &cart).await,
+        cart,
+        parts: [(s1, p1, v1), (s2, p2, v2)],
+    }
 }
 
 /// A one-line order of `who` for a fresh variant of `seller` (on_hand 10, 1 000 a unit).
