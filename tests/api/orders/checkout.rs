@@ -547,6 +547,7 @@ async fn an_order_from_two_sellers_has_one_part_each_with_snapshots_and_totals()
         o["total"].as_i64().unwrap()
     );
 
+    assert!(o.get("discount_id").is_none(), "{o}");
     // GET answers with the same order.
     let id = o["id"].as_str().unwrap();
     let read: Value = app.json_as(&format!("/api/v1/orders/{id}"), &b.token).await;
@@ -713,6 +714,15 @@ async fn the_openapi_document_lists_403s_the_idempotency_headers_and_typed_addre
         "{checkout}"
     );
     let order = &doc["components"]["schemas"]["OrderResponse"]["properties"];
+    // The response is the row too: what is only for the server stays out of the schema.
+    assert!(order.get("discount_id").is_none(), "{order}");
+    assert_eq!(order["sub_orders"]["type"], "array", "{order}");
+    let discount = &doc["components"]["schemas"]["DiscountResponse"]["properties"];
+    assert!(discount.get("deleted_at").is_none(), "{discount}");
+    assert!(
+        discount["kind"].to_string().contains("DiscountKind"),
+        "{discount}"
+    );
     for field in ["shipping_address", "billing_address"] {
         assert!(
             order[field]
