@@ -28,6 +28,7 @@ mod fulfilment;
 mod model;
 mod order;
 mod payment;
+mod providers;
 mod repo;
 pub mod service;
 mod settings;

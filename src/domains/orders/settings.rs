@@ -1,5 +1,6 @@
 //! The `[orders]` configuration section (`BASALT__ORDERS__...`).
 
+use secrecy::SecretString;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -16,6 +17,47 @@ pub struct OrdersSettings {
     pub unpaid_cancel_after_secs: i64,
     /// How often the unpaid-order job runs.
     pub unpaid_sweep_ms: u64,
+    /// Stripe, offered when `secret_key` is set (`BASALT__ORDERS__STRIPE__SECRET_KEY` or
+    /// `..._FILE`).
+    pub stripe: Option<StripeSettings>,
+    /// Razorpay, offered when `key_id` and `key_secret` are set.
+    pub razorpay: Option<RazorpaySettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeSettings {
+    pub secret_key: SecretString,
+    /// The endpoint's signing secrets (`whsec_…`), comma-separated: during a rotation both
+    /// the old and the new one verify.
+    pub webhook_secret: SecretString,
+    /// Where Stripe's API is; a test points it at a fake.
+    #[serde(default = "StripeSettings::default_base_url")]
+    pub base_url: String,
+}
+
+impl StripeSettings {
+    fn default_base_url() -> String {
+        "https://api.stripe.com".to_owned()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RazorpaySettings {
+    /// `rzp_live_…` / `rzp_test_…`: public, handed to the client with the order id.
+    pub key_id: String,
+    pub key_secret: SecretString,
+    /// The webhook's secret, set on Razorpay's dashboard (not the key secret).
+    pub webhook_secret: SecretString,
+    #[serde(default = "RazorpaySettings::default_base_url")]
+    pub base_url: String,
+}
+
+impl RazorpaySettings {
+    fn default_base_url() -> String {
+        "https://api.razorpay.com".to_owned()
+    }
 }
 
 impl Default for OrdersSettings {
@@ -24,6 +66,8 @@ impl Default for OrdersSettings {
             hold_ttl_secs: 15 * 60,
             unpaid_cancel_after_secs: 72 * 3600,
             unpaid_sweep_ms: 30_000,
+            stripe: None,
+            razorpay: None,
         }
     }
 }
