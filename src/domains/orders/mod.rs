@@ -32,15 +32,18 @@ mod providers;
 mod repo;
 pub mod service;
 mod settings;
+mod settlement;
 mod state;
+mod webhooks;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
 
 use crate::platform::domain::DomainState;
-use crate::platform::events::SYSTEM_ACTOR;
+use crate::platform::events::{SYSTEM_ACTOR, Subscriber};
 use crate::platform::http::{Endpoint, Routes};
 use crate::platform::jobs::Job;
 use crate::platform::{Domain, Platform};
@@ -91,6 +94,8 @@ impl Domain for Orders {
                 .get(order::list_orders)
                 .post(checkout::checkout),
         );
+        // Before `/{order}/…`: `webhooks` is no order id.
+        webhooks::configure(routes);
         order::configure(routes);
         payment::configure(routes);
         fulfilment::configure(routes);
@@ -104,9 +109,23 @@ impl Domain for Orders {
         let mut doc = checkout::CheckoutApi::openapi();
         doc.merge(order::OrdersApi::openapi());
         doc.merge(payment::PaymentApi::openapi());
+        doc.merge(webhooks::WebhooksApi::openapi());
         doc.merge(fulfilment::FulfilmentApi::openapi());
         doc.merge(crate::events::orders::EventsApi::openapi());
         doc
+    }
+
+    fn subscribers(&self, _platform: &Platform) -> Vec<Arc<dyn Subscriber>> {
+        self.state
+            .get()
+            .map(|s| vec![webhooks::subscriber(s)])
+            .unwrap_or_default()
+    }
+
+    fn offers(&self) -> Option<serde_json::Value> {
+        // Only the configured providers: a client offers the buyer what will work.
+        let state = self.state.get()?;
+        Some(serde_json::json!({ "payment_providers": state.providers.names() }))
     }
 
     fn jobs(&self, platform: &Platform) -> Vec<Job> {
@@ -115,7 +134,7 @@ impl Domain for Orders {
         };
         let db = platform.db.clone();
         let grace = state.settings.unpaid_cancel_after_secs;
-        vec![Job::new(
+        let cancel_unpaid = Job::new(
             "orders.cancel_unpaid",
             Duration::from_millis(state.settings.unpaid_sweep_ms),
             move || {
@@ -127,6 +146,20 @@ impl Domain for Orders {
                     Ok(())
                 })
             },
-        )]
+        );
+        let db = platform.db.clone();
+        let after = state.settings.reconcile_after_secs;
+        let reconcile = Job::new(
+            "orders.reconcile_payments",
+            Duration::from_millis(state.settings.reconcile_sweep_ms),
+            move || {
+                let (db, state) = (db.clone(), state.clone());
+                Box::pin(async move {
+                    settlement::reconcile(&db, &state.providers, after, 100).await?;
+                    Ok(())
+                })
+            },
+        );
+        vec![cancel_unpaid, reconcile]
     }
 }

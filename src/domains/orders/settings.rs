@@ -17,6 +17,12 @@ pub struct OrdersSettings {
     pub unpaid_cancel_after_secs: i64,
     /// How often the unpaid-order job runs.
     pub unpaid_sweep_ms: u64,
+    /// How long a payment may wait in `processing` or `requires_action` before the
+    /// reconciliation job asks its provider where it stands (a lost webhook). Default 15
+    /// minutes.
+    pub reconcile_after_secs: i64,
+    /// How often the reconciliation job runs.
+    pub reconcile_sweep_ms: u64,
     /// Stripe, offered when `secret_key` is set (`BASALT__ORDERS__STRIPE__SECRET_KEY` or
     /// `..._FILE`).
     pub stripe: Option<StripeSettings>,
@@ -66,6 +72,8 @@ impl Default for OrdersSettings {
             hold_ttl_secs: 15 * 60,
             unpaid_cancel_after_secs: 72 * 3600,
             unpaid_sweep_ms: 30_000,
+            reconcile_after_secs: 15 * 60,
+            reconcile_sweep_ms: 60_000,
             stripe: None,
             razorpay: None,
         }
@@ -82,6 +90,12 @@ impl OrdersSettings {
         }
         if self.unpaid_sweep_ms == 0 {
             anyhow::bail!("orders.unpaid_sweep_ms: must be above zero");
+        }
+        if self.reconcile_after_secs < 0 {
+            anyhow::bail!("orders.reconcile_after_secs: must not be negative");
+        }
+        if self.reconcile_sweep_ms == 0 {
+            anyhow::bail!("orders.reconcile_sweep_ms: must be above zero");
         }
         Ok(())
     }

@@ -9,9 +9,43 @@
 //! differs (Stripe's zero-decimal currencies, Razorpay's subunits) converts inside its own
 //! implementation, and nowhere else.
 
+pub mod manual;
+pub mod stripe;
+
+use std::sync::Arc;
+
 use actix_web::http::header::HeaderMap;
 use async_trait::async_trait;
 use uuid::Uuid;
+
+use super::settings::OrdersSettings;
+
+/// The providers this deployment offers: `manual` always, the others when configured. Built
+/// once by `OrdersState::build`; checkout, the payment routes and the webhooks look a
+/// provider up here by name, and an absent one is a 404 (or a 422 at checkout).
+pub struct Providers {
+    all: Vec<Arc<dyn PaymentProvider>>,
+}
+
+impl Providers {
+    pub fn build(settings: &OrdersSettings) -> anyhow::Result<Self> {
+        let mut all: Vec<Arc<dyn PaymentProvider>> = vec![Arc::new(manual::Manual)];
+        // Each other provider joins when configured (its own file builds it).
+        if let Some(s) = &settings.stripe {
+            all.push(Arc::new(stripe::Stripe::new(s)?));
+        }
+        Ok(Self { all })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&dyn PaymentProvider> {
+        self.all.iter().find(|p| p.name() == name).map(|p| p.as_ref())
+    }
+
+    /// The configured providers' names, `manual` first.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.all.iter().map(|p| p.name()).collect()
+    }
+}
 
 /// What the order asks a provider to collect.
 #[derive(Debug, Clone)]
@@ -23,6 +57,9 @@ pub struct StartPayment<'a> {
     pub amount: i64,
     /// ISO 4217, upper case.
     pub currency: &'a str,
+    /// Razorpay prefills it; Stripe's PaymentIntents are created without it (Stripe.js
+    /// collects the receipt address).
+    #[allow(dead_code)]
     pub email: Option<&'a str>,
     /// Sent as the provider's own idempotency key where it has one, so a retried start
     /// (a timeout, a crash between the call and our write) never makes a second intent.
@@ -53,6 +90,9 @@ pub enum RemoteStatus {
     Authorized,
     /// Captured: the money is ours.
     Succeeded,
+    /// Razorpay's `failed` payments (a Stripe intent that failed goes back to
+    /// `requires_payment_method`, and its webhook says `payment_failed`).
+    #[allow(dead_code)]
     Failed,
     Canceled,
 }
@@ -77,6 +117,7 @@ pub struct RefundRequest<'a> {
     /// The payment's `reference` (Stripe `pi_…`, Razorpay `order_…`).
     pub reference: &'a str,
     /// Razorpay refunds name the captured payment (`pay_…`); Stripe ignores it.
+    #[allow(dead_code)]
     pub capture_reference: Option<&'a str>,
     pub amount: i64,
     pub currency: &'a str,
@@ -109,8 +150,10 @@ pub struct ProviderEvent {
     pub occurred_at: i64,
 }
 
-/// What a provider event means for the payment, provider-neutral.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a provider event means for the payment, provider-neutral. Serialisable: the
+/// webhook hands it to the orders subscriber through the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outcome {
     Authorized { amount: i64 },
     Succeeded { amount: i64, fee: Option<i64>, capture_reference: Option<String> },
