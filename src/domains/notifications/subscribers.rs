@@ -103,8 +103,7 @@ async fn payment_failed(
         return Ok(());
     };
     let order_url = &state.settings.order_url;
-    let link =
-        (!order_url.is_empty()).then(|| order_url.replace("{id}", &e.order_id.to_string()));
+    let link = (!order_url.is_empty()).then(|| order_url.replace("{id}", &e.order_id.to_string()));
     let ctx = minijinja::context! {
         first_name => "there",
         order_number => e.number,

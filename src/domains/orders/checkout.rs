@@ -85,7 +85,10 @@ pub async fn checkout(
     // Any configured provider (`manual` always; Stripe and Razorpay when their keys are set).
     if state.providers.get(&b.payment_provider).is_none() {
         let offered = state.providers.names().join(", ");
-        return Err(OrdersError::PaymentProviderUnavailable(b.payment_provider, offered));
+        return Err(OrdersError::PaymentProviderUnavailable(
+            b.payment_provider,
+            offered,
+        ));
     }
     let actor = user.actor();
     let mut tx = platform.db.begin().await?;

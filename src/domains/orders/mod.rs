@@ -34,6 +34,7 @@ pub mod service;
 mod settings;
 mod settlement;
 mod state;
+mod subscribers;
 mod webhooks;
 
 use std::sync::Arc;
@@ -118,7 +119,7 @@ impl Domain for Orders {
     fn subscribers(&self, _platform: &Platform) -> Vec<Arc<dyn Subscriber>> {
         self.state
             .get()
-            .map(|s| vec![webhooks::subscriber(s)])
+            .map(|s| vec![subscribers::provider_events(s)])
             .unwrap_or_default()
     }
 

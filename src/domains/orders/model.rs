@@ -262,7 +262,10 @@ impl PaymentStatus {
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            Self::RequiresPaymentMethod | Self::RequiresAction | Self::Processing | Self::Authorized
+            Self::RequiresPaymentMethod
+                | Self::RequiresAction
+                | Self::Processing
+                | Self::Authorized
         )
     }
 
@@ -281,7 +284,10 @@ impl PaymentStatus {
             return next == P::PartiallyRefunded;
         }
         match (self, next) {
-            (from, to) if from.is_open() && (to.is_open() || matches!(to, P::Succeeded | P::Failed | P::Canceled)) => {
+            (from, to)
+                if from.is_open()
+                    && (to.is_open() || matches!(to, P::Succeeded | P::Failed | P::Canceled)) =>
+            {
                 true
             }
             (P::Failed, P::Succeeded) => true,

@@ -24,7 +24,14 @@ use crate::platform::{CurrentUser, Platform};
 #[derive(OpenApi)]
 #[openapi(
     paths(start_payment, list_payments, mark_paid, refund),
-    components(schemas(PaymentStatus, PaymentResponse, LedgerEntry, StartPaymentRequest, RefundBody, RefundResponse))
+    components(schemas(
+        PaymentStatus,
+        PaymentResponse,
+        LedgerEntry,
+        StartPaymentRequest,
+        RefundBody,
+        RefundResponse
+    ))
 )]
 pub struct PaymentApi;
 
@@ -210,14 +217,8 @@ pub async fn refund(
     let body = body.into_inner();
     let actor = user.actor();
     let mut tx = platform.db.begin().await?;
-    let (payment, order_status) = settlement::refund(
-        &mut tx,
-        &state.providers,
-        *path,
-        body.amount,
-        &actor,
-    )
-    .await?;
+    let (payment, order_status) =
+        settlement::refund(&mut tx, &state.providers, *path, body.amount, &actor).await?;
     let after = serde_json::json!({ "payment_id": payment.id, "refunded": payment.refunded,
         "amount": body.amount, "reason": body.reason, "order_status": order_status });
     audit::record(

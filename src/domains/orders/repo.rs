@@ -671,21 +671,21 @@ pub async fn payment_by_reference(
     provider: &str,
     reference: &str,
 ) -> Result<Option<(PaymentId, OrderId)>, sqlx::Error> {
-    sqlx::query_as("SELECT id, order_id FROM orders.payments WHERE provider = $1 AND reference = $2")
-        .bind(provider)
-        .bind(reference)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as(
+        "SELECT id, order_id FROM orders.payments WHERE provider = $1 AND reference = $2",
+    )
+    .bind(provider)
+    .bind(reference)
+    .fetch_optional(db)
+    .await
 }
 
 /// The number of the order's next payment attempt (under the order's lock).
 pub async fn next_seq(conn: &mut PgConnection, order: OrderId) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT COALESCE(max(seq), 0) + 1 FROM orders.payments WHERE order_id = $1",
-    )
-    .bind(order)
-    .fetch_one(conn)
-    .await
+    sqlx::query_scalar("SELECT COALESCE(max(seq), 0) + 1 FROM orders.payments WHERE order_id = $1")
+        .bind(order)
+        .fetch_one(conn)
+        .await
 }
 
 pub struct NewPayment<'a> {

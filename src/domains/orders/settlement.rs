@@ -271,8 +271,17 @@ async fn record_refund(
     provider_event_id: Option<&str>,
     actor: &str,
 ) -> Result<(i64, OrderStatus), OrdersError> {
-    write_refund(conn, o, p, reference, amount, p.refunded + amount, provider_event_id, actor)
-        .await
+    write_refund(
+        conn,
+        o,
+        p,
+        reference,
+        amount,
+        p.refunded + amount,
+        provider_event_id,
+        actor,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -460,7 +469,9 @@ pub async fn reconcile(
                 capture_reference: remote.capture_reference,
             },
             RemoteStatus::Failed => Outcome::Failed {
-                reason: remote.failure.unwrap_or_else(|| "The payment failed.".into()),
+                reason: remote
+                    .failure
+                    .unwrap_or_else(|| "The payment failed.".into()),
             },
             RemoteStatus::Canceled => Outcome::Canceled,
             RemoteStatus::Authorized => Outcome::Authorized {
@@ -471,7 +482,16 @@ pub async fn reconcile(
             RemoteStatus::RequiresPaymentMethod => Outcome::Ignored,
         };
         let mut tx = db.begin().await?;
-        match apply(&mut tx, payment, order, &outcome, None, crate::platform::events::SYSTEM_ACTOR).await {
+        match apply(
+            &mut tx,
+            payment,
+            order,
+            &outcome,
+            None,
+            crate::platform::events::SYSTEM_ACTOR,
+        )
+        .await
+        {
             Ok(Applied::Applied) => {
                 tx.commit().await?;
                 moved += 1;

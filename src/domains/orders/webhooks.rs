@@ -6,25 +6,22 @@
 //! ONE statement records the event (`orders.provider_events`, `ON CONFLICT DO NOTHING` on
 //! provider + event id) and, only if it was new, the outbox event `payment_provider.event_received`,
 //! and answers 200 at once: a duplicate delivery is a 200 that does nothing. The orders
-//! domain's own subscriber ([`subscriber`]) then applies it under the order's and the
+//! domain's own subscriber (`subscribers::provider_events`) then applies it under the order's and the
 //! payment's locks (`settlement::apply`), and records what became of it: `applied`,
 //! `ignored` (a duplicate outcome, an illegal move) or `orphan` (no payment of ours).
-
-use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use utoipa::OpenApi;
 
 use super::error::OrdersError;
-use super::providers::{Outcome, PaymentProvider};
+use super::providers::PaymentProvider;
 use super::repo;
-use super::settlement;
 use super::state::OrdersState;
 use crate::events::orders::ProviderEventReceived;
-use crate::platform::error::responses::{BadRequest, NotFound};
-use crate::platform::events::{DomainEvent, Event, SYSTEM_ACTOR, Subscriber, envelopes, subscriber_fn};
-use crate::platform::http::{Endpoint, Routes};
 use crate::platform::Platform;
+use crate::platform::error::responses::{BadRequest, NotFound};
+use crate::platform::events::envelopes;
+use crate::platform::http::{Endpoint, Routes};
 
 #[derive(OpenApi)]
 #[openapi(paths(stripe_webhook))]
@@ -92,35 +89,4 @@ pub async fn receive(
     let recorded =
         repo::record_provider_event(&mut conn, provider.name(), &event, &payload, &events).await?;
     Ok(HttpResponse::Ok().json(WebhookReceived { recorded }))
-}
-
-/// The orders domain's subscriber to its own `payment_provider.event_received`: applies a recorded
-/// provider event to its payment (found by the provider's reference, never by the order id
-/// in the event's metadata, which a client could have set), and records the outcome.
-pub fn subscriber(_state: Arc<OrdersState>) -> Arc<dyn Subscriber> {
-    subscriber_fn(
-        "orders.provider_events",
-        &[ProviderEventReceived::TYPE],
-        |event, conn| Box::pin(async move { apply_event(event, conn).await }),
-    )
-}
-
-async fn apply_event(event: &Event, conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
-    let e: ProviderEventReceived = serde_json::from_value(event.payload.clone())?;
-    let outcome: Outcome = serde_json::from_value(e.outcome.clone())?;
-    let found = match &e.reference {
-        Some(reference) => repo::payment_by_reference(&mut *conn, &e.provider, reference).await?,
-        None => None,
-    };
-    let result = match found {
-        None if outcome == Outcome::Ignored => "ignored",
-        None => "orphan",
-        Some((payment, order)) => {
-            settlement::apply(conn, payment, order, &outcome, Some(&e.event_id), SYSTEM_ACTOR)
-                .await?
-                .as_str()
-        }
-    };
-    repo::settle_provider_event(conn, &e.provider, &e.event_id, result).await?;
-    Ok(())
 }

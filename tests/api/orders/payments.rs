@@ -30,7 +30,11 @@ pub fn refunder(app: &TestApp) -> crate::catalog::Actor {
 
 pub async fn payments_of(app: &TestApp, who: &crate::catalog::Actor, id: &str) -> Vec<Value> {
     let res = app
-        .as_user(Method::GET, &format!("/api/v1/orders/{id}/payments"), &who.token)
+        .as_user(
+            Method::GET,
+            &format!("/api/v1/orders/{id}/payments"),
+            &who.token,
+        )
         .send()
         .await
         .unwrap();
@@ -59,7 +63,13 @@ async fn a_manual_payment_starts_once_and_mark_paid_records_it_in_the_ledger() {
     );
     // Again, with the provider named: the same payment, 200.
     let again = status_json(
-        post(&app, &b, &format!("/{id}/payment"), Some(json!({"provider": "manual"}))).await,
+        post(
+            &app,
+            &b,
+            &format!("/{id}/payment"),
+            Some(json!({"provider": "manual"})),
+        )
+        .await,
         200,
     )
     .await;
@@ -68,7 +78,11 @@ async fn a_manual_payment_starts_once_and_mark_paid_records_it_in_the_ledger() {
     assert_eq!(payments_of(&app, &b, id).await.len(), 1);
 
     let staff = manager(&app);
-    let paid = status_json(post(&app, &staff, &format!("/{id}/mark-paid"), None).await, 200).await;
+    let paid = status_json(
+        post(&app, &staff, &format!("/{id}/mark-paid"), None).await,
+        200,
+    )
+    .await;
     assert_eq!(paid["status"], "paid");
     let ps = payments_of(&app, &b, id).await;
     assert_eq!(ps.len(), 1, "mark-paid finished the open payment: {ps:?}");
@@ -84,14 +98,24 @@ async fn a_manual_payment_starts_once_and_mark_paid_records_it_in_the_ledger() {
     assert_eq!(app.events_of("order.paid").await, 1);
 
     // Paid: no more payments (409 naming the status), and the ledger refuses changes.
-    let p = refused(post(&app, &b, &format!("/{id}/payment"), None).await, 409, "invalid_transition").await;
+    let p = refused(
+        post(&app, &b, &format!("/{id}/payment"), None).await,
+        409,
+        "invalid_transition",
+    )
+    .await;
     assert!(p["detail"].as_str().unwrap().contains("paid"), "{p}");
     let err = sqlx::query("UPDATE orders.payment_ledger SET amount = 1")
         .execute(&app.db)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    assert!(sqlx::query("DELETE FROM orders.payment_ledger").execute(&app.db).await.is_err());
+    assert!(
+        sqlx::query("DELETE FROM orders.payment_ledger")
+            .execute(&app.db)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -101,7 +125,11 @@ async fn mark_paid_without_a_started_payment_records_one() {
     let (o, _) = simple_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
     let staff = manager(&app);
-    status_json(post(&app, &staff, &format!("/{id}/mark-paid"), None).await, 200).await;
+    status_json(
+        post(&app, &staff, &format!("/{id}/mark-paid"), None).await,
+        200,
+    )
+    .await;
     let ps = payments_of(&app, &staff, id).await;
     assert_eq!(ps.len(), 1);
     assert_eq!(ps[0]["provider"], "manual");
@@ -143,9 +171,18 @@ async fn payments_are_the_buyers_and_staffs_and_refunds_need_orders_refund() {
     let (o, _) = simple_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
     let other = buyer(&app);
-    refused(post(&app, &other, &format!("/{id}/payment"), None).await, 404, "not_found").await;
+    refused(
+        post(&app, &other, &format!("/{id}/payment"), None).await,
+        404,
+        "not_found",
+    )
+    .await;
     let res = app
-        .as_user(Method::GET, &format!("/api/v1/orders/{id}/payments"), &other.token)
+        .as_user(
+            Method::GET,
+            &format!("/api/v1/orders/{id}/payments"),
+            &other.token,
+        )
         .send()
         .await
         .unwrap();
@@ -155,25 +192,54 @@ async fn payments_are_the_buyers_and_staffs_and_refunds_need_orders_refund() {
         (Method::GET, format!("/api/v1/orders/{id}/payments")),
         (Method::POST, format!("/api/v1/orders/{id}/refunds")),
     ] {
-        let res = app.client.request(method, app.url(&path)).send().await.unwrap();
+        let res = app
+            .client
+            .request(method, app.url(&path))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 401, "{path}");
     }
     // Staff see it; the buyer and `orders.manage` alone may not refund.
     let staff = manager(&app);
     assert_eq!(payments_of(&app, &staff, id).await.len(), 0);
-    status_json(post(&app, &staff, &format!("/{id}/mark-paid"), None).await, 200).await;
-    refused(post(&app, &b, &format!("/{id}/refunds"), None).await, 403, "forbidden").await;
-    refused(post(&app, &staff, &format!("/{id}/refunds"), None).await, 403, "forbidden").await;
+    status_json(
+        post(&app, &staff, &format!("/{id}/mark-paid"), None).await,
+        200,
+    )
+    .await;
+    refused(
+        post(&app, &b, &format!("/{id}/refunds"), None).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    refused(
+        post(&app, &staff, &format!("/{id}/refunds"), None).await,
+        403,
+        "forbidden",
+    )
+    .await;
     // Bad bodies: 422 / 400, never the default.
     let r = refunder(&app);
     refused(
-        post(&app, &r, &format!("/{id}/refunds"), Some(json!({"amount": 0}))).await,
+        post(
+            &app,
+            &r,
+            &format!("/{id}/refunds"),
+            Some(json!({"amount": 0})),
+        )
+        .await,
         422,
         "validation_failed",
     )
     .await;
     let res = app
-        .as_user(Method::POST, &format!("/api/v1/orders/{id}/refunds"), &r.token)
+        .as_user(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/refunds"),
+            &r.token,
+        )
         .header("content-type", "application/json")
         .body("{\"amount\": ")
         .send()
@@ -181,7 +247,13 @@ async fn payments_are_the_buyers_and_staffs_and_refunds_need_orders_refund() {
         .unwrap();
     assert_eq!(res.status(), 400);
     refused(
-        post(&app, &b, &format!("/{id}/payment"), Some(json!({"provider": 5}))).await,
+        post(
+            &app,
+            &b,
+            &format!("/{id}/payment"),
+            Some(json!({"provider": 5})),
+        )
+        .await,
         400,
         "invalid_body",
     )
@@ -199,11 +271,26 @@ async fn refunds_go_up_to_what_was_captured_and_move_the_order() {
     let staff = manager(&app);
     let r = refunder(&app);
     // Nothing captured yet: nothing to refund.
-    refused(post(&app, &r, &format!("/{id}/refunds"), None).await, 409, "refund_exceeds_captured").await;
-    status_json(post(&app, &staff, &format!("/{id}/mark-paid"), None).await, 200).await;
+    refused(
+        post(&app, &r, &format!("/{id}/refunds"), None).await,
+        409,
+        "refund_exceeds_captured",
+    )
+    .await;
+    status_json(
+        post(&app, &staff, &format!("/{id}/mark-paid"), None).await,
+        200,
+    )
+    .await;
 
     let part = status_json(
-        post(&app, &r, &format!("/{id}/refunds"), Some(json!({"amount": 500, "reason": "a cup broke"}))).await,
+        post(
+            &app,
+            &r,
+            &format!("/{id}/refunds"),
+            Some(json!({"amount": 500, "reason": "a cup broke"})),
+        )
+        .await,
         201,
     )
     .await;
@@ -211,12 +298,24 @@ async fn refunds_go_up_to_what_was_captured_and_move_the_order() {
     assert_eq!(part["payment"]["refunded"], 500);
     assert_eq!(part["payment"]["status"], "partially_refunded");
     let p = refused(
-        post(&app, &r, &format!("/{id}/refunds"), Some(json!({"amount": total}))).await,
+        post(
+            &app,
+            &r,
+            &format!("/{id}/refunds"),
+            Some(json!({"amount": total})),
+        )
+        .await,
         409,
         "refund_exceeds_captured",
     )
     .await;
-    assert!(p["detail"].as_str().unwrap().contains(&(total - 500).to_string()), "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&(total - 500).to_string()),
+        "{p}"
+    );
     let rest = status_json(post(&app, &r, &format!("/{id}/refunds"), None).await, 201).await;
     assert_eq!(rest["order_status"], "refunded");
     assert_eq!(rest["payment"]["refunded"], total);
@@ -225,7 +324,12 @@ async fn refunds_go_up_to_what_was_captured_and_move_the_order() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|l| (l["kind"].as_str().unwrap().to_owned(), l["amount"].as_i64().unwrap()))
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap().to_owned(),
+                l["amount"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
@@ -238,7 +342,12 @@ async fn refunds_go_up_to_what_was_captured_and_move_the_order() {
     assert_eq!(app.events_of("payment.refunded").await, 2);
     let order: Value = app.json_as(&format!("/api/v1/orders/{id}"), &b.token).await;
     assert_eq!(order["status"], "refunded");
-    refused(post(&app, &r, &format!("/{id}/refunds"), None).await, 409, "refund_exceeds_captured").await;
+    refused(
+        post(&app, &r, &format!("/{id}/refunds"), None).await,
+        409,
+        "refund_exceeds_captured",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -248,7 +357,11 @@ async fn ten_concurrent_refunds_that_exceed_the_capture_let_only_those_that_fit_
     let (o, _) = simple_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
     let total = o["total"].as_i64().unwrap();
-    status_json(post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await, 200).await;
+    status_json(
+        post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await,
+        200,
+    )
+    .await;
     let r = refunder(&app);
     let each = total / 4 + 1; // four would exceed it: three fit
     let path = format!("/api/v1/orders/{id}/refunds");
@@ -260,11 +373,24 @@ async fn ten_concurrent_refunds_that_exceed_the_capture_let_only_those_that_fit_
     }))
     .await;
     let fit = (total / each) as usize;
-    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), fit, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 10 - fit, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        fit,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        10 - fit,
+        "{statuses:?}"
+    );
     let ps = payments_of(&app, &b, id).await;
     assert_eq!(ps[0]["refunded"], each * fit as i64);
-    let refunds = ps[0]["ledger"].as_array().unwrap().iter().filter(|l| l["kind"] == "refunded").count();
+    let refunds = ps[0]["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["kind"] == "refunded")
+        .count();
     assert_eq!(refunds, fit);
 }
 
@@ -279,7 +405,11 @@ async fn a_provider_not_configured_is_absent_from_capabilities_and_its_routes_ar
         .find(|d| d["name"] == "orders")
         .unwrap()
         .clone();
-    assert_eq!(orders["offers"]["payment_providers"], json!(["manual"]), "{orders}");
+    assert_eq!(
+        orders["offers"]["payment_providers"],
+        json!(["manual"]),
+        "{orders}"
+    );
 
     let res = app
         .client
@@ -295,7 +425,13 @@ async fn a_provider_not_configured_is_absent_from_capabilities_and_its_routes_ar
     let (o, _) = simple_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
     refused(
-        post(&app, &b, &format!("/{id}/payment"), Some(json!({"provider": "stripe"}))).await,
+        post(
+            &app,
+            &b,
+            &format!("/{id}/payment"),
+            Some(json!({"provider": "stripe"})),
+        )
+        .await,
         404,
         "provider_not_configured",
     )

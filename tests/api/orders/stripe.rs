@@ -37,14 +37,23 @@ impl LocalStripe {
             .port();
         let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let child = Command::new(python)
-            .args(["-m", "localstripe", "--port", &port.to_string(), "--from-scratch"])
+            .args([
+                "-m",
+                "localstripe",
+                "--port",
+                &port.to_string(),
+                "--from-scratch",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("localstripe (scripts/services.sh installs it; TEST_PYTHON names its python)");
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "localstripe did not start on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "localstripe did not start on {port}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         Self {
@@ -81,7 +90,10 @@ pub async fn app_with_stripe(stripe: &LocalStripe) -> TestApp {
     spawn_app_with(&[
         ("BASALT__RATE_LIMIT__ENABLED", "false"),
         ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
-        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", &format!("{OLD_SECRET},{NEW_SECRET}")),
+        (
+            "BASALT__ORDERS__STRIPE__WEBHOOK_SECRET",
+            &format!("{OLD_SECRET},{NEW_SECRET}"),
+        ),
         ("BASALT__ORDERS__STRIPE__BASE_URL", &stripe.url),
     ])
     .await
@@ -144,20 +156,29 @@ async fn deliver(app: &TestApp, body: &str, signature: Option<String>) -> reqwes
 
 async fn deliver_signed(app: &TestApp, body: &str) -> reqwest::Response {
     let t = now();
-    deliver(app, body, Some(format!("t={t},v1={}", sign(NEW_SECRET, t, body)))).await
+    deliver(
+        app,
+        body,
+        Some(format!("t={t},v1={}", sign(NEW_SECRET, t, body))),
+    )
+    .await
 }
 
 async fn order_status(app: &TestApp, who: &crate::catalog::Actor, id: &str) -> String {
-    let o: Value = app.json_as(&format!("/api/v1/orders/{id}"), &who.token).await;
+    let o: Value = app
+        .json_as(&format!("/api/v1/orders/{id}"), &who.token)
+        .await;
     o["status"].as_str().unwrap().to_owned()
 }
 
 async fn outcome_of(app: &TestApp, event_id: &str) -> Option<String> {
-    sqlx::query_scalar("SELECT outcome FROM orders.provider_events WHERE provider = 'stripe' AND event_id = $1")
-        .bind(event_id)
-        .fetch_optional(&app.db)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT outcome FROM orders.provider_events WHERE provider = 'stripe' AND event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(&app.db)
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -165,8 +186,17 @@ async fn a_card_payment_through_stripe_pays_the_order_by_its_signed_webhook() {
     let stripe = LocalStripe::start();
     let app = app_with_stripe(&stripe).await;
     let caps: Value = app.get("/api/v1/capabilities").await.json().await.unwrap();
-    let orders = caps["domains"].as_array().unwrap().iter().find(|d| d["name"] == "orders").unwrap().clone();
-    assert_eq!(orders["offers"]["payment_providers"], json!(["manual", "stripe"]));
+    let orders = caps["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "orders")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        orders["offers"]["payment_providers"],
+        json!(["manual", "stripe"])
+    );
 
     let b = buyer(&app);
     let (o, total) = stripe_order(&app, &b).await;
@@ -180,7 +210,11 @@ async fn a_card_payment_through_stripe_pays_the_order_by_its_signed_webhook() {
     let secret = payment["client"]["client_secret"].as_str().unwrap();
     assert!(secret.starts_with(&format!("{pi}_secret_")), "{payment}");
     // Resumed: the same intent, not a second.
-    let again: Value = post(&app, &b, &format!("/{id}/payment"), None).await.json().await.unwrap();
+    let again: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["reference"], pi.as_str());
     assert_eq!(again["client"], payment["client"]);
 
@@ -188,24 +222,45 @@ async fn a_card_payment_through_stripe_pays_the_order_by_its_signed_webhook() {
     stripe
         .post(
             "/_config/webhooks/basalt",
-            &[("url", &app.url("/api/v1/orders/webhooks/stripe")), ("secret", NEW_SECRET)],
+            &[
+                ("url", &app.url("/api/v1/orders/webhooks/stripe")),
+                ("secret", NEW_SECRET),
+            ],
         )
         .await;
     // What Stripe.js does with the card the buyer typed.
     let pm = stripe
         .post(
             "/v1/payment_methods",
-            &[("type", "card"), ("card[number]", "4242424242424242"), ("card[exp_month]", "12"),
-              ("card[exp_year]", "2034"), ("card[cvc]", "123")],
+            &[
+                ("type", "card"),
+                ("card[number]", "4242424242424242"),
+                ("card[exp_month]", "12"),
+                ("card[exp_year]", "2034"),
+                ("card[cvc]", "123"),
+            ],
         )
         .await;
     let pm = pm["id"].as_str().unwrap();
-    stripe.post(&format!("/v1/payment_intents/{pi}"), &[("payment_method", pm)]).await;
-    let confirmed = stripe.post(&format!("/v1/payment_intents/{pi}/confirm"), &[]).await;
-    assert_eq!(confirmed["amount"], total, "USD cents pass through unchanged");
+    stripe
+        .post(
+            &format!("/v1/payment_intents/{pi}"),
+            &[("payment_method", pm)],
+        )
+        .await;
+    let confirmed = stripe
+        .post(&format!("/v1/payment_intents/{pi}/confirm"), &[])
+        .await;
+    assert_eq!(
+        confirmed["amount"], total,
+        "USD cents pass through unchanged"
+    );
 
     assert!(
-        eventually(Duration::from_secs(20), || async { order_status(&app, &b, id).await == "paid" }).await,
+        eventually(Duration::from_secs(20), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await,
         "the order was not paid: {:?}",
         payments_of(&app, &b, id).await
     );
@@ -217,36 +272,105 @@ async fn a_card_payment_through_stripe_pays_the_order_by_its_signed_webhook() {
     assert_eq!(ledger.len(), 1, "{ledger:?}");
     assert_eq!(ledger[0]["kind"], "captured");
     assert_eq!(ledger[0]["amount"], total);
-    assert!(ledger[0]["provider_event_id"].as_str().unwrap().starts_with("evt_"));
+    assert!(
+        ledger[0]["provider_event_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("evt_")
+    );
 
     // A refund of part of it goes through Stripe's refund API.
     let r = refunder(&app);
-    let res = post(&app, &r, &format!("/{id}/refunds"), Some(json!({"amount": 300}))).await;
+    let res = post(
+        &app,
+        &r,
+        &format!("/{id}/refunds"),
+        Some(json!({"amount": 300})),
+    )
+    .await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["order_status"], "partially_refunded", "{body}");
-    let refund = body["payment"]["ledger"].as_array().unwrap().iter().find(|l| l["kind"] == "refunded").unwrap().clone();
-    assert!(refund["provider_reference"].as_str().unwrap().starts_with("re_"), "{refund}");
+    let refund = body["payment"]["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "refunded")
+        .unwrap()
+        .clone();
+    assert!(
+        refund["provider_reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("re_"),
+        "{refund}"
+    );
 }
 
 #[tokio::test]
 async fn webhook_signatures_valid_rotated_tampered_expired_and_missing() {
     let stripe = LocalStripe::start();
     let app = app_with_stripe(&stripe).await;
-    let body = event("evt_sig_1", "payment_intent.processing", "pi_unknown_sig", 100, "processing");
+    let body = event(
+        "evt_sig_1",
+        "payment_intent.processing",
+        "pi_unknown_sig",
+        100,
+        "processing",
+    );
     let t = now();
 
     // Missing, malformed, tampered, expired, a wrong secret: 400, nothing recorded.
     refused(deliver(&app, &body, None).await, "invalid_signature").await;
-    refused(deliver(&app, &body, Some("v1=abc".into())).await, "invalid_signature").await;
+    refused(
+        deliver(&app, &body, Some("v1=abc".into())).await,
+        "invalid_signature",
+    )
+    .await;
     let tampered = body.replace("processing", "succeeded");
-    refused(deliver(&app, &tampered, Some(format!("t={t},v1={}", sign(NEW_SECRET, t, &body)))).await, "invalid_signature").await;
+    refused(
+        deliver(
+            &app,
+            &tampered,
+            Some(format!("t={t},v1={}", sign(NEW_SECRET, t, &body))),
+        )
+        .await,
+        "invalid_signature",
+    )
+    .await;
     let old = t - 301;
-    refused(deliver(&app, &body, Some(format!("t={old},v1={}", sign(NEW_SECRET, old, &body)))).await, "invalid_signature").await;
-    refused(deliver(&app, &body, Some(format!("t={t},v1={}", sign("whsec_other", t, &body)))).await, "invalid_signature").await;
+    refused(
+        deliver(
+            &app,
+            &body,
+            Some(format!("t={old},v1={}", sign(NEW_SECRET, old, &body))),
+        )
+        .await,
+        "invalid_signature",
+    )
+    .await;
+    refused(
+        deliver(
+            &app,
+            &body,
+            Some(format!("t={t},v1={}", sign("whsec_other", t, &body))),
+        )
+        .await,
+        "invalid_signature",
+    )
+    .await;
     assert_eq!(outcome_of(&app, "evt_sig_1").await, None);
 
     // Signed with the old secret during the rotation, and with several v1s: accepted.
-    let res = deliver(&app, &body, Some(format!("t={t},v1={},v1={}", sign("whsec_other", t, &body), sign(OLD_SECRET, t, &body)))).await;
+    let res = deliver(
+        &app,
+        &body,
+        Some(format!(
+            "t={t},v1={},v1={}",
+            sign("whsec_other", t, &body),
+            sign(OLD_SECRET, t, &body)
+        )),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["recorded"], true);
     // The same event again: 200, nothing new.
@@ -254,7 +378,11 @@ async fn webhook_signatures_valid_rotated_tampered_expired_and_missing() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["recorded"], false);
     // Signed, but not an event: 400 invalid_payload.
-    refused(deliver_signed(&app, "{\"nope\": 1}").await, "invalid_payload").await;
+    refused(
+        deliver_signed(&app, "{\"nope\": 1}").await,
+        "invalid_payload",
+    )
+    .await;
 
     // An event for a payment that is not ours: recorded as an orphan.
     assert!(
@@ -277,26 +405,56 @@ async fn the_same_event_ten_times_shuffled_with_others_moves_the_payment_once() 
     let b = buyer(&app);
     let (o, total) = stripe_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
-    let payment: Value = post(&app, &b, &format!("/{id}/payment"), None).await.json().await.unwrap();
+    let payment: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     let pi = payment["reference"].as_str().unwrap();
 
     let succeeded = event("evt_ok", "payment_intent.succeeded", pi, total, "succeeded");
     let mut bodies: Vec<String> = (0..10).map(|_| succeeded.clone()).collect();
-    bodies.push(event("evt_proc", "payment_intent.processing", pi, total, "processing"));
-    bodies.push(event("evt_fail", "payment_intent.payment_failed", pi, total, "requires_payment_method"));
-    bodies.push(event("evt_act", "payment_intent.requires_action", pi, total, "requires_action"));
+    bodies.push(event(
+        "evt_proc",
+        "payment_intent.processing",
+        pi,
+        total,
+        "processing",
+    ));
+    bodies.push(event(
+        "evt_fail",
+        "payment_intent.payment_failed",
+        pi,
+        total,
+        "requires_payment_method",
+    ));
+    bodies.push(event(
+        "evt_act",
+        "payment_intent.requires_action",
+        pi,
+        total,
+        "requires_action",
+    ));
     bodies.shuffle(&mut rand::rng());
-    let statuses = crate::helpers::statuses_of(bodies.iter().map(|b| deliver_signed(&app, b))).await;
+    let statuses =
+        crate::helpers::statuses_of(bodies.iter().map(|b| deliver_signed(&app, b))).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 
     assert!(
-        eventually(Duration::from_secs(15), || async { order_status(&app, &b, id).await == "paid" }).await
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await
     );
     // Every recorded event applied or ignored before looking at the ledger.
     assert!(
         eventually(Duration::from_secs(15), || async {
-            let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM orders.provider_events WHERE outcome = 'pending'")
-                .fetch_one(&app.db).await.unwrap();
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM orders.provider_events WHERE outcome = 'pending'",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
             pending == 0
         })
         .await
@@ -307,7 +465,9 @@ async fn the_same_event_ten_times_shuffled_with_others_moves_the_payment_once() 
     assert_eq!(ps[0]["captured"], total);
     assert_eq!(ps[0]["ledger"].as_array().unwrap().len(), 1, "{:?}", ps[0]);
     let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM orders.provider_events")
-        .fetch_one(&app.db).await.unwrap();
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
     assert_eq!(recorded, 4);
     assert_eq!(app.events_of("payment.succeeded").await, 1);
     assert_eq!(app.events_of("order.paid").await, 1);
@@ -325,10 +485,19 @@ async fn the_same_event_ten_times_shuffled_with_others_moves_the_payment_once() 
     .to_string();
     assert_eq!(deliver_signed(&app, &refund).await.status(), 200);
     assert!(
-        eventually(Duration::from_secs(10), || async { order_status(&app, &b, id).await == "refunded" }).await
+        eventually(Duration::from_secs(10), || async {
+            order_status(&app, &b, id).await == "refunded"
+        })
+        .await
     );
     assert_eq!(app.events_of("payment.refunded").await, 1);
-    let late = event("evt_late", "payment_intent.succeeded", pi, total, "succeeded");
+    let late = event(
+        "evt_late",
+        "payment_intent.succeeded",
+        pi,
+        total,
+        "succeeded",
+    );
     assert_eq!(deliver_signed(&app, &late).await.status(), 200);
     assert!(
         eventually(Duration::from_secs(10), || async {
@@ -341,4 +510,156 @@ async fn the_same_event_ten_times_shuffled_with_others_moves_the_payment_once() 
     assert_eq!(ps[0]["captured"], total);
     assert_eq!(ps[0]["ledger"].as_array().unwrap().len(), 2, "{:?}", ps[0]);
     assert_eq!(order_status(&app, &b, id).await, "refunded");
+}
+
+#[tokio::test]
+async fn a_payment_stuck_in_processing_is_reconciled_from_stripe() {
+    let stripe = LocalStripe::start();
+    // The job looks every 200 ms at payments waiting at all (threshold 0).
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &stripe.url),
+        ("BASALT__ORDERS__RECONCILE_AFTER_SECS", "0"),
+        ("BASALT__ORDERS__RECONCILE_SWEEP_MS", "200"),
+    ])
+    .await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let payment: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = payment["reference"].as_str().unwrap().to_owned();
+    // Stripe said `processing` (signed webhook) ...
+    let processing = event(
+        "evt_proc_r",
+        "payment_intent.processing",
+        &pi,
+        total,
+        "processing",
+    );
+    assert_eq!(deliver_signed(&app, &processing).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            payments_of(&app, &b, id).await[0]["status"] == "processing"
+        })
+        .await
+    );
+    // ... then the card went through, but its webhook never came (none is registered).
+    let pm = stripe
+        .post(
+            "/v1/payment_methods",
+            &[
+                ("type", "card"),
+                ("card[number]", "4242424242424242"),
+                ("card[exp_month]", "12"),
+                ("card[exp_year]", "2034"),
+                ("card[cvc]", "123"),
+            ],
+        )
+        .await;
+    stripe
+        .post(
+            &format!("/v1/payment_intents/{pi}"),
+            &[("payment_method", pm["id"].as_str().unwrap())],
+        )
+        .await;
+    stripe
+        .post(&format!("/v1/payment_intents/{pi}/confirm"), &[])
+        .await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await,
+        "{:?}",
+        payments_of(&app, &b, id).await
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["status"], "succeeded");
+    let ledger = ps[0]["ledger"].as_array().unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0]["kind"], "captured");
+    assert_eq!(ledger[0]["amount"], total);
+    assert!(
+        ledger[0]["provider_event_id"].is_null(),
+        "found by the job, not a webhook"
+    );
+}
+
+#[cfg(feature = "notifications")]
+#[tokio::test]
+async fn a_failed_card_payment_mails_the_buyer_and_a_new_start_opens_another_intent() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let s = seller(&app);
+    let (_, v) = stocked(&app, &s, 10, 1250).await;
+    let b = buyer(&app);
+    let cart = cart_with(&app, &b, &[(&v, 1)]).await;
+    let res = app
+        .as_user(Method::PUT, "/api/v1/cart/addresses", &b.token)
+        .json(&json!({ "email": "grace@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .as_user(Method::POST, "/api/v1/orders", &b.token)
+        .header("Idempotency-Key", Uuid::now_v7().to_string())
+        .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
+        .send()
+        .await
+        .unwrap();
+    let o: Value = res.json().await.unwrap();
+    let id = o["id"].as_str().unwrap();
+    let first: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = first["reference"].as_str().unwrap();
+    let failed = event(
+        "evt_declined",
+        "payment_intent.payment_failed",
+        pi,
+        1250,
+        "requires_payment_method",
+    );
+    assert_eq!(deliver_signed(&app, &failed).await.status(), 200);
+
+    let mailed = eventually(Duration::from_secs(15), || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM notifications.messages
+              WHERE template = 'payment-failed' AND to_address = 'grace@example.com'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        n == 1
+    })
+    .await;
+    assert!(mailed, "the payment-failed mail");
+    let (subject, text): (String, String) = sqlx::query_as(
+        "SELECT subject, text_body FROM notifications.messages WHERE template = 'payment-failed'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(subject.contains(o["number"].as_str().unwrap()), "{subject}");
+    assert!(text.contains("Your card was declined."), "{text}");
+
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["status"], "failed");
+    assert_eq!(ps[0]["failure"], "Your card was declined.");
+    assert_eq!(order_status(&app, &b, id).await, "pending_payment");
+    // The buyer tries again: a second intent, as the first is closed.
+    let res = post(&app, &b, &format!("/{id}/payment"), None).await;
+    assert_eq!(res.status(), 201);
+    let second: Value = res.json().await.unwrap();
+    assert_ne!(second["reference"], first["reference"]);
+    assert_eq!(payments_of(&app, &b, id).await.len(), 2);
 }

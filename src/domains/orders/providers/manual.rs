@@ -37,7 +37,9 @@ impl PaymentProvider for Manual {
     }
 
     async fn fetch(&self, _reference: &str) -> Result<RemotePayment, ProviderError> {
-        Err(ProviderError::Unsupported("manual payments are confirmed by staff"))
+        Err(ProviderError::Unsupported(
+            "manual payments are confirmed by staff",
+        ))
     }
 
     async fn refund(&self, request: &RefundRequest<'_>) -> Result<Refunded, ProviderError> {
@@ -54,6 +56,8 @@ impl PaymentProvider for Manual {
         _body: &[u8],
         _now: i64,
     ) -> Result<ProviderEvent, ProviderError> {
-        Err(ProviderError::Unsupported("manual payments have no webhooks"))
+        Err(ProviderError::Unsupported(
+            "manual payments have no webhooks",
+        ))
     }
 }

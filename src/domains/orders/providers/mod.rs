@@ -38,7 +38,10 @@ impl Providers {
     }
 
     pub fn get(&self, name: &str) -> Option<&dyn PaymentProvider> {
-        self.all.iter().find(|p| p.name() == name).map(|p| p.as_ref())
+        self.all
+            .iter()
+            .find(|p| p.name() == name)
+            .map(|p| p.as_ref())
     }
 
     /// The configured providers' names, `manual` first.
@@ -155,13 +158,24 @@ pub struct ProviderEvent {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Outcome {
-    Authorized { amount: i64 },
-    Succeeded { amount: i64, fee: Option<i64>, capture_reference: Option<String> },
-    Failed { reason: String },
+    Authorized {
+        amount: i64,
+    },
+    Succeeded {
+        amount: i64,
+        fee: Option<i64>,
+        capture_reference: Option<String>,
+    },
+    Failed {
+        reason: String,
+    },
     Processing,
     RequiresAction,
     Canceled,
-    Refunded { refund_reference: String, amount: i64 },
+    Refunded {
+        refund_reference: String,
+        amount: i64,
+    },
     /// A type we do not act on: still recorded once, then ignored.
     Ignored,
 }

@@ -30,8 +30,8 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use super::{
-    Outcome, PaymentProvider, ProviderError, ProviderEvent, RefundRequest, Refunded,
-    RemotePayment, RemoteStatus, StartPayment, Started,
+    Outcome, PaymentProvider, ProviderError, ProviderEvent, RefundRequest, Refunded, RemotePayment,
+    RemoteStatus, StartPayment, Started,
 };
 use crate::domains::catalog::api::currency_exponent;
 use crate::domains::orders::settings::StripeSettings;
@@ -228,7 +228,9 @@ pub fn verify(
     }
     let t = t.ok_or(ProviderError::Signature("no timestamp in Stripe-Signature"))?;
     if v1.is_empty() {
-        return Err(ProviderError::Signature("no v1 signature in Stripe-Signature"));
+        return Err(ProviderError::Signature(
+            "no v1 signature in Stripe-Signature",
+        ));
     }
     if (now - t).abs() > TOLERANCE_SECS {
         return Err(ProviderError::Signature("timestamp outside the tolerance"));
@@ -324,7 +326,10 @@ impl PaymentProvider for Stripe {
 
     async fn start(&self, request: &StartPayment<'_>) -> Result<Started, ProviderError> {
         let form = [
-            ("amount", to_stripe(request.amount, request.currency)?.to_string()),
+            (
+                "amount",
+                to_stripe(request.amount, request.currency)?.to_string(),
+            ),
             ("currency", request.currency.to_ascii_lowercase()),
             ("metadata[order_id]", request.order_id.to_string()),
             ("metadata[order_number]", request.order_number.to_owned()),
@@ -349,8 +354,14 @@ impl PaymentProvider for Stripe {
     }
 
     async fn fetch(&self, reference: &str) -> Result<RemotePayment, ProviderError> {
-        if !reference.starts_with("pi_") || !reference.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(ProviderError::Refused(format!("not a payment intent: {reference}")));
+        if !reference.starts_with("pi_")
+            || !reference
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(ProviderError::Refused(format!(
+                "not a payment intent: {reference}"
+            )));
         }
         let pi = self
             .call(
@@ -381,7 +392,10 @@ impl PaymentProvider for Stripe {
     async fn refund(&self, request: &RefundRequest<'_>) -> Result<Refunded, ProviderError> {
         let form = [
             ("payment_intent", request.reference.to_owned()),
-            ("amount", to_stripe(request.amount, request.currency)?.to_string()),
+            (
+                "amount",
+                to_stripe(request.amount, request.currency)?.to_string(),
+            ),
         ];
         let r = self
             .call(
