@@ -245,19 +245,32 @@ bench_checkout() {
 # records the event with its outbox event. Then how long the orders subscriber takes to
 # apply them all (lock the order and the payment, the transition, the `captured` ledger row,
 # `payment.succeeded`, `settle` with `order.paid`), and SQL checks one ledger row each.
+# Before that, POST /orders/{id}/payment one at a time against localstripe (the Stripe fake
+# the tests use; each opens a PaymentIntent there): its latency percentiles.
 bench_webhooks() {
-  local wdb="${db}_webhooks" url wpid list out n t0 applied=0 secret=whsec_bench
+  local wdb="${db}_webhooks" url wpid spid list out n t0 applied=0 secret=whsec_bench
   local events=${BENCH_WEBHOOK_EVENTS:-60000} c=${BENCH_WEBHOOK_CONNECTIONS:-32}
+  local starts=${BENCH_PAYMENT_STARTS:-500} jwt sport
   local log=/var/tmp/basalt-bench-webhooks.log
+  ensure_python_tools
   psql "$ADMIN_DATABASE_URL" -qc "drop database if exists $wdb" >/dev/null
   url=$(ensure_database "$wdb")
+  jwt=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+  sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$BASALT_STATE_DIR/venv/bin/python" -m localstripe --port "$sport" --from-scratch >/dev/null 2>&1 &
+  spid=$!
   DATABASE_URL=$url BASALT__SERVER__PORT=$port BASALT__RATE_LIMIT__ENABLED=false BASALT__LOG__FILTER=warn \
+    BASALT__IDENTITY__JWT_SECRET=$jwt \
     BASALT__ORDERS__STRIPE__SECRET_KEY=sk_test_bench BASALT__ORDERS__STRIPE__WEBHOOK_SECRET=$secret \
-    BASALT__ORDERS__STRIPE__BASE_URL=http://127.0.0.1:9 \
+    BASALT__ORDERS__STRIPE__BASE_URL=http://127.0.0.1:$sport \
     "$BIN" serve >"$log" 2>&1 &
   wpid=$!
   until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null; do sleep 0.05; done
-  psql "$url" -q -v payments="$events" -f scripts/bench/webhooks.sql >/dev/null
+  until curl -fs -o /dev/null "http://127.0.0.1:$sport/js.stripe.com/v3/"; do sleep 0.1; done
+  psql "$url" -q -v payments="$events" -v starts="$starts" -f scripts/bench/webhooks.sql >/dev/null
+  echo "--- POST /orders/{id}/payment (Stripe, against localstripe), 1 client"
+  psql "$url" -qAt -F' ' -c "select user_id, id from orders.orders where number like 'BS-START%'" \
+    | python3 scripts/bench/webhooks.py starts "http://127.0.0.1:$port/api/v1/orders" "$jwt"
   list=/var/tmp/basalt-bench-webhooks.txt
   python3 scripts/bench/webhooks.py events "$secret" "$events" > "$list"
   echo "--- POST /orders/webhooks/stripe, $c clients, each a new signed event ($events ready)"
@@ -278,7 +291,7 @@ bench_webhooks() {
     "order.paid events $(psql "$url" -qAtc "select count(*) from platform.outbox where event_type = 'order.paid'")"
   echo "    server log ($log): $(grep -c ERROR "$log" || true) errors, $(grep -c WARN "$log" || true) warnings"
   rm -f "$list"
-  kill $wpid; wait $wpid 2>/dev/null || true
+  kill $wpid $spid; wait $wpid $spid 2>/dev/null || true
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(lscpu | sed -n 's/^Model name: *//p')"

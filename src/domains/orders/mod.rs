@@ -1,6 +1,7 @@
 //! The orders domain: checkout from a cart into an order, the order's typed state machine
-//! (`model::OrderStatus`), its per-seller parts (sub-orders) and their fulfilment, and the
-//! `manual` payment; the payments issue adds providers behind `service::settle`.
+//! (`model::OrderStatus`), its per-seller parts (sub-orders) and their fulfilment, and its
+//! payments through providers (`providers`: `manual` always, Stripe when configured) with
+//! an append-only ledger, webhooks and refunds.
 //!
 //! Checkout (`checkout`) runs under a required `Idempotency-Key` in one transaction over
 //! the cart, catalog and orders schemas: `cart::api::lock_for_checkout`, a timed stock hold
@@ -10,16 +11,26 @@
 //! lands in `requires_attention`; a job cancels orders still unpaid
 //! `orders.unpaid_cancel_after_secs` after their hold lapsed (`payment_timeout`).
 //!
-//! Schema `orders`; routes under `/api/v1/orders`. Publishes `order.created`, `.paid`,
-//! `.cancelled`, `.shipped`, `.delivered`, `.completed` (declared in `crate::events::orders`,
-//! since notifications and vendors consume them); consumes nothing. Calls `cart::api` and
-//! `catalog::api` (`reserve`, `commit`, `release`, `restock`, `record_purchases`,
-//! `record_sales`). Permissions `orders.manage` and `orders.fulfil` (staff), registered
-//! with auth's permission catalogue by its `orders_permissions` migration.
+//! Payments (`payment`, `webhooks`, on `settlement`): a start opens (or resumes) the
+//! order's one open payment through its provider; what the provider reports (its webhook,
+//! recorded once in `provider_events` and applied by this domain's own subscriber through
+//! the outbox, or the reconciliation job asking it) moves the payment through
+//! `model::PaymentStatus`, appends ledger rows, and ends in `service::settle` once nothing
+//! is outstanding. Refunds never exceed what was captured (one conditional UPDATE).
 //!
-//! Resource files (`checkout`, `order`, `payment`, `fulfilment`) carry their handlers and
-//! OpenAPI paths; they share `access` and `service` (the changes several callers make),
-//! which sit on `repo`. Imports go that way only.
+//! Schema `orders`; routes under `/api/v1/orders`. Publishes `order.created`, `.paid`,
+//! `.cancelled`, `.shipped`, `.delivered`, `.completed`, `payment.succeeded`, `.failed`,
+//! `.refunded` (declared in `crate::events::orders`, since notifications and vendors
+//! consume them) and `payment_provider.event_received`, which it consumes itself. Calls
+//! `cart::api` and `catalog::api` (`reserve`, `commit`, `release`, `restock`,
+//! `record_purchases`, `record_sales`). Permissions `orders.manage`, `orders.fulfil` and
+//! `orders.refund` (staff), registered with auth's permission catalogue by its
+//! `orders_permissions` and `orders_refund_permission` migrations.
+//!
+//! Resource files (`checkout`, `order`, `payment`, `webhooks`, `fulfilment`) carry their
+//! handlers and OpenAPI paths; they share `access`, `service` (the changes several callers
+//! make) and `settlement` (the payment side of it), which sit on `repo`. Imports go that
+//! way only.
 
 mod access;
 mod checkout;

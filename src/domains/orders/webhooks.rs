@@ -57,11 +57,19 @@ pub async fn stripe_webhook(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, OrdersError> {
-    let provider = state
+    receive(&platform.db, configured(&state, "stripe")?, &req, &body).await
+}
+
+/// The provider named, or the 404 `provider_not_configured` its routes answer with where
+/// it is not configured.
+fn configured<'a>(
+    state: &'a OrdersState,
+    name: &str,
+) -> Result<&'a dyn PaymentProvider, OrdersError> {
+    state
         .providers
-        .get("stripe")
-        .ok_or_else(|| OrdersError::ProviderNotConfigured("stripe".into()))?;
-    receive(&platform.db, provider, &req, &body).await
+        .get(name)
+        .ok_or_else(|| OrdersError::ProviderNotConfigured(name.to_owned()))
 }
 
 /// The pipeline every provider's webhook route runs: verify, record once (with the
