@@ -663,3 +663,127 @@ async fn a_failed_card_payment_mails_the_buyer_and_a_new_start_opens_another_int
     assert_ne!(second["reference"], first["reference"]);
     assert_eq!(payments_of(&app, &b, id).await.len(), 2);
 }
+
+/// A one-request-at-a-time HTTP server on a free port that records each request (head and
+/// body, as text) and answers every one with a PaymentIntent `pi_wire` in Stripe's shape.
+async fn recording_stripe() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head, then as much body as Content-Length says.
+            loop {
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&raw).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if raw.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&raw).to_string());
+            let body = r#"{"id":"pi_wire","object":"payment_intent","status":"requires_payment_method","client_secret":"pi_wire_secret_abc"}"#;
+            let res = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(res.as_bytes()).await;
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn stripe_calls_are_form_encoded_with_an_idempotency_key_in_stripes_units() {
+    let (url, seen) = recording_stripe().await;
+    let app = spawn_app_with(&[
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &url),
+    ])
+    .await;
+    // An order in ISK: whole krónur in ISO 4217 (and Basalt), hundredths in Stripe's API.
+    let s = seller(&app);
+    let p = crate::catalog::active_product(
+        &app,
+        &s,
+        json!({"title": "Lopapeysa", "currency": "ISK",
+               "variants": [{"sku": format!("ISK-{}", Uuid::now_v7().simple()), "price": 15000, "on_hand": 5}]}),
+    )
+    .await;
+    let p: Value = app
+        .json_as(
+            &format!("/api/v1/catalog/products/{}", p["id"].as_str().unwrap()),
+            &s.token,
+        )
+        .await;
+    let v = p["variants"][0]["id"].as_str().unwrap().to_owned();
+    let b = buyer(&app);
+    let cart = cart_with(&app, &b, &[(&v, 2)]).await;
+    let res = app
+        .as_user(Method::POST, "/api/v1/orders", &b.token)
+        .header("Idempotency-Key", Uuid::now_v7().to_string())
+        .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
+        .send()
+        .await
+        .unwrap();
+    let o: Value = res.json().await.unwrap();
+    assert_eq!(o["currency"], "ISK", "{o}");
+    let id = o["id"].as_str().unwrap();
+    let total = o["total"].as_i64().unwrap();
+    let res = post(&app, &b, &format!("/{id}/payment"), None).await;
+    assert_eq!(res.status(), 201);
+    let payment: Value = res.json().await.unwrap();
+    assert_eq!(payment["reference"], "pi_wire");
+    assert_eq!(payment["amount"], total, "the payment keeps Basalt's units");
+    assert_eq!(payment["client"]["client_secret"], "pi_wire_secret_abc");
+
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let r = requests[0].to_ascii_lowercase();
+    assert!(r.starts_with("post /v1/payment_intents http/1.1"), "{r}");
+    assert!(
+        r.contains(&format!("authorization: bearer {SECRET_KEY}")),
+        "{r}"
+    );
+    assert!(
+        r.contains("content-type: application/x-www-form-urlencoded"),
+        "{r}"
+    );
+    assert!(
+        r.contains(&format!("idempotency-key: order:{id}:payment:1")),
+        "{r}"
+    );
+    let body = &requests[0][requests[0].find("\r\n\r\n").unwrap() + 4..];
+    assert!(
+        body.contains(&format!("amount={}", total * 100)),
+        "ISK × 100: {body}"
+    );
+    assert!(body.contains("currency=isk"), "{body}");
+    assert!(
+        body.contains(&format!("metadata%5Border_id%5D={id}")),
+        "{body}"
+    );
+}
