@@ -450,3 +450,34 @@ async fn a_provider_not_configured_is_absent_from_capabilities_and_its_routes_ar
     let p = refused(res, 422, "payment_provider_unavailable").await;
     assert!(p["detail"].as_str().unwrap().contains("manual"), "{p}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_has_the_payment_routes_and_the_payment_status_enum() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .get("/api-docs/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    for (path, method) in [
+        ("/api/v1/orders/{order}/payment", "post"),
+        ("/api/v1/orders/{order}/payments", "get"),
+        ("/api/v1/orders/{order}/refunds", "post"),
+        ("/api/v1/orders/{order}/mark-paid", "post"),
+        ("/api/v1/orders/webhooks/stripe", "post"),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{path} {method}");
+        assert!(
+            op["responses"]["404"].is_object(),
+            "{path}: its 404 problem"
+        );
+    }
+    assert!(doc["paths"]["/api/v1/orders/{order}/refunds"]["post"]["responses"]["409"].is_object());
+    let statuses = doc["components"]["schemas"]["PaymentStatus"]["enum"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(statuses, 9);
+}

@@ -217,6 +217,22 @@ async fn a_card_payment_through_stripe_pays_the_order_by_its_signed_webhook() {
         .unwrap();
     assert_eq!(again["reference"], pi.as_str());
     assert_eq!(again["client"], payment["client"]);
+    // While the card payment is open, neither another provider's start nor staff's
+    // mark-paid opens a second payment: 409 naming it.
+    let p = problem(
+        post(
+            &app,
+            &b,
+            &format!("/{id}/payment"),
+            Some(json!({"provider": "manual"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(p["code"], "payment_in_progress", "{p}");
+    let p = problem(post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await).await;
+    assert_eq!(p["code"], "payment_in_progress", "{p}");
+    assert_eq!(payments_of(&app, &b, id).await.len(), 1);
 
     // localstripe signs its webhooks with the new secret and posts them to Basalt.
     stripe
