@@ -104,7 +104,11 @@ impl From<ProviderError> for OrdersError {
             ProviderError::Signature(why) => Self::InvalidSignature(why),
             ProviderError::Payload(why) => Self::InvalidPayload(why),
             ProviderError::Refused(why) => Self::ProviderRefused(why),
-            ProviderError::Unavailable(why) => Self::ProviderUnavailable(why),
+            ProviderError::Unavailable(why) => {
+                // The answer says only "try again"; what failed is for the logs.
+                tracing::warn!(error = %why, "a payment provider is unavailable");
+                Self::ProviderUnavailable(why)
+            }
             ProviderError::Unsupported(what) => Self::Internal(anyhow::anyhow!(
                 "a provider was asked for what it does not support: {what}"
             )),
