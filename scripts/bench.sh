@@ -5,7 +5,8 @@
 # image variants), the database domain with a million documents, then the event pipeline
 # (benches/events.rs: outbox -> subscriber latency, events/s relayed to Kafka through tansu),
 # the catalog at 1,000,000 products (BENCH_ONLY=catalog runs only that), the cart
-# (BENCH_ONLY=cart), checkout (BENCH_ONLY=checkout) and notifications.
+# (BENCH_ONLY=cart), checkout (BENCH_ONLY=checkout), Stripe webhooks (BENCH_ONLY=webhooks)
+# and notifications.
 # Results go to stdout; docs/benchmarks.md records them with the machine they came from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 DURATION=${BENCH_DURATION:-10s}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 ensure_postgres
-case "${BENCH_ONLY:-}" in catalog|cart|checkout) ;; *) ensure_tansu ;; esac
+case "${BENCH_ONLY:-}" in catalog|cart|checkout|webhooks) ;; *) ensure_tansu ;; esac
 pid=""; broker=""
 command -v wrk >/dev/null || apt_install wrk
 
@@ -23,8 +24,9 @@ psql "$ADMIN_DATABASE_URL" -qc "drop database if exists $db" >/dev/null
 DATABASE_URL=$(ensure_database "$db")
 export DATABASE_URL
 
-cargo build --release --quiet --bins ${BENCH_CARGO_ARGS:-}
-# BENCH_BIN: a binary built elsewhere (target directories shared between worktrees).
+# BENCH_BIN: a binary built elsewhere (target directories shared between worktrees); then
+# nothing is built here.
+[ -n "${BENCH_BIN:-}" ] || cargo build --release --quiet --bins ${BENCH_CARGO_ARGS:-}
 BIN="${BENCH_BIN:-${CARGO_TARGET_DIR:-target}/release/basalt}"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
@@ -236,6 +238,62 @@ bench_checkout() {
   kill $cpid; wait $cpid 2>/dev/null || true
 }
 
+# Stripe webhooks (issue 15): POST /orders/webhooks/stripe of `payment_intent.succeeded`
+# events, each another event for another open payment (scripts/bench/webhooks.sql,
+# scripts/bench/webhooks.py signs them as Stripe does, scripts/wrk/stripe_webhook.lua walks
+# them): what is measured is the signature check on the raw body and the one statement that
+# records the event with its outbox event. Then how long the orders subscriber takes to
+# apply them all (lock the order and the payment, the transition, the `captured` ledger row,
+# `payment.succeeded`, `settle` with `order.paid`), and SQL checks one ledger row each.
+# Before that, POST /orders/{id}/payment one at a time against localstripe (the Stripe fake
+# the tests use; each opens a PaymentIntent there): its latency percentiles.
+bench_webhooks() {
+  local wdb="${db}_webhooks" url wpid spid list out n t0 applied=0 secret=whsec_bench
+  local events=${BENCH_WEBHOOK_EVENTS:-60000} c=${BENCH_WEBHOOK_CONNECTIONS:-32}
+  local starts=${BENCH_PAYMENT_STARTS:-500} jwt sport
+  local log=/var/tmp/basalt-bench-webhooks.log
+  ensure_python_tools
+  psql "$ADMIN_DATABASE_URL" -qc "drop database if exists $wdb" >/dev/null
+  url=$(ensure_database "$wdb")
+  jwt=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+  sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$BASALT_STATE_DIR/venv/bin/python" -m localstripe --port "$sport" --from-scratch >/dev/null 2>&1 &
+  spid=$!
+  DATABASE_URL=$url BASALT__SERVER__PORT=$port BASALT__RATE_LIMIT__ENABLED=false BASALT__LOG__FILTER=warn \
+    BASALT__IDENTITY__JWT_SECRET=$jwt \
+    BASALT__ORDERS__STRIPE__SECRET_KEY=sk_test_bench BASALT__ORDERS__STRIPE__WEBHOOK_SECRET=$secret \
+    BASALT__ORDERS__STRIPE__BASE_URL=http://127.0.0.1:$sport \
+    "$BIN" serve >"$log" 2>&1 &
+  wpid=$!
+  until curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null; do sleep 0.05; done
+  until curl -fs -o /dev/null "http://127.0.0.1:$sport/js.stripe.com/v3/"; do sleep 0.1; done
+  psql "$url" -q -v payments="$events" -v starts="$starts" -f scripts/bench/webhooks.sql >/dev/null
+  echo "--- POST /orders/{id}/payment (Stripe, against localstripe), 1 client"
+  psql "$url" -qAt -F' ' -c "select user_id, id from orders.orders where number like 'BS-START%'" \
+    | python3 scripts/bench/webhooks.py starts "http://127.0.0.1:$port/api/v1/orders" "$jwt"
+  list=/var/tmp/basalt-bench-webhooks.txt
+  python3 scripts/bench/webhooks.py events "$secret" "$events" > "$list"
+  echo "--- POST /orders/webhooks/stripe, $c clients, each a new signed event ($events ready)"
+  t0=$(date +%s%N)
+  out=$(wrk -t2 -c"$c" -d"$DURATION" --latency -s scripts/wrk/stripe_webhook.lua \
+    "http://127.0.0.1:$port" -- "$list" 2)
+  echo "$out" | grep -E 'Requests/sec|Non-2xx|Socket errors|^ +(50|90|99)%|webhooks:|WARNING'
+  n=$(psql "$url" -qAtc "select count(*) from orders.provider_events")
+  # The subscriber works behind the webhook: wait until every recorded event is applied.
+  until [ "$(psql "$url" -qAtc "select count(*) from orders.provider_events where outcome = 'pending'")" = 0 ]; do
+    sleep 0.2
+  done
+  applied=$(( ($(date +%s%N) - t0) / 1000000 ))
+  echo "    $n events recorded; all applied $applied ms after the first was sent" \
+    "($(( n * 1000 / (applied > 0 ? applied : 1) )) applied/s overall)"
+  echo "--- checks: ledger rows $(psql "$url" -qAtc "select count(*) from orders.payment_ledger") = events $n," \
+    "paid orders $(psql "$url" -qAtc "select count(*) from orders.orders where status = 'paid'")," \
+    "order.paid events $(psql "$url" -qAtc "select count(*) from platform.outbox where event_type = 'order.paid'")"
+  echo "    server log ($log): $(grep -c ERROR "$log" || true) errors, $(grep -c WARN "$log" || true) warnings"
+  rm -f "$list"
+  kill $wpid $spid; wait $wpid $spid 2>/dev/null || true
+}
+
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(lscpu | sed -n 's/^Model name: *//p')"
 if [ "${BENCH_ONLY:-}" = catalog ]; then
   bench_catalog
@@ -247,6 +305,10 @@ if [ "${BENCH_ONLY:-}" = cart ]; then
 fi
 if [ "${BENCH_ONLY:-}" = checkout ]; then
   bench_checkout
+  exit 0
+fi
+if [ "${BENCH_ONLY:-}" = webhooks ]; then
+  bench_webhooks
   exit 0
 fi
 start=$(date +%s%N)
@@ -333,6 +395,7 @@ BENCH_DATABASE_URL=$(ensure_database "${db}_events") KAFKA_BROKERS="127.0.0.1:$k
 bench_catalog
 bench_cart
 bench_checkout
+bench_webhooks
 
 # Notifications: emails to a local SMTP sink (aiosmtpd), webhooks to a local receiver.
 ensure_python_tools

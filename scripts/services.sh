@@ -99,9 +99,11 @@ ensure_python_tools() {
   if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv python3-pip; python3 -m venv "$venv"; }
   fi
-  if ! "$venv/bin/python" -c 'import aiosmtpd, moto.server, openapi_spec_validator, schemathesis' 2>/dev/null; then
-    say "Installing aiosmtpd, moto[server], openapi-spec-validator and schemathesis (PyPI)"
-    "$venv/bin/pip" install -q aiosmtpd 'moto[server]' openapi-spec-validator 'schemathesis>=4.32,<5' >&2
+  if ! "$venv/bin/python" -c 'import aiosmtpd, moto.server, openapi_spec_validator, schemathesis, localstripe' 2>/dev/null; then
+    say "Installing aiosmtpd, moto[server], openapi-spec-validator, schemathesis and localstripe (PyPI)"
+    # localstripe: a stateful fake Stripe (PaymentIntents, refunds, signed webhooks) that
+    # the orders tests start one of per test.
+    "$venv/bin/pip" install -q aiosmtpd 'moto[server]' openapi-spec-validator 'schemathesis>=4.32,<5' 'localstripe>=1.15,<2' >&2
   fi
   export PATH="$venv/bin:$PATH"
   if ! port_open 2525; then

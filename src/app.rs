@@ -399,6 +399,7 @@ fn capabilities(
                 compiled: compiled.iter().any(|d| d.name() == name) || live.is_some(),
                 enabled: live.is_some(),
                 base_path: live.map(|d| format!("/api/v1/{}", d.path())),
+                offers: live.and_then(|d| d.offers()),
             }
         })
         .collect();

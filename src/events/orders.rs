@@ -109,8 +109,79 @@ pub struct OrderCompleted {
     pub sub_orders: Vec<SubOrderSnapshot>,
 }
 
+/// A payment captured money (`payment.success` on Kafka where the seeds' consumers expect
+/// it: see the README's topic mapping). `order.paid` follows once nothing is outstanding.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentSucceeded {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub number: String,
+    /// `manual`, `stripe`, `razorpay`.
+    pub provider: String,
+    /// The provider's id of the payment.
+    pub reference: String,
+    /// Captured by this payment, minor units of `currency`.
+    pub amount: i64,
+    pub currency: String,
+}
+
+/// A payment failed (declined, expired): the order is still `pending_payment` and a new
+/// `POST /orders/{id}/payment` opens another attempt. Notifications mails the buyer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentFailed {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub number: String,
+    pub email: Option<String>,
+    pub provider: String,
+    pub reference: String,
+    pub amount: i64,
+    pub currency: String,
+    /// The provider's words, for the buyer.
+    pub reason: String,
+}
+
+/// Money went back to the buyer. `order_status` is `refunded` once everything captured is,
+/// else `partially_refunded`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentRefunded {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub number: String,
+    pub provider: String,
+    /// The provider's id of the refund.
+    pub refund_reference: String,
+    /// This refund, minor units of `currency`.
+    pub amount: i64,
+    /// Refunded of this payment so far.
+    pub refunded: i64,
+    pub currency: String,
+    pub order_status: String,
+}
+
+/// A provider's webhook event, verified and recorded once (`orders.provider_events`): the
+/// orders domain's own subscriber applies it, so the webhook answers at once. Internal to
+/// the domain; other consumers have the `payment.*` events.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProviderEventReceived {
+    pub provider: String,
+    pub event_id: String,
+    pub reference: Option<String>,
+    pub order_id: Option<Uuid>,
+    /// What it means, provider-neutral (`{"kind": "succeeded", "amount": …}`, …).
+    #[schema(value_type = Object)]
+    pub outcome: serde_json::Value,
+}
+
 crate::declare_events! {
     source = "orders";
+    PaymentSucceeded = "payment.succeeded" by order_id,
+    PaymentFailed = "payment.failed" by order_id,
+    PaymentRefunded = "payment.refunded" by order_id,
+    ProviderEventReceived = "payment_provider.event_received" by event_id,
     OrderCreated = "order.created" by order_id,
     OrderPaid = "order.paid" by order_id,
     OrderCancelled = "order.cancelled" by order_id,

@@ -55,6 +55,12 @@ pub trait Domain: Send + Sync + 'static {
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         utoipa::openapi::OpenApiBuilder::new().build()
     }
+    /// What the domain offers beyond its routes, as `/api/v1/capabilities` lists it under
+    /// the domain (`offers`): e.g. the orders domain's configured payment providers. Only
+    /// what this deployment has configured; `None`: nothing to say.
+    fn offers(&self) -> Option<serde_json::Value> {
+        None
+    }
     /// In-process subscribers to the event bus.
     fn subscribers(&self, _platform: &Platform) -> Vec<Arc<dyn Subscriber>> {
         Vec::new()

@@ -638,6 +638,10 @@ pub mod responses {
         Invalid = "422", "Some fields are invalid (`validation_failed`, one entry per field)";
         /// 429: too many requests.
         TooMany = "429", "Too many requests (`rate_limited`); see `Retry-After`";
+        /// 502: an upstream service (a payment provider) refused.
+        BadGateway = "502", "An upstream service refused the request (`provider_refused`)";
+        /// 503: an upstream service (a payment provider) cannot be reached.
+        Unavailable = "503", "An upstream service cannot be reached; retry later (`provider_unavailable`)";
         /// 504: a statement ran past its timeout.
         QueryTimeout = "504", "The query ran past the statement timeout (`query_timeout`)";
     }

@@ -15,7 +15,7 @@ use crate::events::auth::{
     CredentialsRevoked, EmailVerified, PasswordChanged, PasswordResetRequested, Secret,
     UserDeleted, UserLoggedIn, UserRegistered, VerificationRequested,
 };
-use crate::events::orders::{OrderCreated, OrderPaid};
+use crate::events::orders::{OrderCreated, OrderPaid, PaymentFailed};
 use crate::platform::events::{DomainEvent, Event, Subscriber, subscriber_fn};
 
 /// The auth domain's events: the security and account mails, and the read model of account
@@ -41,13 +41,13 @@ pub fn auth_events(state: Arc<NotifyState>) -> Arc<dyn Subscriber> {
     )
 }
 
-/// The orders domain's events: the order confirmation when an order is placed, and again
-/// (as the payment receipt) when it is paid, to the email the cart gave, or else to the
-/// buyer's account address (the `recipients` read model).
+/// The orders domain's events: the order confirmation when an order is placed, again (as
+/// the payment receipt) when it is paid, and the payment-failed mail, to the email the cart
+/// gave, or else to the buyer's account address (the `recipients` read model).
 pub fn order_events(state: Arc<NotifyState>) -> Arc<dyn Subscriber> {
     subscriber_fn(
         "notifications.orders",
-        &[OrderCreated::TYPE, OrderPaid::TYPE],
+        &[OrderCreated::TYPE, OrderPaid::TYPE, PaymentFailed::TYPE],
         move |event, conn| {
             let state = state.clone();
             Box::pin(async move { handle_order(&state, event, conn).await })
@@ -60,6 +60,9 @@ async fn handle_order(
     event: &Event,
     conn: &mut PgConnection,
 ) -> anyhow::Result<()> {
+    if event.is::<PaymentFailed>() {
+        return payment_failed(state, event, conn).await;
+    }
     let (order_id, user, number, email, total, currency, paid) = if event.is::<OrderPaid>() {
         let e = event.decode::<OrderPaid>()?;
         (
@@ -96,6 +99,33 @@ async fn handle_order(
         email: &email,
     };
     send_email(state, conn, event, to, "order-confirmation", "orders", ctx).await
+}
+
+/// The buyer's payment did not go through: why (the provider's words), and where to try
+/// again (the order's page, when the storefront's is configured).
+async fn payment_failed(
+    state: &NotifyState,
+    event: &Event,
+    conn: &mut PgConnection,
+) -> anyhow::Result<()> {
+    let e = event.decode::<PaymentFailed>()?;
+    let Some(email) = e.email else {
+        return Ok(());
+    };
+    let order_url = &state.settings.order_url;
+    let link = (!order_url.is_empty()).then(|| order_url.replace("{id}", &e.order_id.to_string()));
+    let ctx = minijinja::context! {
+        first_name => "there",
+        order_number => e.number,
+        total => money(e.amount, &e.currency),
+        reason => e.reason,
+        link,
+    };
+    let to = Recipient {
+        user: e.user_id,
+        email: &email,
+    };
+    send_email(state, conn, event, to, "payment-failed", "orders", ctx).await
 }
 
 /// `12.50 USD` from minor units, with ISO 4217's exponent for the currency (2 for a code

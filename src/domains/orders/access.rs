@@ -7,6 +7,8 @@ use crate::platform::error::ApiError;
 
 /// Staff who see every order, mark manual payments, cancel at any stage and fulfil.
 pub const MANAGE: &str = "orders.manage";
+/// Staff who refund captured payments.
+pub const REFUND: &str = "orders.refund";
 /// Warehouse staff: see every order and move its fulfilment.
 pub const FULFIL: &str = "orders.fulfil";
 

@@ -46,9 +46,6 @@ use crate::platform::http::ValidatedJson;
 use crate::platform::idempotency::{Begun, Idempotency};
 use crate::platform::{CurrentUser, Platform};
 
-/// The payment providers an order may name (the payments issue adds the configured ones).
-const PROVIDERS: &[&str] = &["manual"];
-
 #[derive(OpenApi)]
 #[openapi(paths(checkout))]
 pub struct CheckoutApi;
@@ -85,8 +82,13 @@ pub async fn checkout(
     let buyer = access::buyer(&user)?;
     let b = body.into_inner();
     let idem = Idempotency::of_request(&req, &user.actor(), &b)?;
-    if !PROVIDERS.contains(&b.payment_provider.as_str()) {
-        return Err(OrdersError::PaymentProviderUnavailable(b.payment_provider));
+    // Any configured provider (`manual` always; Stripe and Razorpay when their keys are set).
+    if state.providers.get(&b.payment_provider).is_none() {
+        let offered = state.providers.names().join(", ");
+        return Err(OrdersError::PaymentProviderUnavailable(
+            b.payment_provider,
+            offered,
+        ));
     }
     let actor = user.actor();
     let mut tx = platform.db.begin().await?;

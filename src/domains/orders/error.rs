@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use super::providers::ProviderError;
 use crate::domains::cart::CartError;
 use crate::domains::catalog::CatalogError;
 use crate::platform::error::{ApiError, FieldError};
@@ -44,8 +45,35 @@ crate::domain_errors! {
         #[error("Variant {0} is no longer on sale.")]
         VariantUnavailable(Uuid),
         #[problem(UNPROCESSABLE_ENTITY, "payment_provider_unavailable")]
-        #[error("The payment provider {0} is not available here; use one of: manual.")]
-        PaymentProviderUnavailable(String),
+        #[error("The payment provider {0} is not available here; use one of: {1}.")]
+        PaymentProviderUnavailable(String, String),
+        /// A provider's route (its webhook, a payment through it) where it is not configured.
+        #[problem(NOT_FOUND, "provider_not_configured")]
+        #[error("The payment provider {0} is not configured here.")]
+        ProviderNotConfigured(String),
+        /// Another provider's payment of this order is still open: finishing or abandoning
+        /// it is the buyer's (or the provider's) move, not a second intent.
+        #[problem(CONFLICT, "payment_in_progress")]
+        #[error("A {0} payment of this order is in progress; finish it with that provider.")]
+        PaymentInProgress(String),
+        #[problem(CONFLICT, "nothing_outstanding")]
+        #[error("The order's payments already cover its total.")]
+        NothingOutstanding,
+        #[problem(CONFLICT, "refund_exceeds_captured")]
+        #[error("At most {available} can be refunded (captured and not yet refunded).")]
+        RefundExceedsCaptured { available: i64 },
+        #[problem(BAD_REQUEST, "invalid_signature")]
+        #[error("The webhook's signature is invalid: {0}.")]
+        InvalidSignature(&'static str),
+        #[problem(BAD_REQUEST, "invalid_payload")]
+        #[error("The webhook's body is not what the provider sends: {0}.")]
+        InvalidPayload(String),
+        #[problem(BAD_GATEWAY, "provider_refused")]
+        #[error("The payment provider refused: {0}")]
+        ProviderRefused(String),
+        #[problem(SERVICE_UNAVAILABLE, "provider_unavailable")]
+        #[error("The payment provider cannot be reached; try again shortly.")]
+        ProviderUnavailable(String),
     }
 }
 
@@ -66,6 +94,24 @@ impl OrdersError {
             },
             CatalogError::VariantNotOnSale => Self::VariantUnavailable(variant_id),
             other => other.into(),
+        }
+    }
+}
+
+impl From<ProviderError> for OrdersError {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::Signature(why) => Self::InvalidSignature(why),
+            ProviderError::Payload(why) => Self::InvalidPayload(why),
+            ProviderError::Refused(why) => Self::ProviderRefused(why),
+            ProviderError::Unavailable(why) => {
+                // The answer says only "try again"; what failed is for the logs.
+                tracing::warn!(error = %why, "a payment provider is unavailable");
+                Self::ProviderUnavailable(why)
+            }
+            ProviderError::Unsupported(what) => Self::Internal(anyhow::anyhow!(
+                "a provider was asked for what it does not support: {what}"
+            )),
         }
     }
 }

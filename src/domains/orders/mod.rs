@@ -1,6 +1,7 @@
 //! The orders domain: checkout from a cart into an order, the order's typed state machine
-//! (`model::OrderStatus`), its per-seller parts (sub-orders) and their fulfilment, and the
-//! `manual` payment; the payments issue adds providers behind `service::settle`.
+//! (`model::OrderStatus`), its per-seller parts (sub-orders) and their fulfilment, and its
+//! payments through providers (`providers`: `manual` always, Stripe when configured) with
+//! an append-only ledger, webhooks and refunds.
 //!
 //! Checkout (`checkout`) runs under a required `Idempotency-Key` in one transaction over
 //! the cart, catalog and orders schemas: `cart::api::lock_for_checkout`, a timed stock hold
@@ -10,16 +11,26 @@
 //! lands in `requires_attention`; a job cancels orders still unpaid
 //! `orders.unpaid_cancel_after_secs` after their hold lapsed (`payment_timeout`).
 //!
-//! Schema `orders`; routes under `/api/v1/orders`. Publishes `order.created`, `.paid`,
-//! `.cancelled`, `.shipped`, `.delivered`, `.completed` (declared in `crate::events::orders`,
-//! since notifications and vendors consume them); consumes nothing. Calls `cart::api` and
-//! `catalog::api` (`reserve`, `commit`, `release`, `restock`, `record_purchases`,
-//! `record_sales`). Permissions `orders.manage` and `orders.fulfil` (staff), registered
-//! with auth's permission catalogue by its `orders_permissions` migration.
+//! Payments (`payment`, `webhooks`, on `settlement`): a start opens (or resumes) the
+//! order's one open payment through its provider; what the provider reports (its webhook,
+//! recorded once in `provider_events` and applied by this domain's own subscriber through
+//! the outbox, or the reconciliation job asking it) moves the payment through
+//! `model::PaymentStatus`, appends ledger rows, and ends in `service::settle` once nothing
+//! is outstanding. Refunds never exceed what was captured (one conditional UPDATE).
 //!
-//! Resource files (`checkout`, `order`, `payment`, `fulfilment`) carry their handlers and
-//! OpenAPI paths; they share `access` and `service` (the changes several callers make),
-//! which sit on `repo`. Imports go that way only.
+//! Schema `orders`; routes under `/api/v1/orders`. Publishes `order.created`, `.paid`,
+//! `.cancelled`, `.shipped`, `.delivered`, `.completed`, `payment.succeeded`, `.failed`,
+//! `.refunded` (declared in `crate::events::orders`, since notifications and vendors
+//! consume them) and `payment_provider.event_received`, which it consumes itself. Calls
+//! `cart::api` and `catalog::api` (`reserve`, `commit`, `release`, `restock`,
+//! `record_purchases`, `record_sales`). Permissions `orders.manage`, `orders.fulfil` and
+//! `orders.refund` (staff), registered with auth's permission catalogue by its
+//! `orders_permissions` and `orders_refund_permission` migrations.
+//!
+//! Resource files (`checkout`, `order`, `payment`, `webhooks`, `fulfilment`) carry their
+//! handlers and OpenAPI paths; they share `access`, `service` (the changes several callers
+//! make) and `settlement` (the payment side of it), which sit on `repo`. Imports go that
+//! way only.
 
 mod access;
 mod checkout;
@@ -28,18 +39,23 @@ mod fulfilment;
 mod model;
 mod order;
 mod payment;
+mod providers;
 mod repo;
 pub mod service;
 mod settings;
+mod settlement;
 mod state;
+mod subscribers;
+mod webhooks;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use utoipa::OpenApi;
 
 use crate::platform::domain::DomainState;
-use crate::platform::events::SYSTEM_ACTOR;
+use crate::platform::events::{SYSTEM_ACTOR, Subscriber};
 use crate::platform::http::{Endpoint, Routes};
 use crate::platform::jobs::Job;
 use crate::platform::{Domain, Platform};
@@ -90,6 +106,8 @@ impl Domain for Orders {
                 .get(order::list_orders)
                 .post(checkout::checkout),
         );
+        // Before `/{order}/…`: `webhooks` is no order id.
+        webhooks::configure(routes);
         order::configure(routes);
         payment::configure(routes);
         fulfilment::configure(routes);
@@ -103,9 +121,23 @@ impl Domain for Orders {
         let mut doc = checkout::CheckoutApi::openapi();
         doc.merge(order::OrdersApi::openapi());
         doc.merge(payment::PaymentApi::openapi());
+        doc.merge(webhooks::WebhooksApi::openapi());
         doc.merge(fulfilment::FulfilmentApi::openapi());
         doc.merge(crate::events::orders::EventsApi::openapi());
         doc
+    }
+
+    fn subscribers(&self, _platform: &Platform) -> Vec<Arc<dyn Subscriber>> {
+        self.state
+            .get()
+            .map(|s| vec![subscribers::provider_events(s)])
+            .unwrap_or_default()
+    }
+
+    fn offers(&self) -> Option<serde_json::Value> {
+        // Only the configured providers: a client offers the buyer what will work.
+        let state = self.state.get()?;
+        Some(serde_json::json!({ "payment_providers": state.providers.names() }))
     }
 
     fn jobs(&self, platform: &Platform) -> Vec<Job> {
@@ -114,7 +146,7 @@ impl Domain for Orders {
         };
         let db = platform.db.clone();
         let grace = state.settings.unpaid_cancel_after_secs;
-        vec![Job::new(
+        let cancel_unpaid = Job::new(
             "orders.cancel_unpaid",
             Duration::from_millis(state.settings.unpaid_sweep_ms),
             move || {
@@ -126,6 +158,20 @@ impl Domain for Orders {
                     Ok(())
                 })
             },
-        )]
+        );
+        let db = platform.db.clone();
+        let after = state.settings.reconcile_after_secs;
+        let reconcile = Job::new(
+            "orders.reconcile_payments",
+            Duration::from_millis(state.settings.reconcile_sweep_ms),
+            move || {
+                let (db, state) = (db.clone(), state.clone());
+                Box::pin(async move {
+                    settlement::reconcile(&db, &state.providers, after, 100).await?;
+                    Ok(())
+                })
+            },
+        );
+        vec![cancel_unpaid, reconcile]
     }
 }

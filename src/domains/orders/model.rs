@@ -201,6 +201,103 @@ impl OrderStatus {
     }
 }
 
+/// Where one payment attempt stands. The only way to change it is
+/// [`PaymentStatus::to`]: a webhook whose move is illegal (a `succeeded` after `refunded`,
+/// a `processing` arriving after `succeeded`) changes nothing, and staff get a 409.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// Opened; waiting for the buyer's payment method (or, for `manual`, the money).
+    RequiresPaymentMethod,
+    /// The buyer must act (3-D Secure and the like).
+    RequiresAction,
+    /// Submitted, not settled yet.
+    Processing,
+    /// Authorised, to be captured.
+    Authorized,
+    /// Captured: the money is ours.
+    Succeeded,
+    Failed,
+    Canceled,
+    PartiallyRefunded,
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub const ALL: [PaymentStatus; 9] = [
+        Self::RequiresPaymentMethod,
+        Self::RequiresAction,
+        Self::Processing,
+        Self::Authorized,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Canceled,
+        Self::PartiallyRefunded,
+        Self::Refunded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RequiresPaymentMethod => "requires_payment_method",
+            Self::RequiresAction => "requires_action",
+            Self::Processing => "processing",
+            Self::Authorized => "authorized",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::PartiallyRefunded => "partially_refunded",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, OrdersError> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| OrdersError::Internal(anyhow::anyhow!("unknown payment status {s:?}")))
+    }
+
+    /// Still waiting on the buyer or the provider: an order has at most one such payment
+    /// (the `payments_one_open` index), which a second start resumes.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Self::RequiresPaymentMethod
+                | Self::RequiresAction
+                | Self::Processing
+                | Self::Authorized
+        )
+    }
+
+    /// Whether moving to `next` is legal. Staying put is not a move (`false`): a duplicate
+    /// report changes nothing.
+    ///
+    /// ```text
+    /// requires_payment_method ⇄ requires_action ⇄ processing ⇄ authorized   (the open states)
+    ///   open ─▶ succeeded | failed | canceled
+    ///   failed ─▶ succeeded          (the buyer retried on the same intent: the money is real)
+    ///   succeeded ─▶ partially_refunded ─▶ refunded,  succeeded ─▶ refunded
+    /// ```
+    pub fn can_move_to(self, next: PaymentStatus) -> bool {
+        use PaymentStatus as P;
+        if self == next {
+            return next == P::PartiallyRefunded;
+        }
+        match (self, next) {
+            (from, to)
+                if from.is_open()
+                    && (to.is_open() || matches!(to, P::Succeeded | P::Failed | P::Canceled)) =>
+            {
+                true
+            }
+            (P::Failed, P::Succeeded) => true,
+            (P::Succeeded, P::PartiallyRefunded | P::Refunded) => true,
+            (P::PartiallyRefunded, P::Refunded) => true,
+            _ => false,
+        }
+    }
+}
+
 /// `POST /orders`: check out a cart.
 #[derive(Debug, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -209,7 +306,8 @@ pub struct CheckoutRequest {
     /// The caller's cart.
     pub cart_id: Uuid,
     /// How the order will be paid: `manual` (staff mark it paid: bank transfer, cash on
-    /// delivery). Default `manual`.
+    /// delivery), or a configured provider (`stripe`, `razorpay`; `/api/v1/capabilities`
+    /// lists them). Default `manual`.
     #[serde(default = "manual")]
     #[validate(length(min = 1, max = 32))]
     pub payment_provider: String,
@@ -379,6 +477,101 @@ pub struct HistoryResponse {
     pub at: DateTime<Utc>,
 }
 
+crate::id_type!(
+    /// One payment attempt of an order.
+    PaymentId
+);
+
+/// `POST /orders/{id}/payment`: which provider collects (default: the order's own).
+#[derive(Debug, Default, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider": "stripe"}))]
+pub struct StartPaymentRequest {
+    /// One of the configured providers (`/api/v1/capabilities` lists them under the orders
+    /// domain); default the `payment_provider` the order was placed with.
+    #[validate(length(min = 1, max = 32))]
+    pub provider: Option<String>,
+}
+
+/// `POST /orders/{id}/refunds`: how much to give back.
+#[derive(Debug, Default, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": 500, "reason": "one cup arrived broken"}))]
+pub struct RefundBody {
+    /// Minor units of the order's currency, above zero; omitted: everything captured and
+    /// not yet refunded.
+    #[validate(range(min = 1))]
+    pub amount: Option<i64>,
+    /// Why, for the history and the provider's dashboard (at most 500 characters).
+    #[validate(length(max = 500))]
+    pub reason: Option<String>,
+}
+
+/// One amount that moved, as the append-only ledger keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct LedgerEntry {
+    pub id: i64,
+    /// `authorized`, `captured`, `refunded` or `fee`.
+    pub kind: String,
+    /// Minor units of `currency`.
+    pub amount: i64,
+    pub currency: String,
+    /// The provider's id of this movement (its charge, refund, …; manual: ours).
+    pub provider_reference: String,
+    /// The provider's webhook event that reported it, if one did.
+    pub provider_event_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// One payment attempt of an order, with its ledger.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentResponse {
+    pub id: PaymentId,
+    pub order_id: OrderId,
+    /// `manual`, `stripe`, `razorpay`.
+    pub provider: String,
+    /// The provider's id of the payment (Stripe `pi_…`, Razorpay `order_…`; manual: ours).
+    pub reference: String,
+    pub status: PaymentStatus,
+    /// What this attempt collects, minor units of `currency`.
+    pub amount: i64,
+    pub currency: String,
+    pub captured: i64,
+    pub refunded: i64,
+    /// What the client needs to finish the payment: Stripe `{client_secret}`, Razorpay
+    /// `{order_id, key_id, amount, currency}`, manual `{instructions}`.
+    #[schema(value_type = Object)]
+    pub client: serde_json::Value,
+    pub failure: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Oldest first.
+    pub ledger: Vec<LedgerEntry>,
+}
+
+impl TryFrom<super::repo::PaymentRow> for PaymentResponse {
+    type Error = OrdersError;
+
+    fn try_from(p: super::repo::PaymentRow) -> Result<Self, OrdersError> {
+        Ok(Self {
+            id: p.id,
+            order_id: p.order_id,
+            provider: p.provider,
+            reference: p.reference,
+            status: PaymentStatus::parse(&p.status)?,
+            amount: p.amount,
+            currency: p.currency,
+            captured: p.captured,
+            refunded: p.refunded,
+            client: p.client,
+            failure: p.failure,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            ledger: p.ledger.0,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,6 +665,28 @@ mod tests {
         }
         // The table above, counted: a new arm shows up here.
         assert_eq!(legal, 32);
+    }
+
+    #[test]
+    fn payment_moves_forward_only_and_a_refunded_payment_never_succeeds_again() {
+        use PaymentStatus as P;
+        assert!(P::RequiresPaymentMethod.can_move_to(P::Succeeded));
+        assert!(P::Processing.can_move_to(P::Failed));
+        assert!(P::Failed.can_move_to(P::Succeeded));
+        assert!(P::Succeeded.can_move_to(P::PartiallyRefunded));
+        assert!(P::PartiallyRefunded.can_move_to(P::PartiallyRefunded));
+        assert!(P::PartiallyRefunded.can_move_to(P::Refunded));
+        for late in P::ALL {
+            assert!(!P::Refunded.can_move_to(late), "refunded -> {late:?}");
+            assert!(!P::Canceled.can_move_to(late), "canceled -> {late:?}");
+        }
+        assert!(!P::Succeeded.can_move_to(P::Succeeded));
+        assert!(!P::Succeeded.can_move_to(P::Processing));
+        assert!(!P::Succeeded.can_move_to(P::Failed));
+        for s in P::ALL {
+            assert_eq!(P::parse(s.as_str()).unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 
     #[test]

@@ -1,31 +1,130 @@
-//! Payment with the `manual` provider (bank transfer, cash on delivery): staff with
-//! `orders.manage` mark the order paid. The work is `service::settle`, which a provider's
-//! webhook calls the same way (the payments issue).
+//! An order's payments: start (or resume) one through a configured provider, list them
+//! with their ledger, staff's `mark-paid` for the `manual` provider, and staff's refunds.
+//! The work is `settlement` (shared with the webhooks' subscriber and the reconciliation
+//! job), which ends in `service::settle` once nothing is outstanding.
 
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 
-use super::access::MANAGE;
+use super::access::{self, MANAGE, REFUND};
 use super::error::OrdersError;
 use super::model::*;
+use super::providers::{Outcome, manual};
+use super::repo;
 use super::service;
+use super::settlement::{self, Applied};
+use super::state::OrdersState;
 use crate::platform::audit::{self, AuditEntry};
-use crate::platform::error::responses::{Conflict, Forbidden, NotFound, Unauthorized};
-use crate::platform::http::{Endpoint, Routes};
+use crate::platform::error::responses::{
+    BadGateway, BadRequest, Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable,
+};
+use crate::platform::http::{Endpoint, OptionalJson, Routes};
 use crate::platform::{CurrentUser, Platform};
 
 #[derive(OpenApi)]
-#[openapi(paths(mark_paid))]
+#[openapi(
+    paths(start_payment, list_payments, mark_paid, refund),
+    components(schemas(
+        PaymentStatus,
+        PaymentResponse,
+        LedgerEntry,
+        StartPaymentRequest,
+        RefundBody,
+        RefundResponse
+    ))
+)]
 pub struct PaymentApi;
 
 pub fn configure(routes: &mut Routes) {
-    routes.add(Endpoint::at("/{order}/mark-paid").post(mark_paid));
+    routes
+        .add(Endpoint::at("/{order}/payment").post(start_payment))
+        .add(Endpoint::at("/{order}/payments").get(list_payments))
+        .add(Endpoint::at("/{order}/mark-paid").post(mark_paid))
+        .add(Endpoint::at("/{order}/refunds").post(refund));
 }
 
-/// Record that a `pending_payment` order's money arrived (`orders.manage`, audited): its
-/// stock holds are committed (a lapsed hold is taken again, and if the stock is gone the
-/// order becomes `requires_attention` instead of being lost), and `order.paid` is
-/// published. A 409 naming the status for an order that is not awaiting payment.
+/// Start the order's payment, or resume the open one (its buyer, or staff): for the
+/// outstanding amount (the total less what earlier payments captured), through `provider`
+/// (default: the one the order was placed with). Answers with what the client needs to
+/// finish it (`client`: Stripe's `client_secret`, Razorpay's `order_id` and key id, manual's
+/// instructions). Calling it again returns the same payment (200), never a second intent.
+/// A 409 naming the status when the order is not awaiting payment; 409
+/// `payment_in_progress` while another provider's payment is open; 404
+/// `provider_not_configured` for a provider this deployment does not offer.
+#[utoipa::path(
+    post, path = "/{order}/payment", tag = "orders", request_body(content = Option<StartPaymentRequest>),
+    security(("bearer" = []), ("api_key" = [])),
+    params(("order" = Uuid, Path)),
+    responses(
+        (status = 201, body = PaymentResponse, description = "A payment opened"),
+        (status = 200, body = PaymentResponse, description = "The open payment, resumed"),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Invalid, BadGateway, Unavailable
+    )
+)]
+pub async fn start_payment(
+    platform: web::Data<Platform>,
+    state: web::Data<OrdersState>,
+    user: CurrentUser,
+    path: web::Path<OrderId>,
+    body: OptionalJson<StartPaymentRequest>,
+) -> Result<HttpResponse, OrdersError> {
+    let (viewer, staff) = access::viewer(&user)?;
+    let requested = body.into_inner().provider;
+    let mut tx = platform.db.begin().await?;
+    let name = match requested {
+        Some(name) => name,
+        None => {
+            let o = repo::lock_payable(&mut tx, *path, Some(viewer), staff)
+                .await?
+                .ok_or(OrdersError::OrderNotFound)?;
+            o.payment_provider
+        }
+    };
+    let provider = state
+        .providers
+        .get(&name)
+        .ok_or(OrdersError::ProviderNotConfigured(name))?;
+    let (payment, created) =
+        settlement::start(&mut tx, provider, *path, (!staff).then_some(viewer)).await?;
+    tx.commit().await?;
+    let res = PaymentResponse::try_from(payment)?;
+    Ok(if created {
+        HttpResponse::Created().json(res)
+    } else {
+        HttpResponse::Ok().json(res)
+    })
+}
+
+/// The order's payments, oldest first, each with its ledger rows (every amount authorised,
+/// captured, refunded, and the provider's fee where known): its buyer, or staff.
+#[utoipa::path(
+    get, path = "/{order}/payments", tag = "orders", security(("bearer" = []), ("api_key" = [])),
+    params(("order" = Uuid, Path)),
+    responses((status = 200, body = Vec<PaymentResponse>), Unauthorized, Forbidden, NotFound)
+)]
+pub async fn list_payments(
+    platform: web::Data<Platform>,
+    user: CurrentUser,
+    path: web::Path<OrderId>,
+) -> Result<HttpResponse, OrdersError> {
+    let (viewer, staff) = access::viewer(&user)?;
+    if !repo::order_visible(&platform.db, *path, viewer, staff).await? {
+        return Err(OrdersError::OrderNotFound);
+    }
+    let items = repo::payments(&platform.db, *path)
+        .await?
+        .into_iter()
+        .map(PaymentResponse::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(items))
+}
+
+/// Record that a `pending_payment` order's money arrived outside Basalt (`orders.manage`,
+/// audited): a `manual` payment with its `captured` ledger row, through the same path a
+/// provider's webhook takes; its stock holds are committed (a lapsed hold is taken again,
+/// and if the stock is gone the order becomes `requires_attention` instead of being lost),
+/// and `order.paid` is published. A 409 naming the status for an order that is not awaiting
+/// payment; 409 `payment_in_progress` while another provider's payment is open.
 #[utoipa::path(
     post, path = "/{order}/mark-paid", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
@@ -39,8 +138,34 @@ pub async fn mark_paid(
     user.require(MANAGE)?;
     let actor = user.actor();
     let mut tx = platform.db.begin().await?;
-    let order = service::settle(&mut tx, *path, &actor, Some("manual payment received")).await?;
-    let after = serde_json::json!({ "status": order.status, "total": order.total, "currency": order.currency });
+    let o = repo::lock_payable(&mut tx, *path, None, true)
+        .await?
+        .ok_or(OrdersError::OrderNotFound)?;
+    OrderStatus::parse(&o.status)?.apply(Action::Pay)?;
+    if o.total - o.captured <= 0 {
+        // Nothing to collect (a fully discounted order): paid as it is.
+        let order = service::settle(&mut tx, *path, &actor, Some("nothing to pay")).await?;
+        tx.commit().await?;
+        return Ok(HttpResponse::Ok().json(order));
+    }
+    let (payment, _) = settlement::start(&mut tx, &manual::Manual, *path, None).await?;
+    let outcome = Outcome::Succeeded {
+        amount: o.total - o.captured,
+        fee: None,
+        capture_reference: None,
+    };
+    let applied = settlement::apply(&mut tx, payment.id, *path, &outcome, None, &actor).await?;
+    if applied != Applied::Applied {
+        return Err(OrdersError::Internal(anyhow::anyhow!(
+            "order {}: a manual payment's capture did not apply under its lock",
+            o.id
+        )));
+    }
+    let order: OrderResponse = repo::order(&mut *tx, *path, uuid::Uuid::nil(), true)
+        .await?
+        .ok_or(OrdersError::OrderNotFound)?
+        .try_into()?;
+    let after = serde_json::json!({ "status": order.status, "total": order.total, "currency": order.currency, "payment_id": payment.id });
     audit::record(
         &mut tx,
         &AuditEntry {
@@ -55,4 +180,62 @@ pub async fn mark_paid(
     .await?;
     tx.commit().await?;
     Ok(HttpResponse::Ok().json(order))
+}
+
+/// A refund and where the order stands after it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RefundResponse {
+    /// The payment refunded, with its new ledger row.
+    pub payment: PaymentResponse,
+    /// `refunded` once everything captured is, else `partially_refunded` (or the status
+    /// the order had, when it cannot move: a cancelled order stays cancelled).
+    pub order_status: OrderStatus,
+}
+
+/// Refund all (no `amount`) or part of what the order's payments captured (`orders.refund`,
+/// audited), through the provider that took it (`manual`: recorded; the money goes back
+/// outside Basalt). Never more than captured − refunded in total: a 409
+/// `refund_exceeds_captured` naming what is left. Appends a `refunded` ledger row, publishes
+/// `payment.refunded`, and moves the order to `refunded` or `partially_refunded`.
+#[utoipa::path(
+    post, path = "/{order}/refunds", tag = "orders", request_body(content = Option<RefundBody>),
+    security(("bearer" = []), ("api_key" = [])),
+    params(("order" = Uuid, Path)),
+    responses(
+        (status = 201, body = RefundResponse),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Invalid, BadGateway, Unavailable
+    )
+)]
+pub async fn refund(
+    platform: web::Data<Platform>,
+    state: web::Data<OrdersState>,
+    user: CurrentUser,
+    path: web::Path<OrderId>,
+    body: OptionalJson<RefundBody>,
+) -> Result<HttpResponse, OrdersError> {
+    user.require(REFUND)?;
+    let body = body.into_inner();
+    let actor = user.actor();
+    let mut tx = platform.db.begin().await?;
+    let (payment, order_status) =
+        settlement::refund(&mut tx, &state.providers, *path, body.amount, &actor).await?;
+    let after = serde_json::json!({ "payment_id": payment.id, "refunded": payment.refunded,
+        "amount": body.amount, "reason": body.reason, "order_status": order_status });
+    audit::record(
+        &mut tx,
+        &AuditEntry {
+            actor: &actor,
+            action: "orders.order.refunded",
+            object_type: "orders.order",
+            object_id: &path.to_string(),
+            before: None,
+            after: Some(&after),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(RefundResponse {
+        payment: payment.try_into()?,
+        order_status,
+    }))
 }

@@ -12,7 +12,11 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::model::{HistoryResponse, OrderId, OrderStatus, SubOrderId, Transition};
+use super::model::{
+    HistoryResponse, LedgerEntry, OrderId, OrderStatus, PaymentId, PaymentStatus, SubOrderId,
+    SubOrderResponse, Transition,
+};
+use super::providers::ProviderEvent;
 use crate::events::orders::Tracking;
 use crate::platform::events::{Event, push_insert};
 
@@ -481,4 +485,369 @@ pub async fn history(
     .bind(staff)
     .fetch_all(db)
     .await
+}
+
+// ---- Payments ----------------------------------------------------------------------
+
+/// A payment attempt with its ledger, as one statement reads it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub id: PaymentId,
+    pub order_id: OrderId,
+    pub provider: String,
+    pub reference: String,
+    pub status: String,
+    pub amount: i64,
+    pub currency: String,
+    pub captured: i64,
+    pub refunded: i64,
+    pub client: serde_json::Value,
+    pub capture_reference: Option<String>,
+    pub failure: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub ledger: Json<Vec<LedgerEntry>>,
+}
+
+/// The columns of [`PaymentRow`] over `orders.payments p`, the ledger oldest first.
+const PAYMENT: &str = "p.id, p.order_id, p.provider, p.reference, p.status, p.amount,
+    p.currency, p.captured, p.refunded, p.client, p.capture_reference, p.failure, p.created_at,
+    p.updated_at,
+    COALESCE((SELECT jsonb_agg(jsonb_build_object('id', l.id, 'kind', l.kind,
+            'amount', l.amount, 'currency', l.currency,
+            'provider_reference', l.provider_reference,
+            'provider_event_id', l.provider_event_id, 'at', l.at) ORDER BY l.id)
+        FROM orders.payment_ledger l WHERE l.payment_id = p.id), '[]') AS ledger";
+
+/// The order as a payment needs it, locked (`FOR UPDATE`): every payment change of one
+/// order (a start, a webhook's outcome, a refund, `settle`) takes its turn behind this lock,
+/// always taken before the payment's own.
+#[derive(Debug, sqlx::FromRow)]
+pub struct PayableOrder {
+    pub id: OrderId,
+    pub user_id: Uuid,
+    pub number: String,
+    pub email: Option<String>,
+    pub status: String,
+    pub total: i64,
+    pub currency: String,
+    pub payment_provider: String,
+    /// What the order's payments captured, less nothing: refunds do not make an order owe.
+    pub captured: i64,
+    pub refunded: i64,
+}
+
+///
+/// Two statements, as [`lock`]: after waiting for the row lock, a statement's subqueries
+/// (the payments' sums here) still see the snapshot it started with, from before the
+/// change it waited for committed.
+pub async fn lock_payable(
+    conn: &mut PgConnection,
+    id: OrderId,
+    viewer: Option<Uuid>,
+    staff: bool,
+) -> Result<Option<PayableOrder>, sqlx::Error> {
+    let locked: Option<OrderId> = sqlx::query_scalar(
+        "SELECT id FROM orders.orders WHERE id = $1 AND (user_id = $2 OR $3) FOR UPDATE",
+    )
+    .bind(id)
+    .bind(viewer)
+    .bind(staff)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if locked.is_none() {
+        return Ok(None);
+    }
+    sqlx::query_as(
+        "SELECT o.id, o.user_id, o.number, o.email, o.status, o.total, o.currency,
+                o.payment_provider,
+                COALESCE((SELECT sum(p.captured) FROM orders.payments p WHERE p.order_id = o.id), 0)::bigint AS captured,
+                COALESCE((SELECT sum(p.refunded) FROM orders.payments p WHERE p.order_id = o.id), 0)::bigint AS refunded
+           FROM orders.orders o
+          WHERE o.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Whether the viewer may see the order (its buyer, or staff).
+pub async fn order_visible(
+    db: impl PgExecutor<'_>,
+    id: OrderId,
+    viewer: Uuid,
+    staff: bool,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM orders.orders WHERE id = $1 AND (user_id = $2 OR $3))",
+    )
+    .bind(id)
+    .bind(viewer)
+    .bind(staff)
+    .fetch_one(db)
+    .await
+}
+
+/// An order's payments, oldest first, each with its ledger.
+pub async fn payments(
+    db: impl PgExecutor<'_>,
+    order: OrderId,
+) -> Result<Vec<PaymentRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PAYMENT} FROM orders.payments p WHERE p.order_id = $1 ORDER BY p.seq"
+    ))
+    .bind(order)
+    .fetch_all(db)
+    .await
+}
+
+/// One payment, locked for the rest of the transaction (after its order's lock).
+pub async fn lock_payment(
+    conn: &mut PgConnection,
+    id: PaymentId,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PAYMENT} FROM orders.payments p WHERE p.id = $1 FOR UPDATE OF p"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The order's open payment, if any (at most one: `payments_one_open`).
+pub async fn open_payment(
+    conn: &mut PgConnection,
+    order: OrderId,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PAYMENT} FROM orders.payments p
+          WHERE p.order_id = $1
+            AND p.status IN ('requires_payment_method', 'requires_action', 'processing', 'authorized')"
+    ))
+    .bind(order)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The payment a provider's reference names: (payment, its order).
+pub async fn payment_by_reference(
+    db: impl PgExecutor<'_>,
+    provider: &str,
+    reference: &str,
+) -> Result<Option<(PaymentId, OrderId)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, order_id FROM orders.payments WHERE provider = $1 AND reference = $2",
+    )
+    .bind(provider)
+    .bind(reference)
+    .fetch_optional(db)
+    .await
+}
+
+/// The number of the order's next payment attempt (under the order's lock).
+pub async fn next_seq(conn: &mut PgConnection, order: OrderId) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("SELECT COALESCE(max(seq), 0) + 1 FROM orders.payments WHERE order_id = $1")
+        .bind(order)
+        .fetch_one(conn)
+        .await
+}
+
+pub struct NewPayment<'a> {
+    pub id: PaymentId,
+    pub order_id: OrderId,
+    pub seq: i32,
+    pub provider: &'a str,
+    pub reference: &'a str,
+    pub status: PaymentStatus,
+    pub amount: i64,
+    pub currency: &'a str,
+    pub client: &'a serde_json::Value,
+}
+
+pub async fn insert_payment(
+    conn: &mut PgConnection,
+    p: &NewPayment<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO orders.payments (id, order_id, seq, provider, reference, status, amount,
+                                      currency, client)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(p.id)
+    .bind(p.order_id)
+    .bind(p.seq)
+    .bind(p.provider)
+    .bind(p.reference)
+    .bind(p.status.as_str())
+    .bind(p.amount)
+    .bind(p.currency)
+    .bind(p.client)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One ledger row to append.
+pub struct NewLedger<'a> {
+    pub kind: &'static str,
+    pub amount: i64,
+    pub provider_reference: &'a str,
+}
+
+/// What a payment's change writes.
+pub struct PaymentChange<'a> {
+    pub status: PaymentStatus,
+    pub captured: i64,
+    pub refunded: i64,
+    pub capture_reference: Option<&'a str>,
+    pub failure: Option<&'a str>,
+    pub ledger: Vec<NewLedger<'a>>,
+    pub provider_event_id: Option<&'a str>,
+    pub events: Vec<Event>,
+}
+
+/// Writes a payment's change in ONE statement (under the payment's lock): its status and
+/// totals, its ledger rows (`ON CONFLICT DO NOTHING`: a replay appends nothing), its events.
+/// Returns how many ledger rows were appended.
+pub async fn change_payment(
+    conn: &mut PgConnection,
+    p: &PaymentRow,
+    c: &PaymentChange<'_>,
+) -> Result<i64, sqlx::Error> {
+    let mut qb = QueryBuilder::<Postgres>::new("WITH p AS (UPDATE orders.payments SET status = ");
+    qb.push_bind(c.status.as_str())
+        .push(", captured = ")
+        .push_bind(c.captured)
+        .push(", refunded = ")
+        .push_bind(c.refunded)
+        .push(", capture_reference = COALESCE(")
+        .push_bind(c.capture_reference)
+        .push("::text, capture_reference), failure = COALESCE(")
+        .push_bind(c.failure)
+        .push("::text, failure), updated_at = now() WHERE id = ")
+        .push_bind(p.id)
+        .push(" RETURNING id), l AS (INSERT INTO orders.payment_ledger (payment_id, order_id, kind, amount, currency, provider_reference, provider_event_id) SELECT ")
+        .push_bind(p.id)
+        .push(", ")
+        .push_bind(p.order_id)
+        .push(", u.kind, u.amount, ")
+        .push_bind(&p.currency)
+        .push(", u.reference, ")
+        .push_bind(c.provider_event_id)
+        .push("::text FROM unnest(")
+        .push_bind(c.ledger.iter().map(|l| l.kind).collect::<Vec<_>>())
+        .push("::text[], ")
+        .push_bind(c.ledger.iter().map(|l| l.amount).collect::<Vec<_>>())
+        .push("::bigint[], ")
+        .push_bind(
+            c.ledger
+                .iter()
+                .map(|l| l.provider_reference)
+                .collect::<Vec<_>>(),
+        )
+        .push("::text[]) AS u(kind, amount, reference) ON CONFLICT DO NOTHING RETURNING 1)");
+    if !c.events.is_empty() {
+        qb.push(", ev AS (");
+        push_insert(&mut qb, &c.events, "EXISTS (SELECT 1 FROM p)");
+        qb.push(")");
+    }
+    qb.push(" SELECT count(*) FROM l");
+    qb.build_query_scalar().fetch_one(conn).await
+}
+
+/// Takes `amount` off what the payment may still refund, in ONE conditional statement:
+/// `false` when captured − refunded is less, however many refunds race.
+pub async fn reserve_refund(
+    conn: &mut PgConnection,
+    id: PaymentId,
+    amount: i64,
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "UPDATE orders.payments SET refunded = refunded + $2, updated_at = now()
+          WHERE id = $1 AND captured - refunded >= $2",
+    )
+    .bind(id)
+    .bind(amount)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Records a provider's webhook event and, when it is new, the outbox event its
+/// subscriber applies, in ONE statement. `false`: a duplicate, which does nothing.
+pub async fn record_provider_event(
+    conn: &mut PgConnection,
+    provider: &str,
+    e: &ProviderEvent,
+    payload: &serde_json::Value,
+    events: &[Event],
+) -> Result<bool, sqlx::Error> {
+    let mut qb = QueryBuilder::<Postgres>::new(
+        "WITH e AS (INSERT INTO orders.provider_events (provider, event_id, kind, reference,
+             order_id, payload, occurred_at) VALUES (",
+    );
+    {
+        let mut v = qb.separated(", ");
+        v.push_bind(provider)
+            .push_bind(&e.id)
+            .push_bind(&e.kind)
+            .push_bind(&e.reference)
+            .push_bind(e.order_id)
+            .push_bind(payload)
+            .push_bind(DateTime::<Utc>::from_timestamp(e.occurred_at, 0));
+    }
+    qb.push(") ON CONFLICT DO NOTHING RETURNING 1), ev AS (");
+    push_insert(&mut qb, events, "EXISTS (SELECT 1 FROM e)");
+    qb.push(") SELECT count(*) FROM e");
+    let n: i64 = qb.build_query_scalar().fetch_one(conn).await?;
+    Ok(n == 1)
+}
+
+/// What became of a provider event: `applied`, `ignored` or `orphan`.
+pub async fn settle_provider_event(
+    conn: &mut PgConnection,
+    provider: &str,
+    event_id: &str,
+    outcome: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orders.provider_events SET outcome = $3 WHERE provider = $1 AND event_id = $2",
+    )
+    .bind(provider)
+    .bind(event_id)
+    .bind(outcome)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Payments waiting on the provider for longer than `older_than_secs` (reconciliation),
+/// oldest first: (payment, order, provider, reference).
+pub async fn stuck_payments(
+    db: impl PgExecutor<'_>,
+    older_than_secs: i64,
+    limit: i64,
+) -> Result<Vec<(PaymentId, OrderId, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, order_id, provider, reference FROM orders.payments
+          WHERE status IN ('processing', 'requires_action')
+            AND updated_at <= now() - make_interval(secs => $1)
+          ORDER BY updated_at
+          LIMIT $2",
+    )
+    .bind(older_than_secs as f64)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Marks a payment looked at (reconciliation found it still waiting), so the next run
+/// takes the others first.
+pub async fn touch_payment(db: impl PgExecutor<'_>, id: PaymentId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders.payments SET updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
 }

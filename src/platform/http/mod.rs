@@ -14,5 +14,5 @@ pub mod security_headers;
 pub mod system;
 pub mod wire;
 
-pub use extract::ValidatedJson;
+pub use extract::{OptionalJson, ValidatedJson};
 pub use routes::{Endpoint, Routes};

@@ -35,6 +35,10 @@ pub struct DomainCapability {
     /// Where its routes live, when enabled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_path: Option<String>,
+    /// What the domain offers that is configured here (orders: `payment_providers`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub offers: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -4,6 +4,8 @@
 
 mod checkout;
 mod lifecycle;
+pub mod payments;
+pub mod stripe;
 
 use reqwest::Method;
 use serde_json::{Value, json};

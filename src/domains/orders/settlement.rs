@@ -1,0 +1,509 @@
+//! The payment side of the orders domain, shared by the payment routes, the webhooks'
+//! subscriber, `mark-paid` and the reconciliation job, each on the caller's transaction:
+//! [`start`] (open or resume the order's payment), [`apply`] (what a provider says happened
+//! to a payment: its legal transition, its ledger rows, its events, and `service::settle`
+//! once nothing is outstanding) and [`refund`].
+//!
+//! Locks are always taken order first (`repo::lock_payable`), then the payment: a start, a
+//! webhook's outcome and a refund of one order take turns, and cannot deadlock.
+
+use uuid::Uuid;
+
+use super::error::OrdersError;
+use super::model::{Action, OrderId, OrderStatus, PaymentId, PaymentStatus};
+use super::providers::{Outcome, PaymentProvider, RefundRequest, RemoteStatus, StartPayment};
+use super::repo::{self, Change, NewLedger, NewPayment, PayableOrder, PaymentChange, PaymentRow};
+use super::service;
+use crate::events::orders::{PaymentFailed, PaymentRefunded, PaymentSucceeded};
+use crate::platform::events::envelopes;
+
+impl From<RemoteStatus> for PaymentStatus {
+    fn from(s: RemoteStatus) -> Self {
+        match s {
+            RemoteStatus::RequiresPaymentMethod => Self::RequiresPaymentMethod,
+            RemoteStatus::RequiresAction => Self::RequiresAction,
+            RemoteStatus::Processing => Self::Processing,
+            RemoteStatus::Authorized => Self::Authorized,
+            RemoteStatus::Succeeded => Self::Succeeded,
+            RemoteStatus::Failed => Self::Failed,
+            RemoteStatus::Canceled => Self::Canceled,
+        }
+    }
+}
+
+/// Opens the order's payment with `provider`, or returns the open one (`false`: resumed):
+/// never a second intent, however many starts race (they wait on the order's lock and the
+/// later ones find the first's). A 409 naming the status unless the order awaits payment;
+/// a 409 `payment_in_progress` while another provider's payment is open.
+pub async fn start(
+    conn: &mut sqlx::PgConnection,
+    provider: &dyn PaymentProvider,
+    order: OrderId,
+    viewer: Option<Uuid>,
+) -> Result<(PaymentRow, bool), OrdersError> {
+    let o = repo::lock_payable(conn, order, viewer, viewer.is_none())
+        .await?
+        .ok_or(OrdersError::OrderNotFound)?;
+    OrderStatus::parse(&o.status)?.apply(Action::Pay)?;
+    if let Some(open) = repo::open_payment(conn, order).await? {
+        if open.provider != provider.name() {
+            return Err(OrdersError::PaymentInProgress(open.provider));
+        }
+        return Ok((open, false));
+    }
+    let outstanding = o.total - o.captured;
+    if outstanding <= 0 {
+        return Err(OrdersError::NothingOutstanding);
+    }
+    let seq = repo::next_seq(conn, order).await?;
+    // Deterministic: a start retried after a timeout (or a crash between the provider's
+    // answer and our commit) gets the provider's first intent back, not a second.
+    let key = format!("order:{order}:payment:{seq}");
+    let started = provider
+        .start(&StartPayment {
+            order_id: order.0,
+            order_number: &o.number,
+            amount: outstanding,
+            currency: &o.currency,
+            email: o.email.as_deref(),
+            idempotency_key: &key,
+        })
+        .await?;
+    let status = match PaymentStatus::from(started.status) {
+        // Settled already at the provider: open it as waiting on the provider, and let its
+        // webhook (or the reconciliation job) record the money through `apply`.
+        s if s.is_open() => s,
+        _ => PaymentStatus::Processing,
+    };
+    let id = PaymentId(Uuid::now_v7());
+    repo::insert_payment(
+        conn,
+        &NewPayment {
+            id,
+            order_id: order,
+            seq,
+            provider: provider.name(),
+            reference: &started.reference,
+            status,
+            amount: outstanding,
+            currency: &o.currency,
+            client: &started.client,
+        },
+    )
+    .await?;
+    let row = repo::lock_payment(conn, id)
+        .await?
+        .ok_or(OrdersError::OrderNotFound)?;
+    Ok((row, true))
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The payment moved (and maybe the order).
+    Applied,
+    /// Nothing to do: a duplicate, an illegal move (a `succeeded` after `refunded`), a kind
+    /// of event we do not act on.
+    Ignored,
+}
+
+impl Applied {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+/// Applies what the provider says happened to a payment: the move if it is legal (an
+/// illegal one changes nothing), the ledger rows of the money that moved, the `payment.*`
+/// event, and `service::settle` when the order's captured amount covers its total. The
+/// same outcome twice appends and publishes nothing the second time.
+pub async fn apply(
+    conn: &mut sqlx::PgConnection,
+    payment: PaymentId,
+    order: OrderId,
+    outcome: &Outcome,
+    provider_event_id: Option<&str>,
+    actor: &str,
+) -> Result<Applied, OrdersError> {
+    let o = repo::lock_payable(conn, order, None, true)
+        .await?
+        .ok_or(OrdersError::OrderNotFound)?;
+    let p = repo::lock_payment(conn, payment)
+        .await?
+        .ok_or(OrdersError::OrderNotFound)?;
+    let status = PaymentStatus::parse(&p.status)?;
+    let mut change = PaymentChange {
+        status,
+        captured: p.captured,
+        refunded: p.refunded,
+        capture_reference: None,
+        failure: None,
+        ledger: Vec::new(),
+        provider_event_id,
+        events: Vec::new(),
+    };
+    let mut captured_now = 0;
+    let mut refund: Option<(&str, i64)> = None;
+    let simple = |to: PaymentStatus| status.can_move_to(to).then_some(to);
+    match outcome {
+        Outcome::Ignored => return Ok(Applied::Ignored),
+        Outcome::Processing => change.status = simple(PaymentStatus::Processing).unwrap_or(status),
+        Outcome::RequiresAction => {
+            change.status = simple(PaymentStatus::RequiresAction).unwrap_or(status)
+        }
+        Outcome::Canceled => change.status = simple(PaymentStatus::Canceled).unwrap_or(status),
+        Outcome::Authorized { amount } => {
+            if status.can_move_to(PaymentStatus::Authorized) {
+                change.status = PaymentStatus::Authorized;
+                change.ledger.push(NewLedger {
+                    kind: "authorized",
+                    amount: *amount,
+                    provider_reference: &p.reference,
+                });
+            }
+        }
+        Outcome::Succeeded {
+            amount,
+            fee,
+            capture_reference,
+        } => {
+            if status.can_move_to(PaymentStatus::Succeeded) {
+                let reference = capture_reference.as_deref().unwrap_or(&p.reference);
+                change.status = PaymentStatus::Succeeded;
+                change.captured = p.captured + amount;
+                change.capture_reference = capture_reference.as_deref();
+                change.ledger.push(NewLedger {
+                    kind: "captured",
+                    amount: *amount,
+                    provider_reference: reference,
+                });
+                if let Some(fee) = fee {
+                    change.ledger.push(NewLedger {
+                        kind: "fee",
+                        amount: *fee,
+                        provider_reference: reference,
+                    });
+                }
+                captured_now = *amount;
+                change.events = envelopes(&[PaymentSucceeded {
+                    payment_id: p.id.0,
+                    order_id: o.id.0,
+                    user_id: o.user_id,
+                    number: o.number.clone(),
+                    provider: p.provider.clone(),
+                    reference: p.reference.clone(),
+                    amount: *amount,
+                    currency: p.currency.clone(),
+                }])?;
+            }
+        }
+        Outcome::Failed { reason } => {
+            if status.can_move_to(PaymentStatus::Failed) {
+                change.status = PaymentStatus::Failed;
+                change.failure = Some(reason.as_str());
+                change.events = envelopes(&[PaymentFailed {
+                    payment_id: p.id.0,
+                    order_id: o.id.0,
+                    user_id: o.user_id,
+                    number: o.number.clone(),
+                    email: o.email.clone(),
+                    provider: p.provider.clone(),
+                    reference: p.reference.clone(),
+                    amount: p.amount,
+                    currency: p.currency.clone(),
+                    reason: reason.clone(),
+                }])?;
+            }
+        }
+        Outcome::Refunded {
+            refund_reference,
+            amount,
+        } => {
+            // A refund made at the provider (its dashboard), or the echo of ours: ours
+            // appended its ledger row already, so the echo is a duplicate of it.
+            let fits = p.refunded + amount <= p.captured;
+            let seen = p
+                .ledger
+                .iter()
+                .any(|l| l.kind == "refunded" && l.provider_reference == *refund_reference);
+            if fits && !seen && *amount > 0 {
+                refund = Some((refund_reference.as_str(), *amount));
+            }
+        }
+    }
+    if let Some((reference, amount)) = refund {
+        return record_refund(conn, &o, &p, reference, amount, provider_event_id, actor)
+            .await
+            .map(|_| Applied::Applied);
+    }
+    if change.status == status && change.ledger.is_empty() {
+        return Ok(Applied::Ignored);
+    }
+    let appended = repo::change_payment(conn, &p, &change).await?;
+    if captured_now > 0 && appended > 0 {
+        let pending = OrderStatus::parse(&o.status)? == OrderStatus::PendingPayment;
+        if pending && o.captured + captured_now >= o.total {
+            let note = format!("paid through {} ({})", p.provider, p.reference);
+            service::settle(conn, order, actor, Some(&note)).await?;
+        } else if !pending {
+            // Money for an order no longer awaiting it (cancelled meanwhile, or paid
+            // twice): recorded, for staff to refund.
+            tracing::warn!(order = %order, payment = %p.id, status = %o.status,
+                "a payment captured money for an order not awaiting payment");
+        }
+    }
+    Ok(Applied::Applied)
+}
+
+/// Appends a refund that went through (ledger row, the payment's totals and status, the
+/// order's move to `refunded`/`partially_refunded` and `payment.refunded`). The caller
+/// already took the amount off the payment's refundable amount when it is the refunds
+/// route (`reserved`), or checked it fits under the lock when it is a webhook.
+async fn record_refund(
+    conn: &mut sqlx::PgConnection,
+    o: &PayableOrder,
+    p: &PaymentRow,
+    reference: &str,
+    amount: i64,
+    provider_event_id: Option<&str>,
+    actor: &str,
+) -> Result<(i64, OrderStatus), OrdersError> {
+    write_refund(
+        conn,
+        o,
+        p,
+        reference,
+        amount,
+        p.refunded + amount,
+        provider_event_id,
+        actor,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn write_refund(
+    conn: &mut sqlx::PgConnection,
+    o: &PayableOrder,
+    p: &PaymentRow,
+    reference: &str,
+    amount: i64,
+    refunded: i64,
+    provider_event_id: Option<&str>,
+    actor: &str,
+) -> Result<(i64, OrderStatus), OrdersError> {
+    let to = if refunded >= p.captured {
+        PaymentStatus::Refunded
+    } else {
+        PaymentStatus::PartiallyRefunded
+    };
+    let status = PaymentStatus::parse(&p.status)?;
+    let order_status = OrderStatus::parse(&o.status)?;
+    // The order follows: refunded once everything its payments captured is.
+    let order_refunded = o.refunded - p.refunded + refunded;
+    let action = if order_refunded >= o.captured {
+        Action::Refund
+    } else {
+        Action::PartiallyRefund
+    };
+    let order_move = order_status.apply(action).ok();
+    let after = order_move.map(|t| t.to()).unwrap_or(order_status);
+    let event = PaymentRefunded {
+        payment_id: p.id.0,
+        order_id: o.id.0,
+        user_id: o.user_id,
+        number: o.number.clone(),
+        provider: p.provider.clone(),
+        refund_reference: reference.to_owned(),
+        amount,
+        refunded,
+        currency: p.currency.clone(),
+        order_status: after.as_str().to_owned(),
+    };
+    let change = PaymentChange {
+        status: if status.can_move_to(to) { to } else { status },
+        captured: p.captured,
+        refunded,
+        capture_reference: None,
+        failure: None,
+        ledger: vec![NewLedger {
+            kind: "refunded",
+            amount,
+            provider_reference: reference,
+        }],
+        provider_event_id,
+        events: envelopes(&[event])?,
+    };
+    repo::change_payment(conn, p, &change).await?;
+    if let Some(order_move) = order_move {
+        // A partial refund of a partially refunded order is no move: nothing to write.
+        if order_move.from() != order_move.to() {
+            let note = format!("{amount} refunded through {} ({reference})", p.provider);
+            let moved = repo::apply(
+                conn,
+                o.id,
+                actor,
+                &Change {
+                    order_move: Some(order_move),
+                    note: Some(&note),
+                    ..Change::default()
+                },
+            )
+            .await?;
+            if moved != 1 {
+                return Err(OrdersError::Internal(anyhow::anyhow!(
+                    "order {}: its refund move did not apply under its lock",
+                    o.id
+                )));
+            }
+        }
+    }
+    Ok((refunded, after))
+}
+
+/// Refunds `amount` (everything refundable when `None`) of the order's captured money
+/// through the provider that took it: never more than captured − refunded in total (one
+/// conditional UPDATE, so concurrent refunds that together exceed it cannot all pass: the
+/// ones that do not fit are a 409 `refund_exceeds_captured`). The payment refunded is the
+/// order's latest captured one with enough left.
+pub async fn refund(
+    conn: &mut sqlx::PgConnection,
+    providers: &super::providers::Providers,
+    order: OrderId,
+    amount: Option<i64>,
+    actor: &str,
+) -> Result<(PaymentRow, OrderStatus), OrdersError> {
+    let o = repo::lock_payable(conn, order, None, true)
+        .await?
+        .ok_or(OrdersError::OrderNotFound)?;
+    let payments = repo::payments(&mut *conn, order).await?;
+    let available: i64 = payments.iter().map(|p| p.captured - p.refunded).sum();
+    let wanted = amount.unwrap_or(available);
+    let Some(p) = payments
+        .into_iter()
+        .rev()
+        .find(|p| p.captured - p.refunded >= wanted && wanted > 0)
+    else {
+        return Err(OrdersError::RefundExceedsCaptured { available });
+    };
+    if !repo::reserve_refund(conn, p.id, wanted).await? {
+        return Err(OrdersError::RefundExceedsCaptured { available });
+    }
+    let provider = providers
+        .get(&p.provider)
+        .ok_or_else(|| OrdersError::ProviderNotConfigured(p.provider.clone()))?;
+    let n = p.ledger.iter().filter(|l| l.kind == "refunded").count() + 1;
+    let key = format!("payment:{}:refund:{n}", p.id);
+    let done = provider
+        .refund(&RefundRequest {
+            reference: &p.reference,
+            capture_reference: p.capture_reference.as_deref(),
+            amount: wanted,
+            currency: &p.currency,
+            idempotency_key: &key,
+        })
+        .await?;
+    // What we reserved is what the provider must have refunded; a refund it could not make
+    // rolls the reservation back with the transaction.
+    if done.status == RemoteStatus::Failed || done.amount != wanted {
+        return Err(OrdersError::ProviderRefused(format!(
+            "the refund {} came back {:?} for {} of {wanted}",
+            done.reference, done.status, done.amount
+        )));
+    }
+    let (_, after) = write_refund(
+        conn,
+        &o,
+        &p,
+        &done.reference,
+        wanted,
+        p.refunded + wanted,
+        None,
+        actor,
+    )
+    .await?;
+    let row = repo::lock_payment(conn, p.id)
+        .await?
+        .ok_or(OrdersError::OrderNotFound)?;
+    Ok((row, after))
+}
+
+/// The reconciliation job's work: asks the provider about up to `limit` payments stuck in
+/// `processing` or `requires_action` for `older_than_secs` (a webhook lost, an endpoint
+/// down), and applies what it says as its webhook would have (`apply`, each payment in its
+/// own transaction). One that fails is logged and left for the next run. Returns how many
+/// moved.
+pub async fn reconcile(
+    db: &sqlx::PgPool,
+    providers: &super::providers::Providers,
+    older_than_secs: i64,
+    limit: i64,
+) -> Result<usize, OrdersError> {
+    let stuck = repo::stuck_payments(db, older_than_secs, limit).await?;
+    let mut moved = 0;
+    for (payment, order, name, reference) in stuck {
+        let Some(provider) = providers.get(&name) else {
+            continue;
+        };
+        let remote = match provider.fetch(&reference).await {
+            Ok(r) if r.reference == reference => r,
+            Ok(r) => {
+                tracing::error!(payment = %payment, asked = reference, got = r.reference,
+                    "the provider answered about another payment");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(payment = %payment, provider = name, error = %e,
+                    "reconciliation could not ask the provider");
+                repo::touch_payment(db, payment).await?;
+                continue;
+            }
+        };
+        let outcome = match remote.status {
+            RemoteStatus::Succeeded => Outcome::Succeeded {
+                amount: remote.captured,
+                fee: remote.fee,
+                capture_reference: remote.capture_reference,
+            },
+            RemoteStatus::Failed => Outcome::Failed {
+                reason: remote
+                    .failure
+                    .unwrap_or_else(|| "The payment failed.".into()),
+            },
+            RemoteStatus::Canceled => Outcome::Canceled,
+            RemoteStatus::Authorized => Outcome::Authorized {
+                amount: remote.captured,
+            },
+            RemoteStatus::Processing => Outcome::Processing,
+            RemoteStatus::RequiresAction => Outcome::RequiresAction,
+            RemoteStatus::RequiresPaymentMethod => Outcome::Ignored,
+        };
+        let mut tx = db.begin().await?;
+        match apply(
+            &mut tx,
+            payment,
+            order,
+            &outcome,
+            None,
+            crate::platform::events::SYSTEM_ACTOR,
+        )
+        .await
+        {
+            Ok(Applied::Applied) => {
+                tx.commit().await?;
+                moved += 1;
+            }
+            Ok(Applied::Ignored) => {
+                drop(tx);
+                repo::touch_payment(db, payment).await?;
+            }
+            Err(e) => {
+                tracing::error!(payment = %payment, error = %e, "reconciling a payment failed");
+            }
+        }
+    }
+    Ok(moved)
+}

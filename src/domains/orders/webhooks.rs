@@ -1,0 +1,100 @@
+//! The payment providers' webhooks (anonymous; the signature is the credential): one
+//! provider-neutral pipeline, [`receive`], that each provider's route calls with its
+//! provider, and the subscriber that applies what they report.
+//!
+//! `receive` verifies the signature on the RAW body (`PaymentProvider::webhook`), then in
+//! ONE statement records the event (`orders.provider_events`, `ON CONFLICT DO NOTHING` on
+//! provider + event id) and, only if it was new, the outbox event `payment_provider.event_received`,
+//! and answers 200 at once: a duplicate delivery is a 200 that does nothing. The orders
+//! domain's own subscriber (`subscribers::provider_events`) then applies it under the order's and the
+//! payment's locks (`settlement::apply`), and records what became of it: `applied`,
+//! `ignored` (a duplicate outcome, an illegal move) or `orphan` (no payment of ours).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use utoipa::OpenApi;
+
+use super::error::OrdersError;
+use super::providers::PaymentProvider;
+use super::repo;
+use super::state::OrdersState;
+use crate::events::orders::ProviderEventReceived;
+use crate::platform::Platform;
+use crate::platform::error::responses::{BadRequest, NotFound};
+use crate::platform::events::envelopes;
+use crate::platform::http::{Endpoint, Routes};
+
+#[derive(OpenApi)]
+#[openapi(paths(stripe_webhook))]
+pub struct WebhooksApi;
+
+pub fn configure(routes: &mut Routes) {
+    routes.add(Endpoint::at("/webhooks/stripe").post(stripe_webhook));
+}
+
+/// The answer to a provider's delivery.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WebhookReceived {
+    /// `false` for a delivery of an event already recorded (it does nothing).
+    pub recorded: bool,
+}
+
+/// Stripe's webhook endpoint (point Stripe's dashboard here: `POST
+/// /api/v1/orders/webhooks/stripe`). Verifies `Stripe-Signature` (`t=…,v1=…`: HMAC-SHA256
+/// of `"{t}.{raw body}"` with the endpoint's signing secret; any configured secret
+/// verifies, so a rotation loses nothing; `t` within 300 s), records the event once and
+/// answers at once; the payment moves shortly after, through the outbox. 400
+/// `invalid_signature` or `invalid_payload`; 404 `provider_not_configured` where Stripe is
+/// not configured.
+#[utoipa::path(
+    post, path = "/webhooks/stripe", tag = "orders",
+    request_body(content = serde_json::Value, description = "Stripe's event, as Stripe sends it (the raw body is what the signature covers)"),
+    params(("Stripe-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]`")),
+    responses((status = 200, body = WebhookReceived), BadRequest, NotFound)
+)]
+pub async fn stripe_webhook(
+    platform: web::Data<Platform>,
+    state: web::Data<OrdersState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OrdersError> {
+    receive(&platform.db, configured(&state, "stripe")?, &req, &body).await
+}
+
+/// The provider named, or the 404 `provider_not_configured` its routes answer with where
+/// it is not configured.
+fn configured<'a>(
+    state: &'a OrdersState,
+    name: &str,
+) -> Result<&'a dyn PaymentProvider, OrdersError> {
+    state
+        .providers
+        .get(name)
+        .ok_or_else(|| OrdersError::ProviderNotConfigured(name.to_owned()))
+}
+
+/// The pipeline every provider's webhook route runs: verify, record once (with the
+/// outbox event for the subscriber) in one statement, answer.
+pub async fn receive(
+    db: &sqlx::PgPool,
+    provider: &dyn PaymentProvider,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<HttpResponse, OrdersError> {
+    let now = chrono::Utc::now().timestamp();
+    let event = provider.webhook(req.headers(), body, now)?;
+    let payload: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| OrdersError::InvalidPayload(format!("not JSON: {e}")))?;
+    let received = ProviderEventReceived {
+        provider: provider.name().to_owned(),
+        event_id: event.id.clone(),
+        reference: event.reference.clone(),
+        order_id: event.order_id,
+        outcome: serde_json::to_value(&event.outcome)
+            .map_err(|e| OrdersError::Internal(e.into()))?,
+    };
+    let events = envelopes(&[received])?;
+    let mut conn = db.acquire().await?;
+    let recorded =
+        repo::record_provider_event(&mut conn, provider.name(), &event, &payload, &events).await?;
+    Ok(HttpResponse::Ok().json(WebhookReceived { recorded }))
+}

@@ -1,0 +1,805 @@
+//! Stripe through a stateful fake (PyPI's `localstripe`, one per test): the end-to-end
+//! payment as Stripe.js would make it, with the signed webhook localstripe sends; and the
+//! webhook's signature scheme, dedupe and ordering with bodies signed here, independently of
+//! the code under test (HMAC-SHA256 of `"{t}.{body}"`).
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use rand::seq::SliceRandom;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use super::payments::{payments_of, refunder};
+use super::*;
+use crate::helpers::{TestApp, eventually, problem, spawn_app_with};
+
+const OLD_SECRET: &str = "whsec_old_0123456789";
+const NEW_SECRET: &str = "whsec_new_9876543210";
+const SECRET_KEY: &str = "sk_test_basalt";
+
+/// A localstripe server on a free loopback port, killed on drop.
+pub struct LocalStripe {
+    child: Child,
+    pub url: String,
+}
+
+impl LocalStripe {
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let child = Command::new(python)
+            .args([
+                "-m",
+                "localstripe",
+                "--port",
+                &port.to_string(),
+                "--from-scratch",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("localstripe (scripts/services.sh installs it; TEST_PYTHON names its python)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "localstripe did not start on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// A form POST with the secret key, as the provider (or Stripe.js) makes it.
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Value {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(SECRET_KEY)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An app with Stripe pointed at `stripe`, both signing secrets configured (a rotation).
+pub async fn app_with_stripe(stripe: &LocalStripe) -> TestApp {
+    spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        (
+            "BASALT__ORDERS__STRIPE__WEBHOOK_SECRET",
+            &format!("{OLD_SECRET},{NEW_SECRET}"),
+        ),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &stripe.url),
+    ])
+    .await
+}
+
+/// A placed order of `who` to be paid with Stripe: (order, total).
+pub async fn stripe_order(app: &TestApp, who: &crate::catalog::Actor) -> (Value, i64) {
+    let s = seller(app);
+    let (_, v) = stocked(app, &s, 10, 1000).await;
+    let cart = cart_with(app, who, &[(&v, 2)]).await;
+    let res = app
+        .as_user(Method::POST, "/api/v1/orders", &who.token)
+        .header("Idempotency-Key", Uuid::now_v7().to_string())
+        .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let o: Value = res.json().await.unwrap();
+    assert_eq!(status, 201, "{o}");
+    let total = o["total"].as_i64().unwrap();
+    (o, total)
+}
+
+fn sign(secret: &str, t: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A Stripe event about payment intent `pi` (amounts in cents: USD).
+fn event(id: &str, kind: &str, pi: &str, amount: i64, status: &str) -> String {
+    json!({
+        "id": id, "object": "event", "type": kind, "created": now(), "api_version": "2024-06-20",
+        "data": {"object": {
+            "id": pi, "object": "payment_intent", "amount": amount, "amount_received": if status == "succeeded" { amount } else { 0 },
+            "currency": "usd", "status": status, "latest_charge": format!("ch_{pi}"),
+            "metadata": {"order_id": Uuid::now_v7().to_string()},
+            "last_payment_error": if status == "requires_payment_method" { json!({"message": "Your card was declined."}) } else { Value::Null }
+        }}
+    })
+    .to_string()
+}
+
+async fn deliver(app: &TestApp, body: &str, signature: Option<String>) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url("/api/v1/orders/webhooks/stripe"))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(s) = signature {
+        req = req.header("Stripe-Signature", s);
+    }
+    req.send().await.unwrap()
+}
+
+async fn deliver_signed(app: &TestApp, body: &str) -> reqwest::Response {
+    let t = now();
+    deliver(
+        app,
+        body,
+        Some(format!("t={t},v1={}", sign(NEW_SECRET, t, body))),
+    )
+    .await
+}
+
+async fn order_status(app: &TestApp, who: &crate::catalog::Actor, id: &str) -> String {
+    let o: Value = app
+        .json_as(&format!("/api/v1/orders/{id}"), &who.token)
+        .await;
+    o["status"].as_str().unwrap().to_owned()
+}
+
+async fn outcome_of(app: &TestApp, event_id: &str) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT outcome FROM orders.provider_events WHERE provider = 'stripe' AND event_id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(&app.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_card_payment_through_stripe_pays_the_order_by_its_signed_webhook() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let caps: Value = app.get("/api/v1/capabilities").await.json().await.unwrap();
+    let orders = caps["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "orders")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        orders["offers"]["payment_providers"],
+        json!(["manual", "stripe"])
+    );
+
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let res = post(&app, &b, &format!("/{id}/payment"), None).await;
+    assert_eq!(res.status(), 201);
+    let payment: Value = res.json().await.unwrap();
+    assert_eq!(payment["provider"], "stripe");
+    let pi = payment["reference"].as_str().unwrap().to_owned();
+    assert!(pi.starts_with("pi_"), "{payment}");
+    let secret = payment["client"]["client_secret"].as_str().unwrap();
+    assert!(secret.starts_with(&format!("{pi}_secret_")), "{payment}");
+    // Resumed: the same intent, not a second.
+    let again: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["reference"], pi.as_str());
+    assert_eq!(again["client"], payment["client"]);
+    // While the card payment is open, neither another provider's start nor staff's
+    // mark-paid opens a second payment: 409 naming it.
+    let p = problem(
+        post(
+            &app,
+            &b,
+            &format!("/{id}/payment"),
+            Some(json!({"provider": "manual"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(p["code"], "payment_in_progress", "{p}");
+    let p = problem(post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await).await;
+    assert_eq!(p["code"], "payment_in_progress", "{p}");
+    assert_eq!(payments_of(&app, &b, id).await.len(), 1);
+
+    // localstripe signs its webhooks with the new secret and posts them to Basalt.
+    stripe
+        .post(
+            "/_config/webhooks/basalt",
+            &[
+                ("url", &app.url("/api/v1/orders/webhooks/stripe")),
+                ("secret", NEW_SECRET),
+            ],
+        )
+        .await;
+    // What Stripe.js does with the card the buyer typed.
+    let pm = stripe
+        .post(
+            "/v1/payment_methods",
+            &[
+                ("type", "card"),
+                ("card[number]", "4242424242424242"),
+                ("card[exp_month]", "12"),
+                ("card[exp_year]", "2034"),
+                ("card[cvc]", "123"),
+            ],
+        )
+        .await;
+    let pm = pm["id"].as_str().unwrap();
+    stripe
+        .post(
+            &format!("/v1/payment_intents/{pi}"),
+            &[("payment_method", pm)],
+        )
+        .await;
+    let confirmed = stripe
+        .post(&format!("/v1/payment_intents/{pi}/confirm"), &[])
+        .await;
+    assert_eq!(
+        confirmed["amount"], total,
+        "USD cents pass through unchanged"
+    );
+
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await,
+        "the order was not paid: {:?}",
+        payments_of(&app, &b, id).await
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0]["status"], "succeeded");
+    assert_eq!(ps[0]["captured"], total);
+    let ledger = ps[0]["ledger"].as_array().unwrap();
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0]["kind"], "captured");
+    assert_eq!(ledger[0]["amount"], total);
+    assert!(
+        ledger[0]["provider_event_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("evt_")
+    );
+
+    // A refund of part of it goes through Stripe's refund API.
+    let r = refunder(&app);
+    let res = post(
+        &app,
+        &r,
+        &format!("/{id}/refunds"),
+        Some(json!({"amount": 300})),
+    )
+    .await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["order_status"], "partially_refunded", "{body}");
+    let refund = body["payment"]["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "refunded")
+        .unwrap()
+        .clone();
+    assert!(
+        refund["provider_reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("re_"),
+        "{refund}"
+    );
+}
+
+#[tokio::test]
+async fn webhook_signatures_valid_rotated_tampered_expired_and_missing() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let body = event(
+        "evt_sig_1",
+        "payment_intent.processing",
+        "pi_unknown_sig",
+        100,
+        "processing",
+    );
+    let t = now();
+
+    // Missing, malformed, tampered, expired, a wrong secret: 400, nothing recorded.
+    refused(deliver(&app, &body, None).await, "invalid_signature").await;
+    refused(
+        deliver(&app, &body, Some("v1=abc".into())).await,
+        "invalid_signature",
+    )
+    .await;
+    let tampered = body.replace("processing", "succeeded");
+    refused(
+        deliver(
+            &app,
+            &tampered,
+            Some(format!("t={t},v1={}", sign(NEW_SECRET, t, &body))),
+        )
+        .await,
+        "invalid_signature",
+    )
+    .await;
+    let old = t - 301;
+    refused(
+        deliver(
+            &app,
+            &body,
+            Some(format!("t={old},v1={}", sign(NEW_SECRET, old, &body))),
+        )
+        .await,
+        "invalid_signature",
+    )
+    .await;
+    refused(
+        deliver(
+            &app,
+            &body,
+            Some(format!("t={t},v1={}", sign("whsec_other", t, &body))),
+        )
+        .await,
+        "invalid_signature",
+    )
+    .await;
+    assert_eq!(outcome_of(&app, "evt_sig_1").await, None);
+
+    // Signed with the old secret during the rotation, and with several v1s: accepted.
+    let res = deliver(
+        &app,
+        &body,
+        Some(format!(
+            "t={t},v1={},v1={}",
+            sign("whsec_other", t, &body),
+            sign(OLD_SECRET, t, &body)
+        )),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["recorded"], true);
+    // The same event again: 200, nothing new.
+    let res = deliver_signed(&app, &body).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["recorded"], false);
+    // Signed, but not an event: 400 invalid_payload.
+    refused(
+        deliver_signed(&app, "{\"nope\": 1}").await,
+        "invalid_payload",
+    )
+    .await;
+
+    // An event for a payment that is not ours: recorded as an orphan.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            outcome_of(&app, "evt_sig_1").await.as_deref() == Some("orphan")
+        })
+        .await
+    );
+
+    async fn refused(res: reqwest::Response, code: &str) {
+        assert_eq!(res.status(), 400);
+        assert_eq!(problem(res).await["code"], code);
+    }
+}
+
+#[tokio::test]
+async fn the_same_event_ten_times_shuffled_with_others_moves_the_payment_once() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let payment: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = payment["reference"].as_str().unwrap();
+
+    let succeeded = event("evt_ok", "payment_intent.succeeded", pi, total, "succeeded");
+    let mut bodies: Vec<String> = (0..10).map(|_| succeeded.clone()).collect();
+    bodies.push(event(
+        "evt_proc",
+        "payment_intent.processing",
+        pi,
+        total,
+        "processing",
+    ));
+    bodies.push(event(
+        "evt_fail",
+        "payment_intent.payment_failed",
+        pi,
+        total,
+        "requires_payment_method",
+    ));
+    bodies.push(event(
+        "evt_act",
+        "payment_intent.requires_action",
+        pi,
+        total,
+        "requires_action",
+    ));
+    bodies.shuffle(&mut rand::rng());
+    let statuses =
+        crate::helpers::statuses_of(bodies.iter().map(|b| deliver_signed(&app, b))).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await
+    );
+    // Every recorded event applied or ignored before looking at the ledger.
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM orders.provider_events WHERE outcome = 'pending'",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+            pending == 0
+        })
+        .await
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0]["status"], "succeeded");
+    assert_eq!(ps[0]["captured"], total);
+    assert_eq!(ps[0]["ledger"].as_array().unwrap().len(), 1, "{:?}", ps[0]);
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM orders.provider_events")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 4);
+    assert_eq!(app.events_of("payment.succeeded").await, 1);
+    assert_eq!(app.events_of("order.paid").await, 1);
+    let paid_moves: i64 = sqlx::query_scalar("SELECT count(*) FROM orders.order_history WHERE order_id = $1::uuid AND to_status = 'paid'")
+        .bind(id).fetch_one(&app.db).await.unwrap();
+    assert_eq!(paid_moves, 1);
+
+    // Refunded in full on Stripe's side (its dashboard: a signed `refund.updated`), then a
+    // (new) `succeeded` arrives: nothing changes.
+    let refund = json!({
+        "id": "evt_refund", "object": "event", "type": "refund.updated", "created": now(),
+        "data": {"object": {"id": "re_dashboard", "object": "refund", "amount": total,
+            "currency": "usd", "status": "succeeded", "payment_intent": pi}}
+    })
+    .to_string();
+    assert_eq!(deliver_signed(&app, &refund).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            order_status(&app, &b, id).await == "refunded"
+        })
+        .await
+    );
+    assert_eq!(app.events_of("payment.refunded").await, 1);
+    let late = event(
+        "evt_late",
+        "payment_intent.succeeded",
+        pi,
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &late).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            outcome_of(&app, "evt_late").await.as_deref() == Some("ignored")
+        })
+        .await
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["status"], "refunded");
+    assert_eq!(ps[0]["captured"], total);
+    assert_eq!(ps[0]["ledger"].as_array().unwrap().len(), 2, "{:?}", ps[0]);
+    assert_eq!(order_status(&app, &b, id).await, "refunded");
+}
+
+#[tokio::test]
+async fn a_payment_stuck_in_processing_is_reconciled_from_stripe() {
+    let stripe = LocalStripe::start();
+    // The job looks every 200 ms at payments waiting at all (threshold 0).
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &stripe.url),
+        ("BASALT__ORDERS__RECONCILE_AFTER_SECS", "0"),
+        ("BASALT__ORDERS__RECONCILE_SWEEP_MS", "200"),
+    ])
+    .await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let payment: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = payment["reference"].as_str().unwrap().to_owned();
+    // Stripe said `processing` (signed webhook) ...
+    let processing = event(
+        "evt_proc_r",
+        "payment_intent.processing",
+        &pi,
+        total,
+        "processing",
+    );
+    assert_eq!(deliver_signed(&app, &processing).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            payments_of(&app, &b, id).await[0]["status"] == "processing"
+        })
+        .await
+    );
+    // ... then the card went through, but its webhook never came (none is registered).
+    let pm = stripe
+        .post(
+            "/v1/payment_methods",
+            &[
+                ("type", "card"),
+                ("card[number]", "4242424242424242"),
+                ("card[exp_month]", "12"),
+                ("card[exp_year]", "2034"),
+                ("card[cvc]", "123"),
+            ],
+        )
+        .await;
+    stripe
+        .post(
+            &format!("/v1/payment_intents/{pi}"),
+            &[("payment_method", pm["id"].as_str().unwrap())],
+        )
+        .await;
+    stripe
+        .post(&format!("/v1/payment_intents/{pi}/confirm"), &[])
+        .await;
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await,
+        "{:?}",
+        payments_of(&app, &b, id).await
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["status"], "succeeded");
+    let ledger = ps[0]["ledger"].as_array().unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0]["kind"], "captured");
+    assert_eq!(ledger[0]["amount"], total);
+    assert!(
+        ledger[0]["provider_event_id"].is_null(),
+        "found by the job, not a webhook"
+    );
+}
+
+#[cfg(feature = "notifications")]
+#[tokio::test]
+async fn a_failed_card_payment_mails_the_buyer_and_a_new_start_opens_another_intent() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let s = seller(&app);
+    let (_, v) = stocked(&app, &s, 10, 1250).await;
+    let b = buyer(&app);
+    let cart = cart_with(&app, &b, &[(&v, 1)]).await;
+    let res = app
+        .as_user(Method::PUT, "/api/v1/cart/addresses", &b.token)
+        .json(&json!({ "email": "grace@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .as_user(Method::POST, "/api/v1/orders", &b.token)
+        .header("Idempotency-Key", Uuid::now_v7().to_string())
+        .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
+        .send()
+        .await
+        .unwrap();
+    let o: Value = res.json().await.unwrap();
+    let id = o["id"].as_str().unwrap();
+    let first: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = first["reference"].as_str().unwrap();
+    let failed = event(
+        "evt_declined",
+        "payment_intent.payment_failed",
+        pi,
+        1250,
+        "requires_payment_method",
+    );
+    assert_eq!(deliver_signed(&app, &failed).await.status(), 200);
+
+    let mailed = eventually(Duration::from_secs(15), || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM notifications.messages
+              WHERE template = 'payment-failed' AND to_address = 'grace@example.com'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        n == 1
+    })
+    .await;
+    assert!(mailed, "the payment-failed mail");
+    let (subject, text): (String, String) = sqlx::query_as(
+        "SELECT subject, text_body FROM notifications.messages WHERE template = 'payment-failed'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(subject.contains(o["number"].as_str().unwrap()), "{subject}");
+    assert!(text.contains("Your card was declined."), "{text}");
+
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["status"], "failed");
+    assert_eq!(ps[0]["failure"], "Your card was declined.");
+    assert_eq!(order_status(&app, &b, id).await, "pending_payment");
+    // The buyer tries again: a second intent, as the first is closed.
+    let res = post(&app, &b, &format!("/{id}/payment"), None).await;
+    assert_eq!(res.status(), 201);
+    let second: Value = res.json().await.unwrap();
+    assert_ne!(second["reference"], first["reference"]);
+    assert_eq!(payments_of(&app, &b, id).await.len(), 2);
+}
+
+/// A one-request-at-a-time HTTP server on a free port that records each request (head and
+/// body, as text) and answers every one with a PaymentIntent `pi_wire` in Stripe's shape.
+async fn recording_stripe() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head, then as much body as Content-Length says.
+            loop {
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&raw).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if raw.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&raw).to_string());
+            let body = r#"{"id":"pi_wire","object":"payment_intent","status":"requires_payment_method","client_secret":"pi_wire_secret_abc"}"#;
+            let res = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(res.as_bytes()).await;
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn stripe_calls_are_form_encoded_with_an_idempotency_key_in_stripes_units() {
+    let (url, seen) = recording_stripe().await;
+    let app = spawn_app_with(&[
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &url),
+    ])
+    .await;
+    // An order in ISK: whole krónur in ISO 4217 (and Basalt), hundredths in Stripe's API.
+    let s = seller(&app);
+    let p = crate::catalog::active_product(
+        &app,
+        &s,
+        json!({"title": "Lopapeysa", "currency": "ISK",
+               "variants": [{"sku": format!("ISK-{}", Uuid::now_v7().simple()), "price": 15000, "on_hand": 5}]}),
+    )
+    .await;
+    let p: Value = app
+        .json_as(
+            &format!("/api/v1/catalog/products/{}", p["id"].as_str().unwrap()),
+            &s.token,
+        )
+        .await;
+    let v = p["variants"][0]["id"].as_str().unwrap().to_owned();
+    let b = buyer(&app);
+    let cart = cart_with(&app, &b, &[(&v, 2)]).await;
+    let res = app
+        .as_user(Method::POST, "/api/v1/orders", &b.token)
+        .header("Idempotency-Key", Uuid::now_v7().to_string())
+        .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
+        .send()
+        .await
+        .unwrap();
+    let o: Value = res.json().await.unwrap();
+    assert_eq!(o["currency"], "ISK", "{o}");
+    let id = o["id"].as_str().unwrap();
+    let total = o["total"].as_i64().unwrap();
+    let res = post(&app, &b, &format!("/{id}/payment"), None).await;
+    assert_eq!(res.status(), 201);
+    let payment: Value = res.json().await.unwrap();
+    assert_eq!(payment["reference"], "pi_wire");
+    assert_eq!(payment["amount"], total, "the payment keeps Basalt's units");
+    assert_eq!(payment["client"]["client_secret"], "pi_wire_secret_abc");
+
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let r = requests[0].to_ascii_lowercase();
+    assert!(r.starts_with("post /v1/payment_intents http/1.1"), "{r}");
+    assert!(
+        r.contains(&format!("authorization: bearer {SECRET_KEY}")),
+        "{r}"
+    );
+    assert!(
+        r.contains("content-type: application/x-www-form-urlencoded"),
+        "{r}"
+    );
+    assert!(
+        r.contains(&format!("idempotency-key: order:{id}:payment:1")),
+        "{r}"
+    );
+    let body = &requests[0][requests[0].find("\r\n\r\n").unwrap() + 4..];
+    assert!(
+        body.contains(&format!("amount={}", total * 100)),
+        "ISK × 100: {body}"
+    );
+    assert!(body.contains("currency=isk"), "{body}");
+    assert!(
+        body.contains(&format!("metadata%5Border_id%5D={id}")),
+        "{body}"
+    );
+}
