@@ -13,6 +13,9 @@ use actix_web::http::header::HeaderMap;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+#[allow(dead_code)] // wired by the payments core
+pub mod razorpay;
+
 /// What the order asks a provider to collect.
 #[derive(Debug, Clone)]
 pub struct StartPayment<'a> {
@@ -112,13 +115,24 @@ pub struct ProviderEvent {
 /// What a provider event means for the payment, provider-neutral.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Authorized { amount: i64 },
-    Succeeded { amount: i64, fee: Option<i64>, capture_reference: Option<String> },
-    Failed { reason: String },
+    Authorized {
+        amount: i64,
+    },
+    Succeeded {
+        amount: i64,
+        fee: Option<i64>,
+        capture_reference: Option<String>,
+    },
+    Failed {
+        reason: String,
+    },
     Processing,
     RequiresAction,
     Canceled,
-    Refunded { refund_reference: String, amount: i64 },
+    Refunded {
+        refund_reference: String,
+        amount: i64,
+    },
     /// A type we do not act on: still recorded once, then ignored.
     Ignored,
 }
