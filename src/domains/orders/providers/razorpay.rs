@@ -180,11 +180,13 @@ impl PaymentProvider for Razorpay {
         // Dashboard for) plus a tag of the caller's idempotency key: a retry of the same
         // attempt carries the same receipt, while a later attempt for the same order (a new
         // Razorpay order is needed once one has failed or expired) carries a new one.
-        // Razorpay does not return the existing order for a repeated receipt, so what keeps a
-        // retried start to ONE order is the caller: it holds the Basalt order's row lock and
-        // returns the open payment if there is one, calling `start` only when there is none.
-        // What remains is a crash between this call and the caller's insert: it leaves an
-        // unpaid Razorpay order nobody was given, which expires harmlessly.
+        // The API reference promises nothing for a repeated receipt (a test-mode guide
+        // mentions a `unique_receipt` flag the reference does not list, and Razorpay refuses
+        // fields it does not list), so we cannot rely on Razorpay returning the first order.
+        // What keeps a retried start to ONE order is the caller: it holds the Basalt order's
+        // row lock and returns the open payment if there is one, calling `start` only when
+        // there is none. What remains is a crash or timeout between this call and the
+        // caller's insert: an unpaid Razorpay order nobody was handed, which no one can pay.
         let body = json!({
             "amount": amount,
             "currency": request.currency,
