@@ -10,6 +10,7 @@
 //! implementation, and nowhere else.
 
 pub mod manual;
+pub mod razorpay;
 pub mod stripe;
 
 use std::sync::Arc;
@@ -33,6 +34,9 @@ impl Providers {
         // Each other provider joins when configured (its own file builds it).
         if let Some(s) = &settings.stripe {
             all.push(Arc::new(stripe::Stripe::new(s)?));
+        }
+        if let Some(s) = &settings.razorpay {
+            all.push(Arc::new(razorpay::Razorpay::new(s)?));
         }
         Ok(Self { all })
     }
