@@ -163,8 +163,7 @@ pub async fn mark_paid(
     }
     let order: OrderResponse = repo::order(&mut *tx, *path, uuid::Uuid::nil(), true)
         .await?
-        .ok_or(OrdersError::OrderNotFound)?
-        .try_into()?;
+        .ok_or(OrdersError::OrderNotFound)?;
     let after = serde_json::json!({ "status": order.status, "total": order.total, "currency": order.currency, "payment_id": payment.id });
     audit::record(
         &mut tx,

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::model::{
     HistoryResponse, LedgerEntry, OrderId, OrderStatus, PaymentId, PaymentStatus, SubOrderId,
-    SubOrderResponse, Transition,
+    Transition,
 };
 use super::providers::ProviderEvent;
 use crate::events::orders::Tracking;
