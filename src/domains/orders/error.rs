@@ -56,6 +56,13 @@ crate::domain_errors! {
         #[problem(CONFLICT, "payment_in_progress")]
         #[error("A {0} payment of this order is in progress; finish it with that provider.")]
         PaymentInProgress(String),
+        #[problem(NOT_FOUND, "not_found")]
+        #[error("No such payment of this order.")]
+        PaymentNotFound,
+        /// What the provider cannot take (a three-decimal amount Razorpay cannot express).
+        #[problem(UNPROCESSABLE_ENTITY, "provider_unsupported")]
+        #[error("The payment provider cannot do this: {0}.")]
+        ProviderUnsupported(&'static str),
         #[problem(CONFLICT, "nothing_outstanding")]
         #[error("The order's payments already cover its total.")]
         NothingOutstanding,
@@ -109,9 +116,7 @@ impl From<ProviderError> for OrdersError {
                 tracing::warn!(error = %why, "a payment provider is unavailable");
                 Self::ProviderUnavailable(why)
             }
-            ProviderError::Unsupported(what) => Self::Internal(anyhow::anyhow!(
-                "a provider was asked for what it does not support: {what}"
-            )),
+            ProviderError::Unsupported(what) => Self::ProviderUnsupported(what),
         }
     }
 }

@@ -493,6 +493,21 @@ pub struct StartPaymentRequest {
     pub provider: Option<String>,
 }
 
+/// `POST /orders/{id}/payment/razorpay`: what Razorpay Checkout's `handler` receives on
+/// success, forwarded as is by the buyer's client.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"razorpay_order_id": "order_IluGWxBm9U8zJ8", "razorpay_payment_id": "pay_IH4NVgf4Dreq1l", "razorpay_signature": "0d4e745a1838664ad6c9c9902212a32d627d68e917290b0ad5f08ff4561bc50f"}))]
+pub struct RazorpayCallback {
+    #[validate(length(min = 1, max = 64))]
+    pub razorpay_order_id: String,
+    #[validate(length(min = 1, max = 64))]
+    pub razorpay_payment_id: String,
+    /// Hex HMAC-SHA256 of `"{order_id}|{payment_id}"` with the key secret.
+    #[validate(length(min = 1, max = 128))]
+    pub razorpay_signature: String,
+}
+
 /// `POST /orders/{id}/refunds`: how much to give back.
 #[derive(Debug, Default, Serialize, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]

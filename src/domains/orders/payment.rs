@@ -9,7 +9,7 @@ use utoipa::OpenApi;
 use super::access::{self, MANAGE, REFUND};
 use super::error::OrdersError;
 use super::model::*;
-use super::providers::{Outcome, manual};
+use super::providers::{Outcome, manual, razorpay};
 use super::repo;
 use super::service;
 use super::settlement::{self, Applied};
@@ -18,17 +18,18 @@ use crate::platform::audit::{self, AuditEntry};
 use crate::platform::error::responses::{
     BadGateway, BadRequest, Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable,
 };
-use crate::platform::http::{Endpoint, OptionalJson, Routes};
+use crate::platform::http::{Endpoint, OptionalJson, Routes, ValidatedJson};
 use crate::platform::{CurrentUser, Platform};
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(start_payment, list_payments, mark_paid, refund),
+    paths(start_payment, razorpay_callback, list_payments, mark_paid, refund),
     components(schemas(
         PaymentStatus,
         PaymentResponse,
         LedgerEntry,
         StartPaymentRequest,
+        RazorpayCallback,
         RefundBody,
         RefundResponse
     ))
@@ -38,6 +39,7 @@ pub struct PaymentApi;
 pub fn configure(routes: &mut Routes) {
     routes
         .add(Endpoint::at("/{order}/payment").post(start_payment))
+        .add(Endpoint::at("/{order}/payment/razorpay").post(razorpay_callback))
         .add(Endpoint::at("/{order}/payments").get(list_payments))
         .add(Endpoint::at("/{order}/mark-paid").post(mark_paid))
         .add(Endpoint::at("/{order}/refunds").post(refund));
@@ -93,6 +95,73 @@ pub async fn start_payment(
     } else {
         HttpResponse::Ok().json(res)
     })
+}
+
+/// Razorpay Checkout's success callback, forwarded by the buyer's client (or staff): the
+/// ids and signature its `handler` received. The signature is checked against the Razorpay
+/// order id Basalt stored for this order's payment (HMAC-SHA256 of `"{order_id}|{payment_id}"`
+/// with the key secret), never against an id the callback could choose; then Razorpay is
+/// asked what the payment is (the callback proves who paid, not how much), and that is
+/// applied as its webhook would be: the order is paid once the capture covers it. Answers the
+/// payment. 400 `invalid_signature`; 404 for an order or payment that is not the caller's,
+/// or where Razorpay is not configured (`provider_not_configured`).
+#[utoipa::path(
+    post, path = "/{order}/payment/razorpay", tag = "orders", request_body = RazorpayCallback,
+    security(("bearer" = []), ("api_key" = [])),
+    params(("order" = Uuid, Path)),
+    responses(
+        (status = 200, body = PaymentResponse),
+        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Invalid, BadGateway, Unavailable
+    )
+)]
+pub async fn razorpay_callback(
+    platform: web::Data<Platform>,
+    state: web::Data<OrdersState>,
+    user: CurrentUser,
+    path: web::Path<OrderId>,
+    body: ValidatedJson<RazorpayCallback>,
+) -> Result<HttpResponse, OrdersError> {
+    let (viewer, staff) = access::viewer(&user)?;
+    let not_configured = || OrdersError::ProviderNotConfigured("razorpay".into());
+    let settings = state
+        .settings
+        .razorpay
+        .as_ref()
+        .ok_or_else(not_configured)?;
+    let provider = state.providers.get("razorpay").ok_or_else(not_configured)?;
+    let b = body.into_inner();
+    let payment = repo::visible_payment(
+        &platform.db,
+        *path,
+        viewer,
+        staff,
+        "razorpay",
+        &b.razorpay_order_id,
+    )
+    .await?
+    .ok_or(OrdersError::PaymentNotFound)?;
+    razorpay::verify_checkout(
+        settings,
+        &payment.reference,
+        &b.razorpay_payment_id,
+        &b.razorpay_signature,
+    )?;
+    let remote = provider.fetch(&payment.reference).await?;
+    if remote.reference != payment.reference {
+        return Err(OrdersError::Internal(anyhow::anyhow!(
+            "Razorpay answered about {} when asked about {}",
+            remote.reference,
+            payment.reference
+        )));
+    }
+    let outcome = settlement::outcome_of(remote);
+    let mut tx = platform.db.begin().await?;
+    settlement::apply(&mut tx, payment.id, *path, &outcome, None, &user.actor()).await?;
+    let row = repo::lock_payment(&mut tx, payment.id)
+        .await?
+        .ok_or(OrdersError::PaymentNotFound)?;
+    tx.commit().await?;
+    Ok(HttpResponse::Ok().json(PaymentResponse::try_from(row)?))
 }
 
 /// The order's payments, oldest first, each with its ledger rows (every amount authorised,

@@ -644,6 +644,29 @@ pub async fn payment_by_reference(
     .await
 }
 
+/// The order's payment `reference` names at `provider`, if the viewer may see the order
+/// (its buyer, or staff): one statement.
+pub async fn visible_payment(
+    db: impl PgExecutor<'_>,
+    order: OrderId,
+    viewer: Uuid,
+    staff: bool,
+    provider: &str,
+    reference: &str,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {PAYMENT} FROM orders.payments p JOIN orders.orders o ON o.id = p.order_id
+          WHERE p.order_id = $1 AND (o.user_id = $2 OR $3) AND p.provider = $4 AND p.reference = $5"
+    ))
+    .bind(order)
+    .bind(viewer)
+    .bind(staff)
+    .bind(provider)
+    .bind(reference)
+    .fetch_optional(db)
+    .await
+}
+
 /// The number of the order's next payment attempt (under the order's lock).
 pub async fn next_seq(conn: &mut PgConnection, order: OrderId) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar("SELECT COALESCE(max(seq), 0) + 1 FROM orders.payments WHERE order_id = $1")

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::error::OrdersError;
 use super::model::{Action, OrderId, OrderStatus, PaymentId, PaymentStatus};
-use super::providers::{Outcome, PaymentProvider, RefundRequest, RemoteStatus, StartPayment};
+use super::providers::{
+    Outcome, PaymentProvider, RefundRequest, RemotePayment, RemoteStatus, StartPayment,
+};
 use super::repo::{self, Change, NewLedger, NewPayment, PayableOrder, PaymentChange, PaymentRow};
 use super::service;
 use crate::events::orders::{PaymentFailed, PaymentRefunded, PaymentSucceeded};
@@ -462,25 +464,7 @@ pub async fn reconcile(
                 continue;
             }
         };
-        let outcome = match remote.status {
-            RemoteStatus::Succeeded => Outcome::Succeeded {
-                amount: remote.captured,
-                fee: remote.fee,
-                capture_reference: remote.capture_reference,
-            },
-            RemoteStatus::Failed => Outcome::Failed {
-                reason: remote
-                    .failure
-                    .unwrap_or_else(|| "The payment failed.".into()),
-            },
-            RemoteStatus::Canceled => Outcome::Canceled,
-            RemoteStatus::Authorized => Outcome::Authorized {
-                amount: remote.captured,
-            },
-            RemoteStatus::Processing => Outcome::Processing,
-            RemoteStatus::RequiresAction => Outcome::RequiresAction,
-            RemoteStatus::RequiresPaymentMethod => Outcome::Ignored,
-        };
+        let outcome = outcome_of(remote);
         let mut tx = db.begin().await?;
         match apply(
             &mut tx,
@@ -506,4 +490,29 @@ pub async fn reconcile(
         }
     }
     Ok(moved)
+}
+
+/// What a provider's answer about a payment (`PaymentProvider::fetch`) means, in the words
+/// its webhook would have used: the reconciliation job and Razorpay's checkout callback
+/// apply it through [`apply`] like an event.
+pub fn outcome_of(remote: RemotePayment) -> Outcome {
+    match remote.status {
+        RemoteStatus::Succeeded => Outcome::Succeeded {
+            amount: remote.captured,
+            fee: remote.fee,
+            capture_reference: remote.capture_reference,
+        },
+        RemoteStatus::Failed => Outcome::Failed {
+            reason: remote
+                .failure
+                .unwrap_or_else(|| "The payment failed.".into()),
+        },
+        RemoteStatus::Canceled => Outcome::Canceled,
+        RemoteStatus::Authorized => Outcome::Authorized {
+            amount: remote.captured,
+        },
+        RemoteStatus::Processing => Outcome::Processing,
+        RemoteStatus::RequiresAction => Outcome::RequiresAction,
+        RemoteStatus::RequiresPaymentMethod => Outcome::Ignored,
+    }
 }

@@ -24,11 +24,13 @@ use crate::platform::events::envelopes;
 use crate::platform::http::{Endpoint, Routes};
 
 #[derive(OpenApi)]
-#[openapi(paths(stripe_webhook))]
+#[openapi(paths(stripe_webhook, razorpay_webhook))]
 pub struct WebhooksApi;
 
 pub fn configure(routes: &mut Routes) {
-    routes.add(Endpoint::at("/webhooks/stripe").post(stripe_webhook));
+    routes
+        .add(Endpoint::at("/webhooks/stripe").post(stripe_webhook))
+        .add(Endpoint::at("/webhooks/razorpay").post(razorpay_webhook));
 }
 
 /// The answer to a provider's delivery.
@@ -58,6 +60,31 @@ pub async fn stripe_webhook(
     body: web::Bytes,
 ) -> Result<HttpResponse, OrdersError> {
     receive(&platform.db, configured(&state, "stripe")?, &req, &body).await
+}
+
+/// Razorpay's webhook endpoint (on Razorpay's dashboard, Settings → Webhooks: `POST
+/// /api/v1/orders/webhooks/razorpay`, with the webhook's own secret). Verifies
+/// `X-Razorpay-Signature` (hex HMAC-SHA256 of the raw body with the webhook secret; Razorpay
+/// signs no timestamp, so a replayed body is stopped by the record of its
+/// `x-razorpay-event-id`), records the event once and answers at once. 400
+/// `invalid_signature` or `invalid_payload`; 404 `provider_not_configured` where Razorpay is
+/// not configured.
+#[utoipa::path(
+    post, path = "/webhooks/razorpay", tag = "orders",
+    request_body(content = serde_json::Value, description = "Razorpay's event, as Razorpay sends it (the raw body is what the signature covers)"),
+    params(
+        ("X-Razorpay-Signature" = String, Header, description = "hex HMAC-SHA256 of the body"),
+        ("x-razorpay-event-id" = String, Header, description = "the event's id, unique per event")
+    ),
+    responses((status = 200, body = WebhookReceived), BadRequest, NotFound)
+)]
+pub async fn razorpay_webhook(
+    platform: web::Data<Platform>,
+    state: web::Data<OrdersState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OrdersError> {
+    receive(&platform.db, configured(&state, "razorpay")?, &req, &body).await
 }
 
 /// The provider named, or the 404 `provider_not_configured` its routes answer with where

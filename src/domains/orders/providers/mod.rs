@@ -64,9 +64,8 @@ pub struct StartPayment<'a> {
     pub amount: i64,
     /// ISO 4217, upper case.
     pub currency: &'a str,
-    /// Razorpay prefills it; Stripe's PaymentIntents are created without it (Stripe.js
-    /// collects the receipt address).
-    #[allow(dead_code)]
+    /// Razorpay's client options prefill Checkout's form with it; Stripe's PaymentIntents
+    /// are created without it (Stripe.js collects the receipt address).
     pub email: Option<&'a str>,
     /// Sent as the provider's own idempotency key where it has one, so a retried start
     /// (a timeout, a crash between the call and our write) never makes a second intent.
@@ -99,7 +98,6 @@ pub enum RemoteStatus {
     Succeeded,
     /// Razorpay's `failed` payments (a Stripe intent that failed goes back to
     /// `requires_payment_method`, and its webhook says `payment_failed`).
-    #[allow(dead_code)]
     Failed,
     Canceled,
 }
@@ -124,7 +122,6 @@ pub struct RefundRequest<'a> {
     /// The payment's `reference` (Stripe `pi_…`, Razorpay `order_…`).
     pub reference: &'a str,
     /// Razorpay refunds name the captured payment (`pay_…`); Stripe ignores it.
-    #[allow(dead_code)]
     pub capture_reference: Option<&'a str>,
     pub amount: i64,
     pub currency: &'a str,

@@ -205,13 +205,19 @@ impl PaymentProvider for Razorpay {
                 order.id, order.amount, order.currency, request.currency
             )));
         }
+        // What Razorpay Checkout's options take; the email prefills its form (Checkout
+        // asks for it otherwise).
+        let mut client = json!({
+            "order_id": order.id,
+            "key_id": self.key_id,
+            "amount": order.amount,
+            "currency": order.currency,
+        });
+        if let Some(email) = request.email {
+            client["prefill"] = json!({ "email": email });
+        }
         Ok(Started {
-            client: json!({
-                "order_id": order.id,
-                "key_id": self.key_id,
-                "amount": order.amount,
-                "currency": order.currency,
-            }),
+            client,
             reference: order.id,
             status: RemoteStatus::RequiresPaymentMethod,
         })
@@ -654,7 +660,8 @@ mod tests {
         assert_eq!(
             started.client,
             json!({ "order_id": "order_RB58MiP5SPFYyM", "key_id": KEY_ID,
-                    "amount": 29935, "currency": "INR" })
+                    "amount": 29935, "currency": "INR",
+                    "prefill": { "email": "buyer@example.com" } })
         );
         // The same attempt retried, then read what went over the wire.
         rzp.start(&start_request(order_id, 29935, "INR", "order:x:payment:1"))
