@@ -520,17 +520,22 @@ discount = "{discount}"
     .await;
 }
 
-/// The orders (checkout, reads, payments, refunds, the Stripe webhook, cancel,
-/// fulfilment), called by a buyer who is also staff with the orders permissions, with a
-/// placed order from two sellers, so the path parameters name a real order and one of its
-/// parts; Stripe is configured against a localstripe, so its routes answer rather than 404.
+/// The orders (checkout, reads, payments, refunds, the Stripe and Razorpay webhooks and
+/// callback, cancel, fulfilment), called by a buyer who is also staff with the orders
+/// permissions, with a placed order from two sellers, so the path parameters name a real
+/// order and one of its parts; Stripe is configured against a localstripe and Razorpay
+/// against an in-test Razorpay API, so their routes answer rather than 404.
 #[cfg(feature = "orders")]
 #[tokio::test]
 async fn generated_order_requests_never_get_a_server_error() {
     let dir = std::env::temp_dir().join(format!("basalt-fuzz-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let stripe = crate::orders::stripe::LocalStripe::start();
-    let app = crate::orders::stripe::app_with_stripe(&stripe).await;
+    let razorpay = crate::orders::razorpay::razorpay("order_fuzz", json!([])).await;
+    let mut env = crate::orders::stripe::stripe_env(&stripe);
+    env.extend(crate::orders::razorpay::razorpay_env(&razorpay));
+    env.push(("BASALT__RATE_LIMIT__ENABLED", "false".into()));
+    let app = spawn_app_with(&crate::orders::stripe::env_refs(&env)).await;
     let seller = app.token(
         &Uuid::now_v7().to_string(),
         &["user", "vendor", "staff"],

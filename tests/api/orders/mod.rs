@@ -5,6 +5,7 @@
 mod checkout;
 mod lifecycle;
 pub mod payments;
+pub mod razorpay;
 pub mod stripe;
 
 use reqwest::Method;

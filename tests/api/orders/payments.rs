@@ -7,20 +7,13 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::helpers::{TestApp, problem, spawn_app, statuses_of};
+use crate::helpers::{TestApp, refused, spawn_app, statuses_of};
 
 async fn status_json(res: reqwest::Response, status: u16) -> Value {
     let got = res.status();
     let body: Value = res.json().await.unwrap();
     assert_eq!(got, status, "{body}");
     body
-}
-
-async fn refused(res: reqwest::Response, status: u16, code: &str) -> Value {
-    assert_eq!(res.status(), status);
-    let p = problem(res).await;
-    assert_eq!(p["code"], code, "{p}");
-    p
 }
 
 /// Staff who refund.
@@ -466,6 +459,8 @@ async fn the_openapi_document_has_the_payment_routes_and_the_payment_status_enum
         ("/api/v1/orders/{order}/refunds", "post"),
         ("/api/v1/orders/{order}/mark-paid", "post"),
         ("/api/v1/orders/webhooks/stripe", "post"),
+        ("/api/v1/orders/webhooks/razorpay", "post"),
+        ("/api/v1/orders/{order}/payment/razorpay", "post"),
     ] {
         let op = &doc["paths"][path][method];
         assert!(op.is_object(), "{path} {method}");

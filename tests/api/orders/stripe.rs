@@ -85,18 +85,28 @@ impl Drop for LocalStripe {
     }
 }
 
-/// An app with Stripe pointed at `stripe`, both signing secrets configured (a rotation).
-pub async fn app_with_stripe(stripe: &LocalStripe) -> TestApp {
-    spawn_app_with(&[
-        ("BASALT__RATE_LIMIT__ENABLED", "false"),
-        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+/// The settings that point Stripe at `stripe`, both signing secrets configured (a rotation).
+pub fn stripe_env(stripe: &LocalStripe) -> Vec<(&'static str, String)> {
+    vec![
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY.into()),
         (
             "BASALT__ORDERS__STRIPE__WEBHOOK_SECRET",
-            &format!("{OLD_SECRET},{NEW_SECRET}"),
+            format!("{OLD_SECRET},{NEW_SECRET}"),
         ),
-        ("BASALT__ORDERS__STRIPE__BASE_URL", &stripe.url),
-    ])
-    .await
+        ("BASALT__ORDERS__STRIPE__BASE_URL", stripe.url.clone()),
+    ]
+}
+
+/// An app with Stripe pointed at `stripe` (`stripe_env`), rate limits off.
+pub async fn app_with_stripe(stripe: &LocalStripe) -> TestApp {
+    let mut env = stripe_env(stripe);
+    env.push(("BASALT__RATE_LIMIT__ENABLED", "false".into()));
+    spawn_app_with(&env_refs(&env)).await
+}
+
+/// `spawn_app_with`'s borrowed form of owned settings.
+pub fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 /// A placed order of `who` to be paid with Stripe: (order, total).
@@ -164,7 +174,7 @@ async fn deliver_signed(app: &TestApp, body: &str) -> reqwest::Response {
     .await
 }
 
-async fn order_status(app: &TestApp, who: &crate::catalog::Actor, id: &str) -> String {
+pub async fn order_status(app: &TestApp, who: &crate::catalog::Actor, id: &str) -> String {
     let o: Value = app
         .json_as(&format!("/api/v1/orders/{id}"), &who.token)
         .await;
