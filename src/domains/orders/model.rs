@@ -38,7 +38,8 @@ pub enum OrderStatus {
     Refunded,
     PartiallyRefunded,
     /// Paid after its stock hold expired, with the stock gone meanwhile: staff decide
-    /// (restock and process it, or cancel and refund).
+    /// (restock and process it, or cancel and refund). Also a cancelled order whose
+    /// payment captured money after the cancel: staff refund it (its history says so).
     RequiresAttention,
 }
 

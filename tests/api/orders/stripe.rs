@@ -1211,3 +1211,85 @@ async fn a_refund_event_delivered_before_its_capture_is_applied_once_the_capture
     assert_eq!(order_status(&app, &b, id).await, "refunded");
     assert_eq!(app.events_of("payment.refunded").await, 1);
 }
+
+/// The buyer's cancel racing the intent's `succeeded` webhook, over several orders: they
+/// take turns on the order's lock, so each order ends either cancelled with its intent
+/// cancelled and nothing captured, or paid first (one capture) and then cancelled as a
+/// paid order (`was_paid`: a refund is due), never money captured on an order cancelled
+/// before it, and never two captures.
+#[tokio::test]
+async fn a_cancel_racing_the_intents_success_leaves_no_untraced_money() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let b = buyer(&app);
+    let mut orders = Vec::new();
+    for _ in 0..5 {
+        let (o, total) = stripe_order(&app, &b).await;
+        let id = o["id"].as_str().unwrap().to_owned();
+        let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        orders.push((id, p["reference"].as_str().unwrap().to_owned(), total));
+    }
+    let paths: Vec<String> = orders
+        .iter()
+        .map(|(id, _, _)| format!("/{id}/cancel"))
+        .collect();
+    // Staggered, so that some cancels come before the subscriber applies the success and
+    // some after (the assertions hold either way).
+    let (app_ref, b_ref) = (&app, &b);
+    let cancels = paths.iter().enumerate().map(|(i, path)| async move {
+        tokio::time::sleep(Duration::from_millis(100 * i as u64)).await;
+        post(app_ref, b_ref, path, None).await
+    });
+    let bodies: Vec<String> = orders
+        .iter()
+        .map(|(_, pi, total)| {
+            event(
+                &format!("evt_race_{pi}"),
+                "payment_intent.succeeded",
+                pi,
+                *total,
+                "succeeded",
+            )
+        })
+        .collect();
+    let webhooks = bodies.iter().map(|body| deliver_signed(&app, body));
+    let (cancelled, delivered) = futures_util::future::join(
+        crate::helpers::statuses_of(cancels),
+        crate::helpers::statuses_of(webhooks),
+    )
+    .await;
+    assert!(delivered.iter().all(|s| *s == 200), "{delivered:?}");
+    assert!(cancelled.iter().all(|s| *s == 200), "{cancelled:?}");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM orders.provider_events WHERE outcome = 'pending'",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+            pending == 0
+        })
+        .await
+    );
+    for (id, _, total) in &orders {
+        let captured = captured_total(&app, id).await;
+        let status = order_status(&app, &b, id).await;
+        let notes = history_notes(&app, id).await;
+        let paid_first = notes.iter().any(|(to, _)| to == "paid");
+        let ps = payments_of(&app, &b, id).await;
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(status, "cancelled", "{notes:?}");
+        if paid_first {
+            assert_eq!(captured, *total, "{notes:?}");
+            assert_eq!(ps[0]["status"], "succeeded");
+        } else {
+            assert_eq!(captured, 0, "{notes:?}");
+            assert_eq!(ps[0]["status"], "canceled");
+        }
+    }
+}
