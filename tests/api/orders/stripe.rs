@@ -1293,3 +1293,43 @@ async fn a_cancel_racing_the_intents_success_leaves_no_untraced_money() {
         }
     }
 }
+
+/// The unpaid-order job cancels the order's open intent at Stripe before the order.
+#[tokio::test]
+async fn the_unpaid_order_job_cancels_the_open_intent_at_stripe() {
+    let stripe = LocalStripe::start();
+    let mut env = stripe_env(&stripe);
+    env.extend([
+        ("BASALT__RATE_LIMIT__ENABLED", "false".to_owned()),
+        ("BASALT__ORDERS__HOLD_TTL_SECS", "1".to_owned()),
+        ("BASALT__ORDERS__UNPAID_CANCEL_AFTER_SECS", "2".to_owned()),
+        ("BASALT__ORDERS__UNPAID_SWEEP_MS", "200".to_owned()),
+    ]);
+    let app = spawn_app_with(&env_refs(&env)).await;
+    let b = buyer(&app);
+    let (o, _) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = p["reference"].as_str().unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            order_status(&app, &b, id).await == "cancelled"
+        })
+        .await
+    );
+    assert_eq!(payments_of(&app, &b, id).await[0]["status"], "canceled");
+    let at_stripe: Value = reqwest::Client::new()
+        .get(format!("{}/v1/payment_intents/{pi}", stripe.url))
+        .bearer_auth(SECRET_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(at_stripe["status"], "canceled");
+}
