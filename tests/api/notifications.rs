@@ -684,7 +684,7 @@ async fn the_inbox_pages_unread_first_without_an_empty_last_page() {
 
 /// A registered, signed-in buyer (auth's real tokens): (actor, email).
 #[cfg(all(feature = "auth", feature = "orders"))]
-async fn account_buyer(app: &TestApp, email: &str) -> crate::catalog::Actor {
+pub(crate) async fn account_buyer(app: &TestApp, email: &str) -> crate::catalog::Actor {
     register(app, email).await;
     let token = access_token(app, email).await;
     let me: Value = app.json_as("/api/v1/auth/me", &token).await;

@@ -109,8 +109,13 @@ async fn payment_failed(
     conn: &mut PgConnection,
 ) -> anyhow::Result<()> {
     let e = event.decode::<PaymentFailed>()?;
-    let Some(email) = e.email else {
-        return Ok(());
+    // As for the order's own mails: the cart's email, else the account's address.
+    let email = match e.email {
+        Some(email) => email,
+        None => match repo::recipient(conn, e.user_id).await? {
+            Some(email) => email,
+            None => return Ok(()),
+        },
     };
     let order_url = &state.settings.order_url;
     let link = (!order_url.is_empty()).then(|| order_url.replace("{id}", &e.order_id.to_string()));

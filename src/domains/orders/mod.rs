@@ -149,14 +149,26 @@ impl Domain for Orders {
         let cancel_unpaid = Job::new(
             "orders.cancel_unpaid",
             Duration::from_millis(state.settings.unpaid_sweep_ms),
-            move || {
-                let db = db.clone();
-                Box::pin(async move {
-                    // 100 orders a pick, one transaction each; go on while whole batches
-                    // are cancelled (one that failed ends the run: the next tick retries).
-                    while service::cancel_unpaid(&db, grace, 100, SYSTEM_ACTOR).await? == 100 {}
-                    Ok(())
-                })
+            {
+                let state = state.clone();
+                move || {
+                    let (db, state) = (db.clone(), state.clone());
+                    Box::pin(async move {
+                        // 100 orders a pick, one transaction each; go on while whole batches
+                        // are cancelled (one that failed ends the run: the next tick retries).
+                        while service::cancel_unpaid(
+                            &db,
+                            &state.providers,
+                            grace,
+                            100,
+                            SYSTEM_ACTOR,
+                        )
+                        .await?
+                            == 100
+                        {}
+                        Ok(())
+                    })
+                }
             },
         );
         let db = platform.db.clone();

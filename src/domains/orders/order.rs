@@ -11,7 +11,11 @@ use super::error::OrdersError;
 use super::model::*;
 use super::repo::{self, ListFilter};
 use super::service::{self, Canceller};
-use crate::platform::error::responses::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized};
+use super::settlement;
+use super::state::OrdersState;
+use crate::platform::error::responses::{
+    BadGateway, BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable,
+};
 use crate::platform::http::{Endpoint, Routes};
 use crate::platform::page::{Page, PageQuery};
 use crate::platform::{CurrentUser, Platform};
@@ -104,15 +108,24 @@ pub async fn order_history(
 }
 
 /// Cancel the order: its buyer before any part has shipped, staff (`orders.manage`) until
-/// it is completed. Held stock is released, sold stock returned; a paid order then owes a
-/// refund (`order.cancelled` says `was_paid`). A 409 naming the status when it is too late.
+/// it is completed. Its open payment is cancelled at the provider first (the intent the
+/// buyer holds can then take no money; a provider that cannot cancel, Razorpay, leaves it
+/// open and a late capture puts the order before staff as `requires_attention`). Held stock
+/// is released, sold stock returned; a paid order then owes a refund (`order.cancelled`
+/// says `was_paid`). A 409 naming the status when it is too late; 409
+/// `payment_in_progress` while its payment is processing or authorized (money may be on its
+/// way); 502/503 when the provider refused or could not be reached (nothing changed).
 #[utoipa::path(
     post, path = "/{order}/cancel", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
-    responses((status = 200, body = OrderResponse), Unauthorized, Forbidden, NotFound, Conflict)
+    responses(
+        (status = 200, body = OrderResponse),
+        Unauthorized, Forbidden, NotFound, Conflict, BadGateway, Unavailable
+    )
 )]
 pub async fn cancel_order(
     platform: web::Data<Platform>,
+    state: web::Data<OrdersState>,
     user: CurrentUser,
     path: web::Path<OrderId>,
 ) -> Result<HttpResponse, OrdersError> {
@@ -122,6 +135,7 @@ pub async fn cancel_order(
         (Some(access::buyer(&user)?), Canceller::Customer)
     };
     let mut tx = platform.db.begin().await?;
+    settlement::cancel_open(&mut tx, &state.providers, *path, viewer, who, &user.actor()).await?;
     let order = service::cancel(&mut tx, *path, viewer, who, &user.actor(), None)
         .await?
         .ok_or(OrdersError::OrderNotFound)?;

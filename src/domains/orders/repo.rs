@@ -466,6 +466,29 @@ pub async fn apply(
     qb.build_query_scalar().fetch_one(conn).await
 }
 
+/// Writes a note in the order's history without moving it (`from` = `to` = its status):
+/// what staff must see that is no transition (money captured for an order already paid, a
+/// partial refund of an order still being fulfilled).
+pub async fn note(
+    conn: &mut PgConnection,
+    order: OrderId,
+    status: OrderStatus,
+    actor: &str,
+    note: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO orders.order_history (order_id, from_status, to_status, actor, note)
+         VALUES ($1, $2, $2, $3, $4)",
+    )
+    .bind(order)
+    .bind(status.as_str())
+    .bind(actor)
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// An order's history, oldest first, if the viewer may see the order (every order has at
 /// least its creation row, so none means no such order for this viewer).
 pub async fn history(
@@ -745,9 +768,12 @@ pub async fn change_payment(
         .push_bind(c.refunded)
         .push(", capture_reference = COALESCE(")
         .push_bind(c.capture_reference)
-        .push("::text, capture_reference), failure = COALESCE(")
+        // A success clears the failure of an earlier try on the same intent.
+        .push("::text, capture_reference), failure = CASE WHEN ")
+        .push_bind(c.status == PaymentStatus::Succeeded)
+        .push(" THEN NULL ELSE COALESCE(")
         .push_bind(c.failure)
-        .push("::text, failure), updated_at = now() WHERE id = ")
+        .push("::text, failure) END, updated_at = now() WHERE id = ")
         .push_bind(p.id)
         .push(" RETURNING id), l AS (INSERT INTO orders.payment_ledger (payment_id, order_id, kind, amount, currency, provider_reference, provider_event_id) SELECT ")
         .push_bind(p.id)

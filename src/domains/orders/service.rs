@@ -155,6 +155,14 @@ pub enum Canceller {
 }
 
 impl Canceller {
+    /// What the cancel is to the order's state machine.
+    pub fn action(self) -> Action {
+        match self {
+            Self::Customer => Action::CancelByCustomer,
+            Self::Staff | Self::PaymentTimeout => Action::CancelByStaff,
+        }
+    }
+
     fn reason(self) -> &'static str {
         match self {
             Self::Customer => "customer",
@@ -184,10 +192,7 @@ pub async fn cancel(
         // Paid (or cancelled) between the job's pick and its lock.
         return Ok(None);
     }
-    let action = match who {
-        Canceller::Customer => Action::CancelByCustomer,
-        Canceller::Staff | Canceller::PaymentTimeout => Action::CancelByStaff,
-    };
+    let action = who.action();
     let order_move = status.apply(action)?;
     // The buyer may not cancel once any seller's part has shipped.
     let sub_moves = follow(&locked, action)?;
@@ -331,9 +336,11 @@ pub async fn finish(
 /// lapsed (`payment_timeout`), each in its own transaction, so one that fails (logged and
 /// skipped until the next run) holds up none of the others. An order another replica is
 /// cancelling meanwhile waits for its row lock and is then found no longer unpaid. Returns
-/// how many it cancelled.
+/// how many it cancelled. Each order's open payment is cancelled at its provider first,
+/// best effort (`settlement::cancel_open`).
 pub async fn cancel_unpaid(
     db: &sqlx::PgPool,
+    providers: &super::providers::Providers,
     grace_secs: i64,
     limit: i64,
     actor: &str,
@@ -345,7 +352,13 @@ pub async fn cancel_unpaid(
     let mut cancelled = 0;
     for id in due {
         let mut tx = db.begin().await?;
-        match cancel(&mut tx, id, None, Canceller::PaymentTimeout, actor, None).await {
+        let who = Canceller::PaymentTimeout;
+        let done =
+            match super::settlement::cancel_open(&mut tx, providers, id, None, who, actor).await {
+                Ok(()) => cancel(&mut tx, id, None, who, actor, None).await,
+                Err(e) => Err(e),
+            };
+        match done {
             Ok(done) => {
                 tx.commit().await?;
                 cancelled += usize::from(done.is_some());

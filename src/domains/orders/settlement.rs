@@ -12,7 +12,8 @@ use uuid::Uuid;
 use super::error::OrdersError;
 use super::model::{Action, OrderId, OrderStatus, PaymentId, PaymentStatus};
 use super::providers::{
-    Outcome, PaymentProvider, RefundRequest, RemotePayment, RemoteStatus, StartPayment,
+    Outcome, PaymentProvider, ProviderError, RefundRequest, RemotePayment, RemoteStatus,
+    StartPayment,
 };
 use super::repo::{self, Change, NewLedger, NewPayment, PayableOrder, PaymentChange, PaymentRow};
 use super::service;
@@ -99,7 +100,63 @@ pub async fn start(
     Ok((row, true))
 }
 
+/// Before an order's cancel (by its buyer, staff, or the unpaid-order job): closes its
+/// open payment at the provider, so an intent the buyer still holds can no longer take
+/// money for a cancelled order. Refused with a 409 `payment_in_progress` while the payment
+/// is `processing` or `authorized` (money may be on its way), and first whatever the cancel
+/// itself would refuse (nothing is asked of the provider then). The payment becomes
+/// `canceled` only when the provider says so; a provider that cannot cancel (`Unsupported`:
+/// Razorpay) leaves it open, and a late capture lands the order in `requires_attention`.
+/// The job's cancel is best effort: a provider that fails is logged, and the order is
+/// cancelled all the same (a late capture is then caught as well).
+pub async fn cancel_open(
+    conn: &mut sqlx::PgConnection,
+    providers: &super::providers::Providers,
+    order: OrderId,
+    viewer: Option<Uuid>,
+    who: service::Canceller,
+    actor: &str,
+) -> Result<(), OrdersError> {
+    let o = repo::lock_payable(conn, order, viewer, viewer.is_none())
+        .await?
+        .ok_or(OrdersError::OrderNotFound)?;
+    let status = OrderStatus::parse(&o.status)?;
+    let job = who == service::Canceller::PaymentTimeout;
+    if job && status != OrderStatus::PendingPayment {
+        // Paid (or cancelled) meanwhile: `service::cancel` leaves it too.
+        return Ok(());
+    }
+    status.apply(who.action())?;
+    let Some(p) = repo::open_payment(conn, order).await? else {
+        return Ok(());
+    };
+    if matches!(
+        PaymentStatus::parse(&p.status)?,
+        PaymentStatus::Processing | PaymentStatus::Authorized
+    ) {
+        return Err(OrdersError::PaymentInProgress(p.provider));
+    }
+    // A provider no longer configured cannot be asked: its payment stays open.
+    let Some(provider) = providers.get(&p.provider) else {
+        return Ok(());
+    };
+    match provider.cancel(&p.reference).await {
+        Ok(()) => {
+            apply(conn, p.id, order, &Outcome::Canceled, None, actor).await?;
+        }
+        Err(ProviderError::Unsupported(_)) => {}
+        Err(e) if job => {
+            tracing::warn!(order = %order, payment = %p.id, error = %e,
+                "could not cancel an unpaid order's payment at its provider; cancelling the order anyway");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
 /// What [`apply`] did.
+// `Applied::Applied` is the name the provider events' `outcome` column uses.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     /// The payment moved (and maybe the order).
@@ -107,6 +164,11 @@ pub enum Applied {
     /// Nothing to do: a duplicate, an illegal move (a `succeeded` after `refunded`), a kind
     /// of event we do not act on.
     Ignored,
+    /// Not yet: a refund reported before the capture it refunds (providers do not promise
+    /// to deliver events in order). Nothing was written; the caller must not record the
+    /// event as done, so it is applied again later (the subscriber fails it and the relay
+    /// retries it with backoff, and a dead letter shows it to staff if it never fits).
+    Deferred,
 }
 
 impl Applied {
@@ -114,6 +176,7 @@ impl Applied {
         match self {
             Self::Applied => "applied",
             Self::Ignored => "ignored",
+            Self::Deferred => "pending",
         }
     }
 }
@@ -203,8 +266,13 @@ pub async fn apply(
             }
         }
         Outcome::Failed { reason } => {
-            if status.can_move_to(PaymentStatus::Failed) {
-                change.status = PaymentStatus::Failed;
+            // A failed attempt is not the end of the payment: the intent stays confirmable
+            // at the provider (Stripe puts it back to `requires_payment_method`, Razorpay
+            // orders take another payment), so closing it would let a retry open a second
+            // intent beside a live one. It stays open, with the reason, and a new start
+            // resumes it. The provider event's dedupe makes this once per event.
+            if status.is_open() {
+                change.status = PaymentStatus::RequiresPaymentMethod;
                 change.failure = Some(reason.as_str());
                 change.events = envelopes(&[PaymentFailed {
                     payment_id: p.id.0,
@@ -231,7 +299,13 @@ pub async fn apply(
                 .ledger
                 .iter()
                 .any(|l| l.kind == "refunded" && l.provider_reference == *refund_reference);
-            if fits && !seen && *amount > 0 {
+            if !seen && *amount > 0 {
+                if !fits {
+                    // Its capture has not been applied yet (events arrive shuffled):
+                    // ignoring it would lose the refund for good, as its event is
+                    // deduplicated forever once settled.
+                    return Ok(Applied::Deferred);
+                }
                 refund = Some((refund_reference.as_str(), *amount));
             }
         }
@@ -241,7 +315,7 @@ pub async fn apply(
             .await
             .map(|_| Applied::Applied);
     }
-    if change.status == status && change.ledger.is_empty() {
+    if change.status == status && change.ledger.is_empty() && change.failure.is_none() {
         return Ok(Applied::Ignored);
     }
     let appended = repo::change_payment(conn, &p, &change).await?;
@@ -251,13 +325,61 @@ pub async fn apply(
             let note = format!("paid through {} ({})", p.provider, p.reference);
             service::settle(conn, order, actor, Some(&note)).await?;
         } else if !pending {
-            // Money for an order no longer awaiting it (cancelled meanwhile, or paid
-            // twice): recorded, for staff to refund.
-            tracing::warn!(order = %order, payment = %p.id, status = %o.status,
-                "a payment captured money for an order not awaiting payment");
+            captured_late(conn, &o, &p, captured_now, actor).await?;
         }
     }
     Ok(Applied::Applied)
+}
+
+/// Money captured for an order no longer awaiting it: recorded (the ledger has it), and
+/// put before staff, never only a log line. A cancelled order moves to
+/// `requires_attention` (a buyer paid an intent they still held, or a provider whose
+/// payments cannot be cancelled captured after the cancel); any other (paid twice) keeps
+/// its status with a note in its history.
+async fn captured_late(
+    conn: &mut sqlx::PgConnection,
+    o: &PayableOrder,
+    p: &PaymentRow,
+    amount: i64,
+    actor: &str,
+) -> Result<(), OrdersError> {
+    let status = OrderStatus::parse(&o.status)?;
+    tracing::warn!(order = %o.id, payment = %p.id, status = %o.status,
+        "a payment captured money for an order not awaiting payment");
+    let what = format!(
+        "{amount} {} captured through {} ({})",
+        p.currency, p.provider, p.reference
+    );
+    match status.apply(Action::CapturedAfterCancel) {
+        Ok(order_move) => {
+            let note = format!("{what} after cancel: refund it");
+            let moved = repo::apply(
+                conn,
+                o.id,
+                actor,
+                &Change {
+                    order_move: Some(order_move),
+                    note: Some(&note),
+                    ..Change::default()
+                },
+            )
+            .await?;
+            if moved != 1 {
+                return Err(OrdersError::Internal(anyhow::anyhow!(
+                    "order {}: its late capture's move did not apply under its lock",
+                    o.id
+                )));
+            }
+        }
+        Err(_) => {
+            let note = format!(
+                "{what} while the order was {}: paid twice, refund the excess",
+                status.as_str()
+            );
+            repo::note(conn, o.id, status, actor, &note).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Appends a refund that went through (ledger row, the payment's totals and status, the
@@ -311,6 +433,8 @@ async fn write_refund(
     } else {
         Action::PartiallyRefund
     };
+    // A partial refund of an order still being fulfilled is no move (fulfilment goes on):
+    // a note in its history says it (below).
     let order_move = order_status.apply(action).ok();
     let after = order_move.map(|t| t.to()).unwrap_or(order_status);
     let event = PaymentRefunded {
@@ -340,6 +464,13 @@ async fn write_refund(
         events: envelopes(&[event])?,
     };
     repo::change_payment(conn, p, &change).await?;
+    if order_move.is_none() {
+        let note = format!(
+            "{amount} {} refunded through {} ({reference})",
+            p.currency, p.provider
+        );
+        repo::note(conn, o.id, order_status, actor, &note).await?;
+    }
     if let Some(order_move) = order_move {
         // A partial refund of a partially refunded order is no move: nothing to write.
         if order_move.from() != order_move.to() {
@@ -480,7 +611,7 @@ pub async fn reconcile(
                 tx.commit().await?;
                 moved += 1;
             }
-            Ok(Applied::Ignored) => {
+            Ok(Applied::Ignored | Applied::Deferred) => {
                 drop(tx);
                 repo::touch_payment(db, payment).await?;
             }

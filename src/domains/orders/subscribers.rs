@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::providers::Outcome;
 use super::repo;
-use super::settlement;
+use super::settlement::{self, Applied};
 use super::state::OrdersState;
 use crate::events::orders::ProviderEventReceived;
 use crate::platform::events::{DomainEvent, Event, SYSTEM_ACTOR, Subscriber, subscriber_fn};
@@ -31,7 +31,7 @@ async fn apply_event(event: &Event, conn: &mut sqlx::PgConnection) -> anyhow::Re
     let result = match found {
         None if outcome == Outcome::Ignored => "ignored",
         None => "orphan",
-        Some((payment, order)) => settlement::apply(
+        Some((payment, order)) => match settlement::apply(
             conn,
             payment,
             order,
@@ -40,7 +40,17 @@ async fn apply_event(event: &Event, conn: &mut sqlx::PgConnection) -> anyhow::Re
             SYSTEM_ACTOR,
         )
         .await?
-        .as_str(),
+        {
+            // Failing leaves the event `pending` and its delivery to the relay's retries
+            // (with backoff, then a dead letter staff can replay): a refund reported before
+            // its capture is applied once the capture is.
+            Applied::Deferred => anyhow::bail!(
+                "{} event {}: its payment has not captured what it refunds yet; retried",
+                e.provider,
+                e.event_id
+            ),
+            applied => applied.as_str(),
+        },
     };
     repo::settle_provider_event(conn, &e.provider, &e.event_id, result).await?;
     Ok(())

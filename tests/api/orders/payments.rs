@@ -287,7 +287,8 @@ async fn refunds_go_up_to_what_was_captured_and_move_the_order() {
         201,
     )
     .await;
-    assert_eq!(part["order_status"], "partially_refunded");
+    // The order is still to be fulfilled: a partial refund does not move it.
+    assert_eq!(part["order_status"], "paid");
     assert_eq!(part["payment"]["refunded"], 500);
     assert_eq!(part["payment"]["status"], "partially_refunded");
     let p = refused(
@@ -475,4 +476,90 @@ async fn the_openapi_document_has_the_payment_routes_and_the_payment_status_enum
         .unwrap()
         .len();
     assert_eq!(statuses, 9);
+}
+
+/// A partial refund of an order still being fulfilled leaves its fulfilment alone (it is
+/// processed and shipped as before; the refund shows on the payment and in the history);
+/// once delivered, another partial refund moves it to `partially_refunded`.
+#[tokio::test]
+async fn a_partial_refund_leaves_fulfilment_going_and_moves_only_a_delivered_order() {
+    let app = spawn_app().await;
+    let b = buyer(&app);
+    let (o, _) = simple_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    status_json(
+        post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await,
+        200,
+    )
+    .await;
+    let r = refunder(&app);
+    let body = status_json(
+        post(
+            &app,
+            &r,
+            &format!("/{id}/refunds"),
+            Some(json!({"amount": 100})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(body["order_status"], "paid", "{body}");
+    assert_eq!(body["payment"]["refunded"], 100);
+    let notes: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT to_status, note FROM orders.order_history WHERE order_id = $1::uuid ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let (to, note) = notes.last().unwrap();
+    assert_eq!(to, "paid");
+    assert!(note.as_deref().unwrap().contains("100 "), "{notes:?}");
+
+    let warehouse = crate::catalog::staff(&app, &["orders.fulfil"]);
+    status_json(
+        post(&app, &warehouse, &format!("/{id}/process"), None).await,
+        200,
+    )
+    .await;
+    let part = o["sub_orders"][0]["id"].as_str().unwrap();
+    status_json(
+        post(
+            &app,
+            &warehouse,
+            &format!("/{id}/sub-orders/{part}/ship"),
+            Some(json!({"carrier": "DHL", "number": "JD1"})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    status_json(
+        post(
+            &app,
+            &warehouse,
+            &format!("/{id}/sub-orders/{part}/deliver"),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let order: Value = app.json_as(&format!("/api/v1/orders/{id}"), &b.token).await;
+    assert_eq!(order["status"], "delivered");
+    let body = status_json(
+        post(
+            &app,
+            &r,
+            &format!("/{id}/refunds"),
+            Some(json!({"amount": 100})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(body["order_status"], "partially_refunded", "{body}");
+    let body = status_json(post(&app, &r, &format!("/{id}/refunds"), None).await, 201).await;
+    assert_eq!(body["order_status"], "refunded", "{body}");
 }

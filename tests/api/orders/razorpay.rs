@@ -438,3 +438,47 @@ async fn razorpay_routes_are_404_where_it_is_not_configured() {
     )
     .await;
 }
+
+/// Razorpay's orders cannot be cancelled: the order's cancel goes through and leaves the
+/// payment open, and a capture Razorpay reports afterwards moves the cancelled order to
+/// `requires_attention` with a history note telling staff to refund it.
+#[tokio::test]
+async fn a_razorpay_capture_after_the_cancel_puts_the_order_before_staff() {
+    let rzp_order = "order_LateCapture0001";
+    let server = razorpay(rzp_order, json!([])).await;
+    let app = app_with_razorpay(&server).await;
+    let who = buyer(&app);
+    let (id, total, _) = started(&app, &who).await;
+    let res = post(&app, &who, &format!("/{id}/cancel"), None).await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(
+        payments_of(&app, &who, &id).await[0]["status"],
+        "requires_payment_method",
+        "left open: Razorpay cannot cancel it"
+    );
+    let pay = "pay_LateCapture0001";
+    let body = webhook_body("payment.captured", rzp_order, pay, total);
+    let sig = hmac_hex(WEBHOOK_SECRET, &body);
+    assert_eq!(
+        deliver(&app, &body, Some(sig), Some("evt_late_capture"))
+            .await
+            .status(),
+        200
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &who, &id).await == "requires_attention"
+        })
+        .await
+    );
+    let note: Option<String> = sqlx::query_scalar(
+        "SELECT note FROM orders.order_history WHERE order_id = $1::uuid ORDER BY id DESC LIMIT 1",
+    )
+    .bind(&id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    let note = note.unwrap();
+    assert!(note.contains("after cancel: refund it"), "{note}");
+    assert_eq!(payments_of(&app, &who, &id).await[0]["captured"], total);
+}

@@ -315,7 +315,8 @@ async fn a_card_payment_through_stripe_pays_the_order_by_its_signed_webhook() {
     )
     .await;
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["order_status"], "partially_refunded", "{body}");
+    // A partial refund leaves a paid order's fulfilment alone.
+    assert_eq!(body["order_status"], "paid", "{body}");
     let refund = body["payment"]["ledger"]
         .as_array()
         .unwrap()
@@ -619,7 +620,7 @@ async fn a_payment_stuck_in_processing_is_reconciled_from_stripe() {
 
 #[cfg(feature = "notifications")]
 #[tokio::test]
-async fn a_failed_card_payment_mails_the_buyer_and_a_new_start_opens_another_intent() {
+async fn a_failed_card_payment_mails_the_buyer_and_a_new_start_resumes_the_same_intent() {
     let stripe = LocalStripe::start();
     let app = app_with_stripe(&stripe).await;
     let s = seller(&app);
@@ -679,15 +680,51 @@ async fn a_failed_card_payment_mails_the_buyer_and_a_new_start_opens_another_int
     assert!(text.contains("Your card was declined."), "{text}");
 
     let ps = payments_of(&app, &b, id).await;
-    assert_eq!(ps[0]["status"], "failed");
+    assert_eq!(ps[0]["status"], "requires_payment_method");
     assert_eq!(ps[0]["failure"], "Your card was declined.");
     assert_eq!(order_status(&app, &b, id).await, "pending_payment");
-    // The buyer tries again: a second intent, as the first is closed.
+    // The buyer tries again: the same intent, still confirmable at Stripe.
     let res = post(&app, &b, &format!("/{id}/payment"), None).await;
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 200);
     let second: Value = res.json().await.unwrap();
-    assert_ne!(second["reference"], first["reference"]);
-    assert_eq!(payments_of(&app, &b, id).await.len(), 2);
+    assert_eq!(second["reference"], first["reference"]);
+    assert_eq!(payments_of(&app, &b, id).await.len(), 1);
+}
+
+/// A buyer who gave the cart no email gets the payment-failed mail at their account's
+/// address, as the order's other mails.
+#[cfg(all(feature = "notifications", feature = "auth"))]
+#[tokio::test]
+async fn a_failed_payment_is_mailed_to_the_account_address_without_a_cart_email() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let ada = crate::notifications::account_buyer(&app, "ada.failed@example.com").await;
+    let (o, total) = stripe_order(&app, &ada).await;
+    let id = o["id"].as_str().unwrap();
+    let p: Value = post(&app, &ada, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let failed = event(
+        "evt_l4_declined",
+        "payment_intent.payment_failed",
+        p["reference"].as_str().unwrap(),
+        total,
+        "requires_payment_method",
+    );
+    assert_eq!(deliver_signed(&app, &failed).await.status(), 200);
+    let mailed = eventually(Duration::from_secs(15), || async {
+        let to: Vec<String> = sqlx::query_scalar(
+            "SELECT to_address FROM notifications.messages WHERE template = 'payment-failed'",
+        )
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+        to == ["ada.failed@example.com"]
+    })
+    .await;
+    assert!(mailed, "the payment-failed mail at the account's address");
 }
 
 /// A one-request-at-a-time HTTP server on a free port that records each request (head and
@@ -812,4 +849,487 @@ async fn stripe_calls_are_form_encoded_with_an_idempotency_key_in_stripes_units(
         body.contains(&format!("metadata%5Border_id%5D={id}")),
         "{body}"
     );
+}
+
+/// What the order's `captured` ledger rows sum to, across all its payments.
+async fn captured_total(app: &TestApp, id: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(amount), 0)::bigint FROM orders.payment_ledger
+          WHERE order_id = $1::uuid AND kind = 'captured'",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+}
+
+/// The order's history: (to_status, note), oldest first.
+async fn history_notes(app: &TestApp, id: &str) -> Vec<(String, Option<String>)> {
+    sqlx::query_as(
+        "SELECT to_status, note FROM orders.order_history WHERE order_id = $1::uuid ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+/// Stripe puts a failed PaymentIntent back to `requires_payment_method`, still confirmable
+/// (Stripe.js retries on it): the payment stays open with the failure, a new start resumes
+/// that intent rather than opening a second beside it, and its later success is the order's
+/// one capture, the failure cleared.
+#[tokio::test]
+async fn a_failed_card_attempt_stays_open_and_the_retry_resumes_the_same_intent_captured_once() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let first: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = first["reference"].as_str().unwrap();
+    let failed = event(
+        "evt_h1_fail",
+        "payment_intent.payment_failed",
+        pi,
+        total,
+        "requires_payment_method",
+    );
+    assert_eq!(deliver_signed(&app, &failed).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            outcome_of(&app, "evt_h1_fail").await.as_deref() == Some("applied")
+        })
+        .await
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["status"], "requires_payment_method", "{:?}", ps[0]);
+    assert_eq!(ps[0]["failure"], "Your card was declined.");
+    assert_eq!(app.events_of("payment.failed").await, 1);
+    // The buyer retries: the same intent, never a second one.
+    let res = post(&app, &b, &format!("/{id}/payment"), None).await;
+    assert_eq!(res.status(), 200);
+    let again: Value = res.json().await.unwrap();
+    assert_eq!(again["reference"], first["reference"]);
+    assert_eq!(again["client"], first["client"]);
+    // The same failure delivered again is a duplicate: no second `payment.failed`.
+    assert_eq!(deliver_signed(&app, &failed).await.status(), 200);
+    let ok = event(
+        "evt_h1_ok",
+        "payment_intent.succeeded",
+        pi,
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &ok).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert_eq!(ps[0]["status"], "succeeded");
+    assert_eq!(
+        ps[0]["failure"],
+        Value::Null,
+        "a success clears the failure"
+    );
+    assert_eq!(
+        captured_total(&app, id).await,
+        total,
+        "one order, one capture"
+    );
+    assert_eq!(app.events_of("payment.failed").await, 1);
+}
+
+/// `mark-paid` while the failed card intent is still open (and confirmable at Stripe) is a
+/// 409 `payment_in_progress`: the card then succeeding is the order's only capture.
+#[tokio::test]
+async fn mark_paid_beside_an_open_failed_card_intent_is_refused_and_the_card_pays_once() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = p["reference"].as_str().unwrap();
+    let f = event(
+        "evt_h1_m1",
+        "payment_intent.payment_failed",
+        pi,
+        total,
+        "requires_payment_method",
+    );
+    assert_eq!(deliver_signed(&app, &f).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            outcome_of(&app, "evt_h1_m1").await.as_deref() == Some("applied")
+        })
+        .await
+    );
+    crate::helpers::refused(
+        post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await,
+        409,
+        "payment_in_progress",
+    )
+    .await;
+    let s = event(
+        "evt_h1_m2",
+        "payment_intent.succeeded",
+        pi,
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await
+    );
+    assert_eq!(captured_total(&app, id).await, total);
+}
+
+/// Cancelling an order (its buyer, or staff) cancels its open PaymentIntent at Stripe first,
+/// so the client secret the buyer holds can take no money; a late `succeeded` for it then
+/// changes nothing. While the payment is `processing` the cancel is a 409
+/// `payment_in_progress` and the order stays as it was.
+#[tokio::test]
+async fn cancelling_an_order_cancels_its_open_intent_at_stripe_and_refuses_while_processing() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let b = buyer(&app);
+    let intent = |pi: String| {
+        let url = stripe.url.clone();
+        async move {
+            let v: Value = reqwest::Client::new()
+                .get(format!("{url}/v1/payment_intents/{pi}"))
+                .bearer_auth(SECRET_KEY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["status"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let staff = manager(&app);
+    for who in [&b, &staff] {
+        let (o, total) = stripe_order(&app, &b).await;
+        let id = o["id"].as_str().unwrap();
+        let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let pi = p["reference"].as_str().unwrap().to_owned();
+        let res = post(&app, who, &format!("/{id}/cancel"), None).await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        assert_eq!(intent(pi.clone()).await, "canceled");
+        let ps = payments_of(&app, &b, id).await;
+        assert_eq!(ps[0]["status"], "canceled", "{:?}", ps[0]);
+        // A (forged or delayed) success of the cancelled intent changes nothing.
+        let late = event(
+            &format!("evt_h2_{pi}"),
+            "payment_intent.succeeded",
+            &pi,
+            total,
+            "succeeded",
+        );
+        assert_eq!(deliver_signed(&app, &late).await.status(), 200);
+        assert!(
+            eventually(Duration::from_secs(15), || async {
+                outcome_of(&app, &format!("evt_h2_{pi}")).await.as_deref() == Some("ignored")
+            })
+            .await
+        );
+        assert_eq!(captured_total(&app, id).await, 0);
+        assert_eq!(order_status(&app, &b, id).await, "cancelled");
+    }
+
+    // Processing: money may be on its way; neither the buyer nor staff may cancel.
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = p["reference"].as_str().unwrap().to_owned();
+    let processing = event(
+        "evt_h2_proc",
+        "payment_intent.processing",
+        &pi,
+        total,
+        "processing",
+    );
+    assert_eq!(deliver_signed(&app, &processing).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            outcome_of(&app, "evt_h2_proc").await.as_deref() == Some("applied")
+        })
+        .await
+    );
+    for who in [&b, &staff] {
+        crate::helpers::refused(
+            post(&app, who, &format!("/{id}/cancel"), None).await,
+            409,
+            "payment_in_progress",
+        )
+        .await;
+    }
+    assert_eq!(order_status(&app, &b, id).await, "pending_payment");
+    assert_ne!(intent(pi).await, "canceled");
+    assert_eq!(payments_of(&app, &b, id).await[0]["status"], "processing");
+}
+
+/// The unpaid-order job cancels the intent too, best effort: with Stripe unreachable the
+/// order is cancelled all the same and its intent stays open; when that intent is then
+/// paid, the cancelled order goes to `requires_attention` with a note telling staff to
+/// refund it, never only a log line.
+#[tokio::test]
+async fn money_captured_after_the_cancel_puts_the_order_before_staff_to_refund() {
+    let stripe = LocalStripe::start();
+    let mut env = stripe_env(&stripe);
+    env.extend([
+        ("BASALT__RATE_LIMIT__ENABLED", "false".to_owned()),
+        ("BASALT__ORDERS__HOLD_TTL_SECS", "1".to_owned()),
+        ("BASALT__ORDERS__UNPAID_CANCEL_AFTER_SECS", "2".to_owned()),
+        ("BASALT__ORDERS__UNPAID_SWEEP_MS", "200".to_owned()),
+    ]);
+    let app = spawn_app_with(&env_refs(&env)).await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = p["reference"].as_str().unwrap().to_owned();
+    // Stripe goes away: the job cannot cancel the intent.
+    drop(stripe);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            order_status(&app, &b, id).await == "cancelled"
+        })
+        .await
+    );
+    assert_eq!(
+        payments_of(&app, &b, id).await[0]["status"],
+        "requires_payment_method"
+    );
+    let paid = event(
+        "evt_h2_late",
+        "payment_intent.succeeded",
+        &pi,
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &paid).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "requires_attention"
+        })
+        .await,
+        "{:?}",
+        history_notes(&app, id).await
+    );
+    assert_eq!(captured_total(&app, id).await, total);
+    let notes = history_notes(&app, id).await;
+    let (to, note) = notes.last().unwrap();
+    assert_eq!(to, "requires_attention");
+    let note = note.as_deref().unwrap();
+    assert!(
+        note.contains(&pi) && note.contains("after cancel: refund it"),
+        "{note}"
+    );
+    assert_eq!(app.events_of("payment.succeeded").await, 1);
+}
+
+/// A refund made on Stripe's side right after the capture, its `refund.created` delivered
+/// before `payment_intent.succeeded`: not lost (its event is retried until the capture is
+/// in), so the payment ends refunded in the ledger.
+#[tokio::test]
+async fn a_refund_event_delivered_before_its_capture_is_applied_once_the_capture_is() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = p["reference"].as_str().unwrap();
+    let refund = json!({
+        "id": "evt_h4_refund", "object": "event", "type": "refund.created", "created": now(),
+        "data": {"object": {"id": "re_h4", "object": "refund", "amount": total,
+            "currency": "usd", "payment_intent": pi, "status": "succeeded"}}
+    })
+    .to_string();
+    assert_eq!(deliver_signed(&app, &refund).await.status(), 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        outcome_of(&app, "evt_h4_refund").await.as_deref(),
+        Some("pending"),
+        "not settled before its capture"
+    );
+    let s = event(
+        "evt_h4_ok",
+        "payment_intent.succeeded",
+        pi,
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
+    // The relay retries a failing subscriber with backoff (2 s, 4 s, 8 s, …).
+    assert!(
+        eventually(Duration::from_secs(40), || async {
+            outcome_of(&app, "evt_h4_refund").await.as_deref() == Some("applied")
+        })
+        .await
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["captured"], total);
+    assert_eq!(
+        ps[0]["refunded"], total,
+        "the refund Stripe made is in the ledger"
+    );
+    assert_eq!(ps[0]["status"], "refunded");
+    assert_eq!(order_status(&app, &b, id).await, "refunded");
+    assert_eq!(app.events_of("payment.refunded").await, 1);
+}
+
+/// The buyer's cancel racing the intent's `succeeded` webhook, over several orders: they
+/// take turns on the order's lock, so each order ends either cancelled with its intent
+/// cancelled and nothing captured, or paid first (one capture) and then cancelled as a
+/// paid order (`was_paid`: a refund is due), never money captured on an order cancelled
+/// before it, and never two captures.
+#[tokio::test]
+async fn a_cancel_racing_the_intents_success_leaves_no_untraced_money() {
+    let stripe = LocalStripe::start();
+    let app = app_with_stripe(&stripe).await;
+    let b = buyer(&app);
+    let mut orders = Vec::new();
+    for _ in 0..5 {
+        let (o, total) = stripe_order(&app, &b).await;
+        let id = o["id"].as_str().unwrap().to_owned();
+        let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        orders.push((id, p["reference"].as_str().unwrap().to_owned(), total));
+    }
+    let paths: Vec<String> = orders
+        .iter()
+        .map(|(id, _, _)| format!("/{id}/cancel"))
+        .collect();
+    // Staggered, so that some cancels come before the subscriber applies the success and
+    // some after (the assertions hold either way).
+    let (app_ref, b_ref) = (&app, &b);
+    let cancels = paths.iter().enumerate().map(|(i, path)| async move {
+        tokio::time::sleep(Duration::from_millis(100 * i as u64)).await;
+        post(app_ref, b_ref, path, None).await
+    });
+    let bodies: Vec<String> = orders
+        .iter()
+        .map(|(_, pi, total)| {
+            event(
+                &format!("evt_race_{pi}"),
+                "payment_intent.succeeded",
+                pi,
+                *total,
+                "succeeded",
+            )
+        })
+        .collect();
+    let webhooks = bodies.iter().map(|body| deliver_signed(&app, body));
+    let (cancelled, delivered) = futures_util::future::join(
+        crate::helpers::statuses_of(cancels),
+        crate::helpers::statuses_of(webhooks),
+    )
+    .await;
+    assert!(delivered.iter().all(|s| *s == 200), "{delivered:?}");
+    assert!(cancelled.iter().all(|s| *s == 200), "{cancelled:?}");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM orders.provider_events WHERE outcome = 'pending'",
+            )
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+            pending == 0
+        })
+        .await
+    );
+    for (id, _, total) in &orders {
+        let captured = captured_total(&app, id).await;
+        let status = order_status(&app, &b, id).await;
+        let notes = history_notes(&app, id).await;
+        let paid_first = notes.iter().any(|(to, _)| to == "paid");
+        let ps = payments_of(&app, &b, id).await;
+        assert_eq!(ps.len(), 1, "{ps:?}");
+        assert_eq!(status, "cancelled", "{notes:?}");
+        if paid_first {
+            assert_eq!(captured, *total, "{notes:?}");
+            assert_eq!(ps[0]["status"], "succeeded");
+        } else {
+            assert_eq!(captured, 0, "{notes:?}");
+            assert_eq!(ps[0]["status"], "canceled");
+        }
+    }
+}
+
+/// The unpaid-order job cancels the order's open intent at Stripe before the order.
+#[tokio::test]
+async fn the_unpaid_order_job_cancels_the_open_intent_at_stripe() {
+    let stripe = LocalStripe::start();
+    let mut env = stripe_env(&stripe);
+    env.extend([
+        ("BASALT__RATE_LIMIT__ENABLED", "false".to_owned()),
+        ("BASALT__ORDERS__HOLD_TTL_SECS", "1".to_owned()),
+        ("BASALT__ORDERS__UNPAID_CANCEL_AFTER_SECS", "2".to_owned()),
+        ("BASALT__ORDERS__UNPAID_SWEEP_MS", "200".to_owned()),
+    ]);
+    let app = spawn_app_with(&env_refs(&env)).await;
+    let b = buyer(&app);
+    let (o, _) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = p["reference"].as_str().unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            order_status(&app, &b, id).await == "cancelled"
+        })
+        .await
+    );
+    assert_eq!(payments_of(&app, &b, id).await[0]["status"], "canceled");
+    let at_stripe: Value = reqwest::Client::new()
+        .get(format!("{}/v1/payment_intents/{pi}", stripe.url))
+        .bearer_auth(SECRET_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(at_stripe["status"], "canceled");
 }

@@ -50,6 +50,11 @@ impl PaymentProvider for Manual {
         })
     }
 
+    /// Nothing was asked of anyone outside Basalt: the reference simply closes.
+    async fn cancel(&self, _reference: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     fn webhook(
         &self,
         _headers: &HeaderMap,

@@ -213,6 +213,16 @@ pub trait PaymentProvider: Send + Sync {
     async fn fetch(&self, reference: &str) -> Result<RemotePayment, ProviderError>;
     /// Refunds part or all of a captured payment.
     async fn refund(&self, request: &RefundRequest<'_>) -> Result<Refunded, ProviderError>;
+    /// Cancels an open payment so it can no longer take money (its order is being
+    /// cancelled). `Ok` only when the provider says it is cancelled. By default
+    /// `Unsupported`: Razorpay's orders cannot be cancelled, so the payment stays open and a
+    /// late capture of it lands the cancelled order in `requires_attention` for staff.
+    async fn cancel(&self, reference: &str) -> Result<(), ProviderError> {
+        let _ = reference;
+        Err(ProviderError::Unsupported(
+            "this provider's payments cannot be cancelled",
+        ))
+    }
     /// Verifies a webhook's signature on its raw body (with `now` in seconds since the
     /// epoch, for the tolerance window) and reads it. A provider without webhooks answers
     /// `Unsupported`.

@@ -209,6 +209,20 @@ fn amount_of(o: &Value, field: &str) -> Result<i64, ProviderError> {
     from_stripe(raw, &currency_of(o)?)
 }
 
+/// A reference that is a PaymentIntent id, the only kind put in a URL path.
+fn intent_id(reference: &str) -> Result<(), ProviderError> {
+    if reference.starts_with("pi_")
+        && reference
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Ok(());
+    }
+    Err(ProviderError::Refused(format!(
+        "not a payment intent: {reference}"
+    )))
+}
+
 /// Verifies `Stripe-Signature` over the raw body against any of `secrets`.
 pub fn verify(
     header: Option<&str>,
@@ -354,15 +368,7 @@ impl PaymentProvider for Stripe {
     }
 
     async fn fetch(&self, reference: &str) -> Result<RemotePayment, ProviderError> {
-        if !reference.starts_with("pi_")
-            || !reference
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(ProviderError::Refused(format!(
-                "not a payment intent: {reference}"
-            )));
-        }
+        intent_id(reference)?;
         let pi = self
             .call(
                 reqwest::Method::GET,
@@ -387,6 +393,28 @@ impl PaymentProvider for Stripe {
                 .as_str()
                 .map(str::to_owned),
         })
+    }
+
+    /// `POST /v1/payment_intents/{id}/cancel`, keyed by the intent (cancelling twice is
+    /// one cancel). Stripe refuses an intent that is processing or succeeded meanwhile: the
+    /// caller's cancel then fails rather than leave money arriving for a cancelled order.
+    async fn cancel(&self, reference: &str) -> Result<(), ProviderError> {
+        intent_id(reference)?;
+        let pi = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/payment_intents/{reference}/cancel"),
+                &[],
+                Some(&format!("cancel:{reference}")),
+            )
+            .await?;
+        match pi["status"].as_str() {
+            Some("canceled") => Ok(()),
+            other => Err(ProviderError::Refused(format!(
+                "the payment intent {reference} is {} after its cancel",
+                other.unwrap_or("unknown")
+            ))),
+        }
     }
 
     async fn refund(&self, request: &RefundRequest<'_>) -> Result<Refunded, ProviderError> {
