@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
+use sqlx::{FromRow, PgConnection, PgExecutor, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::model::{
@@ -170,6 +170,12 @@ pub async fn unpaid_due(
         "SELECT id FROM orders.orders
           WHERE status = 'pending_payment'
             AND hold_expires_at <= now() - make_interval(secs => $1)
+            -- Not while money may be on its way: a payment submitted (a bank debit takes
+            -- days), awaiting the buyer's 3-D Secure, or authorised is the provider's to
+            -- settle (its webhook, or the reconciliation job), not the timeout's.
+            AND NOT EXISTS (SELECT 1 FROM orders.payments p
+                             WHERE p.order_id = orders.id
+                               AND p.status IN ('processing', 'requires_action', 'authorized'))
           ORDER BY hold_expires_at
           LIMIT $2
             FOR UPDATE SKIP LOCKED",
@@ -571,21 +577,36 @@ pub async fn lock_payable(
     .await
 }
 
-/// Whether the viewer may see the order (its buyer, or staff).
-pub async fn order_visible(
+/// The order's payments, oldest first, each with its ledger, if the viewer may see the
+/// order (its buyer, or staff); `None` when it may not (or there is no such order). One
+/// statement: the order LEFT JOIN its payments, so an order without payments is one row
+/// whose payment columns are NULL (read as no payment), and an invisible one no row.
+pub async fn visible_payments(
     db: impl PgExecutor<'_>,
-    id: OrderId,
+    order: OrderId,
     viewer: Uuid,
     staff: bool,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM orders.orders WHERE id = $1 AND (user_id = $2 OR $3))",
-    )
-    .bind(id)
+) -> Result<Option<Vec<PaymentRow>>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PAYMENT} FROM orders.orders o LEFT JOIN orders.payments p ON p.order_id = o.id
+          WHERE o.id = $1 AND (o.user_id = $2 OR $3)
+          ORDER BY p.seq"
+    ))
+    .bind(order)
     .bind(viewer)
     .bind(staff)
-    .fetch_one(db)
-    .await
+    .fetch_all(db)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut payments = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
+            payments.push(PaymentRow::from_row(row)?);
+        }
+    }
+    Ok(Some(payments))
 }
 
 /// An order's payments, oldest first, each with its ledger.

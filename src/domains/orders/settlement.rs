@@ -370,12 +370,16 @@ async fn write_refund(
 /// through the provider that took it: never more than captured − refunded in total (one
 /// conditional UPDATE, so concurrent refunds that together exceed it cannot all pass: the
 /// ones that do not fit are a 409 `refund_exceeds_captured`). The payment refunded is the
-/// order's latest captured one with enough left.
+/// order's latest captured one with enough left. `request_key` names the caller's request
+/// (its `Idempotency-Key`'s digest): the provider's key is derived from it, so a retry of
+/// the same request that reaches the provider again gets the first refund back, never a
+/// second.
 pub async fn refund(
     conn: &mut sqlx::PgConnection,
     providers: &super::providers::Providers,
     order: OrderId,
     amount: Option<i64>,
+    request_key: &str,
     actor: &str,
 ) -> Result<(PaymentRow, OrderStatus), OrdersError> {
     let o = repo::lock_payable(conn, order, None, true)
@@ -397,8 +401,7 @@ pub async fn refund(
     let provider = providers
         .get(&p.provider)
         .ok_or_else(|| OrdersError::ProviderNotConfigured(p.provider.clone()))?;
-    let n = p.ledger.iter().filter(|l| l.kind == "refunded").count() + 1;
-    let key = format!("payment:{}:refund:{n}", p.id);
+    let key = format!("payment:{}:refund:{request_key}", p.id);
     let done = provider
         .refund(&RefundRequest {
             reference: &p.reference,

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::payments::{payments_of, refunder};
+use super::payments::{payments_of, refund, refunder};
 use super::*;
 use crate::helpers::{TestApp, eventually, problem, spawn_app_with};
 
@@ -307,13 +307,7 @@ async fn a_card_payment_through_stripe_pays_the_order_by_its_signed_webhook() {
 
     // A refund of part of it goes through Stripe's refund API.
     let r = refunder(&app);
-    let res = post(
-        &app,
-        &r,
-        &format!("/{id}/refunds"),
-        Some(json!({"amount": 300})),
-    )
-    .await;
+    let res = refund(&app, &r, id, Some(json!({"amount": 300}))).await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["order_status"], "partially_refunded", "{body}");
     let refund = body["payment"]["ledger"]
@@ -812,4 +806,258 @@ async fn stripe_calls_are_form_encoded_with_an_idempotency_key_in_stripes_units(
         body.contains(&format!("metadata%5Border_id%5D={id}")),
         "{body}"
     );
+}
+
+/// An app whose Stripe is never called (the webhook routes only verify and record): its
+/// base URL points nowhere.
+async fn app_with_unreachable_stripe() -> TestApp {
+    spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", "http://127.0.0.1:9"),
+    ])
+    .await
+}
+
+/// `t` is the sender's: `now - t` must not overflow (it panicked debug builds for
+/// `t=i64::MIN`, killing the connection of an anonymous caller).
+#[tokio::test]
+async fn a_webhook_timestamp_at_either_end_of_i64_is_a_400_not_a_crash() {
+    let app = app_with_unreachable_stripe().await;
+    let body = event(
+        "evt_t_ends",
+        "payment_intent.processing",
+        "pi_t_ends",
+        100,
+        "processing",
+    );
+    for t in [i64::MIN, i64::MAX, i64::MIN + 1, -1] {
+        let res = deliver(
+            &app,
+            &body,
+            Some(format!("t={t},v1={}", sign(NEW_SECRET, t, &body))),
+        )
+        .await;
+        assert_eq!(res.status(), 400, "t={t}");
+        assert_eq!(problem(res).await["code"], "invalid_signature", "t={t}");
+    }
+    assert_eq!(outcome_of(&app, "evt_t_ends").await, None);
+    // The app still serves: the same event signed now is recorded.
+    let res = deliver_signed(&app, &body).await;
+    assert_eq!(res.status(), 200);
+}
+
+/// The webhook routes read at most 256 KiB (not the global 4 MiB) before the signature is
+/// checked: a larger body, signed or not, declared or streamed, is a 413 problem, and
+/// nothing is recorded.
+#[tokio::test]
+async fn a_webhook_body_over_256_kib_is_a_413_before_its_signature_is_checked() {
+    let app = app_with_unreachable_stripe().await;
+    let pad = "a".repeat(300 * 1024);
+    let big = json!({"id": "evt_big", "object": "event", "type": "customer.updated",
+        "created": now(), "data": {"object": {"id": "cus_x", "pad": pad}}})
+    .to_string();
+    // Signed, with its Content-Length.
+    let res = deliver_signed(&app, &big).await;
+    assert_eq!(res.status(), 413);
+    assert_eq!(problem(res).await["code"], "payload_too_large");
+    // Unsigned, streamed without a Content-Length (chunked).
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+        .as_bytes()
+        .chunks(16 * 1024)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let res = app
+        .client
+        .post(app.url("/api/v1/orders/webhooks/stripe"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(problem(res).await["code"], "payload_too_large");
+    // Razorpay's route has the same limit (it answers 404 here: not configured, before
+    // reading anything).
+    assert_eq!(outcome_of(&app, "evt_big").await, None);
+    // Under the limit: read, verified, recorded.
+    let pad = "a".repeat(200 * 1024);
+    let fits = json!({"id": "evt_fits", "object": "event", "type": "customer.updated",
+        "created": now(), "data": {"object": {"id": "cus_x", "pad": pad}}})
+    .to_string();
+    let res = deliver_signed(&app, &fits).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["recorded"], true);
+}
+
+/// The payment-timeout job must not cancel an order whose payment is in flight at the
+/// provider (a bank debit `processing` for days): the money would then land on a cancelled
+/// order. An order beside it without a payment in flight is cancelled by the same job (so
+/// the job did run), and the in-flight one is paid when its capture arrives.
+#[tokio::test]
+async fn the_timeout_job_leaves_an_order_whose_payment_is_processing() {
+    let stripe = LocalStripe::start();
+    let mut env = stripe_env(&stripe);
+    env.extend([
+        ("BASALT__RATE_LIMIT__ENABLED", "false".to_owned()),
+        ("BASALT__ORDERS__HOLD_TTL_SECS", "1".to_owned()),
+        ("BASALT__ORDERS__UNPAID_CANCEL_AFTER_SECS", "2".to_owned()),
+        ("BASALT__ORDERS__UNPAID_SWEEP_MS", "200".to_owned()),
+    ]);
+    let app = spawn_app_with(&env_refs(&env)).await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap().to_owned();
+    let (idle, _) = stripe_order(&app, &b).await;
+    let idle = idle["id"].as_str().unwrap().to_owned();
+    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = p["reference"].as_str().unwrap().to_owned();
+    let e = event(
+        "evt_timeout_1",
+        "payment_intent.processing",
+        &pi,
+        total,
+        "processing",
+    );
+    assert_eq!(deliver_signed(&app, &e).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            payments_of(&app, &b, &id).await[0]["status"] == "processing"
+        })
+        .await
+    );
+    // The idle order is cancelled by the job; the processing one is not.
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, &idle).await == "cancelled"
+        })
+        .await,
+        "the timeout job did not run"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(order_status(&app, &b, &id).await, "pending_payment");
+    // The capture arrives: the order is paid.
+    let s = event(
+        "evt_timeout_2",
+        "payment_intent.succeeded",
+        &pi,
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, &id).await == "paid"
+        })
+        .await
+    );
+}
+
+/// A Stripe server that answers every call with `status` and `body` (wiremock).
+async fn stripe_answering(status: u16, body: Value) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(status).set_body_json(body))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A wrong, revoked or rotated-away secret key is ours to fix, not the buyer's: Stripe's
+/// 401 (or 403) reaches the buyer as a 503 `provider_unavailable` that does not repeat
+/// Stripe's message (it names the key), never a 502 with it.
+#[tokio::test]
+async fn a_secret_key_stripe_refuses_is_a_503_without_stripes_message() {
+    for status in [401, 403] {
+        let server = stripe_answering(
+            status,
+            json!({"error": {"type": "invalid_request_error",
+                "message": "Invalid API Key provided: sk_test_****asal"}}),
+        )
+        .await;
+        let app = spawn_app_with(&[
+            ("BASALT__RATE_LIMIT__ENABLED", "false"),
+            ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+            ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+            ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
+        ])
+        .await;
+        let b = buyer(&app);
+        let (o, _) = stripe_order(&app, &b).await;
+        let id = o["id"].as_str().unwrap();
+        let res = post(&app, &b, &format!("/{id}/payment"), None).await;
+        assert_eq!(res.status(), 503, "Stripe {status}");
+        let p = problem(res).await;
+        assert_eq!(p["code"], "provider_unavailable");
+        assert!(!p.to_string().contains("API Key"), "{p}");
+        assert!(payments_of(&app, &b, id).await.is_empty());
+    }
+}
+
+/// An amount Stripe cannot express (a three-decimal currency not in tens: 5.125 KWD) is
+/// the order's, not Stripe's, failure: a 422 `provider_unsupported` before Stripe is asked,
+/// not a 502. An amount it can take (5.120 KWD) opens the intent.
+#[tokio::test]
+async fn an_amount_stripe_cannot_express_is_a_422_before_stripe_is_asked() {
+    let server = stripe_answering(
+        200,
+        json!({"id": "pi_kwd", "object": "payment_intent",
+            "status": "requires_payment_method", "client_secret": "pi_kwd_secret"}),
+    )
+    .await;
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
+    ])
+    .await;
+    let s = seller(&app);
+    for (price, status) in [(5125_i64, 422_u16), (5120, 201)] {
+        let p = crate::catalog::active_product(
+            &app,
+            &s,
+            json!({"title": "Dallah", "currency": "KWD",
+                   "variants": [{"sku": format!("KWD-{}", Uuid::now_v7().simple()), "price": price, "on_hand": 5}]}),
+        )
+        .await;
+        let p: Value = app
+            .json_as(
+                &format!("/api/v1/catalog/products/{}", p["id"].as_str().unwrap()),
+                &s.token,
+            )
+            .await;
+        let v = p["variants"][0]["id"].as_str().unwrap().to_owned();
+        let b = buyer(&app);
+        let cart = cart_with(&app, &b, &[(&v, 1)]).await;
+        let res = app
+            .as_user(Method::POST, "/api/v1/orders", &b.token)
+            .header("Idempotency-Key", Uuid::now_v7().to_string())
+            .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
+            .send()
+            .await
+            .unwrap();
+        let o: Value = res.json().await.unwrap();
+        assert_eq!(o["currency"], "KWD", "{o}");
+        let id = o["id"].as_str().unwrap();
+        let asked_before = server.received_requests().await.unwrap().len();
+        let res = post(&app, &b, &format!("/{id}/payment"), None).await;
+        assert_eq!(res.status(), status, "KWD {price}");
+        if status == 422 {
+            assert_eq!(problem(res).await["code"], "provider_unsupported");
+            assert_eq!(
+                server.received_requests().await.unwrap().len(),
+                asked_before,
+                "Stripe was not asked"
+            );
+            assert!(payments_of(&app, &b, id).await.is_empty());
+        }
+    }
 }

@@ -114,6 +114,15 @@ impl Razorpay {
                 .map_err(|e| ProviderError::Payload(format!("razorpay answered {status}: {e}")));
         }
         let description = error_description(&body).unwrap_or_else(|| status.to_string());
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // Our keys are wrong, revoked or rotated away: ours to fix, not the buyer's.
+            // Logged loudly; the caller gets a 503 without Razorpay's text.
+            tracing::error!(%status, %description,
+                "Razorpay refused Basalt's key: check orders.razorpay.key_id and key_secret");
+            return Err(ProviderError::Unavailable(format!(
+                "razorpay answered {status}: the key was refused"
+            )));
+        }
         let retry_later = status.is_server_error()
             || status == StatusCode::TOO_MANY_REQUESTS
             // "Another request with the same idempotency key is still in progress": the
