@@ -256,8 +256,17 @@ pub struct RefundResponse {
     /// The payment refunded, with its new ledger row.
     pub payment: PaymentResponse,
     /// `refunded` once everything captured is, else `partially_refunded` (or the status
-    /// the order had, when it cannot move: a cancelled order stays cancelled).
+    /// the order had, when it cannot move: a cancelled order stays cancelled; or while the
+    /// refund is `pending`).
     pub order_status: OrderStatus,
+    /// The provider's id of the refund (Stripe `re_…`, Razorpay `rfnd_…`, manual: ours).
+    pub refund_reference: String,
+    /// `true` while the provider has not confirmed the refund (Stripe's `pending`): its
+    /// amount is held on the payment (`refunded` counts it, no second refund can take it),
+    /// but there is no `refunded` ledger row, no `payment.refunded` and no order move until
+    /// its webhook says it succeeded; if it fails the amount is refundable again and the
+    /// order's history says so.
+    pub pending: bool,
 }
 
 /// Refund all (no `amount`) or part of what the order's payments captured (`orders.refund`,
@@ -302,7 +311,7 @@ pub async fn refund(
         tx.rollback().await?;
         return Ok(stored.response());
     }
-    let (payment, order_status) = settlement::refund(
+    let done = settlement::refund(
         &mut tx,
         &state.providers,
         *path,
@@ -311,8 +320,9 @@ pub async fn refund(
         &actor,
     )
     .await?;
-    let after = serde_json::json!({ "payment_id": payment.id, "refunded": payment.refunded,
-        "amount": body.amount, "reason": body.reason, "order_status": order_status });
+    let after = serde_json::json!({ "payment_id": done.payment.id, "refunded": done.payment.refunded,
+        "amount": body.amount, "reason": body.reason, "order_status": done.order_status,
+        "refund_reference": done.reference, "pending": done.pending });
     audit::record(
         &mut tx,
         &AuditEntry {
@@ -326,8 +336,10 @@ pub async fn refund(
     )
     .await?;
     let res = RefundResponse {
-        payment: payment.try_into()?,
-        order_status,
+        payment: done.payment.try_into()?,
+        order_status: done.order_status,
+        refund_reference: done.reference,
+        pending: done.pending,
     };
     if !idem.complete(&mut tx, StatusCode::CREATED, &res).await? {
         // An attempt with this key committed while we worked: ours rolls back (and the

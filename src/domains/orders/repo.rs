@@ -895,3 +895,91 @@ pub async fn touch_payment(db: impl PgExecutor<'_>, id: PaymentId) -> Result<(),
         .await?;
     Ok(())
 }
+
+/// A refund the provider accepted as pending, its amount already reserved on the payment.
+pub struct NewRefund<'a> {
+    pub payment: &'a PaymentRow,
+    pub reference: &'a str,
+    pub amount: i64,
+    pub actor: &'a str,
+}
+
+pub async fn insert_pending_refund(
+    conn: &mut PgConnection,
+    r: &NewRefund<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO orders.refunds (id, payment_id, order_id, provider, reference, amount,
+                                     currency, status, actor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(r.payment.id)
+    .bind(r.payment.order_id)
+    .bind(&r.payment.provider)
+    .bind(r.reference)
+    .bind(r.amount)
+    .bind(&r.payment.currency)
+    .bind(r.actor)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A pending refund that ended.
+#[derive(Debug, sqlx::FromRow)]
+pub struct EndedRefund {
+    pub amount: i64,
+}
+
+/// Ends the payment's pending refund `reference` (under the payment's lock): `succeeded`
+/// when `failure` is `None`, else `failed`, giving its reserved amount back to the payment
+/// in the same statement. `None` when no such refund is pending (not ours, or ended
+/// already: a redelivery does nothing).
+pub async fn end_pending_refund(
+    conn: &mut PgConnection,
+    payment: &PaymentRow,
+    reference: &str,
+    failure: Option<&str>,
+) -> Result<Option<EndedRefund>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH r AS (UPDATE orders.refunds
+                       SET status = CASE WHEN $4::text IS NULL THEN 'succeeded' ELSE 'failed' END,
+                           failure = $4, updated_at = now()
+                     WHERE payment_id = $1 AND provider = $2 AND reference = $3
+                       AND status = 'pending'
+                 RETURNING amount),
+              p AS (UPDATE orders.payments p SET refunded = p.refunded - r.amount, updated_at = now()
+                      FROM r WHERE p.id = $1 AND $4::text IS NOT NULL
+                 RETURNING p.id)
+         SELECT amount FROM r",
+    )
+    .bind(payment.id)
+    .bind(&payment.provider)
+    .bind(reference)
+    .bind(failure)
+    .fetch_optional(conn)
+    .await
+}
+
+/// A line in the order's history that moves nothing (what staff must know: a refund
+/// pending at the provider, or one that failed).
+pub async fn note(
+    conn: &mut PgConnection,
+    order: OrderId,
+    status: &str,
+    actor: &str,
+    note: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO orders.order_history (order_id, from_status, to_status, actor, note)
+         VALUES ($1, $2::text::orders.status, $2::text::orders.status, $3, $4)",
+    )
+    .bind(order)
+    .bind(status)
+    .bind(actor)
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

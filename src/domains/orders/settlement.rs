@@ -136,6 +136,11 @@ pub async fn apply(
     let p = repo::lock_payment(conn, payment)
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
+    if let Some(done) =
+        settle_pending_refund(conn, &o, &p, outcome, provider_event_id, actor).await?
+    {
+        return Ok(done);
+    }
     let status = PaymentStatus::parse(&p.status)?;
     let mut change = PaymentChange {
         status,
@@ -151,7 +156,9 @@ pub async fn apply(
     let mut refund: Option<(&str, i64)> = None;
     let simple = |to: PaymentStatus| status.can_move_to(to).then_some(to);
     match outcome {
-        Outcome::Ignored => return Ok(Applied::Ignored),
+        // A failure of a refund that is not pending here (settled, or never ours): nothing
+        // was reserved for it, nothing to release.
+        Outcome::Ignored | Outcome::RefundFailed { .. } => return Ok(Applied::Ignored),
         Outcome::Processing => change.status = simple(PaymentStatus::Processing).unwrap_or(status),
         Outcome::RequiresAction => {
             change.status = simple(PaymentStatus::RequiresAction).unwrap_or(status)
@@ -258,6 +265,59 @@ pub async fn apply(
         }
     }
     Ok(Applied::Applied)
+}
+
+/// The end of a refund the provider accepted as pending (`orders.refunds`), under the
+/// order's and the payment's locks: its success is written as any refund (ledger row,
+/// `payment.refunded`, the order's move) from the amount already reserved; its failure
+/// gives the reserved amount back to the payment and tells staff in the order's history.
+/// `None`: the outcome is not about a pending refund of ours (the caller goes on).
+async fn settle_pending_refund(
+    conn: &mut sqlx::PgConnection,
+    o: &PayableOrder,
+    p: &PaymentRow,
+    outcome: &Outcome,
+    provider_event_id: Option<&str>,
+    actor: &str,
+) -> Result<Option<Applied>, OrdersError> {
+    let (reference, failure) = match outcome {
+        Outcome::Refunded {
+            refund_reference, ..
+        } => (refund_reference, None),
+        Outcome::RefundFailed {
+            refund_reference,
+            reason,
+        } => (refund_reference, Some(reason.as_str())),
+        _ => return Ok(None),
+    };
+    let Some(pending) = repo::end_pending_refund(conn, p, reference, failure).await? else {
+        return Ok(None);
+    };
+    match failure {
+        None => {
+            // Reserved when it was asked for: `refunded` already counts it.
+            write_refund(
+                conn,
+                o,
+                p,
+                reference,
+                pending.amount,
+                p.refunded,
+                provider_event_id,
+                actor,
+            )
+            .await?;
+        }
+        Some(reason) => {
+            let note = format!(
+                "the refund {reference} of {} {} through {} failed ({reason}): nothing went \
+                 back, and the amount can be refunded again",
+                pending.amount, p.currency, p.provider
+            );
+            repo::note(conn, o.id, &o.status, actor, &note).await?;
+        }
+    }
+    Ok(Some(Applied::Applied))
 }
 
 /// Appends a refund that went through (ledger row, the payment's totals and status, the
@@ -381,7 +441,7 @@ pub async fn refund(
     amount: Option<i64>,
     request_key: &str,
     actor: &str,
-) -> Result<(PaymentRow, OrderStatus), OrdersError> {
+) -> Result<Refund, OrdersError> {
     let o = repo::lock_payable(conn, order, None, true)
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
@@ -419,6 +479,34 @@ pub async fn refund(
             done.reference, done.status, done.amount
         )));
     }
+    if done.status != RemoteStatus::Succeeded {
+        // Pending at the provider: the amount stays reserved on the payment, and the
+        // refund is written once its webhook says it succeeded (or released if it fails).
+        repo::insert_pending_refund(
+            conn,
+            &repo::NewRefund {
+                payment: &p,
+                reference: &done.reference,
+                amount: wanted,
+                actor,
+            },
+        )
+        .await?;
+        let note = format!(
+            "{wanted} {} refund {} asked of {}: pending until the provider confirms it",
+            p.currency, done.reference, p.provider
+        );
+        repo::note(conn, o.id, &o.status, actor, &note).await?;
+        let row = repo::lock_payment(conn, p.id)
+            .await?
+            .ok_or(OrdersError::OrderNotFound)?;
+        return Ok(Refund {
+            payment: row,
+            order_status: OrderStatus::parse(&o.status)?,
+            reference: done.reference,
+            pending: true,
+        });
+    }
     let (_, after) = write_refund(
         conn,
         &o,
@@ -433,7 +521,24 @@ pub async fn refund(
     let row = repo::lock_payment(conn, p.id)
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
-    Ok((row, after))
+    Ok(Refund {
+        payment: row,
+        order_status: after,
+        reference: done.reference,
+        pending: false,
+    })
+}
+
+/// What [`refund`] did.
+pub struct Refund {
+    /// The payment, its `refunded` counting a pending refund's reserved amount.
+    pub payment: PaymentRow,
+    pub order_status: OrderStatus,
+    /// The provider's id of the refund.
+    pub reference: String,
+    /// The provider has not confirmed it yet: no ledger row, no order move, no
+    /// `payment.refunded` until it does.
+    pub pending: bool,
 }
 
 /// The reconciliation job's work: asks the provider about up to `limit` payments stuck in

@@ -1061,3 +1061,155 @@ async fn an_amount_stripe_cannot_express_is_a_422_before_stripe_is_asked() {
         }
     }
 }
+
+/// Stripe answers some refunds `pending` (bank debits, some cards) and says later, with
+/// `refund.updated`, whether the money went back. A pending refund holds its amount on the
+/// payment (no second refund can take it) but is not a `refunded` ledger row, does not move
+/// the order and publishes no `payment.refunded`; its failure gives the amount back (and the
+/// order's history says so), its success completes it. The amount recorded is the one
+/// Stripe's answer names.
+#[tokio::test]
+async fn a_pending_refund_waits_for_stripe_a_failed_one_is_released_a_succeeded_one_completes() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_pend", "object": "payment_intent", "status": "requires_payment_method",
+            "client_secret": "pi_pend_secret_x", "amount": 2000, "currency": "usd"})))
+        .mount(&server)
+        .await;
+    for re in ["re_pend_1", "re_pend_2"] {
+        Mock::given(method("POST"))
+            .and(path("/v1/refunds"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": re, "object": "refund", "status": "pending", "amount": 2000,
+                "currency": "usd", "payment_intent": "pi_pend"})))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+    }
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
+    ])
+    .await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    assert_eq!(total, 2000);
+    assert_eq!(
+        post(&app, &b, &format!("/{id}/payment"), None)
+            .await
+            .status(),
+        201
+    );
+    let s = event(
+        "evt_pend_paid",
+        "payment_intent.succeeded",
+        "pi_pend",
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await
+    );
+    let r = refunder(&app);
+    let refunded_rows = |ps: &[Value]| {
+        ps[0]["ledger"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["kind"] == "refunded")
+            .count()
+    };
+
+    // Pending: held, not refunded.
+    let res = refund(&app, &r, id, None).await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["pending"], true, "{body}");
+    assert_eq!(body["refund_reference"], "re_pend_1");
+    assert_eq!(body["order_status"], "paid");
+    assert_eq!(body["payment"]["refunded"], total, "held on the payment");
+    assert_eq!(order_status(&app, &b, id).await, "paid");
+    assert_eq!(refunded_rows(&payments_of(&app, &b, id).await), 0);
+    assert_eq!(app.events_of("payment.refunded").await, 0);
+    // Nothing left to refund while it is pending.
+    let res = refund(&app, &r, id, Some(json!({"amount": 1}))).await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(problem(res).await["code"], "refund_exceeds_captured");
+
+    // It fails at Stripe: released, and the history tells staff.
+    let failed = |ev: &str, re: &str, status: &str| {
+        json!({
+            "id": ev, "object": "event", "type": "refund.updated", "created": now(),
+            "data": {"object": {"id": re, "object": "refund", "amount": total,
+                "currency": "usd", "payment_intent": "pi_pend", "status": status,
+                "failure_reason": "expired_or_canceled_card"}}
+        })
+        .to_string()
+    };
+    let e = failed("evt_pend_failed", "re_pend_1", "failed");
+    assert_eq!(deliver_signed(&app, &e).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            payments_of(&app, &b, id).await[0]["refunded"] == 0
+        })
+        .await,
+        "the failed refund's amount is released"
+    );
+    assert_eq!(order_status(&app, &b, id).await, "paid");
+    assert_eq!(refunded_rows(&payments_of(&app, &b, id).await), 0);
+    assert_eq!(app.events_of("payment.refunded").await, 0);
+    let notes: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT note FROM orders.order_history WHERE order_id = $1::uuid ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert!(
+        notes
+            .iter()
+            .flatten()
+            .any(|n| n.contains("re_pend_1") && n.contains("failed")),
+        "{notes:?}"
+    );
+    // Its redelivery changes nothing (the amount is not released twice).
+    let again = failed("evt_pend_failed_again", "re_pend_1", "failed");
+    assert_eq!(deliver_signed(&app, &again).await.status(), 200);
+
+    // Refunded again (pending), then it succeeds: the refund completes.
+    let res = refund(&app, &r, id, None).await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["pending"], true, "{body}");
+    assert_eq!(body["refund_reference"], "re_pend_2");
+    let e = failed("evt_pend_ok", "re_pend_2", "succeeded");
+    assert_eq!(deliver_signed(&app, &e).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "refunded"
+        })
+        .await
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["refunded"], total);
+    assert_eq!(ps[0]["status"], "refunded");
+    assert_eq!(refunded_rows(&ps), 1);
+    assert_eq!(app.events_of("payment.refunded").await, 1);
+    let released_twice: i64 =
+        sqlx::query_scalar("SELECT refunded FROM orders.payments WHERE reference = 'pi_pend'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(released_twice, total);
+}

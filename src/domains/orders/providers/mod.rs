@@ -177,6 +177,12 @@ pub enum Outcome {
         refund_reference: String,
         amount: i64,
     },
+    /// A refund the provider had accepted as pending failed or was cancelled: the money did
+    /// not go back.
+    RefundFailed {
+        refund_reference: String,
+        reason: String,
+    },
     /// A type we do not act on: still recorded once, then ignored.
     Ignored,
 }

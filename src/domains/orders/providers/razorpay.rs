@@ -466,12 +466,21 @@ fn read_event(id: &str, body: &[u8]) -> Result<ProviderEvent, ProviderError> {
         },
         // `refund.created` may already say `processed`; both name the same `rfnd_…`, so
         // the ledger records the refund once whichever arrives first.
-        "refund.created" | "refund.processed" => {
+        // A `refund.created` still `pending` is not money returned: `refund.processed` (or
+        // `refund.failed`) says how it ends.
+        "refund.created" | "refund.processed" | "refund.failed" => {
             let r: RzpRefund = serde_json::from_value(read("refund")?)
                 .map_err(|e| ProviderError::Payload(format!("{}: refund: {e}", envelope.event)))?;
-            Outcome::Refunded {
-                refund_reference: r.id,
-                amount: r.amount,
+            match r.status.as_str() {
+                "processed" => Outcome::Refunded {
+                    refund_reference: r.id,
+                    amount: r.amount,
+                },
+                "failed" => Outcome::RefundFailed {
+                    refund_reference: r.id,
+                    reason: "failed".to_owned(),
+                },
+                _ => Outcome::Ignored,
             }
         }
         _ => Outcome::Ignored,
@@ -1346,7 +1355,7 @@ mod tests {
             })
         };
         for (kind, status) in [
-            ("refund.created", "pending"),
+            ("refund.created", "processed"),
             ("refund.processed", "processed"),
         ] {
             let e = read(
@@ -1365,6 +1374,27 @@ mod tests {
                     amount: 50,
                 }
             );
+        }
+        // Still pending: not money returned yet. Failed: the pending refund is released.
+        for (kind, status, outcome) in [
+            ("refund.created", "pending", Outcome::Ignored),
+            (
+                "refund.failed",
+                "failed",
+                Outcome::RefundFailed {
+                    refund_reference: "rfnd_FS8TWyPrCsa0OB".to_owned(),
+                    reason: "failed".to_owned(),
+                },
+            ),
+        ] {
+            let e = read(
+                kind,
+                json!({
+                    "refund": { "entity": refund(status) },
+                    "payment": { "entity": payment_entity("captured", json!([])) }
+                }),
+            );
+            assert_eq!(e.outcome, outcome, "{kind}");
         }
     }
 

@@ -315,6 +315,25 @@ pub fn read_event(body: &[u8]) -> Result<ProviderEvent, ProviderError> {
                 amount: amount_of(o, "amount")?,
             },
         ),
+        // A pending refund of ours that did not go through.
+        "refund.updated" | "refund.failed"
+            if o["status"] == "failed" || o["status"] == "canceled" =>
+        {
+            (
+                o["payment_intent"].as_str().map(str::to_owned),
+                Outcome::RefundFailed {
+                    refund_reference: object_id.unwrap_or_default(),
+                    reason: o["failure_reason"]
+                        .as_str()
+                        .unwrap_or(if o["status"] == "canceled" {
+                            "canceled"
+                        } else {
+                            "failed"
+                        })
+                        .to_owned(),
+                },
+            )
+        }
         _ => (object_id, Outcome::Ignored),
     };
     let order_id = o["metadata"]["order_id"]
@@ -425,14 +444,21 @@ impl PaymentProvider for Stripe {
                     r["status"].as_str().unwrap_or("failed")
                 )));
             }
+            // `pending`, `requires_action`: not money returned yet; `refund.updated` says
+            // how it ends.
             _ => RemoteStatus::Processing,
         };
+        // What Stripe says it refunds, not what we asked: the caller compares the two.
+        let amount = r["amount"]
+            .as_i64()
+            .ok_or_else(|| ProviderError::Payload("no refund amount".into()))
+            .and_then(|a| from_stripe(a, request.currency))?;
         Ok(Refunded {
             reference: r["id"]
                 .as_str()
                 .ok_or_else(|| ProviderError::Payload("no refund id".into()))?
                 .to_owned(),
-            amount: request.amount,
+            amount,
             status,
         })
     }
