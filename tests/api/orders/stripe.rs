@@ -1213,3 +1213,94 @@ async fn a_pending_refund_waits_for_stripe_a_failed_one_is_released_a_succeeded_
             .unwrap();
     assert_eq!(released_twice, total);
 }
+
+/// The refund's `Idempotency-Key` reaches Stripe: a retry under the same key is replayed
+/// without asking Stripe again, and each request's provider key is derived from its own
+/// key (`payment:{id}:refund:{digest}`), so two refunds never share one at Stripe.
+#[tokio::test]
+async fn a_refund_retried_under_its_key_asks_stripe_once_under_a_key_derived_from_it() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_keyed", "object": "payment_intent", "status": "requires_payment_method",
+            "client_secret": "pi_keyed_secret_x", "amount": 2000, "currency": "usd"})))
+        .mount(&server)
+        .await;
+    for (re, amount) in [("re_keyed_1", 300), ("re_keyed_2", 200)] {
+        Mock::given(method("POST"))
+            .and(path("/v1/refunds"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": re, "object": "refund", "status": "succeeded", "amount": amount,
+                "currency": "usd", "payment_intent": "pi_keyed"})))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+    }
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
+    ])
+    .await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    assert_eq!(
+        post(&app, &b, &format!("/{id}/payment"), None)
+            .await
+            .status(),
+        201
+    );
+    let s = event(
+        "evt_keyed_paid",
+        "payment_intent.succeeded",
+        "pi_keyed",
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await
+    );
+    let r = refunder(&app);
+    let (k1, k2) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    for key in [&k1, &k1, &k2] {
+        let amount = if key == &k1 { 300 } else { 200 };
+        let res =
+            super::payments::refund_keyed(&app, &r, id, Some(json!({ "amount": amount })), key)
+                .await;
+        assert_eq!(res.status(), 201);
+    }
+    let keys: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|q| q.url.path() == "/v1/refunds")
+        .map(|q| q.headers["idempotency-key"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 2, "the retry was replayed, not sent: {keys:?}");
+    assert_ne!(keys[0], keys[1]);
+    let payment = payments_of(&app, &b, id).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for k in &keys {
+        let digest = k
+            .strip_prefix(&format!("payment:{payment}:refund:"))
+            .unwrap_or_else(|| panic!("{k}"));
+        assert_eq!(digest.len(), 64, "{k}");
+        assert!(
+            !k.contains(&k1) && !k.contains(&k2),
+            "the caller's key itself is not sent"
+        );
+    }
+    assert_eq!(payments_of(&app, &b, id).await[0]["refunded"], 500);
+}
