@@ -262,7 +262,7 @@ pub struct RefundResponse {
     /// The provider's id of the refund (Stripe `re_…`, Razorpay `rfnd_…`, manual: ours).
     pub refund_reference: String,
     /// `true` while the provider has not confirmed the refund (Stripe's `pending`): its
-    /// amount is held on the payment (`refunded` counts it, no second refund can take it),
+    /// amount is held on the payment (its `refund_pending`: no second refund can take it),
     /// but there is no `refunded` ledger row, no `payment.refunded` and no order move until
     /// its webhook says it succeeded; if it fails the amount is refundable again and the
     /// order's history says so.

@@ -513,6 +513,9 @@ pub struct PaymentRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub ledger: Json<Vec<LedgerEntry>>,
+    /// What refunds pending at the provider hold (`orders.refunds`): part of `refunded`,
+    /// which reserves it, but not money returned yet.
+    pub refund_pending: i64,
 }
 
 /// The columns of [`PaymentRow`] over `orders.payments p`, the ledger oldest first.
@@ -523,7 +526,9 @@ const PAYMENT: &str = "p.id, p.order_id, p.provider, p.reference, p.status, p.am
             'amount', l.amount, 'currency', l.currency,
             'provider_reference', l.provider_reference,
             'provider_event_id', l.provider_event_id, 'at', l.at) ORDER BY l.id)
-        FROM orders.payment_ledger l WHERE l.payment_id = p.id), '[]') AS ledger";
+        FROM orders.payment_ledger l WHERE l.payment_id = p.id), '[]') AS ledger,
+    COALESCE((SELECT sum(r.amount) FROM orders.refunds r
+               WHERE r.payment_id = p.id AND r.status = 'pending'), 0)::bigint AS refund_pending";
 
 /// The order as a payment needs it, locked (`FOR UPDATE`): every payment change of one
 /// order (a start, a webhook's outcome, a refund, `settle`) takes its turn behind this lock,

@@ -1138,7 +1138,11 @@ async fn a_pending_refund_waits_for_stripe_a_failed_one_is_released_a_succeeded_
     assert_eq!(body["pending"], true, "{body}");
     assert_eq!(body["refund_reference"], "re_pend_1");
     assert_eq!(body["order_status"], "paid");
-    assert_eq!(body["payment"]["refunded"], total, "held on the payment");
+    assert_eq!(body["payment"]["refunded"], 0);
+    assert_eq!(
+        body["payment"]["refund_pending"], total,
+        "held on the payment"
+    );
     assert_eq!(order_status(&app, &b, id).await, "paid");
     assert_eq!(refunded_rows(&payments_of(&app, &b, id).await), 0);
     assert_eq!(app.events_of("payment.refunded").await, 0);
@@ -1161,11 +1165,12 @@ async fn a_pending_refund_waits_for_stripe_a_failed_one_is_released_a_succeeded_
     assert_eq!(deliver_signed(&app, &e).await.status(), 200);
     assert!(
         eventually(Duration::from_secs(15), || async {
-            payments_of(&app, &b, id).await[0]["refunded"] == 0
+            payments_of(&app, &b, id).await[0]["refund_pending"] == 0
         })
         .await,
         "the failed refund's amount is released"
     );
+    assert_eq!(payments_of(&app, &b, id).await[0]["refunded"], 0);
     assert_eq!(order_status(&app, &b, id).await, "paid");
     assert_eq!(refunded_rows(&payments_of(&app, &b, id).await), 0);
     assert_eq!(app.events_of("payment.refunded").await, 0);
@@ -1203,6 +1208,7 @@ async fn a_pending_refund_waits_for_stripe_a_failed_one_is_released_a_succeeded_
     );
     let ps = payments_of(&app, &b, id).await;
     assert_eq!(ps[0]["refunded"], total);
+    assert_eq!(ps[0]["refund_pending"], 0);
     assert_eq!(ps[0]["status"], "refunded");
     assert_eq!(refunded_rows(&ps), 1);
     assert_eq!(app.events_of("payment.refunded").await, 1);
