@@ -891,6 +891,41 @@ pub async fn stuck_payments(
     .await
 }
 
+/// Refunds pending at the provider for `older_than_secs` (a webhook lost): (payment, its
+/// order, provider, refund reference, currency), oldest first.
+pub async fn stuck_refunds(
+    db: impl PgExecutor<'_>,
+    older_than_secs: i64,
+    limit: i64,
+) -> Result<Vec<(PaymentId, OrderId, String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT payment_id, order_id, provider, reference, currency FROM orders.refunds
+          WHERE status = 'pending' AND updated_at <= now() - make_interval(secs => $1)
+          ORDER BY updated_at
+          LIMIT $2",
+    )
+    .bind(older_than_secs as f64)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Marks a pending refund looked at (still pending), so the next run takes the others first.
+pub async fn touch_refund(
+    db: impl PgExecutor<'_>,
+    provider: &str,
+    reference: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orders.refunds SET updated_at = now() WHERE provider = $1 AND reference = $2",
+    )
+    .bind(provider)
+    .bind(reference)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Marks a payment looked at (reconciliation found it still waiting), so the next run
 /// takes the others first.
 pub async fn touch_payment(db: impl PgExecutor<'_>, id: PaymentId) -> Result<(), sqlx::Error> {

@@ -597,6 +597,68 @@ pub async fn reconcile(
             }
         }
     }
+    moved += reconcile_refunds(db, providers, older_than_secs, limit).await?;
+    Ok(moved)
+}
+
+/// The reconciliation of refunds pending at the provider whose webhook did not come: asks
+/// the provider, and applies a refund that succeeded or failed as its webhook would have
+/// (`apply`, each in its own transaction). Still pending: looked at again on a later run.
+async fn reconcile_refunds(
+    db: &sqlx::PgPool,
+    providers: &super::providers::Providers,
+    older_than_secs: i64,
+    limit: i64,
+) -> Result<usize, OrdersError> {
+    let stuck = repo::stuck_refunds(db, older_than_secs, limit).await?;
+    let mut moved = 0;
+    for (payment, order, name, reference, currency) in stuck {
+        let Some(provider) = providers.get(&name) else {
+            continue;
+        };
+        let outcome = match provider.fetch_refund(&reference, &currency).await {
+            Ok(r) if r.reference == reference => match r.status {
+                RemoteStatus::Succeeded => Outcome::Refunded {
+                    refund_reference: reference.clone(),
+                    amount: r.amount,
+                },
+                RemoteStatus::Failed | RemoteStatus::Canceled => Outcome::RefundFailed {
+                    refund_reference: reference.clone(),
+                    reason: "failed at the provider".to_owned(),
+                },
+                _ => {
+                    repo::touch_refund(db, &name, &reference).await?;
+                    continue;
+                }
+            },
+            Ok(r) => {
+                tracing::error!(
+                    refund = reference,
+                    got = r.reference,
+                    "the provider answered about another refund"
+                );
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(refund = reference, provider = name, error = %e,
+                    "reconciliation could not ask the provider about a refund");
+                repo::touch_refund(db, &name, &reference).await?;
+                continue;
+            }
+        };
+        let mut tx = db.begin().await?;
+        let actor = crate::platform::events::SYSTEM_ACTOR;
+        match apply(&mut tx, payment, order, &outcome, None, actor).await {
+            Ok(Applied::Applied) => {
+                tx.commit().await?;
+                moved += 1;
+            }
+            Ok(Applied::Ignored) => drop(tx),
+            Err(e) => {
+                tracing::error!(refund = reference, error = %e, "reconciling a refund failed");
+            }
+        }
+    }
     Ok(moved)
 }
 

@@ -1310,3 +1310,91 @@ async fn a_refund_retried_under_its_key_asks_stripe_once_under_a_key_derived_fro
     }
     assert_eq!(payments_of(&app, &b, id).await[0]["refunded"], 500);
 }
+
+/// A pending refund whose `refund.updated` never arrives (an endpoint down) is looked up
+/// at Stripe by the reconciliation job and completed as its webhook would have.
+#[tokio::test]
+async fn a_pending_refund_whose_webhook_is_lost_is_reconciled_from_stripe() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_lost", "object": "payment_intent", "status": "requires_payment_method",
+            "client_secret": "pi_lost_secret_x", "amount": 2000, "currency": "usd"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "re_lost", "object": "refund", "status": "pending", "amount": 2000,
+            "currency": "usd", "payment_intent": "pi_lost"})))
+        .mount(&server)
+        .await;
+    // Stripe's own answer when asked later: it went through.
+    Mock::given(method("GET"))
+        .and(path("/v1/refunds/re_lost"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "re_lost", "object": "refund", "status": "succeeded", "amount": 2000,
+            "currency": "usd", "payment_intent": "pi_lost"})))
+        .mount(&server)
+        .await;
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
+        ("BASALT__ORDERS__RECONCILE_AFTER_SECS", "0"),
+        ("BASALT__ORDERS__RECONCILE_SWEEP_MS", "200"),
+    ])
+    .await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    assert_eq!(total, 2000, "the mocked refund is the whole order");
+    let id = o["id"].as_str().unwrap();
+    assert_eq!(
+        post(&app, &b, &format!("/{id}/payment"), None)
+            .await
+            .status(),
+        201
+    );
+    let s = event(
+        "evt_lost_paid",
+        "payment_intent.succeeded",
+        "pi_lost",
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await
+    );
+    let r = refunder(&app);
+    let res = refund(&app, &r, id, None).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.json::<Value>().await.unwrap()["pending"], true);
+    // No webhook: the job asks Stripe and completes it.
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            payments_of(&app, &b, id).await[0]["refunded"] == total
+        })
+        .await,
+        "the job completed the refund"
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["refund_pending"], 0);
+    assert_eq!(ps[0]["status"], "refunded");
+    assert_eq!(order_status(&app, &b, id).await, "refunded");
+    assert_eq!(app.events_of("payment.refunded").await, 1);
+    let asked = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .any(|q| q.method.as_str() == "GET" && q.url.path() == "/v1/refunds/re_lost");
+    assert!(asked);
+}

@@ -219,6 +219,16 @@ pub trait PaymentProvider: Send + Sync {
     async fn fetch(&self, reference: &str) -> Result<RemotePayment, ProviderError>;
     /// Refunds part or all of a captured payment.
     async fn refund(&self, request: &RefundRequest<'_>) -> Result<Refunded, ProviderError>;
+    /// Asks where a refund it answered `pending` stands (reconciliation of refunds whose
+    /// webhook was lost): `Succeeded`, `Failed`, or still `Processing`. `currency` is the
+    /// payment's, for the amount's unit. Default: `Unsupported` (nothing to ask).
+    async fn fetch_refund(
+        &self,
+        _refund_reference: &str,
+        _currency: &str,
+    ) -> Result<Refunded, ProviderError> {
+        Err(ProviderError::Unsupported("looking a refund up"))
+    }
     /// Verifies a webhook's signature on its raw body (with `now` in seconds since the
     /// epoch, for the tolerance window) and reads it. A provider without webhooks answers
     /// `Unsupported`.

@@ -275,6 +275,28 @@ impl PaymentProvider for Razorpay {
         })
     }
 
+    async fn fetch_refund(
+        &self,
+        refund_reference: &str,
+        _currency: &str,
+    ) -> Result<Refunded, ProviderError> {
+        let id = path_id(refund_reference, "rfnd_")?;
+        let refund: RzpRefund = self
+            .call(self.http.get(self.url(&format!("/v1/refunds/{id}"))))
+            .await?;
+        let status = match refund.status.as_str() {
+            "processed" => RemoteStatus::Succeeded,
+            "failed" => RemoteStatus::Failed,
+            _ => RemoteStatus::Processing,
+        };
+        // Razorpay's subunits are ISO 4217 minor units (see `to_subunits`).
+        Ok(Refunded {
+            reference: refund.id,
+            amount: refund.amount,
+            status,
+        })
+    }
+
     /// Razorpay signs only the body: there is no timestamp in the scheme, so no tolerance
     /// window (`now` is unused) and a captured delivery verifies forever under the same
     /// secret. A replay is harmless all the same: the event id dedupes redeliveries, and a

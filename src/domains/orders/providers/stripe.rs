@@ -463,6 +463,44 @@ impl PaymentProvider for Stripe {
         })
     }
 
+    async fn fetch_refund(
+        &self,
+        refund_reference: &str,
+        currency: &str,
+    ) -> Result<Refunded, ProviderError> {
+        if !refund_reference.starts_with("re_")
+            || !refund_reference
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(ProviderError::Refused(format!(
+                "not a refund: {refund_reference}"
+            )));
+        }
+        let r = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/refunds/{refund_reference}"),
+                &[],
+                None,
+            )
+            .await?;
+        let status = match r["status"].as_str() {
+            Some("succeeded") => RemoteStatus::Succeeded,
+            Some("failed") | Some("canceled") => RemoteStatus::Failed,
+            _ => RemoteStatus::Processing,
+        };
+        let amount = r["amount"]
+            .as_i64()
+            .ok_or_else(|| ProviderError::Payload("no refund amount".into()))
+            .and_then(|a| from_stripe(a, currency))?;
+        Ok(Refunded {
+            reference: refund_reference.to_owned(),
+            amount,
+            status,
+        })
+    }
+
     fn webhook(
         &self,
         headers: &HeaderMap,
