@@ -141,6 +141,18 @@ impl Idempotency {
         })
     }
 
+    /// A stable, opaque name of this caller's key (hex SHA-256 of caller and key, 64
+    /// characters), for the work to derive a downstream idempotency key from (a payment
+    /// provider's): the same retry reaches the provider under the same name, another
+    /// caller's same key does not.
+    pub fn digest(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update(self.caller.as_bytes());
+        hash.update(b"\n");
+        hash.update(self.key.as_bytes());
+        hex::encode(hash.finalize())
+    }
+
     /// In the work's transaction: takes the key (a transaction-scoped advisory lock) and
     /// reads its stored response, in one statement. A stored response for this request is
     /// [`Begun::Replay`]; for another request a 422 `idempotency_key_reused`; none while

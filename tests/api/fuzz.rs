@@ -524,7 +524,9 @@ discount = "{discount}"
 /// callback, cancel, fulfilment), called by a buyer who is also staff with the orders
 /// permissions, with a placed order from two sellers, so the path parameters name a real
 /// order and one of its parts; Stripe is configured against a localstripe and Razorpay
-/// against an in-test Razorpay API, so their routes answer rather than 404.
+/// against an in-test Razorpay API, so their routes answer rather than 404. The
+/// `Idempotency-Key` that checkout and refunds require is a header parameter of their
+/// OpenAPI operations, so Schemathesis sends it.
 #[cfg(feature = "orders")]
 #[tokio::test]
 async fn generated_order_requests_never_get_a_server_error() {

@@ -559,7 +559,12 @@ pub struct PaymentResponse {
     pub amount: i64,
     pub currency: String,
     pub captured: i64,
+    /// Refunds the provider confirmed (the `refunded` rows of the ledger).
     pub refunded: i64,
+    /// Held for refunds the provider has not confirmed yet (Stripe's `pending`): no other
+    /// refund can take it; it becomes `refunded` when the provider confirms, or is
+    /// released if the refund fails.
+    pub refund_pending: i64,
     /// What the client needs to finish the payment: Stripe `{client_secret}`, Razorpay
     /// `{order_id, key_id, amount, currency}`, manual `{instructions}`.
     #[schema(value_type = Object)]
@@ -584,7 +589,9 @@ impl TryFrom<super::repo::PaymentRow> for PaymentResponse {
             amount: p.amount,
             currency: p.currency,
             captured: p.captured,
-            refunded: p.refunded,
+            // The row's `refunded` reserves pending refunds too; the answer tells them apart.
+            refunded: p.refunded - p.refund_pending,
+            refund_pending: p.refund_pending,
             client: p.client,
             failure: p.failure,
             created_at: p.created_at,

@@ -3,7 +3,8 @@
 //! The work is `settlement` (shared with the webhooks' subscriber and the reconciliation
 //! job), which ends in `service::settle` once nothing is outstanding.
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
 use utoipa::OpenApi;
 
 use super::access::{self, MANAGE, REFUND};
@@ -19,6 +20,7 @@ use crate::platform::error::responses::{
     BadGateway, BadRequest, Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable,
 };
 use crate::platform::http::{Endpoint, OptionalJson, Routes, ValidatedJson};
+use crate::platform::idempotency::{Begun, Idempotency};
 use crate::platform::{CurrentUser, Platform};
 
 #[derive(OpenApi)]
@@ -177,11 +179,9 @@ pub async fn list_payments(
     path: web::Path<OrderId>,
 ) -> Result<HttpResponse, OrdersError> {
     let (viewer, staff) = access::viewer(&user)?;
-    if !repo::order_visible(&platform.db, *path, viewer, staff).await? {
-        return Err(OrdersError::OrderNotFound);
-    }
-    let items = repo::payments(&platform.db, *path)
+    let items = repo::visible_payments(&platform.db, *path, viewer, staff)
         .await?
+        .ok_or(OrdersError::OrderNotFound)?
         .into_iter()
         .map(PaymentResponse::try_from)
         .collect::<Result<Vec<_>, _>>()?;
@@ -256,27 +256,48 @@ pub struct RefundResponse {
     /// The payment refunded, with its new ledger row.
     pub payment: PaymentResponse,
     /// `refunded` once everything captured is, else `partially_refunded` (or the status
-    /// the order had, when it cannot move: a cancelled order stays cancelled).
+    /// the order had, when it cannot move: a cancelled order stays cancelled; or while the
+    /// refund is `pending`).
     pub order_status: OrderStatus,
+    /// The provider's id of the refund (Stripe `re_…`, Razorpay `rfnd_…`, manual: ours).
+    pub refund_reference: String,
+    /// `true` while the provider has not confirmed the refund (Stripe's `pending`): its
+    /// amount is held on the payment (its `refund_pending`: no second refund can take it),
+    /// but there is no `refunded` ledger row, no `payment.refunded` and no order move until
+    /// its webhook says it succeeded; if it fails the amount is refundable again and the
+    /// order's history says so.
+    pub pending: bool,
 }
 
 /// Refund all (no `amount`) or part of what the order's payments captured (`orders.refund`,
 /// audited), through the provider that took it (`manual`: recorded; the money goes back
 /// outside Basalt). Never more than captured − refunded in total: a 409
 /// `refund_exceeds_captured` naming what is left. Appends a `refunded` ledger row, publishes
-/// `payment.refunded`, and moves the order to `refunded` or `partially_refunded`.
+/// `payment.refunded`, and moves the order to `refunded` or `partially_refunded`. Needs an
+/// `Idempotency-Key` header (a double submit must not refund twice): a retry gets the first
+/// response again (`Idempotent-Replayed: true`) for 24 hours, and reaches the provider under
+/// the same key; the same key with another body is a 422, a retry while the first attempt
+/// runs a 409.
 #[utoipa::path(
     post, path = "/{order}/refunds", tag = "orders", request_body(content = Option<RefundBody>),
     security(("bearer" = []), ("api_key" = [])),
-    params(("order" = Uuid, Path)),
+    params(
+        ("order" = Uuid, Path),
+        ("Idempotency-Key" = String, Header, description = "A unique value per refund (e.g. a UUID), 1 to 255 characters; retries send the same one")
+    ),
     responses(
-        (status = 201, body = RefundResponse),
-        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Invalid, BadGateway, Unavailable
+        (status = 201, body = RefundResponse,
+            headers(("Idempotent-Replayed" = bool, description = "`true` on a retry's replay of the first response"))),
+        (status = 409, body = crate::platform::error::Problem, content_type = "application/problem+json",
+            description = "More than is refundable (`refund_exceeds_captured`), or an attempt with this key still running (`idempotency_key_in_flight`)",
+            headers(("Retry-After" = u32, description = "Seconds to wait, when an attempt with this key is still running"))),
+        BadRequest, Unauthorized, Forbidden, NotFound, Invalid, BadGateway, Unavailable
     )
 )]
 pub async fn refund(
     platform: web::Data<Platform>,
     state: web::Data<OrdersState>,
+    req: HttpRequest,
     user: CurrentUser,
     path: web::Path<OrderId>,
     body: OptionalJson<RefundBody>,
@@ -284,11 +305,24 @@ pub async fn refund(
     user.require(REFUND)?;
     let body = body.into_inner();
     let actor = user.actor();
+    let idem = Idempotency::of_request(&req, &actor, &body)?;
     let mut tx = platform.db.begin().await?;
-    let (payment, order_status) =
-        settlement::refund(&mut tx, &state.providers, *path, body.amount, &actor).await?;
-    let after = serde_json::json!({ "payment_id": payment.id, "refunded": payment.refunded,
-        "amount": body.amount, "reason": body.reason, "order_status": order_status });
+    if let Begun::Replay(stored) = idem.begin(&mut tx).await? {
+        tx.rollback().await?;
+        return Ok(stored.response());
+    }
+    let done = settlement::refund(
+        &mut tx,
+        &state.providers,
+        *path,
+        body.amount,
+        &idem.digest(),
+        &actor,
+    )
+    .await?;
+    let after = serde_json::json!({ "payment_id": done.payment.id, "refunded": done.payment.refunded,
+        "amount": body.amount, "reason": body.reason, "order_status": done.order_status,
+        "refund_reference": done.reference, "pending": done.pending });
     audit::record(
         &mut tx,
         &AuditEntry {
@@ -301,9 +335,18 @@ pub async fn refund(
         },
     )
     .await?;
+    let res = RefundResponse {
+        payment: done.payment.try_into()?,
+        order_status: done.order_status,
+        refund_reference: done.reference,
+        pending: done.pending,
+    };
+    if !idem.complete(&mut tx, StatusCode::CREATED, &res).await? {
+        // An attempt with this key committed while we worked: ours rolls back (and the
+        // provider, asked under the same key, answered with the same refund).
+        tx.rollback().await?;
+        return Ok(idem.replay(&platform.db).await?);
+    }
     tx.commit().await?;
-    Ok(HttpResponse::Created().json(RefundResponse {
-        payment: payment.try_into()?,
-        order_status,
-    }))
+    Ok(HttpResponse::Created().json(res))
 }

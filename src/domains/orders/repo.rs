@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor, Postgres, QueryBuilder};
+use sqlx::{FromRow, PgConnection, PgExecutor, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::model::{
@@ -170,6 +170,12 @@ pub async fn unpaid_due(
         "SELECT id FROM orders.orders
           WHERE status = 'pending_payment'
             AND hold_expires_at <= now() - make_interval(secs => $1)
+            -- Not while money may be on its way: a payment submitted (a bank debit takes
+            -- days), awaiting the buyer's 3-D Secure, or authorised is the provider's to
+            -- settle (its webhook, or the reconciliation job), not the timeout's.
+            AND NOT EXISTS (SELECT 1 FROM orders.payments p
+                             WHERE p.order_id = orders.id
+                               AND p.status IN ('processing', 'requires_action', 'authorized'))
           ORDER BY hold_expires_at
           LIMIT $2
             FOR UPDATE SKIP LOCKED",
@@ -468,7 +474,8 @@ pub async fn apply(
 
 /// Writes a note in the order's history without moving it (`from` = `to` = its status):
 /// what staff must see that is no transition (money captured for an order already paid, a
-/// partial refund of an order still being fulfilled).
+/// partial refund of an order still being fulfilled, a refund pending at the provider or one
+/// that failed).
 pub async fn note(
     conn: &mut PgConnection,
     order: OrderId,
@@ -530,6 +537,9 @@ pub struct PaymentRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub ledger: Json<Vec<LedgerEntry>>,
+    /// What refunds pending at the provider hold (`orders.refunds`): part of `refunded`,
+    /// which reserves it, but not money returned yet.
+    pub refund_pending: i64,
 }
 
 /// The columns of [`PaymentRow`] over `orders.payments p`, the ledger oldest first.
@@ -540,7 +550,9 @@ const PAYMENT: &str = "p.id, p.order_id, p.provider, p.reference, p.status, p.am
             'amount', l.amount, 'currency', l.currency,
             'provider_reference', l.provider_reference,
             'provider_event_id', l.provider_event_id, 'at', l.at) ORDER BY l.id)
-        FROM orders.payment_ledger l WHERE l.payment_id = p.id), '[]') AS ledger";
+        FROM orders.payment_ledger l WHERE l.payment_id = p.id), '[]') AS ledger,
+    COALESCE((SELECT sum(r.amount) FROM orders.refunds r
+               WHERE r.payment_id = p.id AND r.status = 'pending'), 0)::bigint AS refund_pending";
 
 /// The order as a payment needs it, locked (`FOR UPDATE`): every payment change of one
 /// order (a start, a webhook's outcome, a refund, `settle`) takes its turn behind this lock,
@@ -594,21 +606,36 @@ pub async fn lock_payable(
     .await
 }
 
-/// Whether the viewer may see the order (its buyer, or staff).
-pub async fn order_visible(
+/// The order's payments, oldest first, each with its ledger, if the viewer may see the
+/// order (its buyer, or staff); `None` when it may not (or there is no such order). One
+/// statement: the order LEFT JOIN its payments, so an order without payments is one row
+/// whose payment columns are NULL (read as no payment), and an invisible one no row.
+pub async fn visible_payments(
     db: impl PgExecutor<'_>,
-    id: OrderId,
+    order: OrderId,
     viewer: Uuid,
     staff: bool,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM orders.orders WHERE id = $1 AND (user_id = $2 OR $3))",
-    )
-    .bind(id)
+) -> Result<Option<Vec<PaymentRow>>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {PAYMENT} FROM orders.orders o LEFT JOIN orders.payments p ON p.order_id = o.id
+          WHERE o.id = $1 AND (o.user_id = $2 OR $3)
+          ORDER BY p.seq"
+    ))
+    .bind(order)
     .bind(viewer)
     .bind(staff)
-    .fetch_one(db)
-    .await
+    .fetch_all(db)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let mut payments = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<Option<Uuid>, _>("id")?.is_some() {
+            payments.push(PaymentRow::from_row(row)?);
+        }
+    }
+    Ok(Some(payments))
 }
 
 /// An order's payments, oldest first, each with its ledger.
@@ -891,6 +918,41 @@ pub async fn stuck_payments(
     .await
 }
 
+/// Refunds pending at the provider for `older_than_secs` (a webhook lost): (payment, its
+/// order, provider, refund reference, currency), oldest first.
+pub async fn stuck_refunds(
+    db: impl PgExecutor<'_>,
+    older_than_secs: i64,
+    limit: i64,
+) -> Result<Vec<(PaymentId, OrderId, String, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT payment_id, order_id, provider, reference, currency FROM orders.refunds
+          WHERE status = 'pending' AND updated_at <= now() - make_interval(secs => $1)
+          ORDER BY updated_at
+          LIMIT $2",
+    )
+    .bind(older_than_secs as f64)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Marks a pending refund looked at (still pending), so the next run takes the others first.
+pub async fn touch_refund(
+    db: impl PgExecutor<'_>,
+    provider: &str,
+    reference: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE orders.refunds SET updated_at = now() WHERE provider = $1 AND reference = $2",
+    )
+    .bind(provider)
+    .bind(reference)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Marks a payment looked at (reconciliation found it still waiting), so the next run
 /// takes the others first.
 pub async fn touch_payment(db: impl PgExecutor<'_>, id: PaymentId) -> Result<(), sqlx::Error> {
@@ -899,4 +961,70 @@ pub async fn touch_payment(db: impl PgExecutor<'_>, id: PaymentId) -> Result<(),
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// A refund the provider accepted as pending, its amount already reserved on the payment.
+pub struct NewRefund<'a> {
+    pub payment: &'a PaymentRow,
+    pub reference: &'a str,
+    pub amount: i64,
+    pub actor: &'a str,
+}
+
+pub async fn insert_pending_refund(
+    conn: &mut PgConnection,
+    r: &NewRefund<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO orders.refunds (id, payment_id, order_id, provider, reference, amount,
+                                     currency, status, actor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(r.payment.id)
+    .bind(r.payment.order_id)
+    .bind(&r.payment.provider)
+    .bind(r.reference)
+    .bind(r.amount)
+    .bind(&r.payment.currency)
+    .bind(r.actor)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A pending refund that ended.
+#[derive(Debug, sqlx::FromRow)]
+pub struct EndedRefund {
+    pub amount: i64,
+}
+
+/// Ends the payment's pending refund `reference` (under the payment's lock): `succeeded`
+/// when `failure` is `None`, else `failed`, giving its reserved amount back to the payment
+/// in the same statement. `None` when no such refund is pending (not ours, or ended
+/// already: a redelivery does nothing).
+pub async fn end_pending_refund(
+    conn: &mut PgConnection,
+    payment: &PaymentRow,
+    reference: &str,
+    failure: Option<&str>,
+) -> Result<Option<EndedRefund>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH r AS (UPDATE orders.refunds
+                       SET status = CASE WHEN $4::text IS NULL THEN 'succeeded' ELSE 'failed' END,
+                           failure = $4, updated_at = now()
+                     WHERE payment_id = $1 AND provider = $2 AND reference = $3
+                       AND status = 'pending'
+                 RETURNING amount),
+              p AS (UPDATE orders.payments p SET refunded = p.refunded - r.amount, updated_at = now()
+                      FROM r WHERE p.id = $1 AND $4::text IS NOT NULL
+                 RETURNING p.id)
+         SELECT amount FROM r",
+    )
+    .bind(payment.id)
+    .bind(&payment.provider)
+    .bind(reference)
+    .bind(failure)
+    .fetch_optional(conn)
+    .await
 }

@@ -199,6 +199,11 @@ pub async fn apply(
     let p = repo::lock_payment(conn, payment)
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
+    if let Some(done) =
+        settle_pending_refund(conn, &o, &p, outcome, provider_event_id, actor).await?
+    {
+        return Ok(done);
+    }
     let status = PaymentStatus::parse(&p.status)?;
     let mut change = PaymentChange {
         status,
@@ -214,7 +219,9 @@ pub async fn apply(
     let mut refund: Option<(&str, i64)> = None;
     let simple = |to: PaymentStatus| status.can_move_to(to).then_some(to);
     match outcome {
-        Outcome::Ignored => return Ok(Applied::Ignored),
+        // A failure of a refund that is not pending here (settled, or never ours): nothing
+        // was reserved for it, nothing to release.
+        Outcome::Ignored | Outcome::RefundFailed { .. } => return Ok(Applied::Ignored),
         Outcome::Processing => change.status = simple(PaymentStatus::Processing).unwrap_or(status),
         Outcome::RequiresAction => {
             change.status = simple(PaymentStatus::RequiresAction).unwrap_or(status)
@@ -382,6 +389,59 @@ async fn captured_late(
     Ok(())
 }
 
+/// The end of a refund the provider accepted as pending (`orders.refunds`), under the
+/// order's and the payment's locks: its success is written as any refund (ledger row,
+/// `payment.refunded`, the order's move) from the amount already reserved; its failure
+/// gives the reserved amount back to the payment and tells staff in the order's history.
+/// `None`: the outcome is not about a pending refund of ours (the caller goes on).
+async fn settle_pending_refund(
+    conn: &mut sqlx::PgConnection,
+    o: &PayableOrder,
+    p: &PaymentRow,
+    outcome: &Outcome,
+    provider_event_id: Option<&str>,
+    actor: &str,
+) -> Result<Option<Applied>, OrdersError> {
+    let (reference, failure) = match outcome {
+        Outcome::Refunded {
+            refund_reference, ..
+        } => (refund_reference, None),
+        Outcome::RefundFailed {
+            refund_reference,
+            reason,
+        } => (refund_reference, Some(reason.as_str())),
+        _ => return Ok(None),
+    };
+    let Some(pending) = repo::end_pending_refund(conn, p, reference, failure).await? else {
+        return Ok(None);
+    };
+    match failure {
+        None => {
+            // Reserved when it was asked for: `refunded` already counts it.
+            write_refund(
+                conn,
+                o,
+                p,
+                reference,
+                pending.amount,
+                p.refunded,
+                provider_event_id,
+                actor,
+            )
+            .await?;
+        }
+        Some(reason) => {
+            let note = format!(
+                "the refund {reference} of {} {} through {} failed ({reason}): nothing went \
+                 back, and the amount can be refunded again",
+                pending.amount, p.currency, p.provider
+            );
+            repo::note(conn, o.id, OrderStatus::parse(&o.status)?, actor, &note).await?;
+        }
+    }
+    Ok(Some(Applied::Applied))
+}
+
 /// Appends a refund that went through (ledger row, the payment's totals and status, the
 /// order's move to `refunded`/`partially_refunded` and `payment.refunded`). The caller
 /// already took the amount off the payment's refundable amount when it is the refunds
@@ -501,14 +561,18 @@ async fn write_refund(
 /// through the provider that took it: never more than captured − refunded in total (one
 /// conditional UPDATE, so concurrent refunds that together exceed it cannot all pass: the
 /// ones that do not fit are a 409 `refund_exceeds_captured`). The payment refunded is the
-/// order's latest captured one with enough left.
+/// order's latest captured one with enough left. `request_key` names the caller's request
+/// (its `Idempotency-Key`'s digest): the provider's key is derived from it, so a retry of
+/// the same request that reaches the provider again gets the first refund back, never a
+/// second.
 pub async fn refund(
     conn: &mut sqlx::PgConnection,
     providers: &super::providers::Providers,
     order: OrderId,
     amount: Option<i64>,
+    request_key: &str,
     actor: &str,
-) -> Result<(PaymentRow, OrderStatus), OrdersError> {
+) -> Result<Refund, OrdersError> {
     let o = repo::lock_payable(conn, order, None, true)
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
@@ -528,8 +592,7 @@ pub async fn refund(
     let provider = providers
         .get(&p.provider)
         .ok_or_else(|| OrdersError::ProviderNotConfigured(p.provider.clone()))?;
-    let n = p.ledger.iter().filter(|l| l.kind == "refunded").count() + 1;
-    let key = format!("payment:{}:refund:{n}", p.id);
+    let key = format!("payment:{}:refund:{request_key}", p.id);
     let done = provider
         .refund(&RefundRequest {
             reference: &p.reference,
@@ -547,6 +610,34 @@ pub async fn refund(
             done.reference, done.status, done.amount
         )));
     }
+    if done.status != RemoteStatus::Succeeded {
+        // Pending at the provider: the amount stays reserved on the payment, and the
+        // refund is written once its webhook says it succeeded (or released if it fails).
+        repo::insert_pending_refund(
+            conn,
+            &repo::NewRefund {
+                payment: &p,
+                reference: &done.reference,
+                amount: wanted,
+                actor,
+            },
+        )
+        .await?;
+        let note = format!(
+            "{wanted} {} refund {} asked of {}: pending until the provider confirms it",
+            p.currency, done.reference, p.provider
+        );
+        repo::note(conn, o.id, OrderStatus::parse(&o.status)?, actor, &note).await?;
+        let row = repo::lock_payment(conn, p.id)
+            .await?
+            .ok_or(OrdersError::OrderNotFound)?;
+        return Ok(Refund {
+            payment: row,
+            order_status: OrderStatus::parse(&o.status)?,
+            reference: done.reference,
+            pending: true,
+        });
+    }
     let (_, after) = write_refund(
         conn,
         &o,
@@ -561,7 +652,24 @@ pub async fn refund(
     let row = repo::lock_payment(conn, p.id)
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
-    Ok((row, after))
+    Ok(Refund {
+        payment: row,
+        order_status: after,
+        reference: done.reference,
+        pending: false,
+    })
+}
+
+/// What [`refund`] did.
+pub struct Refund {
+    /// The payment, its `refunded` counting a pending refund's reserved amount.
+    pub payment: PaymentRow,
+    pub order_status: OrderStatus,
+    /// The provider's id of the refund.
+    pub reference: String,
+    /// The provider has not confirmed it yet: no ledger row, no order move, no
+    /// `payment.refunded` until it does.
+    pub pending: bool,
 }
 
 /// The reconciliation job's work: asks the provider about up to `limit` payments stuck in
@@ -617,6 +725,70 @@ pub async fn reconcile(
             }
             Err(e) => {
                 tracing::error!(payment = %payment, error = %e, "reconciling a payment failed");
+            }
+        }
+    }
+    moved += reconcile_refunds(db, providers, older_than_secs, limit).await?;
+    Ok(moved)
+}
+
+/// The reconciliation of refunds pending at the provider whose webhook did not come: asks
+/// the provider, and applies a refund that succeeded or failed as its webhook would have
+/// (`apply`, each in its own transaction). Still pending: looked at again on a later run.
+async fn reconcile_refunds(
+    db: &sqlx::PgPool,
+    providers: &super::providers::Providers,
+    older_than_secs: i64,
+    limit: i64,
+) -> Result<usize, OrdersError> {
+    let stuck = repo::stuck_refunds(db, older_than_secs, limit).await?;
+    let mut moved = 0;
+    for (payment, order, name, reference, currency) in stuck {
+        let Some(provider) = providers.get(&name) else {
+            continue;
+        };
+        let outcome = match provider.fetch_refund(&reference, &currency).await {
+            Ok(r) if r.reference == reference => match r.status {
+                RemoteStatus::Succeeded => Outcome::Refunded {
+                    refund_reference: reference.clone(),
+                    amount: r.amount,
+                },
+                RemoteStatus::Failed | RemoteStatus::Canceled => Outcome::RefundFailed {
+                    refund_reference: reference.clone(),
+                    reason: "failed at the provider".to_owned(),
+                },
+                _ => {
+                    repo::touch_refund(db, &name, &reference).await?;
+                    continue;
+                }
+            },
+            Ok(r) => {
+                tracing::error!(
+                    refund = reference,
+                    got = r.reference,
+                    "the provider answered about another refund"
+                );
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(refund = reference, provider = name, error = %e,
+                    "reconciliation could not ask the provider about a refund");
+                repo::touch_refund(db, &name, &reference).await?;
+                continue;
+            }
+        };
+        let mut tx = db.begin().await?;
+        let actor = crate::platform::events::SYSTEM_ACTOR;
+        match apply(&mut tx, payment, order, &outcome, None, actor).await {
+            Ok(Applied::Applied) => {
+                tx.commit().await?;
+                moved += 1;
+            }
+            // Deferred: the refund does not fit what is captured yet; the next sweep asks
+            // again.
+            Ok(Applied::Ignored | Applied::Deferred) => drop(tx),
+            Err(e) => {
+                tracing::error!(refund = reference, error = %e, "reconciling a refund failed");
             }
         }
     }

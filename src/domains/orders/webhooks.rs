@@ -10,7 +10,10 @@
 //! payment's locks (`settlement::apply`), and records what became of it: `applied`,
 //! `ignored` (a duplicate outcome, an illegal move) or `orphan` (no payment of ours).
 
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
 use utoipa::OpenApi;
 
 use super::error::OrdersError;
@@ -19,9 +22,15 @@ use super::repo;
 use super::state::OrdersState;
 use crate::events::orders::ProviderEventReceived;
 use crate::platform::Platform;
-use crate::platform::error::responses::{BadRequest, NotFound};
+use crate::platform::error::ApiError;
+use crate::platform::error::responses::{BadRequest, NotFound, TooLarge};
 use crate::platform::events::envelopes;
 use crate::platform::http::{Endpoint, Routes};
+
+/// The largest webhook body read. Providers' events are a few KiB (Stripe's biggest, with
+/// expanded objects, stay well under 64 KiB); the signature can only be checked once the
+/// whole body is in, so an anonymous sender must not make us buffer the global limit first.
+pub const BODY_LIMIT: usize = 256 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(paths(stripe_webhook, razorpay_webhook))]
@@ -51,15 +60,17 @@ pub struct WebhookReceived {
     post, path = "/webhooks/stripe", tag = "orders",
     request_body(content = serde_json::Value, description = "Stripe's event, as Stripe sends it (the raw body is what the signature covers)"),
     params(("Stripe-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256>[,v1=…]`")),
-    responses((status = 200, body = WebhookReceived), BadRequest, NotFound)
+    responses((status = 200, body = WebhookReceived), BadRequest, NotFound, TooLarge)
 )]
 pub async fn stripe_webhook(
     platform: web::Data<Platform>,
     state: web::Data<OrdersState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, OrdersError> {
-    receive(&platform.db, configured(&state, "stripe")?, &req, &body).await
+    let provider = configured(&state, "stripe")?;
+    let body = read_limited(&req, body).await?;
+    receive(&platform.db, provider, &req, &body).await
 }
 
 /// Razorpay's webhook endpoint (on Razorpay's dashboard, Settings → Webhooks: `POST
@@ -76,15 +87,53 @@ pub async fn stripe_webhook(
         ("X-Razorpay-Signature" = String, Header, description = "hex HMAC-SHA256 of the body"),
         ("x-razorpay-event-id" = String, Header, description = "the event's id, unique per event")
     ),
-    responses((status = 200, body = WebhookReceived), BadRequest, NotFound)
+    responses((status = 200, body = WebhookReceived), BadRequest, NotFound, TooLarge)
 )]
 pub async fn razorpay_webhook(
     platform: web::Data<Platform>,
     state: web::Data<OrdersState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, OrdersError> {
-    receive(&platform.db, configured(&state, "razorpay")?, &req, &body).await
+    let provider = configured(&state, "razorpay")?;
+    let body = read_limited(&req, body).await?;
+    receive(&platform.db, provider, &req, &body).await
+}
+
+/// The raw body, up to [`BODY_LIMIT`]: a larger one (by its `Content-Length`, or as it
+/// streams in) is a 413 `payload_too_large` before it is buffered.
+async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<Vec<u8>, OrdersError> {
+    let too_large = || {
+        OrdersError::Platform(
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+                .detail(format!("A webhook's body is at most {BODY_LIMIT} bytes.")),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.map_or(8 * 1024, |n| n as usize));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            OrdersError::Platform(ApiError::bad_request(
+                "invalid_body",
+                format!("Could not read the body: {e}"),
+            ))
+        })?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The provider named, or the 404 `provider_not_configured` its routes answer with where

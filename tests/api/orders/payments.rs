@@ -21,6 +21,37 @@ pub fn refunder(app: &TestApp) -> crate::catalog::Actor {
     crate::catalog::staff(app, &["orders.refund", "orders.manage"])
 }
 
+/// `POST /orders/{id}/refunds` as `who`, with a fresh `Idempotency-Key` (a new refund).
+pub async fn refund(
+    app: &TestApp,
+    who: &crate::catalog::Actor,
+    id: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    refund_keyed(app, who, id, body, &uuid::Uuid::now_v7().to_string()).await
+}
+
+/// `POST /orders/{id}/refunds` as `who` under `key` (a retry sends the same one).
+pub async fn refund_keyed(
+    app: &TestApp,
+    who: &crate::catalog::Actor,
+    id: &str,
+    body: Option<Value>,
+    key: &str,
+) -> reqwest::Response {
+    let mut req = app
+        .as_user(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/refunds"),
+            &who.token,
+        )
+        .header("Idempotency-Key", key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
 pub async fn payments_of(app: &TestApp, who: &crate::catalog::Actor, id: &str) -> Vec<Value> {
     let res = app
         .as_user(
@@ -201,28 +232,12 @@ async fn payments_are_the_buyers_and_staffs_and_refunds_need_orders_refund() {
         200,
     )
     .await;
-    refused(
-        post(&app, &b, &format!("/{id}/refunds"), None).await,
-        403,
-        "forbidden",
-    )
-    .await;
-    refused(
-        post(&app, &staff, &format!("/{id}/refunds"), None).await,
-        403,
-        "forbidden",
-    )
-    .await;
+    refused(refund(&app, &b, id, None).await, 403, "forbidden").await;
+    refused(refund(&app, &staff, id, None).await, 403, "forbidden").await;
     // Bad bodies: 422 / 400, never the default.
     let r = refunder(&app);
     refused(
-        post(
-            &app,
-            &r,
-            &format!("/{id}/refunds"),
-            Some(json!({"amount": 0})),
-        )
-        .await,
+        refund(&app, &r, id, Some(json!({"amount": 0}))).await,
         422,
         "validation_failed",
     )
@@ -265,7 +280,7 @@ async fn refunds_go_up_to_what_was_captured_and_move_the_order() {
     let r = refunder(&app);
     // Nothing captured yet: nothing to refund.
     refused(
-        post(&app, &r, &format!("/{id}/refunds"), None).await,
+        refund(&app, &r, id, None).await,
         409,
         "refund_exceeds_captured",
     )
@@ -277,10 +292,10 @@ async fn refunds_go_up_to_what_was_captured_and_move_the_order() {
     .await;
 
     let part = status_json(
-        post(
+        refund(
             &app,
             &r,
-            &format!("/{id}/refunds"),
+            id,
             Some(json!({"amount": 500, "reason": "a cup broke"})),
         )
         .await,
@@ -292,13 +307,7 @@ async fn refunds_go_up_to_what_was_captured_and_move_the_order() {
     assert_eq!(part["payment"]["refunded"], 500);
     assert_eq!(part["payment"]["status"], "partially_refunded");
     let p = refused(
-        post(
-            &app,
-            &r,
-            &format!("/{id}/refunds"),
-            Some(json!({"amount": total})),
-        )
-        .await,
+        refund(&app, &r, id, Some(json!({"amount": total}))).await,
         409,
         "refund_exceeds_captured",
     )
@@ -310,7 +319,7 @@ async fn refunds_go_up_to_what_was_captured_and_move_the_order() {
             .contains(&(total - 500).to_string()),
         "{p}"
     );
-    let rest = status_json(post(&app, &r, &format!("/{id}/refunds"), None).await, 201).await;
+    let rest = status_json(refund(&app, &r, id, None).await, 201).await;
     assert_eq!(rest["order_status"], "refunded");
     assert_eq!(rest["payment"]["refunded"], total);
     assert_eq!(rest["payment"]["status"], "refunded");
@@ -337,7 +346,7 @@ async fn refunds_go_up_to_what_was_captured_and_move_the_order() {
     let order: Value = app.json_as(&format!("/api/v1/orders/{id}"), &b.token).await;
     assert_eq!(order["status"], "refunded");
     refused(
-        post(&app, &r, &format!("/{id}/refunds"), None).await,
+        refund(&app, &r, id, None).await,
         409,
         "refund_exceeds_captured",
     )
@@ -362,6 +371,7 @@ async fn ten_concurrent_refunds_that_exceed_the_capture_let_only_those_that_fit_
     let statuses = statuses_of((0..10).map(|_| {
         let req = app
             .as_user(Method::POST, &path, &r.token)
+            .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
             .json(&json!({ "amount": each }));
         async move { req.send().await.unwrap() }
     }))
@@ -478,6 +488,114 @@ async fn the_openapi_document_has_the_payment_routes_and_the_payment_status_enum
     assert_eq!(statuses, 9);
 }
 
+/// A refund double-submitted (a double click, a retry after a timeout) under one
+/// `Idempotency-Key` refunds once: the retry replays the first answer
+/// (`Idempotent-Replayed: true`), ten at once make one refund, the same key with another
+/// body is a 422, and no key is a 400.
+#[tokio::test]
+async fn a_double_submitted_refund_refunds_once_and_replays_its_answer() {
+    let app = spawn_app().await;
+    let b = buyer(&app);
+    let (o, _) = simple_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    status_json(
+        post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await,
+        200,
+    )
+    .await;
+    let r = refunder(&app);
+    let key = uuid::Uuid::now_v7().to_string();
+    let first = refund_keyed(&app, &r, id, Some(json!({"amount": 300})), &key).await;
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let again = refund_keyed(&app, &r, id, Some(json!({"amount": 300})), &key).await;
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    // Ten at once under another key: one refund; the others replay it or are told the
+    // first is still running.
+    let key2 = uuid::Uuid::now_v7().to_string();
+    let path = format!("/api/v1/orders/{id}/refunds");
+    let statuses = statuses_of((0..10).map(|_| {
+        let req = app
+            .as_user(Method::POST, &path, &r.token)
+            .header("Idempotency-Key", &key2)
+            .json(&json!({ "amount": 200 }));
+        async move { req.send().await.unwrap() }
+    }))
+    .await;
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&201), "{statuses:?}");
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["refunded"], 500, "one refund per key");
+    let refunds = ps[0]["ledger"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["kind"] == "refunded")
+        .count();
+    assert_eq!(refunds, 2);
+    assert_eq!(app.events_of("payment.refunded").await, 2);
+    // The same key with another amount: 422; without a key: 400. Nothing refunded.
+    refused(
+        refund_keyed(&app, &r, id, Some(json!({"amount": 100})), &key).await,
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
+    let res = app
+        .as_user(Method::POST, &path, &r.token)
+        .json(&json!({"amount": 100}))
+        .send()
+        .await
+        .unwrap();
+    refused(res, 400, "idempotency_key_missing").await;
+    assert_eq!(payments_of(&app, &b, id).await[0]["refunded"], 500);
+}
+
+/// The payments list is its buyer's and staff's, read in one statement: an order without
+/// payments is `[]`, another buyer's order and an order that does not exist are 404.
+#[tokio::test]
+async fn the_payments_list_is_empty_before_a_payment_and_404_for_others_and_unknown_orders() {
+    let app = spawn_app().await;
+    let b = buyer(&app);
+    let (o, _) = simple_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    assert!(payments_of(&app, &b, id).await.is_empty());
+    let (other, staff) = (buyer(&app), manager(&app));
+    for (who, order) in [
+        (&other, id.to_owned()),
+        (&b, uuid::Uuid::now_v7().to_string()),
+        (&staff, uuid::Uuid::now_v7().to_string()),
+    ] {
+        let res = app
+            .as_user(
+                Method::GET,
+                &format!("/api/v1/orders/{order}/payments"),
+                &who.token,
+            )
+            .send()
+            .await
+            .unwrap();
+        refused(res, 404, "not_found").await;
+    }
+    post(&app, &b, &format!("/{id}/payment"), None).await;
+    status_json(
+        post(&app, &staff, &format!("/{id}/mark-paid"), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(payments_of(&app, &staff, id).await.len(), 1);
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0]["status"], "succeeded");
+    assert_eq!(ps[0]["ledger"][0]["kind"], "captured");
+}
+
 /// A partial refund of an order still being fulfilled leaves its fulfilment alone (it is
 /// processed and shipped as before; the refund shows on the payment and in the history);
 /// once delivered, another partial refund moves it to `partially_refunded`.
@@ -494,13 +612,7 @@ async fn a_partial_refund_leaves_fulfilment_going_and_moves_only_a_delivered_ord
     .await;
     let r = refunder(&app);
     let body = status_json(
-        post(
-            &app,
-            &r,
-            &format!("/{id}/refunds"),
-            Some(json!({"amount": 100})),
-        )
-        .await,
+        refund(&app, &r, id, Some(json!({"amount": 100}))).await,
         201,
     )
     .await;
@@ -549,17 +661,11 @@ async fn a_partial_refund_leaves_fulfilment_going_and_moves_only_a_delivered_ord
     let order: Value = app.json_as(&format!("/api/v1/orders/{id}"), &b.token).await;
     assert_eq!(order["status"], "delivered");
     let body = status_json(
-        post(
-            &app,
-            &r,
-            &format!("/{id}/refunds"),
-            Some(json!({"amount": 100})),
-        )
-        .await,
+        refund(&app, &r, id, Some(json!({"amount": 100}))).await,
         201,
     )
     .await;
     assert_eq!(body["order_status"], "partially_refunded", "{body}");
-    let body = status_json(post(&app, &r, &format!("/{id}/refunds"), None).await, 201).await;
+    let body = status_json(refund(&app, &r, id, None).await, 201).await;
     assert_eq!(body["order_status"], "refunded", "{body}");
 }

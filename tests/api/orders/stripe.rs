@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::payments::{payments_of, refunder};
+use super::payments::{payments_of, refund, refunder};
 use super::*;
 use crate::helpers::{TestApp, eventually, problem, spawn_app_with};
 
@@ -307,13 +307,7 @@ async fn a_card_payment_through_stripe_pays_the_order_by_its_signed_webhook() {
 
     // A refund of part of it goes through Stripe's refund API.
     let r = refunder(&app);
-    let res = post(
-        &app,
-        &r,
-        &format!("/{id}/refunds"),
-        Some(json!({"amount": 300})),
-    )
-    .await;
+    let res = refund(&app, &r, id, Some(json!({"amount": 300}))).await;
     let body: Value = res.json().await.unwrap();
     // A partial refund leaves a paid order's fulfilment alone.
     assert_eq!(body["order_status"], "paid", "{body}");
@@ -849,6 +843,597 @@ async fn stripe_calls_are_form_encoded_with_an_idempotency_key_in_stripes_units(
         body.contains(&format!("metadata%5Border_id%5D={id}")),
         "{body}"
     );
+}
+
+/// An app whose Stripe is never called (the webhook routes only verify and record): its
+/// base URL points nowhere.
+async fn app_with_unreachable_stripe() -> TestApp {
+    spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", "http://127.0.0.1:9"),
+    ])
+    .await
+}
+
+/// `t` is the sender's: `now - t` must not overflow (it panicked debug builds for
+/// `t=i64::MIN`, killing the connection of an anonymous caller).
+#[tokio::test]
+async fn a_webhook_timestamp_at_either_end_of_i64_is_a_400_not_a_crash() {
+    let app = app_with_unreachable_stripe().await;
+    let body = event(
+        "evt_t_ends",
+        "payment_intent.processing",
+        "pi_t_ends",
+        100,
+        "processing",
+    );
+    for t in [i64::MIN, i64::MAX, i64::MIN + 1, -1] {
+        let res = deliver(
+            &app,
+            &body,
+            Some(format!("t={t},v1={}", sign(NEW_SECRET, t, &body))),
+        )
+        .await;
+        assert_eq!(res.status(), 400, "t={t}");
+        assert_eq!(problem(res).await["code"], "invalid_signature", "t={t}");
+    }
+    assert_eq!(outcome_of(&app, "evt_t_ends").await, None);
+    // The app still serves: the same event signed now is recorded.
+    let res = deliver_signed(&app, &body).await;
+    assert_eq!(res.status(), 200);
+}
+
+/// The webhook routes read at most 256 KiB (not the global 4 MiB) before the signature is
+/// checked: a larger body, signed or not, declared or streamed, is a 413 problem, and
+/// nothing is recorded.
+#[tokio::test]
+async fn a_webhook_body_over_256_kib_is_a_413_before_its_signature_is_checked() {
+    let app = app_with_unreachable_stripe().await;
+    let pad = "a".repeat(300 * 1024);
+    let big = json!({"id": "evt_big", "object": "event", "type": "customer.updated",
+        "created": now(), "data": {"object": {"id": "cus_x", "pad": pad}}})
+    .to_string();
+    // Signed, with its Content-Length.
+    let res = deliver_signed(&app, &big).await;
+    assert_eq!(res.status(), 413);
+    assert_eq!(problem(res).await["code"], "payload_too_large");
+    // Unsigned, streamed without a Content-Length (chunked).
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big
+        .as_bytes()
+        .chunks(16 * 1024)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let res = app
+        .client
+        .post(app.url("/api/v1/orders/webhooks/stripe"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(problem(res).await["code"], "payload_too_large");
+    // Razorpay's route has the same limit (it answers 404 here: not configured, before
+    // reading anything).
+    assert_eq!(outcome_of(&app, "evt_big").await, None);
+    // Under the limit: read, verified, recorded.
+    let pad = "a".repeat(200 * 1024);
+    let fits = json!({"id": "evt_fits", "object": "event", "type": "customer.updated",
+        "created": now(), "data": {"object": {"id": "cus_x", "pad": pad}}})
+    .to_string();
+    let res = deliver_signed(&app, &fits).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["recorded"], true);
+}
+
+/// The payment-timeout job must not cancel an order whose payment is in flight at the
+/// provider (a bank debit `processing` for days): the money would then land on a cancelled
+/// order. An order beside it without a payment in flight is cancelled by the same job (so
+/// the job did run), and the in-flight one is paid when its capture arrives.
+#[tokio::test]
+async fn the_timeout_job_leaves_an_order_whose_payment_is_processing() {
+    let stripe = LocalStripe::start();
+    let mut env = stripe_env(&stripe);
+    env.extend([
+        ("BASALT__RATE_LIMIT__ENABLED", "false".to_owned()),
+        ("BASALT__ORDERS__HOLD_TTL_SECS", "1".to_owned()),
+        ("BASALT__ORDERS__UNPAID_CANCEL_AFTER_SECS", "2".to_owned()),
+        ("BASALT__ORDERS__UNPAID_SWEEP_MS", "200".to_owned()),
+    ]);
+    let app = spawn_app_with(&env_refs(&env)).await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap().to_owned();
+    let (idle, _) = stripe_order(&app, &b).await;
+    let idle = idle["id"].as_str().unwrap().to_owned();
+    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pi = p["reference"].as_str().unwrap().to_owned();
+    let e = event(
+        "evt_timeout_1",
+        "payment_intent.processing",
+        &pi,
+        total,
+        "processing",
+    );
+    assert_eq!(deliver_signed(&app, &e).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            payments_of(&app, &b, &id).await[0]["status"] == "processing"
+        })
+        .await
+    );
+    // The idle order is cancelled by the job; the processing one is not.
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, &idle).await == "cancelled"
+        })
+        .await,
+        "the timeout job did not run"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(order_status(&app, &b, &id).await, "pending_payment");
+    // The capture arrives: the order is paid.
+    let s = event(
+        "evt_timeout_2",
+        "payment_intent.succeeded",
+        &pi,
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, &id).await == "paid"
+        })
+        .await
+    );
+}
+
+/// A Stripe server that answers every call with `status` and `body` (wiremock).
+async fn stripe_answering(status: u16, body: Value) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(status).set_body_json(body))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A wrong, revoked or rotated-away secret key is ours to fix, not the buyer's: Stripe's
+/// 401 (or 403) reaches the buyer as a 503 `provider_unavailable` that does not repeat
+/// Stripe's message (it names the key), never a 502 with it.
+#[tokio::test]
+async fn a_secret_key_stripe_refuses_is_a_503_without_stripes_message() {
+    for status in [401, 403] {
+        let server = stripe_answering(
+            status,
+            json!({"error": {"type": "invalid_request_error",
+                "message": "Invalid API Key provided: sk_test_****asal"}}),
+        )
+        .await;
+        let app = spawn_app_with(&[
+            ("BASALT__RATE_LIMIT__ENABLED", "false"),
+            ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+            ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+            ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
+        ])
+        .await;
+        let b = buyer(&app);
+        let (o, _) = stripe_order(&app, &b).await;
+        let id = o["id"].as_str().unwrap();
+        let res = post(&app, &b, &format!("/{id}/payment"), None).await;
+        assert_eq!(res.status(), 503, "Stripe {status}");
+        let p = problem(res).await;
+        assert_eq!(p["code"], "provider_unavailable");
+        assert!(!p.to_string().contains("API Key"), "{p}");
+        assert!(payments_of(&app, &b, id).await.is_empty());
+    }
+}
+
+/// An amount Stripe cannot express (a three-decimal currency not in tens: 5.125 KWD) is
+/// the order's, not Stripe's, failure: a 422 `provider_unsupported` before Stripe is asked,
+/// not a 502. An amount it can take (5.120 KWD) opens the intent.
+#[tokio::test]
+async fn an_amount_stripe_cannot_express_is_a_422_before_stripe_is_asked() {
+    let server = stripe_answering(
+        200,
+        json!({"id": "pi_kwd", "object": "payment_intent",
+            "status": "requires_payment_method", "client_secret": "pi_kwd_secret"}),
+    )
+    .await;
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
+    ])
+    .await;
+    let s = seller(&app);
+    for (price, status) in [(5125_i64, 422_u16), (5120, 201)] {
+        let p = crate::catalog::active_product(
+            &app,
+            &s,
+            json!({"title": "Dallah", "currency": "KWD",
+                   "variants": [{"sku": format!("KWD-{}", Uuid::now_v7().simple()), "price": price, "on_hand": 5}]}),
+        )
+        .await;
+        let p: Value = app
+            .json_as(
+                &format!("/api/v1/catalog/products/{}", p["id"].as_str().unwrap()),
+                &s.token,
+            )
+            .await;
+        let v = p["variants"][0]["id"].as_str().unwrap().to_owned();
+        let b = buyer(&app);
+        let cart = cart_with(&app, &b, &[(&v, 1)]).await;
+        let res = app
+            .as_user(Method::POST, "/api/v1/orders", &b.token)
+            .header("Idempotency-Key", Uuid::now_v7().to_string())
+            .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
+            .send()
+            .await
+            .unwrap();
+        let o: Value = res.json().await.unwrap();
+        assert_eq!(o["currency"], "KWD", "{o}");
+        let id = o["id"].as_str().unwrap();
+        let asked_before = server.received_requests().await.unwrap().len();
+        let res = post(&app, &b, &format!("/{id}/payment"), None).await;
+        assert_eq!(res.status(), status, "KWD {price}");
+        if status == 422 {
+            assert_eq!(problem(res).await["code"], "provider_unsupported");
+            assert_eq!(
+                server.received_requests().await.unwrap().len(),
+                asked_before,
+                "Stripe was not asked"
+            );
+            assert!(payments_of(&app, &b, id).await.is_empty());
+        }
+    }
+}
+
+/// Stripe answers some refunds `pending` (bank debits, some cards) and says later, with
+/// `refund.updated`, whether the money went back. A pending refund holds its amount on the
+/// payment (no second refund can take it) but is not a `refunded` ledger row, does not move
+/// the order and publishes no `payment.refunded`; its failure gives the amount back (and the
+/// order's history says so), its success completes it. The amount recorded is the one
+/// Stripe's answer names.
+#[tokio::test]
+async fn a_pending_refund_waits_for_stripe_a_failed_one_is_released_a_succeeded_one_completes() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_pend", "object": "payment_intent", "status": "requires_payment_method",
+            "client_secret": "pi_pend_secret_x", "amount": 2000, "currency": "usd"})))
+        .mount(&server)
+        .await;
+    for re in ["re_pend_1", "re_pend_2"] {
+        Mock::given(method("POST"))
+            .and(path("/v1/refunds"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": re, "object": "refund", "status": "pending", "amount": 2000,
+                "currency": "usd", "payment_intent": "pi_pend"})))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+    }
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
+    ])
+    .await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    assert_eq!(total, 2000);
+    assert_eq!(
+        post(&app, &b, &format!("/{id}/payment"), None)
+            .await
+            .status(),
+        201
+    );
+    let s = event(
+        "evt_pend_paid",
+        "payment_intent.succeeded",
+        "pi_pend",
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await
+    );
+    let r = refunder(&app);
+    let refunded_rows = |ps: &[Value]| {
+        ps[0]["ledger"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["kind"] == "refunded")
+            .count()
+    };
+
+    // Pending: held, not refunded.
+    let res = refund(&app, &r, id, None).await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["pending"], true, "{body}");
+    assert_eq!(body["refund_reference"], "re_pend_1");
+    assert_eq!(body["order_status"], "paid");
+    assert_eq!(body["payment"]["refunded"], 0);
+    assert_eq!(
+        body["payment"]["refund_pending"], total,
+        "held on the payment"
+    );
+    assert_eq!(order_status(&app, &b, id).await, "paid");
+    assert_eq!(refunded_rows(&payments_of(&app, &b, id).await), 0);
+    assert_eq!(app.events_of("payment.refunded").await, 0);
+    // Nothing left to refund while it is pending.
+    let res = refund(&app, &r, id, Some(json!({"amount": 1}))).await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(problem(res).await["code"], "refund_exceeds_captured");
+
+    // It fails at Stripe: released, and the history tells staff.
+    let failed = |ev: &str, re: &str, status: &str| {
+        json!({
+            "id": ev, "object": "event", "type": "refund.updated", "created": now(),
+            "data": {"object": {"id": re, "object": "refund", "amount": total,
+                "currency": "usd", "payment_intent": "pi_pend", "status": status,
+                "failure_reason": "expired_or_canceled_card"}}
+        })
+        .to_string()
+    };
+    let e = failed("evt_pend_failed", "re_pend_1", "failed");
+    assert_eq!(deliver_signed(&app, &e).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            payments_of(&app, &b, id).await[0]["refund_pending"] == 0
+        })
+        .await,
+        "the failed refund's amount is released"
+    );
+    assert_eq!(payments_of(&app, &b, id).await[0]["refunded"], 0);
+    assert_eq!(order_status(&app, &b, id).await, "paid");
+    assert_eq!(refunded_rows(&payments_of(&app, &b, id).await), 0);
+    assert_eq!(app.events_of("payment.refunded").await, 0);
+    let notes: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT note FROM orders.order_history WHERE order_id = $1::uuid ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert!(
+        notes
+            .iter()
+            .flatten()
+            .any(|n| n.contains("re_pend_1") && n.contains("failed")),
+        "{notes:?}"
+    );
+    // Its redelivery changes nothing (the amount is not released twice).
+    let again = failed("evt_pend_failed_again", "re_pend_1", "failed");
+    assert_eq!(deliver_signed(&app, &again).await.status(), 200);
+
+    // Refunded again (pending), then it succeeds: the refund completes.
+    let res = refund(&app, &r, id, None).await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["pending"], true, "{body}");
+    assert_eq!(body["refund_reference"], "re_pend_2");
+    let e = failed("evt_pend_ok", "re_pend_2", "succeeded");
+    assert_eq!(deliver_signed(&app, &e).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "refunded"
+        })
+        .await
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["refunded"], total);
+    assert_eq!(ps[0]["refund_pending"], 0);
+    assert_eq!(ps[0]["status"], "refunded");
+    assert_eq!(refunded_rows(&ps), 1);
+    assert_eq!(app.events_of("payment.refunded").await, 1);
+    let released_twice: i64 =
+        sqlx::query_scalar("SELECT refunded FROM orders.payments WHERE reference = 'pi_pend'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(released_twice, total);
+}
+
+/// The refund's `Idempotency-Key` reaches Stripe: a retry under the same key is replayed
+/// without asking Stripe again, and each request's provider key is derived from its own
+/// key (`payment:{id}:refund:{digest}`), so two refunds never share one at Stripe.
+#[tokio::test]
+async fn a_refund_retried_under_its_key_asks_stripe_once_under_a_key_derived_from_it() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_keyed", "object": "payment_intent", "status": "requires_payment_method",
+            "client_secret": "pi_keyed_secret_x", "amount": 2000, "currency": "usd"})))
+        .mount(&server)
+        .await;
+    for (re, amount) in [("re_keyed_1", 300), ("re_keyed_2", 200)] {
+        Mock::given(method("POST"))
+            .and(path("/v1/refunds"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": re, "object": "refund", "status": "succeeded", "amount": amount,
+                "currency": "usd", "payment_intent": "pi_keyed"})))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+    }
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
+    ])
+    .await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    assert_eq!(
+        post(&app, &b, &format!("/{id}/payment"), None)
+            .await
+            .status(),
+        201
+    );
+    let s = event(
+        "evt_keyed_paid",
+        "payment_intent.succeeded",
+        "pi_keyed",
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await
+    );
+    let r = refunder(&app);
+    let (k1, k2) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    for key in [&k1, &k1, &k2] {
+        let amount = if key == &k1 { 300 } else { 200 };
+        let res =
+            super::payments::refund_keyed(&app, &r, id, Some(json!({ "amount": amount })), key)
+                .await;
+        assert_eq!(res.status(), 201);
+    }
+    let keys: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|q| q.url.path() == "/v1/refunds")
+        .map(|q| q.headers["idempotency-key"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 2, "the retry was replayed, not sent: {keys:?}");
+    assert_ne!(keys[0], keys[1]);
+    let payment = payments_of(&app, &b, id).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for k in &keys {
+        let digest = k
+            .strip_prefix(&format!("payment:{payment}:refund:"))
+            .unwrap_or_else(|| panic!("{k}"));
+        assert_eq!(digest.len(), 64, "{k}");
+        assert!(
+            !k.contains(&k1) && !k.contains(&k2),
+            "the caller's key itself is not sent"
+        );
+    }
+    assert_eq!(payments_of(&app, &b, id).await[0]["refunded"], 500);
+}
+
+/// A pending refund whose `refund.updated` never arrives (an endpoint down) is looked up
+/// at Stripe by the reconciliation job and completed as its webhook would have.
+#[tokio::test]
+async fn a_pending_refund_whose_webhook_is_lost_is_reconciled_from_stripe() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_lost", "object": "payment_intent", "status": "requires_payment_method",
+            "client_secret": "pi_lost_secret_x", "amount": 2000, "currency": "usd"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "re_lost", "object": "refund", "status": "pending", "amount": 2000,
+            "currency": "usd", "payment_intent": "pi_lost"})))
+        .mount(&server)
+        .await;
+    // Stripe's own answer when asked later: it went through.
+    Mock::given(method("GET"))
+        .and(path("/v1/refunds/re_lost"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "re_lost", "object": "refund", "status": "succeeded", "amount": 2000,
+            "currency": "usd", "payment_intent": "pi_lost"})))
+        .mount(&server)
+        .await;
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
+        ("BASALT__ORDERS__RECONCILE_AFTER_SECS", "0"),
+        ("BASALT__ORDERS__RECONCILE_SWEEP_MS", "200"),
+    ])
+    .await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    assert_eq!(total, 2000, "the mocked refund is the whole order");
+    let id = o["id"].as_str().unwrap();
+    assert_eq!(
+        post(&app, &b, &format!("/{id}/payment"), None)
+            .await
+            .status(),
+        201
+    );
+    let s = event(
+        "evt_lost_paid",
+        "payment_intent.succeeded",
+        "pi_lost",
+        total,
+        "succeeded",
+    );
+    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(&app, &b, id).await == "paid"
+        })
+        .await
+    );
+    let r = refunder(&app);
+    let res = refund(&app, &r, id, None).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.json::<Value>().await.unwrap()["pending"], true);
+    // No webhook: the job asks Stripe and completes it.
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            payments_of(&app, &b, id).await[0]["refunded"] == total
+        })
+        .await,
+        "the job completed the refund"
+    );
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps[0]["refund_pending"], 0);
+    assert_eq!(ps[0]["status"], "refunded");
+    assert_eq!(order_status(&app, &b, id).await, "refunded");
+    assert_eq!(app.events_of("payment.refunded").await, 1);
+    let asked = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .any(|q| q.method.as_str() == "GET" && q.url.path() == "/v1/refunds/re_lost");
+    assert!(asked);
 }
 
 /// What the order's `captured` ledger rows sum to, across all its payments.

@@ -177,6 +177,12 @@ pub enum Outcome {
         refund_reference: String,
         amount: i64,
     },
+    /// A refund the provider had accepted as pending failed or was cancelled: the money did
+    /// not go back.
+    RefundFailed {
+        refund_reference: String,
+        reason: String,
+    },
     /// A type we do not act on: still recorded once, then ignored.
     Ignored,
 }
@@ -222,6 +228,16 @@ pub trait PaymentProvider: Send + Sync {
         Err(ProviderError::Unsupported(
             "this provider's payments cannot be cancelled",
         ))
+    }
+    /// Asks where a refund it answered `pending` stands (reconciliation of refunds whose
+    /// webhook was lost): `Succeeded`, `Failed`, or still `Processing`. `currency` is the
+    /// payment's, for the amount's unit. Default: `Unsupported` (nothing to ask).
+    async fn fetch_refund(
+        &self,
+        _refund_reference: &str,
+        _currency: &str,
+    ) -> Result<Refunded, ProviderError> {
+        Err(ProviderError::Unsupported("looking a refund up"))
     }
     /// Verifies a webhook's signature on its raw body (with `now` in seconds since the
     /// epoch, for the tolerance window) and reads it. A provider without webhooks answers

@@ -114,6 +114,15 @@ impl Razorpay {
                 .map_err(|e| ProviderError::Payload(format!("razorpay answered {status}: {e}")));
         }
         let description = error_description(&body).unwrap_or_else(|| status.to_string());
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // Our keys are wrong, revoked or rotated away: ours to fix, not the buyer's.
+            // Logged loudly; the caller gets a 503 without Razorpay's text.
+            tracing::error!(%status, %description,
+                "Razorpay refused Basalt's key: check orders.razorpay.key_id and key_secret");
+            return Err(ProviderError::Unavailable(format!(
+                "razorpay answered {status}: the key was refused"
+            )));
+        }
         let retry_later = status.is_server_error()
             || status == StatusCode::TOO_MANY_REQUESTS
             // "Another request with the same idempotency key is still in progress": the
@@ -259,6 +268,28 @@ impl PaymentProvider for Razorpay {
             // `pending`: the bank has not confirmed yet; `refund.processed` will.
             _ => RemoteStatus::Processing,
         };
+        Ok(Refunded {
+            reference: refund.id,
+            amount: refund.amount,
+            status,
+        })
+    }
+
+    async fn fetch_refund(
+        &self,
+        refund_reference: &str,
+        _currency: &str,
+    ) -> Result<Refunded, ProviderError> {
+        let id = path_id(refund_reference, "rfnd_")?;
+        let refund: RzpRefund = self
+            .call(self.http.get(self.url(&format!("/v1/refunds/{id}"))))
+            .await?;
+        let status = match refund.status.as_str() {
+            "processed" => RemoteStatus::Succeeded,
+            "failed" => RemoteStatus::Failed,
+            _ => RemoteStatus::Processing,
+        };
+        // Razorpay's subunits are ISO 4217 minor units (see `to_subunits`).
         Ok(Refunded {
             reference: refund.id,
             amount: refund.amount,
@@ -457,12 +488,21 @@ fn read_event(id: &str, body: &[u8]) -> Result<ProviderEvent, ProviderError> {
         },
         // `refund.created` may already say `processed`; both name the same `rfnd_…`, so
         // the ledger records the refund once whichever arrives first.
-        "refund.created" | "refund.processed" => {
+        // A `refund.created` still `pending` is not money returned: `refund.processed` (or
+        // `refund.failed`) says how it ends.
+        "refund.created" | "refund.processed" | "refund.failed" => {
             let r: RzpRefund = serde_json::from_value(read("refund")?)
                 .map_err(|e| ProviderError::Payload(format!("{}: refund: {e}", envelope.event)))?;
-            Outcome::Refunded {
-                refund_reference: r.id,
-                amount: r.amount,
+            match r.status.as_str() {
+                "processed" => Outcome::Refunded {
+                    refund_reference: r.id,
+                    amount: r.amount,
+                },
+                "failed" => Outcome::RefundFailed {
+                    refund_reference: r.id,
+                    reason: "failed".to_owned(),
+                },
+                _ => Outcome::Ignored,
             }
         }
         _ => Outcome::Ignored,
@@ -1337,7 +1377,7 @@ mod tests {
             })
         };
         for (kind, status) in [
-            ("refund.created", "pending"),
+            ("refund.created", "processed"),
             ("refund.processed", "processed"),
         ] {
             let e = read(
@@ -1356,6 +1396,27 @@ mod tests {
                     amount: 50,
                 }
             );
+        }
+        // Still pending: not money returned yet. Failed: the pending refund is released.
+        for (kind, status, outcome) in [
+            ("refund.created", "pending", Outcome::Ignored),
+            (
+                "refund.failed",
+                "failed",
+                Outcome::RefundFailed {
+                    refund_reference: "rfnd_FS8TWyPrCsa0OB".to_owned(),
+                    reason: "failed".to_owned(),
+                },
+            ),
+        ] {
+            let e = read(
+                kind,
+                json!({
+                    "refund": { "entity": refund(status) },
+                    "payment": { "entity": payment_entity("captured", json!([])) }
+                }),
+            );
+            assert_eq!(e.outcome, outcome, "{kind}");
         }
     }
 

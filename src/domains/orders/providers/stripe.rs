@@ -108,6 +108,15 @@ impl Stripe {
             .json()
             .await
             .map_err(|e| ProviderError::Unavailable(format!("{status}: {e}")))?;
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            // Our key is wrong, revoked or rotated away: ours to fix, not the buyer's. Logged
+            // loudly; the caller gets a 503 without Stripe's text (it names the key).
+            tracing::error!(%status, message = %body["error"]["message"],
+                "Stripe refused Basalt's secret key: check orders.stripe.secret_key");
+            return Err(ProviderError::Unavailable(format!(
+                "{status}: Stripe refused the secret key"
+            )));
+        }
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(ProviderError::Unavailable(format!("{status}: {body}")));
         }
@@ -133,11 +142,14 @@ fn stripe_exponent(currency: &str) -> u32 {
     }
 }
 
-/// Basalt's minor units of `currency` to the amount Stripe's API takes.
+/// Basalt's minor units of `currency` to the amount Stripe's API takes. An amount Stripe
+/// cannot express is `Unsupported` (a 422 `provider_unsupported`: the order, not Stripe, is
+/// what cannot go this way), never rounded.
 pub fn to_stripe(amount: i64, currency: &str) -> Result<i64, ProviderError> {
     let iso = u32::from(
-        currency_exponent(currency)
-            .ok_or_else(|| ProviderError::Refused(format!("unknown currency {currency}")))?,
+        currency_exponent(currency).ok_or(ProviderError::Unsupported(
+            "a currency Stripe does not know",
+        ))?,
     );
     let stripe = stripe_exponent(currency);
     let converted = if stripe >= iso {
@@ -146,15 +158,13 @@ pub fn to_stripe(amount: i64, currency: &str) -> Result<i64, ProviderError> {
         let unit = 10_i64.pow(iso - stripe);
         (amount % unit == 0).then(|| amount / unit)
     }
-    .ok_or_else(|| {
-        ProviderError::Refused(format!(
-            "{amount} minor units of {currency} cannot be charged through Stripe (whole units only)"
-        ))
-    })?;
+    .ok_or(ProviderError::Unsupported(
+        "Stripe charges this currency in whole units only",
+    ))?;
     if stripe == 3 && converted % 10 != 0 {
-        return Err(ProviderError::Refused(format!(
-            "Stripe takes {currency} amounts in multiples of 10 minor units"
-        )));
+        return Err(ProviderError::Unsupported(
+            "Stripe takes three-decimal currencies in multiples of 10 minor units",
+        ));
     }
     Ok(converted)
 }
@@ -246,7 +256,9 @@ pub fn verify(
             "no v1 signature in Stripe-Signature",
         ));
     }
-    if (now - t).abs() > TOLERANCE_SECS {
+    // `abs_diff`, not `(now - t).abs()`: `t` is the sender's, and `now - i64::MIN`
+    // overflows (a panic in debug builds, a wrong answer in release).
+    if now.abs_diff(t) > TOLERANCE_SECS.unsigned_abs() {
         return Err(ProviderError::Signature("timestamp outside the tolerance"));
     }
     for secret in secrets {
@@ -317,6 +329,25 @@ pub fn read_event(body: &[u8]) -> Result<ProviderEvent, ProviderError> {
                 amount: amount_of(o, "amount")?,
             },
         ),
+        // A pending refund of ours that did not go through.
+        "refund.updated" | "refund.failed"
+            if o["status"] == "failed" || o["status"] == "canceled" =>
+        {
+            (
+                o["payment_intent"].as_str().map(str::to_owned),
+                Outcome::RefundFailed {
+                    refund_reference: object_id.unwrap_or_default(),
+                    reason: o["failure_reason"]
+                        .as_str()
+                        .unwrap_or(if o["status"] == "canceled" {
+                            "canceled"
+                        } else {
+                            "failed"
+                        })
+                        .to_owned(),
+                },
+            )
+        }
         _ => (object_id, Outcome::Ignored),
     };
     let order_id = o["metadata"]["order_id"]
@@ -441,14 +472,59 @@ impl PaymentProvider for Stripe {
                     r["status"].as_str().unwrap_or("failed")
                 )));
             }
+            // `pending`, `requires_action`: not money returned yet; `refund.updated` says
+            // how it ends.
             _ => RemoteStatus::Processing,
         };
+        // What Stripe says it refunds, not what we asked: the caller compares the two.
+        let amount = r["amount"]
+            .as_i64()
+            .ok_or_else(|| ProviderError::Payload("no refund amount".into()))
+            .and_then(|a| from_stripe(a, request.currency))?;
         Ok(Refunded {
             reference: r["id"]
                 .as_str()
                 .ok_or_else(|| ProviderError::Payload("no refund id".into()))?
                 .to_owned(),
-            amount: request.amount,
+            amount,
+            status,
+        })
+    }
+
+    async fn fetch_refund(
+        &self,
+        refund_reference: &str,
+        currency: &str,
+    ) -> Result<Refunded, ProviderError> {
+        if !refund_reference.starts_with("re_")
+            || !refund_reference
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(ProviderError::Refused(format!(
+                "not a refund: {refund_reference}"
+            )));
+        }
+        let r = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/refunds/{refund_reference}"),
+                &[],
+                None,
+            )
+            .await?;
+        let status = match r["status"].as_str() {
+            Some("succeeded") => RemoteStatus::Succeeded,
+            Some("failed") | Some("canceled") => RemoteStatus::Failed,
+            _ => RemoteStatus::Processing,
+        };
+        let amount = r["amount"]
+            .as_i64()
+            .ok_or_else(|| ProviderError::Payload("no refund amount".into()))
+            .and_then(|a| from_stripe(a, currency))?;
+        Ok(Refunded {
+            reference: refund_reference.to_owned(),
+            amount,
             status,
         })
     }
@@ -489,5 +565,21 @@ mod tests {
         assert_eq!(to_stripe(5120, "KWD").unwrap(), 5120);
         assert!(to_stripe(5124, "KWD").is_err());
         assert!(to_stripe(1, "XXX").is_err());
+        assert!(matches!(
+            to_stripe(5124, "KWD"),
+            Err(ProviderError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn a_timestamp_at_either_end_of_i64_is_outside_the_tolerance_not_a_panic() {
+        let secrets = [SecretString::from("whsec_x".to_owned())];
+        for t in [i64::MIN, i64::MAX, -1] {
+            let header = format!("t={t},v1=00");
+            assert!(matches!(
+                verify(Some(&header), b"{}", &secrets, 1_700_000_000),
+                Err(ProviderError::Signature("timestamp outside the tolerance"))
+            ));
+        }
     }
 }
