@@ -160,3 +160,16 @@ pub async fn stock_of(app: &TestApp, who: &Actor, variant: &str) -> (i64, i64) {
         s["reserved"].as_i64().unwrap(),
     )
 }
+
+/// What became of a provider's webhook event (`orders.provider_events.outcome`: applied,
+/// ignored, orphan, pending), or `None` while it is not recorded.
+pub async fn event_outcome(app: &TestApp, provider: &str, event_id: &str) -> Option<String> {
+    sqlx::query_scalar(
+        "SELECT outcome FROM orders.provider_events WHERE provider = $1 AND event_id = $2",
+    )
+    .bind(provider)
+    .bind(event_id)
+    .fetch_optional(&app.db)
+    .await
+    .unwrap()
+}

@@ -275,13 +275,7 @@ async fn deliver(
 }
 
 async fn outcome_of(app: &TestApp, event_id: &str) -> Option<String> {
-    sqlx::query_scalar(
-        "SELECT outcome FROM orders.provider_events WHERE provider = 'razorpay' AND event_id = $1",
-    )
-    .bind(event_id)
-    .fetch_optional(&app.db)
-    .await
-    .unwrap()
+    event_outcome(app, "razorpay", event_id).await
 }
 
 #[tokio::test]

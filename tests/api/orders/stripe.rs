@@ -174,6 +174,27 @@ async fn deliver_signed(app: &TestApp, body: &str) -> reqwest::Response {
     .await
 }
 
+/// Delivers Stripe's signed `payment_intent.succeeded` (event `evt`) for intent `pi` and
+/// waits until `who`'s order `id` is paid.
+async fn paid_by_webhook(
+    app: &TestApp,
+    who: &crate::catalog::Actor,
+    id: &str,
+    evt: &str,
+    pi: &str,
+    total: i64,
+) {
+    let s = event(evt, "payment_intent.succeeded", pi, total, "succeeded");
+    assert_eq!(deliver_signed(app, &s).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            order_status(app, who, id).await == "paid"
+        })
+        .await,
+        "order {id} paid by {evt}"
+    );
+}
+
 pub async fn order_status(app: &TestApp, who: &crate::catalog::Actor, id: &str) -> String {
     let o: Value = app
         .json_as(&format!("/api/v1/orders/{id}"), &who.token)
@@ -182,13 +203,7 @@ pub async fn order_status(app: &TestApp, who: &crate::catalog::Actor, id: &str) 
 }
 
 async fn outcome_of(app: &TestApp, event_id: &str) -> Option<String> {
-    sqlx::query_scalar(
-        "SELECT outcome FROM orders.provider_events WHERE provider = 'stripe' AND event_id = $1",
-    )
-    .bind(event_id)
-    .fetch_optional(&app.db)
-    .await
-    .unwrap()
+    event_outcome(app, "stripe", event_id).await
 }
 
 #[tokio::test]
@@ -1144,20 +1159,7 @@ async fn a_pending_refund_waits_for_stripe_a_failed_one_is_released_a_succeeded_
             .status(),
         201
     );
-    let s = event(
-        "evt_pend_paid",
-        "payment_intent.succeeded",
-        "pi_pend",
-        total,
-        "succeeded",
-    );
-    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
-    assert!(
-        eventually(Duration::from_secs(15), || async {
-            order_status(&app, &b, id).await == "paid"
-        })
-        .await
-    );
+    paid_by_webhook(&app, &b, id, "evt_pend_paid", "pi_pend", total).await;
     let r = refunder(&app);
     let refunded_rows = |ps: &[Value]| {
         ps[0]["ledger"]
@@ -1298,20 +1300,7 @@ async fn a_refund_retried_under_its_key_asks_stripe_once_under_a_key_derived_fro
             .status(),
         201
     );
-    let s = event(
-        "evt_keyed_paid",
-        "payment_intent.succeeded",
-        "pi_keyed",
-        total,
-        "succeeded",
-    );
-    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
-    assert!(
-        eventually(Duration::from_secs(15), || async {
-            order_status(&app, &b, id).await == "paid"
-        })
-        .await
-    );
+    paid_by_webhook(&app, &b, id, "evt_keyed_paid", "pi_keyed", total).await;
     let r = refunder(&app);
     let (k1, k2) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
     for key in [&k1, &k1, &k2] {
@@ -1396,20 +1385,7 @@ async fn a_pending_refund_whose_webhook_is_lost_is_reconciled_from_stripe() {
             .status(),
         201
     );
-    let s = event(
-        "evt_lost_paid",
-        "payment_intent.succeeded",
-        "pi_lost",
-        total,
-        "succeeded",
-    );
-    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
-    assert!(
-        eventually(Duration::from_secs(15), || async {
-            order_status(&app, &b, id).await == "paid"
-        })
-        .await
-    );
+    paid_by_webhook(&app, &b, id, "evt_lost_paid", "pi_lost", total).await;
     let r = refunder(&app);
     let res = refund(&app, &r, id, None).await;
     assert_eq!(res.status(), 201);
@@ -1502,20 +1478,7 @@ async fn a_failed_card_attempt_stays_open_and_the_retry_resumes_the_same_intent_
     assert_eq!(again["client"], first["client"]);
     // The same failure delivered again is a duplicate: no second `payment.failed`.
     assert_eq!(deliver_signed(&app, &failed).await.status(), 200);
-    let ok = event(
-        "evt_h1_ok",
-        "payment_intent.succeeded",
-        pi,
-        total,
-        "succeeded",
-    );
-    assert_eq!(deliver_signed(&app, &ok).await.status(), 200);
-    assert!(
-        eventually(Duration::from_secs(15), || async {
-            order_status(&app, &b, id).await == "paid"
-        })
-        .await
-    );
+    paid_by_webhook(&app, &b, id, "evt_h1_ok", pi, total).await;
     let ps = payments_of(&app, &b, id).await;
     assert_eq!(ps.len(), 1, "{ps:?}");
     assert_eq!(ps[0]["status"], "succeeded");
@@ -1567,20 +1530,7 @@ async fn mark_paid_beside_an_open_failed_card_intent_is_refused_and_the_card_pay
         "payment_in_progress",
     )
     .await;
-    let s = event(
-        "evt_h1_m2",
-        "payment_intent.succeeded",
-        pi,
-        total,
-        "succeeded",
-    );
-    assert_eq!(deliver_signed(&app, &s).await.status(), 200);
-    assert!(
-        eventually(Duration::from_secs(15), || async {
-            order_status(&app, &b, id).await == "paid"
-        })
-        .await
-    );
+    paid_by_webhook(&app, &b, id, "evt_h1_m2", pi, total).await;
     assert_eq!(captured_total(&app, id).await, total);
 }
 
