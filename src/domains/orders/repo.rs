@@ -999,6 +999,24 @@ pub struct EndedRefund {
     pub amount: i64,
 }
 
+/// The refunds still pending at the provider: (this payment's, the whole order's), minor
+/// units: what the payments' `refunded` columns hold without it having gone back yet.
+pub async fn pending_refunds(
+    conn: &mut PgConnection,
+    payment: PaymentId,
+    order: OrderId,
+) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT COALESCE(sum(amount) FILTER (WHERE payment_id = $1), 0)::bigint,
+                COALESCE(sum(amount), 0)::bigint
+           FROM orders.refunds WHERE order_id = $2 AND status = 'pending'",
+    )
+    .bind(payment)
+    .bind(order)
+    .fetch_one(conn)
+    .await
+}
+
 /// Ends the payment's pending refund `reference` (under the payment's lock): `succeeded`
 /// when `failure` is `None`, else `failed`, giving its reserved amount back to the payment
 /// in the same statement. `None` when no such refund is pending (not ours, or ended

@@ -107,8 +107,8 @@ pub async fn start(
 /// itself would refuse (nothing is asked of the provider then). The payment becomes
 /// `canceled` only when the provider says so; a provider that cannot cancel (`Unsupported`:
 /// Razorpay) leaves it open, and a late capture lands the order in `requires_attention`.
-/// The job's cancel is best effort: a provider that fails is logged, and the order is
-/// cancelled all the same (a late capture is then caught as well).
+/// The job's cancel waits as well when the provider refuses or is unreachable: the order is
+/// tried again on the next run.
 pub async fn cancel_open(
     conn: &mut sqlx::PgConnection,
     providers: &super::providers::Providers,
@@ -145,10 +145,10 @@ pub async fn cancel_open(
             apply(conn, p.id, order, &Outcome::Canceled, None, actor).await?;
         }
         Err(ProviderError::Unsupported(_)) => {}
-        Err(e) if job => {
-            tracing::warn!(order = %order, payment = %p.id, error = %e,
-                "could not cancel an unpaid order's payment at its provider; cancelling the order anyway");
-        }
+        // The job too leaves the order when the provider refuses or cannot be reached: a
+        // refusal may mean the payment is on its way (Stripe will not cancel an intent that
+        // is processing, and its webhook may not be here yet), so the order waits for the
+        // next run rather than being cancelled under money in flight.
         Err(e) => return Err(e.into()),
     }
     Ok(())
@@ -479,7 +479,12 @@ async fn write_refund(
     provider_event_id: Option<&str>,
     actor: &str,
 ) -> Result<(i64, OrderStatus), OrdersError> {
-    let to = if refunded >= p.captured {
+    // `refunded` (like every payment's column) also holds the refunds still pending at the
+    // provider: reserved, not given back. What is confirmed decides the statuses and what
+    // `payment.refunded` tells the buyer; this refund is no longer pending when it lands here.
+    let (pending_here, pending_order) = repo::pending_refunds(conn, p.id, o.id).await?;
+    let confirmed = refunded - pending_here;
+    let to = if confirmed >= p.captured {
         PaymentStatus::Refunded
     } else {
         PaymentStatus::PartiallyRefunded
@@ -487,7 +492,7 @@ async fn write_refund(
     let status = PaymentStatus::parse(&p.status)?;
     let order_status = OrderStatus::parse(&o.status)?;
     // The order follows: refunded once everything its payments captured is.
-    let order_refunded = o.refunded - p.refunded + refunded;
+    let order_refunded = o.refunded - p.refunded + refunded - pending_order;
     let action = if order_refunded >= o.captured {
         Action::Refund
     } else {
@@ -505,7 +510,7 @@ async fn write_refund(
         provider: p.provider.clone(),
         refund_reference: reference.to_owned(),
         amount,
-        refunded,
+        refunded: confirmed,
         currency: p.currency.clone(),
         order_status: after.as_str().to_owned(),
     };

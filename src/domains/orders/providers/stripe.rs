@@ -426,9 +426,11 @@ impl PaymentProvider for Stripe {
         })
     }
 
-    /// `POST /v1/payment_intents/{id}/cancel`, keyed by the intent (cancelling twice is
-    /// one cancel). Stripe refuses an intent that is processing or succeeded meanwhile: the
-    /// caller's cancel then fails rather than leave money arriving for a cancelled order.
+    /// `POST /v1/payment_intents/{id}/cancel`, under a key of its own per attempt: Stripe
+    /// keeps a key's answer for 24 hours, refusals included, so a key per intent would
+    /// replay a cancel refused while the intent was processing to every later attempt.
+    /// Stripe refuses an intent that is processing or succeeded meanwhile: the caller's
+    /// cancel then fails rather than leave money arriving for a cancelled order.
     async fn cancel(&self, reference: &str) -> Result<(), ProviderError> {
         intent_id(reference)?;
         let pi = self
@@ -436,7 +438,7 @@ impl PaymentProvider for Stripe {
                 reqwest::Method::POST,
                 &format!("/v1/payment_intents/{reference}/cancel"),
                 &[],
-                Some(&format!("cancel:{reference}")),
+                Some(&format!("cancel:{reference}:{}", uuid::Uuid::now_v7())),
             )
             .await?;
         match pi["status"].as_str() {
