@@ -88,8 +88,15 @@ pub async fn start_payment(
         .providers
         .get(&name)
         .ok_or(OrdersError::ProviderNotConfigured(name))?;
-    let (payment, created) =
-        settlement::start(&mut tx, provider, *path, (!staff).then_some(viewer)).await?;
+    let (payment, created) = settlement::start(
+        &mut tx,
+        &state.providers,
+        provider,
+        *path,
+        (!staff).then_some(viewer),
+        &user.actor(),
+    )
+    .await?;
     tx.commit().await?;
     let res = PaymentResponse::try_from(payment)?;
     Ok(if created {
@@ -201,6 +208,7 @@ pub async fn list_payments(
 )]
 pub async fn mark_paid(
     platform: web::Data<Platform>,
+    state: web::Data<OrdersState>,
     user: CurrentUser,
     path: web::Path<OrderId>,
 ) -> Result<HttpResponse, OrdersError> {
@@ -217,7 +225,15 @@ pub async fn mark_paid(
         tx.commit().await?;
         return Ok(HttpResponse::Ok().json(order));
     }
-    let (payment, _) = settlement::start(&mut tx, &manual::Manual, *path, None).await?;
+    let (payment, _) = settlement::start(
+        &mut tx,
+        &state.providers,
+        &manual::Manual,
+        *path,
+        None,
+        &actor,
+    )
+    .await?;
     let outcome = Outcome::Succeeded {
         amount: o.total - o.captured,
         fee: None,

@@ -37,22 +37,41 @@ impl From<RemoteStatus> for PaymentStatus {
 /// Opens the order's payment with `provider`, or returns the open one (`false`: resumed):
 /// never a second intent, however many starts race (they wait on the order's lock and the
 /// later ones find the first's). A 409 naming the status unless the order awaits payment;
-/// a 409 `payment_in_progress` while another provider's payment is open.
+/// another provider's payment still waiting for the buyer (`requires_payment_method` or
+/// `requires_action`: a declined card stays there) is cancelled at its provider first, so a
+/// buyer can switch after a decline and staff can take a bank transfer; a 409
+/// `payment_in_progress` while that one cannot be cancelled, or is processing or authorised
+/// (money may be on its way).
 pub async fn start(
     conn: &mut sqlx::PgConnection,
+    providers: &super::providers::Providers,
     provider: &dyn PaymentProvider,
     order: OrderId,
     viewer: Option<Uuid>,
+    actor: &str,
 ) -> Result<(PaymentRow, bool), OrdersError> {
     let o = repo::lock_payable(conn, order, viewer, viewer.is_none())
         .await?
         .ok_or(OrdersError::OrderNotFound)?;
     OrderStatus::parse(&o.status)?.apply(Action::Pay)?;
     if let Some(open) = repo::open_payment(conn, order).await? {
-        if open.provider != provider.name() {
-            return Err(OrdersError::PaymentInProgress(open.provider));
+        if open.provider == provider.name() {
+            return Ok((open, false));
         }
-        return Ok((open, false));
+        let waiting = matches!(
+            PaymentStatus::parse(&open.status)?,
+            PaymentStatus::RequiresPaymentMethod | PaymentStatus::RequiresAction
+        );
+        let other = providers.get(&open.provider);
+        match other {
+            Some(other) if waiting => match other.cancel(&open.reference).await {
+                Ok(()) => {
+                    apply(conn, open.id, order, &Outcome::Canceled, None, actor).await?;
+                }
+                Err(_) => return Err(OrdersError::PaymentInProgress(open.provider)),
+            },
+            _ => return Err(OrdersError::PaymentInProgress(open.provider)),
+        }
     }
     let outstanding = o.total - o.captured;
     if outstanding <= 0 {

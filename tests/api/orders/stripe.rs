@@ -242,21 +242,6 @@ async fn a_card_payment_through_stripe_pays_the_order_by_its_signed_webhook() {
         .unwrap();
     assert_eq!(again["reference"], pi.as_str());
     assert_eq!(again["client"], payment["client"]);
-    // While the card payment is open, neither another provider's start nor staff's
-    // mark-paid opens a second payment: 409 naming it.
-    let p = problem(
-        post(
-            &app,
-            &b,
-            &format!("/{id}/payment"),
-            Some(json!({"provider": "manual"})),
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(p["code"], "payment_in_progress", "{p}");
-    let p = problem(post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await).await;
-    assert_eq!(p["code"], "payment_in_progress", "{p}");
     assert_eq!(payments_of(&app, &b, id).await.len(), 1);
 
     // localstripe signs its webhooks with the new secret and posts them to Basalt.
@@ -1495,10 +1480,13 @@ async fn a_failed_card_attempt_stays_open_and_the_retry_resumes_the_same_intent_
     assert_eq!(app.events_of("payment.failed").await, 1);
 }
 
-/// `mark-paid` while the failed card intent is still open (and confirmable at Stripe) is a
-/// 409 `payment_in_progress`: the card then succeeding is the order's only capture.
+/// A declined card leaves its intent open (the buyer may retry on it), but not in the way:
+/// staff's `mark-paid` (a bank transfer after all) cancels the intent at Stripe first and
+/// records the manual payment, the order's one capture. While a card payment is
+/// `processing` (money may be on its way) another provider's start is a 409
+/// `payment_in_progress`.
 #[tokio::test]
-async fn mark_paid_beside_an_open_failed_card_intent_is_refused_and_the_card_pays_once() {
+async fn a_declined_card_gives_way_to_a_bank_transfer_and_its_intent_is_cancelled_at_stripe() {
     let stripe = LocalStripe::start();
     let app = app_with_stripe(&stripe).await;
     let b = buyer(&app);
@@ -1524,14 +1512,67 @@ async fn mark_paid_beside_an_open_failed_card_intent_is_refused_and_the_card_pay
         })
         .await
     );
+    let res = post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(order_status(&app, &b, id).await, "paid");
+    let ps = payments_of(&app, &b, id).await;
+    assert_eq!(ps.len(), 2, "{ps:?}");
+    assert_eq!(ps[0]["status"], "canceled");
+    assert_eq!(ps[1]["provider"], "manual");
+    assert_eq!(ps[1]["status"], "succeeded");
+    assert_eq!(captured_total(&app, id).await, total);
+    let at_stripe: Value = reqwest::Client::new()
+        .get(format!("{}/v1/payment_intents/{pi}", stripe.url))
+        .bearer_auth(SECRET_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(at_stripe["status"], "canceled", "{at_stripe}");
+
+    // Another order whose card payment is processing: no switching away from it.
+    let (o2, total2) = stripe_order(&app, &b).await;
+    let id2 = o2["id"].as_str().unwrap();
+    let p2: Value = post(&app, &b, &format!("/{id2}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let processing = event(
+        "evt_h1_m2",
+        "payment_intent.processing",
+        p2["reference"].as_str().unwrap(),
+        total2,
+        "processing",
+    );
+    assert_eq!(deliver_signed(&app, &processing).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            outcome_of(&app, "evt_h1_m2").await.as_deref() == Some("applied")
+        })
+        .await
+    );
     crate::helpers::refused(
-        post(&app, &manager(&app), &format!("/{id}/mark-paid"), None).await,
+        post(
+            &app,
+            &b,
+            &format!("/{id2}/payment"),
+            Some(json!({"provider": "manual"})),
+        )
+        .await,
         409,
         "payment_in_progress",
     )
     .await;
-    paid_by_webhook(&app, &b, id, "evt_h1_m2", pi, total).await;
-    assert_eq!(captured_total(&app, id).await, total);
+    crate::helpers::refused(
+        post(&app, &manager(&app), &format!("/{id2}/mark-paid"), None).await,
+        409,
+        "payment_in_progress",
+    )
+    .await;
+    assert_eq!(payments_of(&app, &b, id2).await.len(), 1);
 }
 
 /// Cancelling an order (its buyer, or staff) cancels its open PaymentIntent at Stripe first,
