@@ -63,6 +63,11 @@ crate::domain_errors! {
         #[problem(UNPROCESSABLE_ENTITY, "provider_unsupported")]
         #[error("The payment provider cannot do this: {0}.")]
         ProviderUnsupported(&'static str),
+        /// Money captured after the order was cancelled: its stock was given back and its
+        /// parts cancelled, so there is nothing to fulfil; staff refund it.
+        #[problem(CONFLICT, "paid_after_cancel")]
+        #[error("The order was cancelled before its payment arrived: refund it rather than fulfil it.")]
+        PaidAfterCancel,
         #[problem(CONFLICT, "nothing_outstanding")]
         #[error("The order's payments already cover its total.")]
         NothingOutstanding,

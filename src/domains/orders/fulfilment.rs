@@ -45,7 +45,8 @@ async fn locked(
 
 /// Start work on a paid order (or one staff resolved from `requires_attention`): the order
 /// and its parts go to `processing`. From `requires_attention` the units that were missing
-/// are taken off `on_hand` now: a 409 `insufficient_stock` while they are still not there.
+/// are taken off `on_hand` now: a 409 `insufficient_stock` while they are still not there;
+/// an order paid after its cancel (its stock given back) is a 409 `paid_after_cancel`: refund it.
 #[utoipa::path(
     post, path = "/{order}/process", tag = "orders", security(("bearer" = []), ("api_key" = [])),
     params(("order" = Uuid, Path)),
@@ -58,6 +59,16 @@ pub async fn start_processing(
 ) -> Result<HttpResponse, OrdersError> {
     let mut tx = platform.db.begin().await?;
     let (locked, status) = locked(&mut tx, &user, *path).await?;
+    // An order whose money came after it was cancelled (`requires_attention` with its stock
+    // already given back and its parts cancelled) is not work to start: it is a refund.
+    if status == OrderStatus::RequiresAttention
+        && locked
+            .holds
+            .iter()
+            .any(|h| matches!(h.stock.as_str(), "released" | "restocked"))
+    {
+        return Err(OrdersError::PaidAfterCancel);
+    }
     let order_move = status.apply(Action::Process)?;
     // An order paid without its stock ships nothing it does not have: the missing units are
     // taken now (a 409 while they are still not there).

@@ -238,9 +238,30 @@ pub async fn apply(
     let mut refund: Option<(&str, i64)> = None;
     let simple = |to: PaymentStatus| status.can_move_to(to).then_some(to);
     match outcome {
-        // A failure of a refund that is not pending here (settled, or never ours): nothing
-        // was reserved for it, nothing to release.
-        Outcome::Ignored | Outcome::RefundFailed { .. } => return Ok(Applied::Ignored),
+        Outcome::Ignored => return Ok(Applied::Ignored),
+        // A failure of a refund that is not pending here: nothing was reserved for it. If
+        // the ledger has it as done (a provider may fail a refund after reporting it
+        // succeeded: the money came back to us), staff must know: a note in the order's
+        // history. One never ours is ignored.
+        Outcome::RefundFailed {
+            refund_reference,
+            reason,
+        } => {
+            let done = p
+                .ledger
+                .iter()
+                .find(|l| l.kind == "refunded" && l.provider_reference == *refund_reference);
+            let Some(done) = done else {
+                return Ok(Applied::Ignored);
+            };
+            let note = format!(
+                "the refund {refund_reference} of {} {} through {} failed after it succeeded \
+                 ({reason}): the money came back; refund the buyer again another way",
+                done.amount, p.currency, p.provider
+            );
+            repo::note(conn, o.id, OrderStatus::parse(&o.status)?, actor, &note).await?;
+            return Ok(Applied::Applied);
+        }
         Outcome::Processing => change.status = simple(PaymentStatus::Processing).unwrap_or(status),
         Outcome::RequiresAction => {
             change.status = simple(PaymentStatus::RequiresAction).unwrap_or(status)

@@ -475,4 +475,12 @@ async fn a_razorpay_capture_after_the_cancel_puts_the_order_before_staff() {
     let note = note.unwrap();
     assert!(note.contains("after cancel: refund it"), "{note}");
     assert_eq!(payments_of(&app, &who, &id).await[0]["captured"], total);
+    // Its stock went back at the cancel: there is nothing to fulfil, only a refund.
+    refused(
+        post(&app, &manager(&app), &format!("/{id}/process"), None).await,
+        409,
+        "paid_after_cancel",
+    )
+    .await;
+    assert_eq!(order_status(&app, &who, &id).await, "requires_attention");
 }

@@ -1989,3 +1989,65 @@ async fn two_pending_refunds_the_first_success_counts_only_itself() {
     assert_eq!(ps[0]["refunded"], 1200);
     assert_eq!(order_status(&app, &b, id).await, "paid");
 }
+
+/// Stripe may fail a refund after reporting it succeeded (the money comes back): the order's
+/// history tells staff to refund the buyer another way, rather than the event being ignored.
+#[tokio::test]
+async fn a_refund_that_fails_after_succeeding_is_put_before_staff() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_back", "object": "payment_intent", "status": "requires_payment_method",
+            "client_secret": "pi_back_secret_x", "amount": 2000, "currency": "usd"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "re_back", "object": "refund", "status": "succeeded", "amount": 500,
+            "currency": "usd", "payment_intent": "pi_back"})))
+        .mount(&server)
+        .await;
+    let app = spawn_app_with(&[
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
+    ])
+    .await;
+    let b = buyer(&app);
+    let (o, total) = stripe_order(&app, &b).await;
+    let id = o["id"].as_str().unwrap();
+    assert_eq!(
+        post(&app, &b, &format!("/{id}/payment"), None)
+            .await
+            .status(),
+        201
+    );
+    paid_by_webhook(&app, &b, id, "evt_back_paid", "pi_back", total).await;
+    let r = refunder(&app);
+    let res = refund(&app, &r, id, Some(json!({ "amount": 500 }))).await;
+    assert_eq!(res.status(), 201);
+    let failed = json!({"id": "evt_back_failed", "object": "event", "type": "refund.updated",
+        "created": now(), "data": {"object": {"id": "re_back", "object": "refund",
+            "amount": 500, "currency": "usd", "payment_intent": "pi_back", "status": "failed",
+            "failure_reason": "expired_or_canceled_card"}}})
+    .to_string();
+    assert_eq!(deliver_signed(&app, &failed).await.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            outcome_of(&app, "evt_back_failed").await.as_deref() == Some("applied")
+        })
+        .await
+    );
+    let notes = history_notes(&app, id).await;
+    let (_, note) = notes.last().unwrap();
+    let note = note.as_deref().unwrap();
+    assert!(
+        note.contains("re_back") && note.contains("failed after it succeeded"),
+        "{note}"
+    );
+}
