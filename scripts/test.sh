@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs and starts what the tests need (PostgreSQL, Redis, the
-# tansu Kafka-protocol broker, the aiosmtpd SMTP sink, moto's S3 server, the OpenAPI validator
-# and the Schemathesis fuzzer), then runs every test
+# tansu Kafka-protocol broker, the aiosmtpd SMTP sink, moto's S3 server, localstripe, the
+# OpenAPI validator and the Schemathesis fuzzer), then runs every test
 # with every feature, and the kernel's tests again with no optional feature at all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
