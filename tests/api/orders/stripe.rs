@@ -195,6 +195,35 @@ async fn paid_by_webhook(
     );
 }
 
+/// A Stripe in the test (`wiremock`) that opens PaymentIntent `pi` (2000 USD cents) for any
+/// start; a test mounts the rest of what it needs (refunds, their lookups).
+async fn intents_at(pi: &str) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": pi, "object": "payment_intent", "status": "requires_payment_method",
+            "client_secret": format!("{pi}_secret_x"), "amount": 2000, "currency": "usd"})))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// An app with Stripe pointed at the in-test `server`, rate limits off, and `extra` settings.
+async fn app_on(server: &wiremock::MockServer, extra: &[(&str, &str)]) -> TestApp {
+    let uri = server.uri();
+    let mut env = vec![
+        ("BASALT__RATE_LIMIT__ENABLED", "false"),
+        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
+        ("BASALT__ORDERS__STRIPE__BASE_URL", uri.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    spawn_app_with(&env).await
+}
+
 pub async fn order_status(app: &TestApp, who: &crate::catalog::Actor, id: &str) -> String {
     let o: Value = app
         .json_as(&format!("/api/v1/orders/{id}"), &who.token)
@@ -1049,13 +1078,7 @@ async fn an_amount_stripe_cannot_express_is_a_422_before_stripe_is_asked() {
             "status": "requires_payment_method", "client_secret": "pi_kwd_secret"}),
     )
     .await;
-    let app = spawn_app_with(&[
-        ("BASALT__RATE_LIMIT__ENABLED", "false"),
-        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
-        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
-        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
-    ])
-    .await;
+    let app = app_on(&server, &[]).await;
     let s = seller(&app);
     for (price, status) in [(5125_i64, 422_u16), (5120, 201)] {
         let p = crate::catalog::active_product(
@@ -1108,15 +1131,8 @@ async fn an_amount_stripe_cannot_express_is_a_422_before_stripe_is_asked() {
 #[tokio::test]
 async fn a_pending_refund_waits_for_stripe_a_failed_one_is_released_a_succeeded_one_completes() {
     use wiremock::matchers::{method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/payment_intents"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": "pi_pend", "object": "payment_intent", "status": "requires_payment_method",
-            "client_secret": "pi_pend_secret_x", "amount": 2000, "currency": "usd"})))
-        .mount(&server)
-        .await;
+    use wiremock::{Mock, ResponseTemplate};
+    let server = intents_at("pi_pend").await;
     for re in ["re_pend_1", "re_pend_2"] {
         Mock::given(method("POST"))
             .and(path("/v1/refunds"))
@@ -1127,13 +1143,7 @@ async fn a_pending_refund_waits_for_stripe_a_failed_one_is_released_a_succeeded_
             .mount(&server)
             .await;
     }
-    let app = spawn_app_with(&[
-        ("BASALT__RATE_LIMIT__ENABLED", "false"),
-        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
-        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
-        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
-    ])
-    .await;
+    let app = app_on(&server, &[]).await;
     let b = buyer(&app);
     let (o, total) = stripe_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
@@ -1250,15 +1260,8 @@ async fn a_pending_refund_waits_for_stripe_a_failed_one_is_released_a_succeeded_
 #[tokio::test]
 async fn a_refund_retried_under_its_key_asks_stripe_once_under_a_key_derived_from_it() {
     use wiremock::matchers::{method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/payment_intents"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": "pi_keyed", "object": "payment_intent", "status": "requires_payment_method",
-            "client_secret": "pi_keyed_secret_x", "amount": 2000, "currency": "usd"})))
-        .mount(&server)
-        .await;
+    use wiremock::{Mock, ResponseTemplate};
+    let server = intents_at("pi_keyed").await;
     for (re, amount) in [("re_keyed_1", 300), ("re_keyed_2", 200)] {
         Mock::given(method("POST"))
             .and(path("/v1/refunds"))
@@ -1269,13 +1272,7 @@ async fn a_refund_retried_under_its_key_asks_stripe_once_under_a_key_derived_fro
             .mount(&server)
             .await;
     }
-    let app = spawn_app_with(&[
-        ("BASALT__RATE_LIMIT__ENABLED", "false"),
-        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
-        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
-        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
-    ])
-    .await;
+    let app = app_on(&server, &[]).await;
     let b = buyer(&app);
     let (o, total) = stripe_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
@@ -1327,15 +1324,8 @@ async fn a_refund_retried_under_its_key_asks_stripe_once_under_a_key_derived_fro
 #[tokio::test]
 async fn a_pending_refund_whose_webhook_is_lost_is_reconciled_from_stripe() {
     use wiremock::matchers::{method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/payment_intents"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": "pi_lost", "object": "payment_intent", "status": "requires_payment_method",
-            "client_secret": "pi_lost_secret_x", "amount": 2000, "currency": "usd"})))
-        .mount(&server)
-        .await;
+    use wiremock::{Mock, ResponseTemplate};
+    let server = intents_at("pi_lost").await;
     Mock::given(method("POST"))
         .and(path("/v1/refunds"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -1351,14 +1341,13 @@ async fn a_pending_refund_whose_webhook_is_lost_is_reconciled_from_stripe() {
             "currency": "usd", "payment_intent": "pi_lost"})))
         .mount(&server)
         .await;
-    let app = spawn_app_with(&[
-        ("BASALT__RATE_LIMIT__ENABLED", "false"),
-        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
-        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
-        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
-        ("BASALT__ORDERS__RECONCILE_AFTER_SECS", "0"),
-        ("BASALT__ORDERS__RECONCILE_SWEEP_MS", "200"),
-    ])
+    let app = app_on(
+        &server,
+        &[
+            ("BASALT__ORDERS__RECONCILE_AFTER_SECS", "0"),
+            ("BASALT__ORDERS__RECONCILE_SWEEP_MS", "200"),
+        ],
+    )
     .await;
     let b = buyer(&app);
     let (o, total) = stripe_order(&app, &b).await;
@@ -1905,15 +1894,8 @@ async fn the_unpaid_order_job_cancels_the_open_intent_at_stripe() {
 #[tokio::test]
 async fn two_pending_refunds_the_first_success_counts_only_itself() {
     use wiremock::matchers::{method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/payment_intents"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": "pi_two", "object": "payment_intent", "status": "requires_payment_method",
-            "client_secret": "pi_two_secret_x", "amount": 2000, "currency": "usd"})))
-        .mount(&server)
-        .await;
+    use wiremock::{Mock, ResponseTemplate};
+    let server = intents_at("pi_two").await;
     for (re, amount) in [("re_two_a", 1200), ("re_two_b", 800)] {
         Mock::given(method("POST"))
             .and(path("/v1/refunds"))
@@ -1924,13 +1906,7 @@ async fn two_pending_refunds_the_first_success_counts_only_itself() {
             .mount(&server)
             .await;
     }
-    let app = spawn_app_with(&[
-        ("BASALT__RATE_LIMIT__ENABLED", "false"),
-        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
-        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
-        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
-    ])
-    .await;
+    let app = app_on(&server, &[]).await;
     let b = buyer(&app);
     let (o, total) = stripe_order(&app, &b).await;
     assert_eq!(total, 2000);
@@ -1995,15 +1971,8 @@ async fn two_pending_refunds_the_first_success_counts_only_itself() {
 #[tokio::test]
 async fn a_refund_that_fails_after_succeeding_is_put_before_staff() {
     use wiremock::matchers::{method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/payment_intents"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": "pi_back", "object": "payment_intent", "status": "requires_payment_method",
-            "client_secret": "pi_back_secret_x", "amount": 2000, "currency": "usd"})))
-        .mount(&server)
-        .await;
+    use wiremock::{Mock, ResponseTemplate};
+    let server = intents_at("pi_back").await;
     Mock::given(method("POST"))
         .and(path("/v1/refunds"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -2011,13 +1980,7 @@ async fn a_refund_that_fails_after_succeeding_is_put_before_staff() {
             "currency": "usd", "payment_intent": "pi_back"})))
         .mount(&server)
         .await;
-    let app = spawn_app_with(&[
-        ("BASALT__RATE_LIMIT__ENABLED", "false"),
-        ("BASALT__ORDERS__STRIPE__SECRET_KEY", SECRET_KEY),
-        ("BASALT__ORDERS__STRIPE__WEBHOOK_SECRET", NEW_SECRET),
-        ("BASALT__ORDERS__STRIPE__BASE_URL", &server.uri()),
-    ])
-    .await;
+    let app = app_on(&server, &[]).await;
     let b = buyer(&app);
     let (o, total) = stripe_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
