@@ -9,11 +9,13 @@ FROM rust:1.95-bookworm AS build
 ARG FEATURES=""
 WORKDIR /src
 # Dependencies first, in a layer of their own that is reused until Cargo.toml, Cargo.lock or
-# FEATURES change. Cargo reads every target the manifest declares, so benches/ comes along,
+# FEATURES change. Cargo reads every target the manifest declares, so benches/ comes along
+# (and vendor/, the patched crates Cargo.toml names),
 # and a stub lib and bin stand in for src/ while the dependencies compile. librdkafka is
 # built from source by rdkafka's build script (configure + make, in this image).
 COPY Cargo.toml Cargo.lock ./
 COPY benches ./benches
+COPY vendor ./vendor
 RUN mkdir -p src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && cargo build --release --locked ${FEATURES:+--no-default-features --features "$FEATURES"}
 # Then Basalt itself. COPY keeps the files' modification times, which may be older than the

@@ -11,12 +11,13 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::config::Settings;
 use crate::domains;
 use crate::platform::db::{self, SchemaMigrations};
 use crate::platform::domain::{check_dependencies, serves_routes};
+use crate::platform::error::ApiError;
 use crate::platform::events::{self, KafkaMirror, Relay, RelayHandle, Subscriber};
 use crate::platform::health::HealthCheck;
 use crate::platform::http::logging::BasaltRootSpan;
@@ -191,7 +192,7 @@ impl Builder {
             checks: web::Data::new(HealthChecks(checks)),
             capabilities: web::Data::new(capabilities(&enabled, &platform, mirror.is_some())),
             mirror: web::Data::new(mirror),
-            openapi: openapi::document(&enabled),
+            openapi: web::Data::new(openapi::ServedDocument::new(enabled.clone())),
             domains: enabled,
         };
         let server = serve(shared, &settings, listener)?;
@@ -219,7 +220,7 @@ struct Shared {
     checks: web::Data<HealthChecks>,
     capabilities: web::Data<Capabilities>,
     mirror: web::Data<Option<Arc<KafkaMirror>>>,
-    openapi: utoipa::openapi::OpenApi,
+    openapi: web::Data<openapi::ServedDocument>,
     domains: Vec<Arc<dyn Domain>>,
 }
 
@@ -243,12 +244,26 @@ fn serve(shared: Shared, settings: &Settings, listener: TcpListener) -> anyhow::
             .app_data(s.checks)
             .app_data(s.capabilities)
             .app_data(s.mirror)
+            .app_data(s.openapi)
             .app_data(problems::json_config(json_limit))
             .app_data(problems::payload_config(body_limit))
             .app_data(problems::query_config())
             .app_data(problems::path_config())
             .configure(system::configure)
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", s.openapi))
+            .route(
+                openapi::DOCUMENT_PATH,
+                web::get().to(|document: web::Data<openapi::ServedDocument>| async move {
+                    let json = document.json()?;
+                    Ok::<_, ApiError>(
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(json),
+                    )
+                }),
+            )
+            .service(
+                SwaggerUi::new("/docs/{_:.*}").config(SwaggerConfig::new([openapi::DOCUMENT_PATH])),
+            )
             .route(
                 "/docs",
                 web::get().to(|| async {
@@ -348,6 +363,7 @@ fn platform_jobs(platform: &Platform, limiter: Arc<RateLimiter>, mirror_enabled:
     let keys = platform.db.clone();
     vec![
         platform.runtime.job(),
+        crate::platform::memory::trim_job(),
         Job::new("rate_limit.prune", Duration::from_secs(60), move || {
             limiter.prune();
             revocations.prune();

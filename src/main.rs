@@ -28,7 +28,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    return_large_blocks();
+    basalt::platform::memory::map_large_blocks_apart();
     let cli = Cli::parse();
     let settings = match Settings::load() {
         Ok(s) => s,
@@ -95,18 +95,3 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after
-/// which argon2's 19 MiB working memory of every sign-in, and an image decode's buffers, come
-/// from the heap and stay resident when freed: RSS grew by 20 MiB at the first sign-in. A
-/// fixed 1 MiB threshold keeps such blocks mapped on their own and returned when freed.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn return_large_blocks() {
-    // SAFETY: mallopt only sets an allocator parameter; no thread has started yet.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn return_large_blocks() {}

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod jobs;
+pub mod memory;
 pub mod metrics;
 pub mod openapi;
 pub mod page;

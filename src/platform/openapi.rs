@@ -1,13 +1,15 @@
 //! The OpenAPI document: the kernel's endpoints, the shared problem schema and security
 //! schemes, and the document of every enabled domain nested under `/api/v1/<name>`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use actix_web::web::Bytes;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::Domain;
-use super::error::{FieldError, Problem};
+use super::error::{ApiError, FieldError, Problem};
 use super::health::{CheckReport, HealthReport, Status};
 use super::http::{dead_letters, system};
 
@@ -64,6 +66,39 @@ impl Modify for SecuritySchemes {
                 "A server-to-server key with scopes",
             ))),
         );
+    }
+}
+
+/// Where the document is served; the Swagger UI at `/docs/` reads it from there.
+pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
+
+/// The document as served: rendered to JSON on its first request and kept as those bytes.
+/// Building it runs the generated code of every operation and schema and takes about 35 MiB
+/// of heap at its peak; done at start-up (and kept as a tree per worker, as it was) it was
+/// most of an idle server's memory, and a request for it serialised the tree again each time.
+pub struct ServedDocument {
+    domains: Vec<Arc<dyn Domain>>,
+    json: OnceLock<Result<Bytes, String>>,
+}
+
+impl ServedDocument {
+    pub fn new(domains: Vec<Arc<dyn Domain>>) -> Self {
+        Self {
+            domains,
+            json: OnceLock::new(),
+        }
+    }
+
+    pub fn json(&self) -> Result<Bytes, ApiError> {
+        let rendered = self.json.get_or_init(|| {
+            let json = serde_json::to_vec(&document(&self.domains)).map_err(|e| e.to_string());
+            // The tree it was rendered from is gone; give its pages back now.
+            super::memory::give_back();
+            json.map(Bytes::from)
+        });
+        rendered
+            .clone()
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("rendering the OpenAPI document: {e}")))
     }
 }
 

@@ -32,6 +32,7 @@ mod migrations;
 mod notifications;
 #[cfg(feature = "orders")]
 mod orders;
+mod pool;
 #[cfg(feature = "storage")]
 mod storage;
 mod system;
