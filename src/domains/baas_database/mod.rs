@@ -87,10 +87,9 @@ impl Domain for BaasDatabase {
         self.relays.register(routes);
         // The router tries routes in this order, one regex each, so the hot ones (documents)
         // go first; no two groups' patterns can match the same path, so the order changes
-        // nothing else. Queries before documents: `query` and `aggregate` must win over a
-        // document's `{id}`.
-        queries::configure(routes);
+        // nothing else. A document's `{id}` leaves `query` and `aggregate` to `queries`.
         documents::configure(routes);
+        queries::configure(routes);
         databases::configure(routes);
         collections::configure(routes);
         attributes::configure(routes);
