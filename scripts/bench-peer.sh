@@ -10,15 +10,16 @@
 #   DURATION / WARMUP / CONNECTIONS   passed to the peer's bench.sh
 #   SKIP_PEER=1                       Basalt only
 #   BASALT_BIN                        a release binary to run instead of building one
-#   SPLIT_SECONDS                     length of the extra read run of each server during which
-#                                     scripts/bench/cpu_split.py reads where the box's CPU goes
+#   SPLIT_SECONDS / SPLIT_MODE        length and kind (read or write) of the extra run of each
+#                                     server during which scripts/bench/cpu_split.py reads where
+#                                     the box's CPU goes (default 12 s of reads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/services.sh
 
 PEER_DIR=${PEER_DIR:-/work/shared/peers/fastify-pg}
 export DURATION=${DURATION:-20s} WARMUP=${WARMUP:-5s} CONNECTIONS=${CONNECTIONS:-64}
-SPLIT_SECONDS=${SPLIT_SECONDS:-12}
+SPLIT_SECONDS=${SPLIT_SECONDS:-12} SPLIT_MODE=${SPLIT_MODE:-read}
 repo=$PWD
 ensure_postgres
 command -v wrk >/dev/null || apt_install wrk
@@ -56,9 +57,9 @@ if [ "${SKIP_PEER:-}" != 1 ]; then
   echo "## peer (fastify-pg, $(nproc) workers)"
   (cd "$work/peer" && TOKEN=$(node token.js) BASE_URL=http://127.0.0.1:$peer_port IDS_FILE=$work/ids.txt ./bench.sh | grep -v '^#')
   echo
-  echo "Where the box's CPU went during a ${SPLIT_SECONDS}s read run (scripts/bench/cpu_split.py):"
+  echo "Where the box's CPU went during a ${SPLIT_SECONDS}s $SPLIT_MODE run (scripts/bench/cpu_split.py):"
   echo
-  (cd "$work/peer" && TOKEN=$(node token.js) BENCH_MODE=read IDS_FILE=$work/ids.txt READ_PATH_PREFIX=/items/ \
+  (cd "$work/peer" && TOKEN=$(node token.js) BENCH_MODE=$SPLIT_MODE IDS_FILE=$work/ids.txt READ_PATH_PREFIX=/items/ \
      python3 "$repo/scripts/bench/cpu_split.py" node -- wrk -t2 -c"$CONNECTIONS" -d"${SPLIT_SECONDS}s" \
        -s ./bench.lua "http://127.0.0.1:$peer_port")
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
@@ -120,10 +121,12 @@ echo "## Basalt (release, every feature, rate limiting off, log level warn)"
 echo
 echo "Basalt RSS: idle $idle, after the run $(rss "$pid")"
 echo
-echo "Where the box's CPU went during a ${SPLIT_SECONDS}s document-read run (scripts/bench/cpu_split.py):"
+echo "Where the box's CPU went during a ${SPLIT_SECONDS}s document $SPLIT_MODE run (scripts/bench/cpu_split.py):"
 echo
 (cd "${work}/peer" 2>/dev/null || cd "$PEER_DIR"
- TOKEN=$token BENCH_MODE=read IDS_FILE=$work/ids.txt \
+ TOKEN=$token BENCH_MODE=$SPLIT_MODE IDS_FILE=$work/ids.txt \
    READ_PATH_PREFIX="/api/v1/databases/$dbid/collections/items/documents/" \
+   WRITE_PATH="/api/v1/databases/$dbid/collections/items/documents" \
+   WRITE_BODY='{"data":{"name":"bench widget","price_minor":1999,"currency":"EUR","data":{"source":"wrk"}}}' \
    python3 "$repo/scripts/bench/cpu_split.py" "$(basename "$BIN" | cut -c1-15)" -- \
      wrk -t2 -c"$CONNECTIONS" -d"${SPLIT_SECONDS}s" -s ./bench.lua "http://127.0.0.1:$port")

@@ -7,7 +7,8 @@ box and its CPU microseconds per request (wrk's RESULT line gives the rate).
     cpu_split.py SERVER_COMM_PREFIX... -- wrk -t2 -c64 -d12s -s bench.lua URL
 
 Linux only. The figures are seconds of CPU, so they hold however loaded the box is, but a
-busy box adds other processes' time to `other`."""
+busy box adds other processes' time to `other`. Shares overlap by a few percent: softirq
+work done in a process's context is counted in both."""
 import os
 import re
 import subprocess
