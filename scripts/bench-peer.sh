@@ -52,6 +52,7 @@ if [ "${SKIP_PEER:-}" != 1 ]; then
   peer_port=$(free_port)
   (cd "$work/peer" && PORT=$peer_port DATABASE_URL=$peer_db exec node server.js) >/dev/null 2>&1 &
   pids+=($!)
+  peer_pid=$!
   until curl -fs "http://127.0.0.1:$peer_port/health/live" >/dev/null; do sleep 0.1; done
   echo
   echo "## peer (fastify-pg, $(nproc) workers)"
@@ -60,7 +61,7 @@ if [ "${SKIP_PEER:-}" != 1 ]; then
   echo "Where the box's CPU went during a ${SPLIT_SECONDS}s $SPLIT_MODE run (scripts/bench/cpu_split.py):"
   echo
   (cd "$work/peer" && TOKEN=$(node token.js) BENCH_MODE=$SPLIT_MODE IDS_FILE=$work/ids.txt READ_PATH_PREFIX=/items/ \
-     python3 "$repo/scripts/bench/cpu_split.py" node -- wrk -t2 -c"$CONNECTIONS" -d"${SPLIT_SECONDS}s" \
+     python3 "$repo/scripts/bench/cpu_split.py" "$peer_pid" -- wrk -t2 -c"$CONNECTIONS" -d"${SPLIT_SECONDS}s" \
        -s ./bench.lua "http://127.0.0.1:$peer_port")
   kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 fi
@@ -128,5 +129,5 @@ echo
    READ_PATH_PREFIX="/api/v1/databases/$dbid/collections/items/documents/" \
    WRITE_PATH="/api/v1/databases/$dbid/collections/items/documents" \
    WRITE_BODY='{"data":{"name":"bench widget","price_minor":1999,"currency":"EUR","data":{"source":"wrk"}}}' \
-   python3 "$repo/scripts/bench/cpu_split.py" "$(basename "$BIN" | cut -c1-15)" -- \
+   python3 "$repo/scripts/bench/cpu_split.py" "$pid" -- \
      wrk -t2 -c"$CONNECTIONS" -d"${SPLIT_SECONDS}s" -s ./bench.lua "http://127.0.0.1:$port")

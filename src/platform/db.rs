@@ -89,9 +89,10 @@ pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<PgPool> {
         .min_connections(settings.min_connections)
         .acquire_timeout(Duration::from_secs(settings.acquire_timeout_secs))
         // No ping before handing out an idle connection: that is a round trip on every
-        // request. sqlx already pings a connection when it comes back to the pool (off the
-        // request's path) and closes broken ones; after a PostgreSQL restart the first
-        // statement on a dead connection fails once and that connection is dropped.
+        // request. Nor when a clean one comes back (the vendored sqlx, vendor/README.md); one
+        // that failed or was abandoned with an answer still due is pinged then, and closed if
+        // its socket is broken, so after a PostgreSQL restart each dead connection fails one
+        // statement and is gone (`tests/api/pool.rs`).
         .test_before_acquire(false)
         .connect_with(options(settings)?)
         .await

@@ -106,6 +106,16 @@ impl<T: 'static> DomainState<T> {
 /// Checks the enabled set is closed under `depends_on`, naming the config key to change.
 pub fn check_dependencies(enabled: &[Arc<dyn Domain>]) -> Result<(), String> {
     for domain in enabled {
+        // Domains are mounted before the kernel's own `/api/v1/...` routes (app.rs), and a
+        // scope answers everything under its prefix: a domain at one of these paths would
+        // hide them.
+        if KERNEL_API_PATHS.contains(&domain.path()) {
+            return Err(format!(
+                "domain `{}` may not serve /api/v1/{}: the kernel serves it",
+                domain.name(),
+                domain.path()
+            ));
+        }
         for dep in domain.depends_on() {
             if !enabled.iter().any(|d| d.name() == *dep) {
                 return Err(format!(
@@ -117,6 +127,9 @@ pub fn check_dependencies(enabled: &[Arc<dyn Domain>]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The first segments under `/api/v1/` that the kernel serves itself.
+pub const KERNEL_API_PATHS: &[&str] = &["capabilities", "events"];
 
 /// Every operation a domain mounts, with its full path (`/api/v1/<path>/...`): mounted on a
 /// throw-away app, so it needs neither a database nor a running server.
@@ -136,4 +149,32 @@ pub fn route_table(domain: &dyn Domain) -> Vec<Mounted> {
 /// Whether the domain serves anything yet.
 pub fn serves_routes(domain: &dyn Domain) -> bool {
     !route_table(domain).is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct At(&'static str);
+
+    impl Domain for At {
+        fn name(&self) -> &'static str {
+            "somewhere"
+        }
+        fn path(&self) -> &'static str {
+            self.0
+        }
+        fn schema(&self) -> &'static str {
+            "somewhere"
+        }
+    }
+
+    #[test]
+    fn a_domain_may_not_take_a_path_the_kernel_serves() {
+        for path in KERNEL_API_PATHS {
+            let err = check_dependencies(&[Arc::new(At(path)) as Arc<dyn Domain>]).unwrap_err();
+            assert!(err.contains(path), "{err}");
+        }
+        assert!(check_dependencies(&[Arc::new(At("elsewhere")) as Arc<dyn Domain>]).is_ok());
+    }
 }

@@ -110,3 +110,66 @@ async fn a_query_abandoned_half_way_does_not_answer_the_next_one() {
         assert_eq!(got, expected);
     }
 }
+
+#[tokio::test]
+async fn a_connection_with_an_answer_still_due_is_not_handed_out_before_it_is_drained() {
+    let url = fresh_database().await;
+    let pool = pool(&url, 2).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let idle_before = pool.num_idle();
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(50),
+        sqlx::query("SELECT pg_sleep(2)").execute(&mut *conn),
+    )
+    .await;
+    assert!(
+        abandoned.is_err(),
+        "the slow statement should have been cut off"
+    );
+    drop(conn);
+    // Not idle at once, unlike a clean connection: it waits in the pool's ping task for the
+    // abandoned answer, so the next request gets another connection instead of waiting
+    // behind a statement it never sent.
+    assert_eq!(pool.num_idle(), idle_before);
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+}
+
+#[tokio::test]
+async fn killed_backends_fail_one_statement_each_and_the_pool_recovers() {
+    let url = fresh_database().await;
+    let pool = pool(&url, 3).await;
+    // Open all three connections, then end their backends from outside.
+    let held: Vec<_> = futures_util::future::try_join_all((0..3).map(|_| pool.acquire()))
+        .await
+        .unwrap();
+    drop(held);
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, 3);
+    let mut failed = 0;
+    for _ in 0..50 {
+        if sqlx::query_scalar::<_, i32>("SELECT 1")
+            .fetch_one(&pool)
+            .await
+            .is_err()
+        {
+            failed += 1;
+        }
+    }
+    // Each dead connection fails the one statement that finds it dead and is then closed,
+    // not put back to fail again.
+    assert!(
+        failed <= 3,
+        "{failed} of 50 statements failed after 3 backends were killed"
+    );
+}

@@ -46,10 +46,9 @@ use crate::platform::http::{Endpoint, Routes};
 )]
 pub struct DocumentsApi;
 
-/// A collection's documents; mounted after `queries`, whose literal segments (`query`,
-/// `aggregate`) must win over `{id}`, as `bulk` does here.
-/// The hottest first: a document by id (which leaves `bulk`, `query` and `aggregate` to
-/// the routes after it), then the list; the domain mounts these before everything else.
+/// A collection's documents, the hottest first: a document by id (which leaves `bulk`,
+/// `query` and `aggregate` to the routes after it), then the list; the domain mounts these
+/// before everything else.
 pub fn configure(routes: &mut Routes) {
     routes
         .add(

@@ -203,10 +203,11 @@ impl<DB: Database> Drop for PoolConnection<DB> {
             return;
         }
 
-        // A connection with nothing queued to send (no rollback of a dropped transaction, no
-        // half-written message) goes straight back to the idle queue: no ping round trip and
-        // no spawned task. Anything left unread from a dropped query is drained by the next
-        // statement on it (`wait_until_ready`), as it would be after the ping.
+        // A connection with nothing to send and nothing to read (`should_flush`: no queued
+        // rollback of a dropped transaction, no half-written message and, in the vendored
+        // sqlx-postgres, no answer still due) goes straight back to the idle queue: no ping
+        // round trip and no spawned task. Anything else takes the ping below, which drains it
+        // or, if the socket is broken, closes it.
         if let Some(live) = &self.live {
             if !live.raw.should_flush()
                 && !self.pool.is_closed()
