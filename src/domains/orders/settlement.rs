@@ -10,7 +10,7 @@
 use uuid::Uuid;
 
 use super::error::OrdersError;
-use super::model::{Action, OrderId, OrderStatus, PaymentId, PaymentStatus};
+use super::model::{Action, OrderId, OrderStatus, PaymentId, PaymentStatus, Transition};
 use super::providers::{
     Outcome, PaymentProvider, ProviderError, RefundRequest, RemotePayment, RemoteStatus,
     StartPayment,
@@ -400,23 +400,7 @@ async fn captured_late(
     match status.apply(Action::CapturedAfterCancel) {
         Ok(order_move) => {
             let note = format!("{what} after cancel: refund it");
-            let moved = repo::apply(
-                conn,
-                o.id,
-                actor,
-                &Change {
-                    order_move: Some(order_move),
-                    note: Some(&note),
-                    ..Change::default()
-                },
-            )
-            .await?;
-            if moved != 1 {
-                return Err(OrdersError::Internal(anyhow::anyhow!(
-                    "order {}: its late capture's move did not apply under its lock",
-                    o.id
-                )));
-            }
+            move_locked(conn, o.id, actor, order_move, &note, "late capture").await?;
         }
         Err(_) => {
             let note = format!(
@@ -580,23 +564,7 @@ async fn write_refund(
         // A partial refund of a partially refunded order is no move: nothing to write.
         if order_move.from() != order_move.to() {
             let note = format!("{amount} refunded through {} ({reference})", p.provider);
-            let moved = repo::apply(
-                conn,
-                o.id,
-                actor,
-                &Change {
-                    order_move: Some(order_move),
-                    note: Some(&note),
-                    ..Change::default()
-                },
-            )
-            .await?;
-            if moved != 1 {
-                return Err(OrdersError::Internal(anyhow::anyhow!(
-                    "order {}: its refund move did not apply under its lock",
-                    o.id
-                )));
-            }
+            move_locked(conn, o.id, actor, order_move, &note, "refund").await?;
         }
     }
     Ok((refunded, after))
@@ -863,4 +831,27 @@ pub fn outcome_of(remote: RemotePayment) -> Outcome {
         RemoteStatus::RequiresAction => Outcome::RequiresAction,
         RemoteStatus::RequiresPaymentMethod => Outcome::Ignored,
     }
+}
+
+/// Moves an order the caller holds locked, with a history note. Anything but one row moved
+/// means the lock did not hold: a bug, reported as one, never a client error.
+async fn move_locked(
+    conn: &mut sqlx::PgConnection,
+    order: OrderId,
+    actor: &str,
+    order_move: Transition,
+    note: &str,
+    what: &str,
+) -> Result<(), OrdersError> {
+    let change = Change {
+        order_move: Some(order_move),
+        note: Some(note),
+        ..Change::default()
+    };
+    if repo::apply(conn, order, actor, &change).await? != 1 {
+        return Err(OrdersError::Internal(anyhow::anyhow!(
+            "order {order}: its {what} move did not apply under its lock"
+        )));
+    }
+    Ok(())
 }

@@ -89,9 +89,29 @@ pub async fn discount(app: &TestApp, code: &str, usage_limit: Option<i32>) -> Va
 
 /// `POST /orders` for `cart` under idempotency key `key`.
 pub async fn checkout(app: &TestApp, who: &Actor, cart: &str, key: &str) -> reqwest::Response {
+    checkout_as(app, who, cart, key, "manual").await
+}
+
+/// `POST /orders` for `cart`, to be paid through `provider`, under a fresh key.
+pub async fn checkout_via(
+    app: &TestApp,
+    who: &Actor,
+    cart: &str,
+    provider: &str,
+) -> reqwest::Response {
+    checkout_as(app, who, cart, &Uuid::now_v7().to_string(), provider).await
+}
+
+async fn checkout_as(
+    app: &TestApp,
+    who: &Actor,
+    cart: &str,
+    key: &str,
+    provider: &str,
+) -> reqwest::Response {
     app.as_user(Method::POST, "/api/v1/orders", &who.token)
         .header("Idempotency-Key", key)
-        .json(&json!({ "cart_id": cart, "payment_provider": "manual" }))
+        .json(&json!({ "cart_id": cart, "payment_provider": provider }))
         .send()
         .await
         .unwrap()
@@ -99,7 +119,12 @@ pub async fn checkout(app: &TestApp, who: &Actor, cart: &str, key: &str) -> reqw
 
 /// Checks out (201 asserted) and returns the order.
 pub async fn place(app: &TestApp, who: &Actor, cart: &str) -> Value {
-    let res = checkout(app, who, cart, &Uuid::now_v7().to_string()).await;
+    place_via(app, who, cart, "manual").await
+}
+
+/// Checks out to be paid through `provider` (201 asserted) and returns the order.
+pub async fn place_via(app: &TestApp, who: &Actor, cart: &str, provider: &str) -> Value {
+    let res = checkout_via(app, who, cart, provider).await;
     let status = res.status();
     let body: Value = res.json().await.unwrap();
     assert_eq!(status, 201, "{body}");

@@ -444,13 +444,7 @@ async fn a_provider_not_configured_is_absent_from_capabilities_and_its_routes_ar
     let s = seller(&app);
     let (_, v) = stocked(&app, &s, 5, 100).await;
     let cart = cart_with(&app, &b, &[(&v, 1)]).await;
-    let res = app
-        .as_user(Method::POST, "/api/v1/orders", &b.token)
-        .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
-        .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
-        .send()
-        .await
-        .unwrap();
+    let res = checkout_via(&app, &b, &cart, "stripe").await;
     let p = refused(res, 422, "payment_provider_unavailable").await;
     assert!(p["detail"].as_str().unwrap().contains("manual"), "{p}");
 }

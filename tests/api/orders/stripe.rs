@@ -114,16 +114,7 @@ pub async fn stripe_order(app: &TestApp, who: &crate::catalog::Actor) -> (Value,
     let s = seller(app);
     let (_, v) = stocked(app, &s, 10, 1000).await;
     let cart = cart_with(app, who, &[(&v, 2)]).await;
-    let res = app
-        .as_user(Method::POST, "/api/v1/orders", &who.token)
-        .header("Idempotency-Key", Uuid::now_v7().to_string())
-        .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    let o: Value = res.json().await.unwrap();
-    assert_eq!(status, 201, "{o}");
+    let o = place_via(app, who, &cart, "stripe").await;
     let total = o["total"].as_i64().unwrap();
     (o, total)
 }
@@ -222,6 +213,30 @@ async fn app_on(server: &wiremock::MockServer, extra: &[(&str, &str)]) -> TestAp
     ];
     env.extend_from_slice(extra);
     spawn_app_with(&env).await
+}
+
+/// A fresh variant of a new product of `s` priced `price` in `currency`, 5 in stock; its id.
+async fn variant_in(
+    app: &TestApp,
+    s: &crate::catalog::Actor,
+    title: &str,
+    currency: &str,
+    price: i64,
+) -> String {
+    let p = crate::catalog::active_product(
+        app,
+        s,
+        json!({"title": title, "currency": currency,
+               "variants": [{"sku": format!("{currency}-{}", Uuid::now_v7().simple()), "price": price, "on_hand": 5}]}),
+    )
+    .await;
+    let p: Value = app
+        .json_as(
+            &format!("/api/v1/catalog/products/{}", p["id"].as_str().unwrap()),
+            &s.token,
+        )
+        .await;
+    p["variants"][0]["id"].as_str().unwrap().to_owned()
 }
 
 pub async fn order_status(app: &TestApp, who: &crate::catalog::Actor, id: &str) -> String {
@@ -657,14 +672,11 @@ async fn a_failed_card_payment_mails_the_buyer_and_a_new_start_resumes_the_same_
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let res = app
-        .as_user(Method::POST, "/api/v1/orders", &b.token)
-        .header("Idempotency-Key", Uuid::now_v7().to_string())
-        .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
-        .send()
+    let o: Value = checkout_via(&app, &b, &cart, "stripe")
+        .await
+        .json()
         .await
         .unwrap();
-    let o: Value = res.json().await.unwrap();
     let id = o["id"].as_str().unwrap();
     let first: Value = post(&app, &b, &format!("/{id}/payment"), None)
         .await
@@ -812,30 +824,14 @@ async fn stripe_calls_are_form_encoded_with_an_idempotency_key_in_stripes_units(
     .await;
     // An order in ISK: whole krónur in ISO 4217 (and Basalt), hundredths in Stripe's API.
     let s = seller(&app);
-    let p = crate::catalog::active_product(
-        &app,
-        &s,
-        json!({"title": "Lopapeysa", "currency": "ISK",
-               "variants": [{"sku": format!("ISK-{}", Uuid::now_v7().simple()), "price": 15000, "on_hand": 5}]}),
-    )
-    .await;
-    let p: Value = app
-        .json_as(
-            &format!("/api/v1/catalog/products/{}", p["id"].as_str().unwrap()),
-            &s.token,
-        )
-        .await;
-    let v = p["variants"][0]["id"].as_str().unwrap().to_owned();
+    let v = variant_in(&app, &s, "Lopapeysa", "ISK", 15000).await;
     let b = buyer(&app);
     let cart = cart_with(&app, &b, &[(&v, 2)]).await;
-    let res = app
-        .as_user(Method::POST, "/api/v1/orders", &b.token)
-        .header("Idempotency-Key", Uuid::now_v7().to_string())
-        .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
-        .send()
+    let o: Value = checkout_via(&app, &b, &cart, "stripe")
+        .await
+        .json()
         .await
         .unwrap();
-    let o: Value = res.json().await.unwrap();
     assert_eq!(o["currency"], "ISK", "{o}");
     let id = o["id"].as_str().unwrap();
     let total = o["total"].as_i64().unwrap();
@@ -1081,30 +1077,14 @@ async fn an_amount_stripe_cannot_express_is_a_422_before_stripe_is_asked() {
     let app = app_on(&server, &[]).await;
     let s = seller(&app);
     for (price, status) in [(5125_i64, 422_u16), (5120, 201)] {
-        let p = crate::catalog::active_product(
-            &app,
-            &s,
-            json!({"title": "Dallah", "currency": "KWD",
-                   "variants": [{"sku": format!("KWD-{}", Uuid::now_v7().simple()), "price": price, "on_hand": 5}]}),
-        )
-        .await;
-        let p: Value = app
-            .json_as(
-                &format!("/api/v1/catalog/products/{}", p["id"].as_str().unwrap()),
-                &s.token,
-            )
-            .await;
-        let v = p["variants"][0]["id"].as_str().unwrap().to_owned();
+        let v = variant_in(&app, &s, "Dallah", "KWD", price).await;
         let b = buyer(&app);
         let cart = cart_with(&app, &b, &[(&v, 1)]).await;
-        let res = app
-            .as_user(Method::POST, "/api/v1/orders", &b.token)
-            .header("Idempotency-Key", Uuid::now_v7().to_string())
-            .json(&json!({ "cart_id": cart, "payment_provider": "stripe" }))
-            .send()
+        let o: Value = checkout_via(&app, &b, &cart, "stripe")
+            .await
+            .json()
             .await
             .unwrap();
-        let o: Value = res.json().await.unwrap();
         assert_eq!(o["currency"], "KWD", "{o}");
         let id = o["id"].as_str().unwrap();
         let asked_before = server.received_requests().await.unwrap().len();

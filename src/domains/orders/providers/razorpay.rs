@@ -1094,6 +1094,19 @@ mod tests {
         assert_eq!(keys[0], keys[1]);
     }
 
+    /// Razorpay refusing a refund of `payment`, with its error body for refund requests.
+    async fn refund_refused(server: &MockServer, payment: &str, status: u16, description: &str) {
+        Mock::given(method("POST"))
+            .and(path(format!("/v1/payments/{payment}/refund")))
+            .respond_with(ResponseTemplate::new(status).set_body_json(json!({
+                "error": {
+                    "code": "BAD_REQUEST_ERROR", "description": description,
+                    "source": "NA", "step": "NA", "reason": "NA", "metadata": {}
+                }
+            })))
+            .mount(server)
+            .await;
+    }
     #[tokio::test]
     async fn razorpay_refund_pending_and_refusals() {
         let server = MockServer::start().await;
@@ -1108,28 +1121,20 @@ mod tests {
             })))
             .mount(&server)
             .await;
-        Mock::given(method("POST"))
-            .and(path("/v1/payments/pay_Over1/refund"))
-            .respond_with(ResponseTemplate::new(400).set_body_json(json!({
-                "error": {
-                    "code": "BAD_REQUEST_ERROR",
-                    "description": "The refund amount provided is greater than amount captured.",
-                    "source": "NA", "step": "NA", "reason": "NA", "metadata": {}
-                }
-            })))
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/v1/payments/pay_Busy1/refund"))
-            .respond_with(ResponseTemplate::new(409).set_body_json(json!({
-                "error": {
-                    "code": "BAD_REQUEST_ERROR",
-                    "description": "Another request with the same idempotency key is still in progress.",
-                    "source": "NA", "step": "NA", "reason": "NA", "metadata": {}
-                }
-            })))
-            .mount(&server)
-            .await;
+        refund_refused(
+            &server,
+            "pay_Over1",
+            400,
+            "The refund amount provided is greater than amount captured.",
+        )
+        .await;
+        refund_refused(
+            &server,
+            "pay_Busy1",
+            409,
+            "Another request with the same idempotency key is still in progress.",
+        )
+        .await;
         let rzp = provider(&server.uri());
         let pending = rzp
             .refund(&refund_request(Some("pay_Pending1"), 100, "refund-key-1"))
