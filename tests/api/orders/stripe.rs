@@ -239,6 +239,29 @@ async fn variant_in(
     p["variants"][0]["id"].as_str().unwrap().to_owned()
 }
 
+/// An app on `stripe` whose unpaid-order job releases holds after 1 s and cancels after 2 s,
+/// sweeping every 200 ms.
+async fn app_with_a_quick_unpaid_job(stripe: &LocalStripe) -> TestApp {
+    let mut env = stripe_env(stripe);
+    env.extend([
+        ("BASALT__RATE_LIMIT__ENABLED", "false".to_owned()),
+        ("BASALT__ORDERS__HOLD_TTL_SECS", "1".to_owned()),
+        ("BASALT__ORDERS__UNPAID_CANCEL_AFTER_SECS", "2".to_owned()),
+        ("BASALT__ORDERS__UNPAID_SWEEP_MS", "200".to_owned()),
+    ]);
+    spawn_app_with(&env_refs(&env)).await
+}
+
+/// Starts the order's payment as `who`; the intent's id.
+async fn intent_of(app: &TestApp, who: &crate::catalog::Actor, order: &str) -> String {
+    let p: Value = post(app, who, &format!("/{order}/payment"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    p["reference"].as_str().unwrap().to_owned()
+}
+
 pub async fn order_status(app: &TestApp, who: &crate::catalog::Actor, id: &str) -> String {
     let o: Value = app
         .json_as(&format!("/api/v1/orders/{id}"), &who.token)
@@ -962,25 +985,13 @@ async fn a_webhook_body_over_256_kib_is_a_413_before_its_signature_is_checked() 
 #[tokio::test]
 async fn the_timeout_job_leaves_an_order_whose_payment_is_processing() {
     let stripe = LocalStripe::start();
-    let mut env = stripe_env(&stripe);
-    env.extend([
-        ("BASALT__RATE_LIMIT__ENABLED", "false".to_owned()),
-        ("BASALT__ORDERS__HOLD_TTL_SECS", "1".to_owned()),
-        ("BASALT__ORDERS__UNPAID_CANCEL_AFTER_SECS", "2".to_owned()),
-        ("BASALT__ORDERS__UNPAID_SWEEP_MS", "200".to_owned()),
-    ]);
-    let app = spawn_app_with(&env_refs(&env)).await;
+    let app = app_with_a_quick_unpaid_job(&stripe).await;
     let b = buyer(&app);
     let (o, total) = stripe_order(&app, &b).await;
     let id = o["id"].as_str().unwrap().to_owned();
     let (idle, _) = stripe_order(&app, &b).await;
     let idle = idle["id"].as_str().unwrap().to_owned();
-    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let pi = p["reference"].as_str().unwrap().to_owned();
+    let pi = intent_of(&app, &b, &id).await;
     let e = event(
         "evt_timeout_1",
         "payment_intent.processing",
@@ -1461,16 +1472,11 @@ async fn a_declined_card_gives_way_to_a_bank_transfer_and_its_intent_is_cancelle
     let b = buyer(&app);
     let (o, total) = stripe_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
-    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let pi = p["reference"].as_str().unwrap();
+    let pi = intent_of(&app, &b, id).await;
     let f = event(
         "evt_h1_m1",
         "payment_intent.payment_failed",
-        pi,
+        &pi,
         total,
         "requires_payment_method",
     );
@@ -1572,12 +1578,7 @@ async fn cancelling_an_order_cancels_its_open_intent_at_stripe_and_refuses_while
     for who in [&b, &staff] {
         let (o, total) = stripe_order(&app, &b).await;
         let id = o["id"].as_str().unwrap();
-        let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let pi = p["reference"].as_str().unwrap().to_owned();
+        let pi = intent_of(&app, &b, id).await;
         let res = post(&app, who, &format!("/{id}/cancel"), None).await;
         assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
         assert_eq!(intent(pi.clone()).await, "canceled");
@@ -1605,12 +1606,7 @@ async fn cancelling_an_order_cancels_its_open_intent_at_stripe_and_refuses_while
     // Processing: money may be on its way; neither the buyer nor staff may cancel.
     let (o, total) = stripe_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
-    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let pi = p["reference"].as_str().unwrap().to_owned();
+    let pi = intent_of(&app, &b, id).await;
     let processing = event(
         "evt_h2_proc",
         "payment_intent.processing",
@@ -1645,23 +1641,11 @@ async fn cancelling_an_order_cancels_its_open_intent_at_stripe_and_refuses_while
 #[tokio::test]
 async fn the_unpaid_order_job_leaves_an_order_whose_intent_it_cannot_cancel() {
     let stripe = LocalStripe::start();
-    let mut env = stripe_env(&stripe);
-    env.extend([
-        ("BASALT__RATE_LIMIT__ENABLED", "false".to_owned()),
-        ("BASALT__ORDERS__HOLD_TTL_SECS", "1".to_owned()),
-        ("BASALT__ORDERS__UNPAID_CANCEL_AFTER_SECS", "2".to_owned()),
-        ("BASALT__ORDERS__UNPAID_SWEEP_MS", "200".to_owned()),
-    ]);
-    let app = spawn_app_with(&env_refs(&env)).await;
+    let app = app_with_a_quick_unpaid_job(&stripe).await;
     let b = buyer(&app);
     let (o, total) = stripe_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
-    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let pi = p["reference"].as_str().unwrap().to_owned();
+    let pi = intent_of(&app, &b, id).await;
     // Stripe goes away: the job cannot cancel the intent, sweep after sweep.
     drop(stripe);
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -1700,12 +1684,7 @@ async fn a_refund_event_delivered_before_its_capture_is_applied_once_the_capture
     let b = buyer(&app);
     let (o, total) = stripe_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
-    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let pi = p["reference"].as_str().unwrap();
+    let pi = intent_of(&app, &b, id).await;
     let refund = json!({
         "id": "evt_h4_refund", "object": "event", "type": "refund.created", "created": now(),
         "data": {"object": {"id": "re_h4", "object": "refund", "amount": total,
@@ -1722,7 +1701,7 @@ async fn a_refund_event_delivered_before_its_capture_is_applied_once_the_capture
     let s = event(
         "evt_h4_ok",
         "payment_intent.succeeded",
-        pi,
+        &pi,
         total,
         "succeeded",
     );
@@ -1831,23 +1810,11 @@ async fn a_cancel_racing_the_intents_success_leaves_no_untraced_money() {
 #[tokio::test]
 async fn the_unpaid_order_job_cancels_the_open_intent_at_stripe() {
     let stripe = LocalStripe::start();
-    let mut env = stripe_env(&stripe);
-    env.extend([
-        ("BASALT__RATE_LIMIT__ENABLED", "false".to_owned()),
-        ("BASALT__ORDERS__HOLD_TTL_SECS", "1".to_owned()),
-        ("BASALT__ORDERS__UNPAID_CANCEL_AFTER_SECS", "2".to_owned()),
-        ("BASALT__ORDERS__UNPAID_SWEEP_MS", "200".to_owned()),
-    ]);
-    let app = spawn_app_with(&env_refs(&env)).await;
+    let app = app_with_a_quick_unpaid_job(&stripe).await;
     let b = buyer(&app);
     let (o, _) = stripe_order(&app, &b).await;
     let id = o["id"].as_str().unwrap();
-    let p: Value = post(&app, &b, &format!("/{id}/payment"), None)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let pi = p["reference"].as_str().unwrap();
+    let pi = intent_of(&app, &b, id).await;
     assert!(
         eventually(Duration::from_secs(20), || async {
             order_status(&app, &b, id).await == "cancelled"

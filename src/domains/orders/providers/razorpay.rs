@@ -262,17 +262,7 @@ impl PaymentProvider for Razorpay {
                     .json(&json!({ "amount": amount })),
             )
             .await?;
-        let status = match refund.status.as_str() {
-            "processed" => RemoteStatus::Succeeded,
-            "failed" => RemoteStatus::Failed,
-            // `pending`: the bank has not confirmed yet; `refund.processed` will.
-            _ => RemoteStatus::Processing,
-        };
-        Ok(Refunded {
-            reference: refund.id,
-            amount: refund.amount,
-            status,
-        })
+        Ok(refund.into())
     }
 
     async fn fetch_refund(
@@ -284,17 +274,7 @@ impl PaymentProvider for Razorpay {
         let refund: RzpRefund = self
             .call(self.http.get(self.url(&format!("/v1/refunds/{id}"))))
             .await?;
-        let status = match refund.status.as_str() {
-            "processed" => RemoteStatus::Succeeded,
-            "failed" => RemoteStatus::Failed,
-            _ => RemoteStatus::Processing,
-        };
-        // Razorpay's subunits are ISO 4217 minor units (see `to_subunits`).
-        Ok(Refunded {
-            reference: refund.id,
-            amount: refund.amount,
-            status,
-        })
+        Ok(refund.into())
     }
 
     /// Razorpay signs only the body: there is no timestamp in the scheme, so no tolerance
@@ -564,6 +544,22 @@ struct RzpRefund {
     amount: i64,
     #[serde(default)]
     status: String,
+}
+
+impl From<RzpRefund> for Refunded {
+    fn from(refund: RzpRefund) -> Self {
+        Self {
+            reference: refund.id,
+            // Razorpay's subunits are ISO 4217 minor units (see `to_subunits`).
+            amount: refund.amount,
+            status: match refund.status.as_str() {
+                "processed" => RemoteStatus::Succeeded,
+                "failed" => RemoteStatus::Failed,
+                // `pending`: the bank has not confirmed yet; `refund.processed` will.
+                _ => RemoteStatus::Processing,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
